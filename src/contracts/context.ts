@@ -1,0 +1,171 @@
+import type { Json } from './values.js';
+
+/**
+ * A console- or pino-like logger. Every method takes a message and optional structured fields.
+ * `console` satisfies it; pass a pino logger through {@link toLogger} if you want fields merged pino-style.
+ * @public
+ */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Fields carried by every {@link IngestionEvent}. @public */
+export interface EventBase {
+  /** ISO-8601 time the event was emitted. */
+  at: string;
+  runId: string;
+  workspaceId: string;
+  endpointId: string;
+  unitId: string;
+  sinkId?: string;
+}
+
+/** A run began (fresh or resumed). @public */
+export interface RunStartedEvent extends EventBase {
+  type: 'run.started';
+  mode: 'full' | 'incremental';
+  /** Checkpoint the run starts from (`null` for a first or full run). */
+  checkpoint: Json | null;
+  /** Estimated rows, when the source planner can tell. */
+  estimatedRows?: number;
+}
+
+/** A run picked up state from an earlier attempt instead of starting from the source. @public */
+export interface RunResumedEvent extends EventBase {
+  type: 'run.resumed';
+  /** Phase the earlier attempt reached. */
+  phase: RunPhase;
+  /** Slices already staged and kept. */
+  slicesKept: number;
+}
+
+/** One slice is durably staged. @public */
+export interface SliceStagedEvent extends EventBase {
+  type: 'slice.staged';
+  slice: number;
+  rows: number;
+  /** Total rows staged so far in this run. */
+  rowsExported: number;
+  slicesStaged: number;
+  slicesPlanned?: number;
+}
+
+/** Rows are flowing from the source (emitted at most once per batch). @public */
+export interface ExportProgressEvent extends EventBase {
+  type: 'export.progress';
+  slice: number;
+  rowsExported: number;
+  slicesStaged: number;
+  slicesPlanned?: number;
+  estimatedRows?: number;
+}
+
+/** Export finished: the session is sealed (`_SUCCESS`). @public */
+export interface ExportCompletedEvent extends EventBase {
+  type: 'export.completed';
+  rowsExported: number;
+  slices: number;
+  bytesStaged: number;
+}
+
+/** Rows are flowing into the sink. @public */
+export interface ImportProgressEvent extends EventBase {
+  type: 'import.progress';
+  rowsImported: number;
+  /** Rows in the session, the denominator of a progress bar. */
+  rowsTotal: number;
+  slice?: number;
+}
+
+/** The checkpoint moved (after the sink returned). @public */
+export interface CheckpointCommittedEvent extends EventBase {
+  type: 'checkpoint.committed';
+  checkpoint: Json | null;
+  /** Version of the checkpoint entry in the KvStore. */
+  version: number;
+}
+
+/** A retryable failure is being retried after a delay. @public */
+export interface RetryScheduledEvent extends EventBase {
+  type: 'retry.scheduled';
+  phase: 'export' | 'import' | 'commit';
+  slice?: number;
+  attempt: number;
+  delayMs: number;
+  code: string;
+}
+
+/** The run finished. @public */
+export interface RunCompletedEvent extends EventBase {
+  type: 'run.completed';
+  stats: RunStats;
+  newCheckpoint: Json | null;
+}
+
+/** The run failed; the checkpoint is unchanged. @public */
+export interface RunFailedEvent extends EventBase {
+  type: 'run.failed';
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/**
+ * Typed progress events, delivered to `onEvent` and {@link IngestionContext.emit}.
+ * @public
+ */
+export type IngestionEvent =
+  | RunStartedEvent
+  | RunResumedEvent
+  | SliceStagedEvent
+  | ExportProgressEvent
+  | ExportCompletedEvent
+  | ImportProgressEvent
+  | CheckpointCommittedEvent
+  | RetryScheduledEvent
+  | RunCompletedEvent
+  | RunFailedEvent;
+
+/** Event type names. @public */
+export type IngestionEventType = IngestionEvent['type'];
+
+/**
+ * Phases a run moves through; kept in the run state at `<checkpoint key>::run`.
+ * `exporting` → `exported` (session sealed) → `importing` → `imported` (sink returned) → `committed`.
+ * @public
+ */
+export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed';
+
+/** Counters of one run. @public */
+export interface RunStats {
+  rowsExported: number;
+  rowsImported: number;
+  slices: number;
+  bytesStaged: number;
+  /** ISO-8601. */
+  startedAt: string;
+  /** ISO-8601. */
+  completedAt: string;
+}
+
+/**
+ * Passed to every endpoint call: who is running, for which unit, and how to report and stop.
+ * @public
+ */
+export interface IngestionContext {
+  workspaceId: string;
+  endpointId: string;
+  unitId: string;
+  sinkId?: string;
+  /** Stable across retries and resumes of one run. */
+  runId: string;
+  vendor: string;
+  /** Aborts the run; endpoints stop within one batch. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** Emit a progress event (the pipeline fills in `at` and ids when missing). */
+  emit(event: IngestionEvent): void;
+}

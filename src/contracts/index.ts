@@ -1,0 +1,40 @@
+export type {
+  CheckpointCommittedEvent,
+  EventBase,
+  ExportCompletedEvent,
+  ExportProgressEvent,
+  ImportProgressEvent,
+  IngestionContext,
+  IngestionEvent,
+  IngestionEventType,
+  Logger,
+  RetryScheduledEvent,
+  RunCompletedEvent,
+  RunFailedEvent,
+  RunPhase,
+  RunResumedEvent,
+  RunStartedEvent,
+  RunStats,
+  SliceStagedEvent,
+} from './context.js';
+export type { Capability, EndpointDescriptor, UnitMetadata } from './endpoint.js';
+export type { KvEntry, KvKey, KvPutOptions, KvStore } from './kv-store.js';
+export type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+export type { Disposition, ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from './sink-endpoint.js';
+export type { ExportPlan, ReadHints, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from './source-endpoint.js';
+export type {
+  RecordCodec,
+  RecordReader,
+  RecordWriter,
+  SessionDescription,
+  StagedSlice,
+  StagingHandle,
+  StagingProvider,
+  StagingSession,
+  StagingSessionRef,
+  SweepOptions,
+  SweepReport,
+  WriterOptions,
+} from './staging.js';
+export type { FieldSchema, FieldType, Json, RecordSchema, Row, Value } from './values.js';
+export { FIELD_TYPES } from './values.js';

@@ -1,0 +1,53 @@
+import type { IngestionContext } from './context.js';
+import type { EndpointDescriptor } from './endpoint.js';
+import type { RecordReader, StagingHandle } from './staging.js';
+import type { Json, RecordSchema } from './values.js';
+
+/** How imported rows combine with what the target holds. @public */
+export type Disposition = 'append' | 'replace' | 'merge';
+
+/**
+ * One staged slice handed to a sink, for sinks that commit per slice.
+ * @public
+ */
+export interface ImportSlice {
+  index: number;
+  /** Rows recorded in the manifest for this slice. */
+  rows: number;
+  reader: RecordReader;
+  handle?: StagingHandle;
+}
+
+/**
+ * What a sink imports. `ctx.runId` plus the slice indices identify the data exactly: a sink that records
+ * `(runId, slice)` with its rows makes a re-import after a crash a no-op.
+ * @public
+ */
+export interface ImportRequest {
+  unitId: string;
+  /** Every slice in order — enough for simple sinks. */
+  reader: RecordReader;
+  /** Per-slice readers, for per-slice commits. */
+  slices: ImportSlice[];
+  handles: StagingHandle[];
+  schema?: RecordSchema;
+  disposition: Disposition;
+  primaryKey?: string[];
+}
+
+/** What a sink reports. @public */
+export interface ImportResult {
+  rowsImported: number;
+  provenance?: Json;
+}
+
+/**
+ * A sink connector. `import` must be idempotent per `(ctx.runId, slice index)` to give effectively-once delivery.
+ * @public
+ */
+export interface SinkEndpoint {
+  readonly descriptor: EndpointDescriptor;
+  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult>;
+  /** Release connections. Optional. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,87 @@
+import type { IngestionContext } from './context.js';
+import type { EndpointDescriptor, UnitMetadata } from './endpoint.js';
+import type { Json, RecordSchema, Row } from './values.js';
+
+/**
+ * What to read.
+ * @public
+ */
+export interface ReadRequest<C> {
+  unitId: string;
+  /** `full` reads everything (and may still report a checkpoint); `incremental` reads strictly after `checkpoint`. */
+  mode: 'full' | 'incremental';
+  /** Where the previous committed run ended; `null` on the first run. */
+  checkpoint: C | null;
+  /** Sizing hints from the run policy, for planners. */
+  hints?: ReadHints;
+}
+
+/** Sizing hints passed to `plan()` and `read()`. @public */
+export interface ReadHints {
+  /** Rows per batch the pipeline would like. */
+  chunkSize?: number;
+  /** Upper bound of rows per slice the pipeline will cut. */
+  sliceMaxRows?: number;
+  /** How many slices the pipeline exports concurrently. */
+  exportConcurrency?: number;
+}
+
+/**
+ * A batch of rows from a source.
+ * @public
+ */
+export interface SourceBatch<C> {
+  rows: Row[];
+  /** Resume position after these rows (for incremental sources). */
+  checkpoint?: C;
+  /** Schema of the rows, if the source knows it (the first one reported wins). */
+  schema?: RecordSchema;
+}
+
+/**
+ * One planned slice; `bounds` are the planner's own JSON (e.g. a primary-key range).
+ * @public
+ */
+export interface SliceSpec {
+  index: number;
+  bounds?: Json;
+}
+
+/**
+ * The result of `plan()`: slices that may be exported concurrently, and the checkpoint that holds once all of them land.
+ * @public
+ */
+export interface ExportPlan<C> {
+  slices: SliceSpec[];
+  checkpoint: C | null;
+  schema?: RecordSchema;
+  /** Estimated rows, for progress bars. */
+  estimatedRows?: number;
+}
+
+/**
+ * A source connector. One instance serves many units.
+ *
+ * @example
+ * ```ts
+ * import type { SourceEndpoint } from '@nucleus/ingestion';
+ * const source: SourceEndpoint = {
+ *   descriptor,
+ *   async *read(req, ctx) { yield { rows: [{ id: 1 }], checkpoint: { id: 1 } }; },
+ * };
+ * ```
+ * @public
+ */
+export interface SourceEndpoint<Checkpoint extends Json = Json> {
+  readonly descriptor: EndpointDescriptor;
+  /** `metadata.collect`: the units this source offers. */
+  collectMetadata?(ctx: IngestionContext): Promise<UnitMetadata[]>;
+  /** `metadata.preview`: a few rows of one unit. */
+  preview?(req: { unitId: string; limit: number }, ctx: IngestionContext): Promise<{ rows: Row[]; schema?: RecordSchema }>;
+  /** Optional planner: split the read into slices that can be exported concurrently. */
+  plan?(req: ReadRequest<Checkpoint>, ctx: IngestionContext): Promise<ExportPlan<Checkpoint>>;
+  /** Stream rows in batches; with `slice`, only that planned slice. Must stop within a batch when `ctx.signal` aborts. */
+  read(req: ReadRequest<Checkpoint> & { slice?: SliceSpec }, ctx: IngestionContext): AsyncIterable<SourceBatch<Checkpoint>>;
+  /** Release connections. Optional. */
+  close?(): Promise<void>;
+}

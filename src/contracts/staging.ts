@@ -1,0 +1,158 @@
+import type { IngestionContext } from './context.js';
+import type { Json, RecordSchema, Row } from './values.js';
+
+/**
+ * The address of staged bytes. Workflows pass handles, never payloads.
+ * @public
+ */
+export interface StagingHandle {
+  bucket: string;
+  key: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * JSON that reopens a session anywhere (another process, another worker).
+ * `provider` is the {@link StagingProvider.id} that made it.
+ * @public
+ */
+export interface StagingSessionRef {
+  provider: string;
+  sessionId: string;
+  runId: string;
+  workspaceId: string;
+  endpointId: string;
+  unitId: string;
+  sinkId?: string;
+  vendor?: string;
+  [extra: string]: Json | undefined;
+}
+
+/** One finished slice of a session, as recorded in its manifest. @public */
+export interface StagedSlice {
+  index: number;
+  rows: number;
+  bytes: number;
+  /** Hex sha256 of the slice object, where the provider computes one. */
+  sha256?: string;
+  codec?: string;
+  handle?: StagingHandle;
+}
+
+/** What a session holds. @public */
+export interface SessionDescription {
+  ref: StagingSessionRef;
+  /** `seal()` happened: `_SUCCESS` exists. */
+  sealed: boolean;
+  /** `markLanded()` happened: `_LANDED` exists. */
+  landed: boolean;
+  /** Finished slices, by index. */
+  slices: StagedSlice[];
+  schema?: RecordSchema;
+  rows: number;
+  bytes: number;
+}
+
+/** Result of a TTL sweep. @public */
+export interface SweepReport {
+  sessionsScanned: number;
+  sessionsDeleted: number;
+  sessionsKept: number;
+  objectsDeleted: number;
+  deleted: StagingSessionRef[];
+}
+
+/** Options of {@link StagingProvider.sweep}. @public */
+export interface SweepOptions {
+  /** Landed sessions older than this are deleted. */
+  olderThanMs: number;
+  /** Sessions never landed are deleted only past this age. @defaultValue `7 * olderThanMs` */
+  abandonedAfterMs?: number;
+  /** Veto: return `true` to keep a session (e.g. its lease is live). */
+  keep?: (ref: StagingSessionRef) => boolean | Promise<boolean>;
+  /** Stop early. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Where staged rows live between export and import.
+ * @public
+ */
+export interface StagingProvider {
+  readonly id: string;
+  /** A new session for `ctx.runId` (same run id, same location). */
+  allocateSession(ctx: IngestionContext): Promise<StagingSession>;
+  /** Reopen a session from its ref — resume on another process or worker. */
+  openSession(ref: StagingSessionRef): Promise<StagingSession>;
+  /** TTL cleanup. */
+  sweep(opts: SweepOptions): Promise<SweepReport>;
+}
+
+/** Options of {@link StagingSession.writer}. @public */
+export interface WriterOptions {
+  /** Slice index; writing an existing index replaces that slice. @defaultValue next free index */
+  slice?: number;
+  /** Schema of the rows, when known (required by columnar codecs, recorded in the manifest). */
+  schema?: RecordSchema;
+  signal?: AbortSignal;
+}
+
+/**
+ * One run's staged data.
+ * @public
+ */
+export interface StagingSession {
+  readonly id: string;
+  readonly ref: StagingSessionRef;
+  /** A writer for one slice; the slice is finished (manifest entry written) when the writer closes. */
+  writer(opts?: WriterOptions): RecordWriter;
+  /** One slice, or all finished slices in index order. Verifies what it reads. */
+  reader(opts?: { slice?: number; signal?: AbortSignal }): RecordReader;
+  /** Handles of the finished slices, in index order. */
+  handles(): Promise<StagingHandle[]>;
+  /** What the session holds now (finished slices, markers). */
+  describe(): Promise<SessionDescription>;
+  /** Export done: manifest + `_SUCCESS`; no more writers. */
+  seal(): Promise<void>;
+  /** Sink committed: `_LANDED`. */
+  markLanded(): Promise<void>;
+  /** Delete every staged object of the session. Idempotent. */
+  destroy(): Promise<void>;
+  /** Releases resources, deletes nothing; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Writes one slice. Not safe for concurrent `writeBatch` calls; `close()` finishes the slice.
+ * @public
+ */
+export interface RecordWriter {
+  writeBatch(batch: Iterable<Row> | AsyncIterable<Row>): Promise<void>;
+  /** Finish the slice: flush, record it in the manifest. */
+  close(): Promise<void>;
+  /** Drop what was written; the slice is not recorded. Idempotent. */
+  abort?(reason?: unknown): Promise<void>;
+}
+
+/**
+ * Reads rows back in chunks of at most `chunkSize` rows.
+ * @public
+ */
+export interface RecordReader {
+  iterBatches(chunkSize: number): AsyncIterable<Row[]>;
+}
+
+/**
+ * How rows become bytes in an object. Codecs are independent of where their bytes go.
+ * @public
+ */
+export interface RecordCodec {
+  /** `'ndjson'`, `'ndjson.gz'`, `'arrow'`. */
+  id: string;
+  contentType: string;
+  /** `'.ndjson'` */
+  extension: string;
+  encode(batches: AsyncIterable<Row[]>, schema?: RecordSchema): AsyncIterable<Uint8Array>;
+  decode(bytes: AsyncIterable<Uint8Array>, schema?: RecordSchema): AsyncIterable<Row[]>;
+}

@@ -1,0 +1,3 @@
+export { ERROR_CODES, type IngestErrorCode } from './codes.js';
+export { IngestError, type IngestErrorOptions } from './ingest-error.js';
+export { redact, redactDeep, registerSecret } from './redact.js';

@@ -1,0 +1,250 @@
+import { z } from 'zod';
+import type { IngestionEvent, Logger } from '../contracts/context.js';
+import type { KvStore } from '../contracts/kv-store.js';
+import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { StagingHandle, StagingProvider, StagingSessionRef } from '../contracts/staging.js';
+import type { Json } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import type { RetryPolicy } from '../util/retry.js';
+
+/** Which unit a run is for; the checkpoint key is derived from it. @public */
+export interface UnitRef {
+  /** @defaultValue 'default' */
+  workspaceId?: string;
+  /** Connector vendor, e.g. 'postgres'. @defaultValue 'default' */
+  vendor?: string;
+  endpointId: string;
+  unitId: string;
+  sinkId?: string;
+}
+
+/** How a run behaves. Every field is optional. @public */
+export interface RunPolicy {
+  /** Rows per batch read back from staging. @defaultValue 10000 */
+  chunkSize?: number;
+  /** Rows per staged slice. @defaultValue 500000 */
+  sliceMaxRows?: number;
+  /** Estimated bytes per staged slice. @defaultValue 256 MiB */
+  sliceMaxBytes?: number;
+  /** A row larger than this (estimated) is refused with `row_rejected`. @defaultValue 64 MiB */
+  maxRowBytes?: number;
+  /** Planned slices exported at once. @defaultValue 4 */
+  exportConcurrency?: number;
+  /** Retries of retryable failures, per slice on export and per attempt on import. */
+  retry?: Partial<RetryPolicy>;
+  /** Lease lifetime; renewed every third of it while the run is alive. @defaultValue 60000 */
+  leaseTtlMs?: number;
+  /** Keep staged data after the run landed (for audit; `sweepStaging` removes it later). `false` deletes it at once. @defaultValue true */
+  keepStaging?: boolean;
+}
+
+/** The policy with every default filled in. @public */
+export interface ResolvedRunPolicy {
+  chunkSize: number;
+  sliceMaxRows: number;
+  sliceMaxBytes: number;
+  maxRowBytes: number;
+  exportConcurrency: number;
+  retry: RetryPolicy;
+  leaseTtlMs: number;
+  keepStaging: boolean;
+}
+
+/** Options shared by {@link runUnit}, {@link exportUnit} and {@link importUnit}. @public */
+export interface BaseRunOptions {
+  staging: StagingProvider;
+  kv: KvStore;
+  unit: UnitRef;
+  /** @defaultValue 'incremental' when the source declares `ingest.incremental`, else 'full' */
+  mode?: 'full' | 'incremental';
+  /** Stable id of this run (e.g. from an orchestrator). A new id is generated when absent; a resumed run keeps its own. */
+  runId?: string;
+  policy?: RunPolicy;
+  signal?: AbortSignal;
+  onEvent?: (event: IngestionEvent) => void;
+  logger?: Logger;
+  /** Identifies this worker in the lease (for `status`). @defaultValue `<hostname>:<pid>` */
+  workerId?: string;
+}
+
+/** Options of {@link runUnit}. @public */
+export interface RunUnitOptions extends BaseRunOptions {
+  source: SourceEndpoint<any>;
+  sink: SinkEndpoint;
+  /** @defaultValue 'append' */
+  disposition?: Disposition;
+  /** Merge key; defaults to the staged schema's primary key. */
+  primaryKey?: string[];
+}
+
+/** Options of {@link exportUnit}: `runUnit`'s without the sink. @public */
+export interface ExportOptions extends BaseRunOptions {
+  source: SourceEndpoint<any>;
+}
+
+/** Options of {@link importUnit}: `runUnit`'s without the source, plus where the staged data is. @public */
+export interface ImportOptions extends BaseRunOptions {
+  sink: SinkEndpoint;
+  /** The exported session; defaults to the one recorded in the unit's run state. */
+  sessionRef?: StagingSessionRef;
+  /** Handles returned by `exportUnit`; used to check they match the recorded session. */
+  stagingHandles?: StagingHandle[];
+  disposition?: Disposition;
+  primaryKey?: string[];
+}
+
+/** Result of {@link runUnit} and {@link importUnit} (the seed's result shape plus counters). @public */
+export interface RunUnitResult {
+  runId: string;
+  newCheckpoint: Json | null;
+  stats: {
+    rowsExported: number;
+    rowsImported: number;
+    slices: number;
+    bytesStaged: number;
+    startedAt: string;
+    completedAt: string;
+  };
+  stagingHandles: StagingHandle[];
+  /** True when the run picked up an earlier attempt's staged data. */
+  resumed?: boolean;
+}
+
+/** Result of {@link exportUnit}. @public */
+export interface ExportResult {
+  runId: string;
+  sessionRef: StagingSessionRef;
+  stagingHandles: StagingHandle[];
+  /** The checkpoint that becomes current once the import commits. */
+  plannedCheckpoint: Json | null;
+  stats: { rowsExported: number; slices: number; bytesStaged: number; startedAt: string; completedAt: string };
+}
+
+const DEFAULTS: ResolvedRunPolicy = {
+  chunkSize: 10_000,
+  sliceMaxRows: 500_000,
+  sliceMaxBytes: 256 * 1024 * 1024,
+  maxRowBytes: 64 * 1024 * 1024,
+  exportConcurrency: 4,
+  retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10_000 },
+  leaseTtlMs: 60_000,
+  keepStaging: true,
+};
+
+const posInt = (name: string) =>
+  z
+    .number({ error: `Expected \`${name}\` to be a positive integer` })
+    .int({ error: `Expected \`${name}\` to be a positive integer` })
+    .positive({ error: `Expected \`${name}\` to be a positive integer` });
+
+const hasFn = (name: string, ...fns: string[]) =>
+  z.custom<any>((v) => v != null && typeof v === 'object' && fns.every((f) => typeof (v as any)[f] === 'function'), {
+    error: `Expected \`${name}\` to implement ${fns.map((f) => `${f}()`).join(', ')}`,
+  });
+
+const identifier = (name: string) =>
+  z
+    .string({ error: `Expected \`${name}\` to be a string` })
+    .min(1, { error: `Expected \`${name}\` to be non-empty` })
+    .max(512, { error: `Expected \`${name}\` to be at most 512 characters` })
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refuse control characters in ids
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), { error: `Expected \`${name}\` to contain no control characters` });
+
+const policySchema = z
+  .object({
+    chunkSize: posInt('policy.chunkSize').max(1_000_000).optional(),
+    sliceMaxRows: posInt('policy.sliceMaxRows').optional(),
+    sliceMaxBytes: posInt('policy.sliceMaxBytes').optional(),
+    maxRowBytes: posInt('policy.maxRowBytes').optional(),
+    exportConcurrency: posInt('policy.exportConcurrency').max(256).optional(),
+    retry: z
+      .object({
+        maxAttempts: posInt('policy.retry.maxAttempts').max(100).optional(),
+        baseDelayMs: z.number().int().nonnegative().optional(),
+        maxDelayMs: z.number().int().nonnegative().optional(),
+      })
+      .strict()
+      .optional(),
+    leaseTtlMs: posInt('policy.leaseTtlMs').min(100, { error: 'Expected `policy.leaseTtlMs` to be at least 100' }).optional(),
+    keepStaging: z.boolean().optional(),
+  })
+  .strict();
+
+const unitSchema = z
+  .object({
+    workspaceId: identifier('unit.workspaceId').optional(),
+    vendor: identifier('unit.vendor').optional(),
+    endpointId: identifier('unit.endpointId'),
+    unitId: identifier('unit.unitId'),
+    sinkId: identifier('unit.sinkId').optional(),
+  })
+  .strict();
+
+const baseShape = {
+  staging: hasFn('staging', 'allocateSession', 'openSession'),
+  kv: hasFn('kv', 'get', 'put', 'delete', 'list'),
+  unit: unitSchema,
+  mode: z.enum(['full', 'incremental']).optional(),
+  runId: identifier('runId')
+    .refine((s) => /^[A-Za-z0-9._:-]+$/.test(s) && s !== '.' && s !== '..', {
+      error: 'Expected `runId` to use only letters, digits and . _ : -',
+    })
+    .optional(),
+  policy: policySchema.optional(),
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { error: 'Expected `signal` to be an AbortSignal' }).optional(),
+  onEvent: z.custom<(e: IngestionEvent) => void>((v) => typeof v === 'function', { error: 'Expected `onEvent` to be a function' }).optional(),
+  logger: hasFn('logger', 'info', 'warn', 'error').optional(),
+  workerId: z.string().min(1).max(256).optional(),
+};
+
+const importExtras = {
+  disposition: z.enum(['append', 'replace', 'merge']).optional(),
+  primaryKey: z.array(z.string().min(1)).min(1).optional(),
+};
+
+const schemas = {
+  run: z.object({ ...baseShape, ...importExtras, source: hasFn('source', 'read'), sink: hasFn('sink', 'import') }),
+  export: z.object({ ...baseShape, source: hasFn('source', 'read') }),
+  import: z.object({
+    ...baseShape,
+    ...importExtras,
+    sink: hasFn('sink', 'import'),
+    sessionRef: z
+      .object({ provider: z.string(), sessionId: z.string(), runId: z.string() })
+      .passthrough()
+      .optional(),
+    stagingHandles: z.array(z.object({ bucket: z.string(), key: z.string() }).passthrough()).optional(),
+  }),
+};
+
+/**
+ * Validate pipeline options once, at the boundary: a bad option is `config_invalid` listing every issue.
+ * @throws IngestError `config_invalid`
+ */
+export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unknown): void {
+  const res = schemas[kind].safeParse(opts);
+  if (!res.success) throw configInvalid(`Invalid ${kind === 'run' ? 'runUnit' : `${kind}Unit`} options`, res.error.issues);
+}
+
+/** Build the `config_invalid` error from zod issues: every issue, with its path. */
+export function configInvalid(prefix: string, issues: readonly z.core.$ZodIssue[]): IngestError {
+  const list = issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message, code: i.code }));
+  const text = list.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return new IngestError('config_invalid', `${prefix}: ${text}`, { details: { issues: list } });
+}
+
+/** Fill in policy defaults. */
+export function resolvePolicy(policy: RunPolicy | undefined): ResolvedRunPolicy {
+  const p = policy ?? {};
+  return {
+    chunkSize: p.chunkSize ?? DEFAULTS.chunkSize,
+    sliceMaxRows: p.sliceMaxRows ?? DEFAULTS.sliceMaxRows,
+    sliceMaxBytes: p.sliceMaxBytes ?? DEFAULTS.sliceMaxBytes,
+    maxRowBytes: p.maxRowBytes ?? DEFAULTS.maxRowBytes,
+    exportConcurrency: p.exportConcurrency ?? DEFAULTS.exportConcurrency,
+    retry: { ...DEFAULTS.retry, ...(p.retry ?? {}) },
+    leaseTtlMs: p.leaseTtlMs ?? DEFAULTS.leaseTtlMs,
+    keepStaging: p.keepStaging ?? DEFAULTS.keepStaging,
+  };
+}

@@ -1,0 +1,25 @@
+import { defineConfig } from 'tsup';
+
+/** One entry per subpath export; heavy libraries stay external (optional peers). */
+export default defineConfig({
+  entry: {
+    index: 'src/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'fs/index': 'src/fs/index.ts',
+    's3/index': 'src/s3/index.ts',
+    'postgres/index': 'src/postgres/index.ts',
+    'arrow/index': 'src/arrow/index.ts',
+    'parquet/index': 'src/parquet/index.ts',
+    'http/index': 'src/http/index.ts',
+    'temporal/index': 'src/temporal/index.ts',
+    'cli/main': 'src/cli/main.ts',
+  },
+  format: ['esm'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  treeshake: true,
+  target: 'node20',
+  external: [/^@aws-sdk\//, 'pg', 'pg-copy-streams', 'kysely', 'apache-arrow', 'parquet-wasm', 'hyparquet-writer', /^@temporalio\//, 'vitest', 'fast-check'],
+});

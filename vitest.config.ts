@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
+    globalSetup: ['test/setup/global-postgres.ts', 'test/setup/global-s3.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // s3rver needs the legacy OpenSSL provider for paginated listings (see CONVENTIONS.md).
+    execArgv: ['--openssl-legacy-provider'],
+  },
+});
