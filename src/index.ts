@@ -90,3 +90,4 @@ export type {
 } from './pipeline/options.js';
 
 // --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
+export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
