@@ -1,0 +1,1 @@
+export { FileSystemObjectStore, type FileSystemObjectStoreOptions } from './file-system-object-store.js';
