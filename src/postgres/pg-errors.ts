@@ -1,0 +1,79 @@
+import type { IngestErrorCode } from '../errors/codes.js';
+import { IngestError } from '../errors/ingest-error.js';
+
+/** Fields of a server error as `pg` reports them (structural: no dependency on pg's classes). */
+export interface PgErrorFields {
+  code?: string;
+  message?: string;
+  column?: string;
+  table?: string;
+  schema?: string;
+  where?: string;
+  detail?: string;
+  constraint?: string;
+  severity?: string;
+}
+
+const CONNECTION_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
+
+/**
+ * Whether an error means the connection or the server failed (worth a retry), rather than the statement.
+ * Node socket errors, `Connection terminated`, SQLSTATE classes 08 (connection), 53 (resources), 57 (operator
+ * intervention, e.g. admin shutdown), 58 (system error), and 40001/40P01 (serialization failure, deadlock).
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as PgErrorFields & { message?: string };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, ENOTFOUND, …
+  if (code.length === 5 && CONNECTION_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return code !== '57014';
+  if (code === '40001' || code === '40P01') return true;
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    msg,
+  );
+}
+
+/**
+ * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
+ * The message keeps the server's text and SQLSTATE (never the connection string: IngestError scrubs it).
+ */
+export function wrapPgError(
+  err: unknown,
+  code: IngestErrorCode,
+  message: string,
+  details: Record<string, unknown> = {},
+): IngestError {
+  if (IngestError.is(err)) return err;
+  const e = err as PgErrorFields;
+  const text = err instanceof Error ? err.message : String(err);
+  const sqlstate = typeof e?.code === 'string' && e.code.length === 5 ? ` (SQLSTATE ${e.code})` : '';
+  return new IngestError(code, `${message}: ${text}${sqlstate}`, {
+    cause: err,
+    retryable: isConnectionError(err),
+    details: { ...details, ...(typeof e?.code === 'string' ? { sqlstate: e.code } : {}) },
+  });
+}
+
+/** The column named by a server error: its `column` field, or the `column x:` part of a COPY `where`. */
+export function errorColumn(err: unknown): string | undefined {
+  const e = err as PgErrorFields;
+  if (typeof e?.column === 'string' && e.column) return e.column;
+  const m = typeof e?.where === 'string' ? /column (.+?)(?::|$)/m.exec(e.where) : null;
+  return m ? m[1] : undefined;
+}
+
+/** The input line of a COPY error (`COPY t, line 3, column c: …`). */
+export function errorLine(err: unknown): number | undefined {
+  const e = err as PgErrorFields;
+  const m = typeof e?.where === 'string' ? /line (\d+)/.exec(e.where) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * SQLSTATE classes that mean "this row does not fit the target": 22 (data exception: bad value, too long,
+ * out of range, invalid text), 23 (integrity: NOT NULL, check, foreign key, unique).
+ */
+export function isRowError(err: unknown): boolean {
+  const code = (err as PgErrorFields)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
