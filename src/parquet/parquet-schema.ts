@@ -1,0 +1,161 @@
+import type { FieldSchema, FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+
+/** A Parquet schema element as hyparquet-writer takes it (structural, to keep the library's types out of ours). */
+export interface ParquetSchemaElement {
+  name: string;
+  type?: 'BOOLEAN' | 'INT32' | 'INT64' | 'DOUBLE' | 'BYTE_ARRAY';
+  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'DATE';
+  repetition_type?: 'REQUIRED' | 'OPTIONAL';
+  num_children?: number;
+}
+
+const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted_type'>> = {
+  string: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  decimal: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  int32: { type: 'INT32' },
+  int64: { type: 'INT64' },
+  float64: { type: 'DOUBLE' },
+  boolean: { type: 'BOOLEAN' },
+  timestamp: { type: 'INT64', converted_type: 'TIMESTAMP_MILLIS' },
+  date: { type: 'INT32', converted_type: 'DATE' },
+  json: { type: 'BYTE_ARRAY', converted_type: 'JSON' },
+  binary: { type: 'BYTE_ARRAY' },
+};
+
+/** The flat Parquet schema (root + one leaf per field) of a {@link RecordSchema}. */
+export function toParquetSchema(schema: RecordSchema): ParquetSchemaElement[] {
+  return [
+    { name: 'root', num_children: schema.fields.length },
+    ...schema.fields.map((f) => ({
+      name: f.name,
+      ...PHYSICAL[f.type],
+      repetition_type: f.nullable ? ('OPTIONAL' as const) : ('REQUIRED' as const),
+    })),
+  ];
+}
+
+/**
+ * Infer a schema from sample rows: every column seen, in first-seen order, nullable. A column whose non-null
+ * values share one kind gets that type (numbers → `float64`, so a later fraction still fits); mixed kinds,
+ * objects, arrays and all-null columns become `json`.
+ */
+export function inferRecordSchema(rows: readonly Row[]): RecordSchema {
+  const kinds = new Map<string, Set<FieldType>>();
+  for (const row of rows) {
+    for (const key of Object.keys(row)) {
+      let set = kinds.get(key);
+      if (!set) kinds.set(key, (set = new Set()));
+      const v = row[key];
+      if (v !== null && v !== undefined) set.add(kindOf(v));
+    }
+  }
+  const fields: FieldSchema[] = [];
+  for (const [name, set] of kinds) {
+    const type: FieldType = set.size === 1 ? [...set][0]! : 'json';
+    fields.push({ name, type, nullable: true });
+  }
+  return { fields };
+}
+
+function kindOf(v: Value): FieldType {
+  switch (typeof v) {
+    case 'string':
+      return 'string';
+    case 'number':
+      return 'float64';
+    case 'bigint':
+      return 'int64';
+    case 'boolean':
+      return 'boolean';
+    default:
+      if (v instanceof Date) return 'timestamp';
+      if (v instanceof Uint8Array) return 'binary';
+      return 'json';
+  }
+}
+
+const DAY_MS = 86_400_000;
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/**
+ * Turn one row group of rows into column arrays the writer takes, checking every value against its field.
+ * @throws IngestError `row_rejected` naming the column and row when a value does not fit, or a row has a column
+ * the schema lacks.
+ */
+export function toColumns(rows: readonly Row[], schema: RecordSchema, firstRow: number): unknown[][] {
+  const fields = schema.fields;
+  const known = new Set(fields.map((f) => f.name));
+  const columns: unknown[][] = fields.map(() => new Array(rows.length));
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    for (const key of Object.keys(row)) {
+      if (!known.has(key)) {
+        throw new IngestError(
+          'row_rejected',
+          `Parquet row ${firstRow + r} has column "${key}" that the schema lacks; pass a schema that lists every column`,
+          { details: { row: firstRow + r, column: key } },
+        );
+      }
+    }
+    for (let c = 0; c < fields.length; c++) {
+      const f = fields[c]!;
+      columns[c]![r] = convertValue(Object.hasOwn(row, f.name) ? row[f.name] : null, f, firstRow + r);
+    }
+  }
+  return columns;
+}
+
+function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknown {
+  if (v === null || v === undefined) {
+    if (!f.nullable) throw reject(f, row, 'is null but the field is not nullable');
+    return null;
+  }
+  switch (f.type) {
+    case 'string':
+    case 'decimal':
+      if (typeof v === 'string') return v;
+      break;
+    case 'int32':
+      if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) return v;
+      break;
+    case 'int64':
+      if (typeof v === 'bigint') return v;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
+      break;
+    case 'float64':
+      if (typeof v === 'number') return v;
+      break;
+    case 'boolean':
+      if (typeof v === 'boolean') return v;
+      break;
+    case 'timestamp':
+      if (v instanceof Date && !Number.isNaN(v.getTime())) return v;
+      break;
+    case 'date': {
+      const m = typeof v === 'string' ? DATE_RE.exec(v) : null;
+      if (m) return Math.floor(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) / DAY_MS);
+      if (v instanceof Date) return Math.floor(v.getTime() / DAY_MS);
+      break;
+    }
+    case 'json':
+      return v;
+    case 'binary':
+      if (v instanceof Uint8Array) return v;
+      break;
+  }
+  throw reject(f, row, `is ${describe(v)}, not ${f.type}`);
+}
+
+function describe(v: Value): string {
+  if (v instanceof Date) return 'a Date';
+  if (v instanceof Uint8Array) return 'bytes';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function reject(f: FieldSchema, row: number, problem: string): IngestError {
+  return new IngestError('row_rejected', `Parquet row ${row}, column "${f.name}" ${problem}`, {
+    details: { row, column: f.name, type: f.type },
+  });
+}
