@@ -1,0 +1,154 @@
+import type { IngestionEvent, RunPhase } from '../contracts/context.js';
+
+/**
+ * What the ingestion activities send with every Temporal heartbeat.
+ *
+ * Details are a progress report and a hint for humans (Temporal UI, `describe`), never the truth: a retried
+ * activity resumes from the run state in the KvStore, so stale or missing details give the same result.
+ * @public
+ */
+export interface IngestionHeartbeatDetails {
+  /** Ingestion run id (stable across retries of the activity). */
+  runId: string;
+  /** Phase of the run, in the run state's vocabulary. */
+  phase: RunPhase | 'starting';
+  /** Slice most recently reported by the pipeline. */
+  slice?: number;
+  rowsExported: number;
+  rowsImported: number;
+  slicesStaged: number;
+  slicesPlanned?: number;
+  /** Rows of the staged session, known once the import starts. */
+  rowsTotal?: number;
+  estimatedRows?: number;
+  /** Temporal attempt that sent this heartbeat. */
+  attempt: number;
+  /** ISO-8601 time of the heartbeat. */
+  at: string;
+}
+
+/** Options of {@link HeartbeatThrottle}. @internal */
+export interface HeartbeatThrottleOptions {
+  runId: string;
+  attempt: number;
+  /** Initial phase (`exporting` for export activities, `importing` for import activities). */
+  phase: IngestionHeartbeatDetails['phase'];
+  /** Minimum gap between two heartbeats, except on a phase change. */
+  intervalMs: number;
+  /** Sends one heartbeat (usually `Context.current().heartbeat`). */
+  send: (details: IngestionHeartbeatDetails) => void;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+/**
+ * Folds pipeline events into heartbeat details and sends them at most once per `intervalMs`, immediately on a
+ * phase change, and as a keep-alive (the latest details) every `intervalMs` while nothing happens — a source
+ * stuck in one long batch must not trip a short heartbeat timeout, and cancellation is only delivered to an
+ * activity that heartbeats.
+ * @internal
+ */
+export class HeartbeatThrottle {
+  private readonly details: IngestionHeartbeatDetails;
+  private lastSentAt = Number.NEGATIVE_INFINITY;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly now: () => number;
+  /** Heartbeats sent so far. */
+  sent = 0;
+
+  constructor(private readonly opts: HeartbeatThrottleOptions) {
+    this.now = opts.now ?? Date.now;
+    this.details = {
+      runId: opts.runId,
+      phase: opts.phase,
+      rowsExported: 0,
+      rowsImported: 0,
+      slicesStaged: 0,
+      attempt: opts.attempt,
+      at: new Date(this.now()).toISOString(),
+    };
+  }
+
+  /** Send the first heartbeat and start the keep-alive timer. */
+  start(): void {
+    this.flush();
+    this.timer = setInterval(() => {
+      if (this.now() - this.lastSentAt >= this.opts.intervalMs) this.flush();
+    }, this.opts.intervalMs);
+    this.timer.unref?.();
+  }
+
+  /** Stop the keep-alive timer. Idempotent. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The details as they stand. */
+  snapshot(): IngestionHeartbeatDetails {
+    return { ...this.details };
+  }
+
+  /** Fold one pipeline event in; heartbeat if the phase changed or the interval has passed. */
+  onEvent(event: IngestionEvent): void {
+    const before = this.details.phase;
+    const d = this.details;
+    if (event.runId) d.runId = event.runId;
+    switch (event.type) {
+      case 'run.started':
+        if (event.estimatedRows !== undefined) d.estimatedRows = event.estimatedRows;
+        break;
+      case 'run.resumed':
+        d.phase = event.phase;
+        d.slicesStaged = Math.max(d.slicesStaged, event.slicesKept);
+        break;
+      case 'export.progress':
+        d.phase = 'exporting';
+        d.slice = event.slice;
+        d.rowsExported = event.rowsExported;
+        d.slicesStaged = event.slicesStaged;
+        if (event.slicesPlanned !== undefined) d.slicesPlanned = event.slicesPlanned;
+        if (event.estimatedRows !== undefined) d.estimatedRows = event.estimatedRows;
+        break;
+      case 'slice.staged':
+        d.phase = 'exporting';
+        d.slice = event.slice;
+        d.rowsExported = event.rowsExported;
+        d.slicesStaged = event.slicesStaged;
+        if (event.slicesPlanned !== undefined) d.slicesPlanned = event.slicesPlanned;
+        break;
+      case 'export.completed':
+        d.phase = 'exported';
+        d.rowsExported = event.rowsExported;
+        d.slicesStaged = event.slices;
+        break;
+      case 'import.progress':
+        d.phase = 'importing';
+        d.rowsImported = event.rowsImported;
+        d.rowsTotal = event.rowsTotal;
+        if (event.slice !== undefined) d.slice = event.slice;
+        break;
+      case 'checkpoint.committed':
+        d.phase = 'committed';
+        break;
+      case 'run.completed':
+        d.phase = 'committed';
+        d.rowsExported = event.stats.rowsExported;
+        d.rowsImported = event.stats.rowsImported;
+        d.slicesStaged = event.stats.slices;
+        break;
+      default:
+        break;
+    }
+    const phaseChanged = d.phase !== before;
+    if (phaseChanged || this.now() - this.lastSentAt >= this.opts.intervalMs) this.flush();
+  }
+
+  private flush(): void {
+    const t = this.now();
+    this.lastSentAt = t;
+    this.details.at = new Date(t).toISOString();
+    this.sent++;
+    this.opts.send({ ...this.details });
+  }
+}
