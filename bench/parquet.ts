@@ -67,10 +67,13 @@ async function* parquetWasmBytes(total: number, size: number): AsyncGenerator<Ui
       const next = groups.next();
       if (next.done) return controller.close();
       const rows = next.value;
-      const table = arrow.tableFromArrays({
-        id: BigInt64Array.from(rows, (r) => r.id as bigint),
-        name: rows.map((r) => r.name as string),
-        amount: Float64Array.from(rows, (r) => r.amount as number),
+      const table = new arrow.Table({
+        id: arrow.makeVector(BigInt64Array.from(rows, (r) => r.id as bigint)),
+        name: arrow.vectorFromArray(
+          rows.map((r) => r.name as string),
+          new arrow.Utf8(),
+        ),
+        amount: arrow.makeVector(Float64Array.from(rows, (r) => r.amount as number)),
         created_at: arrow.vectorFromArray(
           rows.map((r) => r.created_at as Date),
           new arrow.TimestampMillisecond(),
@@ -79,7 +82,10 @@ async function* parquetWasmBytes(total: number, size: number): AsyncGenerator<Ui
           rows.map((r) => r.active as boolean),
           new arrow.Bool(),
         ),
-        category: rows.map((r) => r.category as string),
+        category: arrow.vectorFromArray(
+          rows.map((r) => r.category as string),
+          new arrow.Utf8(),
+        ),
       });
       const wasmTable = pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
       for (const batch of wasmTable.recordBatches()) controller.enqueue(batch);
