@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+import type { ObjectStore } from '../contracts/object-store.js';
+import type { RecordCodec, RecordReader } from '../contracts/staging.js';
+import type { RecordSchema, Row } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { raceAbort, throwIfAborted } from '../util/abort.js';
+import { parseSliceName } from './layout.js';
+import type { StagingManifest, StagingManifestSlice } from './manifest.js';
+
+/** What a reader needs from its session. */
+export interface SliceReaderHost {
+  readonly sessionId: string;
+  readonly runDir: string;
+  readonly store: ObjectStore;
+  /** The manifest as it is in the store now (validated). */
+  loadManifest(signal?: AbortSignal): Promise<StagingManifest>;
+  /** The codec a slice was written with. */
+  codecFor(slice: StagingManifestSlice): RecordCodec;
+}
+
+/**
+ * A verifying reader: every slice is checked against its manifest entry — size from `head()` before reading,
+ * row count and sha256 while streaming — and its last rows are held back until the check passes, so a
+ * consumer never sees the end of a damaged slice. Any mismatch is `staging_corrupt`.
+ */
+export function objectStoreReader(host: SliceReaderHost, opts: { slice?: number; signal?: AbortSignal }): RecordReader {
+  return {
+    iterBatches(chunkSize: number): AsyncIterable<Row[]> {
+      if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
+        throw new IngestError(
+          'config_invalid',
+          `Expected \`chunkSize\` to be a positive integer, got ${String(chunkSize)}`,
+          {
+            details: { issues: ['chunkSize: must be a positive integer'] },
+          },
+        );
+      }
+      return readBatches(host, opts, chunkSize);
+    },
+  };
+}
+
+async function* readBatches(
+  host: SliceReaderHost,
+  opts: { slice?: number; signal?: AbortSignal },
+  chunkSize: number,
+): AsyncGenerator<Row[]> {
+  const signal = opts.signal;
+  throwIfAborted(signal, `Reading staging session ${host.sessionId}`);
+  const manifest = await host.loadManifest(signal);
+  await assertNoStrangers(host, manifest, signal);
+  let slices = manifest.slices;
+  if (opts.slice !== undefined) {
+    const one = slices.find((s) => s.index === opts.slice);
+    if (!one) {
+      throw new IngestError('not_found', `Staging session ${host.sessionId} has no finished slice ${opts.slice}`, {
+        details: { sessionId: host.sessionId, slice: opts.slice },
+      });
+    }
+    slices = [one];
+  }
+  const chunks = new Rechunker(chunkSize);
+  for (const slice of slices) {
+    for await (const rows of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal)) {
+      chunks.add(rows);
+      // Strictly more than one chunk buffered: at least one row of this slice stays back until it is verified.
+      while (chunks.size > chunkSize) yield chunks.take();
+    }
+    while (chunks.size >= chunkSize) yield chunks.take();
+  }
+  if (chunks.size > 0) yield chunks.take();
+}
+
+/** Objects in the run directory that look like slices but are not in the manifest mean tampering or a lost update. */
+async function assertNoStrangers(
+  host: SliceReaderHost,
+  manifest: StagingManifest,
+  signal?: AbortSignal,
+): Promise<void> {
+  const known = new Set(manifest.slices.map((s) => s.key));
+  const dir = `${host.runDir}/`;
+  try {
+    for await (const info of host.store.list(dir)) {
+      throwIfAborted(signal);
+      const name = info.key.slice(dir.length);
+      if (name.includes('/') || parseSliceName(name) === undefined || known.has(info.key)) continue;
+      throw new IngestError(
+        'staging_corrupt',
+        `Staging session ${host.sessionId} holds ${info.key}, a slice object that is not in its manifest`,
+        { details: { sessionId: host.sessionId, key: info.key } },
+      );
+    }
+  } catch (err) {
+    throw IngestError.wrap(err, 'staging_failed', `Could not list staging session ${host.sessionId}`, {
+      sessionId: host.sessionId,
+    });
+  }
+}
+
+async function* verifiedSlice(
+  host: SliceReaderHost,
+  slice: StagingManifestSlice,
+  schema: RecordSchema | undefined,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Row[]> {
+  const where = `slice ${slice.index} of staging session ${host.sessionId}`;
+  const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
+  const corrupt = (why: string, cause?: unknown) =>
+    new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
+  const codec = host.codecFor(slice);
+
+  let source: AsyncIterator<Uint8Array>;
+  try {
+    const info = await host.store.head(slice.key);
+    if (!info) throw corrupt(`its object ${slice.key} is missing`);
+    if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
+    source = (await host.store.get(slice.key, { signal }))[Symbol.asyncIterator]();
+  } catch (err) {
+    if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
+    throw IngestError.wrap(err, 'staging_failed', `Could not open ${where}`, details);
+  }
+
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let ended = false;
+  let ioError: IngestError | undefined;
+  const next = async (): Promise<IteratorResult<Uint8Array>> => {
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await raceAbort(source.next(), signal, `Reading ${where}`);
+    } catch (err) {
+      ioError = IngestError.is(err) ? err : IngestError.wrap(err, 'staging_failed', `Reading ${where} failed`, details);
+      throw ioError;
+    }
+    if (r.done) {
+      ended = true;
+      return r;
+    }
+    hash.update(r.value);
+    bytes += r.value.byteLength;
+    if (bytes > slice.bytes)
+      throw corrupt(`its object grew past the ${slice.bytes} bytes in the manifest while reading`);
+    return r;
+  };
+  async function* tapped(): AsyncGenerator<Uint8Array> {
+    while (true) {
+      const r = await next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  let rows = 0;
+  try {
+    for await (const batch of codec.decode(tapped(), schema)) {
+      throwIfAborted(signal, `Reading ${where}`);
+      rows += batch.length;
+      if (rows > slice.rows) throw corrupt(`it holds more than the ${slice.rows} rows in the manifest`);
+      if (batch.length > 0) yield batch;
+    }
+    // A decoder may stop before the end of its input (e.g. at an end-of-stream marker): hash the rest too.
+    while (!ended) await next();
+  } catch (err) {
+    if (err === ioError || IngestError.is(err, 'aborted')) throw err;
+    if (IngestError.is(err, 'staging_corrupt') && err.details.sessionId === host.sessionId) throw err;
+    throw corrupt(`it cannot be decoded as ${codec.id} (${err instanceof Error ? err.message : String(err)})`, err);
+  } finally {
+    if (!ended) await source.return?.().catch(() => {});
+  }
+  if (bytes !== slice.bytes) throw corrupt(`${bytes} bytes were read, the manifest says ${slice.bytes}`);
+  const sha256 = hash.digest('hex');
+  if (sha256 !== slice.sha256) throw corrupt(`its sha256 is ${sha256}, the manifest says ${slice.sha256}`);
+  if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
+}
+
+/** Cuts a stream of row arrays into chunks of exactly `size` rows. */
+class Rechunker {
+  readonly #chunk: number;
+  #rows: Row[] = [];
+  #at = 0;
+
+  constructor(chunk: number) {
+    this.#chunk = chunk;
+  }
+
+  get size(): number {
+    return this.#rows.length - this.#at;
+  }
+
+  add(rows: Row[]): void {
+    if (this.#at > 0 && this.#at >= this.#rows.length / 2) {
+      this.#rows = this.#rows.slice(this.#at);
+      this.#at = 0;
+    }
+    for (let i = 0; i < rows.length; i++) this.#rows.push(rows[i]);
+  }
+
+  take(): Row[] {
+    const end = Math.min(this.#at + this.#chunk, this.#rows.length);
+    const out = this.#rows.slice(this.#at, end);
+    this.#at = end;
+    if (this.#at === this.#rows.length) {
+      this.#rows = [];
+      this.#at = 0;
+    }
+    return out;
+  }
+}
