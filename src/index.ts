@@ -89,5 +89,25 @@ export type {
   UnitRef,
 } from './pipeline/options.js';
 
+export { checkpointKey, leaseKey, runStateKey, type CheckpointKeyParts } from './pipeline/keys.js';
+export type { LeaseValue } from './pipeline/lease.js';
+export type { RunState } from './pipeline/run-state.js';
+export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
+export { sweepStaging, type SweepStagingOptions } from './pipeline/sweep.js';
+
+// registry
+export { EndpointRegistry, type EndpointFactory, type EndpointRequest, type EndpointTemplate } from './registry/endpoint-registry.js';
+
+// memory implementations
+export { MemoryKvStore } from './memory/memory-kv-store.js';
+export { MemoryStagingProvider } from './staging/memory-staging-provider.js';
+
 // --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
+export { type ObjectStorePointer, ObjectStoreSink, type ObjectStoreSinkConfig, type ObjectStoreSinkFormat, type ObjectStoreSinkOptions, type ObjectStoreSinkParquetOptions, objectStoreSinkConfigSchema, objectStoreSinkDescriptor } from './sinks/object-store-sink.js';
+export { ObjectStoreStagingProvider, type ObjectStoreStagingProviderOptions } from './staging/object-store-staging-provider.js';
+export type { ObjectStoreSessionRef, StagingManifest, StagingManifestSlice } from './staging/manifest.js';
+export { ndjsonCodec, type NdjsonCodecOptions } from './codecs/ndjson-codec.js';
+export { ndjsonGzipCodec, type NdjsonGzipCodecOptions } from './codecs/ndjson-gzip-codec.js';
+export { resolveCodec, type BuiltinCodecId, type CodecSpec } from './codecs/codec-registry.js';
+export { decodeTaggedJson, encodeTaggedJson } from './codecs/value-encoding.js';

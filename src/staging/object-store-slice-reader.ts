@@ -21,20 +21,12 @@ export interface SliceReaderHost {
 /**
  * A verifying reader: every slice is checked against its manifest entry — size from `head()` before reading,
  * row count and sha256 while streaming — and its last rows are held back until the check passes, so a
- * consumer never sees the end of a damaged slice. Any mismatch is `staging_corrupt`.
+ * consumer never sees the end of a damaged slice. Any mismatch is `staging_corrupt`. Batches hold exactly
+ * `chunkSize` rows, except the last batch of each slice; a batch never mixes slices.
  */
 export function objectStoreReader(host: SliceReaderHost, opts: { slice?: number; signal?: AbortSignal }): RecordReader {
   return {
     iterBatches(chunkSize: number): AsyncIterable<Row[]> {
-      if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
-        throw new IngestError(
-          'config_invalid',
-          `Expected \`chunkSize\` to be a positive integer, got ${String(chunkSize)}`,
-          {
-            details: { issues: ['chunkSize: must be a positive integer'] },
-          },
-        );
-      }
       return readBatches(host, opts, chunkSize);
     },
   };
@@ -45,6 +37,15 @@ async function* readBatches(
   opts: { slice?: number; signal?: AbortSignal },
   chunkSize: number,
 ): AsyncGenerator<Row[]> {
+  if (!Number.isInteger(chunkSize) || chunkSize <= 0) {
+    throw new IngestError(
+      'config_invalid',
+      `Expected \`chunkSize\` to be a positive integer, got ${String(chunkSize)}`,
+      {
+        details: { issues: ['chunkSize: must be a positive integer'] },
+      },
+    );
+  }
   const signal = opts.signal;
   throwIfAborted(signal, `Reading staging session ${host.sessionId}`);
   const manifest = await host.loadManifest(signal);
@@ -66,9 +67,9 @@ async function* readBatches(
       // Strictly more than one chunk buffered: at least one row of this slice stays back until it is verified.
       while (chunks.size > chunkSize) yield chunks.take();
     }
-    while (chunks.size >= chunkSize) yield chunks.take();
+    // Batches never mix slices: a sink committing per batch still commits whole, verified slices.
+    while (chunks.size > 0) yield chunks.take();
   }
-  if (chunks.size > 0) yield chunks.take();
 }
 
 /** Objects in the run directory that look like slices but are not in the manifest mean tampering or a lost update. */
