@@ -1,0 +1,312 @@
+import { z } from 'zod';
+import type { IngestionContext } from '../contracts/context.js';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import type { ObjectStore } from '../contracts/object-store.js';
+import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { Json, RecordSchema, Row } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { configInvalid } from '../pipeline/options.js';
+import { throwIfAborted } from '../util/abort.js';
+import { formatCsv, formatNdjson } from './row-formats.js';
+
+/** File formats of {@link ObjectStoreSink}. @public */
+export type ObjectStoreSinkFormat = 'ndjson' | 'csv' | 'parquet';
+
+/** Parquet options of {@link ObjectStoreSink}. @public */
+export interface ObjectStoreSinkParquetOptions {
+  /** Rows per row group (bounds the sink's memory). @defaultValue 10000 */
+  rowGroupSize?: number;
+  /** @defaultValue 'snappy' */
+  compression?: 'snappy' | 'uncompressed';
+  /** Column types; overrides the staged schema. Without either, types are inferred from the first row group. */
+  schema?: RecordSchema;
+}
+
+/** Options of {@link ObjectStoreSink}. @public */
+export interface ObjectStoreSinkOptions {
+  /** Where files go: any {@link ObjectStore} (filesystem, S3, memory). */
+  store: ObjectStore;
+  format: ObjectStoreSinkFormat;
+  /** Key prefix of every object the sink writes. @defaultValue 'raw' */
+  prefix?: string;
+  parquet?: ObjectStoreSinkParquetOptions;
+  /** Rows per batch read from staging. @defaultValue 10000 */
+  chunkSize?: number;
+}
+
+/** JSON config of the `object-store` sink (everything but the injected store). @public */
+export type ObjectStoreSinkConfig = Omit<ObjectStoreSinkOptions, 'store'>;
+
+const fieldSchema = z.object({
+  name: z.string().min(1),
+  type: z.enum(['string', 'int32', 'int64', 'float64', 'decimal', 'boolean', 'timestamp', 'date', 'json', 'binary']),
+  nullable: z.boolean(),
+});
+
+/** zod schema of {@link ObjectStoreSinkConfig}. @public */
+export const objectStoreSinkConfigSchema: z.ZodType<ObjectStoreSinkConfig> = z
+  .object({
+    format: z.enum(['ndjson', 'csv', 'parquet'], { error: 'Expected `format` to be one of ndjson, csv, parquet' }),
+    prefix: z
+      .string()
+      .min(1)
+      .refine((p) => p.split('/').every((s) => s !== '' && s !== '.' && s !== '..') && !p.includes('\\'), {
+        error: 'Expected `prefix` to be a relative, "/"-separated key prefix without empty, "." or ".." segments',
+      })
+      .optional(),
+    parquet: z
+      .object({
+        rowGroupSize: z.number().int().positive().optional(),
+        compression: z.enum(['snappy', 'uncompressed']).optional(),
+        schema: z.object({ fields: z.array(fieldSchema), primaryKey: z.array(z.string()).optional() }).optional(),
+      })
+      .strict()
+      .optional(),
+    chunkSize: z.number().int().positive().max(1_000_000).optional(),
+  })
+  .strict();
+
+/** Descriptor of {@link ObjectStoreSink}: id `object-store`, family `object-store`. @public */
+export const objectStoreSinkDescriptor: EndpointDescriptor<ObjectStoreSinkConfig> = {
+  id: 'object-store',
+  role: 'sink',
+  family: 'object-store',
+  title: 'Files in an object store (NDJSON, CSV, Parquet)',
+  version: '1.0.0',
+  capabilities: ['ingest.full', 'ingest.incremental'],
+  config: objectStoreSinkConfigSchema,
+};
+
+const FORMATS: Record<ObjectStoreSinkFormat, { ext: string; contentType: string }> = {
+  ndjson: { ext: 'ndjson', contentType: 'application/x-ndjson' },
+  csv: { ext: 'csv', contentType: 'text/csv; charset=utf-8' },
+  parquet: { ext: 'parquet', contentType: 'application/vnd.apache.parquet' },
+};
+
+/**
+ * The pointer object `<prefix>/<unit>/_CURRENT`: which run directories make up the unit's current data.
+ * @public
+ */
+export interface ObjectStorePointer {
+  [key: string]: Json;
+  version: 1;
+  unitId: string;
+  format: ObjectStoreSinkFormat;
+  /** `replace`: exactly one run; `append`: every run, oldest first. */
+  runs: Array<{ runId: string; dir: string; rows: number; files: number; at: string }>;
+  updatedAt: string;
+}
+
+/**
+ * A raw sink: writes each staged slice as one file in any {@link ObjectStore}, as NDJSON, CSV or Parquet.
+ *
+ * Layout: `<prefix>/<unit>/<runId>/part-<slice>.<ext>` (the unit id percent-encoded into one key segment), then
+ * `<prefix>/<unit>/<runId>/_SUCCESS` (JSON listing the files and row counts), then the pointer
+ * `<prefix>/<unit>/_CURRENT` ({@link ObjectStorePointer}). Keys depend only on `(unit, runId, slice)`, so a
+ * re-import of the same run overwrites its files instead of duplicating them.
+ *
+ * Readers follow `_CURRENT`: it is switched only after every file and `_SUCCESS` of the run exist, and a put is
+ * atomic, so a reader sees the old runs or the new ones, never a mix. With `replace` the pointer names only the new
+ * run and the unit's other run directories are deleted afterwards; with `append` the pointer lists every run.
+ * `merge` is not supported (`unsupported`): files have no keys to merge on.
+ *
+ * Parquet is written by `@nucleus/ingestion/parquet`, imported only when `format` is `'parquet'`, streamed row
+ * group by row group into the store, so memory is bounded by `parquet.rowGroupSize`.
+ *
+ * @example
+ * ```ts
+ * import { MemoryObjectStore, ObjectStoreSink } from '@nucleus/ingestion';
+ * const sink = new ObjectStoreSink({ store: new MemoryObjectStore(), format: 'parquet', prefix: 'lake/raw' });
+ * ```
+ * @throws IngestError `config_invalid` listing every issue of malformed options.
+ * @public
+ */
+export class ObjectStoreSink implements SinkEndpoint {
+  readonly descriptor: EndpointDescriptor<ObjectStoreSinkConfig> = objectStoreSinkDescriptor;
+  readonly #store: ObjectStore;
+  readonly #config: ObjectStoreSinkConfig & { prefix: string };
+
+  constructor(options: ObjectStoreSinkOptions) {
+    const { store, ...config } = (options ?? {}) as ObjectStoreSinkOptions;
+    const parsed = objectStoreSinkConfigSchema.safeParse(config);
+    const issues = parsed.success ? [] : [...parsed.error.issues];
+    const storeOk =
+      store != null && ['put', 'get', 'list', 'delete'].every((f) => typeof (store as any)[f] === 'function');
+    if (!storeOk)
+      issues.unshift({
+        code: 'custom',
+        path: ['store'],
+        message: 'Expected `store` to be an ObjectStore',
+        input: store,
+      });
+    if (issues.length > 0 || !parsed.success) throw configInvalid('Invalid ObjectStoreSink options', issues);
+    this.#store = store;
+    this.#config = { ...parsed.data, prefix: parsed.data.prefix ?? 'raw' };
+  }
+
+  /** Key of the unit's pointer object. */
+  pointerKey(unitId: string): string {
+    return `${this.#config.prefix}/${keySegment(unitId)}/_CURRENT`;
+  }
+
+  /**
+   * Write every slice of the request as one file, then `_SUCCESS`, then switch the pointer.
+   * @throws IngestError `unsupported` for `merge`; `row_rejected` when a row does not fit the file's columns;
+   * `sink_failed` when the store fails; `aborted` when `ctx.signal` fires (the pointer is left as it was).
+   */
+  async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    if (req.disposition === 'merge') {
+      throw new IngestError('unsupported', `ObjectStoreSink cannot merge (unit ${req.unitId}): use append or replace`, {
+        details: { unitId: req.unitId, disposition: req.disposition },
+      });
+    }
+    const { format, prefix } = this.#config;
+    const { ext, contentType } = FORMATS[format];
+    const unitDir = `${prefix}/${keySegment(req.unitId)}`;
+    const runDir = `${unitDir}/${keySegment(ctx.runId)}`;
+    const where = `unit ${req.unitId}, run ${ctx.runId}`;
+    const files: Array<{ key: string; slice: number; rows: number }> = [];
+    let rowsImported = 0;
+    try {
+      for (const slice of req.slices) {
+        throwIfAborted(ctx.signal, `import of ${where}`);
+        const key = `${runDir}/part-${String(slice.index).padStart(5, '0')}.${ext}`;
+        const counter = { rows: 0 };
+        const batches = counted(slice.reader.iterBatches(this.#config.chunkSize ?? 10_000), counter, ctx.signal);
+        const body = await this.#encode(batches, req.schema);
+        await this.#store.put(key, body, {
+          contentType,
+          metadata: { runid: ctx.runId, slice: String(slice.index) },
+          signal: ctx.signal,
+        });
+        files.push({ key, slice: slice.index, rows: counter.rows });
+        rowsImported += counter.rows;
+      }
+      await this.#removeStray(runDir, new Set(files.map((f) => f.key)));
+      const at = new Date().toISOString();
+      const success = { runId: ctx.runId, unitId: req.unitId, format, rows: rowsImported, files, completedAt: at };
+      await this.#store.put(`${runDir}/_SUCCESS`, json(success), {
+        contentType: 'application/json',
+        signal: ctx.signal,
+      });
+      const pointer = await this.#switchPointer(req, ctx, {
+        runId: ctx.runId,
+        dir: runDir,
+        rows: rowsImported,
+        files: files.length,
+        at,
+      });
+      if (req.disposition === 'replace') await this.#removeOtherRuns(unitDir, runDir, ctx);
+      return {
+        rowsImported,
+        provenance: {
+          bucket: this.#store.bucket,
+          dir: runDir,
+          files: files.map((f) => f.key),
+          pointer: this.pointerKey(req.unitId),
+          runs: pointer.runs.length,
+        },
+      };
+    } catch (err) {
+      if (IngestError.is(err)) throw err;
+      throw IngestError.wrap(err, 'sink_failed', `ObjectStoreSink failed writing ${where}`, {
+        unitId: req.unitId,
+        runId: ctx.runId,
+      });
+    }
+  }
+
+  async #encode(batches: AsyncIterable<Row[]>, staged: RecordSchema | undefined): Promise<AsyncIterable<Uint8Array>> {
+    switch (this.#config.format) {
+      case 'ndjson':
+        return formatNdjson(batches);
+      case 'csv':
+        return formatCsv(batches, staged);
+      case 'parquet': {
+        const { encodeParquet } = await import('../parquet/index.js');
+        const p = this.#config.parquet ?? {};
+        return encodeParquet(batches, {
+          rowGroupSize: p.rowGroupSize,
+          compression: p.compression,
+          schema: p.schema ?? staged,
+        });
+      }
+    }
+  }
+
+  async #readPointer(unitId: string): Promise<ObjectStorePointer | undefined> {
+    const key = this.pointerKey(unitId);
+    if (!(await this.#store.head(key))) return undefined;
+    const chunks: Uint8Array[] = [];
+    for await (const c of await this.#store.get(key)) chunks.push(c);
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as ObjectStorePointer;
+    } catch (err) {
+      throw new IngestError('sink_failed', `Pointer ${key} is not valid JSON`, { cause: err, retryable: false });
+    }
+  }
+
+  async #switchPointer(
+    req: ImportRequest,
+    ctx: IngestionContext,
+    run: ObjectStorePointer['runs'][number],
+  ): Promise<ObjectStorePointer> {
+    // One run per unit at a time (the pipeline's lease), so read-modify-write of the pointer does not race.
+    const previous = req.disposition === 'append' ? ((await this.#readPointer(req.unitId))?.runs ?? []) : [];
+    const pointer: ObjectStorePointer = {
+      version: 1,
+      unitId: req.unitId,
+      format: this.#config.format,
+      runs: [...previous.filter((r) => r.runId !== run.runId), run],
+      updatedAt: run.at,
+    };
+    await this.#store.put(this.pointerKey(req.unitId), json(pointer), {
+      contentType: 'application/json',
+      signal: ctx.signal,
+    });
+    return pointer;
+  }
+
+  /** Files of an earlier attempt of this run that this attempt did not write (e.g. a slice count that changed). */
+  async #removeStray(runDir: string, keep: Set<string>): Promise<void> {
+    const stray: string[] = [];
+    for await (const o of this.#store.list(`${runDir}/`))
+      if (!keep.has(o.key) && !o.key.endsWith('/_SUCCESS')) stray.push(o.key);
+    if (stray.length > 0) await this.#store.delete(stray);
+  }
+
+  /** After a `replace` switched the pointer: delete the unit's other run directories (best effort). */
+  async #removeOtherRuns(unitDir: string, runDir: string, ctx: IngestionContext): Promise<void> {
+    try {
+      const old: string[] = [];
+      for await (const o of this.#store.list(`${unitDir}/`)) {
+        if (!o.key.startsWith(`${runDir}/`) && o.key !== `${unitDir}/_CURRENT`) old.push(o.key);
+      }
+      for (let i = 0; i < old.length; i += 1000) await this.#store.delete(old.slice(i, i + 1000));
+    } catch (err) {
+      ctx.logger.warn(`ObjectStoreSink: could not delete replaced runs under ${unitDir}: ${String(err)}`);
+    }
+  }
+}
+
+/** One key segment from any id: percent-encoded, so distinct ids never collide and `.`/`..` cannot escape. */
+function keySegment(id: string): string {
+  const s = encodeURIComponent(id);
+  return s === '.' || s === '..' ? s.replace(/\./g, '%2E') : s;
+}
+
+function json(value: unknown): Uint8Array {
+  return new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function* counted(
+  batches: AsyncIterable<Row[]>,
+  counter: { rows: number },
+  signal: AbortSignal,
+): AsyncGenerator<Row[]> {
+  for await (const batch of batches) {
+    throwIfAborted(signal, 'object-store import');
+    counter.rows += batch.length;
+    yield batch;
+  }
+}
