@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { IngestError } from '../errors/ingest-error.js';
+import type { EndpointRegistry } from '../registry/endpoint-registry.js';
+import { createCliRegistry } from './builtins.js';
+import { previewCommand } from './commands/preview.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
+import { sweepCommand } from './commands/sweep.js';
+import { templatesCommand } from './commands/templates.js';
+import { parseDuration } from './duration.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { loadPipelineFile } from './pipeline-file.js';
+import { describeError, JsonLinesReporter, type Reporter, TtyReporter } from './reporter.js';
+
+/** A stream the CLI writes to. @internal */
+export interface CliStream {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+/** What the CLI talks to; `process` by default, replaceable in tests. @internal */
+export interface CliIo {
+  stdout: CliStream;
+  stderr: CliStream;
+  env: NodeJS.ProcessEnv;
+  /** Registers the Ctrl-C handler; returns a function that removes it. */
+  onInterrupt(handler: () => void): () => void;
+  registry?: EndpointRegistry;
+}
+
+export const USAGE = `Usage: nucleus-ingest <command> [options]
+
+Commands:
+  run <pipeline.json|yaml> [--unit <id>]... [--mode full|incremental]
+                              run units: source → staging → sink, then commit the checkpoint
+  templates                   registered endpoints and their config JSON Schema
+  preview <pipeline> <unit> [--limit <n>]
+                              first rows of a unit (nothing staged, no state changed)
+  status <pipeline> <unit>    checkpoint, run state and lease of a unit
+  sweep <pipeline> --older-than <duration> [--abandoned-after <duration>]
+                              delete landed staging sessions older than the duration (e.g. 7d, 12h)
+
+Options:
+  --json          JSON lines on stdout (default when stdout is not a terminal)
+  --pretty        progress bar and summary table (default on a terminal)
+  -v, --verbose   more log output
+  -h, --help      this help
+  --version       the package version
+
+Secrets: write \${env:NAME} in the pipeline file; the value is read from the environment and masked in output.
+Exit codes: 0 ok, 2 usage or config error, 3 retryable failure (run again to resume),
+            4 permanent failure, 130 interrupted (the run stays resumable).
+`;
+
+const OPTIONS = {
+  unit: { type: 'string', short: 'u', multiple: true },
+  mode: { type: 'string' },
+  limit: { type: 'string' },
+  'older-than': { type: 'string' },
+  'abandoned-after': { type: 'string' },
+  json: { type: 'boolean' },
+  pretty: { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'help'] as const;
+
+function usageError(message: string): IngestError {
+  return new IngestError('config_invalid', `${message} (see nucleus-ingest --help)`, { details: { usage: true } });
+}
+
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === '@nucleus/ingestion') return pkg.version ?? 'unknown';
+    } catch {
+      // keep walking up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/**
+ * The `nucleus-ingest` command line. Returns the process exit code.
+ * @internal
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.config;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    io.stdout.write(`${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    (command === undefined && !values.help ? io.stderr : io.stdout).write(USAGE);
+    return command === undefined && !values.help ? EXIT.config : EXIT.ok;
+  }
+  const tty = values.json ? false : values.pretty ? true : io.stdout.isTTY === true;
+  const reporter: Reporter = tty
+    ? new TtyReporter(io.stdout, io.stderr, values.verbose)
+    : new JsonLinesReporter(io.stdout, values.verbose);
+
+  const controller = new AbortController();
+  let interrupted = false;
+  const removeInterrupt = io.onInterrupt(() => {
+    interrupted = true;
+    reporter.logger.warn('Interrupted: stopping the run; it stays resumable (press Ctrl-C again to exit at once)');
+    controller.abort(new IngestError('aborted', 'Interrupted by the user (SIGINT); the run stays resumable'));
+  });
+  try {
+    if (!(COMMANDS as readonly string[]).includes(command)) throw usageError(`Unknown command "${command}"`);
+    const registry = io.registry ?? createCliRegistry();
+    if (command === 'templates') {
+      if (args.length > 0) throw usageError('templates takes no arguments');
+      return templatesCommand(registry, reporter, io.stdout, tty);
+    }
+    const [pipelinePath, unitArg, ...rest] = args;
+    if (!pipelinePath) throw usageError(`${command} needs a pipeline file`);
+    const expectsUnit = command === 'preview' || command === 'status';
+    if (rest.length > 0 || (!expectsUnit && unitArg !== undefined))
+      throw usageError(`Unexpected argument "${rest[0] ?? unitArg}"`);
+    if (expectsUnit && !unitArg) throw usageError(`${command} needs a pipeline file and a unit id`);
+    if (values.mode !== undefined && values.mode !== 'full' && values.mode !== 'incremental') {
+      throw usageError(`Expected \`--mode\` to be full or incremental, got "${values.mode}"`);
+    }
+    const file = await loadPipelineFile(pipelinePath, io.env);
+    switch (command) {
+      case 'run':
+        return await runCommand({
+          file,
+          registry,
+          reporter,
+          units: values.unit ?? file.units ?? [],
+          mode: values.mode as 'full' | 'incremental' | undefined,
+          signal: controller.signal,
+          interrupted: () => interrupted,
+        });
+      case 'preview': {
+        const limit = values.limit === undefined ? 10 : Number(values.limit);
+        if (!Number.isInteger(limit) || limit <= 0 || limit > 10_000) {
+          throw usageError(`Expected \`--limit\` to be an integer from 1 to 10000, got "${values.limit}"`);
+        }
+        return await previewCommand({
+          file,
+          registry,
+          unitId: unitArg!,
+          limit,
+          reporter,
+          signal: controller.signal,
+          tty,
+          out: io.stdout,
+        });
+      }
+      case 'status':
+        return await statusCommand(file, unitArg!, reporter);
+      default: {
+        if (!values['older-than']) throw usageError('sweep needs --older-than <duration>, e.g. 7d');
+        const olderThanMs = parseDuration(values['older-than'], '--older-than');
+        const abandoned = values['abandoned-after'];
+        return await sweepCommand(
+          file,
+          {
+            olderThanMs,
+            abandonedAfterMs: abandoned === undefined ? undefined : parseDuration(abandoned, '--abandoned-after'),
+          },
+          reporter,
+        );
+      }
+    }
+  } catch (err) {
+    reporter.error(err);
+    if (!tty) {
+      const e = describeError(err);
+      io.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    }
+    return exitCodeFor(err, interrupted);
+  } finally {
+    removeInterrupt();
+  }
+}

@@ -1,0 +1,93 @@
+import type { KvStore } from '../../contracts/kv-store.js';
+import type { SinkEndpoint } from '../../contracts/sink-endpoint.js';
+import type { SourceEndpoint } from '../../contracts/source-endpoint.js';
+import { IngestError } from '../../errors/ingest-error.js';
+import type { RunPolicy } from '../../pipeline/options.js';
+import { runUnit } from '../../pipeline/run-unit.js';
+import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
+import { createKv, createSink, createSource, createStaging, unitRefOf } from '../environment.js';
+import { EXIT, exitCodeFor } from '../exit-codes.js';
+import type { PipelineFile } from '../pipeline-file.js';
+import { describeError, type Reporter, type UnitOutcome } from '../reporter.js';
+
+/** Options of {@link runCommand}. @internal */
+export interface RunCommandOptions {
+  file: PipelineFile;
+  registry: EndpointRegistry;
+  reporter: Reporter;
+  /** Units to run, in order; defaults to the file's `units`. */
+  units: string[];
+  mode?: 'full' | 'incremental';
+  signal: AbortSignal;
+  /** True once the user pressed Ctrl-C (the signal then aborts the run). */
+  interrupted: () => boolean;
+}
+
+/**
+ * `nucleus-ingest run`: run each unit through source → staging → sink, one after the other; stop at the first
+ * interruption. Returns the exit code: the most severe outcome wins (aborted > permanent > retryable > config).
+ * @internal
+ */
+export async function runCommand(o: RunCommandOptions): Promise<number> {
+  const { file, reporter } = o;
+  if (o.units.length === 0) {
+    throw new IngestError('config_invalid', 'No unit to run: pass --unit <id> or list `units` in the pipeline file');
+  }
+  const staging = createStaging(file.staging!);
+  const kv: KvStore = createKv(file.kv!);
+  let source: SourceEndpoint<any> | undefined;
+  let sink: SinkEndpoint | undefined;
+  const outcomes: UnitOutcome[] = [];
+  const codes: number[] = [];
+  try {
+    source = await createSource(o.registry, file);
+    sink = await createSink(o.registry, file);
+    for (const unitId of o.units) {
+      const started = Date.now();
+      reporter.unitStarted(unitId);
+      try {
+        const result = await runUnit({
+          source,
+          sink,
+          staging,
+          kv,
+          unit: unitRefOf(file, unitId),
+          mode: o.mode ?? file.mode,
+          disposition: file.disposition,
+          primaryKey: file.primaryKey,
+          policy: file.policy as RunPolicy | undefined,
+          signal: o.signal,
+          onEvent: (e) => reporter.event(e),
+          logger: reporter.logger,
+        });
+        const outcome: UnitOutcome = { unitId, status: 'ok', result, durationMs: Date.now() - started };
+        outcomes.push(outcome);
+        reporter.unitFinished(outcome);
+      } catch (err) {
+        const aborted = o.interrupted() || IngestError.is(err, 'aborted');
+        const outcome: UnitOutcome = {
+          unitId,
+          status: aborted ? 'aborted' : 'failed',
+          error: describeError(err),
+          durationMs: Date.now() - started,
+        };
+        outcomes.push(outcome);
+        reporter.unitFinished(outcome);
+        codes.push(exitCodeFor(err, o.interrupted()));
+        if (aborted) break;
+      }
+    }
+  } finally {
+    await Promise.all([source?.close?.(), sink?.close?.()].map((p) => Promise.resolve(p).catch(() => {})));
+  }
+  reporter.finish(outcomes);
+  return worstExitCode(codes);
+}
+
+const SEVERITY: number[] = [EXIT.aborted, EXIT.permanent, EXIT.retryable, EXIT.config];
+
+/** The most severe of several exit codes (0 when none failed). @internal */
+export function worstExitCode(codes: number[]): number {
+  for (const c of SEVERITY) if (codes.includes(c)) return c;
+  return EXIT.ok;
+}

@@ -1,0 +1,51 @@
+import type { KvStore } from '../contracts/kv-store.js';
+import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { StagingProvider } from '../contracts/staging.js';
+import { FileKvStore } from '../fs/file-kv-store.js';
+import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
+import { MemoryKvStore } from '../memory/memory-kv-store.js';
+import type { UnitRef } from '../pipeline/options.js';
+import type { EndpointRegistry } from '../registry/endpoint-registry.js';
+import { MemoryStagingProvider } from '../staging/memory-staging-provider.js';
+import { ObjectStoreStagingProvider } from '../staging/object-store-staging-provider.js';
+import type { PipelineFile } from './pipeline-file.js';
+
+/** The staging provider a pipeline file names. @internal */
+export function createStaging(spec: NonNullable<PipelineFile['staging']>): StagingProvider {
+  if (spec.type === 'memory') return new MemoryStagingProvider();
+  return new ObjectStoreStagingProvider({
+    store: new FileSystemObjectStore({ root: spec.root }),
+    ...(spec.codec ? { codec: spec.codec } : {}),
+    ...(spec.prefix ? { prefix: spec.prefix } : {}),
+  });
+}
+
+/** The KvStore a pipeline file names. @internal */
+export function createKv(spec: NonNullable<PipelineFile['kv']>): KvStore {
+  return spec.type === 'memory' ? new MemoryKvStore() : new FileKvStore({ path: spec.path });
+}
+
+/** The unit a command works on: ids from the pipeline file (endpoint ids default to the descriptor ids). @internal */
+export function unitRefOf(
+  file: PipelineFile,
+  unitId: string,
+): Required<Pick<UnitRef, 'workspaceId' | 'vendor'>> & UnitRef {
+  return {
+    workspaceId: file.workspaceId ?? 'default',
+    vendor: file.source.vendor ?? file.source.type,
+    endpointId: file.source.id ?? file.source.type,
+    unitId,
+    sinkId: file.sink.id ?? file.sink.type,
+  };
+}
+
+/** Create the pipeline file's source through the registry. @internal */
+export function createSource(registry: EndpointRegistry, file: PipelineFile): Promise<SourceEndpoint<any>> {
+  return registry.createSource({ endpointId: file.source.type, config: file.source.config ?? {} });
+}
+
+/** Create the pipeline file's sink through the registry. @internal */
+export function createSink(registry: EndpointRegistry, file: PipelineFile): Promise<SinkEndpoint> {
+  return registry.createSink({ endpointId: file.sink.type, config: file.sink.config ?? {} });
+}

@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { IngestError } from '../errors/ingest-error.js';
+import { configInvalid } from '../pipeline/options.js';
+import { resolveEnvRefs } from './env-refs.js';
+
+const endpointSchema = (role: string) =>
+  z
+    .object({
+      type: z
+        .string({
+          error: `Expected \`${role}.type\` to be a registered endpoint id (see \`nucleus-ingest templates\`)`,
+        })
+        .min(1),
+      id: z.string().min(1).optional(),
+      vendor: z.string().min(1).optional(),
+      config: z.unknown().optional(),
+    })
+    .strict();
+
+const stagingSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('memory') }).strict(),
+  z
+    .object({
+      type: z.literal('filesystem'),
+      root: z.string({ error: 'Expected `staging.root` to be a directory path' }).min(1),
+      prefix: z.string().min(1).optional(),
+      codec: z.enum(['ndjson', 'ndjson.gz']).optional(),
+    })
+    .strict(),
+]);
+
+const kvSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('memory') }).strict(),
+  z
+    .object({ type: z.literal('file'), path: z.string({ error: 'Expected `kv.path` to be a file path' }).min(1) })
+    .strict(),
+]);
+
+const pipelineSchema = z
+  .object({
+    version: z.literal(1).optional(),
+    workspaceId: z.string().min(1).optional(),
+    source: endpointSchema('source'),
+    sink: endpointSchema('sink'),
+    staging: stagingSchema.optional(),
+    kv: kvSchema.optional(),
+    units: z.array(z.string().min(1)).optional(),
+    mode: z.enum(['full', 'incremental']).optional(),
+    disposition: z.enum(['append', 'replace', 'merge']).optional(),
+    primaryKey: z.array(z.string().min(1)).min(1).optional(),
+    policy: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+/**
+ * A pipeline file: which source, sink, staging and KvStore to use, by id and config.
+ * Relative paths (`staging.root`, `kv.path`, endpoint configs) are relative to the working directory.
+ * @public
+ */
+export type PipelineFile = z.infer<typeof pipelineSchema>;
+
+/** Default staging and KvStore: on disk in the working directory, so an interrupted run can resume. */
+export const DEFAULT_STATE_DIR = '.nucleus';
+
+/**
+ * Read a pipeline file (`.json`, `.yaml` or `.yml`), resolve `${env:NAME}` references (registering the values as
+ * secrets) and validate it.
+ * @throws IngestError `config_invalid` for a missing or malformed file, an unset variable, or any schema issue
+ * @internal
+ */
+export async function loadPipelineFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<PipelineFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw IngestError.wrap(err, 'config_invalid', `Cannot read pipeline file ${path}`);
+  }
+  let raw: unknown;
+  try {
+    raw = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new IngestError(
+      'config_invalid',
+      `Pipeline file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+    );
+  }
+  const res = pipelineSchema.safeParse(raw);
+  if (!res.success) throw configInvalid(`Invalid pipeline file ${path}`, res.error.issues);
+  const file = resolveEnvRefs(res.data, env);
+  const staging = file.staging ?? { type: 'filesystem', root: `${DEFAULT_STATE_DIR}/staging` };
+  const kv = file.kv ?? { type: 'file', path: `${DEFAULT_STATE_DIR}/kv-store.json` };
+  return {
+    ...file,
+    staging: staging.type === 'filesystem' ? { ...staging, root: resolve(staging.root) } : staging,
+    kv: kv.type === 'file' ? { ...kv, path: resolve(kv.path) } : kv,
+  };
+}
