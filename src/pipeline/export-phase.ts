@@ -1,0 +1,296 @@
+import type { ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { RecordWriter, StagingSession } from '../contracts/staging.js';
+import type { Json, RecordSchema, Row } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { abortable } from '../util/abort.js';
+import { withRetry } from '../util/retry.js';
+import { estimateRowBytes } from '../util/rows.js';
+import type { RunContext } from './run-context.js';
+import type { RunState } from './run-state.js';
+
+/** Counters shared by concurrent slice exports. */
+interface ExportProgress {
+  rowsExported: number;
+  slicesStaged: number;
+  slicesPlanned?: number;
+  estimatedRows?: number;
+  schema?: RecordSchema;
+}
+
+/**
+ * Export: read the source into the session, slice by slice, then seal it.
+ * Planned sources export their slices concurrently (bounded by `exportConcurrency`), keeping finished
+ * slices on resume; unplanned sources stream and are cut by `sliceMaxRows` / `sliceMaxBytes`, and are
+ * re-read from the start (into an emptied session) when retried or resumed.
+ * @internal
+ */
+export async function exportPhase(
+  rc: RunContext,
+  source: SourceEndpoint<any>,
+  session: StagingSession,
+  state: RunState,
+  resumed: boolean,
+): Promise<{ session: StagingSession; plannedCheckpoint: Json | null }> {
+  return withSpan('ingestion.export', rc.attrs(), async (span) => {
+    const req: ReadRequest<any> = {
+      unitId: rc.unitId,
+      mode: state.mode,
+      checkpoint: state.mode === 'incremental' ? rc.checkpoint.value : null,
+      hints: { chunkSize: rc.policy.chunkSize, sliceMaxRows: rc.policy.sliceMaxRows, exportConcurrency: rc.policy.exportConcurrency },
+    };
+    const progress: ExportProgress = { rowsExported: 0, slicesStaged: 0 };
+    let plannedCheckpoint: Json | null;
+
+    let plan = state.plan ?? null;
+    if (!resumed && source.plan) {
+      const p = await withRetry(() => callSource(rc, () => source.plan!(req, rc.ctx()), 'planning'), rc.policy.retry, {
+        signal: rc.signal,
+        onRetry: (r) => retryEvent(rc, 'export', r),
+      });
+      plan = p.slices;
+      state.plan = p.slices;
+      state.plannedCheckpoint = p.checkpoint ?? null;
+      progress.schema = p.schema;
+      progress.estimatedRows = p.estimatedRows;
+      await rc.stateStore.save(state);
+    }
+
+    if (plan) {
+      plannedCheckpoint = state.plannedCheckpoint ?? null;
+      const done = new Set((await session.describe()).slices.map((s) => s.index));
+      progress.slicesPlanned = plan.length;
+      progress.slicesStaged = done.size;
+      const todo = plan.filter((s) => !done.has(s.index));
+      await pool(todo, rc.policy.exportConcurrency, rc.signal, (slice) =>
+        withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
+          signal: rc.signal,
+          onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
+        }),
+      );
+    } else {
+      if (resumed) await session.destroy();
+      let attemptSession = resumed ? await allocateAgain(rc, session) : session;
+      plannedCheckpoint = await withRetry(
+        async (attempt) => {
+          if (attempt > 1) {
+            await attemptSession.destroy();
+            attemptSession = await allocateAgain(rc, attemptSession);
+            progress.rowsExported = 0;
+            progress.slicesStaged = 0;
+          }
+          return exportStream(rc, source, attemptSession, req, progress);
+        },
+        rc.policy.retry,
+        { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'export', r) },
+      );
+      session = attemptSession;
+    }
+
+    rc.throwIfAborted('Export');
+    await stagingCall(rc, () => session.seal(), 'sealing the session');
+    const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+    span.setAttribute('ingestion.rows', desc.rows);
+    span.setAttribute('ingestion.slices', desc.slices.length);
+    rc.emit({ type: 'export.completed', rowsExported: desc.rows, slices: desc.slices.length, bytesStaged: desc.bytes });
+    return { session, plannedCheckpoint };
+  });
+}
+
+async function allocateAgain(rc: RunContext, session: StagingSession): Promise<StagingSession> {
+  await session.close();
+  return stagingCall(rc, () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+}
+
+/** One planned slice into one staged slice (never split: planners size their slices). */
+async function exportPlannedSlice(
+  rc: RunContext,
+  source: SourceEndpoint<any>,
+  session: StagingSession,
+  req: ReadRequest<any>,
+  slice: SliceSpec,
+  progress: ExportProgress,
+): Promise<void> {
+  await withSpan('ingestion.slice', { ...rc.attrs(), 'ingestion.slice': slice.index }, async (span) => {
+    let writer: RecordWriter | undefined;
+    let rows = 0;
+    try {
+      for await (const batch of readSource(rc, source, { ...req, slice })) {
+        if (batch.schema && !progress.schema) progress.schema = batch.schema;
+        checkRows(rc, batch.rows, slice.index);
+        writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
+        await stagingCall(rc, () => writer!.writeBatch(batch.rows), `writing slice ${slice.index}`, slice.index);
+        rows += batch.rows.length;
+        progress.rowsExported += batch.rows.length;
+        recordRows('exported', batch.rows.length, rc.attrs());
+        rc.emit({ type: 'export.progress', slice: slice.index, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged, slicesPlanned: progress.slicesPlanned, estimatedRows: progress.estimatedRows });
+      }
+      rc.throwIfAborted('Export');
+      writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
+      await stagingCall(rc, () => writer!.close(), `finishing slice ${slice.index}`, slice.index);
+    } catch (err) {
+      await writer?.abort?.(err).catch(() => {});
+      throw err;
+    }
+    progress.slicesStaged++;
+    span.setAttribute('ingestion.rows', rows);
+    rc.emit({ type: 'slice.staged', slice: slice.index, rows, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged, slicesPlanned: progress.slicesPlanned });
+  });
+}
+
+/** An unplanned read, cut into slices by rows and estimated bytes. Returns the last batch checkpoint. */
+async function exportStream(
+  rc: RunContext,
+  source: SourceEndpoint<any>,
+  session: StagingSession,
+  req: ReadRequest<any>,
+  progress: ExportProgress,
+): Promise<Json | null> {
+  const { sliceMaxRows, sliceMaxBytes, maxRowBytes } = rc.policy;
+  let checkpoint: Json | null = rc.checkpoint.value;
+  let index = 0;
+  let writer: RecordWriter | undefined;
+  let sliceRows = 0;
+  let sliceBytes = 0;
+
+  const closeSlice = async () => {
+    const w = writer!;
+    writer = undefined;
+    await stagingCall(rc, () => w.close(), `finishing slice ${index}`, index);
+    progress.slicesStaged++;
+    rc.emit({ type: 'slice.staged', slice: index, rows: sliceRows, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged });
+    index++;
+    sliceRows = 0;
+    sliceBytes = 0;
+  };
+
+  try {
+    for await (const batch of readSource(rc, source, req)) {
+      if (batch.schema && !progress.schema) progress.schema = batch.schema;
+      const rows = batch.rows;
+      let from = 0;
+      while (from < rows.length) {
+        // Take rows while the slice has room; every slice takes at least one row.
+        let to = from;
+        let bytes = 0;
+        while (to < rows.length && sliceRows + (to - from) < sliceMaxRows) {
+          const b = estimateRowBytes(rows[to]);
+          if (b > maxRowBytes) throw rowTooLarge(rc, index, from + to, b);
+          if (sliceRows + (to - from) > 0 && sliceBytes + bytes + b > sliceMaxBytes) break;
+          bytes += b;
+          to++;
+        }
+        if (to > from) {
+          writer ??= session.writer({ slice: index, schema: progress.schema, signal: rc.signal });
+          const part = from === 0 && to === rows.length ? rows : rows.slice(from, to);
+          await stagingCall(rc, () => writer!.writeBatch(part), `writing slice ${index}`, index);
+          sliceRows += to - from;
+          sliceBytes += bytes;
+          progress.rowsExported += to - from;
+          recordRows('exported', to - from, rc.attrs());
+          from = to;
+        }
+        if (sliceRows >= sliceMaxRows || (to < rows.length && sliceRows > 0)) await closeSlice();
+      }
+      if (batch.checkpoint !== undefined) checkpoint = batch.checkpoint as Json;
+      rc.emit({ type: 'export.progress', slice: index, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged });
+    }
+    rc.throwIfAborted('Export');
+    if (writer) await closeSlice();
+  } catch (err) {
+    await writer?.abort?.(err).catch(() => {});
+    throw err;
+  }
+  return checkpoint;
+}
+
+/** Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. */
+async function* readSource(rc: RunContext, source: SourceEndpoint<any>, req: ReadRequest<any> & { slice?: SliceSpec }): AsyncGenerator<SourceBatch<any>> {
+  let iterable: AsyncIterable<SourceBatch<any>>;
+  try {
+    iterable = source.read(req, rc.ctx());
+  } catch (err) {
+    throw sourceError(rc, err, req.slice?.index);
+  }
+  const it = abortable(iterable, rc.signal, `Export (${rc.where(req.slice?.index)})`)[Symbol.asyncIterator]();
+  while (true) {
+    let next: IteratorResult<SourceBatch<any>>;
+    try {
+      next = await it.next();
+    } catch (err) {
+      throw sourceError(rc, err, req.slice?.index);
+    }
+    if (next.done) return;
+    const batch = next.value;
+    if (!batch || !Array.isArray(batch.rows)) {
+      await it.return?.(undefined);
+      throw new IngestError('source_failed', `Source yielded a batch without a rows array (${rc.where(req.slice?.index)})`, { retryable: false });
+    }
+    yield batch;
+  }
+}
+
+function checkRows(rc: RunContext, rows: Row[], slice: number): void {
+  const max = rc.policy.maxRowBytes;
+  for (let i = 0; i < rows.length; i++) {
+    const b = estimateRowBytes(rows[i]);
+    if (b > max) throw rowTooLarge(rc, slice, i, b);
+  }
+}
+
+function rowTooLarge(rc: RunContext, slice: number, row: number, bytes: number): IngestError {
+  return new IngestError(
+    'row_rejected',
+    `Row ${row} of a source batch is about ${bytes} bytes, over policy.maxRowBytes ${rc.policy.maxRowBytes} (${rc.where(slice)})`,
+    { details: { slice, row, bytes, maxRowBytes: rc.policy.maxRowBytes } },
+  );
+}
+
+function sourceError(rc: RunContext, err: unknown, slice?: number): IngestError {
+  return IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice)})`, { slice: slice ?? null });
+}
+
+async function callSource<T>(rc: RunContext, fn: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw IngestError.wrap(err, 'source_failed', `Source failed while ${what} (${rc.where()})`);
+  }
+}
+
+/** Run a staging operation; non-IngestErrors become `staging_failed`. */
+export async function stagingCall<T>(rc: RunContext, fn: () => Promise<T>, what: string, slice?: number): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw IngestError.wrap(err, 'staging_failed', `Staging failed while ${what} (${rc.where(slice)})`, { slice: slice ?? null });
+  }
+}
+
+/** Emit `retry.scheduled`. */
+export function retryEvent(rc: RunContext, phase: 'export' | 'import' | 'commit', r: { attempt: number; delayMs: number; error: unknown }, slice?: number): void {
+  const code = IngestError.is(r.error) ? r.error.code : 'internal';
+  rc.logger.warn(`retrying ${phase} after a retryable failure`, { attempt: r.attempt, delayMs: r.delayMs, code, slice });
+  rc.emit({ type: 'retry.scheduled', phase, attempt: r.attempt, delayMs: r.delayMs, code, ...(slice !== undefined ? { slice } : {}) });
+}
+
+/**
+ * Run `fn` over `items` with at most `limit` at once. On the first failure no new item starts; the
+ * function waits for the ones in flight, then rethrows the first error.
+ */
+async function pool<T>(items: T[], limit: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && !signal.aborted && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.err;
+}

@@ -1,0 +1,1 @@
+export { exportUnit } from './run-unit.js';

@@ -1,0 +1,81 @@
+import type { ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { RecordReader, StagingSession } from '../contracts/staging.js';
+import type { Row } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { withRetry } from '../util/retry.js';
+import { retryEvent, stagingCall } from './export-phase.js';
+import type { RunContext } from './run-context.js';
+
+/**
+ * Import: hand every staged slice to the sink (idempotent per run and slice), retrying retryable failures.
+ * Readers verify the staged bytes; a damaged slice fails the import before the sink can commit its rows.
+ * @internal
+ */
+export async function importPhase(
+  rc: RunContext,
+  sink: SinkEndpoint,
+  session: StagingSession,
+  opts: { disposition: 'append' | 'replace' | 'merge'; primaryKey?: string[] },
+): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
+  return withSpan('ingestion.import', rc.attrs(), async (span) => {
+    const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+    if (!desc.sealed) {
+      throw new IngestError('staging_corrupt', `Session ${session.id} has no _SUCCESS marker; refusing to import an unfinished export (${rc.where()})`);
+    }
+    const handles = await stagingCall(rc, () => session.handles(), 'listing handles');
+    const rowsTotal = desc.rows;
+    let attemptRows = 0;
+    const counting = (reader: RecordReader, slice?: number): RecordReader => ({
+      async *iterBatches(chunkSize: number) {
+        for await (const batch of reader.iterBatches(chunkSize)) {
+          rc.throwIfAborted('Import');
+          attemptRows += batch.length;
+          rc.emit({ type: 'import.progress', rowsImported: attemptRows, rowsTotal, ...(slice !== undefined ? { slice } : {}) });
+          yield batch as Row[];
+        }
+      },
+    });
+    const primaryKey = opts.primaryKey ?? desc.schema?.primaryKey;
+    const result = await withRetry(
+      async () => {
+        attemptRows = 0;
+        rc.throwIfAborted('Import');
+        try {
+          const out = await sink.import(
+            {
+              unitId: rc.unitId,
+              reader: counting(session.reader({ signal: rc.signal })),
+              slices: desc.slices.map((s) => ({
+                index: s.index,
+                rows: s.rows,
+                reader: counting(session.reader({ slice: s.index, signal: rc.signal }), s.index),
+                ...(s.handle ? { handle: s.handle } : {}),
+              })),
+              handles,
+              ...(desc.schema ? { schema: desc.schema } : {}),
+              disposition: opts.disposition,
+              ...(primaryKey ? { primaryKey } : {}),
+            },
+            rc.ctx(),
+          );
+          if (!out || typeof out.rowsImported !== 'number') {
+            throw new IngestError('sink_failed', `Sink returned no rowsImported count (${rc.where()})`, { retryable: false });
+          }
+          return out;
+        } catch (err) {
+          if (rc.signal.aborted && !IngestError.is(err, 'staging_corrupt')) rc.throwIfAborted('Import');
+          throw IngestError.wrap(err, 'sink_failed', `Sink failed (${rc.where()})`);
+        }
+      },
+      rc.policy.retry,
+      { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'import', r) },
+    );
+    if (result.rowsImported !== rowsTotal) {
+      rc.logger.warn('sink reported a different row count than was staged', { rowsStaged: rowsTotal, rowsImported: result.rowsImported, runId: rc.runId });
+    }
+    recordRows('imported', result.rowsImported, rc.attrs());
+    span.setAttribute('ingestion.rows', result.rowsImported);
+    return { result, rowsStaged: rowsTotal, slices: desc.slices.length, bytesStaged: desc.bytes };
+  });
+}

@@ -1,0 +1,1 @@
+export { importUnit } from './run-unit.js';

@@ -1,0 +1,1 @@
+export { sweepStaging, type SweepStagingOptions } from './sweep.js';
