@@ -1,6 +1,6 @@
-import { toPlainJson } from '../cli/plain-json.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { plainJson } from './plain-json.js';
 
 const encoder = new TextEncoder();
 
@@ -11,7 +11,7 @@ const encoder = new TextEncoder();
 export async function* formatNdjson(batches: AsyncIterable<Row[]>): AsyncGenerator<Uint8Array> {
   for await (const batch of batches) {
     let text = '';
-    for (const row of batch) text += `${JSON.stringify(toPlainJson(row))}\n`;
+    for (const row of batch) text += `${JSON.stringify(plainJson(row))}\n`;
     if (text) yield encoder.encode(text);
   }
 }
@@ -56,8 +56,8 @@ function csvValue(v: Value): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'string') return v === '' ? '""' : csvField(v);
   if (typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array))
-    return csvField(JSON.stringify(toPlainJson(v)));
-  return csvField(String(toPlainJson(v)));
+    return csvField(JSON.stringify(plainJson(v)));
+  return csvField(String(plainJson(v)));
 }
 
 function csvField(text: string): string {
