@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { assertKvKey, kvConflict, kvPutOptions } from '../kv/kv-common.js';
 import { configInvalid } from '../pipeline/options.js';
 import { assertIdentifier } from './identifiers.js';
 import { isConnectionError } from './pg-errors.js';
@@ -126,16 +127,7 @@ export class PostgresKvStore implements KvStore {
    */
   async put<T extends Json>(key: KvKey, value: T, opts: KvPutOptions = {}): Promise<KvEntry<T>> {
     checkKey(key);
-    const { expectedVersion, ttlMs } = opts;
-    if (expectedVersion !== undefined && expectedVersion !== null && !Number.isSafeInteger(expectedVersion)) {
-      throw new IngestError(
-        'config_invalid',
-        `Expected \`expectedVersion\` to be an integer or null, got ${String(expectedVersion)}`,
-      );
-    }
-    if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
-      throw new IngestError('config_invalid', `Expected \`ttlMs\` to be a positive number, got ${String(ttlMs)}`);
-    }
+    const { expectedVersion, ttlMs } = kvPutOptions(opts);
     const text = JSON.stringify(value);
     if (text === undefined)
       throw new IngestError('config_invalid', `Value of KV key ${JSON.stringify(key.key)} is not JSON`);
@@ -167,20 +159,7 @@ export class PostgresKvStore implements KvStore {
     const rows = await this.#run('put', key, async () => (await query.execute(this.#db)).rows);
     if (!rows.length) {
       const current = await this.get(key);
-      throw new IngestError(
-        'kv_conflict',
-        `Compare-and-set on KV key ${JSON.stringify(key.key)} lost: expected ${expectedVersion === null ? 'no entry' : `version ${expectedVersion}`}, found ${current ? `version ${current.version}` : 'no entry'}`,
-        {
-          retryable: false,
-          details: {
-            namespace: key.namespace,
-            scopeId: key.scopeId,
-            key: key.key,
-            expectedVersion,
-            actualVersion: current?.version ?? null,
-          },
-        },
-      );
+      throw kvConflict(key, expectedVersion, current?.version);
     }
     return toEntry<T>(rows[0]);
   }
@@ -281,11 +260,9 @@ function escapeLike(s: string): string {
 }
 
 function checkKey(key: KvKey): void {
+  assertKvKey(key);
   for (const f of ['namespace', 'scopeId', 'key'] as const) {
-    if (typeof key?.[f] !== 'string')
-      throw new IngestError('config_invalid', `Expected KV key \`${f}\` to be a string`);
-    if (key[f].includes('\u0000'))
-      throw new IngestError('config_invalid', `KV key \`${f}\` must not contain NUL characters`);
+    if (key[f].includes('\u0000')) throw new IngestError('config_invalid', `KV key \`${f}\` must not contain NUL characters`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { describeKvStore } from '../../src/testing/index.js';
 import { IngestError } from '../../src/index.js';
 import { PostgresKvStore } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
@@ -13,6 +14,12 @@ async function store(table = 'kv_entries') {
   await kv.migrate();
   return kv;
 }
+
+describeKvStore('postgres', async () => {
+  const kv = new PostgresKvStore({ db: env.newKysely({ max: 4 }), schema: env.schema, table: 'kv_contract' });
+  await kv.migrate();
+  return kv;
+});
 
 describe('PostgresKvStore', () => {
   it('migrate() is idempotent and creates the documented table', async () => {

@@ -1,0 +1,45 @@
+import pg from 'pg';
+import { z } from 'zod';
+import { registerSecret } from '../errors/redact.js';
+
+/**
+ * The part of a `pg.Pool` the endpoints use (structural, so any pg-compatible pool fits).
+ * @public
+ */
+export interface PgPoolLike {
+  connect(): Promise<pg.PoolClient>;
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult<any>>;
+  end(): Promise<void>;
+}
+
+export const poolSchema = z.custom<PgPoolLike>(
+  (v) => v != null && typeof v === 'object' && typeof (v as any).connect === 'function' && typeof (v as any).query === 'function',
+  { error: 'Expected `pool` to be a pg.Pool (with connect() and query())' },
+);
+
+export const connectionStringSchema = z
+  .string({ error: 'Expected `connectionString` to be a string' })
+  .min(1, { error: 'Expected `connectionString` to be non-empty' });
+
+/** The XOR rule: exactly one of connectionString and pool. */
+export function connectionIssue(o: { connectionString?: unknown; pool?: unknown }): string | undefined {
+  if (o.connectionString !== undefined && o.pool !== undefined) return 'Pass either `connectionString` or `pool`, not both';
+  if (o.connectionString === undefined && o.pool === undefined) return 'Expected `connectionString` or `pool`';
+  return undefined;
+}
+
+/**
+ * Register the password of a connection string as a secret (scrubbed from every message), then build a pool the
+ * endpoint owns. Pool errors on idle clients are swallowed (the next checkout reports them).
+ */
+export function ownPool(connectionString: string, max: number): PgPoolLike {
+  try {
+    const url = new URL(connectionString);
+    if (url.password) registerSecret(decodeURIComponent(url.password));
+  } catch {
+    // key=value connection strings: scrub `password=…` through redact()
+  }
+  const pool = new pg.Pool({ connectionString, max });
+  pool.on('error', () => {});
+  return pool;
+}

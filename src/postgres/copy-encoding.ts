@@ -1,0 +1,112 @@
+import type { Row, Value } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { stringifyJsonExact } from './json-exact.js';
+
+/** How a target column takes its text. */
+export type ColumnKind = 'json' | 'array' | 'bytea' | 'scalar';
+
+/** A target column the encoder writes. */
+export interface CopyColumn {
+  name: string;
+  kind: ColumnKind;
+}
+
+/** Where rows come from, for error messages. */
+export interface CopyOrigin {
+  slice: number;
+  table: string;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex(bytes: Uint8Array): string {
+  if (bytes.length > 64) return `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
+  let s = '\\x';
+  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]];
+  return s;
+}
+
+/** A PostgreSQL array literal (`{1,"a b",NULL,{2}}`) for a JS array, every element quoted. */
+export function arrayLiteral(values: Value[]): string {
+  const parts = values.map((v) => {
+    if (v === null || v === undefined) return 'NULL';
+    if (Array.isArray(v)) return arrayLiteral(v);
+    const s = scalarText(v, 'json');
+    return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+/** The text PostgreSQL reads for one value of a column of `kind`. */
+function scalarText(v: Value, kind: ColumnKind): string {
+  switch (typeof v) {
+    case 'string':
+      return kind === 'json' ? JSON.stringify(v) : v;
+    case 'number':
+      if (kind === 'json') return stringifyJsonExact(v);
+      return Object.is(v, -0) ? '-0' : String(v);
+    case 'bigint':
+      return v.toString();
+    case 'boolean':
+      return kind === 'json' ? String(v) : v ? 't' : 'f';
+    default:
+      break;
+  }
+  if (kind === 'json') return stringifyJsonExact(v);
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new RangeError('Invalid Date');
+    return v.toISOString();
+  }
+  if (v instanceof Uint8Array) return hex(v);
+  if (Array.isArray(v)) return kind === 'array' ? arrayLiteral(v) : stringifyJsonExact(v);
+  return stringifyJsonExact(v);
+}
+
+/**
+ * Encode rows as CSV for `COPY … FROM STDIN (FORMAT csv)`: every non-null field quoted (so `\.`, empty strings,
+ * quotes, commas, newlines and backslashes are data), NULL as an unquoted empty field. Strings holding NUL (which
+ * PostgreSQL text cannot store) are refused with `row_rejected` naming the column, slice and row.
+ */
+export class CsvEncoder {
+  readonly #columns: CopyColumn[];
+  readonly #origin: CopyOrigin;
+  rows = 0;
+
+  constructor(columns: CopyColumn[], origin: CopyOrigin) {
+    this.#columns = columns;
+    this.#origin = origin;
+  }
+
+  /** CSV lines of a batch, as one string. */
+  encode(batch: Row[]): string {
+    const cols = this.#columns;
+    let out = '';
+    for (const row of batch) {
+      this.rows++;
+      for (let i = 0; i < cols.length; i++) {
+        if (i > 0) out += ',';
+        const c = cols[i];
+        const v = Object.hasOwn(row, c.name) ? row[c.name] : null;
+        if (v === null || v === undefined) continue;
+        let s: string;
+        try {
+          s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v) : c.kind === 'bytea' && typeof v === 'string' ? v : scalarText(v, c.kind);
+        } catch (err) {
+          throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
+        }
+        if (s.includes('\u0000')) throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
+        out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
+      }
+      out += '\n';
+    }
+    return out;
+  }
+
+  #reject(column: string, why: string, cause?: unknown): IngestError {
+    const { slice, table } = this.#origin;
+    return new IngestError('row_rejected', `Row ${this.rows} of slice ${slice} does not fit ${table} column ${JSON.stringify(column)}: ${why}`, {
+      cause,
+      details: { column, slice, row: this.rows, table },
+    });
+  }
+}

@@ -1,0 +1,140 @@
+import type { Value } from '../contracts/values.js';
+
+const MAYBE_BIG = /\d{16,}/;
+
+/**
+ * Parse JSON text without losing integers: an integer literal outside ±(2^53 − 1) becomes a `bigint`, every other
+ * number a JS number (as `JSON.parse` would). Object keys such as `__proto__` stay own data properties.
+ * Text without a run of 16+ digits takes the `JSON.parse` fast path.
+ *
+ * @example
+ * ```ts
+ * import { parseJsonExact } from '@nucleus/ingestion/postgres';
+ * parseJsonExact('{"id": 9007199254740993}'); // { id: 9007199254740993n }
+ * ```
+ * @throws SyntaxError on malformed JSON.
+ * @public
+ */
+export function parseJsonExact(text: string): Value {
+  if (!MAYBE_BIG.test(text)) return JSON.parse(text) as Value;
+  return new Parser(text).parseDocument();
+}
+
+/**
+ * Serialize a {@link Value} as JSON: `bigint` as a bare integer literal (exact), `Date` as an ISO string,
+ * `Uint8Array` as a base64 string, `undefined` object members dropped.
+ * @public
+ */
+export function stringifyJsonExact(value: Value | undefined): string {
+  if (value === null || value === undefined) return 'null';
+  switch (typeof value) {
+    case 'bigint':
+      return value.toString();
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    default:
+      break;
+  }
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
+  if (Array.isArray(value)) return `[${value.map((v) => stringifyJsonExact(v)).join(',')}]`;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    parts.push(`${JSON.stringify(k)}:${stringifyJsonExact(v)}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+class Parser {
+  i = 0;
+  constructor(readonly s: string) {}
+
+  parseDocument(): Value {
+    const v = this.value();
+    this.ws();
+    if (this.i !== this.s.length) this.fail();
+    return v;
+  }
+
+  fail(): never {
+    throw new SyntaxError(`Unexpected token in JSON at position ${this.i}`);
+  }
+
+  ws(): void {
+    const s = this.s;
+    while (this.i < s.length) {
+      const c = s.charCodeAt(this.i);
+      if (c === 32 || c === 9 || c === 10 || c === 13) this.i++;
+      else break;
+    }
+  }
+
+  value(): Value {
+    this.ws();
+    const c = this.s[this.i];
+    if (c === '{') return this.object();
+    if (c === '[') return this.array();
+    if (c === '"') return this.string();
+    if (c === 't' && this.s.startsWith('true', this.i)) return (this.i += 4), true;
+    if (c === 'f' && this.s.startsWith('false', this.i)) return (this.i += 5), false;
+    if (c === 'n' && this.s.startsWith('null', this.i)) return (this.i += 4), null;
+    return this.number();
+  }
+
+  object(): Value {
+    this.i++;
+    const out: Record<string, Value> = {};
+    this.ws();
+    if (this.s[this.i] === '}') return this.i++, out;
+    while (true) {
+      this.ws();
+      if (this.s[this.i] !== '"') this.fail();
+      const key = this.string();
+      this.ws();
+      if (this.s[this.i++] !== ':') this.fail();
+      const v = this.value();
+      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      this.ws();
+      const d = this.s[this.i++];
+      if (d === '}') return out;
+      if (d !== ',') this.fail();
+    }
+  }
+
+  array(): Value {
+    this.i++;
+    const out: Value[] = [];
+    this.ws();
+    if (this.s[this.i] === ']') return this.i++, out;
+    while (true) {
+      out.push(this.value());
+      this.ws();
+      const d = this.s[this.i++];
+      if (d === ']') return out;
+      if (d !== ',') this.fail();
+    }
+  }
+
+  string(): string {
+    const start = this.i;
+    let j = start + 1;
+    const s = this.s;
+    while (j < s.length && s[j] !== '"') j += s[j] === '\\' ? 2 : 1;
+    if (j >= s.length) this.fail();
+    this.i = j + 1;
+    return JSON.parse(s.slice(start, j + 1)) as string;
+  }
+
+  number(): Value {
+    const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 400));
+    if (!m) this.fail();
+    this.i += m[0].length;
+    const n = Number(m[0]);
+    if (m[1] === undefined && m[2] === undefined && !Number.isSafeInteger(n)) return BigInt(m[0]);
+    return n;
+  }
+}

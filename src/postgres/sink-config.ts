@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import { connectionStringSchema, type PgPoolLike } from './connection.js';
+
+/** JSON config of the PostgreSQL sink. @public */
+export interface PostgresSinkConfig {
+  /** `postgres://user:password@host:5432/db`; the password is registered as a secret and never reported. */
+  connectionString?: string;
+  /** Schema of target tables (target = this schema + the unit's table name). @defaultValue 'public' */
+  schema?: string;
+  /** Explicit targets: unit id → `schema.table`. */
+  tables?: Record<string, string>;
+  /** Load ledger, `schema.table` or a table name in the sink schema. @defaultValue '_nucleus_ingest_ledger' */
+  ledgerTable?: string;
+  /** Pool size when the sink builds its own pool. @defaultValue 4 */
+  maxConnections?: number;
+  /** Rows read from staging per batch. @defaultValue 10000 */
+  batchSize?: number;
+}
+
+/** Options of {@link PostgresSink}: the JSON config, or an injected pool instead of a connection string. @public */
+export interface PostgresSinkOptions extends PostgresSinkConfig {
+  /** An injected `pg.Pool` (the sink does not end it). */
+  pool?: PgPoolLike;
+}
+
+/** zod schema of {@link PostgresSinkConfig}. @public */
+export const postgresSinkConfigSchema = z
+  .object({
+    connectionString: connectionStringSchema.optional(),
+    schema: z.string().min(1).optional(),
+    tables: z.record(z.string().min(1), z.string().min(1)).optional(),
+    ledgerTable: z.string().min(1).optional(),
+    maxConnections: z.number().int().positive().max(256).optional(),
+    batchSize: z.number().int().positive().max(1_000_000).optional(),
+  })
+  .strict();
+
+const base = {
+  role: 'sink' as const,
+  family: 'jdbc',
+  version: '1.0.0',
+  capabilities: [] as [],
+  config: postgresSinkConfigSchema,
+};
+
+/**
+ * Descriptor of the PostgreSQL sink (id `postgres`).
+ * @public
+ */
+export const postgresSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = { ...base, id: 'postgres', title: 'PostgreSQL' };
+
+/**
+ * The same sink under the CDM id `cdm.jdbc`.
+ * @public
+ */
+export const cdmJdbcSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = { ...base, id: 'cdm.jdbc', title: 'CDM JDBC (PostgreSQL)' };

@@ -1,0 +1,477 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { IngestionContext } from '../contracts/context.js';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { RecordReader } from '../contracts/staging.js';
+import type { FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { configInvalid } from '../pipeline/options.js';
+import { throwIfAborted } from '../util/abort.js';
+import { describeTable, type TableInfo } from './catalog.js';
+import { connectionIssue, ownPool, type PgPoolLike, poolSchema } from './connection.js';
+import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
+import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from './identifiers.js';
+import { errorColumn, errorLine, isRowError, wrapPgError } from './pg-errors.js';
+import {
+  cdmJdbcSinkDescriptor,
+  type PostgresSinkConfig,
+  type PostgresSinkOptions,
+  postgresSinkConfigSchema,
+  postgresSinkDescriptor,
+} from './sink-config.js';
+import { fieldTypeToPgType } from './type-mapping.js';
+
+const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
+const DEFAULT_BATCH = 10_000;
+const PROGRESS_EVERY_MS = 500;
+
+interface LoadPlan {
+  target: TableName;
+  targetSql: string;
+  columns: CopyColumn[];
+  info: TableInfo;
+}
+
+/**
+ * PostgreSQL sink (descriptor ids `postgres` and, as {@link CdmJdbcSink}, `cdm.jdbc`): exactly-once loads with
+ * `COPY … FROM STDIN` and a load ledger.
+ *
+ * - Creates the target from the staged {@link RecordSchema} when it is missing (with its primary key).
+ * - `append` and `merge` commit per slice; in ONE transaction the sink claims the slice in the ledger
+ *   (`(run_id, unit_id, slice)`, primary key), streams the slice with `COPY` (CSV, backpressure, never a whole slice
+ *   in memory) — into the target for `append`, into a temporary table then `INSERT … ON CONFLICT (pk) DO UPDATE` for
+ *   `merge` — and commits. A slice already in the ledger is skipped, so re-importing a run after a crash adds nothing.
+ * - `replace` loads every slice after `TRUNCATE` in one transaction with the ledger rows: readers see the old
+ *   table until the commit, then the new one.
+ * - Every identifier is quoted; names over 63 bytes are refused (`config_invalid`); rows that do not fit the target
+ *   fail with `row_rejected` naming the column and slice.
+ *
+ * @example
+ * ```ts
+ * import { PostgresSink } from '@nucleus/ingestion/postgres';
+ * const sink = new PostgresSink({ pool, schema: 'analytics' });
+ * ```
+ * @throws IngestError `config_invalid` for bad options; `import` throws `row_rejected`, `sink_failed` (retryable for connection errors), `aborted`.
+ * @public
+ */
+export class PostgresSink implements SinkEndpoint {
+  readonly descriptor: EndpointDescriptor<PostgresSinkConfig> = postgresSinkDescriptor;
+  readonly #config: PostgresSinkConfig;
+  readonly #pool: PgPoolLike;
+  readonly #ownsPool: boolean;
+  readonly #ledger: TableName;
+  #ledgerReady: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: PostgresSinkOptions) {
+    const { pool, ...config } = options ?? ({} as PostgresSinkOptions);
+    const issues = [...(postgresSinkConfigSchema.safeParse(config).error?.issues ?? [])];
+    if (pool !== undefined) issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
+    const xor = connectionIssue(options ?? {});
+    if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as any);
+    if (issues.length) throw configInvalid('Invalid PostgresSink options', issues);
+    this.#config = config;
+    const schema = config.schema ?? 'public';
+    quoteIdentifier(schema, 'sink schema name');
+    this.#ledger = parseTableName(config.ledgerTable ?? DEFAULT_LEDGER, schema);
+    for (const t of Object.values(config.tables ?? {})) parseTableName(t);
+    this.#ownsPool = pool === undefined;
+    this.#pool = pool ?? ownPool(config.connectionString!, config.maxConnections ?? 4);
+  }
+
+  /** The target table of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */
+  targetOf(unitId: string): TableName {
+    const explicit = this.#config.tables?.[unitId];
+    if (explicit !== undefined && Object.hasOwn(this.#config.tables!, unitId)) return parseTableName(explicit);
+    const schema = this.#config.schema ?? 'public';
+    return { schema, name: parseTableName(unitId, schema).name };
+  }
+
+  /**
+   * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
+   * @throws IngestError `row_rejected` (naming column and slice), `config_invalid`, `sink_failed`, `aborted`
+   */
+  async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    if (this.#closed) throw new IngestError('config_invalid', 'PostgresSink already closed');
+    const target = this.targetOf(req.unitId);
+    const targetSql = qualifiedName(target);
+    const what = `PostgresSink.import of ${JSON.stringify(req.unitId)} into ${targetSql} (run ${ctx.runId})`;
+    throwIfAborted(ctx.signal, what);
+    const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
+    for (const f of fields?.fields ?? []) quoteIdentifier(f.name, 'column name');
+    const client = await this.#connect(ctx, what);
+    let healthy = true;
+    try {
+      await this.#ensureLedger(client);
+      const info = (await describeTable(client, target)) ?? (await this.#createTarget(client, target, fields, req.primaryKey));
+      const plan = buildPlan(target, targetSql, info, fields);
+      const rowsTotal = req.slices.reduce((n, s) => n + s.rows, 0);
+      const progress = new Progress(ctx, rowsTotal);
+      let result: ImportResult;
+      if (req.disposition === 'replace') result = await this.#replace(client, req, ctx, plan, progress);
+      else {
+        const pk = req.disposition === 'merge' ? mergeKey(req, info, targetSql) : [];
+        result = await this.#perSlice(client, req, ctx, plan, pk, progress);
+      }
+      return result;
+    } catch (err) {
+      healthy = false;
+      throw this.#wrap(err, what, req.unitId, ctx);
+    } finally {
+      client.release(healthy ? undefined : true);
+    }
+  }
+
+  /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsPool) await this.#pool.end().catch(() => {});
+  }
+
+  async #connect(ctx: IngestionContext, what: string): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (err) {
+      throw wrapPgError(err, 'sink_failed', `${what}: cannot connect to PostgreSQL`, { endpointId: ctx.endpointId, sinkId: ctx.sinkId });
+    }
+  }
+
+  #wrap(err: unknown, what: string, unitId: string, ctx: IngestionContext): IngestError {
+    if (IngestError.is(err)) return err;
+    const e = err as { code?: string; message?: string; slice?: number };
+    const details = { unitId, endpointId: ctx.endpointId, sinkId: ctx.sinkId, runId: ctx.runId };
+    if (e?.code === '42P10') {
+      return new IngestError('config_invalid', `${what}: merge needs a unique index or primary key on the merge key: ${e.message}`, {
+        cause: err,
+        details,
+      });
+    }
+    return wrapPgError(err, 'sink_failed', `${what} failed`, details);
+  }
+
+  async #ensureLedger(client: pg.PoolClient): Promise<void> {
+    this.#ledgerReady ??= (async () => {
+      const t = qualifiedName(this.#ledger);
+      await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#ledger.schema)}`));
+      await ignoreRace(
+        client.query(`CREATE TABLE IF NOT EXISTS ${t} (
+          run_id text NOT NULL,
+          unit_id text NOT NULL,
+          slice integer NOT NULL,
+          target text NOT NULL,
+          disposition text NOT NULL,
+          rows bigint NOT NULL DEFAULT 0,
+          committed_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (run_id, unit_id, slice))`),
+      );
+    })();
+    try {
+      await this.#ledgerReady;
+    } catch (err) {
+      this.#ledgerReady = undefined;
+      throw err;
+    }
+  }
+
+  async #createTarget(client: pg.PoolClient, target: TableName, schema: RecordSchema | undefined, primaryKey?: string[]): Promise<TableInfo> {
+    if (!schema?.fields.length) {
+      throw new IngestError('config_invalid', `Target ${qualifiedName(target)} does not exist and the staged data has no schema to create it from`);
+    }
+    const pk = primaryKey ?? schema.primaryKey ?? [];
+    const cols = schema.fields.map(
+      (f) => `${quoteIdentifier(f.name, 'column name')} ${fieldTypeToPgType(f.type)}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
+    );
+    if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => quoteIdentifier(k, 'primary key column')).join(', ')})`);
+    await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(target.schema, 'schema name')}`));
+    await ignoreRace(client.query(`CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${cols.join(', ')})`));
+    const info = await describeTable(client, target);
+    if (!info) throw new IngestError('internal', `Created ${qualifiedName(target)} but cannot find it in the catalog`);
+    return info;
+  }
+
+  async #perSlice(
+    client: pg.PoolClient,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    plan: LoadPlan,
+    pk: string[],
+    progress: Progress,
+  ): Promise<ImportResult> {
+    const ledger = qualifiedName(this.#ledger);
+    let imported = 0;
+    let skipped = 0;
+    for (const slice of req.slices) {
+      throwIfAborted(ctx.signal, `PostgresSink.import of ${JSON.stringify(req.unitId)}`);
+      await client.query('BEGIN');
+      let open = true;
+      try {
+        const claim = await client.query(
+          `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+          [ctx.runId, req.unitId, slice.index, formatTableName(plan.target), req.disposition],
+        );
+        if (claim.rowCount === 0) {
+          await client.query('ROLLBACK');
+          open = false;
+          skipped++;
+          progress.add(slice.rows, slice.index, true);
+          continue;
+        }
+        let rows: number;
+        if (pk.length) {
+          const cols = plan.columns.map((c) => quoteIdentifier(c.name)).join(', ');
+          await client.query(`CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`);
+          rows = await this.#copy(client, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
+          const keys = pk.map((k) => quoteIdentifier(k)).join(', ');
+          const rest = plan.columns.filter((c) => !pk.includes(c.name));
+          const action = rest.length
+            ? `DO UPDATE SET ${rest.map((c) => `${quoteIdentifier(c.name)} = EXCLUDED.${quoteIdentifier(c.name)}`).join(', ')}`
+            : 'DO NOTHING';
+          await client.query(
+            `INSERT INTO ${plan.targetSql} (${cols}) SELECT DISTINCT ON (${keys}) ${cols} FROM pg_temp._nucleus_stage ORDER BY ${keys}, ctid DESC ON CONFLICT (${keys}) ${action}`,
+          );
+        } else {
+          rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
+        }
+        await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
+          ctx.runId,
+          req.unitId,
+          slice.index,
+          rows,
+        ]);
+        await client.query('COMMIT');
+        open = false;
+        imported += rows;
+        progress.flush(slice.index);
+      } catch (err) {
+        if (open) await client.query('ROLLBACK').catch(() => {});
+        throw rowError(err, plan, slice.index, ctx.runId);
+      }
+    }
+    return {
+      rowsImported: progress.rows,
+      provenance: provenance(plan, this.#ledger, req, req.slices.length - skipped, skipped, imported),
+    };
+  }
+
+  async #replace(client: pg.PoolClient, req: ImportRequest, ctx: IngestionContext, plan: LoadPlan, progress: Progress): Promise<ImportResult> {
+    const ledger = qualifiedName(this.#ledger);
+    const indices = req.slices.length ? req.slices.map((s) => s.index) : [-1];
+    await client.query('BEGIN');
+    let open = true;
+    let current = -1;
+    try {
+      const claim = await client.query(
+        `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) SELECT $1, $2, s, $4, 'replace' FROM unnest($3::int[]) AS s ON CONFLICT DO NOTHING`,
+        [ctx.runId, req.unitId, indices, formatTableName(plan.target)],
+      );
+      if ((claim.rowCount ?? 0) < indices.length) {
+        await client.query('ROLLBACK');
+        open = false;
+        for (const s of req.slices) progress.add(s.rows, s.index, true);
+        return { rowsImported: progress.rows, provenance: provenance(plan, this.#ledger, req, 0, req.slices.length, 0) };
+      }
+      await client.query(`TRUNCATE ${plan.targetSql}`);
+      let imported = 0;
+      for (const slice of req.slices) {
+        current = slice.index;
+        const rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
+        await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
+          ctx.runId,
+          req.unitId,
+          slice.index,
+          rows,
+        ]);
+        imported += rows;
+      }
+      await client.query('COMMIT');
+      open = false;
+      progress.flush(current);
+      return { rowsImported: imported, provenance: provenance(plan, this.#ledger, req, req.slices.length, 0, imported) };
+    } catch (err) {
+      if (open) await client.query('ROLLBACK').catch(() => {});
+      throw rowError(err, plan, current, ctx.runId);
+    }
+  }
+
+  /** Stream one slice into `table` with COPY (CSV), with backpressure; returns the rows copied. */
+  async #copy(client: pg.PoolClient, table: string, plan: LoadPlan, slice: ImportSlice, ctx: IngestionContext, progress: Progress): Promise<number> {
+    const encoder = new CsvEncoder(plan.columns, { slice: slice.index, table: plan.targetSql });
+    const stream = client.query(
+      copyFrom(`COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`),
+    );
+    const batchSize = this.#config.batchSize ?? DEFAULT_BATCH;
+    const signal = ctx.signal;
+    async function* chunks(reader: RecordReader) {
+      for await (const batch of reader.iterBatches(batchSize)) {
+        throwIfAborted(signal, `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`);
+        const text = encoder.encode(batch);
+        if (text) yield Buffer.from(text, 'utf8');
+        progress.add(batch.length, slice.index, false);
+      }
+    }
+    await pipeline(Readable.from(chunks(slice.reader)), stream);
+    return encoder.rows;
+  }
+}
+
+/**
+ * The PostgreSQL sink under the CDM descriptor id `cdm.jdbc` (same behaviour as {@link PostgresSink}).
+ * @example
+ * ```ts
+ * import { CdmJdbcSink } from '@nucleus/ingestion/postgres';
+ * const sink = new CdmJdbcSink({ connectionString: process.env.DATABASE_URL });
+ * ```
+ * @throws IngestError `config_invalid` for bad options.
+ * @public
+ */
+export class CdmJdbcSink extends PostgresSink {
+  override readonly descriptor: EndpointDescriptor<PostgresSinkConfig> = cdmJdbcSinkDescriptor;
+}
+
+/**
+ * Build a `cdm.jdbc` sink.
+ * @example
+ * ```ts
+ * import { cdmJdbcSink } from '@nucleus/ingestion/postgres';
+ * const sink = cdmJdbcSink({ pool });
+ * ```
+ * @throws IngestError `config_invalid` for bad options.
+ * @public
+ */
+export function cdmJdbcSink(options: PostgresSinkOptions): CdmJdbcSink {
+  return new CdmJdbcSink(options);
+}
+
+/** Progress events, throttled: at most one every 500 ms, plus one per committed slice. */
+class Progress {
+  rows = 0;
+  #last = 0;
+  constructor(
+    readonly ctx: IngestionContext,
+    readonly total: number,
+  ) {}
+
+  add(n: number, slice: number, committed: boolean): void {
+    this.rows += n;
+    const now = Date.now();
+    if (committed || now - this.#last >= PROGRESS_EVERY_MS) this.flush(slice, now);
+  }
+
+  flush(slice: number, now = Date.now()): void {
+    this.#last = now;
+    const c = this.ctx;
+    try {
+      c.emit?.({
+        type: 'import.progress',
+        at: new Date(now).toISOString(),
+        runId: c.runId,
+        workspaceId: c.workspaceId,
+        endpointId: c.endpointId,
+        unitId: c.unitId,
+        ...(c.sinkId !== undefined ? { sinkId: c.sinkId } : {}),
+        rowsImported: this.rows,
+        rowsTotal: this.total,
+        ...(slice >= 0 ? { slice } : {}),
+      });
+    } catch {
+      // a throwing listener must not fail the import
+    }
+  }
+}
+
+function provenance(plan: LoadPlan, ledger: TableName, req: ImportRequest, committed: number, skipped: number, rows: number) {
+  return {
+    target: formatTableName(plan.target),
+    ledger: formatTableName(ledger),
+    disposition: req.disposition,
+    slicesCommitted: committed,
+    slicesSkipped: skipped,
+    rowsCommitted: rows,
+  };
+}
+
+/** Map a failure inside a slice: data errors become `row_rejected` naming the column and slice. */
+function rowError(err: unknown, plan: LoadPlan, slice: number, runId: string): unknown {
+  if (IngestError.is(err) || !isRowError(err)) return err;
+  const column = errorColumn(err);
+  const line = errorLine(err);
+  const msg = (err as Error).message;
+  return new IngestError(
+    'row_rejected',
+    `Slice ${slice} of run ${runId}: a row does not fit ${plan.targetSql}${column ? ` column ${JSON.stringify(column)}` : ''}${line ? ` (row ${line})` : ''}: ${msg}`,
+    { cause: err, details: { table: plan.targetSql, column, slice, row: line, sqlstate: (err as { code?: string }).code } },
+  );
+}
+
+function mergeKey(req: ImportRequest, info: TableInfo, targetSql: string): string[] {
+  const pk = req.primaryKey ?? req.schema?.primaryKey ?? info.primaryKey;
+  if (!pk?.length) {
+    throw new IngestError('config_invalid', `merge into ${targetSql} needs a primary key (none given, none staged, none on the table)`);
+  }
+  for (const k of pk) quoteIdentifier(k, 'primary key column');
+  return pk;
+}
+
+function buildPlan(target: TableName, targetSql: string, info: TableInfo, schema: RecordSchema | undefined): LoadPlan {
+  const byName = new Map(info.columns.map((c) => [c.name, c]));
+  const names = schema?.fields.length ? schema.fields.map((f) => f.name) : info.columns.map((c) => c.name);
+  const missing = names.filter((n) => !byName.has(n));
+  if (missing.length) {
+    throw new IngestError(
+      'config_invalid',
+      `Target ${targetSql} has no column ${missing.map((m) => JSON.stringify(m)).join(', ')} for the staged field${missing.length > 1 ? 's' : ''}`,
+      { details: { table: targetSql, missing } },
+    );
+  }
+  const columns: CopyColumn[] = names.map((n) => {
+    const c = byName.get(n)!;
+    const kind = c.typcategory === 'A' ? 'array' : c.typname === 'json' || c.typname === 'jsonb' ? 'json' : c.typname === 'bytea' ? 'bytea' : 'scalar';
+    return { name: n, kind };
+  });
+  return { target, targetSql, columns, info };
+}
+
+/** Without a staged schema: infer one from the first batch of the first non-empty slice. */
+async function inferSchema(slices: ImportSlice[]): Promise<RecordSchema | undefined> {
+  for (const s of slices) {
+    for await (const batch of s.reader.iterBatches(1000)) {
+      if (!batch.length) continue;
+      const names: string[] = [];
+      const types = new Map<string, FieldType>();
+      for (const row of batch) {
+        for (const [k, v] of Object.entries(row)) {
+          if (!types.has(k)) names.push(k);
+          if (v !== null && v !== undefined && !types.get(k)) types.set(k, typeOfValue(v));
+          else if (!types.has(k)) types.set(k, undefined as unknown as FieldType);
+        }
+      }
+      return { fields: names.map((n) => ({ name: n, type: types.get(n) ?? 'string', nullable: true })) };
+    }
+  }
+  return undefined;
+}
+
+function typeOfValue(v: Value): FieldType {
+  if (typeof v === 'bigint') return 'int64';
+  if (typeof v === 'number') return 'float64';
+  if (typeof v === 'boolean') return 'boolean';
+  if (typeof v === 'string') return 'string';
+  if (v instanceof Date) return 'timestamp';
+  if (v instanceof Uint8Array) return 'binary';
+  return 'json';
+}
+
+async function ignoreRace<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    const code = (err as { code?: string })?.code;
+    if (code === '23505' || code === '42P07' || code === '42P06') return undefined;
+    throw err;
+  }
+}
+

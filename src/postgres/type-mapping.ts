@@ -1,0 +1,269 @@
+import type { FieldType, Value } from '../contracts/values.js';
+import { parseJsonExact } from './json-exact.js';
+
+/** What the catalog says about a column's type (after resolving domains to their base type). */
+export interface PgTypeInfo {
+  /** OID of the (base) type. */
+  typid: number;
+  /** `int8`, `numeric`, `_int4`, … */
+  typname: string;
+  /** pg_type.typcategory: `A` array, `E` enum, `N` numeric, `S` string, … */
+  typcategory: string;
+  /** Element type OID for arrays, else 0. */
+  typelem: number;
+  /** Element type name for arrays. */
+  elemname?: string | null;
+}
+
+/**
+ * The logical {@link FieldType} of a PostgreSQL type. The table in docs/postgresql.md is the reference:
+ * `int2`/`int4` → `int32`, `int8` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
+ * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` (Date), `date` → `date` ('YYYY-MM-DD'),
+ * `json`/`jsonb` and every array → `json`, `bytea` → `binary`; text-like types, `uuid`, enums and anything else
+ * → `string` (PostgreSQL's text form).
+ * @public
+ */
+export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>): FieldType {
+  if (t.typcategory === 'A') return 'json';
+  switch (t.typname) {
+    case 'int2':
+    case 'int4':
+      return 'int32';
+    case 'int8':
+      return 'int64';
+    case 'numeric':
+      return 'decimal';
+    case 'float4':
+    case 'float8':
+      return 'float64';
+    case 'bool':
+      return 'boolean';
+    case 'timestamp':
+    case 'timestamptz':
+      return 'timestamp';
+    case 'date':
+      return 'date';
+    case 'json':
+    case 'jsonb':
+      return 'json';
+    case 'bytea':
+      return 'binary';
+    default:
+      return 'string';
+  }
+}
+
+/**
+ * The column type the sink creates for a {@link FieldType}.
+ * @public
+ */
+export function fieldTypeToPgType(type: FieldType): string {
+  switch (type) {
+    case 'string':
+      return 'text';
+    case 'int32':
+      return 'integer';
+    case 'int64':
+      return 'bigint';
+    case 'float64':
+      return 'double precision';
+    case 'decimal':
+      return 'numeric';
+    case 'boolean':
+      return 'boolean';
+    case 'timestamp':
+      return 'timestamptz';
+    case 'date':
+      return 'date';
+    case 'json':
+      return 'jsonb';
+    case 'binary':
+      return 'bytea';
+    default:
+      return 'text';
+  }
+}
+
+type Parser = (text: string) => Value;
+
+const identity: Parser = (s) => s;
+const int: Parser = (s) => Number.parseInt(s, 10);
+const bigint: Parser = (s) => BigInt(s);
+const float: Parser = (s) => Number.parseFloat(s);
+const bool: Parser = (s) => s === 't' || s === 'true';
+
+const TS = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?( BC)?$/;
+
+/**
+ * Parse PostgreSQL's ISO timestamp text (DateStyle ISO). Without an offset (`timestamp without time zone`) the
+ * value is read as UTC. Sub-millisecond digits are truncated (a JS Date holds milliseconds).
+ * @throws RangeError for `infinity`, `-infinity` and values a Date cannot hold.
+ */
+export function parseTimestamp(s: string): Date {
+  const m = TS.exec(s);
+  if (!m) throw new RangeError(`Cannot represent timestamp ${JSON.stringify(s)} as a Date`);
+  let year = Number(m[1]);
+  if (m[12]) year = 1 - year;
+  const ms = m[7] ? Number(m[7].padEnd(3, '0').slice(0, 3)) : 0;
+  const d = new Date(Date.UTC(2000, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms));
+  d.setUTCFullYear(year);
+  if (m[8]) {
+    const sign = m[8] === '-' ? -1 : 1;
+    const offset = sign * (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) * 1000;
+    d.setTime(d.getTime() - offset);
+  }
+  if (Number.isNaN(d.getTime())) throw new RangeError(`Cannot represent timestamp ${JSON.stringify(s)} as a Date`);
+  return d;
+}
+
+/** Decode bytea hex output (`\x0102…`) into a fresh Uint8Array. */
+export function parseBytea(s: string): Uint8Array {
+  if (s.startsWith('\\x')) return new Uint8Array(Buffer.from(s.slice(2), 'hex'));
+  // escape format (bytea_output = escape): octal escapes and doubled backslashes
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\') {
+      if (s[i + 1] === '\\') {
+        out.push(92);
+        i++;
+      } else {
+        out.push(Number.parseInt(s.slice(i + 1, i + 4), 8));
+        i += 3;
+      }
+    } else out.push(s.charCodeAt(i));
+  }
+  return new Uint8Array(out);
+}
+
+/**
+ * Parse an array literal (`{1,2,NULL,"a\"b",{3}}`, optionally with a `[1:2]=` bounds prefix) into nested JS arrays.
+ */
+export function parseArrayLiteral(text: string, element: Parser): Value[] {
+  let i = 0;
+  if (text[0] === '[') i = text.indexOf('=') + 1;
+  const arr = (): Value[] => {
+    if (text[i] !== '{') throw new SyntaxError(`Malformed array literal at ${i}`);
+    i++;
+    const out: Value[] = [];
+    if (text[i] === '}') {
+      i++;
+      return out;
+    }
+    while (true) {
+      if (text[i] === '{') out.push(arr());
+      else if (text[i] === '"') {
+        i++;
+        let s = '';
+        while (i < text.length && text[i] !== '"') {
+          if (text[i] === '\\') i++;
+          s += text[i++];
+        }
+        i++;
+        out.push(element(s));
+      } else {
+        let j = i;
+        while (j < text.length && text[j] !== ',' && text[j] !== '}') j++;
+        const raw = text.slice(i, j);
+        i = j;
+        out.push(raw === 'NULL' ? null : element(raw));
+      }
+      if (text[i] === ',') i++;
+      else if (text[i] === '}') {
+        i++;
+        return out;
+      } else throw new SyntaxError(`Malformed array literal at ${i}`);
+    }
+  };
+  return arr();
+}
+
+const BY_NAME: Record<string, Parser> = {
+  int2: int,
+  int4: int,
+  oid: int,
+  int8: bigint,
+  numeric: identity,
+  float4: float,
+  float8: float,
+  bool,
+  date: identity,
+  timestamp: parseTimestamp,
+  timestamptz: parseTimestamp,
+  json: parseJsonExact,
+  jsonb: parseJsonExact,
+  bytea: parseBytea,
+};
+
+/** Built-in type OIDs → type names, for result columns the catalog did not describe (expressions). */
+const BUILTIN_OIDS: Record<number, string> = {
+  16: 'bool',
+  17: 'bytea',
+  20: 'int8',
+  21: 'int2',
+  23: 'int4',
+  26: 'oid',
+  114: 'json',
+  700: 'float4',
+  701: 'float8',
+  1082: 'date',
+  1114: 'timestamp',
+  1184: 'timestamptz',
+  1700: 'numeric',
+  3802: 'jsonb',
+};
+
+/** Built-in array OIDs → element type names. */
+const BUILTIN_ARRAYS: Record<number, string> = {
+  1000: 'bool',
+  1001: 'bytea',
+  1005: 'int2',
+  1007: 'int4',
+  1016: 'int8',
+  1021: 'float4',
+  1022: 'float8',
+  1182: 'date',
+  1115: 'timestamp',
+  1185: 'timestamptz',
+  1231: 'numeric',
+  199: 'json',
+  3807: 'jsonb',
+  1009: 'text',
+  1015: 'varchar',
+  1014: 'bpchar',
+  2951: 'uuid',
+  1002: 'char',
+  1003: 'name',
+};
+
+/** A `pg` custom type-parser set (the `types` option of a query), built without touching pg's global parsers. */
+export interface TypeParsers {
+  getTypeParser(oid: number, format?: string): (value: string) => any;
+}
+
+/**
+ * Type parsers implementing the documented mapping, for one query. `columns` adds the catalog's knowledge of
+ * non-built-in array types (arrays of enums, domains, …) so that every array becomes a JSON array.
+ * @public
+ */
+export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypeParsers {
+  const extra = new Map<number, Parser>();
+  for (const c of columns) {
+    if (c.typcategory === 'A' && !BUILTIN_ARRAYS[c.typid]) {
+      const elem = BY_NAME[c.elemname ?? ''] ?? identity;
+      extra.set(c.typid, (s) => parseArrayLiteral(s, elem));
+    }
+  }
+  return {
+    getTypeParser(oid: number, format?: string) {
+      if (format === 'binary') return (v: any) => v;
+      const name = BUILTIN_OIDS[oid];
+      if (name) return BY_NAME[name];
+      const elemName = BUILTIN_ARRAYS[oid];
+      if (elemName) {
+        const elem = BY_NAME[elemName] ?? identity;
+        return (s: string) => parseArrayLiteral(s, elem);
+      }
+      return extra.get(oid) ?? identity;
+    },
+  };
+}
