@@ -14,7 +14,16 @@ import { parseCodecOptions } from '../codecs/codec-options.js';
 import type { RecordCodec } from '../contracts/staging.js';
 import type { FieldType, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { arrowField, fits, fromArrowValue, inferType, logicalTypeOf, toArrowValue } from './arrow-types.js';
+import {
+  absentField,
+  arrowField,
+  fits,
+  fromArrowValue,
+  inferType,
+  isAbsentField,
+  logicalTypeOf,
+  toArrowValue,
+} from './arrow-types.js';
 
 /** Options of {@link arrowCodec}. @public */
 export interface ArrowCodecOptions {
@@ -32,7 +41,7 @@ const optionsSchema = z.object({ batchRows: z.number().int().positive().optional
  * With a {@link RecordSchema} every row must fit it (`row_rejected` names the field otherwise). Without one,
  * the schema is inferred from the first batch; a later row that does not fit (a new key, another type) ends
  * the current IPC stream and starts a new one with a widened schema (mixed columns become `json`), so any rows
- * round-trip. A missing key reads back as `null`.
+ * round-trip. Keys missing from a row stay missing (a hidden column, added only when needed, records them).
  *
  * @example
  * ```ts
@@ -86,8 +95,11 @@ class StreamEncoder {
   readonly #batchRows: number;
   readonly #strict: boolean;
   #columns: Column[] | undefined;
+  /** Whether the current stream has the hidden column that records absent keys. */
+  #withAbsent = false;
   #index = new Map<string, number>();
   #builders: Builder[] = [];
+  #absent: Builder | undefined;
   #rows = 0;
   #sink = new ChunkSink();
   #writer: RecordBatchStreamWriter | undefined;
@@ -96,27 +108,40 @@ class StreamEncoder {
   constructor(schema: RecordSchema | undefined, batchRows: number) {
     this.#batchRows = batchRows;
     this.#strict = schema !== undefined;
-    if (schema) this.#start(schema.fields.map((f) => ({ name: f.name, type: f.type })));
+    if (schema)
+      this.#start(
+        schema.fields.map((f) => ({ name: f.name, type: f.type })),
+        false,
+      );
   }
 
   /** Add rows; returns bytes ready to go (possibly none). */
   add(rows: Row[]): Uint8Array | undefined {
     if (rows.length === 0) return undefined;
-    if (!this.#columns) this.#start(inferColumns(rows));
+    if (!this.#columns) {
+      const columns = inferColumns(rows);
+      this.#start(columns, anyAbsent(columns, rows, 0));
+    }
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
-      if (!this.#fitsRow(row)) {
-        if (this.#strict) throw this.#reject(row);
+      const fit = this.#fit(row);
+      if (fit !== 'ok') {
+        if (fit === 'type' && this.#strict) throw this.#reject(row);
         this.#flush();
         this.#finishStream();
-        this.#start(widen(this.#columns!, rows, r));
+        const columns = this.#strict ? this.#columns! : widen(this.#columns!, rows, r);
+        this.#start(columns, true);
       }
       const columns = this.#columns!;
+      let missing: number[] | undefined;
       for (let c = 0; c < columns.length; c++) {
         const col = columns[c];
-        const v = Object.hasOwn(row, col.name) ? row[col.name] : null;
+        let v: unknown = null;
+        if (Object.hasOwn(row, col.name)) v = row[col.name];
+        else if (this.#withAbsent) (missing ??= []).push(c);
         this.#builders[c].append(v === null || v === undefined ? null : toArrowValue(col.type, v));
       }
+      this.#absent?.append(missing ? missing.join(',') : null);
       if (++this.#rows >= this.#batchRows) this.#flush();
     }
     return this.#sink.take();
@@ -131,33 +156,41 @@ class StreamEncoder {
     return this.#sink.take();
   }
 
-  #start(columns: Column[]): void {
+  #start(columns: Column[], withAbsent: boolean): void {
     this.#columns = columns;
+    this.#withAbsent = withAbsent;
     this.#index = new Map(columns.map((c, i) => [c.name, i]));
     const fields = columns.map((c) => arrowField(c.name, c.type));
+    if (withAbsent) fields.push(absentField());
     this.#schema = new Schema(fields);
-    this.#builders = fields.map((f) => makeBuilder({ type: f.type, nullValues: [null, undefined] }));
+    const builders = fields.map((f) => makeBuilder({ type: f.type, nullValues: [null, undefined] }));
+    this.#absent = withAbsent ? builders.pop() : undefined;
+    this.#builders = builders;
     this.#rows = 0;
     this.#writer = new RecordBatchStreamWriter();
     this.#writer.reset(this.#sink, this.#schema);
   }
 
-  #fitsRow(row: Row): boolean {
+  /** `ok`, or why the row cannot go into the current stream. */
+  #fit(row: Row): 'ok' | 'type' | 'absent' {
     const columns = this.#columns!;
+    let present = 0;
     for (let c = 0; c < columns.length; c++) {
       const col = columns[c];
       if (!Object.hasOwn(row, col.name)) continue;
+      present++;
       const v = row[col.name];
-      if (v !== null && v !== undefined && !fits(col.type, v)) return false;
+      if (v !== null && v !== undefined && !fits(col.type, v)) return 'type';
     }
-    for (const k in row) if (!this.#index.has(k) && Object.hasOwn(row, k)) return false;
-    return true;
+    for (const k in row) if (!this.#index.has(k) && Object.hasOwn(row, k)) return 'type';
+    return present < columns.length && !this.#withAbsent ? 'absent' : 'ok';
   }
 
   #flush(): void {
     if (this.#rows === 0) return;
     const schema = this.#schema!;
     const children = this.#builders.map((b) => b.flush());
+    if (this.#absent) children.push(this.#absent.flush());
     const data = makeData({ type: new Struct(schema.fields), length: this.#rows, nullCount: 0, children });
     this.#writer!.write(new RecordBatch(schema, data));
     this.#rows = 0;
@@ -182,6 +215,14 @@ class StreamEncoder {
   }
 }
 
+/** Whether some row from `from` on lacks one of `columns`' keys. */
+function anyAbsent(columns: Column[], rows: Row[], from: number): boolean {
+  for (let r = from; r < rows.length; r++) {
+    for (const c of columns) if (!Object.hasOwn(rows[r], c.name)) return true;
+  }
+  return false;
+}
+
 /** Columns for `rows`: one per key (first-seen order), typed by their non-null values (mixed → json). */
 function inferColumns(rows: Row[], from = 0): Column[] {
   const types = new Map<string, FieldType | undefined>();
@@ -203,25 +244,16 @@ function inferColumns(rows: Row[], from = 0): Column[] {
 
 /** Columns that hold both `columns`' data and the rows from `from` on. */
 function widen(columns: Column[], rows: Row[], from: number): Column[] {
-  const next = inferColumns(rows, from);
-  const byName = new Map(next.map((c) => [c.name, c.type]));
   const out: Column[] = columns.map((c) => {
-    const t = byName.get(c.name);
-    return { name: c.name, type: t === undefined || t === c.type || allNullJson(t, c, rows, from) ? c.type : 'json' };
+    for (let r = from; r < rows.length; r++) {
+      const v = Object.hasOwn(rows[r], c.name) ? rows[r][c.name] : null;
+      if (v !== null && v !== undefined && !fits(c.type, v)) return { name: c.name, type: 'json' };
+    }
+    return c;
   });
   const known = new Set(columns.map((c) => c.name));
-  for (const c of next) if (!known.has(c.name)) out.push(c);
+  for (const c of inferColumns(rows, from)) if (!known.has(c.name)) out.push(c);
   return out;
-}
-
-/** A column that is only null in the new rows keeps its type (inference calls it json). */
-function allNullJson(t: FieldType, c: Column, rows: Row[], from: number): boolean {
-  if (t !== 'json') return false;
-  for (let r = from; r < rows.length; r++) {
-    const v = Object.hasOwn(rows[r], c.name) ? rows[r][c.name] : null;
-    if (v !== null && v !== undefined && !fits(c.type, v)) return false;
-  }
-  return true;
 }
 
 async function* encodeArrow(
@@ -270,16 +302,23 @@ async function* decodeArrow(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Ro
 }
 
 function rowsOf(batch: RecordBatch): Row[] {
-  const fields = batch.schema.fields;
+  const all = batch.schema.fields;
+  const absentAt = all.findIndex(isAbsentField);
+  const fields = all.filter((_, i) => i !== absentAt);
+  const vectors = all.map((_, i) => batch.getChildAt(i)!).filter((_, i) => i !== absentAt);
+  const absent = absentAt >= 0 ? batch.getChildAt(absentAt)! : undefined;
   const types = fields.map(logicalTypeOf);
-  const vectors = fields.map((_, i) => batch.getChildAt(i)!);
+  const names = fields.map((f) => f.name);
   const n = batch.numRows;
   const rows: Row[] = new Array(n);
   for (let r = 0; r < n; r++) {
     const row: Row = {};
-    for (let c = 0; c < fields.length; c++) {
+    const gaps = absent?.get(r) as string | null | undefined;
+    const skip = gaps ? new Set(gaps.split(',').map(Number)) : undefined;
+    for (let c = 0; c < names.length; c++) {
+      if (skip?.has(c)) continue;
       const value = fromArrowValue(types[c], vectors[c].get(r));
-      const name = fields[c].name;
+      const name = names[c];
       if (name === '__proto__')
         Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
       else row[name] = value;

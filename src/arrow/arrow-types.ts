@@ -40,6 +40,22 @@ export function arrowTypeOf(type: FieldType): DataType {
   }
 }
 
+/** Arrow field metadata key marking our hidden columns. */
+export const ROLE_KEY = 'nucleus.role';
+
+/**
+ * The hidden column listing, per row, the indices of columns whose key the row does not have
+ * (`null` when it has them all). Recognised by its metadata, never by its name.
+ */
+export function absentField(): Field {
+  return new Field('nucleus.absent', new Utf8(), true, new Map([[ROLE_KEY, 'absent']]));
+}
+
+/** Whether `field` is the hidden column of {@link absentField}. */
+export function isAbsentField(field: Field): boolean {
+  return field.metadata.get(ROLE_KEY) === 'absent';
+}
+
 /** An Arrow field for a logical field (always nullable; the logical type rides in the metadata). */
 export function arrowField(name: string, type: FieldType): Field {
   return new Field(name, arrowTypeOf(type), true, new Map([[LOGICAL_TYPE_KEY, type]]));
