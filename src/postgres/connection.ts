@@ -13,7 +13,11 @@ export interface PgPoolLike {
 }
 
 export const poolSchema = z.custom<PgPoolLike>(
-  (v) => v != null && typeof v === 'object' && typeof (v as any).connect === 'function' && typeof (v as any).query === 'function',
+  (v) =>
+    v != null &&
+    typeof v === 'object' &&
+    typeof (v as any).connect === 'function' &&
+    typeof (v as any).query === 'function',
   { error: 'Expected `pool` to be a pg.Pool (with connect() and query())' },
 );
 
@@ -23,7 +27,8 @@ export const connectionStringSchema = z
 
 /** The XOR rule: exactly one of connectionString and pool. */
 export function connectionIssue(o: { connectionString?: unknown; pool?: unknown }): string | undefined {
-  if (o.connectionString !== undefined && o.pool !== undefined) return 'Pass either `connectionString` or `pool`, not both';
+  if (o.connectionString !== undefined && o.pool !== undefined)
+    return 'Pass either `connectionString` or `pool`, not both';
   if (o.connectionString === undefined && o.pool === undefined) return 'Expected `connectionString` or `pool`';
   return undefined;
 }

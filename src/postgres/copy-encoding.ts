@@ -9,6 +9,8 @@ export type ColumnKind = 'json' | 'array' | 'bytea' | 'scalar';
 export interface CopyColumn {
   name: string;
   kind: ColumnKind;
+  /** For arrays: how the elements take their text. */
+  elem?: ColumnKind;
 }
 
 /** Where rows come from, for error messages. */
@@ -27,11 +29,11 @@ function hex(bytes: Uint8Array): string {
 }
 
 /** A PostgreSQL array literal (`{1,"a b",NULL,{2}}`) for a JS array, every element quoted. */
-export function arrayLiteral(values: Value[]): string {
+export function arrayLiteral(values: Value[], elem: ColumnKind = 'scalar'): string {
   const parts = values.map((v) => {
     if (v === null || v === undefined) return 'NULL';
-    if (Array.isArray(v)) return arrayLiteral(v);
-    const s = scalarText(v, 'json');
+    if (Array.isArray(v) && elem !== 'json') return arrayLiteral(v, elem);
+    const s = scalarText(v, elem);
     return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   });
   return `{${parts.join(',')}}`;
@@ -90,11 +92,17 @@ export class CsvEncoder {
         if (v === null || v === undefined) continue;
         let s: string;
         try {
-          s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v) : c.kind === 'bytea' && typeof v === 'string' ? v : scalarText(v, c.kind);
+          s =
+            c.kind === 'array' && Array.isArray(v)
+              ? arrayLiteral(v, c.elem)
+              : c.kind === 'bytea' && typeof v === 'string'
+                ? v
+                : scalarText(v, c.kind);
         } catch (err) {
           throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
         }
-        if (s.includes('\u0000')) throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
+        if (s.includes('\u0000'))
+          throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
         out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
       }
       out += '\n';
@@ -104,9 +112,13 @@ export class CsvEncoder {
 
   #reject(column: string, why: string, cause?: unknown): IngestError {
     const { slice, table } = this.#origin;
-    return new IngestError('row_rejected', `Row ${this.rows} of slice ${slice} does not fit ${table} column ${JSON.stringify(column)}: ${why}`, {
-      cause,
-      details: { column, slice, row: this.rows, table },
-    });
+    return new IngestError(
+      'row_rejected',
+      `Row ${this.rows} of slice ${slice} does not fit ${table} column ${JSON.stringify(column)}: ${why}`,
+      {
+        cause,
+        details: { column, slice, row: this.rows, table },
+      },
+    );
   }
 }

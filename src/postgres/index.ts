@@ -3,24 +3,7 @@
  * Loads `pg`, `pg-copy-streams` and `kysely` (optional peer dependencies).
  * @packageDocumentation
  */
-export { PostgresKvStore, type PostgresKvStoreOptions } from './kv-store.js';
-export { PostgresSource } from './source.js';
-export {
-  type PostgresCheckpoint,
-  type PostgresSourceConfig,
-  type PostgresSourceOptions,
-  type PostgresUnitConfig,
-  postgresSourceConfigSchema,
-  postgresSourceDescriptor,
-} from './source-config.js';
-export { CdmJdbcSink, cdmJdbcSink, PostgresSink } from './sink.js';
-export {
-  cdmJdbcSinkDescriptor,
-  type PostgresSinkConfig,
-  type PostgresSinkOptions,
-  postgresSinkConfigSchema,
-  postgresSinkDescriptor,
-} from './sink-config.js';
+
 export type { PgPoolLike } from './connection.js';
 export {
   assertIdentifier,
@@ -32,4 +15,28 @@ export {
   type TableName,
 } from './identifiers.js';
 export { parseJsonExact, stringifyJsonExact } from './json-exact.js';
-export { createTypeParsers, fieldTypeToPgType, type PgTypeInfo, pgTypeToFieldType, type TypeParsers } from './type-mapping.js';
+export { PostgresKvStore, type PostgresKvStoreOptions } from './kv-store.js';
+export { CdmJdbcSink, cdmJdbcSink, PostgresSink } from './sink.js';
+export {
+  cdmJdbcSinkDescriptor,
+  type PostgresSinkConfig,
+  type PostgresSinkOptions,
+  postgresSinkConfigSchema,
+  postgresSinkDescriptor,
+} from './sink-config.js';
+export { PostgresSource } from './source.js';
+export {
+  type PostgresCheckpoint,
+  type PostgresSourceConfig,
+  type PostgresSourceOptions,
+  type PostgresUnitConfig,
+  postgresSourceConfigSchema,
+  postgresSourceDescriptor,
+} from './source-config.js';
+export {
+  createTypeParsers,
+  fieldTypeToPgType,
+  type PgTypeInfo,
+  pgTypeToFieldType,
+  type TypeParsers,
+} from './type-mapping.js';

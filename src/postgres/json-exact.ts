@@ -39,7 +39,8 @@ export function stringifyJsonExact(value: Value | undefined): string {
       break;
   }
   if (value instanceof Date) return JSON.stringify(value.toISOString());
-  if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
+  if (value instanceof Uint8Array)
+    return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
   if (Array.isArray(value)) return `[${value.map((v) => stringifyJsonExact(v)).join(',')}]`;
   const parts: string[] = [];
   for (const [k, v] of Object.entries(value)) {
@@ -79,9 +80,9 @@ class Parser {
     if (c === '{') return this.object();
     if (c === '[') return this.array();
     if (c === '"') return this.string();
-    if (c === 't' && this.s.startsWith('true', this.i)) return (this.i += 4), true;
-    if (c === 'f' && this.s.startsWith('false', this.i)) return (this.i += 5), false;
-    if (c === 'n' && this.s.startsWith('null', this.i)) return (this.i += 4), null;
+    if (c === 't' && this.s.startsWith('true', this.i)) return ((this.i += 4), true);
+    if (c === 'f' && this.s.startsWith('false', this.i)) return ((this.i += 5), false);
+    if (c === 'n' && this.s.startsWith('null', this.i)) return ((this.i += 4), null);
     return this.number();
   }
 
@@ -89,7 +90,7 @@ class Parser {
     this.i++;
     const out: Record<string, Value> = {};
     this.ws();
-    if (this.s[this.i] === '}') return this.i++, out;
+    if (this.s[this.i] === '}') return (this.i++, out);
     while (true) {
       this.ws();
       if (this.s[this.i] !== '"') this.fail();
@@ -109,7 +110,7 @@ class Parser {
     this.i++;
     const out: Value[] = [];
     this.ws();
-    if (this.s[this.i] === ']') return this.i++, out;
+    if (this.s[this.i] === ']') return (this.i++, out);
     while (true) {
       out.push(this.value());
       this.ws();

@@ -262,7 +262,8 @@ function escapeLike(s: string): string {
 function checkKey(key: KvKey): void {
   assertKvKey(key);
   for (const f of ['namespace', 'scopeId', 'key'] as const) {
-    if (key[f].includes('\u0000')) throw new IngestError('config_invalid', `KV key \`${f}\` must not contain NUL characters`);
+    if (key[f].includes('\u0000'))
+      throw new IngestError('config_invalid', `KV key \`${f}\` must not contain NUL characters`);
   }
 }
 

@@ -48,10 +48,18 @@ const base = {
  * Descriptor of the PostgreSQL sink (id `postgres`).
  * @public
  */
-export const postgresSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = { ...base, id: 'postgres', title: 'PostgreSQL' };
+export const postgresSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = {
+  ...base,
+  id: 'postgres',
+  title: 'PostgreSQL',
+};
 
 /**
  * The same sink under the CDM id `cdm.jdbc`.
  * @public
  */
-export const cdmJdbcSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = { ...base, id: 'cdm.jdbc', title: 'CDM JDBC (PostgreSQL)' };
+export const cdmJdbcSinkDescriptor: EndpointDescriptor<PostgresSinkConfig> = {
+  ...base,
+  id: 'cdm.jdbc',
+  title: 'CDM JDBC (PostgreSQL)',
+};

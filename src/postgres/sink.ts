@@ -69,7 +69,8 @@ export class PostgresSink implements SinkEndpoint {
   constructor(options: PostgresSinkOptions) {
     const { pool, ...config } = options ?? ({} as PostgresSinkOptions);
     const issues = [...(postgresSinkConfigSchema.safeParse(config).error?.issues ?? [])];
-    if (pool !== undefined) issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
+    if (pool !== undefined)
+      issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
     const xor = connectionIssue(options ?? {});
     if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as any);
     if (issues.length) throw configInvalid('Invalid PostgresSink options', issues);
@@ -106,7 +107,8 @@ export class PostgresSink implements SinkEndpoint {
     let healthy = true;
     try {
       await this.#ensureLedger(client);
-      const info = (await describeTable(client, target)) ?? (await this.#createTarget(client, target, fields, req.primaryKey));
+      const info =
+        (await describeTable(client, target)) ?? (await this.#createTarget(client, target, fields, req.primaryKey));
       const plan = buildPlan(target, targetSql, info, fields);
       const rowsTotal = req.slices.reduce((n, s) => n + s.rows, 0);
       const progress = new Progress(ctx, rowsTotal);
@@ -136,7 +138,10 @@ export class PostgresSink implements SinkEndpoint {
     try {
       return await this.#pool.connect();
     } catch (err) {
-      throw wrapPgError(err, 'sink_failed', `${what}: cannot connect to PostgreSQL`, { endpointId: ctx.endpointId, sinkId: ctx.sinkId });
+      throw wrapPgError(err, 'sink_failed', `${what}: cannot connect to PostgreSQL`, {
+        endpointId: ctx.endpointId,
+        sinkId: ctx.sinkId,
+      });
     }
   }
 
@@ -145,10 +150,14 @@ export class PostgresSink implements SinkEndpoint {
     const e = err as { code?: string; message?: string; slice?: number };
     const details = { unitId, endpointId: ctx.endpointId, sinkId: ctx.sinkId, runId: ctx.runId };
     if (e?.code === '42P10') {
-      return new IngestError('config_invalid', `${what}: merge needs a unique index or primary key on the merge key: ${e.message}`, {
-        cause: err,
-        details,
-      });
+      return new IngestError(
+        'config_invalid',
+        `${what}: merge needs a unique index or primary key on the merge key: ${e.message}`,
+        {
+          cause: err,
+          details,
+        },
+      );
     }
     return wrapPgError(err, 'sink_failed', `${what} failed`, details);
   }
@@ -177,13 +186,22 @@ export class PostgresSink implements SinkEndpoint {
     }
   }
 
-  async #createTarget(client: pg.PoolClient, target: TableName, schema: RecordSchema | undefined, primaryKey?: string[]): Promise<TableInfo> {
+  async #createTarget(
+    client: pg.PoolClient,
+    target: TableName,
+    schema: RecordSchema | undefined,
+    primaryKey?: string[],
+  ): Promise<TableInfo> {
     if (!schema?.fields.length) {
-      throw new IngestError('config_invalid', `Target ${qualifiedName(target)} does not exist and the staged data has no schema to create it from`);
+      throw new IngestError(
+        'config_invalid',
+        `Target ${qualifiedName(target)} does not exist and the staged data has no schema to create it from`,
+      );
     }
     const pk = primaryKey ?? schema.primaryKey ?? [];
     const cols = schema.fields.map(
-      (f) => `${quoteIdentifier(f.name, 'column name')} ${fieldTypeToPgType(f.type)}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
+      (f) =>
+        `${quoteIdentifier(f.name, 'column name')} ${fieldTypeToPgType(f.type)}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
     );
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => quoteIdentifier(k, 'primary key column')).join(', ')})`);
     await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(target.schema, 'schema name')}`));
@@ -223,7 +241,9 @@ export class PostgresSink implements SinkEndpoint {
         let rows: number;
         if (pk.length) {
           const cols = plan.columns.map((c) => quoteIdentifier(c.name)).join(', ');
-          await client.query(`CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`);
+          await client.query(
+            `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`,
+          );
           rows = await this.#copy(client, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
           const keys = pk.map((k) => quoteIdentifier(k)).join(', ');
           const rest = plan.columns.filter((c) => !pk.includes(c.name));
@@ -257,7 +277,13 @@ export class PostgresSink implements SinkEndpoint {
     };
   }
 
-  async #replace(client: pg.PoolClient, req: ImportRequest, ctx: IngestionContext, plan: LoadPlan, progress: Progress): Promise<ImportResult> {
+  async #replace(
+    client: pg.PoolClient,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    plan: LoadPlan,
+    progress: Progress,
+  ): Promise<ImportResult> {
     const ledger = qualifiedName(this.#ledger);
     const indices = req.slices.length ? req.slices.map((s) => s.index) : [-1];
     await client.query('BEGIN');
@@ -272,7 +298,10 @@ export class PostgresSink implements SinkEndpoint {
         await client.query('ROLLBACK');
         open = false;
         for (const s of req.slices) progress.add(s.rows, s.index, true);
-        return { rowsImported: progress.rows, provenance: provenance(plan, this.#ledger, req, 0, req.slices.length, 0) };
+        return {
+          rowsImported: progress.rows,
+          provenance: provenance(plan, this.#ledger, req, 0, req.slices.length, 0),
+        };
       }
       await client.query(`TRUNCATE ${plan.targetSql}`);
       let imported = 0;
@@ -290,7 +319,10 @@ export class PostgresSink implements SinkEndpoint {
       await client.query('COMMIT');
       open = false;
       progress.flush(current);
-      return { rowsImported: imported, provenance: provenance(plan, this.#ledger, req, req.slices.length, 0, imported) };
+      return {
+        rowsImported: imported,
+        provenance: provenance(plan, this.#ledger, req, req.slices.length, 0, imported),
+      };
     } catch (err) {
       if (open) await client.query('ROLLBACK').catch(() => {});
       throw rowError(err, plan, current, ctx.runId);
@@ -298,10 +330,19 @@ export class PostgresSink implements SinkEndpoint {
   }
 
   /** Stream one slice into `table` with COPY (CSV), with backpressure; returns the rows copied. */
-  async #copy(client: pg.PoolClient, table: string, plan: LoadPlan, slice: ImportSlice, ctx: IngestionContext, progress: Progress): Promise<number> {
+  async #copy(
+    client: pg.PoolClient,
+    table: string,
+    plan: LoadPlan,
+    slice: ImportSlice,
+    ctx: IngestionContext,
+    progress: Progress,
+  ): Promise<number> {
     const encoder = new CsvEncoder(plan.columns, { slice: slice.index, table: plan.targetSql });
     const stream = client.query(
-      copyFrom(`COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`),
+      copyFrom(
+        `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`,
+      ),
     );
     const batchSize = this.#config.batchSize ?? DEFAULT_BATCH;
     const signal = ctx.signal;
@@ -383,7 +424,14 @@ class Progress {
   }
 }
 
-function provenance(plan: LoadPlan, ledger: TableName, req: ImportRequest, committed: number, skipped: number, rows: number) {
+function provenance(
+  plan: LoadPlan,
+  ledger: TableName,
+  req: ImportRequest,
+  committed: number,
+  skipped: number,
+  rows: number,
+) {
   return {
     target: formatTableName(plan.target),
     ledger: formatTableName(ledger),
@@ -403,14 +451,20 @@ function rowError(err: unknown, plan: LoadPlan, slice: number, runId: string): u
   return new IngestError(
     'row_rejected',
     `Slice ${slice} of run ${runId}: a row does not fit ${plan.targetSql}${column ? ` column ${JSON.stringify(column)}` : ''}${line ? ` (row ${line})` : ''}: ${msg}`,
-    { cause: err, details: { table: plan.targetSql, column, slice, row: line, sqlstate: (err as { code?: string }).code } },
+    {
+      cause: err,
+      details: { table: plan.targetSql, column, slice, row: line, sqlstate: (err as { code?: string }).code },
+    },
   );
 }
 
 function mergeKey(req: ImportRequest, info: TableInfo, targetSql: string): string[] {
   const pk = req.primaryKey ?? req.schema?.primaryKey ?? info.primaryKey;
   if (!pk?.length) {
-    throw new IngestError('config_invalid', `merge into ${targetSql} needs a primary key (none given, none staged, none on the table)`);
+    throw new IngestError(
+      'config_invalid',
+      `merge into ${targetSql} needs a primary key (none given, none staged, none on the table)`,
+    );
   }
   for (const k of pk) quoteIdentifier(k, 'primary key column');
   return pk;
@@ -429,8 +483,11 @@ function buildPlan(target: TableName, targetSql: string, info: TableInfo, schema
   }
   const columns: CopyColumn[] = names.map((n) => {
     const c = byName.get(n)!;
-    const kind = c.typcategory === 'A' ? 'array' : c.typname === 'json' || c.typname === 'jsonb' ? 'json' : c.typname === 'bytea' ? 'bytea' : 'scalar';
-    return { name: n, kind };
+    const kindOf = (t: string | null | undefined): CopyColumn['kind'] =>
+      t === 'json' || t === 'jsonb' ? 'json' : t === 'bytea' ? 'bytea' : 'scalar';
+    return c.typcategory === 'A'
+      ? { name: n, kind: 'array', elem: kindOf(c.elemname) }
+      : { name: n, kind: kindOf(c.typname) };
   });
   return { target, targetSql, columns, info };
 }
@@ -474,4 +531,3 @@ async function ignoreRace<T>(p: Promise<T>): Promise<T | undefined> {
     throw err;
   }
 }
-

@@ -91,7 +91,8 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
   constructor(options: PostgresSourceOptions) {
     const { pool, ...config } = options ?? ({} as PostgresSourceOptions);
     const issues = [...(postgresSourceConfigSchema.safeParse(config).error?.issues ?? [])];
-    if (pool !== undefined) issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
+    if (pool !== undefined)
+      issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
     const xor = connectionIssue(options ?? {});
     if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as any);
     if (issues.length) throw configInvalid('Invalid PostgresSource options', issues);
@@ -127,7 +128,10 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
   }
 
   /** Up to `limit` rows of a unit, typed like `read`. @throws IngestError `source_failed`, `not_found` */
-  async preview(req: { unitId: string; limit: number }, ctx: IngestionContext): Promise<{ rows: Row[]; schema?: RecordSchema }> {
+  async preview(
+    req: { unitId: string; limit: number },
+    ctx: IngestionContext,
+  ): Promise<{ rows: Row[]; schema?: RecordSchema }> {
     const limit = Math.max(0, Math.min(Math.floor(req.limit), 10_000));
     return this.#inSnapshot(req.unitId, ctx, 'preview', async (client, unit) => {
       const res = await client.query({
@@ -162,7 +166,11 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
         includeNulls: lower === null,
       };
       if (unit.cursor.length && lower && !upper) base.empty = true;
-      const plan: ExportPlan<PostgresCheckpoint> = { slices: [{ index: 0, bounds: base }], checkpoint, schema: unit.schema };
+      const plan: ExportPlan<PostgresCheckpoint> = {
+        slices: [{ index: 0, bounds: base }],
+        checkpoint,
+        schema: unit.schema,
+      };
       if (unit.info.estimatedRows !== undefined) plan.estimatedRows = unit.info.estimatedRows;
       const sliceRows = req.hints?.sliceMaxRows ?? DEFAULT_SLICE_ROWS;
       if (base.empty || unit.key.length !== 1) return plan;
@@ -189,7 +197,10 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
    * Incremental batches carry the last row's (cursor, key) tuple as their checkpoint.
    * @throws IngestError `source_failed` (retryable for connection errors), `aborted`, `not_found`, `config_invalid`
    */
-  async *read(req: ReadRequest<PostgresCheckpoint> & { slice?: SliceSpec }, ctx: IngestionContext): AsyncIterable<SourceBatch<PostgresCheckpoint>> {
+  async *read(
+    req: ReadRequest<PostgresCheckpoint> & { slice?: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<SourceBatch<PostgresCheckpoint>> {
     this.#assertOpen();
     const what = `PostgresSource.read of ${JSON.stringify(req.unitId)}${req.slice ? ` (slice ${req.slice.index})` : ''}`;
     const client = await this.#connect(ctx, what);
@@ -226,7 +237,11 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       const nCols = unit.columns.length;
       const fetch = async () => {
         throwIfAborted(ctx.signal, what);
-        const res = await client.query({ text: `FETCH FORWARD ${batch} FROM nucleus_read`, rowMode: 'array', types: unit.parsers });
+        const res = await client.query({
+          text: `FETCH FORWARD ${batch} FROM nucleus_read`,
+          rowMode: 'array',
+          types: unit.parsers,
+        });
         return res.rows as unknown[][];
       };
       let current = await fetch();
@@ -254,7 +269,11 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       done = true;
     } catch (err) {
       if (IngestError.is(err)) throw err;
-      throw wrapPgError(err, 'source_failed', `${what} failed`, { unitId: req.unitId, endpointId: ctx?.endpointId, slice: req.slice?.index });
+      throw wrapPgError(err, 'source_failed', `${what} failed`, {
+        unitId: req.unitId,
+        endpointId: ctx?.endpointId,
+        slice: req.slice?.index,
+      });
     } finally {
       if (!done) await client.query('ROLLBACK').catch(() => {});
       client.release(done ? undefined : true);
@@ -282,7 +301,12 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     }
   }
 
-  async #inSnapshot<R>(unitId: string, ctx: IngestionContext, op: string, fn: (client: pg.PoolClient, unit: Unit) => Promise<R>): Promise<R> {
+  async #inSnapshot<R>(
+    unitId: string,
+    ctx: IngestionContext,
+    op: string,
+    fn: (client: pg.PoolClient, unit: Unit) => Promise<R>,
+  ): Promise<R> {
     const what = `PostgresSource.${op} of ${JSON.stringify(unitId)}`;
     const client = await this.#connect(ctx, what);
     let ok = false;
@@ -317,7 +341,9 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     const name = parseTableName(unitId);
     const info = await describeTable(client, name);
     if (!info) {
-      throw new IngestError('not_found', `PostgresSource: no table or view ${JSON.stringify(unitId)}`, { details: { unitId } });
+      throw new IngestError('not_found', `PostgresSource: no table or view ${JSON.stringify(unitId)}`, {
+        details: { unitId },
+      });
     }
     const cfg = this.#unitConfig(unitId, name);
     const byName = new Map(info.columns.map((c) => [c.name, c]));
@@ -332,9 +358,13 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     const cursor = pick(cfg.cursorColumns ?? []);
     const key = pick(cfg.primaryKey ?? info.primaryKey);
     if (missing.length) {
-      throw new IngestError('config_invalid', `Unit ${JSON.stringify(unitId)} names unknown columns: ${missing.map((m) => JSON.stringify(m)).join(', ')}`, {
-        details: { unitId, missing },
-      });
+      throw new IngestError(
+        'config_invalid',
+        `Unit ${JSON.stringify(unitId)} names unknown columns: ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
+        {
+          details: { unitId, missing },
+        },
+      );
     }
     return {
       unitId,
@@ -343,14 +373,19 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       columns,
       cursor,
       key,
-      schema: recordSchema(columns, key.map((k) => k.name)),
+      schema: recordSchema(
+        columns,
+        key.map((k) => k.name),
+      ),
       parsers: createTypeParsers(info.columns),
     };
   }
 }
 
 function warnNoCursor(ctx: IngestionContext, unit: Unit): void {
-  ctx?.logger?.warn('PostgresSource: unit has no cursorColumns; an incremental read reads everything', { unitId: unit.unitId });
+  ctx?.logger?.warn('PostgresSource: unit has no cursorColumns; an incremental read reads everything', {
+    unitId: unit.unitId,
+  });
 }
 
 /** Validate a checkpoint against the unit's cursor (and key) columns. */
@@ -367,12 +402,22 @@ function checkCheckpoint(unit: Unit, ck: PostgresCheckpoint | null): PostgresChe
     throw invalidCheckpoint(unit.unitId, 'expected { columns, values, key }');
   }
   if (ck.columns.join('\u0000') !== names.join('\u0000')) {
-    throw invalidCheckpoint(unit.unitId, `it was taken on cursor columns ${JSON.stringify(ck.columns)}, the unit now uses ${JSON.stringify(names)}`);
+    throw invalidCheckpoint(
+      unit.unitId,
+      `it was taken on cursor columns ${JSON.stringify(ck.columns)}, the unit now uses ${JSON.stringify(names)}`,
+    );
   }
   if (ck.key) {
     const keys = unit.key.map((c) => c.name);
-    if (!Array.isArray(ck.key.values) || ck.key.columns?.join('\u0000') !== keys.join('\u0000') || ck.key.values.length !== keys.length) {
-      throw invalidCheckpoint(unit.unitId, `its key columns ${JSON.stringify(ck.key.columns)} differ from ${JSON.stringify(keys)}`);
+    if (
+      !Array.isArray(ck.key.values) ||
+      ck.key.columns?.join('\u0000') !== keys.join('\u0000') ||
+      ck.key.values.length !== keys.length
+    ) {
+      throw invalidCheckpoint(
+        unit.unitId,
+        `its key columns ${JSON.stringify(ck.key.columns)} differ from ${JSON.stringify(keys)}`,
+      );
     }
   }
   return ck;
@@ -442,7 +487,11 @@ function selectSql(unit: Unit, b: SliceBounds, ordered: boolean): { text: string
 }
 
 /** The greatest cursor tuple (exact text) strictly after `lower`, or undefined when there is none. */
-async function probeUpper(client: pg.PoolClient, unit: Unit, lower: PostgresCheckpoint | null): Promise<string[] | undefined> {
+async function probeUpper(
+  client: pg.PoolClient,
+  unit: Unit,
+  lower: PostgresCheckpoint | null,
+): Promise<string[] | undefined> {
   const p = new Params();
   const where = unit.cursor.map((c) => `${quoteIdentifier(c.name)} IS NOT NULL`);
   where.push(...windowConditions(unit, { planned: false, lower, upper: null, includeNulls: false }, p));
@@ -456,22 +505,36 @@ async function probeUpper(client: pg.PoolClient, unit: Unit, lower: PostgresChec
 async function estimateRows(client: pg.PoolClient, unit: Unit, sliceRows: number): Promise<number> {
   if (unit.info.estimatedRows !== undefined && unit.info.estimatedRows > 0) return unit.info.estimatedRows;
   const cap = sliceRows * MAX_SLICES;
-  const res = await client.query({ text: `SELECT count(*)::int8::text FROM (SELECT 1 FROM ${unit.table} LIMIT ${cap}) s`, rowMode: 'array' });
+  const res = await client.query({
+    text: `SELECT count(*)::int8::text FROM (SELECT 1 FROM ${unit.table} LIMIT ${cap}) s`,
+    rowMode: 'array',
+  });
   return Number(res.rows[0][0]);
 }
 
 /** n−1 distinct primary-key cut points that split the window into n ranges of about equal row counts. */
-async function splitPoints(client: pg.PoolClient, unit: Unit, b: SliceBounds, n: number, rows: number): Promise<string[]> {
+async function splitPoints(
+  client: pg.PoolClient,
+  unit: Unit,
+  b: SliceBounds,
+  n: number,
+  rows: number,
+): Promise<string[]> {
   const k = unit.key[0];
   const p = new Params();
   const where = windowConditions(unit, b, p);
   where.push(`${quoteIdentifier(k.name)} IS NOT NULL`);
   const fractions = Array.from({ length: n - 1 }, (_, i) => (i + 1) / n);
   p.values.push(fractions);
-  const sample = rows > 2_000_000 ? ` TABLESAMPLE SYSTEM (${Math.max(0.01, Math.min(100, (200_000 * 100) / rows)).toFixed(4)})` : '';
+  const sample =
+    rows > 2_000_000 ? ` TABLESAMPLE SYSTEM (${Math.max(0.01, Math.min(100, (200_000 * 100) / rows)).toFixed(4)})` : '';
   const text = `SELECT DISTINCT v FROM unnest((SELECT percentile_disc($${p.values.length}::float8[]) WITHIN GROUP (ORDER BY ${quoteIdentifier(k.name)})
       FROM ${unit.table}${sample} WHERE ${where.join(' AND ')})) AS u(v) WHERE v IS NOT NULL ORDER BY v`;
-  const res = await client.query({ text: `SELECT v::text FROM (${text}) s ORDER BY v`, values: p.values, rowMode: 'array' });
+  const res = await client.query({
+    text: `SELECT v::text FROM (${text}) s ORDER BY v`,
+    values: p.values,
+    rowMode: 'array',
+  });
   return res.rows.map((r: unknown[]) => r[0] as string);
 }
 

@@ -92,7 +92,8 @@ const bigint: Parser = (s) => BigInt(s);
 const float: Parser = (s) => Number.parseFloat(s);
 const bool: Parser = (s) => s === 't' || s === 'true';
 
-const TS = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?( BC)?$/;
+const TS =
+  /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?( BC)?$/;
 
 /**
  * Parse PostgreSQL's ISO timestamp text (DateStyle ISO). Without an offset (`timestamp without time zone`) the

@@ -1,9 +1,9 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { describeKvStore } from '../../src/testing/index.js';
 import { IngestError } from '../../src/index.js';
 import { PostgresKvStore } from '../../src/postgres/index.js';
+import { describeKvStore } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const env = usePostgres('kv');
