@@ -50,6 +50,12 @@ export function stringifyJsonExact(value: Value | undefined): string {
   return `{${parts.join(',')}}`;
 }
 
+const LITERALS: Array<[string, Value]> = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
+
 class Parser {
   i = 0;
   constructor(readonly s: string) {}
