@@ -136,12 +136,30 @@ export async function readManifest(
   key: string,
   signal?: AbortSignal,
 ): Promise<StagingManifest | undefined> {
-  let bytes: Uint8Array;
+  // A store without atomic overwrites (s3rver, some NAS) can hand out a manifest mid-rewrite: when the bytes
+  // read disagree with the size `head()` just reported, read again before calling the manifest corrupt.
+  for (let attempt = 1; ; attempt++) {
+    const read = await readManifestBytes(store, key, signal);
+    if (!read) return undefined;
+    if (read.bytes.byteLength !== read.size && attempt < 4) {
+      await new Promise((r) => setTimeout(r, 25 * attempt));
+      continue;
+    }
+    return parseManifest(read.bytes, key);
+  }
+}
+
+async function readManifestBytes(
+  store: ObjectStore,
+  key: string,
+  signal?: AbortSignal,
+): Promise<{ bytes: Uint8Array; size: number } | undefined> {
   try {
     const info = await store.head(key);
     if (!info) return undefined;
-    if (info.size > MAX_MANIFEST_BYTES)
+    if (info.size > MAX_MANIFEST_BYTES) {
       throw corrupt(key, `it is ${info.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     for await (const chunk of await store.get(key, { signal })) {
@@ -149,11 +167,18 @@ export async function readManifest(
       if (size > MAX_MANIFEST_BYTES) throw corrupt(key, `it grew past the ${MAX_MANIFEST_BYTES}-byte limit`);
       chunks.push(chunk);
     }
-    bytes = Buffer.concat(chunks);
+    return { bytes: Buffer.concat(chunks), size: info.size };
   } catch (err) {
     if (IngestError.is(err, 'not_found')) return undefined;
     throw IngestError.wrap(err, 'staging_failed', `Could not read staging manifest ${key}`, { key });
   }
+}
+
+/**
+ * Parse and validate manifest bytes.
+ * @throws IngestError `staging_corrupt`.
+ */
+export function parseManifest(bytes: Uint8Array, key: string): StagingManifest {
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(bytes));

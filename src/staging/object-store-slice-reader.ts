@@ -3,7 +3,7 @@ import type { ObjectStore } from '../contracts/object-store.js';
 import type { RecordCodec, RecordReader } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { raceAbort, throwIfAborted } from '../util/abort.js';
+import { raceAbort, sleep, throwIfAborted } from '../util/abort.js';
 import { parseSliceName } from './layout.js';
 import type { StagingManifest, StagingManifestSlice } from './manifest.js';
 
@@ -112,7 +112,13 @@ async function* verifiedSlice(
 
   let source: AsyncIterator<Uint8Array>;
   try {
-    const info = await host.store.head(slice.key);
+    let info = await host.store.head(slice.key);
+    // Some stores (s3rver, eventually consistent gateways) briefly report a stale size right after a write:
+    // look twice more before calling a size mismatch corruption.
+    for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
+      await sleep(50 * attempt, signal);
+      info = await host.store.head(slice.key);
+    }
     if (!info) throw corrupt(`its object ${slice.key} is missing`);
     if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
     source = (await host.store.get(slice.key, { signal }))[Symbol.asyncIterator]();
