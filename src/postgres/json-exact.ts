@@ -86,9 +86,12 @@ class Parser {
     if (c === '{') return this.object();
     if (c === '[') return this.array();
     if (c === '"') return this.string();
-    if (c === 't' && this.s.startsWith('true', this.i)) return ((this.i += 4), true);
-    if (c === 'f' && this.s.startsWith('false', this.i)) return ((this.i += 5), false);
-    if (c === 'n' && this.s.startsWith('null', this.i)) return ((this.i += 4), null);
+    for (const [word, v] of LITERALS) {
+      if (c === word[0] && this.s.startsWith(word, this.i)) {
+        this.i += word.length;
+        return v;
+      }
+    }
     return this.number();
   }
 
@@ -96,7 +99,10 @@ class Parser {
     this.i++;
     const out: Record<string, Value> = {};
     this.ws();
-    if (this.s[this.i] === '}') return (this.i++, out);
+    if (this.s[this.i] === '}') {
+      this.i++;
+      return out;
+    }
     while (true) {
       this.ws();
       if (this.s[this.i] !== '"') this.fail();
@@ -116,7 +122,10 @@ class Parser {
     this.i++;
     const out: Value[] = [];
     this.ws();
-    if (this.s[this.i] === ']') return (this.i++, out);
+    if (this.s[this.i] === ']') {
+      this.i++;
+      return out;
+    }
     while (true) {
       out.push(this.value());
       this.ws();

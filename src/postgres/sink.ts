@@ -6,7 +6,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordReader } from '../contracts/staging.js';
-import type { FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
+import type { FieldType, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { configInvalid } from '../pipeline/options.js';
 import { throwIfAborted } from '../util/abort.js';

@@ -482,7 +482,8 @@ function selectSql(unit: Unit, b: SliceBounds, ordered: boolean): { text: string
   if (hidden) for (const c of [...unit.cursor, ...unit.key]) cols.push(exactText(c));
   let text = `SELECT ${cols.join(', ')} FROM ${unit.table}`;
   if (where.length) text += ` WHERE ${where.join(' AND ')}`;
-  if (ordered) text += ` ORDER BY ${[...unit.cursor, ...unit.key].map((c) => quoteIdentifier(c.name)).join(', ')}`;
+  if (ordered)
+    text += ` ORDER BY ${[...unit.cursor, ...unit.key].map((c) => `${unit.table}.${quoteIdentifier(c.name)}`).join(', ')}`;
   return { text, values: p.values, hidden };
 }
 
@@ -531,7 +532,7 @@ async function splitPoints(
   const text = `SELECT DISTINCT v FROM unnest((SELECT percentile_disc($${p.values.length}::float8[]) WITHIN GROUP (ORDER BY ${quoteIdentifier(k.name)})
       FROM ${unit.table}${sample} WHERE ${where.join(' AND ')})) AS u(v) WHERE v IS NOT NULL ORDER BY v`;
   const res = await client.query({
-    text: `SELECT v::text FROM (${text}) s ORDER BY v`,
+    text: `SELECT s.v::text AS cut FROM (${text}) s ORDER BY s.v`,
     values: p.values,
     rowMode: 'array',
   });
