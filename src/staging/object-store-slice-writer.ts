@@ -117,7 +117,11 @@ export class ObjectStoreSliceWriter implements RecordWriter {
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    this.#assertUsable('close');
+    try {
+      this.#assertUsable('close');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.#busy) return Promise.reject(this.#error('close called while writeBatch is still running'));
     this.#closing = this.#finish();
     return this.#closing;
@@ -185,10 +189,17 @@ export class ObjectStoreSliceWriter implements RecordWriter {
       this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     this.#upload = this.#host.store.put(this.key, body(), { contentType: codec.contentType, signal: this.#signal });
-    this.#upload.catch((err) => {
-      this.#uploadError ??= err;
-      this.#feed.fail(err);
-    });
+    this.#upload.then(
+      () => {
+        // A codec that returns without taking every batch would leave writeBatch waiting forever.
+        if (this.#state !== 'closing')
+          this.#feed.fail(this.#error(`codec ${codec.id} stopped before taking every row`));
+      },
+      (err) => {
+        this.#uploadError ??= err;
+        this.#feed.fail(err);
+      },
+    );
   }
 
   async #push(rows: Row[]): Promise<void> {
