@@ -3,6 +3,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
+    alias: {
+      '@nucleus/ingestion/testing': new URL('./src/testing/index.ts', import.meta.url).pathname,
+      '@nucleus/ingestion': new URL('./src/index.ts', import.meta.url).pathname,
+    },
     globalSetup: ['test/setup/global-postgres.ts', 'test/setup/global-s3.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -6,6 +6,10 @@
  * @packageDocumentation
  */
 
+export { type BuiltinCodecId, type CodecSpec, resolveCodec } from './codecs/codec-registry.js';
+export { type NdjsonCodecOptions, ndjsonCodec } from './codecs/ndjson-codec.js';
+export { type NdjsonGzipCodecOptions, ndjsonGzipCodec } from './codecs/ndjson-gzip-codec.js';
+export { decodeTaggedJson, encodeTaggedJson } from './codecs/value-encoding.js';
 // contracts
 export type {
   Capability,
@@ -66,16 +70,21 @@ export type {
   WriterOptions,
 } from './contracts/index.js';
 export { FIELD_TYPES } from './contracts/index.js';
-
 // errors
-export { ERROR_CODES, IngestError, type IngestErrorCode, type IngestErrorOptions, redact, registerSecret } from './errors/index.js';
-
-// utilities
-export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
-export { newRunId } from './util/ids.js';
-export { noopLogger, toLogger } from './util/logger.js';
-export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';
-
+export {
+  ERROR_CODES,
+  IngestError,
+  type IngestErrorCode,
+  type IngestErrorOptions,
+  redact,
+  registerSecret,
+} from './errors/index.js';
+// memory implementations
+export { MemoryKvStore } from './memory/memory-kv-store.js';
+// --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
+export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
+export { type CheckpointKeyParts, checkpointKey, leaseKey, runStateKey } from './pipeline/keys.js';
+export type { LeaseValue } from './pipeline/lease.js';
 // pipeline
 export type {
   BaseRunOptions,
@@ -88,26 +97,34 @@ export type {
   RunUnitResult,
   UnitRef,
 } from './pipeline/options.js';
-
-export { checkpointKey, leaseKey, runStateKey, type CheckpointKeyParts } from './pipeline/keys.js';
-export type { LeaseValue } from './pipeline/lease.js';
 export type { RunState } from './pipeline/run-state.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
-export { sweepStaging, type SweepStagingOptions } from './pipeline/sweep.js';
-
+export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
 // registry
-export { EndpointRegistry, type EndpointFactory, type EndpointRequest, type EndpointTemplate } from './registry/endpoint-registry.js';
-
-// memory implementations
-export { MemoryKvStore } from './memory/memory-kv-store.js';
-export { MemoryStagingProvider } from './staging/memory-staging-provider.js';
-
-// --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
-export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
-export { type ObjectStorePointer, ObjectStoreSink, type ObjectStoreSinkConfig, type ObjectStoreSinkFormat, type ObjectStoreSinkOptions, type ObjectStoreSinkParquetOptions, objectStoreSinkConfigSchema, objectStoreSinkDescriptor } from './sinks/object-store-sink.js';
-export { ObjectStoreStagingProvider, type ObjectStoreStagingProviderOptions } from './staging/object-store-staging-provider.js';
+export {
+  type EndpointFactory,
+  EndpointRegistry,
+  type EndpointRequest,
+  type EndpointTemplate,
+} from './registry/endpoint-registry.js';
+export {
+  type ObjectStorePointer,
+  ObjectStoreSink,
+  type ObjectStoreSinkConfig,
+  type ObjectStoreSinkFormat,
+  type ObjectStoreSinkOptions,
+  type ObjectStoreSinkParquetOptions,
+  objectStoreSinkConfigSchema,
+  objectStoreSinkDescriptor,
+} from './sinks/object-store-sink.js';
 export type { ObjectStoreSessionRef, StagingManifest, StagingManifestSlice } from './staging/manifest.js';
-export { ndjsonCodec, type NdjsonCodecOptions } from './codecs/ndjson-codec.js';
-export { ndjsonGzipCodec, type NdjsonGzipCodecOptions } from './codecs/ndjson-gzip-codec.js';
-export { resolveCodec, type BuiltinCodecId, type CodecSpec } from './codecs/codec-registry.js';
-export { decodeTaggedJson, encodeTaggedJson } from './codecs/value-encoding.js';
+export { MemoryStagingProvider } from './staging/memory-staging-provider.js';
+export {
+  ObjectStoreStagingProvider,
+  type ObjectStoreStagingProviderOptions,
+} from './staging/object-store-staging-provider.js';
+export { newRunId } from './util/ids.js';
+export { noopLogger, toLogger } from './util/logger.js';
+// utilities
+export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
+export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';

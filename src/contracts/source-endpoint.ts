@@ -77,11 +77,17 @@ export interface SourceEndpoint<Checkpoint extends Json = Json> {
   /** `metadata.collect`: the units this source offers. */
   collectMetadata?(ctx: IngestionContext): Promise<UnitMetadata[]>;
   /** `metadata.preview`: a few rows of one unit. */
-  preview?(req: { unitId: string; limit: number }, ctx: IngestionContext): Promise<{ rows: Row[]; schema?: RecordSchema }>;
+  preview?(
+    req: { unitId: string; limit: number },
+    ctx: IngestionContext,
+  ): Promise<{ rows: Row[]; schema?: RecordSchema }>;
   /** Optional planner: split the read into slices that can be exported concurrently. */
   plan?(req: ReadRequest<Checkpoint>, ctx: IngestionContext): Promise<ExportPlan<Checkpoint>>;
   /** Stream rows in batches; with `slice`, only that planned slice. Must stop within a batch when `ctx.signal` aborts. */
-  read(req: ReadRequest<Checkpoint> & { slice?: SliceSpec }, ctx: IngestionContext): AsyncIterable<SourceBatch<Checkpoint>>;
+  read(
+    req: ReadRequest<Checkpoint> & { slice?: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<SourceBatch<Checkpoint>>;
   /** Release connections. Optional. */
   close?(): Promise<void>;
 }

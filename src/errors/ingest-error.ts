@@ -56,7 +56,13 @@ export class IngestError extends Error {
 
   /** JSON form for logs and events (no stack, no secrets). */
   toJSON(): { name: string; code: string; message: string; retryable: boolean; details: Record<string, unknown> } {
-    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, details: this.details };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      details: this.details,
+    };
   }
 }
 

@@ -18,7 +18,8 @@ export function registerSecret(value: string | undefined | null): void {
 }
 
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::([^\s/@]*))?@/gi;
-const KEY_VALUE = /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?access[_-]?key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,'"}]+)/gi;
+const KEY_VALUE =
+  /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?access[_-]?key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,'"}]+)/gi;
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -78,7 +78,8 @@ export class FileKvStore implements KvStore {
       const existing = i >= 0 ? data.entries[i] : undefined;
       const live = existing && isLive(existing) ? existing : undefined;
       if (expectedVersion === null && live) throw kvConflict(key, null, live.version);
-      if (typeof expectedVersion === 'number' && live?.version !== expectedVersion) throw kvConflict(key, expectedVersion, live?.version);
+      if (typeof expectedVersion === 'number' && live?.version !== expectedVersion)
+        throw kvConflict(key, expectedVersion, live?.version);
       const now = new Date();
       const next: StoredEntry = {
         namespace: key.namespace,
@@ -109,7 +110,9 @@ export class FileKvStore implements KvStore {
 
   async *list(prefix: { namespace: string; scopeId: string; keyPrefix?: string }): AsyncIterable<KvEntry> {
     const data = await this.#read();
-    const rows = data.entries.filter((e) => isLive(e) && prefixMatches(e, prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const rows = data.entries
+      .filter((e) => isLive(e) && prefixMatches(e, prefix))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (const e of rows) yield toEntry(e);
   }
 
@@ -135,7 +138,10 @@ export class FileKvStore implements KvStore {
       if (parsed?.format !== 'nucleus-kv/1' || !Array.isArray(parsed.entries)) throw new Error('unexpected shape');
       return parsed;
     } catch (err) {
-      throw new IngestError('kv_failed', `KV file ${this.path} is not a valid kv-store file; fix or remove it`, { cause: err, retryable: false });
+      throw new IngestError('kv_failed', `KV file ${this.path} is not a valid kv-store file; fix or remove it`, {
+        cause: err,
+        retryable: false,
+      });
     }
   }
 
@@ -184,14 +190,18 @@ export class FileKvStore implements KvStore {
           if (owner === token) await unlink(this.#lockPath).catch(() => {});
         };
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new IngestError('kv_failed', `Cannot lock KV file ${this.path}`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw new IngestError('kv_failed', `Cannot lock KV file ${this.path}`, { cause: err });
       }
       const info = await stat(this.#lockPath).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > this.#staleLockMs) {
         await unlink(this.#lockPath).catch(() => {});
         continue;
       }
-      if (Date.now() > deadline) throw new IngestError('kv_failed', `Timed out waiting for the lock of KV file ${this.path}`, { retryable: true });
+      if (Date.now() > deadline)
+        throw new IngestError('kv_failed', `Timed out waiting for the lock of KV file ${this.path}`, {
+          retryable: true,
+        });
       await sleep(wait + Math.random() * wait);
     }
   }

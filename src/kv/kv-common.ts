@@ -12,7 +12,8 @@ export function assertKvKey(key: KvKey): void {
     const v = (key as unknown as Record<string, unknown> | undefined)?.[f];
     if (typeof v !== 'string' || v.length === 0) problems.push(`Expected \`${f}\` to be a non-empty string`);
   }
-  if (problems.length) throw new IngestError('config_invalid', `Invalid KV key: ${problems.join('; ')}`, { details: { problems } });
+  if (problems.length)
+    throw new IngestError('config_invalid', `Invalid KV key: ${problems.join('; ')}`, { details: { problems } });
 }
 
 const putOptions = z
@@ -27,7 +28,10 @@ export function kvPutOptions(opts: KvPutOptions | undefined): KvPutOptions {
   if (!opts) return {};
   const res = putOptions.safeParse(opts);
   if (!res.success) {
-    throw new IngestError('config_invalid', `Invalid KV put options: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new IngestError(
+      'config_invalid',
+      `Invalid KV put options: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return res.data;
 }
@@ -36,12 +40,18 @@ export function kvPutOptions(opts: KvPutOptions | undefined): KvPutOptions {
 export function kvConflict(key: KvKey, expected: number | null | undefined, actual: number | undefined): IngestError {
   const want = expected === null ? 'absent' : `version ${expected}`;
   const got = actual === undefined ? 'absent' : `version ${actual}`;
-  return new IngestError('kv_conflict', `KV compare-and-set failed for ${key.namespace}/${key.scopeId}/${key.key}: expected ${want}, found ${got}`, {
-    details: { key: key.key, expectedVersion: expected ?? null, actualVersion: actual ?? null },
-  });
+  return new IngestError(
+    'kv_conflict',
+    `KV compare-and-set failed for ${key.namespace}/${key.scopeId}/${key.key}: expected ${want}, found ${got}`,
+    {
+      details: { key: key.key, expectedVersion: expected ?? null, actualVersion: actual ?? null },
+    },
+  );
 }
 
 /** Whether `key` falls under a list prefix. @internal */
 export function prefixMatches(key: KvKey, prefix: { namespace: string; scopeId: string; keyPrefix?: string }): boolean {
-  return key.namespace === prefix.namespace && key.scopeId === prefix.scopeId && key.key.startsWith(prefix.keyPrefix ?? '');
+  return (
+    key.namespace === prefix.namespace && key.scopeId === prefix.scopeId && key.key.startsWith(prefix.keyPrefix ?? '')
+  );
 }

@@ -37,7 +37,11 @@ export async function exportPhase(
       unitId: rc.unitId,
       mode: state.mode,
       checkpoint: state.mode === 'incremental' ? rc.checkpoint.value : null,
-      hints: { chunkSize: rc.policy.chunkSize, sliceMaxRows: rc.policy.sliceMaxRows, exportConcurrency: rc.policy.exportConcurrency },
+      hints: {
+        chunkSize: rc.policy.chunkSize,
+        sliceMaxRows: rc.policy.sliceMaxRows,
+        exportConcurrency: rc.policy.exportConcurrency,
+      },
     };
     const progress: ExportProgress = { rowsExported: 0, slicesStaged: 0 };
     let plannedCheckpoint: Json | null;
@@ -123,7 +127,14 @@ async function exportPlannedSlice(
         rows += batch.rows.length;
         progress.rowsExported += batch.rows.length;
         recordRows('exported', batch.rows.length, rc.attrs());
-        rc.emit({ type: 'export.progress', slice: slice.index, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged, slicesPlanned: progress.slicesPlanned, estimatedRows: progress.estimatedRows });
+        rc.emit({
+          type: 'export.progress',
+          slice: slice.index,
+          rowsExported: progress.rowsExported,
+          slicesStaged: progress.slicesStaged,
+          slicesPlanned: progress.slicesPlanned,
+          estimatedRows: progress.estimatedRows,
+        });
       }
       rc.throwIfAborted('Export');
       writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
@@ -134,7 +145,14 @@ async function exportPlannedSlice(
     }
     progress.slicesStaged++;
     span.setAttribute('ingestion.rows', rows);
-    rc.emit({ type: 'slice.staged', slice: slice.index, rows, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged, slicesPlanned: progress.slicesPlanned });
+    rc.emit({
+      type: 'slice.staged',
+      slice: slice.index,
+      rows,
+      rowsExported: progress.rowsExported,
+      slicesStaged: progress.slicesStaged,
+      slicesPlanned: progress.slicesPlanned,
+    });
   });
 }
 
@@ -158,7 +176,13 @@ async function exportStream(
     writer = undefined;
     await stagingCall(rc, () => w.close(), `finishing slice ${index}`, index);
     progress.slicesStaged++;
-    rc.emit({ type: 'slice.staged', slice: index, rows: sliceRows, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged });
+    rc.emit({
+      type: 'slice.staged',
+      slice: index,
+      rows: sliceRows,
+      rowsExported: progress.rowsExported,
+      slicesStaged: progress.slicesStaged,
+    });
     index++;
     sliceRows = 0;
     sliceBytes = 0;
@@ -193,7 +217,12 @@ async function exportStream(
         if (sliceRows >= sliceMaxRows || (to < rows.length && sliceRows > 0)) await closeSlice();
       }
       if (batch.checkpoint !== undefined) checkpoint = batch.checkpoint as Json;
-      rc.emit({ type: 'export.progress', slice: index, rowsExported: progress.rowsExported, slicesStaged: progress.slicesStaged });
+      rc.emit({
+        type: 'export.progress',
+        slice: index,
+        rowsExported: progress.rowsExported,
+        slicesStaged: progress.slicesStaged,
+      });
     }
     rc.throwIfAborted('Export');
     if (writer) await closeSlice();
@@ -205,7 +234,11 @@ async function exportStream(
 }
 
 /** Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. */
-async function* readSource(rc: RunContext, source: SourceEndpoint<any>, req: ReadRequest<any> & { slice?: SliceSpec }): AsyncGenerator<SourceBatch<any>> {
+async function* readSource(
+  rc: RunContext,
+  source: SourceEndpoint<any>,
+  req: ReadRequest<any> & { slice?: SliceSpec },
+): AsyncGenerator<SourceBatch<any>> {
   let iterable: AsyncIterable<SourceBatch<any>>;
   try {
     iterable = source.read(req, rc.ctx());
@@ -224,7 +257,11 @@ async function* readSource(rc: RunContext, source: SourceEndpoint<any>, req: Rea
     const batch = next.value;
     if (!batch || !Array.isArray(batch.rows)) {
       await it.return?.(undefined);
-      throw new IngestError('source_failed', `Source yielded a batch without a rows array (${rc.where(req.slice?.index)})`, { retryable: false });
+      throw new IngestError(
+        'source_failed',
+        `Source yielded a batch without a rows array (${rc.where(req.slice?.index)})`,
+        { retryable: false },
+      );
     }
     yield batch;
   }
@@ -263,15 +300,34 @@ export async function stagingCall<T>(rc: RunContext, fn: () => Promise<T>, what:
   try {
     return await fn();
   } catch (err) {
-    throw IngestError.wrap(err, 'staging_failed', `Staging failed while ${what} (${rc.where(slice)})`, { slice: slice ?? null });
+    throw IngestError.wrap(err, 'staging_failed', `Staging failed while ${what} (${rc.where(slice)})`, {
+      slice: slice ?? null,
+    });
   }
 }
 
 /** Emit `retry.scheduled`. */
-export function retryEvent(rc: RunContext, phase: 'export' | 'import' | 'commit', r: { attempt: number; delayMs: number; error: unknown }, slice?: number): void {
+export function retryEvent(
+  rc: RunContext,
+  phase: 'export' | 'import' | 'commit',
+  r: { attempt: number; delayMs: number; error: unknown },
+  slice?: number,
+): void {
   const code = IngestError.is(r.error) ? r.error.code : 'internal';
-  rc.logger.warn(`retrying ${phase} after a retryable failure`, { attempt: r.attempt, delayMs: r.delayMs, code, slice });
-  rc.emit({ type: 'retry.scheduled', phase, attempt: r.attempt, delayMs: r.delayMs, code, ...(slice !== undefined ? { slice } : {}) });
+  rc.logger.warn(`retrying ${phase} after a retryable failure`, {
+    attempt: r.attempt,
+    delayMs: r.delayMs,
+    code,
+    slice,
+  });
+  rc.emit({
+    type: 'retry.scheduled',
+    phase,
+    attempt: r.attempt,
+    delayMs: r.delayMs,
+    code,
+    ...(slice !== undefined ? { slice } : {}),
+  });
 }
 
 /**

@@ -21,7 +21,10 @@ export async function importPhase(
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
     const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
     if (!desc.sealed) {
-      throw new IngestError('staging_corrupt', `Session ${session.id} has no _SUCCESS marker; refusing to import an unfinished export (${rc.where()})`);
+      throw new IngestError(
+        'staging_corrupt',
+        `Session ${session.id} has no _SUCCESS marker; refusing to import an unfinished export (${rc.where()})`,
+      );
     }
     const handles = await stagingCall(rc, () => session.handles(), 'listing handles');
     const rowsTotal = desc.rows;
@@ -31,7 +34,12 @@ export async function importPhase(
         for await (const batch of reader.iterBatches(chunkSize)) {
           rc.throwIfAborted('Import');
           attemptRows += batch.length;
-          rc.emit({ type: 'import.progress', rowsImported: attemptRows, rowsTotal, ...(slice !== undefined ? { slice } : {}) });
+          rc.emit({
+            type: 'import.progress',
+            rowsImported: attemptRows,
+            rowsTotal,
+            ...(slice !== undefined ? { slice } : {}),
+          });
           yield batch as Row[];
         }
       },
@@ -60,7 +68,9 @@ export async function importPhase(
             rc.ctx(),
           );
           if (!out || typeof out.rowsImported !== 'number') {
-            throw new IngestError('sink_failed', `Sink returned no rowsImported count (${rc.where()})`, { retryable: false });
+            throw new IngestError('sink_failed', `Sink returned no rowsImported count (${rc.where()})`, {
+              retryable: false,
+            });
           }
           return out;
         } catch (err) {
@@ -72,7 +82,11 @@ export async function importPhase(
       { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'import', r) },
     );
     if (result.rowsImported !== rowsTotal) {
-      rc.logger.warn('sink reported a different row count than was staged', { rowsStaged: rowsTotal, rowsImported: result.rowsImported, runId: rc.runId });
+      rc.logger.warn('sink reported a different row count than was staged', {
+        rowsStaged: rowsTotal,
+        rowsImported: result.rowsImported,
+        runId: rc.runId,
+      });
     }
     recordRows('imported', result.rowsImported, rc.attrs());
     span.setAttribute('ingestion.rows', result.rowsImported);

@@ -57,7 +57,10 @@ export class Lease {
       expiresAt: new Date(now + who.ttlMs).toISOString(),
     };
     try {
-      const entry = await kv.put<LeaseValue>(key, value, { expectedVersion: current ? current.version : null, ttlMs: who.ttlMs });
+      const entry = await kv.put<LeaseValue>(key, value, {
+        expectedVersion: current ? current.version : null,
+        ttlMs: who.ttlMs,
+      });
       return new Lease(kv, key, value, entry.version, who.ttlMs);
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
@@ -84,18 +87,26 @@ export class Lease {
       if (this.#released) throw new IngestError('lease_lost', `Lease ${this.key.key} was already released`);
       const expiresAt = new Date(Date.now() + this.ttlMs).toISOString();
       try {
-        const entry = await this.kv.put<LeaseValue>(this.key, { ...this.value, expiresAt }, {
-          expectedVersion: this.#token,
-          ttlMs: this.ttlMs,
-        });
+        const entry = await this.kv.put<LeaseValue>(
+          this.key,
+          { ...this.value, expiresAt },
+          {
+            expectedVersion: this.#token,
+            ttlMs: this.ttlMs,
+          },
+        );
         this.#token = entry.version;
       } catch (err) {
         if (IngestError.is(err, 'kv_conflict')) {
-          throw new IngestError('lease_lost', `Lease on ${this.key.key} was lost (token ${this.#token} is stale); this run is fenced off`, {
-            cause: err,
-            retryable: true,
-            details: { token: this.#token },
-          });
+          throw new IngestError(
+            'lease_lost',
+            `Lease on ${this.key.key} was lost (token ${this.#token} is stale); this run is fenced off`,
+            {
+              cause: err,
+              retryable: true,
+              details: { token: this.#token },
+            },
+          );
         }
         throw err;
       }
@@ -129,9 +140,13 @@ export class Lease {
     const op = this.#chain.then(async () => {
       if (this.#released) return;
       this.#released = true;
-      await this.kv.put<LeaseValue>(this.key, { ...this.value, state: 'released', expiresAt: new Date().toISOString() }, {
-        expectedVersion: this.#token,
-      });
+      await this.kv.put<LeaseValue>(
+        this.key,
+        { ...this.value, state: 'released', expiresAt: new Date().toISOString() },
+        {
+          expectedVersion: this.#token,
+        },
+      );
     });
     this.#chain = op.catch(() => {});
     await op.catch(() => {});

@@ -149,7 +149,9 @@ const identifier = (name: string) =>
     .min(1, { error: `Expected \`${name}\` to be non-empty` })
     .max(512, { error: `Expected \`${name}\` to be at most 512 characters` })
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refuse control characters in ids
-    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), { error: `Expected \`${name}\` to contain no control characters` });
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), {
+      error: `Expected \`${name}\` to contain no control characters`,
+    });
 
 const policySchema = z
   .object({
@@ -166,7 +168,9 @@ const policySchema = z
       })
       .strict()
       .optional(),
-    leaseTtlMs: posInt('policy.leaseTtlMs').min(100, { error: 'Expected `policy.leaseTtlMs` to be at least 100' }).optional(),
+    leaseTtlMs: posInt('policy.leaseTtlMs')
+      .min(100, { error: 'Expected `policy.leaseTtlMs` to be at least 100' })
+      .optional(),
     keepStaging: z.boolean().optional(),
   })
   .strict();
@@ -192,8 +196,14 @@ const baseShape = {
     })
     .optional(),
   policy: policySchema.optional(),
-  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { error: 'Expected `signal` to be an AbortSignal' }).optional(),
-  onEvent: z.custom<(e: IngestionEvent) => void>((v) => typeof v === 'function', { error: 'Expected `onEvent` to be a function' }).optional(),
+  signal: z
+    .custom<AbortSignal>((v) => v instanceof AbortSignal, { error: 'Expected `signal` to be an AbortSignal' })
+    .optional(),
+  onEvent: z
+    .custom<(e: IngestionEvent) => void>((v) => typeof v === 'function', {
+      error: 'Expected `onEvent` to be a function',
+    })
+    .optional(),
   logger: hasFn('logger', 'info', 'warn', 'error').optional(),
   workerId: z.string().min(1).max(256).optional(),
 };
@@ -210,10 +220,7 @@ const schemas = {
     ...baseShape,
     ...importExtras,
     sink: hasFn('sink', 'import'),
-    sessionRef: z
-      .object({ provider: z.string(), sessionId: z.string(), runId: z.string() })
-      .passthrough()
-      .optional(),
+    sessionRef: z.object({ provider: z.string(), sessionId: z.string(), runId: z.string() }).passthrough().optional(),
     stagingHandles: z.array(z.object({ bucket: z.string(), key: z.string() }).passthrough()).optional(),
   }),
 };
@@ -224,12 +231,17 @@ const schemas = {
  */
 export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unknown): void {
   const res = schemas[kind].safeParse(opts);
-  if (!res.success) throw configInvalid(`Invalid ${kind === 'run' ? 'runUnit' : `${kind}Unit`} options`, res.error.issues);
+  if (!res.success)
+    throw configInvalid(`Invalid ${kind === 'run' ? 'runUnit' : `${kind}Unit`} options`, res.error.issues);
 }
 
 /** Build the `config_invalid` error from zod issues: every issue, with its path. */
 export function configInvalid(prefix: string, issues: readonly z.core.$ZodIssue[]): IngestError {
-  const list = issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message, code: i.code }));
+  const list = issues.map((i) => ({
+    path: i.path.map(String).join('.') || '(root)',
+    message: i.message,
+    code: i.code,
+  }));
   const text = list.map((i) => `${i.path}: ${i.message}`).join('; ');
   return new IngestError('config_invalid', `${prefix}: ${text}`, { details: { issues: list } });
 }

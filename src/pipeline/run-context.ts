@@ -13,7 +13,12 @@ import type { BaseRunOptions, ResolvedRunPolicy } from './options.js';
 import { resolvePolicy } from './options.js';
 import { type RunState, RunStateStore } from './run-state.js';
 
-type EventInput = { [K in IngestionEvent['type']]: Omit<Extract<IngestionEvent, { type: K }>, 'at' | 'runId' | 'workspaceId' | 'endpointId' | 'unitId' | 'sinkId'> }[IngestionEvent['type']];
+type EventInput = {
+  [K in IngestionEvent['type']]: Omit<
+    Extract<IngestionEvent, { type: K }>,
+    'at' | 'runId' | 'workspaceId' | 'endpointId' | 'unitId' | 'sinkId'
+  >;
+}[IngestionEvent['type']];
 
 /**
  * Everything one pipeline call shares: resolved options, the lease, the checkpoint it started from,
@@ -166,5 +171,8 @@ export class RunContext {
 
 function kvError(err: unknown, message: string): IngestError {
   if (IngestError.is(err)) return err;
-  return new IngestError('kv_failed', `${message}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+  return new IngestError('kv_failed', `${message}: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+    retryable: true,
+  });
 }

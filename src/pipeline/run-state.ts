@@ -58,10 +58,14 @@ export class RunStateStore {
       this.#version = entry.version;
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
-        throw new IngestError('lease_lost', `Run state ${this.key.key} was changed by another worker; run ${state.runId} is fenced off`, {
-          cause: err,
-          retryable: true,
-        });
+        throw new IngestError(
+          'lease_lost',
+          `Run state ${this.key.key} was changed by another worker; run ${state.runId} is fenced off`,
+          {
+            cause: err,
+            retryable: true,
+          },
+        );
       }
       throw IngestError.wrap(err, 'kv_failed', `Could not write run state ${this.key.key}`);
     }

@@ -65,7 +65,11 @@ export async function exportUnit(opts: ExportOptions): Promise<ExportResult> {
  */
 export async function importUnit(opts: ImportOptions): Promise<RunUnitResult> {
   parseOptions('import', opts);
-  return drive(opts, { sink: opts.sink, until: 'committed', sessionRunId: opts.sessionRef?.runId ?? runIdOfHandles(opts) }) as Promise<RunUnitResult>;
+  return drive(opts, {
+    sink: opts.sink,
+    until: 'committed',
+    sessionRunId: opts.sessionRef?.runId ?? runIdOfHandles(opts),
+  }) as Promise<RunUnitResult>;
 }
 
 interface DriveArgs {
@@ -84,7 +88,8 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
   let session: StagingSession | undefined;
   try {
     const out = await withSpan('ingestion.run', rc.attrs(), async (span) => {
-      const mode = opts.mode ?? (args.source?.descriptor?.capabilities?.includes('ingest.incremental') ? 'incremental' : 'full');
+      const mode =
+        opts.mode ?? (args.source?.descriptor?.capabilities?.includes('ingest.incremental') ? 'incremental' : 'full');
       const loaded = rc.loadedState;
 
       // A call that repeats a run which already committed (e.g. an orchestrator retrying after a lost reply)
@@ -92,24 +97,38 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
       const repeatOf = args.sessionRunId ?? opts.runId;
       if (loaded && loaded.phase === 'committed' && repeatOf !== undefined && loaded.runId === repeatOf) {
         rc.runId = loaded.runId;
-        session = await stagingCall(rc, () => opts.staging.openSession(loaded.sessionRef), 'reopening the session').catch(() => undefined);
+        session = await stagingCall(
+          rc,
+          () => opts.staging.openSession(loaded.sessionRef),
+          'reopening the session',
+        ).catch(() => undefined);
         return result(rc, loaded, session, args.until, true);
       }
 
       const resumable = await classify(rc, loaded, mode, opts.staging.id);
       if (args.source === undefined && !resumable) {
-        throw new IngestError('run_state_invalid', `No exported run to import for ${rc.where()}: run exportUnit first`, {
-          details: { phase: loaded?.phase ?? null },
-        });
+        throw new IngestError(
+          'run_state_invalid',
+          `No exported run to import for ${rc.where()}: run exportUnit first`,
+          {
+            details: { phase: loaded?.phase ?? null },
+          },
+        );
       }
       let st: RunState;
       if (resumable) {
         st = resumable;
         if (args.sessionRunId !== undefined && args.sessionRunId !== st.runId) {
-          throw new IngestError('run_state_invalid', `Session of run ${args.sessionRunId} is not the unit's pending run ${st.runId}`);
+          throw new IngestError(
+            'run_state_invalid',
+            `Session of run ${args.sessionRunId} is not the unit's pending run ${st.runId}`,
+          );
         }
         if (args.source === undefined && st.phase === 'exporting') {
-          throw new IngestError('run_state_invalid', `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`);
+          throw new IngestError(
+            'run_state_invalid',
+            `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
+          );
         }
         rc.runId = st.runId;
         await rc.lease.setRunId(st.runId);
@@ -193,7 +212,12 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
  * Decide whether the unit's run state is a pending run to resume. A run whose checkpoint base moved is
  * stale — unless it is our own commit that crashed before the run state said so; then finish it.
  */
-async function classify(rc: RunContext, loaded: RunState | undefined, mode: 'full' | 'incremental', stagingId: string): Promise<RunState | undefined> {
+async function classify(
+  rc: RunContext,
+  loaded: RunState | undefined,
+  mode: 'full' | 'incremental',
+  stagingId: string,
+): Promise<RunState | undefined> {
   if (!loaded || loaded.phase === 'committed') return undefined;
   if (loaded.baseCheckpointVersion !== rc.checkpoint.version) {
     if (loaded.phase === 'imported' && jsonEqual(loaded.plannedCheckpoint ?? null, rc.checkpoint.value)) {
@@ -233,7 +257,11 @@ async function commit(rc: RunContext, state: RunState, session: StagingSession):
         version = entry.version;
       } catch (err) {
         if (IngestError.is(err, 'kv_conflict')) {
-          throw new IngestError('lease_lost', `Checkpoint of ${rc.where()} moved under this run; its commit is fenced off`, { cause: err });
+          throw new IngestError(
+            'lease_lost',
+            `Checkpoint of ${rc.where()} moved under this run; its commit is fenced off`,
+            { cause: err },
+          );
         }
         throw IngestError.wrap(err, 'kv_failed', `Could not write the checkpoint (${rc.where()})`);
       }
@@ -243,7 +271,11 @@ async function commit(rc: RunContext, state: RunState, session: StagingSession):
     state.lastError = null;
     await rc.stateStore.save(state);
     rc.emit({ type: 'checkpoint.committed', checkpoint, version });
-    await session.markLanded().catch((err) => rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }));
+    await session
+      .markLanded()
+      .catch((err) =>
+        rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
+      );
   });
 }
 
@@ -295,11 +327,17 @@ function toRunError(rc: RunContext, err: unknown): IngestError {
     const reason = rc.signal.reason;
     if (IngestError.is(reason)) return reason;
     if (!IngestError.is(err) || err.code !== 'staging_corrupt') {
-      return IngestError.is(err, 'aborted') ? err : new IngestError('aborted', `Run was aborted (${rc.where()})`, { cause: err });
+      return IngestError.is(err, 'aborted')
+        ? err
+        : new IngestError('aborted', `Run was aborted (${rc.where()})`, { cause: err });
     }
   }
   if (IngestError.is(err)) return err;
-  return new IngestError('internal', `Unexpected failure (${rc.where()}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return new IngestError(
+    'internal',
+    `Unexpected failure (${rc.where()}): ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
 function runIdOfHandles(opts: ImportOptions): string | undefined {

@@ -1,1 +1,1 @@
-export { sweepStaging, type SweepStagingOptions } from './sweep.js';
+export { type SweepStagingOptions, sweepStaging } from './sweep.js';

@@ -53,7 +53,10 @@ export class EndpointRegistry {
    * Register a factory under its descriptor's id and role.
    * @throws IngestError `config_invalid` when that id and role are taken
    */
-  register<C>(descriptor: EndpointDescriptor<C>, factory: EndpointFactory<C, SourceEndpoint<any> | SinkEndpoint>): this {
+  register<C>(
+    descriptor: EndpointDescriptor<C>,
+    factory: EndpointFactory<C, SourceEndpoint<any> | SinkEndpoint>,
+  ): this {
     const key = `${descriptor.role}:${descriptor.id}`;
     if (this.#entries.has(key)) {
       throw new IngestError('config_invalid', `Endpoint ${descriptor.role} "${descriptor.id}" is already registered`);
@@ -64,7 +67,9 @@ export class EndpointRegistry {
 
   /** Whether an endpoint id (optionally of one role) is registered. */
   has(endpointId: string, role?: 'source' | 'sink'): boolean {
-    return role ? this.#entries.has(`${role}:${endpointId}`) : this.#entries.has(`source:${endpointId}`) || this.#entries.has(`sink:${endpointId}`);
+    return role
+      ? this.#entries.has(`${role}:${endpointId}`)
+      : this.#entries.has(`source:${endpointId}`) || this.#entries.has(`sink:${endpointId}`);
   }
 
   /** Registered descriptors. */
@@ -116,13 +121,21 @@ export class EndpointRegistry {
       const reg = this.#entries.get(`${req.role}:${req.endpointId}`);
       if (reg) return reg;
     } else {
-      const both = ['source', 'sink'].map((r) => this.#entries.get(`${r}:${req.endpointId}`)).filter((r) => r !== undefined);
+      const both = ['source', 'sink']
+        .map((r) => this.#entries.get(`${r}:${req.endpointId}`))
+        .filter((r) => r !== undefined);
       if (both.length === 1) return both[0];
       if (both.length === 2) {
-        throw new IngestError('config_invalid', `Endpoint "${req.endpointId}" exists as a source and a sink; pass \`role\``);
+        throw new IngestError(
+          'config_invalid',
+          `Endpoint "${req.endpointId}" exists as a source and a sink; pass \`role\``,
+        );
       }
     }
     const known = [...this.#entries.keys()].join(', ') || 'none';
-    throw new IngestError('config_invalid', `Unknown endpoint "${req.endpointId}"${req.role ? ` (${req.role})` : ''}; registered: ${known}`);
+    throw new IngestError(
+      'config_invalid',
+      `Unknown endpoint "${req.endpointId}"${req.role ? ` (${req.role})` : ''}; registered: ${known}`,
+    );
   }
 }

@@ -75,17 +75,30 @@ export class MemoryStagingProvider implements StagingProvider {
 
   async openSession(ref: StagingSessionRef): Promise<StagingSession> {
     if (ref?.provider !== this.id) {
-      throw new IngestError('config_invalid', `Session ref belongs to provider "${String(ref?.provider)}", not "${this.id}"`);
+      throw new IngestError(
+        'config_invalid',
+        `Session ref belongs to provider "${String(ref?.provider)}", not "${this.id}"`,
+      );
     }
     const data = this.#sessions.get(ref.sessionId);
-    if (!data) throw new IngestError('not_found', `Staging session ${ref.sessionId} does not exist (memory staging lives in one process)`);
+    if (!data)
+      throw new IngestError(
+        'not_found',
+        `Staging session ${ref.sessionId} does not exist (memory staging lives in one process)`,
+      );
     return new MemorySession(data, this.#bucket, () => this.#sessions.delete(ref.sessionId));
   }
 
   async sweep(opts: SweepOptions): Promise<SweepReport> {
     const now = Date.now();
     const abandonedAfter = opts.abandonedAfterMs ?? opts.olderThanMs * 7;
-    const report: SweepReport = { sessionsScanned: 0, sessionsDeleted: 0, sessionsKept: 0, objectsDeleted: 0, deleted: [] };
+    const report: SweepReport = {
+      sessionsScanned: 0,
+      sessionsDeleted: 0,
+      sessionsKept: 0,
+      objectsDeleted: 0,
+      deleted: [],
+    };
     for (const [id, data] of [...this.#sessions]) {
       throwIfAborted(opts.signal, 'Sweep');
       report.sessionsScanned++;
@@ -137,7 +150,11 @@ class MemorySession implements StagingSession {
     let state: 'open' | 'closed' | 'aborted' = 'open';
     const sessionId = this.id;
     const assertOpen = () => {
-      if (state !== 'open') throw new IngestError('staging_failed', `Writer for slice ${index} of session ${sessionId} is already ${state}`);
+      if (state !== 'open')
+        throw new IngestError(
+          'staging_failed',
+          `Writer for slice ${index} of session ${sessionId} is already ${state}`,
+        );
       this.#assertWritable();
     };
     return {
@@ -172,7 +189,10 @@ class MemorySession implements StagingSession {
         const indices = opts.slice === undefined ? [...data.slices.keys()].sort((a, b) => a - b) : [opts.slice];
         for (const i of indices) {
           const slice = data.slices.get(i);
-          if (!slice) throw new IngestError('staging_corrupt', `Slice ${i} of session ${sessionId} is missing`, { details: { slice: i } });
+          if (!slice)
+            throw new IngestError('staging_corrupt', `Slice ${i} of session ${sessionId} is missing`, {
+              details: { slice: i },
+            });
           for (let at = 0; at < slice.rows.length; at += chunkSize) {
             throwIfAborted(opts.signal, `Reading session ${sessionId}`);
             yield slice.rows.slice(at, at + chunkSize).map(cloneRow);
@@ -205,7 +225,8 @@ class MemorySession implements StagingSession {
   }
 
   async markLanded(): Promise<void> {
-    if (!this.#data.sealed) throw new IngestError('staging_failed', `Session ${this.id} cannot land before it is sealed`);
+    if (!this.#data.sealed)
+      throw new IngestError('staging_failed', `Session ${this.id} cannot land before it is sealed`);
     this.#data.landed = true;
     this.#data.updatedAt = Date.now();
   }

@@ -11,7 +11,9 @@ import { noopLogger } from '../util/logger.js';
  * ```
  * @public
  */
-export function testContext(overrides: Partial<IngestionContext> = {}): IngestionContext & { events: IngestionEvent[] } {
+export function testContext(
+  overrides: Partial<IngestionContext> = {},
+): IngestionContext & { events: IngestionEvent[] } {
   const events: IngestionEvent[] = [];
   return {
     workspaceId: 'test',

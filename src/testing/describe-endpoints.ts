@@ -26,7 +26,11 @@ export interface DescribeSourceOptions {
  * ```
  * @public
  */
-export function describeSourceEndpoint(name: string, factory: () => SourceEndpoint<any> | Promise<SourceEndpoint<any>>, opts: DescribeSourceOptions): void {
+export function describeSourceEndpoint(
+  name: string,
+  factory: () => SourceEndpoint<any> | Promise<SourceEndpoint<any>>,
+  opts: DescribeSourceOptions,
+): void {
   describe(`SourceEndpoint contract: ${name}`, () => {
     let source: SourceEndpoint<any>;
     beforeAll(async () => {
@@ -39,7 +43,11 @@ export function describeSourceEndpoint(name: string, factory: () => SourceEndpoi
 
     const readAll = async (mode: 'full' | 'incremental', checkpoint: Json | null) => {
       const batches: SourceBatch<any>[] = [];
-      for await (const b of source.read({ unitId: opts.unitId, mode, checkpoint }, testContext({ unitId: opts.unitId }))) batches.push(b);
+      for await (const b of source.read(
+        { unitId: opts.unitId, mode, checkpoint },
+        testContext({ unitId: opts.unitId }),
+      ))
+        batches.push(b);
       return batches;
     };
 
@@ -71,10 +79,14 @@ export function describeSourceEndpoint(name: string, factory: () => SourceEndpoi
     it('planned slices together return every row exactly once', async () => {
       if (!source.plan) return;
       const ctx = testContext({ unitId: opts.unitId });
-      const plan = await source.plan({ unitId: opts.unitId, mode: 'full', checkpoint: null, hints: { sliceMaxRows: 1 } }, ctx);
+      const plan = await source.plan(
+        { unitId: opts.unitId, mode: 'full', checkpoint: null, hints: { sliceMaxRows: 1 } },
+        ctx,
+      );
       let count = 0;
       for (const slice of plan.slices) {
-        for await (const b of source.read({ unitId: opts.unitId, mode: 'full', checkpoint: null, slice }, ctx)) count += b.rows.length;
+        for await (const b of source.read({ unitId: opts.unitId, mode: 'full', checkpoint: null, slice }, ctx))
+          count += b.rows.length;
       }
       const full = (await readAll('full', null)).reduce((n, b) => n + b.rows.length, 0);
       expect(count).toBe(full);
@@ -84,7 +96,10 @@ export function describeSourceEndpoint(name: string, factory: () => SourceEndpoi
       const ac = new AbortController();
       let batches = 0;
       const err = await (async () => {
-        for await (const _ of source.read({ unitId: opts.unitId, mode: 'full', checkpoint: null }, testContext({ signal: ac.signal, unitId: opts.unitId }))) {
+        for await (const _ of source.read(
+          { unitId: opts.unitId, mode: 'full', checkpoint: null },
+          testContext({ signal: ac.signal, unitId: opts.unitId }),
+        )) {
           batches++;
           ac.abort();
         }
@@ -128,7 +143,11 @@ export interface DescribeSinkOptions {
  * ```
  * @public
  */
-export function describeSinkEndpoint(name: string, factory: () => SinkEndpoint | Promise<SinkEndpoint>, opts: DescribeSinkOptions): void {
+export function describeSinkEndpoint(
+  name: string,
+  factory: () => SinkEndpoint | Promise<SinkEndpoint>,
+  opts: DescribeSinkOptions,
+): void {
   describe(`SinkEndpoint contract: ${name}`, () => {
     let sink: SinkEndpoint;
     const staging = new MemoryStagingProvider();
@@ -143,7 +162,12 @@ export function describeSinkEndpoint(name: string, factory: () => SinkEndpoint |
     };
     const rows: Row[] =
       opts.rows ??
-      Array.from({ length: 25 }, (_, i) => ({ id: BigInt(i + 1), name: i % 5 === 0 ? null : `name ${i} 'q' "d" \\ ü`, amount: `${i}.50`, active: i % 2 === 0 }));
+      Array.from({ length: 25 }, (_, i) => ({
+        id: BigInt(i + 1),
+        name: i % 5 === 0 ? null : `name ${i} 'q' "d" \\ ü`,
+        amount: `${i}.50`,
+        active: i % 2 === 0,
+      }));
     const dispositions = opts.dispositions ?? ['append', 'replace', 'merge'];
     const norm = (r: Row) => (opts.normalize ? opts.normalize(r) : r);
     const sortById = (a: Row, b: Row) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0);
@@ -215,7 +239,10 @@ export function describeSinkEndpoint(name: string, factory: () => SinkEndpoint |
     it('merge upserts on the primary key', async () => {
       if (!dispositions.includes('merge')) return;
       const base = (await opts.readBack(opts.unitId)).length;
-      const changed: Row[] = [{ ...rows[0], name: 'changed' }, { ...rows[0], id: 999_999n, name: 'inserted' }];
+      const changed: Row[] = [
+        { ...rows[0], name: 'changed' },
+        { ...rows[0], id: 999_999n, name: 'inserted' },
+      ];
       const { ctx, req } = await stage(changed, `contract-d-${Date.now()}`, 1);
       await sink.import(req('merge'), ctx);
       const back = (await opts.readBack(opts.unitId)).map(norm);
@@ -225,11 +252,12 @@ export function describeSinkEndpoint(name: string, factory: () => SinkEndpoint |
     });
 
     it('fails with an IngestError rather than a bare error', async () => {
-      const bad = await stage([{ id: 'not a number', name: {} as never }], `contract-e-${Date.now()}`, 1).then(({ ctx, req }) =>
-        sink.import({ ...req('append'), disposition: 'bogus' as Disposition }, ctx).then(
-          () => undefined,
-          (e) => e,
-        ),
+      const bad = await stage([{ id: 'not a number', name: {} as never }], `contract-e-${Date.now()}`, 1).then(
+        ({ ctx, req }) =>
+          sink.import({ ...req('append'), disposition: 'bogus' as Disposition }, ctx).then(
+            () => undefined,
+            (e) => e,
+          ),
       );
       if (bad !== undefined) expect(IngestError.is(bad)).toBe(true);
     });

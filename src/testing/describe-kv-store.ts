@@ -20,7 +20,11 @@ export interface DescribeKvStoreOptions {
  * ```
  * @public
  */
-export function describeKvStore(name: string, factory: () => KvStore | Promise<KvStore>, opts: DescribeKvStoreOptions = {}): void {
+export function describeKvStore(
+  name: string,
+  factory: () => KvStore | Promise<KvStore>,
+  opts: DescribeKvStoreOptions = {},
+): void {
   describe(`KvStore contract: ${name}`, () => {
     let kv: KvStore;
     let n = 0;
@@ -73,7 +77,9 @@ export function describeKvStore(name: string, factory: () => KvStore | Promise<K
     it('expectedVersion null creates only when absent', async () => {
       const k = key();
       await kv.put(k, 'first', { expectedVersion: null });
-      await expect(kv.put(k, 'second', { expectedVersion: null })).rejects.toSatisfy((e) => IngestError.is(e, 'kv_conflict'));
+      await expect(kv.put(k, 'second', { expectedVersion: null })).rejects.toSatisfy((e) =>
+        IngestError.is(e, 'kv_conflict'),
+      );
       expect((await kv.get(k))?.value).toBe('first');
     });
 
@@ -86,13 +92,17 @@ export function describeKvStore(name: string, factory: () => KvStore | Promise<K
       expect(IngestError.is(err, 'kv_conflict')).toBe(true);
       expect(err.retryable).toBe(false);
       expect((await kv.get(k))?.value).toBe('b');
-      await expect(kv.put(key(), 'x', { expectedVersion: 1 })).rejects.toSatisfy((e) => IngestError.is(e, 'kv_conflict'));
+      await expect(kv.put(key(), 'x', { expectedVersion: 1 })).rejects.toSatisfy((e) =>
+        IngestError.is(e, 'kv_conflict'),
+      );
     });
 
     it('concurrent compare-and-set: exactly one writer wins per version', async () => {
       const k = key();
       const base = await kv.put(k, 0);
-      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => kv.put(k, i + 1, { expectedVersion: base.version })));
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => kv.put(k, i + 1, { expectedVersion: base.version })),
+      );
       const ok = results.filter((r) => r.status === 'fulfilled');
       expect(ok).toHaveLength(1);
       for (const r of results) if (r.status === 'rejected') expect(IngestError.is(r.reason, 'kv_conflict')).toBe(true);
@@ -107,7 +117,8 @@ export function describeKvStore(name: string, factory: () => KvStore | Promise<K
       await new Promise((r) => setTimeout(r, 1200));
       expect(await kv.get(k)).toBeUndefined();
       const listed: string[] = [];
-      for await (const e of kv.list({ namespace: k.namespace, scopeId: k.scopeId, keyPrefix: k.key })) listed.push(e.key);
+      for await (const e of kv.list({ namespace: k.namespace, scopeId: k.scopeId, keyPrefix: k.key }))
+        listed.push(e.key);
       expect(listed).not.toContain(k.key);
       const again = await kv.put(k, 'again', { expectedVersion: null });
       expect(again.version).toBeGreaterThan(first.version);
@@ -158,7 +169,9 @@ export function describeKvStore(name: string, factory: () => KvStore | Promise<K
     });
 
     it('refuses invalid keys with config_invalid', async () => {
-      await expect(kv.get({ namespace: '', scopeId: scope, key: 'x' })).rejects.toSatisfy((e) => IngestError.is(e, 'config_invalid'));
+      await expect(kv.get({ namespace: '', scopeId: scope, key: 'x' })).rejects.toSatisfy((e) =>
+        IngestError.is(e, 'config_invalid'),
+      );
     });
   });
 }

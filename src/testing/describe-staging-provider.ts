@@ -103,13 +103,18 @@ export function describeStagingProvider(
     it('reads slices in index order, re-chunked to the requested size', async () => {
       const session = await provider.allocateSession(testContext());
       const total = opts.manyRows ?? 5000;
-      const mk = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ n: from + i, s: `row ${from + i}` }));
+      const mk = (from: number, n: number) =>
+        Array.from({ length: n }, (_, i) => ({ n: from + i, s: `row ${from + i}` }));
       const third = Math.floor(total / 3);
       // Written out of order and concurrently.
       const w2 = session.writer({ slice: 2 });
       const w0 = session.writer({ slice: 0 });
       const w1 = session.writer({ slice: 1 });
-      await Promise.all([w2.writeBatch(mk(2 * third, total - 2 * third)), w0.writeBatch(mk(0, third)), w1.writeBatch(mk(third, third))]);
+      await Promise.all([
+        w2.writeBatch(mk(2 * third, total - 2 * third)),
+        w0.writeBatch(mk(0, third)),
+        w1.writeBatch(mk(third, third)),
+      ]);
       await Promise.all([w2.close(), w1.close(), w0.close()]);
       await session.seal();
       const batches = await collect(session.reader(), 777);
@@ -152,7 +157,9 @@ export function describeStagingProvider(
       await c.writeBatch([{ v: 'dropped' }]);
       await c.abort?.();
       await session.seal();
-      expect((await collect(session.reader())).flat()).toEqual(c.abort ? [{ v: 'new' }] : [{ v: 'new' }, { v: 'dropped' }]);
+      expect((await collect(session.reader())).flat()).toEqual(
+        c.abort ? [{ v: 'new' }] : [{ v: 'new' }, { v: 'dropped' }],
+      );
     });
 
     it('refuses writers after seal and reuse of a closed writer', async () => {
@@ -237,7 +244,10 @@ export function describeStagingProvider(
       expect(deleted).not.toContain(vetoed.ref.runId);
       expect(deleted).not.toContain(pending.ref.runId);
       expect(report.sessionsDeleted).toBeGreaterThanOrEqual(1);
-      const gone = await provider.openSession(landed.ref).then((s) => s.describe()).catch((e) => e);
+      const gone = await provider
+        .openSession(landed.ref)
+        .then((s) => s.describe())
+        .catch((e) => e);
       if (IngestError.is(gone)) expect(gone.code).toBe('not_found');
       else expect(gone.slices).toHaveLength(0);
       expect((await (await provider.openSession(vetoed.ref)).describe()).landed).toBe(true);

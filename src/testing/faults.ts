@@ -48,7 +48,11 @@ function makeError(e: FaultError | undefined, fallback: () => Error): Error {
  * ```
  * @public
  */
-export function failAtBatch<C extends Json>(source: SourceEndpoint<C>, n: number, opts: FaultOptions = {}): Faulty<SourceEndpoint<C>> {
+export function failAtBatch<C extends Json>(
+  source: SourceEndpoint<C>,
+  n: number,
+  opts: FaultOptions = {},
+): Faulty<SourceEndpoint<C>> {
   let left = opts.times ?? 1;
   let injected = 0;
   const wrapped = delegate(source) as SourceEndpoint<C> & { faultsInjected: number };
@@ -61,7 +65,10 @@ export function failAtBatch<C extends Json>(source: SourceEndpoint<C>, n: number
         if (i === n && left > 0) {
           left--;
           injected++;
-          throw makeError(opts.error, () => new IngestError('source_failed', `Injected source fault at batch ${n}`, { retryable: true }));
+          throw makeError(
+            opts.error,
+            () => new IngestError('source_failed', `Injected source fault at batch ${n}`, { retryable: true }),
+          );
         }
         yield batch;
       }
@@ -74,18 +81,25 @@ export function failAtBatch<C extends Json>(source: SourceEndpoint<C>, n: number
  * For a sink, `afterSlices` lets the fault hit after that many slices were imported (a partial import).
  * @public
  */
-export function failOnce<E extends SourceEndpoint<any> | SinkEndpoint>(endpoint: E, opts: FaultOptions & { afterSlices?: number } = {}): Faulty<E> {
+export function failOnce<E extends SourceEndpoint<any> | SinkEndpoint>(
+  endpoint: E,
+  opts: FaultOptions & { afterSlices?: number } = {},
+): Faulty<E> {
   let left = opts.times ?? 1;
   let injected = 0;
   const wrapped = delegate(endpoint) as E & { faultsInjected: number };
   Object.defineProperty(wrapped, 'faultsInjected', { get: () => injected });
   if ('import' in endpoint) {
     const sink = endpoint as SinkEndpoint;
-    (wrapped as unknown as SinkEndpoint).import = async (req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> => {
+    (wrapped as unknown as SinkEndpoint).import = async (
+      req: ImportRequest,
+      ctx: IngestionContext,
+    ): Promise<ImportResult> => {
       if (left <= 0) return sink.import(req, ctx);
       left--;
       injected++;
-      const err = () => makeError(opts.error, () => new IngestError('sink_failed', 'Injected sink fault', { retryable: true }));
+      const err = () =>
+        makeError(opts.error, () => new IngestError('sink_failed', 'Injected sink fault', { retryable: true }));
       if (opts.afterSlices === undefined) throw err();
       await sink.import({ ...req, slices: req.slices.slice(0, opts.afterSlices) }, ctx);
       throw err();
@@ -97,7 +111,10 @@ export function failOnce<E extends SourceEndpoint<any> | SinkEndpoint>(endpoint:
       left--;
       injected++;
       return (async function* (): AsyncGenerator<SourceBatch<any>> {
-        throw makeError(opts.error, () => new IngestError('source_failed', 'Injected source fault', { retryable: true }));
+        throw makeError(
+          opts.error,
+          () => new IngestError('source_failed', 'Injected source fault', { retryable: true }),
+        );
       })();
     };
   }

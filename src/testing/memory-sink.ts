@@ -64,7 +64,13 @@ export class MemorySink implements SinkEndpoint {
   }
 
   async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
-    const call: MemorySinkImport = { unitId: req.unitId, runId: ctx.runId, disposition: req.disposition, committed: [], skipped: [] };
+    const call: MemorySinkImport = {
+      unitId: req.unitId,
+      runId: ctx.runId,
+      disposition: req.disposition,
+      committed: [],
+      skipped: [],
+    };
     this.imports.push(call);
     if (req.disposition === 'merge' && !req.primaryKey?.length) {
       throw new IngestError('config_invalid', `Merge into ${req.unitId} needs a primary key`, { retryable: false });
@@ -106,7 +112,7 @@ export class MemorySink implements SinkEndpoint {
     } else {
       const pk = req.primaryKey!;
       const index = new Map<string, number>();
-      table.forEach((r, i) => index.set(keyOf(r, pk), i));
+      for (let i = 0; i < table.length; i++) index.set(keyOf(table[i], pk), i);
       for (const r of rows) {
         const k = keyOf(r, pk);
         const at = index.get(k);

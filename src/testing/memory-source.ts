@@ -30,7 +30,9 @@ export interface MemorySourceOptions {
 export type MemoryCheckpoint = { cursor: Json } & { [k: string]: Json };
 
 const unitSchema = z.object({
-  rows: z.union([z.array(z.record(z.string(), z.any())), z.custom<() => Iterable<Row>>((v) => typeof v === 'function')]).optional(),
+  rows: z
+    .union([z.array(z.record(z.string(), z.any())), z.custom<() => Iterable<Row>>((v) => typeof v === 'function')])
+    .optional(),
   cursorField: z.string().min(1).optional(),
   batchSize: z.number().int().positive().optional(),
   schema: z.any().optional(),
@@ -73,7 +75,10 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
   constructor(opts: MemorySourceOptions) {
     const parsed = memorySourceConfig.safeParse(opts);
     if (!parsed.success) {
-      throw new IngestError('config_invalid', `Invalid MemorySource options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new IngestError(
+        'config_invalid',
+        `Invalid MemorySource options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     }
     this.#units = opts.units;
     this.descriptor = { ...memorySourceDescriptor, id: opts.id ?? 'memory' };
@@ -109,11 +114,15 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
     return { rows, ...(u.schema ? { schema: u.schema } : {}) };
   }
 
-  async *read(req: ReadRequest<MemoryCheckpoint> & { slice?: SliceSpec }, ctx: IngestionContext): AsyncIterable<SourceBatch<MemoryCheckpoint>> {
+  async *read(
+    req: ReadRequest<MemoryCheckpoint> & { slice?: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<SourceBatch<MemoryCheckpoint>> {
     this.reads++;
     const u = this.#unit(req.unitId);
     const size = u.batchSize ?? 1000;
-    const after = req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
+    const after =
+      req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
     const bounds = req.slice?.bounds as { from: number; to: number; upper?: Json } | undefined;
     let max: Value | undefined = after;
     let batch: Row[] = [];
@@ -135,7 +144,8 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
   async #plan(req: ReadRequest<MemoryCheckpoint>): Promise<ExportPlan<MemoryCheckpoint>> {
     this.plans++;
     const u = this.#unit(req.unitId);
-    const after = req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
+    const after =
+      req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
     let count = 0;
     let upper: Value | undefined = after;
     for await (const row of this.#selected(u, req.unitId, after, undefined)) {
@@ -146,16 +156,30 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
     const per = Math.ceil(count / n);
     const slices: SliceSpec[] = Array.from({ length: n }, (_, index) => ({
       index,
-      bounds: { from: index * per, to: Math.min(count, (index + 1) * per), ...(upper !== undefined ? { upper: toJson(upper) } : {}) },
+      bounds: {
+        from: index * per,
+        to: Math.min(count, (index + 1) * per),
+        ...(upper !== undefined ? { upper: toJson(upper) } : {}),
+      },
     }));
-    return { slices, checkpoint: upper === undefined ? (req.checkpoint ?? null) : { cursor: toJson(upper) }, estimatedRows: count, ...(u.schema ? { schema: u.schema } : {}) };
+    return {
+      slices,
+      checkpoint: upper === undefined ? (req.checkpoint ?? null) : { cursor: toJson(upper) },
+      estimatedRows: count,
+      ...(u.schema ? { schema: u.schema } : {}),
+    };
   }
 
   #cp(u: MemorySourceUnit, max: Value | undefined): { checkpoint?: MemoryCheckpoint } {
     return u.cursorField && max !== undefined ? { checkpoint: { cursor: toJson(max) } } : {};
   }
 
-  async *#selected(u: MemorySourceUnit, unitId: string, after: Value | undefined, upper: Value | undefined): AsyncIterable<Row> {
+  async *#selected(
+    u: MemorySourceUnit,
+    unitId: string,
+    after: Value | undefined,
+    upper: Value | undefined,
+  ): AsyncIterable<Row> {
     const rows: Row[] = [];
     for await (const row of this.#rows(unitId)) {
       if (u.cursorField) {

@@ -55,7 +55,11 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefine
  * Iterate `source`, stopping within one item when `signal` aborts — even if the source itself ignores the signal
  * (the pending `next()` is abandoned and the iterator is closed in the background).
  */
-export async function* abortable<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined, what?: string): AsyncGenerator<T> {
+export async function* abortable<T>(
+  source: AsyncIterable<T>,
+  signal: AbortSignal | undefined,
+  what?: string,
+): AsyncGenerator<T> {
   const it = source[Symbol.asyncIterator]();
   let finished = false;
   try {

@@ -11,7 +11,8 @@ const encoder = new TextEncoder();
 export function assertValidObjectKey(key: unknown, what = 'key'): asserts key is string {
   const problem = objectKeyProblem(key);
   if (problem) {
-    const shown = typeof key === 'string' ? JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}…` : key) : typeof key;
+    const shown =
+      typeof key === 'string' ? JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}…` : key) : typeof key;
     throw new IngestError('invalid_key', `Invalid object ${what} ${shown}: ${problem}`, { details: { problem } });
   }
 }

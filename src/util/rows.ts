@@ -16,7 +16,8 @@ function cloneValue(v: Value): Value {
   const out: Record<string, Value> = {};
   for (const k of Object.keys(v)) {
     const child = cloneValue((v as Record<string, Value>)[k]);
-    if (k === '__proto__') Object.defineProperty(out, k, { value: child, enumerable: true, writable: true, configurable: true });
+    if (k === '__proto__')
+      Object.defineProperty(out, k, { value: child, enumerable: true, writable: true, configurable: true });
     else out[k] = child;
   }
   return out;

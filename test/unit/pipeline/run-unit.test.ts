@@ -2,24 +2,30 @@ import { describe, expect, it } from 'vitest';
 import {
   checkpointKey,
   exportUnit,
-  type IngestionEvent,
   IngestError,
+  type IngestionEvent,
   importUnit,
   type KvStore,
   MemoryKvStore,
   MemoryStagingProvider,
   type Row,
-  runUnit,
   type RunUnitOptions,
   runStateKey,
+  runUnit,
 } from '../../../src/index.js';
 import { failAtBatch, failOnce, MemorySink, MemorySource, slow } from '../../../src/testing/index.js';
 
 const rowsOf = (from: number, to: number): Row[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => ({ id: BigInt(from + i), name: `user ${from + i}`, at: new Date(1_700_000_000_000 + (from + i) * 1000) }));
+  Array.from({ length: to - from + 1 }, (_, i) => ({
+    id: BigInt(from + i),
+    name: `user ${from + i}`,
+    at: new Date(1_700_000_000_000 + (from + i) * 1000),
+  }));
 
 function setup(rows: Row[] = rowsOf(1, 250), extra: { batchSize?: number; planSlices?: number } = {}) {
-  const source = new MemorySource({ units: { users: { rows, cursorField: 'id', batchSize: extra.batchSize ?? 40, planSlices: extra.planSlices } } });
+  const source = new MemorySource({
+    units: { users: { rows, cursorField: 'id', batchSize: extra.batchSize ?? 40, planSlices: extra.planSlices } },
+  });
   const sink = new MemorySink();
   const staging = new MemoryStagingProvider();
   const kv = new MemoryKvStore();
@@ -111,7 +117,10 @@ describe('runUnit', () => {
     await runUnit(base);
     source.setRows('users', rowsOf(1, 300));
     const before = await kv.get(key);
-    const err = await runUnit({ ...base, source: failAtBatch(source, 1, { error: new Error('connection refused') }) }).catch((e) => e);
+    const err = await runUnit({
+      ...base,
+      source: failAtBatch(source, 1, { error: new Error('connection refused') }),
+    }).catch((e) => e);
     expect(IngestError.is(err, 'source_failed')).toBe(true);
     expect(await kv.get(key)).toEqual(before);
     const ok = await runUnit(base);
@@ -163,7 +172,7 @@ describe('runUnit', () => {
     expect(await kv.get(key)).toBeUndefined();
     expect(sink.rows('users')).toHaveLength(0);
     const state = await kv.get(runStateKey(key));
-    expect((state?.value as { phase: string }).phase).toBe('exporting');
+    expect((state?.value as { phase?: string } | undefined)?.phase).toBe('exporting');
     const res = await runUnit(base);
     expect(res.resumed).toBe(true);
     expect(source.plans).toBe(1);
@@ -183,7 +192,16 @@ describe('runUnit', () => {
     const { source, base } = setup();
     const kv = new MemoryKvStore();
     const spy = { puts: 0 };
-    const counting: KvStore = { ...kv, get: kv.get.bind(kv), list: kv.list.bind(kv), delete: kv.delete.bind(kv), put: (...a) => (spy.puts++, kv.put(...a)) };
+    const counting: KvStore = {
+      ...kv,
+      get: kv.get.bind(kv),
+      list: kv.list.bind(kv),
+      delete: kv.delete.bind(kv),
+      put: (...a) => {
+        spy.puts++;
+        return kv.put(...a);
+      },
+    };
     const err = await runUnit({
       ...base,
       kv: counting,
@@ -194,7 +212,9 @@ describe('runUnit', () => {
     }).catch((e) => e);
     expect(IngestError.is(err, 'config_invalid')).toBe(true);
     const paths = (err.details.issues as { path: string }[]).map((i) => i.path).sort();
-    expect(paths).toEqual(['mode', 'policy.chunkSize', 'policy.exportConcurrency', 'policy.sliceMaxRows', 'sink', 'unit.endpointId'].sort());
+    expect(paths).toEqual(
+      ['mode', 'policy.chunkSize', 'policy.exportConcurrency', 'policy.sliceMaxRows', 'sink', 'unit.endpointId'].sort(),
+    );
     expect(err.message).toContain('Expected `policy.chunkSize` to be a positive integer');
     expect(source.reads).toBe(0);
     expect(spy.puts).toBe(0);
@@ -203,7 +223,10 @@ describe('runUnit', () => {
   it('two concurrent runs of one unit: one runs, the other gets lease_held', async () => {
     const { source, base, sink } = setup();
     const slowSource = slow(source, 5);
-    const results = await Promise.allSettled([runUnit({ ...base, source: slowSource }), runUnit({ ...base, source: slowSource })]);
+    const results = await Promise.allSettled([
+      runUnit({ ...base, source: slowSource }),
+      runUnit({ ...base, source: slowSource }),
+    ]);
     const ok = results.filter((r) => r.status === 'fulfilled');
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(ok).toHaveLength(1);
@@ -230,7 +253,12 @@ describe('runUnit', () => {
         return sink.import(req, ctx);
       },
     };
-    const stale = runUnit({ ...base, kv: pausedKv, sink: blockingSink, policy: { leaseTtlMs: 150, sliceMaxRows: 100 } }).catch((e) => e);
+    const stale = runUnit({
+      ...base,
+      kv: pausedKv,
+      sink: blockingSink,
+      policy: { leaseTtlMs: 150, sliceMaxRows: 100 },
+    }).catch((e) => e);
     await new Promise((r) => setTimeout(r, 400));
     // Another worker sees the lease expired and resumes the run from staging.
     const fresh = await runUnit({ ...base, policy: { leaseTtlMs: 150, sliceMaxRows: 100 } });
@@ -252,7 +280,12 @@ describe('runUnit', () => {
     expect(exp.plannedCheckpoint).toEqual({ cursor: { $bigint: '250' } });
     expect(await kv.get(key)).toBeUndefined();
     const { source: _src, ...importOpts } = base;
-    const imp = await importUnit({ ...importOpts, staging, kv, sessionRef: JSON.parse(JSON.stringify(exp.sessionRef)) });
+    const imp = await importUnit({
+      ...importOpts,
+      staging,
+      kv,
+      sessionRef: JSON.parse(JSON.stringify(exp.sessionRef)),
+    });
     expect(imp.runId).toBe(exp.runId);
     expect(ids(sink.rows('users'))).toEqual(range(1, 250));
     expect((await kv.get(key))?.value).toEqual(exp.plannedCheckpoint);
@@ -305,7 +338,11 @@ class PausableKv implements KvStore {
     await this.gate();
     return this.inner.get<T>(k);
   }
-  async put<T extends import('../../../src/index.js').Json>(k: import('../../../src/index.js').KvKey, v: T, o?: import('../../../src/index.js').KvPutOptions) {
+  async put<T extends import('../../../src/index.js').Json>(
+    k: import('../../../src/index.js').KvKey,
+    v: T,
+    o?: import('../../../src/index.js').KvPutOptions,
+  ) {
     await this.gate();
     return this.inner.put<T>(k, v, o);
   }
