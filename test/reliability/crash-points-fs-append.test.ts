@@ -1,0 +1,23 @@
+/**
+ * Crash harness — every named crash point, filesystem staging, `append` (a target without a primary key, so a
+ * duplicate would show). A child process runs `runUnit` and SIGKILLs itself at the point; processes run again until
+ * one commits; the invariants hold after the kill and after the recovery.
+ */
+import { describe, it } from 'vitest';
+import { usePostgres } from '../helpers/pg.js';
+import { namedCrashRound, resumeCrashRound, useCrashSetup } from './crash-suite.js';
+import { POINTS } from './workers/crash-worker-points.js';
+
+const pg = usePostgres('rel_cp_fs_append');
+const s = useCrashSetup('crash-points-fs-append', pg, 'append', 'fs');
+
+describe('crash at every named point — filesystem staging, append', () => {
+  for (const point of POINTS.filter((p) => p !== 'resume')) {
+    it(`a SIGKILL at ${point} loses and duplicates nothing`, () => namedCrashRound(s, point), 120_000);
+  }
+  it(
+    'a SIGKILL of the process that resumes a crashed run loses and duplicates nothing',
+    () => resumeCrashRound(s),
+    180_000,
+  );
+});

@@ -1,0 +1,193 @@
+/**
+ * The crash rounds shared by the crash-points and crash-random suites: new source rows, a worker process that is
+ * SIGKILLed (at a named point or after a random delay), the invariants, recovery until a run commits, the
+ * invariants again — now with every source row loaded.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { FileSystemObjectStore } from '../../src/fs/index.js';
+import type { ObjectStore } from '../../src/index.js';
+import { S3ObjectStore } from '../../src/s3/index.js';
+import type { PgTestEnv } from '../helpers/pg.js';
+import { createTestS3Client, s3Target, testBucket, uniquePrefix } from '../helpers/s3.js';
+import {
+  addSourceRows,
+  checkInvariants,
+  createTables,
+  explain,
+  killLeftovers,
+  prepareWorker,
+  recordFigures,
+  runUntilCommitted,
+  spawnWorker,
+  type WorkerOutcome,
+} from './harness.js';
+
+export interface CrashFigures {
+  kills: number;
+  killsDuringRecovery: number;
+  recoveryRuns: number;
+  invariantChecks: number;
+  rowsChecked: number;
+  duplicatesFound: number;
+  rounds: string[];
+}
+
+export interface CrashSetup {
+  readonly pg: PgTestEnv;
+  readonly disposition: 'append' | 'merge';
+  readonly staging: 'fs' | 's3';
+  readonly figures: CrashFigures;
+  store(): ObjectStore;
+  env(): Record<string, string>;
+  readonly prefix: string;
+}
+
+/** Worker settings shared by every round: several slices per run, a short lease. */
+export const COMMON_ENV = { SLICE_MAX_ROWS: '2500', CHUNK_SIZE: '500', LEASE_TTL_MS: '1500', CRASH_ROWS: '700' };
+
+/**
+ * Register hooks for one crash setup (tables, seed rows, staging location, worker bundle, figures) and return it.
+ * Call at the top of a test file, after `usePostgres`.
+ */
+export function useCrashSetup(
+  suite: string,
+  pg: PgTestEnv,
+  disposition: 'append' | 'merge',
+  staging: 'fs' | 's3',
+): CrashSetup {
+  const fsRoot = mkdtempSync(join(tmpdir(), 'nucleus-crash-'));
+  const prefix = staging === 's3' ? uniquePrefix('crash').replace(/\/$/, '') : 'ingestion';
+  const figures: CrashFigures = {
+    kills: 0,
+    killsDuringRecovery: 0,
+    recoveryRuns: 0,
+    invariantChecks: 0,
+    rowsChecked: 0,
+    duplicatesFound: 0,
+    rounds: [],
+  };
+  beforeAll(async () => {
+    await prepareWorker();
+    await createTables(pg.pool, pg.schema, disposition);
+    await addSourceRows(pg.pool, pg.schema, 8000);
+  });
+  afterAll(() => {
+    killLeftovers();
+    rmSync(fsRoot, { recursive: true, force: true });
+    recordFigures(suite, { ...figures, staging, disposition });
+  });
+  return {
+    pg,
+    disposition,
+    staging,
+    figures,
+    prefix,
+    store: () =>
+      staging === 's3'
+        ? new S3ObjectStore({ client: createTestS3Client(), bucket: testBucket() })
+        : new FileSystemObjectStore({ root: fsRoot }),
+    env: () => {
+      const base = { ...COMMON_ENV, DATABASE_URL: pg.url, PG_SCHEMA: pg.schema, DISPOSITION: disposition };
+      if (staging === 'fs') return { ...base, STAGING: 'fs', FS_ROOT: fsRoot };
+      const t = s3Target();
+      return {
+        ...base,
+        STAGING: 's3',
+        STAGING_PREFIX: prefix,
+        S3_ENDPOINT: t.endpoint,
+        S3_REGION: t.region,
+        S3_BUCKET: t.bucket,
+        S3_ACCESS_KEY: t.local ? 'S3RVER' : (process.env.AWS_ACCESS_KEY_ID ?? ''),
+        S3_SECRET_KEY: t.local ? 'S3RVER' : (process.env.AWS_SECRET_ACCESS_KEY ?? ''),
+      };
+    },
+  };
+}
+
+/** Check the invariants and count them in the figures. */
+export async function checkRound(s: CrashSetup, label: string, complete: boolean): Promise<void> {
+  const r = await checkInvariants(s.pg.pool, s.pg.schema, { store: s.store(), prefix: s.prefix }, { complete, label });
+  s.figures.invariantChecks++;
+  s.figures.rowsChecked += r.targetRows;
+  s.figures.duplicatesFound += r.targetRows - r.distinct;
+}
+
+/** A round killed at a named point: the kill must happen there. */
+export async function namedCrashRound(s: CrashSetup, point: string, rows = 1500): Promise<void> {
+  const label = `${s.staging}/${s.disposition}/${point}`;
+  await addSourceRows(s.pg.pool, s.pg.schema, rows);
+  const crashed = await spawnWorker({ ...s.env(), CRASH_AT: point }).done;
+  expect(crashed.crashed, `${label}: the worker should have been killed at ${point}: ${explain(crashed)}`).toBe(true);
+  expect(crashed.lines).toContain(`@@crash ${point}`);
+  s.figures.kills++;
+  await checkRound(s, `${label} after the kill`, false);
+  await recover(s, label);
+  s.figures.rounds.push(label);
+}
+
+/** A round killed during a resume: a run left half-imported, then the process that resumes it is killed too. */
+export async function resumeCrashRound(s: CrashSetup): Promise<void> {
+  const label = `${s.staging}/${s.disposition}/resume`;
+  await addSourceRows(s.pg.pool, s.pg.schema, 1500);
+  const first = await spawnWorker({ ...s.env(), CRASH_AT: 'copy' }).done;
+  expect(first.crashed, explain(first)).toBe(true);
+  s.figures.kills++;
+  let resumed: WorkerOutcome | undefined;
+  for (let i = 0; i < 20 && !resumed?.crashed; i++) {
+    resumed = await spawnWorker({ ...s.env(), CRASH_AT: 'resume' }).done;
+    if (!resumed.crashed) {
+      expect(
+        resumed.code,
+        `${label}: only lease_held may keep the resuming worker from starting: ${explain(resumed)}`,
+      ).toBe(20);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  expect(resumed?.lines, explain(resumed!)).toContain('@@crash resume');
+  s.figures.kills++;
+  s.figures.killsDuringRecovery++;
+  await checkRound(s, `${label} after the kill`, false);
+  const outcomes = await recover(s, label);
+  expect(outcomes.at(-1)!.result?.resumed, `${label}: the recovery should resume the staged run`).toBe(true);
+  s.figures.rounds.push(label);
+}
+
+/**
+ * A round killed at a random moment (`CRASH_AFTER_MS` after the worker's start); when `killRecovery`, the first
+ * recovery process is killed at a random moment as well.
+ */
+export async function randomCrashRound(
+  s: CrashSetup,
+  round: number,
+  rnd: () => number,
+  killRecovery: boolean,
+): Promise<void> {
+  const label = `${s.staging}/${s.disposition}/random#${round}`;
+  await addSourceRows(s.pg.pool, s.pg.schema, 200 + Math.floor(rnd() * 1800));
+  const delay = Math.floor(rnd() * 1500);
+  const first = await spawnWorker({ ...s.env(), CRASH_AFTER_MS: String(delay) }).done;
+  if (first.crashed) s.figures.kills++;
+  else expect([0, 20], `${label}: ${explain(first)}`).toContain(first.code);
+  await checkRound(s, `${label} after the kill (${delay} ms)`, false);
+  await recover(s, label, killRecovery ? Math.floor(rnd() * 1500) : undefined);
+  s.figures.rounds.push(label);
+}
+
+/** Run workers until one commits (optionally killing the first at a random time), then check completeness. */
+async function recover(s: CrashSetup, label: string, killFirstAfterMs?: number): Promise<WorkerOutcome[]> {
+  const outcomes = await runUntilCommitted(s.env(), {
+    onAttempt: (i) => (i === 0 && killFirstAfterMs !== undefined ? { CRASH_AFTER_MS: String(killFirstAfterMs) } : {}),
+  });
+  for (const o of outcomes) {
+    if (o.crashed) {
+      s.figures.kills++;
+      s.figures.killsDuringRecovery++;
+    }
+  }
+  s.figures.recoveryRuns += outcomes.length;
+  await checkRound(s, `${label} after recovery`, true);
+  return outcomes;
+}
