@@ -2,6 +2,7 @@ import type { KvStore } from '../contracts/kv-store.js';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingProvider } from '../contracts/staging.js';
+import { IngestError } from '../errors/ingest-error.js';
 import { FileKvStore } from '../fs/file-kv-store.js';
 import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
 import { MemoryKvStore } from '../memory/memory-kv-store.js';
@@ -48,4 +49,26 @@ export function createSource(registry: EndpointRegistry, file: PipelineFile): Pr
 /** Create the pipeline file's sink through the registry. @internal */
 export function createSink(registry: EndpointRegistry, file: PipelineFile): Promise<SinkEndpoint> {
   return registry.createSink({ endpointId: file.sink.type, config: file.sink.config ?? {} });
+}
+
+/**
+ * Create both endpoints; when either config is invalid, one `config_invalid` lists the issues of both.
+ * @throws IngestError `config_invalid`
+ * @internal
+ */
+export async function createEndpoints(
+  registry: EndpointRegistry,
+  file: PipelineFile,
+): Promise<{ source: SourceEndpoint<any>; sink: SinkEndpoint }> {
+  const [source, sink] = await Promise.allSettled([createSource(registry, file), createSink(registry, file)]);
+  if (source.status === 'fulfilled' && sink.status === 'fulfilled') return { source: source.value, sink: sink.value };
+  const failures = [source, sink].flatMap((r, i) =>
+    r.status === 'rejected' ? [{ role: i === 0 ? 'source' : 'sink', err: r.reason }] : [],
+  );
+  if (source.status === 'fulfilled') await source.value.close?.().catch(() => {});
+  if (sink.status === 'fulfilled') await sink.value.close?.().catch(() => {});
+  if (failures.length === 1 || !failures.every((f) => IngestError.is(f.err, 'config_invalid'))) throw failures[0].err;
+  const message = failures.map((f) => `${f.role}: ${(f.err as Error).message}`).join('; ');
+  const issues = failures.flatMap((f) => ((f.err as IngestError).details.issues as unknown[] | undefined) ?? []);
+  throw new IngestError('config_invalid', message, { details: { issues } });
 }

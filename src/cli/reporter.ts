@@ -10,6 +10,8 @@ import { ProgressLine, type ProgressState, type TtyLike } from './progress.js';
 export interface UnitOutcome {
   unitId: string;
   status: 'ok' | 'failed' | 'aborted';
+  /** Run id (also of a failed run, which the next run resumes). */
+  runId?: string;
   result?: RunUnitResult;
   error?: { code: string; message: string; retryable: boolean };
   durationMs: number;
@@ -73,6 +75,7 @@ export class JsonLinesReporter implements Reporter {
       unitId: o.unitId,
       status: o.status,
       durationMs: o.durationMs,
+      ...(o.runId ? { runId: o.runId } : {}),
       ...(o.result ? { runId: o.result.runId, stats: o.result.stats, newCheckpoint: o.result.newCheckpoint } : {}),
       ...(o.error ? { error: o.error } : {}),
     });

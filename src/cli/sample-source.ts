@@ -14,7 +14,7 @@ const unitSchema = z
     batchSize: z.number().int().positive().max(1_000_000).optional(),
     /** Delay before each batch, to watch progress or try Ctrl-C. @defaultValue 0 */
     delayMs: z.number().int().nonnegative().max(60_000).optional(),
-    /** Planned slices exported concurrently. @defaultValue 1 */
+    /** Planned slices exported concurrently. @defaultValue enough for the run's `sliceMaxRows` */
     slices: z.number().int().positive().max(1000).optional(),
   })
   .strict();
@@ -86,7 +86,8 @@ export class SampleSource implements SourceEndpoint<SampleCheckpoint> {
     const u = this.unit(req.unitId);
     const from = req.mode === 'incremental' && req.checkpoint ? req.checkpoint.lastId : 0;
     const total = Math.max(0, u.rows - from);
-    const n = Math.max(1, Math.min(u.slices ?? 1, total || 1));
+    const wanted = u.slices ?? Math.ceil(total / (req.hints?.sliceMaxRows ?? Math.max(1, total)));
+    const n = Math.max(1, Math.min(wanted, total || 1, 1000));
     const per = Math.ceil(total / n);
     const slices: SliceSpec[] = Array.from({ length: n }, (_, index) => ({
       index,

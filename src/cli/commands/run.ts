@@ -5,7 +5,7 @@ import { IngestError } from '../../errors/ingest-error.js';
 import type { RunPolicy } from '../../pipeline/options.js';
 import { runUnit } from '../../pipeline/run-unit.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
-import { createKv, createSink, createSource, createStaging, unitRefOf } from '../environment.js';
+import { createEndpoints, createKv, createStaging, unitRefOf } from '../environment.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import { describeError, type Reporter, type UnitOutcome } from '../reporter.js';
@@ -40,10 +40,10 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
   const outcomes: UnitOutcome[] = [];
   const codes: number[] = [];
   try {
-    source = await createSource(o.registry, file);
-    sink = await createSink(o.registry, file);
+    ({ source, sink } = await createEndpoints(o.registry, file));
     for (const unitId of o.units) {
       const started = Date.now();
+      let runId: string | undefined;
       reporter.unitStarted(unitId);
       try {
         const result = await runUnit({
@@ -57,10 +57,19 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
           primaryKey: file.primaryKey,
           policy: file.policy as RunPolicy | undefined,
           signal: o.signal,
-          onEvent: (e) => reporter.event(e),
+          onEvent: (e) => {
+            runId = e.runId || runId;
+            reporter.event(e);
+          },
           logger: reporter.logger,
         });
-        const outcome: UnitOutcome = { unitId, status: 'ok', result, durationMs: Date.now() - started };
+        const outcome: UnitOutcome = {
+          unitId,
+          status: 'ok',
+          runId: result.runId,
+          result,
+          durationMs: Date.now() - started,
+        };
         outcomes.push(outcome);
         reporter.unitFinished(outcome);
       } catch (err) {
@@ -68,6 +77,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
         const outcome: UnitOutcome = {
           unitId,
           status: aborted ? 'aborted' : 'failed',
+          runId,
           error: describeError(err),
           durationMs: Date.now() - started,
         };
