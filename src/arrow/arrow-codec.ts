@@ -21,6 +21,7 @@ import {
   fromArrowValue,
   inferType,
   isAbsentField,
+  keyOf,
   logicalTypeOf,
   toArrowValue,
 } from './arrow-types.js';
@@ -308,7 +309,7 @@ function rowsOf(batch: RecordBatch): Row[] {
   const vectors = all.map((_, i) => batch.getChildAt(i)!).filter((_, i) => i !== absentAt);
   const absent = absentAt >= 0 ? batch.getChildAt(absentAt)! : undefined;
   const types = fields.map(logicalTypeOf);
-  const names = fields.map((f) => f.name);
+  const names = fields.map(keyOf);
   const n = batch.numRows;
   const rows: Row[] = new Array(n);
   for (let r = 0; r < n; r++) {

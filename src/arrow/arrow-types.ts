@@ -40,6 +40,9 @@ export function arrowTypeOf(type: FieldType): DataType {
   }
 }
 
+/** Arrow field metadata key holding the exact row key, where the field name cannot. */
+export const NAME_KEY = 'nucleus.name';
+
 /** Arrow field metadata key marking our hidden columns. */
 export const ROLE_KEY = 'nucleus.role';
 
@@ -58,7 +61,15 @@ export function isAbsentField(field: Field): boolean {
 
 /** An Arrow field for a logical field (always nullable; the logical type rides in the metadata). */
 export function arrowField(name: string, type: FieldType): Field {
-  return new Field(name, arrowTypeOf(type), true, new Map([[LOGICAL_TYPE_KEY, type]]));
+  const metadata = new Map([[LOGICAL_TYPE_KEY, type]]);
+  // Arrow JS reads an empty field name back as "null": keep the real name in the metadata too.
+  if (name === '') metadata.set(NAME_KEY, name);
+  return new Field(name, arrowTypeOf(type), true, metadata);
+}
+
+/** The row key of an Arrow field. */
+export function keyOf(field: Field): string {
+  return field.metadata.get(NAME_KEY) ?? field.name;
 }
 
 /** Whether `v` (not null) can be stored in a column of `type` and read back identical. */
