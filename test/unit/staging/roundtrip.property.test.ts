@@ -80,7 +80,7 @@ for (const [codecName, codec, factor] of codecs) {
     [
       `MemoryObjectStore × ${codecName}`,
       () => new ObjectStoreStagingProvider({ store: new MemoryObjectStore(), codec: codec() }),
-      60,
+      60 * factor,
     ],
     [
       `FileSystemObjectStore × ${codecName}`,
