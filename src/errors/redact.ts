@@ -17,9 +17,9 @@ export function registerSecret(value: string | undefined | null): void {
   if (value && value.length >= 4) registered.add(value);
 }
 
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::([^\s/@]*))?@/gi;
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::([^\s@]*))?@/gi;
 const KEY_VALUE =
-  /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?access[_-]?key|authorization)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,'"}]+)/gi;
+  /([A-Za-z0-9_-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|authorization)[A-Za-z0-9_-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,'"}]+)/gi;
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
 
 /**
@@ -30,8 +30,8 @@ export function redact(text: string): string {
   let out = text.replace(URL_CREDENTIALS, (_m, scheme: string, user: string, pass?: string) =>
     pass === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
   );
-  out = out.replace(KEY_VALUE, (_m, k: string, sep: string) => `${k}${sep}***`);
   out = out.replace(BEARER, (_m, kind: string) => `${kind} ***`);
+  out = out.replace(KEY_VALUE, (_m, k: string, sep: string) => `${k}${sep}***`);
   for (const secret of registered) {
     if (out.includes(secret)) out = out.split(secret).join('***');
   }
