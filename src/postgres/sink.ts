@@ -101,6 +101,12 @@ export class PostgresSink implements SinkEndpoint {
     const targetSql = qualifiedName(target);
     const what = `PostgresSink.import of ${JSON.stringify(req.unitId)} into ${targetSql} (run ${ctx.runId})`;
     throwIfAborted(ctx.signal, what);
+    if (!['append', 'replace', 'merge'].includes(req.disposition)) {
+      throw new IngestError(
+        'config_invalid',
+        `${what}: unknown disposition ${JSON.stringify(req.disposition)} (append, replace or merge)`,
+      );
+    }
     const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
     for (const f of fields?.fields ?? []) quoteIdentifier(f.name, 'column name');
     const client = await this.#connect(ctx, what);
@@ -165,7 +171,7 @@ export class PostgresSink implements SinkEndpoint {
   async #ensureLedger(client: pg.PoolClient): Promise<void> {
     this.#ledgerReady ??= (async () => {
       const t = qualifiedName(this.#ledger);
-      await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#ledger.schema)}`));
+      await ensureSchema(client, this.#ledger.schema);
       await ignoreRace(
         client.query(`CREATE TABLE IF NOT EXISTS ${t} (
           run_id text NOT NULL,
@@ -204,7 +210,7 @@ export class PostgresSink implements SinkEndpoint {
         `${quoteIdentifier(f.name, 'column name')} ${fieldTypeToPgType(f.type)}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
     );
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => quoteIdentifier(k, 'primary key column')).join(', ')})`);
-    await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(target.schema, 'schema name')}`));
+    await ensureSchema(client, target.schema);
     await ignoreRace(client.query(`CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${cols.join(', ')})`));
     const info = await describeTable(client, target);
     if (!info) throw new IngestError('internal', `Created ${qualifiedName(target)} but cannot find it in the catalog`);
@@ -520,6 +526,13 @@ function typeOfValue(v: Value): FieldType {
   if (v instanceof Date) return 'timestamp';
   if (v instanceof Uint8Array) return 'binary';
   return 'json';
+}
+
+/** Create a schema only when missing (CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists). */
+async function ensureSchema(client: pg.PoolClient, schema: string): Promise<void> {
+  const { rows } = await client.query('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1', [schema]);
+  if (!rows.length)
+    await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema, 'schema name')}`));
 }
 
 async function ignoreRace<T>(p: Promise<T>): Promise<T | undefined> {

@@ -41,13 +41,16 @@ const columnList = (what: string) =>
     })
     .min(1, { error: `Expected \`${what}\` to name at least one column` });
 
-const unitIdKey = z.string().superRefine((id, ctx) => {
-  try {
-    parseTableName(id);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `Unit id ${JSON.stringify(id)}: ${(err as Error).message}` });
+/** Every unit id must read as `schema.table` with names PostgreSQL would not truncate. */
+function checkUnitIds(units: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  for (const id of Object.keys(units)) {
+    try {
+      parseTableName(id);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: [id], message: `Unit id ${JSON.stringify(id)}: ${(err as Error).message}` });
+    }
   }
-});
+}
 
 /** zod schema of {@link PostgresSourceConfig}. @public */
 export const postgresSourceConfigSchema = z
@@ -55,7 +58,7 @@ export const postgresSourceConfigSchema = z
     connectionString: connectionStringSchema.optional(),
     units: z
       .record(
-        unitIdKey,
+        z.string(),
         z
           .object({
             cursorColumns: columnList('cursorColumns').optional(),
@@ -64,6 +67,7 @@ export const postgresSourceConfigSchema = z
           })
           .strict(),
       )
+      .superRefine(checkUnitIds)
       .optional(),
     schemas: z.array(z.string().min(1)).optional(),
     batchSize: z.number().int().positive().max(1_000_000).optional(),
