@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IngestError, type Logger, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
 import { formatTableName, PostgresSink, PostgresSource, parseTableName } from '../../src/postgres/index.js';
