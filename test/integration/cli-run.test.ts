@@ -102,7 +102,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
 
     const missingEnv = await runCli([
       'run',
-      await ws.write('env.yaml', pipeline(ws.dir, { sinkRoot: '${env:NUCLEUS_TEST_UNSET_DIR}' })),
+      await ws.write('env.yaml', pipeline(ws.dir, { sinkRoot: `$\{env:NUCLEUS_TEST_UNSET_DIR}` })),
     ]);
     expect(missingEnv.code).toBe(2);
     expect(missingEnv.lines[0].error.message).toMatch(/NUCLEUS_TEST_UNSET_DIR/);
