@@ -87,6 +87,10 @@ export class HttpJsonSource implements SourceEndpoint<HttpCheckpoint> {
   readonly #policy: FetchPolicy;
   #headers: Promise<Record<string, string>> | undefined;
 
+  /**
+   * Validate the config; nothing is fetched until the first read.
+   * @throws IngestError `config_invalid` listing every issue.
+   */
   constructor(options: HttpJsonSourceOptions) {
     const { secrets, ...config } = (options ?? {}) as HttpJsonSourceOptions;
     if (secrets !== undefined && typeof secrets !== 'function') {

@@ -126,6 +126,10 @@ export class ObjectStoreSink implements SinkEndpoint {
   readonly #store: ObjectStore;
   readonly #config: ObjectStoreSinkConfig & { prefix: string };
 
+  /**
+   * Validate the options; nothing is written until the first import.
+   * @throws IngestError `config_invalid` listing every issue.
+   */
   constructor(options: ObjectStoreSinkOptions) {
     const { store, ...config } = (options ?? {}) as ObjectStoreSinkOptions;
     const parsed = objectStoreSinkConfigSchema.safeParse(config);
