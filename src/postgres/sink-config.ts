@@ -16,6 +16,8 @@ export interface PostgresSinkConfig {
   maxConnections?: number;
   /** Rows read from staging per batch. @defaultValue 10000 */
   batchSize?: number;
+  /** `append` slices loaded at once, each on its own connection and in its own transaction (`merge` and `replace` load in order). @defaultValue 2 */
+  importConcurrency?: number;
 }
 
 /** Options of {@link PostgresSink}: the JSON config, or an injected pool instead of a connection string. @public */
@@ -33,6 +35,7 @@ export const postgresSinkConfigSchema = z
     ledgerTable: z.string().min(1).optional(),
     maxConnections: z.number().int().positive().max(256).optional(),
     batchSize: z.number().int().positive().max(1_000_000).optional(),
+    importConcurrency: z.number().int().positive().max(64).optional(),
   })
   .strict();
 

@@ -225,62 +225,100 @@ export class PostgresSink implements SinkEndpoint {
     pk: string[],
     progress: Progress,
   ): Promise<ImportResult> {
-    const ledger = qualifiedName(this.#ledger);
+    // merge keeps slice order (a later slice's version of a key wins); append slices are independent
+    const workers = pk.length ? 1 : Math.max(1, Math.min(this.#config.importConcurrency ?? 2, req.slices.length));
+    let next = 0;
     let imported = 0;
     let skipped = 0;
-    for (const slice of req.slices) {
-      throwIfAborted(ctx.signal, `PostgresSink.import of ${JSON.stringify(req.unitId)}`);
-      await client.query('BEGIN');
-      let open = true;
+    let failed: unknown;
+    const work = async (own: pg.PoolClient | undefined) => {
+      let c = own;
+      let healthy = true;
       try {
-        const claim = await client.query(
-          `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-          [ctx.runId, req.unitId, slice.index, formatTableName(plan.target), req.disposition],
-        );
-        if (claim.rowCount === 0) {
-          await client.query('ROLLBACK');
-          open = false;
-          skipped++;
-          progress.add(slice.rows, slice.index, true);
-          continue;
+        while (failed === undefined && next < req.slices.length) {
+          const slice = req.slices[next++];
+          c ??= await this.#connect(ctx, `PostgresSink.import of ${JSON.stringify(req.unitId)}`);
+          try {
+            const r = await this.#importSlice(c, req, ctx, plan, pk, slice, progress);
+            if (r === undefined) skipped++;
+            else imported += r;
+          } catch (err) {
+            healthy = false;
+            throw err;
+          }
         }
-        let rows: number;
-        if (pk.length) {
-          const cols = plan.columns.map((c) => quoteIdentifier(c.name)).join(', ');
-          await client.query(
-            `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`,
-          );
-          rows = await this.#copy(client, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
-          const keys = pk.map((k) => quoteIdentifier(k)).join(', ');
-          const rest = plan.columns.filter((c) => !pk.includes(c.name));
-          const action = rest.length
-            ? `DO UPDATE SET ${rest.map((c) => `${quoteIdentifier(c.name)} = EXCLUDED.${quoteIdentifier(c.name)}`).join(', ')}`
-            : 'DO NOTHING';
-          await client.query(
-            `INSERT INTO ${plan.targetSql} (${cols}) SELECT DISTINCT ON (${keys}) ${cols} FROM pg_temp._nucleus_stage ORDER BY ${keys}, ctid DESC ON CONFLICT (${keys}) ${action}`,
-          );
-        } else {
-          rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
-        }
-        await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
-          ctx.runId,
-          req.unitId,
-          slice.index,
-          rows,
-        ]);
-        await client.query('COMMIT');
-        open = false;
-        imported += rows;
-        progress.flush(slice.index);
       } catch (err) {
-        if (open) await client.query('ROLLBACK').catch(() => {});
-        throw rowError(err, plan, slice.index, ctx.runId);
+        failed ??= err;
+      } finally {
+        if (c && c !== own) c.release(healthy ? undefined : true);
       }
-    }
+    };
+    // the caller's client serves the first worker; the others take their own from the pool
+    await Promise.all(Array.from({ length: workers }, (_, i) => work(i === 0 ? client : undefined)));
+    if (failed !== undefined) throw failed;
     return {
       rowsImported: progress.rows,
       provenance: provenance(plan, this.#ledger, req, req.slices.length - skipped, skipped, imported),
     };
+  }
+
+  /** One slice in one transaction: claim it in the ledger (or skip it: returns undefined), load it, commit. */
+  async #importSlice(
+    client: pg.PoolClient,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    plan: LoadPlan,
+    pk: string[],
+    slice: ImportSlice,
+    progress: Progress,
+  ): Promise<number | undefined> {
+    const ledger = qualifiedName(this.#ledger);
+    throwIfAborted(ctx.signal, `PostgresSink.import of ${JSON.stringify(req.unitId)}`);
+    await client.query('BEGIN');
+    let open = true;
+    try {
+      const claim = await client.query(
+        `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        [ctx.runId, req.unitId, slice.index, formatTableName(plan.target), req.disposition],
+      );
+      if (claim.rowCount === 0) {
+        await client.query('ROLLBACK');
+        open = false;
+        progress.add(slice.rows, slice.index, true);
+        return undefined;
+      }
+      let rows: number;
+      if (pk.length) {
+        const cols = plan.columns.map((c) => quoteIdentifier(c.name)).join(', ');
+        await client.query(
+          `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`,
+        );
+        rows = await this.#copy(client, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
+        const keys = pk.map((k) => quoteIdentifier(k)).join(', ');
+        const rest = plan.columns.filter((c) => !pk.includes(c.name));
+        const action = rest.length
+          ? `DO UPDATE SET ${rest.map((c) => `${quoteIdentifier(c.name)} = EXCLUDED.${quoteIdentifier(c.name)}`).join(', ')}`
+          : 'DO NOTHING';
+        await client.query(
+          `INSERT INTO ${plan.targetSql} (${cols}) SELECT DISTINCT ON (${keys}) ${cols} FROM pg_temp._nucleus_stage ORDER BY ${keys}, ctid DESC ON CONFLICT (${keys}) ${action}`,
+        );
+      } else {
+        rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
+      }
+      await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
+        ctx.runId,
+        req.unitId,
+        slice.index,
+        rows,
+      ]);
+      await client.query('COMMIT');
+      open = false;
+      progress.flush(slice.index);
+      return rows;
+    } catch (err) {
+      if (open) await client.query('ROLLBACK').catch(() => {});
+      throw rowError(err, plan, slice.index, ctx.runId);
+    }
   }
 
   async #replace(
