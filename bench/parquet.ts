@@ -4,6 +4,7 @@
  * as NDJSON (JSON.stringify per row) in a third child. Writes the figures to docs/performance.md.
  */
 import { execFileSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { writePerformanceSection } from './_report.js';
 
@@ -150,6 +151,7 @@ function runChild(lib: Lib, rows: number, rowGroupSize: number): Result {
 export async function main(args: string[]): Promise<void> {
   const rows = Number(args[0] ?? 1_000_000);
   const rowGroupSize = Number(args[1] ?? 10_000);
+  const load = loadavg()[0]!;
   const results: Result[] = [];
   for (const lib of ['ndjson', 'hyparquet-writer', 'parquet-wasm'] as Lib[]) {
     const r = runChild(lib, rows, rowGroupSize);
@@ -158,8 +160,16 @@ export async function main(args: string[]): Promise<void> {
     );
     results.push(r);
   }
-  // Memory vs row-group size, hyparquet-writer only (the chosen library).
-  const sweep = [50_000, 100_000].filter((s) => s !== rowGroupSize).map((s) => runChild('hyparquet-writer', rows, s));
+  // Memory and speed vs row-group size: both writers at 50k, the chosen one at 100k too.
+  const sweep = (
+    [
+      ['hyparquet-writer', 50_000],
+      ['parquet-wasm', 50_000],
+      ['hyparquet-writer', 100_000],
+    ] as Array<[Lib, number]>
+  )
+    .filter(([, s]) => s !== rowGroupSize)
+    .map(([lib, s]) => runChild(lib, rows, s));
   const base = results[0]!;
   const line = (r: Result) =>
     `| ${r.lib} | ${r.rowGroupSize.toLocaleString('en-US')} | ${(r.ms / 1000).toFixed(2)} | ${Math.round(r.rows / (r.ms / 1000)).toLocaleString('en-US')} | ${(base.ms / r.ms).toFixed(2)}× | ${(r.bytes / 2 ** 20).toFixed(1)} | ${(r.maxChunk / 2 ** 20).toFixed(1)} | ${r.peakRssMb.toFixed(0)} | ${(r.peakRssMb - r.baseRssMb).toFixed(0)} |`;
@@ -169,7 +179,7 @@ export async function main(args: string[]): Promise<void> {
     `\`npm run bench -- parquet ${rows} ${rowGroupSize}\` — ${rows.toLocaleString('en-US')} rows (${COLUMNS}), streamed in row groups to a`,
     'byte-counting consumer (what an `ObjectStore.put` body sees); each writer in its own child process so the peak RSS',
     'is its own. Baseline: the same rows as NDJSON (`JSON.stringify` per row). Snappy compression for both Parquet writers.',
-    `Measured ${new Date().toISOString().slice(0, 10)} on this machine (Node ${process.version}).`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on this machine (Node ${process.version}, ${cpus().length} CPUs, 1-minute load average ${load.toFixed(1)} at the start — absolute rows/s move with the load of the machine; the ratios between writers measured in one run are what to compare).`,
     '',
     '| writer | rows / row group | seconds | rows/s | speed vs NDJSON | output MiB | largest chunk MiB | peak RSS MiB | RSS growth MiB |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
