@@ -66,7 +66,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const kinds = opts.kinds ?? ['500', '503', 'reset', 'stall'];
   const stallMs = opts.stallMs ?? 1500;
   const rnd = rng(opts.seed ?? 1);
-  const stats = { requests: 0, forwarded: 0, faults: { '500': 0, '503': 0, reset: 0, stall: 0 } as Record<FaultKind, number> };
+  const stats = {
+    requests: 0,
+    forwarded: 0,
+    faults: { '500': 0, '503': 0, reset: 0, stall: 0 } as Record<FaultKind, number>,
+  };
   const multipart = { created: new Set<string>(), completed: new Set<string>(), aborted: new Set<string>() };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -94,8 +98,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       if (fault === '500' || fault === '503') {
         req.resume();
         req.on('end', () => {
-          const body = fault === '500' ? s3Error('InternalError', 'We encountered an internal error. Please try again.', resource) : s3Error('SlowDown', 'Please reduce your request rate.', resource);
-          res.writeHead(Number(fault), { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), ...(fault === '503' ? { 'retry-after': '0' } : {}) });
+          const body =
+            fault === '500'
+              ? s3Error('InternalError', 'We encountered an internal error. Please try again.', resource)
+              : s3Error('SlowDown', 'Please reduce your request rate.', resource);
+          res.writeHead(Number(fault), {
+            'content-type': 'application/xml',
+            'content-length': Buffer.byteLength(body),
+            ...(fault === '503' ? { 'retry-after': '0' } : {}),
+          });
           res.end(body);
         });
         return;
@@ -124,7 +135,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     if (req.method === 'DELETE' && uploadId) multipart.aborted.add(uploadId);
     const creating = req.method === 'POST' && query.has('uploads');
     const up = http.request(
-      { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
+      {
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        agent,
+      },
       (upRes) => {
         const ok = (upRes.statusCode ?? 500) < 300;
         if (req.method === 'POST' && uploadId && ok) multipart.completed.add(uploadId);
@@ -153,7 +172,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     url: `http://127.0.0.1:${port}`,
     stats,
     multipart,
-    incompleteUploads: () => [...multipart.created].filter((id) => !multipart.completed.has(id) && !multipart.aborted.has(id)),
+    incompleteUploads: () =>
+      [...multipart.created].filter((id) => !multipart.completed.has(id) && !multipart.aborted.has(id)),
     setEnabled(on) {
       enabled = on;
     },

@@ -81,7 +81,11 @@ export async function prepareWorker(script: string = CRASH_WORKER): Promise<void
         bundle: true,
         platform: 'node',
         format: 'esm',
-        packages: 'external',
+        // Dependencies go into the bundle too (one file to load); the AWS SDK stays outside (loaded lazily).
+        external: ['@aws-sdk/*', 'pg-native'],
+        banner: {
+          js: "import { createRequire as __nucleusRequire } from 'node:module'; const require = __nucleusRequire(import.meta.url);",
+        },
         outfile: file,
         logLevel: 'silent',
       });

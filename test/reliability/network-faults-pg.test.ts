@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import { IngestError, type IngestionEvent, ObjectStoreStagingProvider, runUnit } from '../../src/index.js';
@@ -20,10 +20,21 @@ const root = mkdtempSync(join(tmpdir(), 'nucleus-netpg-'));
 let proxy: TcpProxy;
 let kv: PostgresKvStore;
 let sinkPool: pg.Pool;
-const figures = { scenarios: [] as string[], faultsInjected: 0, connectionsDropped: 0, backendsTerminated: 0, failedRunsRetryable: 0, failedRunsFatal: 0, rowsChecked: 0, duplicatesFound: 0 };
+const figures = {
+  scenarios: [] as string[],
+  faultsInjected: 0,
+  connectionsDropped: 0,
+  backendsTerminated: 0,
+  failedRunsRetryable: 0,
+  failedRunsFatal: 0,
+  rowsChecked: 0,
+  duplicatesFound: 0,
+};
 
 /** What the sink's pool does to the next matching query. */
-let onQuery: ((client: pg.PoolClient & { processID?: number }, text: string, send: () => unknown) => unknown) | undefined;
+let onQuery:
+  | ((client: pg.PoolClient & { processID?: number }, text: string, send: () => unknown) => unknown)
+  | undefined;
 
 beforeAll(async () => {
   await createTables(env.pool, env.schema, 'append');
@@ -89,13 +100,19 @@ async function runOnce(onEvent?: (e: IngestionEvent) => void) {
     unit: { vendor: 'postgres', endpointId: 'crash-src', unitId, sinkId: 'crash-dst' },
     mode: 'incremental',
     disposition: 'append',
-    policy: { sliceMaxRows: 2000, chunkSize: 500, keepStaging: true, leaseTtlMs: 5000, retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 100 } },
+    policy: {
+      sliceMaxRows: 2000,
+      chunkSize: 500,
+      keepStaging: true,
+      leaseTtlMs: 5000,
+      retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 100 },
+    },
     ...(onEvent ? { onEvent } : {}),
   });
 }
 
 /** Run with a fault, then (if it failed retryably) again without, until committed; check the invariants. */
-async function scenario(name: string, arm: () => (e: IngestionEvent) => void | undefined): Promise<void> {
+async function scenario(name: string, arm: () => (e: IngestionEvent) => void): Promise<void> {
   await addSourceRows(env.pool, env.schema, 3000);
   let committed = false;
   try {
@@ -103,13 +120,21 @@ async function scenario(name: string, arm: () => (e: IngestionEvent) => void | u
     committed = true;
   } catch (err) {
     expect(IngestError.is(err), `${name}: ${String(err)}`).toBe(true);
-    expect((err as IngestError).retryable, `${name}: a connection failure must be retryable: ${(err as IngestError).code} ${(err as Error).message}`).toBe(true);
+    expect(
+      (err as IngestError).retryable,
+      `${name}: a connection failure must be retryable: ${(err as IngestError).code} ${(err as Error).message}`,
+    ).toBe(true);
     figures.failedRunsRetryable++;
   } finally {
     onQuery = undefined;
     proxy.dropAfterBytes(undefined);
   }
-  const mid = await checkInvariants(env.pool, env.schema, { store: new FileSystemObjectStore({ root }) }, { complete: committed, label: `${name} (first run)` });
+  const mid = await checkInvariants(
+    env.pool,
+    env.schema,
+    { store: new FileSystemObjectStore({ root }) },
+    { complete: committed, label: `${name} (first run)` },
+  );
   figures.rowsChecked += mid.targetRows;
   for (let i = 0; i < 5 && !committed; i++) {
     try {
@@ -120,7 +145,12 @@ async function scenario(name: string, arm: () => (e: IngestionEvent) => void | u
     }
   }
   expect(committed, `${name}: a retry must succeed`).toBe(true);
-  const r = await checkInvariants(env.pool, env.schema, { store: new FileSystemObjectStore({ root }) }, { complete: true, label: name });
+  const r = await checkInvariants(
+    env.pool,
+    env.schema,
+    { store: new FileSystemObjectStore({ root }) },
+    { complete: true, label: name },
+  );
   figures.rowsChecked += r.targetRows;
   figures.duplicatesFound += r.targetRows - r.distinct;
   figures.scenarios.push(name);

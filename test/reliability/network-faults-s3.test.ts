@@ -3,7 +3,7 @@
  * stalls; 10% of requests start a burst of 3). A run staged through it produces byte-identical slices and the same
  * imported rows as a fault-free run, and every multipart upload it created was completed or aborted.
  */
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKvStore, ObjectStoreStagingProvider, type Row, runUnit } from '../../src/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
@@ -14,7 +14,15 @@ import { recordFigures, SOAK } from './harness.js';
 
 const ROWS = SOAK ? 40_000 : 8_000;
 let proxy: FaultProxy;
-const figures = { runs: 0, requests: 0, faultsInjected: 0, faults: {} as Record<string, number>, multipartCreated: 0, rowsCompared: 0, slicesCompared: 0 };
+const figures = {
+  runs: 0,
+  requests: 0,
+  faultsInjected: 0,
+  faults: {} as Record<string, number>,
+  multipartCreated: 0,
+  rowsCompared: 0,
+  slicesCompared: 0,
+};
 
 beforeAll(async () => {
   proxy = await startFaultProxy({ target: s3Target().endpoint, rate: 0.1, burst: 3, stallMs: 1000, seed: 7 });
@@ -26,7 +34,11 @@ afterAll(async () => {
 
 /** Rows big enough that each slice (3000 rows, ~6 MiB) goes up as a multipart upload. */
 function rows(): Row[] {
-  return Array.from({ length: ROWS }, (_, i) => ({ id: i + 1, body: `${String(i).padStart(8, '0')}-${'x'.repeat(2000)}`, at: new Date(1_700_000_000_000 + i * 1000) }));
+  return Array.from({ length: ROWS }, (_, i) => ({
+    id: i + 1,
+    body: `${String(i).padStart(8, '0')}-${'x'.repeat(2000)}`,
+    at: new Date(1_700_000_000_000 + i * 1000),
+  }));
 }
 
 function clientVia(endpoint: string): S3Client {
@@ -35,7 +47,12 @@ function clientVia(endpoint: string): S3Client {
 }
 
 async function stageAndImport(endpoint: string, prefix: string) {
-  const store = new S3ObjectStore({ client: clientVia(endpoint), bucket: testBucket(), partSize: 5 * 1024 * 1024, retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 200 } });
+  const store = new S3ObjectStore({
+    client: clientVia(endpoint),
+    bucket: testBucket(),
+    partSize: 5 * 1024 * 1024,
+    retry: { maxAttempts: 6, baseDelayMs: 20, maxDelayMs: 200 },
+  });
   const staging = new ObjectStoreStagingProvider({ store, prefix });
   const sink = new MemorySink();
   const result = await runUnit({
@@ -92,7 +109,9 @@ describe('S3 staging behind a fault-injecting proxy', () => {
     // Every multipart upload the library created was completed or aborted.
     expect(proxy.incompleteUploads()).toEqual([]);
     if (!s3Target().local) {
-      const listed = await createTestS3Client().send(new ListMultipartUploadsCommand({ Bucket: testBucket(), Prefix: `${faulty}/` }));
+      const listed = await createTestS3Client().send(
+        new ListMultipartUploadsCommand({ Bucket: testBucket(), Prefix: `${faulty}/` }),
+      );
       expect(listed.Uploads ?? []).toEqual([]);
     }
   }, 240_000);
