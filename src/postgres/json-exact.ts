@@ -26,6 +26,28 @@ export function parseJsonExact(text: string): Value {
  * @public
  */
 export function stringifyJsonExact(value: Value | undefined): string {
+  if (value !== null && typeof value === 'object' && !needsCustom(value, 0)) return JSON.stringify(value);
+  return stringifyCustom(value);
+}
+
+/** True when `v` holds a bigint or bytes (which JSON.stringify cannot write the way we want), or is very deep. */
+function needsCustom(v: Value, depth: number): boolean {
+  if (depth > 64) return true;
+  if (Array.isArray(v)) {
+    for (const x of v)
+      if (x !== null && (typeof x === 'bigint' || (typeof x === 'object' && needsCustom(x, depth + 1)))) return true;
+    return false;
+  }
+  if (v instanceof Uint8Array) return true;
+  if (v instanceof Date) return false;
+  for (const k in v as Record<string, Value>) {
+    const x = (v as Record<string, Value>)[k];
+    if (x !== null && (typeof x === 'bigint' || (typeof x === 'object' && needsCustom(x, depth + 1)))) return true;
+  }
+  return false;
+}
+
+function stringifyCustom(value: Value | undefined): string {
   if (value === null || value === undefined) return 'null';
   switch (typeof value) {
     case 'bigint':
@@ -41,11 +63,11 @@ export function stringifyJsonExact(value: Value | undefined): string {
   if (value instanceof Date) return JSON.stringify(value.toISOString());
   if (value instanceof Uint8Array)
     return JSON.stringify(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
-  if (Array.isArray(value)) return `[${value.map((v) => stringifyJsonExact(v)).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => stringifyCustom(v)).join(',')}]`;
   const parts: string[] = [];
   for (const [k, v] of Object.entries(value)) {
     if (v === undefined) continue;
-    parts.push(`${JSON.stringify(k)}:${stringifyJsonExact(v)}`);
+    parts.push(`${JSON.stringify(k)}:${stringifyCustom(v)}`);
   }
   return `{${parts.join(',')}}`;
 }
