@@ -1,6 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, realpath, rename, rmdir, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import {
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rmdir,
+  unlink,
+} from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../contracts/object-store.js';
@@ -27,6 +38,9 @@ const WRITE_BUFFER = 1024 * 1024;
 /** Bytes per chunk yielded by {@link FileSystemObjectStore.get}. */
 const READ_CHUNK = 256 * 1024;
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+/** Files stat'ed at once while listing, and keys removed at once by `delete`. */
+const LIST_CONCURRENCY = 32;
+const DELETE_CONCURRENCY = 16;
 
 interface Sidecar {
   key: string;
@@ -193,20 +207,29 @@ export class FileSystemObjectStore implements ObjectStore {
       return { key, segments: fsSegments(key) };
     });
     const root = await this.#root();
-    for (const { key, segments } of all) {
+    const touched = new Set<string>();
+    const deleteOne = async ({ key, segments }: { key: string; segments: string[] }) => {
       try {
         const dir = await walkDirs(root, segments.slice(0, -1), key, false);
-        if (dir === undefined) continue;
+        if (dir === undefined) return;
         const path = pathUnder(root, segments, key);
         const kind = await entryKind(path);
         if (kind === 'link') throw invalidKey(key, 'the object path is a symbolic link');
-        if (kind !== 'file') continue;
+        if (kind !== 'file') return;
         await unlink(path).catch(ignoreMissing);
         await unlink(sidecarPath(root, key)).catch(ignoreMissing);
-        await pruneEmptyDirs(root, dir);
+        touched.add(dir);
       } catch (err) {
         throw fsFailure(err, 'delete', key, this.root);
       }
+    };
+    try {
+      for (let i = 0; i < all.length; i += DELETE_CONCURRENCY) {
+        await Promise.all(all.slice(i, i + DELETE_CONCURRENCY).map(deleteOne));
+      }
+    } finally {
+      // Deepest folders first, so a parent emptied by its children goes too.
+      for (const dir of [...touched].sort((a, b) => b.length - a.length)) await pruneEmptyDirs(root, dir);
     }
   }
 
@@ -267,31 +290,26 @@ export class FileSystemObjectStore implements ObjectStore {
   }
 
   async #info(root: string, path: string, key: string): Promise<ObjectInfo | undefined> {
-    let fh: FileHandle;
+    let st: Stats;
     try {
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      st = await lstat(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      if (code === 'ELOOP') throw invalidKey(key, 'the object path is a symbolic link');
       throw err;
     }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) return undefined;
-      const sidecar = await readSidecar(root, key);
-      const matches = sidecar && sidecar.ino === st.ino && sidecar.size === st.size && sidecar.key === key;
-      return {
-        key,
-        size: st.size,
-        etag: etagOf(st),
-        lastModified: st.mtime,
-        contentType: matches ? sidecar.contentType : DEFAULT_CONTENT_TYPE,
-        metadata: matches ? { ...sidecar.metadata } : {},
-      };
-    } finally {
-      await fh.close();
-    }
+    if (st.isSymbolicLink()) throw invalidKey(key, 'the object path is a symbolic link');
+    if (!st.isFile()) return undefined;
+    const sidecar = await readSidecar(root, key);
+    const matches = sidecar && sidecar.ino === st.ino && sidecar.size === st.size && sidecar.key === key;
+    return {
+      key,
+      size: st.size,
+      etag: etagOf(st),
+      lastModified: st.mtime,
+      contentType: matches ? sidecar.contentType : DEFAULT_CONTENT_TYPE,
+      metadata: matches ? { ...sidecar.metadata } : {},
+    };
   }
 
   async *#walk(root: string, dir: string, keyPrefix: string, namePrefix: string): AsyncGenerator<ObjectInfo> {
@@ -307,21 +325,25 @@ export class FileSystemObjectStore implements ObjectStore {
       if (code === 'ENOENT' || code === 'ENOTDIR') return;
       throw fsFailure(err, 'list', keyPrefix, this.root);
     }
-    for (const entry of entries) {
-      const key = `${keyPrefix}${entry.name}`;
-      const path = join(dir, entry.name);
+    for (let i = 0; i < entries.length; ) {
+      const entry = entries[i];
       if (entry.isDir) {
-        yield* this.#walk(root, path, `${key}/`, '');
+        yield* this.#walk(root, join(dir, entry.name), `${keyPrefix}${entry.name}/`, '');
+        i++;
         continue;
       }
-      let info: ObjectInfo | undefined;
-      try {
-        info = await this.#info(root, path, key);
-      } catch (err) {
-        if (IngestError.is(err, 'invalid_key')) continue;
-        throw fsFailure(err, 'list', key, this.root);
-      }
-      if (info) yield info;
+      // Stat a run of plain files concurrently, then yield them in order.
+      const run: string[] = [];
+      while (i < entries.length && !entries[i].isDir && run.length < LIST_CONCURRENCY) run.push(entries[i++].name);
+      const infos = await Promise.all(
+        run.map((name) =>
+          this.#info(root, join(dir, name), `${keyPrefix}${name}`).catch((err) => {
+            if (IngestError.is(err, 'invalid_key')) return undefined;
+            throw fsFailure(err, 'list', `${keyPrefix}${name}`, this.root);
+          }),
+        ),
+      );
+      for (const info of infos) if (info) yield info;
     }
   }
 

@@ -1,2 +1,2 @@
-export { FileSystemObjectStore, type FileSystemObjectStoreOptions } from './file-system-object-store.js';
 export { FileKvStore, type FileKvStoreOptions } from './file-kv-store.js';
+export { FileSystemObjectStore, type FileSystemObjectStoreOptions } from './file-system-object-store.js';
