@@ -153,8 +153,12 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
           `Invalid ${activityName(kind)} input: sinkId: Expected a sink id (or defaultSinkId)`,
         );
       }
-      const sourceRef = await resolve(input.endpointId, 'source');
-      const vendor = input.vendor ?? sourceRef.endpointId;
+      // The key's vendor defaults to the source's descriptor id; an import takes it from the exported session.
+      const sourceRef = kind === 'import' ? undefined : await resolve(input.endpointId, 'source');
+      const vendor =
+        input.vendor ??
+        (kind === 'import' ? input.sessionRef?.vendor : undefined) ??
+        (sourceRef ?? (await resolve(input.endpointId, 'source'))).endpointId;
       const workspaceId = input.workspaceId ?? options.workspaceId ?? 'default';
       const unit = { workspaceId, vendor, endpointId: input.endpointId, unitId: input.unitId, sinkId };
       const staging = pickStaging(providers, input.stagingProviderId ?? input.sessionRef?.provider, kind);
@@ -209,7 +213,7 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
           primaryKey: input.primaryKey,
         });
       }
-      const source = await create<SourceEndpoint>(input.endpointId, sourceRef, 'source');
+      const source = await create<SourceEndpoint>(input.endpointId, sourceRef!, 'source');
       opened.push(source);
       if (kind === 'export') return await exportUnit({ ...common, source });
       const sink = await create<SinkEndpoint>(sinkId!, await resolve(sinkId!, 'sink'), 'sink');
