@@ -93,9 +93,14 @@ export function typecheckBlocks(blocks: DocBlock[]): DocDiagnostic[] {
     };
     const program = ts.createProgram([...byFile.keys()], options);
     const out: DocDiagnostic[] = [];
-    for (const d of ts.getPreEmitDiagnostics(program)) {
+    // Only the blocks' own diagnostics: checking all of src/ is tsc's business (and would triple the time).
+    const diagnostics = [...byFile.keys()].flatMap((name) => {
+      const sf = program.getSourceFile(name);
+      return sf ? [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)] : [];
+    });
+    for (const d of diagnostics) {
       const block = d.file ? byFile.get(resolve(d.file.fileName)) : undefined;
-      if (!block || !d.file || d.start === undefined) continue; // errors inside src/ are tsc's business
+      if (!block || !d.file || d.start === undefined) continue;
       const { line } = d.file.getLineAndCharacterOfPosition(d.start);
       out.push({
         file: block.file,
