@@ -181,6 +181,24 @@ describe('HttpJsonSource failures', () => {
     expect(JSON.stringify({ m: err.message, d: err.details, s: err.stack })).not.toContain(token);
   });
 
+  it('follows redirects but never sends the token to another origin', async () => {
+    const other = await startServer();
+    try {
+      other.handle((_req, res) => json(res, { data: { items: [{ from: 'other' }] } }));
+      server.handle((_req, res) => {
+        res.writeHead(302, { location: `${other.url}/moved` });
+        res.end();
+      });
+      process.env.HTTP_TEST_TOKEN_REDIRECT = 'tok-redirect-0123456789';
+      const batches = await readAll(source({}, { auth: { type: 'bearer', tokenEnv: 'HTTP_TEST_TOKEN_REDIRECT' } }));
+      expect(batches.flatMap((b) => b.rows)).toEqual([{ from: 'other' }]);
+      expect(server.requests[0]!.headers.authorization).toBe('Bearer tok-redirect-0123456789');
+      expect(other.requests[0]!.headers.authorization).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('reads the token from an injected secret provider', async () => {
     server.handle((req, res) =>
       json(res, { data: { items: [{ auth: req.headers.authorization === 'Bearer from-vault-xyz' }] } }),
