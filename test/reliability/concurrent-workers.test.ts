@@ -86,13 +86,22 @@ describe('concurrent workers', () => {
       await sleep(TTL + 300);
       // Another worker takes the unit over once the paused holder's lease has expired.
       const b = spawnWorker({ ...env, WORKER_ID: 'taker' });
-      // A COPY paused inside its transaction holds the ledger row lock: the taker waits for it, so continue the
-      // paused worker while the taker runs; otherwise let the taker commit first.
-      const bDone = point === 'copy' ? undefined : await b.done;
-      if (point === 'copy') await b.waitFor('@@point state-importing', 90_000).then(() => sleep(1000));
+      // A holder paused inside a slice transaction holds that slice's ledger row lock, so the taker may wait for
+      // it: give the taker a while to finish on its own, then let the paused holder continue either way.
+      const bFirst = await Promise.race([
+        b.done,
+        b
+          .waitFor('@@point state-importing', 90_000)
+          .then(() => sleep(5_000))
+          .then(
+            () => undefined,
+            () => undefined,
+          ),
+      ]);
       a.child.kill('SIGCONT');
       const aOut = await a.done;
-      const bOut = bDone ?? (await b.done);
+      const bOut = bFirst ?? (await b.done);
+      figures.takerBlockedByPausedHolder += bFirst ? 0 : 1;
       let taker = bOut;
       if (bOut.code !== EXIT.ok) {
         // The taker may itself have been fenced by the paused worker's last renewal: recover, then check.
