@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { registerSecret } from '../errors/redact.js';
+import { configInvalid } from '../pipeline/options.js';
 
 /**
  * The part of a `pg.Pool` the endpoints use (structural, so any pg-compatible pool fits).
@@ -47,4 +48,37 @@ export function ownPool(connectionString: string, max: number): PgPoolLike {
   const pool = new pg.Pool({ connectionString, max });
   pool.on('error', () => {});
   return pool;
+}
+
+/** A pool the endpoint uses, and whether it must end it on close. */
+export interface EndpointPool {
+  pool: PgPoolLike;
+  owned: boolean;
+}
+
+/**
+ * Validate an endpoint's options once: its JSON config with `schema`, the injected pool, and the
+ * connectionString-XOR-pool rule, reporting every issue in one `config_invalid`. Then resolve the pool.
+ * @throws IngestError `config_invalid`
+ */
+export function parseEndpointOptions<C extends { connectionString?: string; maxConnections?: number }>(
+  what: string,
+  schema: z.ZodType<C>,
+  options: (C & { pool?: PgPoolLike }) | undefined,
+): { config: C; connection: EndpointPool } {
+  const { pool, ...config } = options ?? ({} as C & { pool?: PgPoolLike });
+  const issues = [...(schema.safeParse(config).error?.issues ?? [])];
+  if (pool !== undefined)
+    issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
+  const xor = connectionIssue(options ?? {});
+  if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as z.core.$ZodIssue);
+  if (issues.length) throw configInvalid(`Invalid ${what} options`, issues);
+  const c = config as unknown as C;
+  return {
+    config: c,
+    connection:
+      pool === undefined
+        ? { pool: ownPool(c.connectionString!, c.maxConnections ?? 4), owned: true }
+        : { pool, owned: false },
+  };
 }

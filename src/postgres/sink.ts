@@ -8,10 +8,9 @@ import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../
 import type { RecordReader } from '../contracts/staging.js';
 import type { FieldType, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { configInvalid } from '../pipeline/options.js';
 import { throwIfAborted } from '../util/abort.js';
 import { describeTable, type TableInfo } from './catalog.js';
-import { connectionIssue, ownPool, type PgPoolLike, poolSchema } from './connection.js';
+import { type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from './identifiers.js';
 import { errorColumn, errorLine, isRowError, wrapPgError } from './pg-errors.js';
@@ -67,20 +66,14 @@ export class PostgresSink implements SinkEndpoint {
   #closed = false;
 
   constructor(options: PostgresSinkOptions) {
-    const { pool, ...config } = options ?? ({} as PostgresSinkOptions);
-    const issues = [...(postgresSinkConfigSchema.safeParse(config).error?.issues ?? [])];
-    if (pool !== undefined)
-      issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
-    const xor = connectionIssue(options ?? {});
-    if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as any);
-    if (issues.length) throw configInvalid('Invalid PostgresSink options', issues);
+    const { config, connection } = parseEndpointOptions('PostgresSink', postgresSinkConfigSchema, options);
     this.#config = config;
     const schema = config.schema ?? 'public';
     quoteIdentifier(schema, 'sink schema name');
     this.#ledger = parseTableName(config.ledgerTable ?? DEFAULT_LEDGER, schema);
     for (const t of Object.values(config.tables ?? {})) parseTableName(t);
-    this.#ownsPool = pool === undefined;
-    this.#pool = pool ?? ownPool(config.connectionString!, config.maxConnections ?? 4);
+    this.#ownsPool = connection.owned;
+    this.#pool = connection.pool;
   }
 
   /** The target table of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */

@@ -4,10 +4,9 @@ import type { UnitMetadata } from '../contracts/endpoint.js';
 import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { configInvalid } from '../pipeline/options.js';
 import { throwIfAborted } from '../util/abort.js';
 import { type ColumnInfo, describeTable, describeTables, recordSchema, type TableInfo } from './catalog.js';
-import { connectionIssue, ownPool, type PgPoolLike, poolSchema } from './connection.js';
+import { type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier } from './identifiers.js';
 import { wrapPgError } from './pg-errors.js';
 import {
@@ -89,16 +88,10 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
   #closed = false;
 
   constructor(options: PostgresSourceOptions) {
-    const { pool, ...config } = options ?? ({} as PostgresSourceOptions);
-    const issues = [...(postgresSourceConfigSchema.safeParse(config).error?.issues ?? [])];
-    if (pool !== undefined)
-      issues.push(...(poolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
-    const xor = connectionIssue(options ?? {});
-    if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as any);
-    if (issues.length) throw configInvalid('Invalid PostgresSource options', issues);
+    const { config, connection } = parseEndpointOptions('PostgresSource', postgresSourceConfigSchema, options);
     this.#config = config;
-    this.#ownsPool = pool === undefined;
-    this.#pool = pool ?? ownPool(config.connectionString!, config.maxConnections ?? 4);
+    this.#ownsPool = connection.owned;
+    this.#pool = connection.pool;
   }
 
   /** Tables and views with their schemas, primary keys and row estimates. @throws IngestError `source_failed` */
