@@ -1,67 +1,21 @@
-import type { IngestionEvent, RunPhase } from '../contracts/context.js';
+import type { IngestionEvent } from '../contracts/context.js';
+import { applyProgressEvent, type RunProgress } from '../telemetry/progress.js';
 import { formatDuration, formatInt, truncate } from './format.js';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const BAR_WIDTH = 24;
 
-/** Counters of one unit's run, folded from pipeline events. @internal */
-export interface ProgressState {
+/** Counters of one unit's run, folded from pipeline events, with the clocks of the progress line. @internal */
+export interface ProgressState extends RunProgress {
   unitId: string;
-  phase: RunPhase | 'starting';
-  rowsExported: number;
-  rowsImported: number;
-  /** Rows in the staged session (import denominator). */
-  rowsTotal?: number;
-  estimatedRows?: number;
-  slicesStaged: number;
-  slicesPlanned?: number;
   startedAt: number;
   /** When the current phase (export or import) began, for rows/s. */
   phaseStartedAt: number;
 }
 
-/** Fold one event into the state. @internal */
+/** Fold one event into the state; restarts the rate clock when the export or import begins. @internal */
 export function applyEvent(s: ProgressState, e: IngestionEvent, now: number): void {
-  const before = s.phase;
-  switch (e.type) {
-    case 'run.started':
-      if (e.estimatedRows !== undefined) s.estimatedRows = e.estimatedRows;
-      break;
-    case 'run.resumed':
-      s.phase = e.phase;
-      s.slicesStaged = Math.max(s.slicesStaged, e.slicesKept);
-      break;
-    case 'export.progress':
-      s.phase = 'exporting';
-      s.rowsExported = e.rowsExported;
-      s.slicesStaged = e.slicesStaged;
-      if (e.slicesPlanned !== undefined) s.slicesPlanned = e.slicesPlanned;
-      if (e.estimatedRows !== undefined) s.estimatedRows = e.estimatedRows;
-      break;
-    case 'slice.staged':
-      s.phase = 'exporting';
-      s.rowsExported = e.rowsExported;
-      s.slicesStaged = e.slicesStaged;
-      if (e.slicesPlanned !== undefined) s.slicesPlanned = e.slicesPlanned;
-      break;
-    case 'export.completed':
-      s.phase = 'exported';
-      s.rowsExported = e.rowsExported;
-      s.slicesStaged = e.slices;
-      break;
-    case 'import.progress':
-      s.phase = 'importing';
-      s.rowsImported = e.rowsImported;
-      s.rowsTotal = e.rowsTotal;
-      break;
-    case 'checkpoint.committed':
-    case 'run.completed':
-      s.phase = 'committed';
-      break;
-    default:
-      break;
-  }
-  if ((s.phase === 'exporting' || s.phase === 'importing') && s.phase !== before) s.phaseStartedAt = now;
+  if (applyProgressEvent(s, e) && (s.phase === 'exporting' || s.phase === 'importing')) s.phaseStartedAt = now;
 }
 
 /**

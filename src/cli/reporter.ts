@@ -3,6 +3,7 @@ import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redact, redactDeep } from '../errors/redact.js';
 import type { RunUnitResult } from '../pipeline/options.js';
+import { newRunProgress } from '../telemetry/progress.js';
 import { formatBytes, formatDuration, formatInt, renderTable, truncate } from './format.js';
 import { ProgressLine, type ProgressState, type TtyLike } from './progress.js';
 
@@ -131,11 +132,8 @@ export class TtyReporter implements Reporter {
   unitStarted(unitId: string): void {
     const now = Date.now();
     const state: ProgressState = {
+      ...newRunProgress(),
       unitId,
-      phase: 'starting',
-      rowsExported: 0,
-      rowsImported: 0,
-      slicesStaged: 0,
       startedAt: now,
       phaseStartedAt: now,
     };

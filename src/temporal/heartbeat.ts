@@ -1,4 +1,5 @@
-import type { IngestionEvent, RunPhase } from '../contracts/context.js';
+import type { IngestionEvent } from '../contracts/context.js';
+import { applyProgressEvent, newRunProgress, type RunProgress } from '../telemetry/progress.js';
 
 /**
  * What the ingestion activities send with every Temporal heartbeat.
@@ -7,20 +8,7 @@ import type { IngestionEvent, RunPhase } from '../contracts/context.js';
  * activity resumes from the run state in the KvStore, so stale or missing details give the same result.
  * @public
  */
-export interface IngestionHeartbeatDetails {
-  /** Ingestion run id (stable across retries of the activity). */
-  runId: string;
-  /** Phase of the run, in the run state's vocabulary. */
-  phase: RunPhase | 'starting';
-  /** Slice most recently reported by the pipeline. */
-  slice?: number;
-  rowsExported: number;
-  rowsImported: number;
-  slicesStaged: number;
-  slicesPlanned?: number;
-  /** Rows of the staged session, known once the import starts. */
-  rowsTotal?: number;
-  estimatedRows?: number;
+export interface IngestionHeartbeatDetails extends RunProgress {
   /** Temporal attempt that sent this heartbeat. */
   attempt: number;
   /** ISO-8601 time of the heartbeat. */
@@ -59,11 +47,8 @@ export class HeartbeatThrottle {
   constructor(private readonly opts: HeartbeatThrottleOptions) {
     this.now = opts.now ?? Date.now;
     this.details = {
-      runId: opts.runId,
+      ...newRunProgress(opts.runId),
       phase: opts.phase,
-      rowsExported: 0,
-      rowsImported: 0,
-      slicesStaged: 0,
       attempt: opts.attempt,
       at: new Date(this.now()).toISOString(),
     };
@@ -91,56 +76,7 @@ export class HeartbeatThrottle {
 
   /** Fold one pipeline event in; heartbeat if the phase changed or the interval has passed. */
   onEvent(event: IngestionEvent): void {
-    const before = this.details.phase;
-    const d = this.details;
-    if (event.runId) d.runId = event.runId;
-    switch (event.type) {
-      case 'run.started':
-        if (event.estimatedRows !== undefined) d.estimatedRows = event.estimatedRows;
-        break;
-      case 'run.resumed':
-        d.phase = event.phase;
-        d.slicesStaged = Math.max(d.slicesStaged, event.slicesKept);
-        break;
-      case 'export.progress':
-        d.phase = 'exporting';
-        d.slice = event.slice;
-        d.rowsExported = event.rowsExported;
-        d.slicesStaged = event.slicesStaged;
-        if (event.slicesPlanned !== undefined) d.slicesPlanned = event.slicesPlanned;
-        if (event.estimatedRows !== undefined) d.estimatedRows = event.estimatedRows;
-        break;
-      case 'slice.staged':
-        d.phase = 'exporting';
-        d.slice = event.slice;
-        d.rowsExported = event.rowsExported;
-        d.slicesStaged = event.slicesStaged;
-        if (event.slicesPlanned !== undefined) d.slicesPlanned = event.slicesPlanned;
-        break;
-      case 'export.completed':
-        d.phase = 'exported';
-        d.rowsExported = event.rowsExported;
-        d.slicesStaged = event.slices;
-        break;
-      case 'import.progress':
-        d.phase = 'importing';
-        d.rowsImported = event.rowsImported;
-        d.rowsTotal = event.rowsTotal;
-        if (event.slice !== undefined) d.slice = event.slice;
-        break;
-      case 'checkpoint.committed':
-        d.phase = 'committed';
-        break;
-      case 'run.completed':
-        d.phase = 'committed';
-        d.rowsExported = event.stats.rowsExported;
-        d.rowsImported = event.stats.rowsImported;
-        d.slicesStaged = event.stats.slices;
-        break;
-      default:
-        break;
-    }
-    const phaseChanged = d.phase !== before;
+    const phaseChanged = applyProgressEvent(this.details, event);
     if (phaseChanged || this.now() - this.lastSentAt >= this.opts.intervalMs) this.flush();
   }
 

@@ -3,6 +3,8 @@
  * Needs the optional peer dependency `@temporalio/activity`.
  * @packageDocumentation
  */
+
+export type { RunProgress } from '../telemetry/progress.js';
 export type {
   EndpointConfigRef,
   EndpointResolver,
