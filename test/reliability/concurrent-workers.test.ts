@@ -4,7 +4,7 @@
  * worker; when it continues (SIGCONT) its late writes are fenced off (`lease_lost`). Checkpoint versions strictly
  * increase; no row is lost or duplicated.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { usePostgres } from '../helpers/pg.js';
 import { checkRound, useCrashSetup } from './crash-suite.js';
 import {
@@ -25,8 +25,10 @@ const figures = {
   leaseHeld: 0,
   pauses: 0,
   fencedLateCommits: 0,
+  takerBlockedByPausedHolder: 0,
   checkpointVersions: [] as number[],
 };
+afterAll(() => recordFigures('concurrent-workers', figures));
 const TTL = 1000;
 
 function recordVersions(...outcomes: WorkerOutcome[]): void {

@@ -187,7 +187,6 @@ describe('canary secrets never leak', () => {
   }, 60_000);
 
   it('AWS secret key: S3 staging refuses the credentials', async () => {
-    const root = join(tmp, 's3');
     const client = createTestS3Client({
       credentials: { accessKeyId: 'NUCLEUSUNKNOWNKEY', secretAccessKey: AWS_SECRET },
     });
