@@ -199,7 +199,7 @@ describe('memory bombs under a 256 MB heap', () => {
       expect(o.code, explain(o)).toBe(0);
       expect(o.result?.ok).toBe(false);
       expect(codes as readonly string[]).toContain(o.result?.code);
-      const rss = (o.result as { maxRssMb: number }).maxRssMb;
+      const rss = (o.result as unknown as { maxRssMb: number }).maxRssMb;
       expect(rss, 'peak RSS').toBeLessThan(450);
       figures.maxRssMb = Math.max(figures.maxRssMb, rss);
       figures.typedErrors++;
