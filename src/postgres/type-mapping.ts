@@ -101,6 +101,8 @@ const TS =
  * @throws RangeError for `infinity`, `-infinity` and values a Date cannot hold.
  */
 export function parseTimestamp(s: string): Date {
+  const fast = fastTimestamp(s);
+  if (fast !== undefined) return fast;
   const m = TS.exec(s);
   if (!m) throw new RangeError(`Cannot represent timestamp ${JSON.stringify(s)} as a Date`);
   let year = Number(m[1]);
@@ -115,6 +117,42 @@ export function parseTimestamp(s: string): Date {
   }
   if (Number.isNaN(d.getTime())) throw new RangeError(`Cannot represent timestamp ${JSON.stringify(s)} as a Date`);
   return d;
+}
+
+const digit = (s: string, i: number) => s.charCodeAt(i) - 48;
+const two = (s: string, i: number) => digit(s, i) * 10 + digit(s, i + 1);
+
+/**
+ * The common shape, without a regex: `YYYY-MM-DD HH:MM:SS[.f{1,6}][+HH]` (4-digit year, offset in whole hours or
+ * absent). Returns undefined for anything else (the general parser handles it).
+ */
+function fastTimestamp(s: string): Date | undefined {
+  const n = s.length;
+  if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(10) !== 32 || s.charCodeAt(13) !== 58) return undefined;
+  let i = 19;
+  let ms = 0;
+  if (s.charCodeAt(i) === 46) {
+    let scale = 100;
+    i++;
+    while (i < n) {
+      const d = s.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      ms += d * scale;
+      scale /= 10;
+      i++;
+    }
+    ms = Math.floor(ms);
+  }
+  let offset = 0;
+  if (i < n) {
+    const sign = s.charCodeAt(i);
+    if ((sign !== 43 && sign !== 45) || n !== i + 3) return undefined;
+    offset = (sign === 45 ? -1 : 1) * two(s, i + 1) * 3_600_000;
+  }
+  const year = digit(s, 0) * 1000 + two(s, 1) * 10 + digit(s, 3);
+  if (year < 100) return undefined;
+  const t = Date.UTC(year, two(s, 5) - 1, two(s, 8), two(s, 11), two(s, 14), two(s, 17), ms) - offset;
+  return Number.isNaN(t) ? undefined : new Date(t);
 }
 
 /** Decode bytea hex output (`\x0102…`) into a fresh Uint8Array. */
