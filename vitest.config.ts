@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Most suites wait on PostgreSQL, S3 or child processes, not on this process's CPU.
+    maxWorkers: 3,
     // s3rver needs the legacy OpenSSL provider for paginated listings (see CONVENTIONS.md).
     execArgv: ['--openssl-legacy-provider'],
   },
