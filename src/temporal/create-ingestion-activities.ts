@@ -129,10 +129,13 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
         role === 'source' ? await options.registry.createSource(spec) : await options.registry.createSink(spec)
       ) as T;
     } catch (err) {
-      throw IngestError.wrap(err, 'config_invalid', `Cannot create ${role} endpoint "${id}" (${ref.endpointId})`, {
-        endpointId: id,
-        role,
-      });
+      // The registry reports bad configs as `config_invalid`; anything else comes from the factory (a connection…).
+      throw IngestError.wrap(
+        err,
+        role === 'source' ? 'source_failed' : 'sink_failed',
+        `Cannot create ${role} endpoint "${id}" (${ref.endpointId})`,
+        { endpointId: id, role },
+      );
     }
   }
 
