@@ -27,8 +27,15 @@ const figures = {
   backendsTerminated: 0,
   failedRunsRetryable: 0,
   failedRunsFatal: 0,
+  uncaughtExceptions: 0,
   rowsChecked: 0,
   duplicatesFound: 0,
+};
+
+/** Errors that escaped as uncaught exceptions (an `error` event of a checked-out pg client nobody listens to). */
+const uncaught: string[] = [];
+const onUncaught = (err: unknown) => {
+  uncaught.push(String((err as Error)?.stack ?? err));
 };
 
 /** What the sink's pool does to the next matching query. */
@@ -37,6 +44,7 @@ let onQuery:
   | undefined;
 
 beforeAll(async () => {
+  process.on('uncaughtException', onUncaught);
   await createTables(env.pool, env.schema, 'append');
   await addSourceRows(env.pool, env.schema, 6000);
   kv = new PostgresKvStore({ db: env.newKysely(), schema: env.schema });
@@ -49,6 +57,7 @@ beforeAll(async () => {
   sinkPool = env.newPool({ connectionString: proxied.toString(), max: 2 });
 });
 afterAll(async () => {
+  process.off('uncaughtException', onUncaught);
   await proxy?.close();
   rmSync(root, { recursive: true, force: true });
   recordFigures('network-faults-pg', figures);
@@ -129,6 +138,12 @@ async function scenario(name: string, arm: () => (e: IngestionEvent) => void): P
     onQuery = undefined;
     proxy.dropAfterBytes(undefined);
   }
+  // A dropped connection must come back as a failed query (handled above), not as an uncaught exception that
+  // would take a host process (a Temporal worker, a server) down.
+  await new Promise((r) => setTimeout(r, 200));
+  const escaped = uncaught.splice(0);
+  figures.uncaughtExceptions += escaped.length;
+  expect(escaped, `${name}: errors escaped as uncaught exceptions`).toEqual([]);
   const mid = await checkInvariants(
     env.pool,
     env.schema,
