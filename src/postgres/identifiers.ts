@@ -21,6 +21,11 @@ export function quoteIdentifier(name: string, what = 'identifier'): string {
 
 /**
  * Refuse names PostgreSQL would truncate or cannot store (empty, NUL, over 63 bytes).
+ * @example
+ * ```ts
+ * import { assertIdentifier } from '@nucleus/ingestion/postgres';
+ * assertIdentifier('é'.repeat(32), 'column name'); // throws: 64 bytes
+ * ```
  * @throws IngestError `config_invalid` naming the identifier.
  * @public
  */
@@ -51,7 +56,16 @@ export interface TableName {
   name: string;
 }
 
-/** `"schema"."name"`, both parts quoted. @public */
+/**
+ * `"schema"."name"`, both parts quoted.
+ * @example
+ * ```ts
+ * import { qualifiedName } from '@nucleus/ingestion/postgres';
+ * qualifiedName({ schema: 'public', name: 'a"b' }); // '"public"."a""b"'
+ * ```
+ * @throws IngestError `config_invalid` for names over 63 bytes.
+ * @public
+ */
 export function qualifiedName(t: TableName): string {
   return `${quoteIdentifier(t.schema, 'schema name')}.${quoteIdentifier(t.name, 'table name')}`;
 }
@@ -124,7 +138,15 @@ function readPart(ref: string, i: number): [string, number] {
   });
 }
 
-/** Format a table address as a unit id that {@link parseTableName} reads back (quoting only when needed). @public */
+/**
+ * Format a table address as a unit id that {@link parseTableName} reads back (quoting only when needed).
+ * @example
+ * ```ts
+ * import { formatTableName } from '@nucleus/ingestion/postgres';
+ * formatTableName({ schema: 'my schema', name: 'orders' }); // '"my schema".orders'
+ * ```
+ * @public
+ */
 export function formatTableName(t: TableName): string {
   const part = (s: string) => (/^[A-Za-z_][A-Za-z0-9_$]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`);
   return `${part(t.schema)}.${/^[^"]/.test(t.name) ? t.name : part(t.name)}`;

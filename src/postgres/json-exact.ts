@@ -23,6 +23,11 @@ export function parseJsonExact(text: string): Value {
 /**
  * Serialize a {@link Value} as JSON: `bigint` as a bare integer literal (exact), `Date` as an ISO string,
  * `Uint8Array` as a base64 string, `undefined` object members dropped.
+ * @example
+ * ```ts
+ * import { stringifyJsonExact } from '@nucleus/ingestion/postgres';
+ * stringifyJsonExact({ id: 12345678901234567890n }); // '{"id":12345678901234567890}'
+ * ```
  * @public
  */
 export function stringifyJsonExact(value: Value | undefined): string {

@@ -26,7 +26,15 @@ export interface PostgresSinkOptions extends PostgresSinkConfig {
   pool?: PgPoolLike;
 }
 
-/** zod schema of {@link PostgresSinkConfig}. @public */
+/**
+ * zod schema of {@link PostgresSinkConfig}.
+ * @example
+ * ```ts
+ * import { postgresSinkConfigSchema } from '@nucleus/ingestion/postgres';
+ * postgresSinkConfigSchema.parse({ connectionString: 'postgres://app@db/dwh', schema: 'analytics' });
+ * ```
+ * @public
+ */
 export const postgresSinkConfigSchema = z
   .object({
     connectionString: connectionStringSchema.optional(),

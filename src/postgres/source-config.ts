@@ -52,7 +52,15 @@ function checkUnitIds(units: Record<string, unknown>, ctx: z.RefinementCtx): voi
   }
 }
 
-/** zod schema of {@link PostgresSourceConfig}. @public */
+/**
+ * zod schema of {@link PostgresSourceConfig} (what the registry validates and exports as JSON Schema).
+ * @example
+ * ```ts
+ * import { postgresSourceConfigSchema } from '@nucleus/ingestion/postgres';
+ * postgresSourceConfigSchema.parse({ connectionString: 'postgres://app@db/shop', units: { 'public.orders': { cursorColumns: ['updated_at'] } } });
+ * ```
+ * @public
+ */
 export const postgresSourceConfigSchema = z
   .object({
     connectionString: connectionStringSchema.optional(),

@@ -21,6 +21,11 @@ export interface PgTypeInfo {
  * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` (Date), `date` → `date` ('YYYY-MM-DD'),
  * `json`/`jsonb` and every array → `json`, `bytea` → `binary`; text-like types, `uuid`, enums and anything else
  * → `string` (PostgreSQL's text form).
+ * @example
+ * ```ts
+ * import { pgTypeToFieldType } from '@nucleus/ingestion/postgres';
+ * pgTypeToFieldType({ typname: 'int8', typcategory: 'N' }); // 'int64'
+ * ```
  * @public
  */
 export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>): FieldType {
@@ -55,6 +60,11 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
 
 /**
  * The column type the sink creates for a {@link FieldType}.
+ * @example
+ * ```ts
+ * import { fieldTypeToPgType } from '@nucleus/ingestion/postgres';
+ * fieldTypeToPgType('json'); // 'jsonb'
+ * ```
  * @public
  */
 export function fieldTypeToPgType(type: FieldType): string {
@@ -282,6 +292,12 @@ export interface TypeParsers {
 /**
  * Type parsers implementing the documented mapping, for one query. `columns` adds the catalog's knowledge of
  * non-built-in array types (arrays of enums, domains, …) so that every array becomes a JSON array.
+ * @example
+ * ```ts
+ * import { createTypeParsers } from '@nucleus/ingestion/postgres';
+ * const res = await client.query({ text: 'SELECT 9223372036854775807::int8 AS n', types: createTypeParsers() });
+ * res.rows[0].n; // 9223372036854775807n
+ * ```
  * @public
  */
 export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypeParsers {
