@@ -27,10 +27,20 @@ export interface FileSystemObjectStoreOptions {
   root: string;
   /** Name reported as {@link ObjectStore.bucket}. @defaultValue the root directory's base name */
   bucket?: string;
+  /**
+   * fsync each file and its folder before `put` resolves, so a put survives a power loss. Turn off only for
+   * scratch data you can rebuild (tests, throwaway staging): writes stay atomic, they are just not durable.
+   * @defaultValue true
+   */
+  fsync?: boolean;
 }
 
 const optionsSchema = z
-  .object({ root: z.string().min(1, 'must be a non-empty path'), bucket: z.string().min(1).optional() })
+  .object({
+    root: z.string().min(1, 'must be a non-empty path'),
+    bucket: z.string().min(1).optional(),
+    fsync: z.boolean().optional(),
+  })
   .strict();
 
 /** Bytes gathered before one write system call. */
@@ -76,6 +86,7 @@ export class FileSystemObjectStore implements ObjectStore {
   readonly bucket: string;
   /** The root as given, resolved to an absolute path. */
   readonly root: string;
+  readonly #fsync: boolean;
   #realRoot: Promise<string> | undefined;
 
   constructor(options: FileSystemObjectStoreOptions) {
@@ -88,6 +99,7 @@ export class FileSystemObjectStore implements ObjectStore {
     }
     this.root = resolve(parsed.data.root);
     this.bucket = parsed.data.bucket ?? basename(this.root);
+    this.#fsync = parsed.data.fsync ?? true;
   }
 
   /**
@@ -107,14 +119,14 @@ export class FileSystemObjectStore implements ObjectStore {
     let fh: FileHandle | undefined;
     try {
       const dir = await this.#openTempDir(root, segments, key);
+      tmp = dir.tmp;
+      fh = dir.fh;
       const target = pathUnder(root, segments, key);
       const kind = await entryKind(target);
       if (kind === 'link') throw invalidKey(key, 'the object path is a symbolic link');
       if (kind === 'dir' || kind === 'other') throw invalidKey(key, 'a folder of other objects has this name');
-      tmp = dir.tmp;
-      fh = dir.fh;
       await writeBody(fh, body, opts.signal, key);
-      await fh.sync();
+      if (this.#fsync) await fh.sync();
       const st = await fh.stat();
       await fh.close();
       fh = undefined;
@@ -127,7 +139,7 @@ export class FileSystemObjectStore implements ObjectStore {
       }
       await rename(tmp, target);
       tmp = undefined;
-      await fsyncDir(dir.path);
+      if (this.#fsync) await fsyncDir(dir.path);
       return { key, size: st.size, etag: etagOf(st), lastModified: st.mtime, contentType, metadata: { ...metadata } };
     } catch (err) {
       await fh?.close().catch(() => {});
@@ -277,12 +289,12 @@ export class FileSystemObjectStore implements ObjectStore {
       );
       try {
         await fh.writeFile(JSON.stringify(sidecar));
-        await fh.sync();
+        if (this.#fsync) await fh.sync();
       } finally {
         await fh.close();
       }
       await rename(tmp, path);
-      await fsyncDir(dir);
+      if (this.#fsync) await fsyncDir(dir);
     } catch (err) {
       await unlink(tmp).catch(() => {});
       throw err;
