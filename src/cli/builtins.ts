@@ -27,11 +27,12 @@ export const fileObjectStoreSinkDescriptor: EndpointDescriptor<FileObjectStoreSi
 };
 
 /**
- * The registry of `nucleus-ingest`: endpoints that need no optional peer dependency —
- * sources `sample`, `memory`, `http.json`; sink `object-store` (NDJSON, CSV or Parquet files under `root`).
+ * The registry of `nucleus-ingest`: sources `sample`, `memory`, `http.json`; sink `object-store` (NDJSON, CSV or
+ * Parquet files under `root`); and, when the optional peers `pg`, `pg-copy-streams` and `kysely` are installed,
+ * source `postgres` and sinks `postgres` / `cdm.jdbc`.
  * @internal
  */
-export function createCliRegistry(): EndpointRegistry {
+export async function createCliRegistry(): Promise<EndpointRegistry> {
   const registry = new EndpointRegistry();
   registry.register(sampleSourceDescriptor, (config) => new SampleSource(config));
   registry.register(memorySourceDescriptor, (config) => new MemorySource(config));
@@ -40,5 +41,21 @@ export function createCliRegistry(): EndpointRegistry {
     fileObjectStoreSinkDescriptor,
     ({ root, ...config }) => new ObjectStoreSink({ ...config, store: new FileSystemObjectStore({ root }) }),
   );
+  const pgModule = await importOptional(() => import('../postgres/index.js'));
+  if (pgModule) {
+    registry.register(pgModule.postgresSourceDescriptor, (config) => new pgModule.PostgresSource(config));
+    registry.register(pgModule.postgresSinkDescriptor, (config) => new pgModule.PostgresSink(config));
+    registry.register(pgModule.cdmJdbcSinkDescriptor, (config) => new pgModule.CdmJdbcSink(config));
+  }
   return registry;
+}
+
+/** Load a subpath whose optional peer dependencies may be missing (then `undefined`). @internal */
+export async function importOptional<T>(load: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await load();
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
 }

@@ -125,7 +125,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   });
   try {
     if (!(COMMANDS as readonly string[]).includes(command)) throw usageError(`Unknown command "${command}"`);
-    const registry = io.registry ?? createCliRegistry();
+    const registry = io.registry ?? (await createCliRegistry());
     if (command === 'templates') {
       if (args.length > 0) throw usageError('templates takes no arguments');
       return templatesCommand(registry, reporter, io.stdout, tty);

@@ -10,6 +10,7 @@ import type { UnitRef } from '../pipeline/options.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
 import { MemoryStagingProvider } from '../staging/memory-staging-provider.js';
 import { ObjectStoreStagingProvider } from '../staging/object-store-staging-provider.js';
+import { importOptional } from './builtins.js';
 import type { PipelineFile } from './pipeline-file.js';
 
 /** The staging provider a pipeline file names. @internal */
@@ -22,9 +23,56 @@ export function createStaging(spec: NonNullable<PipelineFile['staging']>): Stagi
   });
 }
 
-/** The KvStore a pipeline file names. @internal */
-export function createKv(spec: NonNullable<PipelineFile['kv']>): KvStore {
-  return spec.type === 'memory' ? new MemoryKvStore() : new FileKvStore({ path: spec.path });
+/** An open KvStore and how to release it. @internal */
+export interface OpenKv {
+  kv: KvStore;
+  close(): Promise<void>;
+}
+
+/**
+ * Open the KvStore a pipeline file names. `postgres` loads the optional peers `pg` and `kysely`, and creates the
+ * table (`kv_entries` unless `table` says otherwise) when it does not exist.
+ * @throws IngestError `config_invalid` when `postgres` is asked for and its peers are not installed
+ * @internal
+ */
+export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<OpenKv> {
+  if (spec.type === 'memory') return { kv: new MemoryKvStore(), close: async () => {} };
+  if (spec.type === 'file') return { kv: new FileKvStore({ path: spec.path }), close: async () => {} };
+  const mods = await importOptional(() =>
+    Promise.all([import('kysely'), import('pg'), import('../postgres/kv-store.js')] as const),
+  );
+  if (!mods) {
+    throw new IngestError(
+      'config_invalid',
+      'kv type "postgres" needs the optional dependencies pg and kysely: npm install pg kysely',
+    );
+  }
+  const [{ Kysely, PostgresDialect }, pgModule, { PostgresKvStore }] = mods;
+  const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
+  pool.on('error', () => {});
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    const kv = new PostgresKvStore({
+      db,
+      ...(spec.table ? { table: spec.table } : {}),
+      ...(spec.schema ? { schema: spec.schema } : {}),
+    });
+    await kv.migrate();
+    return { kv, close: () => db.destroy() };
+  } catch (err) {
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+}
+
+/** Run `fn` with the pipeline file's KvStore open, and close it afterwards. @internal */
+export async function withKv<T>(spec: NonNullable<PipelineFile['kv']>, fn: (kv: KvStore) => Promise<T>): Promise<T> {
+  const { kv, close } = await openKv(spec);
+  try {
+    return await fn(kv);
+  } finally {
+    await close().catch(() => {});
+  }
 }
 
 /** The unit a command works on: ids from the pipeline file (endpoint ids default to the descriptor ids). @internal */

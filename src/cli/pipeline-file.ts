@@ -37,6 +37,14 @@ const kvSchema = z.discriminatedUnion('type', [
   z
     .object({ type: z.literal('file'), path: z.string({ error: 'Expected `kv.path` to be a file path' }).min(1) })
     .strict(),
+  z
+    .object({
+      type: z.literal('postgres'),
+      connectionString: z.string({ error: 'Expected `kv.connectionString` to be a postgres:// URL' }).min(1),
+      table: z.string().min(1).optional(),
+      schema: z.string().min(1).optional(),
+    })
+    .strict(),
 ]);
 
 const pipelineSchema = z

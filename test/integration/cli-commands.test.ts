@@ -21,9 +21,13 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 180_000 
     expect(res.code).toBe(0);
     const templates = res.lines.filter((l) => l.type === 'template');
     expect(templates.map((t) => `${t.role}:${t.id}`).sort()).toEqual([
+      // postgres endpoints are listed because the optional peers pg, pg-copy-streams and kysely are installed here
+      'sink:cdm.jdbc',
       'sink:object-store',
+      'sink:postgres',
       'source:http.json',
       'source:memory',
+      'source:postgres',
       'source:sample',
     ]);
     const sink = templates.find((t) => t.id === 'object-store');

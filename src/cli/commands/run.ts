@@ -1,11 +1,10 @@
-import type { KvStore } from '../../contracts/kv-store.js';
 import type { SinkEndpoint } from '../../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../../contracts/source-endpoint.js';
 import { IngestError } from '../../errors/ingest-error.js';
 import type { RunPolicy } from '../../pipeline/options.js';
 import { runUnit } from '../../pipeline/run-unit.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
-import { createEndpoints, createKv, createStaging, unitRefOf } from '../environment.js';
+import { createEndpoints, createStaging, type OpenKv, openKv, unitRefOf } from '../environment.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import { describeError, type Reporter, type UnitOutcome } from '../reporter.js';
@@ -34,13 +33,15 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     throw new IngestError('config_invalid', 'No unit to run: pass --unit <id> or list `units` in the pipeline file');
   }
   const staging = createStaging(file.staging!);
-  const kv: KvStore = createKv(file.kv!);
+  let kvHandle: OpenKv | undefined;
   let source: SourceEndpoint<any> | undefined;
   let sink: SinkEndpoint | undefined;
   const outcomes: UnitOutcome[] = [];
   const codes: number[] = [];
   try {
     ({ source, sink } = await createEndpoints(o.registry, file));
+    kvHandle = await openKv(file.kv!);
+    const kv = kvHandle.kv;
     for (const unitId of o.units) {
       const started = Date.now();
       let runId: string | undefined;
@@ -88,7 +89,9 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       }
     }
   } finally {
-    await Promise.all([source?.close?.(), sink?.close?.()].map((p) => Promise.resolve(p).catch(() => {})));
+    await Promise.all(
+      [source?.close?.(), sink?.close?.(), kvHandle?.close()].map((p) => Promise.resolve(p).catch(() => {})),
+    );
   }
   reporter.finish(outcomes);
   return worstExitCode(codes);

@@ -1,6 +1,6 @@
 import type { KvEntry } from '../../contracts/kv-store.js';
 import { checkpointKey, leaseKey, runStateKey } from '../../pipeline/keys.js';
-import { createKv, unitRefOf } from '../environment.js';
+import { unitRefOf, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
@@ -19,10 +19,11 @@ const entry = (e: KvEntry | undefined) =>
  * @internal
  */
 export async function statusCommand(file: PipelineFile, unitId: string, reporter: Reporter): Promise<number> {
-  const kv = createKv(file.kv!);
   const unit = unitRefOf(file, unitId);
   const key = checkpointKey(unit);
-  const [checkpoint, run, lease] = await Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key))]);
+  const [checkpoint, run, lease] = await withKv(file.kv!, (kv) =>
+    Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key))]),
+  );
   const leaseValue = lease?.value as { state?: string; expiresAt?: string } | undefined;
   const live = leaseValue?.state === 'held' && !!leaseValue.expiresAt && Date.parse(leaseValue.expiresAt) > Date.now();
   reporter.document('status', {

@@ -1,5 +1,5 @@
 import { sweepStaging } from '../../pipeline/sweep.js';
-import { createKv, createStaging } from '../environment.js';
+import { createStaging, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
@@ -13,12 +13,14 @@ export async function sweepCommand(
   opts: { olderThanMs: number; abandonedAfterMs?: number },
   reporter: Reporter,
 ): Promise<number> {
-  const report = await sweepStaging({
-    staging: createStaging(file.staging!),
-    kv: createKv(file.kv!),
-    olderThanMs: opts.olderThanMs,
-    ...(opts.abandonedAfterMs !== undefined ? { abandonedAfterMs: opts.abandonedAfterMs } : {}),
-  });
+  const report = await withKv(file.kv!, (kv) =>
+    sweepStaging({
+      staging: createStaging(file.staging!),
+      kv,
+      olderThanMs: opts.olderThanMs,
+      ...(opts.abandonedAfterMs !== undefined ? { abandonedAfterMs: opts.abandonedAfterMs } : {}),
+    }),
+  );
   reporter.document('sweep', { ...report });
   return 0;
 }
