@@ -240,6 +240,22 @@ describe('HttpJsonSource failures', () => {
     expect(server.requests).toHaveLength(4);
   });
 
+  it('retries network errors and then fails as retryable source_failed naming the cause', async () => {
+    const gone = await startServer();
+    const url = gone.url;
+    await gone.close();
+    const src = new HttpJsonSource({
+      baseUrl: url,
+      retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 },
+      units: { things: { path: '/things', recordsPath: '', pagination: { style: 'none' } } },
+    });
+    const events: IngestionEvent[] = [];
+    const err = await readAll(src, null, events).catch((e) => e);
+    expect(err).toMatchObject({ code: 'source_failed', retryable: true });
+    expect(err.message).toMatch(/after 3 attempts: network error ECONNREFUSED/);
+    expect(events.filter((e) => e.type === 'retry.scheduled')).toHaveLength(2);
+  });
+
   it('honours Retry-After given as an HTTP date', async () => {
     let calls = 0;
     server.handle((_req, res) => {
