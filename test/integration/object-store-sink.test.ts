@@ -187,6 +187,29 @@ describe('ObjectStoreSink (parquet on the filesystem)', () => {
     expect(await currentRows(inner, sink)).toHaveLength(10_000);
   });
 
+  it('stops when the signal aborts mid-import, leaving the pointer as it was', async () => {
+    const store = new MemoryObjectStore();
+    const sink = new ObjectStoreSink({ store, format: 'ndjson', chunkSize: 10 });
+    await sink.import(request([orders(0, 5)]), ctx('run-1'));
+    const ac = new AbortController();
+    const slow: RecordReader = {
+      async *iterBatches() {
+        for (let i = 0; i < 100; i++) {
+          if (i === 3) ac.abort();
+          yield orders(i * 10, 10);
+        }
+      },
+    };
+    const req: ImportRequest = {
+      ...request([]),
+      disposition: 'replace',
+      slices: [{ index: 0, rows: 1000, reader: slow }],
+    };
+    await expect(sink.import(req, ctx('run-2', ac.signal))).rejects.toMatchObject({ code: 'aborted' });
+    expect((await pointer(store, sink)).runs.map((r) => r.runId)).toEqual(['run-1']);
+    expect((await keys(store)).filter((k) => k.includes('run-2'))).toEqual([]);
+  });
+
   it('refuses merge with unsupported', async () => {
     const sink = new ObjectStoreSink({ store: new MemoryObjectStore(), format: 'ndjson' });
     await expect(sink.import(request([orders(0, 1)], 'merge'), ctx('run-1'))).rejects.toMatchObject({
