@@ -43,7 +43,8 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-function rng(seed: number): () => number {
+/** A small seeded generator (mulberry32): the same seed gives the same faults, or the same random kills. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -65,7 +66,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const burst = opts.burst ?? 3;
   const kinds = opts.kinds ?? ['500', '503', 'reset', 'stall'];
   const stallMs = opts.stallMs ?? 1500;
-  const rnd = rng(opts.seed ?? 1);
+  const rnd = seededRandom(opts.seed ?? 1);
   const stats = {
     requests: 0,
     forwarded: 0,

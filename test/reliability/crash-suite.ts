@@ -6,11 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import type { ObjectStore } from '../../src/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
-import type { PgTestEnv } from '../helpers/pg.js';
+import { seededRandom } from '../helpers/fault-proxy.js';
+import { type PgTestEnv, usePostgres } from '../helpers/pg.js';
 import { createTestS3Client, s3Target, testBucket, uniquePrefix } from '../helpers/s3.js';
 import {
   addSourceRows,
@@ -21,6 +22,7 @@ import {
   prepareWorker,
   recordFigures,
   runUntilCommitted,
+  SOAK,
   spawnWorker,
   type WorkerOutcome,
 } from './harness.js';
@@ -190,4 +192,26 @@ async function recover(s: CrashSetup, label: string, killFirstAfterMs?: number):
   s.figures.recoveryRuns += outcomes.length;
   await checkRound(s, `${label} after recovery`, true);
   return outcomes;
+}
+
+/**
+ * Register the random-kill rounds of one disposition (filesystem staging): 10 rounds, 250 under SOAK=1; every
+ * third round also kills the first recovery process. The seed is printed in the suite name (replay: CRASH_SEED).
+ */
+export function describeRandomCrashes(disposition: 'append' | 'merge'): void {
+  const rounds = SOAK ? 250 : 10;
+  const pg = usePostgres(`rel_cr_${disposition}`);
+  const setup = useCrashSetup(`crash-random-${disposition}`, pg, disposition, 'fs');
+  const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000) + (disposition === 'merge' ? 1 : 0);
+  describe(`crash at random moments, ${disposition} (${rounds} rounds, seed ${seed})`, () => {
+    const rnd = seededRandom(seed);
+    for (let i = 0; i < rounds; i++) {
+      const alsoRecovery = i % 3 === 0;
+      it(
+        `round ${i + 1}: a random SIGKILL${alsoRecovery ? ' and a SIGKILL during recovery' : ''} lose and duplicate nothing`,
+        () => randomCrashRound(setup, i + 1, rnd, alsoRecovery),
+        120_000,
+      );
+    }
+  });
 }
