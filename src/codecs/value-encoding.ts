@@ -9,10 +9,11 @@ import { IngestError } from '../errors/ingest-error.js';
  * | value                        | written as                      |
  * |------------------------------|---------------------------------|
  * | `123n` (bigint)              | `{"$i":"123"}`                  |
- * | `Date`                       | `{"$d":"2024-01-02T03:04:05.678Z"}` (`null` for an invalid date) |
+ * | `Date`                       | `{"$d":1704164645678}` (epoch milliseconds; `null` for an invalid date) |
  * | `Uint8Array`                 | `{"$b":"<base64>"}`             |
  * | `NaN`, `±Infinity`, `-0`     | `{"$f":"NaN"}` …                |
- * | a string in a typed column   | `{"$s":"…"}` (schema mode only) |
+ * | a string in a string-typed column (`int64`, `binary`) | `{"$s":"…"}` (schema mode only) |
+ * | a number in a `timestamp` column | `{"$f":17}` (schema mode only) |
  * | an object that looks like a tag (one key, a tag name) | `{"$o":{…the object…}}` |
  *
  * Everything else is plain JSON. The `$o` escape makes the scheme unambiguous: any one-key object whose key
@@ -29,6 +30,7 @@ const T_STRING = '$s';
 const T_OBJECT = '$o';
 const TAGS = new Set([T_BIGINT, T_DATE, T_BYTES, T_FLOAT, T_STRING, T_OBJECT]);
 const TAG_MARK = '{"$';
+const INTEGER = /^-?\d+$/;
 
 type JsonOut = null | boolean | number | string | JsonOut[] | { [key: string]: JsonOut };
 
@@ -68,15 +70,11 @@ function isPlain(v: unknown): boolean {
   }
 }
 
-/** A fresh object whose keys are data only (`__proto__` included). */
-function dataObject(): Record<string, JsonOut> {
-  return Object.create(null) as Record<string, JsonOut>;
-}
-
-function tag(name: string, value: JsonOut): JsonOut {
-  const o = dataObject();
-  o[name] = value;
-  return o;
+/** Set `key` on `o` as an own data property (`__proto__` included). */
+function setData(o: Record<string, JsonOut>, key: string, value: JsonOut): void {
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
 }
 
 function bytesToBase64(b: Uint8Array): string {
@@ -110,9 +108,9 @@ export function toTaggedTree(v: unknown): JsonOut {
     case 'boolean':
       return v;
     case 'number':
-      return Number.isFinite(v) && (v !== 0 || 1 / v > 0) ? v : tag(T_FLOAT, floatName(v));
+      return Number.isFinite(v) && (v !== 0 || 1 / v > 0) ? v : { $f: floatName(v) };
     case 'bigint':
-      return tag(T_BIGINT, v.toString());
+      return { $i: v.toString() };
     case 'undefined':
       return null;
     case 'object': {
@@ -124,21 +122,21 @@ export function toTaggedTree(v: unknown): JsonOut {
       }
       if (v instanceof Date) {
         const t = v.getTime();
-        return tag(T_DATE, Number.isNaN(t) ? null : v.toISOString());
+        return { $d: Number.isNaN(t) ? null : t };
       }
-      if (v instanceof Uint8Array) return tag(T_BYTES, bytesToBase64(v));
+      if (v instanceof Uint8Array) return { $b: bytesToBase64(v) };
       if (!isPlainObject(v) && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
         return toTaggedTree((v as { toJSON(): unknown }).toJSON());
       }
-      const out = dataObject();
+      const out: Record<string, JsonOut> = {};
       let n = 0;
       let first = '';
       for (const k of Object.keys(v)) {
         if (n++ === 0) first = k;
         const val = (v as Record<string, unknown>)[k];
-        if (val !== undefined) out[k] = toTaggedTree(val);
+        if (val !== undefined) setData(out, k, toTaggedTree(val));
       }
-      return n === 1 && TAGS.has(first) ? tag(T_OBJECT, out) : out;
+      return n === 1 && TAGS.has(first) ? { $o: out } : out;
     }
     default:
       throw new IngestError('row_rejected', `Cannot encode a value of type ${typeof v}`);
@@ -177,10 +175,11 @@ function decodeFields(o: Record<string, unknown>): void {
 function fromTag(name: string, payload: unknown): Value {
   switch (name) {
     case T_BIGINT:
-      if (typeof payload === 'string' && /^-?\d+$/.test(payload)) return BigInt(payload);
+      if (typeof payload === 'string' && INTEGER.test(payload)) return BigInt(payload);
       break;
     case T_DATE:
       if (payload === null) return new Date(Number.NaN);
+      if (typeof payload === 'number') return new Date(payload);
       if (typeof payload === 'string') {
         const d = new Date(payload);
         if (!Number.isNaN(d.getTime())) return d;
@@ -190,6 +189,7 @@ function fromTag(name: string, payload: unknown): Value {
       if (typeof payload === 'string') return base64ToBytes(payload);
       break;
     case T_FLOAT:
+      if (typeof payload === 'number') return payload;
       if (typeof payload === 'string' && Object.hasOwn(FLOATS, payload)) return FLOATS[payload];
       break;
     case T_STRING:
@@ -214,7 +214,7 @@ function fromTag(name: string, payload: unknown): Value {
  * @example
  * ```ts
  * import { encodeTaggedJson, decodeTaggedJson } from '@nucleus/ingestion';
- * const text = encodeTaggedJson({ id: 1n, at: new Date(0) }); // '{"id":{"$i":"1"},"at":{"$d":"1970-01-01T00:00:00.000Z"}}'
+ * const text = encodeTaggedJson({ id: 1n, at: new Date(0) }); // '{"id":{"$i":"1"},"at":{"$d":0}}'
  * decodeTaggedJson(text); // { id: 1n, at: Date(0) }
  * ```
  * @throws IngestError `row_rejected` for a value that is no {@link Value} (a function, a symbol).
@@ -249,8 +249,12 @@ type Conversion = 'int64' | 'timestamp' | 'binary';
  * A value that does not fit its column falls back to the tagged form (strings escaped with `$s`).
  */
 export interface RowPlan {
-  /** Typed columns by name (own-property lookups only). */
-  readonly typed: Map<string, Conversion>;
+  /** Names of the typed columns. */
+  readonly names: readonly string[];
+  /** Conversion of each typed column, parallel to `names`. */
+  readonly kinds: readonly Conversion[];
+  /** The same names, for lookups. */
+  readonly typed: ReadonlySet<string>;
 }
 
 const CONVERTED: Partial<Record<FieldType, Conversion>> = { int64: 'int64', timestamp: 'timestamp', binary: 'binary' };
@@ -258,12 +262,16 @@ const CONVERTED: Partial<Record<FieldType, Conversion>> = { int64: 'int64', time
 /** Compile the plan of a schema (`undefined` when nothing is typed). */
 export function compileRowPlan(schema: RecordSchema | undefined): RowPlan | undefined {
   if (!schema) return undefined;
-  const typed = new Map<string, Conversion>();
+  const names: string[] = [];
+  const kinds: Conversion[] = [];
   for (const f of schema.fields) {
     const c = CONVERTED[f.type];
-    if (c) typed.set(f.name, c);
+    if (c && !names.includes(f.name)) {
+      names.push(f.name);
+      kinds.push(c);
+    }
   }
-  return typed.size > 0 ? { typed } : undefined;
+  return names.length > 0 ? { names, kinds, typed: new Set(names) } : undefined;
 }
 
 function encodeTyped(kind: Conversion, v: unknown): JsonOut {
@@ -272,72 +280,85 @@ function encodeTyped(kind: Conversion, v: unknown): JsonOut {
       if (typeof v === 'bigint') return v.toString();
       break;
     case 'timestamp':
-      if (v instanceof Date && !Number.isNaN(v.getTime())) return v.toISOString();
+      if (v instanceof Date) {
+        const t = v.getTime();
+        if (!Number.isNaN(t)) return t;
+      } else if (typeof v === 'number' && Number.isFinite(v)) {
+        return { $f: v };
+      }
       break;
     case 'binary':
       if (v instanceof Uint8Array) return bytesToBase64(v);
       break;
   }
-  return typeof v === 'string' ? tag(T_STRING, v) : toTaggedTree(v);
+  // The bare form of int64 and binary columns is a string: a string value must say it is one.
+  return typeof v === 'string' && kind !== 'timestamp' ? { $s: v } : toTaggedTree(v);
 }
 
 function decodeTyped(kind: Conversion, v: unknown): Value {
-  if (typeof v !== 'string') return typeof v === 'object' && v !== null ? fromTaggedTree(v) : (v as Value);
+  if (typeof v === 'object') return v === null ? null : fromTaggedTree(v);
   switch (kind) {
     case 'int64':
-      if (/^-?\d+$/.test(v)) return BigInt(v);
+      if (typeof v === 'string' && INTEGER.test(v)) return BigInt(v);
       break;
-    case 'timestamp': {
-      const d = new Date(v);
-      if (!Number.isNaN(d.getTime())) return d;
+    case 'timestamp':
+      if (typeof v === 'number') return new Date(v);
+      if (typeof v === 'string' || typeof v === 'boolean') return v;
       break;
-    }
     case 'binary':
-      return base64ToBytes(v);
+      if (typeof v === 'string') return base64ToBytes(v);
+      break;
   }
-  throw new IngestError('staging_corrupt', `Malformed ${kind} value ${JSON.stringify(v.slice(0, 60))}`);
+  if (typeof v === 'boolean' || typeof v === 'number') return v;
+  throw new IngestError('staging_corrupt', `Malformed ${kind} value ${JSON.stringify(String(v).slice(0, 60))}`);
 }
 
 /** One row as one line of JSON text (no newline). */
 export function encodeRow(row: Row, plan?: RowPlan): string {
-  if (plan === undefined) {
-    // The row itself is never a tag (decoding treats the top level as fields), so only its values matter.
-    let plain = true;
-    for (const k in row) {
-      if (!isPlain(row[k])) {
-        plain = false;
-        break;
-      }
+  // The row itself is never a tag (decoding treats the top level as fields), so only its values matter.
+  // A row with nothing special is written as is; otherwise a shallow copy gets the tagged values.
+  let out: Record<string, JsonOut> | undefined;
+  if (plan !== undefined) {
+    const { names, kinds } = plan;
+    for (let i = 0; i < names.length; i++) {
+      const k = names[i];
+      if (!Object.hasOwn(row, k)) continue;
+      const v = row[k];
+      if (v === null || v === undefined) continue;
+      out ??= { ...(row as Record<string, JsonOut>) };
+      setData(out, k, encodeTyped(kinds[i], v));
     }
-    if (plain) return JSON.stringify(row);
   }
-  const out = dataObject();
-  const typed = plan?.typed;
   for (const k in row) {
     const v = row[k];
-    if (v === undefined) continue;
-    const kind = typed?.get(k);
-    if (kind !== undefined && v !== null) out[k] = encodeTyped(kind, v);
-    else out[k] = isPlain(v) ? (v as JsonOut) : toTaggedTree(v);
+    if (isPlain(v) || (plan !== undefined && plan.typed.has(k))) continue;
+    out ??= { ...(row as Record<string, JsonOut>) };
+    setData(out, k, toTaggedTree(v));
   }
-  return JSON.stringify(out);
+  return JSON.stringify(out ?? row);
 }
 
 /** Parse one line written by {@link encodeRow} with the same plan. */
 export function decodeRow(line: string, plan?: RowPlan): Row {
-  const parsed = JSON.parse(line) as unknown;
+  return reviveRow(JSON.parse(line), plan, line.includes(TAG_MARK));
+}
+
+/** Turn one parsed line into a row: typed columns converted, tags resolved (in place). */
+function reviveRow(parsed: unknown, plan: RowPlan | undefined, hasTags: boolean): Row {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new IngestError('staging_corrupt', 'A staged line is not a JSON object');
   }
   const row = parsed as Record<string, unknown>;
   if (plan !== undefined) {
-    for (const [k, kind] of plan.typed) {
+    const { names, kinds } = plan;
+    for (let i = 0; i < names.length; i++) {
+      const k = names[i];
       if (Object.hasOwn(row, k)) {
         const v = row[k];
-        if (v !== null) row[k] = decodeTyped(kind, v);
+        if (v !== null) row[k] = decodeTyped(kinds[i], v);
       }
     }
-    if (line.includes(TAG_MARK)) {
+    if (hasTags) {
       for (const k in row) {
         if (plan.typed.has(k)) continue;
         const e = row[k];
@@ -346,6 +367,6 @@ export function decodeRow(line: string, plan?: RowPlan): Row {
     }
     return row as Row;
   }
-  if (line.includes(TAG_MARK)) decodeFields(row);
+  if (hasTags) decodeFields(row);
   return row as Row;
 }

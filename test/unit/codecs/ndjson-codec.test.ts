@@ -73,9 +73,7 @@ describe('ndjsonCodec', () => {
       { id: null, at: new Date(Number.NaN), bytes: null, name: '{"$s":"1"}' },
     ];
     const bytes = await encodeAll(codec, [typed], schema);
-    expect(bytes.toString().split('\n')[0]).toBe(
-      '{"id":"1","at":"1970-01-01T00:00:00.005Z","bytes":"CQ==","name":"x"}',
-    );
+    expect(bytes.toString().split('\n')[0]).toBe('{"id":"1","at":5,"bytes":"CQ==","name":"x"}');
     expect(await decodeAll(codec, bytes, 5, schema)).toEqual(typed);
   });
 
