@@ -113,6 +113,14 @@ export interface StagingSession {
   handles(): Promise<StagingHandle[]>;
   /** What the session holds now (finished slices, markers). */
   describe(): Promise<SessionDescription>;
+  /**
+   * Check every finished slice against the manifest without decoding it: presence, size and checksum, and no
+   * slice object the manifest does not list. The pipeline calls it before handing a session to a sink, so a
+   * damaged session fails with `staging_corrupt` before the sink commits anything. Optional: without it, the
+   * reader's own checks still keep the rows of a damaged slice from the sink.
+   * @throws IngestError `staging_corrupt`
+   */
+  verify?(opts?: { signal?: AbortSignal }): Promise<void>;
   /** Export done: manifest + `_SUCCESS`; no more writers. */
   seal(): Promise<void>;
   /** Sink committed: `_LANDED`. */

@@ -26,6 +26,9 @@ export async function importPhase(
         `Session ${session.id} has no _SUCCESS marker; refusing to import an unfinished export (${rc.where()})`,
       );
     }
+    // Verify the whole session before the sink sees a row: a damaged slice late in the session must not let
+    // earlier slices commit, because the run could then never finish from this session.
+    if (session.verify) await stagingCall(rc, () => session.verify!({ signal: rc.signal }), 'verifying the session');
     const handles = await stagingCall(rc, () => session.handles(), 'listing handles');
     const rowsTotal = desc.rows;
     let attemptRows = 0;
