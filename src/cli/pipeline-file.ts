@@ -61,7 +61,19 @@ const pipelineSchema = z
     primaryKey: z.array(z.string().min(1)).min(1).optional(),
     policy: z.record(z.string(), z.unknown()).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((file, ctx) => {
+    // Every CLI invocation is a new process: rows staged in memory are gone when it ends, so a run state kept
+    // in a file or database would point the next run at a session that no longer exists.
+    if (file.staging?.type === 'memory' && file.kv?.type !== 'memory') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['staging'],
+        message:
+          'staging type "memory" cannot be resumed by a later run; use `staging: { type: filesystem, root }`, or `kv: { type: memory }` as well',
+      });
+    }
+  });
 
 /**
  * A pipeline file: which source, sink, staging and KvStore to use, by id and config.
