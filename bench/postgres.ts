@@ -14,7 +14,7 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -30,6 +30,8 @@ interface ChildResult {
   rows: number;
   ms: number;
   peakRssMb: number;
+  /** CPU seconds of the child (user + system): the pipeline's own JS cost. */
+  cpuSec: number;
   slices: number;
 }
 
@@ -57,6 +59,7 @@ async function child(phase: Phase, schema: string, table: string, target: string
   };
   const source = new PostgresSource({ pool });
   const sink = new PostgresSink({ pool, tables: { [unitId]: `${schema}.${target}` }, ledgerTable: `${schema}.ledger` });
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let rows = 0;
   let slices = 0;
@@ -76,7 +79,10 @@ async function child(phase: Phase, schema: string, table: string, target: string
   const ms = performance.now() - t0;
   await pool.end();
   await db.destroy();
-  const out: ChildResult = { phase, rows, ms, peakRssMb: process.resourceUsage().maxRSS / 1024, slices };
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSec = (cpu.user + cpu.system) / 1e6;
+  const usage = process.resourceUsage();
+  const out: ChildResult = { phase, rows, ms, peakRssMb: usage.maxRSS / 1024, cpuSec, slices };
   process.stdout.write(`\n${JSON.stringify(out)}\n`);
 }
 
@@ -122,6 +128,7 @@ export async function main(args: string[]): Promise<void> {
   const count = async (name: string) => Number((await admin.query(`SELECT count(*) AS n FROM ${t(name)}`)).rows[0].n);
   try {
     console.log(`postgres bench: ${fmt(rows)} rows, schema ${schema}`);
+    const loadBefore = loadavg()[0];
     await admin.query(`CREATE SCHEMA "${schema}"`);
     for (const [name, n] of [
       ['src', rows],
@@ -179,15 +186,16 @@ export async function main(args: string[]): Promise<void> {
     );
     if (eq[0].n !== 0) throw new Error(`runUnit target differs from the source in ${eq[0].n} rows`);
 
+    const loadAfter = loadavg()[0];
     const rps = (ms: number) => (rows * 1000) / ms;
-    const lines = [
+    const lines: Array<[string, string, number, string, number, ChildResult]> = [
       [
         'end to end',
         'runUnit: PostgresSource → fs staging (NDJSON) → PostgresSink (COPY)',
         e2e.ms,
-        'psql copy to stdout | psql copy from stdin (CSV)',
+        'psql copy to stdout \\| psql copy from stdin (CSV)',
         pipeMs,
-        e2e.peakRssMb,
+        e2e,
       ],
       [
         'source alone',
@@ -195,7 +203,7 @@ export async function main(args: string[]): Promise<void> {
         exp.ms,
         "psql \\copy (…) to '/file' (CSV)",
         toFileMs,
-        exp.peakRssMb,
+        exp,
       ],
       [
         'sink alone',
@@ -203,9 +211,9 @@ export async function main(args: string[]): Promise<void> {
         imp.ms,
         "psql \\copy … from '/file' (CSV)",
         fromFileMs,
-        imp.peakRssMb,
+        imp,
       ],
-    ] as const;
+    ];
     const md = [
       '## PostgreSQL source and sink',
       '',
@@ -214,13 +222,16 @@ export async function main(args: string[]): Promise<void> {
       'exportConcurrency 2, chunkSize 10,000, NDJSON staging on the local filesystem, targets created fresh (primary key on id).',
       'Each pipeline phase runs in its own child process (its peak RSS is its own); psql baselines run in the same benchmark on the same data.',
       `Every target was checked to hold ${fmt(rows)} rows, and the runUnit target equals the source (EXCEPT both ways).`,
-      `Measured ${new Date().toISOString().slice(0, 10)} on this machine (Node ${process.version}, ${(await import('node:os')).cpus().length} cores).`,
+      `Measured ${new Date().toISOString().slice(0, 10)} on this machine (Node ${process.version}, ${cpus().length} cores).`,
+      `Load average (1 min) was ${loadBefore.toFixed(1)} at the start and ${loadAfter.toFixed(1)} at the end: other work shared the machine, so`,
+      'wall-clock figures are noisy and each ratio compares runs made minutes apart. The Node CPU seconds of each pipeline',
+      'child are given too (they exclude the server’s own work).',
       '',
-      '| path | ours | seconds | rows/s | baseline | seconds | rows/s | ratio (ours/baseline) | peak RSS MiB |',
-      '|---|---|---:|---:|---|---:|---:|---:|---:|',
+      '| path | ours | seconds | rows/s | Node CPU s | baseline | seconds | rows/s | ratio (baseline time / ours) | peak RSS MiB |',
+      '|---|---|---:|---:|---:|---|---:|---:|---:|---:|',
       ...lines.map(
-        ([what, ours, ms, base, bms, rss]) =>
-          `| ${what} | ${ours} | ${secs(ms)} | ${fmt(rps(ms))} | ${base} | ${secs(bms)} | ${fmt(rps(bms))} | ${(bms / ms).toFixed(2)}× | ${fmt(rss)} |`,
+        ([what, ours, ms, base, bms, r]) =>
+          `| ${what} | ${ours} | ${secs(ms)} | ${fmt(rps(ms))} | ${r.cpuSec.toFixed(1)} | ${base} | ${secs(bms)} | ${fmt(rps(bms))} | ${(bms / ms).toFixed(2)}× | ${fmt(r.peakRssMb)} |`,
       ),
       '',
       `Peak RSS of runUnit: ${fmt(e2eSmall.peakRssMb)} MiB at ${fmt(small)} rows, ${fmt(e2e.peakRssMb)} MiB at ${fmt(rows)} rows (${(e2e.peakRssMb / e2eSmall.peakRssMb).toFixed(2)}× for ${(rows / small).toFixed(0)}× the rows).`,
