@@ -61,7 +61,7 @@ export function isAbsentField(field: Field): boolean {
 
 /** An Arrow field for a logical field (always nullable; the logical type rides in the metadata). */
 export function arrowField(name: string, type: FieldType): Field {
-  const metadata = new Map([[LOGICAL_TYPE_KEY, type]]);
+  const metadata = new Map<string, string>([[LOGICAL_TYPE_KEY, type]]);
   // Arrow JS reads an empty field name back as "null": keep the real name in the metadata too.
   if (name === '') metadata.set(NAME_KEY, name);
   return new Field(name, arrowTypeOf(type), true, metadata);

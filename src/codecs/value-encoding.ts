@@ -331,7 +331,7 @@ export function encodeRow(row: Row, plan?: RowPlan): string {
   }
   for (const k in row) {
     const v = row[k];
-    if (isPlain(v) || (plan !== undefined && plan.typed.has(k))) continue;
+    if (isPlain(v) || plan?.typed.has(k)) continue;
     out ??= { ...(row as Record<string, JsonOut>) };
     setData(out, k, toTaggedTree(v));
   }

@@ -92,7 +92,7 @@ describe('ObjectStoreStagingProvider layout', () => {
       ['ws', 'ü😀 x', '\u0000\n'],
     ]) {
       const session = await staging.allocateSession(testContext({ workspaceId, endpointId, runId }));
-      const segments = session.ref.runDir.split('/');
+      const segments = String(session.ref.runDir).split('/');
       expect(segments).toHaveLength(4);
       expect(segments[0]).toBe('ingestion');
       for (const s of segments) expect(['.', '..', '']).not.toContain(s);
