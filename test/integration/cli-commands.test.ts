@@ -15,7 +15,7 @@ async function pipelineFile() {
   return { ws, file };
 }
 
-describe('nucleus-ingest templates, preview, status, sweep', { timeout: 180_000 }, () => {
+describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 }, () => {
   it('templates lists every built-in endpoint with its config as JSON Schema', async () => {
     const res = await runCli(['templates']);
     expect(res.code).toBe(0);

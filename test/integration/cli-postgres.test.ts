@@ -4,7 +4,7 @@ import { runCli, workspace } from './cli-helpers.js';
 
 const env = usePostgres('cli');
 
-describe('nucleus-ingest with PostgreSQL (sink and KvStore)', { timeout: 180_000 }, () => {
+describe('nucleus-ingest with PostgreSQL (sink and KvStore)', { timeout: 300_000 }, () => {
   it('loads a unit into a PostgreSQL table with the checkpoint in kv_entries; a second run adds no row', async () => {
     const ws = await workspace();
     const file = await ws.write(

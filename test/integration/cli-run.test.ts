@@ -31,8 +31,9 @@ ${opts.extra ?? ''}
 const ids = (rows: Array<Record<string, unknown>>) => rows.map((r) => r.id);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
-// Each case starts the CLI from source through tsx (a few seconds per process on a busy machine).
-describe('nucleus-ingest run (child process, JSON lines)', { timeout: 180_000 }, () => {
+// Each case starts the CLI from source through tsx: about a second of CPU per process, far more wall time on a
+// loaded machine, hence the generous timeouts.
+describe('nucleus-ingest run (child process, JSON lines)', { timeout: 300_000 }, () => {
   it('runs a unit to the file sink, prints JSON-lines events and exits 0; a second run adds nothing', async () => {
     const ws = await workspace();
     const file = await ws.write('pipeline.yaml', pipeline(ws.dir));

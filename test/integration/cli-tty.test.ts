@@ -21,7 +21,7 @@ async function underPty(args: string[]): Promise<{ output: string; code: number 
   return res;
 }
 
-describe('nucleus-ingest on a terminal (pseudo-terminal via script)', { timeout: 180_000 }, () => {
+describe('nucleus-ingest on a terminal (pseudo-terminal via script)', { timeout: 300_000 }, () => {
   beforeAll(async () => {
     // fail loudly when the tool is missing: this test must not silently pass
     await exec('script', ['--version']);
