@@ -10,9 +10,7 @@ import { POINTS } from './workers/crash-worker-points.js';
 
 const pg = usePostgres('rel_cp_fs_merge');
 const s = useCrashSetup('crash-points-fs-merge', pg, 'merge', 'fs');
-const points = SOAK
-  ? POINTS.filter((p) => p !== 'resume')
-  : (['copy', 'slice-committed', 'sink-returned', 'checkpoint-put'] as const);
+const points = SOAK ? POINTS.filter((p) => p !== 'resume') : (['copy', 'slice-committed', 'checkpoint-put'] as const);
 
 describe('crash at named points — filesystem staging, merge', () => {
   for (const point of points) {

@@ -10,9 +10,7 @@ import { POINTS } from './workers/crash-worker-points.js';
 
 const pg = usePostgres('rel_cp_s3');
 const s = useCrashSetup('crash-points-s3', pg, 'append', 's3');
-const points = SOAK
-  ? POINTS.filter((p) => p !== 'resume')
-  : (['slice-staged', 'sealed', 'copy', 'checkpoint-put'] as const);
+const points = SOAK ? POINTS.filter((p) => p !== 'resume') : (['sealed', 'copy', 'checkpoint-put'] as const);
 
 describe('crash at named points — S3 staging, append', () => {
   for (const point of points) {

@@ -63,8 +63,9 @@ afterAll(async () => {
   recordFigures('network-faults-pg', figures);
 });
 
-/** The sink's pool, with a hook on every query of its clients. */
+/** The sink's pool, with a hook on every query of its clients (the plain pool when no hook is armed). */
 function hookedPool(): pg.Pool {
+  if (!onQuery) return sinkPool;
   return new Proxy(sinkPool, {
     get(t, p) {
       if (p === 'connect') {
