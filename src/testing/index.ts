@@ -22,3 +22,4 @@ export {
   memorySourceConfig,
   memorySourceDescriptor,
 } from './memory-source.js';
+export { type DescribeObjectStoreOptions, describeObjectStore } from './describe-object-store.js';
