@@ -166,8 +166,10 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       };
       if (unit.info.estimatedRows !== undefined) plan.estimatedRows = unit.info.estimatedRows;
       const sliceRows = req.hints?.sliceMaxRows ?? DEFAULT_SLICE_ROWS;
+      if (base.empty) plan.estimatedRows = 0;
       if (base.empty || unit.key.length !== 1) return plan;
-      const rows = await estimateRows(client, unit, sliceRows);
+      const rows = await estimateRows(client, unit, base, sliceRows);
+      plan.estimatedRows = rows;
       if (rows <= sliceRows) return plan;
       const n = Math.min(MAX_SLICES, Math.ceil(rows / sliceRows));
       const cuts = await splitPoints(client, unit, base, n, rows);
@@ -180,7 +182,6 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
         slices.push({ index: i, bounds: b });
       }
       plan.slices = slices;
-      plan.estimatedRows = rows;
       return plan;
     });
   }
@@ -496,11 +497,16 @@ async function probeUpper(
 }
 
 /** Rows of the table: the planner's estimate when analyzed, else a bounded count. */
-async function estimateRows(client: pg.PoolClient, unit: Unit, sliceRows: number): Promise<number> {
-  if (unit.info.estimatedRows !== undefined && unit.info.estimatedRows > 0) return unit.info.estimatedRows;
+async function estimateRows(client: pg.PoolClient, unit: Unit, b: SliceBounds, sliceRows: number): Promise<number> {
+  const whole = !b.lower;
+  if (whole && unit.info.estimatedRows !== undefined && unit.info.estimatedRows > 0) return unit.info.estimatedRows;
+  // an incremental window (or a never-analyzed table): count, but never past what the slicing could use
+  const p = new Params();
+  const where = windowConditions(unit, b, p);
   const cap = sliceRows * MAX_SLICES;
   const res = await client.query({
-    text: `SELECT count(*)::int8::text FROM (SELECT 1 FROM ${unit.table} LIMIT ${cap}) s`,
+    text: `SELECT count(*)::int8::text FROM (SELECT 1 FROM ${unit.table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} LIMIT ${cap}) s`,
+    values: p.values,
     rowMode: 'array',
   });
   return Number(res.rows[0][0]);
