@@ -3,7 +3,7 @@
  * against PostgreSQL and the staging store, and record the figures of the run under `.tmp/reliability/`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
@@ -49,9 +49,12 @@ export interface SpawnedWorker {
 }
 
 const live = new Set<ChildProcess>();
+const bundles = new Map<string, string | null>();
 
-/** SIGKILL every child still running (for afterAll). */
+/** SIGKILL every child still running and remove this process's worker bundles (for afterAll). */
 export function killLeftovers(): void {
+  for (const file of bundles.values()) if (file) rmSync(file, { force: true });
+  bundles.clear();
   for (const c of live) {
     try {
       c.kill('SIGCONT');
@@ -62,8 +65,6 @@ export function killLeftovers(): void {
   }
   live.clear();
 }
-
-const bundles = new Map<string, string | null>();
 
 /**
  * Prepare a TypeScript worker script for spawnWorker. The script is bundled once per test process with esbuild
