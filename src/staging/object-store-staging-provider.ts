@@ -323,8 +323,7 @@ class ObjectStoreStagingSession implements StagingSession {
       }
     }
     this.#nextIndex = Math.max(this.#nextIndex, slice + 1);
-    const signal =
-      opts.signal && this.#signal ? AbortSignal.any([opts.signal, this.#signal]) : (opts.signal ?? this.#signal);
+    const signal = this.#combine(opts.signal);
     const writer = new ObjectStoreSliceWriter(this, slice, sliceKey(this.runDir, slice, this.codec.extension), {
       schema: opts.schema,
       signal,
@@ -335,7 +334,7 @@ class ObjectStoreStagingSession implements StagingSession {
 
   reader(opts: { slice?: number; signal?: AbortSignal } = {}): RecordReader {
     this.#assertOpen('open a reader');
-    return objectStoreReader(this, opts);
+    return objectStoreReader(this, { ...opts, signal: this.#combine(opts.signal) });
   }
 
   async handles(): Promise<StagingHandle[]> {
@@ -537,6 +536,11 @@ class ObjectStoreStagingSession implements StagingSession {
         sessionId: this.id,
       });
     }
+  }
+
+  /** The caller's signal together with the one of the context that allocated the session. */
+  #combine(signal: AbortSignal | undefined): AbortSignal | undefined {
+    return signal && this.#signal ? AbortSignal.any([signal, this.#signal]) : (signal ?? this.#signal);
   }
 
   #assertOpen(what: string): void {

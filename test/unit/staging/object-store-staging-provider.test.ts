@@ -206,6 +206,26 @@ describe('ObjectStoreStagingProvider sessions', () => {
     expect((await keysOf(store)).filter((k) => k.endsWith('.ndjson'))).toEqual([]);
   });
 
+  it('stops reading within a batch when the reader signal aborts', async () => {
+    const staging = new ObjectStoreStagingProvider({ store: new MemoryObjectStore() });
+    const session = await staging.allocateSession(testContext());
+    const w = session.writer({ slice: 0 });
+    await w.writeBatch(Array.from({ length: 5000 }, (_, i) => ({ i, pad: 'x'.repeat(100) })));
+    await w.close();
+    const ac = new AbortController();
+    let seen = 0;
+    const err = await errorOf(
+      (async () => {
+        for await (const b of session.reader({ signal: ac.signal }).iterBatches(100)) {
+          seen += b.length;
+          ac.abort();
+        }
+      })(),
+    );
+    expect(err.code).toBe('aborted');
+    expect(seen).toBeLessThan(5000);
+  });
+
   it('streams with backpressure: writeBatch waits for the store, and memory holds about one batch', async () => {
     let pulled = 0;
     let release: (() => void) | undefined;
