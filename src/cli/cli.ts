@@ -168,7 +168,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         });
       }
       case 'status':
-        return await statusCommand(file, unitArg!, reporter);
+        return await statusCommand(file, unitArg!, reporter, tty ? io.stdout : undefined);
       default: {
         if (!values['older-than']) throw usageError('sweep needs --older-than <duration>, e.g. 7d');
         const olderThanMs = parseDuration(values['older-than'], '--older-than');
