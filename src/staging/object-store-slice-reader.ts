@@ -172,7 +172,12 @@ async function* verifiedSlice(
     if (IngestError.is(err, 'staging_corrupt') && err.details.sessionId === host.sessionId) throw err;
     throw corrupt(`it cannot be decoded as ${codec.id} (${err instanceof Error ? err.message : String(err)})`, err);
   } finally {
-    if (!ended) await source.return?.().catch(() => {});
+    // Do not wait: after an abort the pending read may never settle.
+    if (!ended) {
+      Promise.resolve()
+        .then(() => source.return?.())
+        .catch(() => {});
+    }
   }
   if (bytes !== slice.bytes) throw corrupt(`${bytes} bytes were read, the manifest says ${slice.bytes}`);
   const sha256 = hash.digest('hex');

@@ -145,6 +145,7 @@ export class ObjectStoreSliceWriter implements RecordWriter {
       this.#feed.end();
       const info = await this.#upload!;
       if (this.#uploadError !== undefined) throw this.#uploadError;
+      if (this.#aborted()) throw new IngestError('aborted', `${this.#what()} was aborted while closing`);
       if (info.size !== this.#bytes) {
         throw this.#error(`the store reports ${info.size} bytes but ${this.#bytes} were written`);
       }
@@ -239,6 +240,11 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     const why =
       this.#state === 'aborted' ? 'was aborted' : this.#state === 'failed' ? 'failed earlier' : 'is already closed';
     throw this.#error(`cannot ${what}: the writer ${why}`);
+  }
+
+  /** Read through a method: `abort()` may change the state while `close()` awaits. */
+  #aborted(): boolean {
+    return this.#state === 'aborted';
   }
 
   #what(): string {

@@ -206,6 +206,18 @@ describe('ObjectStoreStagingProvider sessions', () => {
     expect((await keysOf(store)).filter((k) => k.endsWith('.ndjson'))).toEqual([]);
   });
 
+  it('records nothing for a writer aborted while it closes', async () => {
+    const staging = new ObjectStoreStagingProvider({ store: new MemoryObjectStore() });
+    const session = await staging.allocateSession(testContext());
+    const w = session.writer({ slice: 0 });
+    await w.writeBatch([{ a: 1 }]);
+    const closing = w.close();
+    await w.abort?.();
+    expect(await errorOf(closing)).toMatchObject({ code: 'aborted' });
+    await session.seal();
+    expect((await session.describe()).slices).toEqual([]);
+  });
+
   it('stops reading within a batch when the reader signal aborts', async () => {
     const staging = new ObjectStoreStagingProvider({ store: new MemoryObjectStore() });
     const session = await staging.allocateSession(testContext());
