@@ -279,11 +279,15 @@ export async function checkInvariants(
   ).rows[0].n;
   expect(extra, `${opts.label}: target rows that are not in the source`).toBe(0);
 
-  const cpRow = (
-    await pool.query(`SELECT value FROM ${s}.kv_entries WHERE key = $1`, [
-      `ingest::postgres::endpoint::${staging.endpointId ?? 'crash-src'}::unit::${schema}.src::sink::crash-dst`,
-    ])
-  ).rows[0];
+  // The KV table appears with the first worker that got as far as migrating it (a very early kill may precede it).
+  const hasKv = (await pool.query(`SELECT to_regclass($1) AS r`, [`${s}.kv_entries`])).rows[0].r;
+  const cpRow = hasKv
+    ? (
+        await pool.query(`SELECT value FROM ${s}.kv_entries WHERE key = $1`, [
+          `ingest::postgres::endpoint::${staging.endpointId ?? 'crash-src'}::unit::${schema}.src::sink::crash-dst`,
+        ])
+      ).rows[0]
+    : undefined;
   const cp = cpRow?.value?.values?.[0] != null ? Number(cpRow.value.values[0]) : null;
   if (cp !== null) {
     const missing = (
