@@ -1,11 +1,19 @@
 import type { KvEntry } from '../../contracts/kv-store.js';
+import type { Json } from '../../contracts/values.js';
 import { redact, redactDeep } from '../../errors/redact.js';
 import { checkpointKey, leaseKey, runStateKey } from '../../pipeline/keys.js';
 import { unitRefOf, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
-const entry = (e: KvEntry | undefined) =>
+interface EntryView {
+  value: Json;
+  version: number;
+  updatedAt: string;
+  expiresAt: string | null;
+}
+
+const entry = (e: KvEntry | undefined): EntryView | null =>
   e
     ? {
         value: e.value,
@@ -48,9 +56,9 @@ export async function statusCommand(
 function describeStatus(doc: {
   unit: { workspaceId: string; endpointId: string; unitId: string; sinkId?: string };
   key: { key: string };
-  checkpoint: ReturnType<typeof entry>;
-  run: ReturnType<typeof entry>;
-  lease: (NonNullable<ReturnType<typeof entry>> & { live: boolean }) | null;
+  checkpoint: EntryView | null;
+  run: EntryView | null;
+  lease: (EntryView & { live: boolean }) | null;
 }): string {
   const u = doc.unit;
   const run = doc.run?.value as
