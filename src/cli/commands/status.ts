@@ -45,7 +45,7 @@ export async function statusCommand(
     key,
     checkpoint: entry(checkpoint),
     run: entry(run),
-    lease: lease ? { ...entry(lease), live } : null,
+    lease: lease ? { ...entry(lease)!, live } : null,
   };
   if (tty) tty.write(`${describeStatus(doc)}\n`);
   else reporter.document('status', doc);
