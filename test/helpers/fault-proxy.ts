@@ -1,6 +1,6 @@
 /**
  * A fault-injecting HTTP proxy on loopback, for putting in front of an S3 server. A share of the requests
- * (`rate`, default 10%) starts a burst of `burst` (default 3) consecutive faulty requests; each fault is one of:
+ * (`rate`, default 10%) starts a burst of `burst` (default 3) consecutive faulty requests; bursts take turns among:
  * `500` (S3 `InternalError`), `503` (S3 `SlowDown`), `reset` (the connection is destroyed after part of the
  * request arrived) or `stall` (no answer for `stallMs`, then the connection is destroyed). Every other request is
  * forwarded unchanged (headers included, so SigV4 signatures stay valid). A seeded generator makes runs repeatable.
@@ -76,6 +76,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let left = 0;
+  let bursts = 0;
   let kind: FaultKind = '500';
   let enabled = true;
 
@@ -86,7 +87,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     if (enabled && (!opts.filter || opts.filter(req))) {
       if (left === 0 && rnd() < rate) {
         left = burst;
-        kind = kinds[Math.floor(rnd() * kinds.length)];
+        // Kinds take turns, so every kind shows up once a run has had as many bursts as there are kinds.
+        kind = kinds[bursts++ % kinds.length];
       }
       if (left > 0) {
         left--;
