@@ -57,6 +57,13 @@ policy: { sliceMaxRows: 1000 }
     // no JSON lines on a terminal
     expect(output).not.toContain('"type":"run.started"');
     expect((await sinkRows(join(ws.dir, 'lake'), 'users')).length).toBe(3000);
+
+    // status reads as a few lines on a terminal
+    const status = await underPty(['status', file, 'users']);
+    expect(status.code).toBe(0);
+    expect(status.output).toMatch(/checkpoint\s+\{"lastId":3000\}\s+\(version 1,/);
+    expect(status.output).toMatch(/last run\s+\S+ committed\s+exported 3000, imported 3000, slices 3/);
+    expect(status.output).toMatch(/lease\s+free/);
   });
 
   it('prints usage errors readably and exits 2', async () => {
