@@ -1,8 +1,9 @@
 /**
  * Corrupt and missing staged data through the whole pipeline: `exportUnit` (PostgreSQL source → filesystem
  * staging), damage to the sealed session, then `importUnit` into the PostgreSQL sink. The import fails with
- * `staging_corrupt`, no row of the damaged slice reaches the target, the checkpoint does not move, and a retry
- * does not "succeed" with fewer rows.
+ * `staging_corrupt` before the sink commits anything (the pipeline verifies the whole session first — see
+ * `StagingSession.verify`), so no row of the session reaches the target; the checkpoint does not move, and a
+ * retry does not "succeed" with fewer rows.
  */
 import {
   appendFileSync,
@@ -120,7 +121,6 @@ describe('damaged staging stops the import before the sink commits it', () => {
     const c = await prepare('truncated');
     const f = join(c.runDir, c.slices[1]);
     truncateSync(f, Math.floor(readFileSync(f).length / 2));
-    // A size mismatch is visible without reading a byte: nothing of the session should be committed.
     await expectCorrupt('truncated slice', c, { nothingCommitted: true });
   }, 120_000);
 
@@ -131,7 +131,7 @@ describe('damaged staging stops the import before the sink commits it', () => {
     const i = buf.indexOf('"payload"', Math.floor(buf.length / 2)) + 12;
     buf[i] = buf[i] === 0x61 ? 0x62 : 0x61;
     writeFileSync(f, buf);
-    await expectCorrupt('flipped byte', c, { nothingCommitted: false });
+    await expectCorrupt('flipped byte', c, { nothingCommitted: true });
   }, 120_000);
 
   it('a missing slice', async () => {
@@ -153,7 +153,7 @@ describe('damaged staging stops the import before the sink commits it', () => {
     const m = JSON.parse(readFileSync(join(c.runDir, 'manifest.json'), 'utf8'));
     m.slices.find((x: { index: number }) => x.index === 1).rows += 1;
     writeFileSync(join(c.runDir, 'manifest.json'), JSON.stringify(m));
-    await expectCorrupt('manifest disagrees', c, { nothingCommitted: false });
+    await expectCorrupt('manifest disagrees', c, { nothingCommitted: true });
   }, 120_000);
 
   it('a _SUCCESS marker without a manifest', async () => {
