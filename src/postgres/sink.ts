@@ -166,7 +166,9 @@ export class PostgresSink implements SinkEndpoint {
       const t = qualifiedName(this.#ledger);
       await ensureSchema(client, this.#ledger.schema);
       await ignoreRace(
-        client.query(`CREATE TABLE IF NOT EXISTS ${t} (
+        client,
+        t,
+        `CREATE TABLE IF NOT EXISTS ${t} (
           run_id text NOT NULL,
           unit_id text NOT NULL,
           slice integer NOT NULL,
@@ -174,7 +176,7 @@ export class PostgresSink implements SinkEndpoint {
           disposition text NOT NULL,
           rows bigint NOT NULL DEFAULT 0,
           committed_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (run_id, unit_id, slice))`),
+          PRIMARY KEY (run_id, unit_id, slice))`,
       );
     })();
     try {
@@ -204,7 +206,11 @@ export class PostgresSink implements SinkEndpoint {
     );
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => quoteIdentifier(k, 'primary key column')).join(', ')})`);
     await ensureSchema(client, target.schema);
-    await ignoreRace(client.query(`CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${cols.join(', ')})`));
+    await ignoreRace(
+      client,
+      qualifiedName(target),
+      `CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${cols.join(', ')})`,
+    );
     const info = await describeTable(client, target);
     if (!info) throw new IngestError('internal', `Created ${qualifiedName(target)} but cannot find it in the catalog`);
     return info;
@@ -563,15 +569,27 @@ function typeOfValue(v: Value): FieldType {
 async function ensureSchema(client: pg.PoolClient, schema: string): Promise<void> {
   const { rows } = await client.query('SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1', [schema]);
   if (!rows.length)
-    await ignoreRace(client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema, 'schema name')}`));
+    await ignoreRace(
+      client,
+      quoteIdentifier(schema, 'schema name'),
+      `CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema, 'schema name')}`,
+    );
 }
 
-async function ignoreRace<T>(p: Promise<T>): Promise<T | undefined> {
+/**
+ * Run a catalog change (CREATE … IF NOT EXISTS) under a transaction-level advisory lock on `name`, so concurrent
+ * importers create an object once instead of racing on the catalog; the codes of a lost race are ignored as well.
+ */
+async function ignoreRace(client: pg.PoolClient, name: string, sql: string): Promise<void> {
+  await client.query('BEGIN');
   try {
-    return await p;
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`nucleus:ddl:${name}`]);
+    await client.query(sql);
+    await client.query('COMMIT');
   } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
     const code = (err as { code?: string })?.code;
-    if (code === '23505' || code === '42P07' || code === '42P06') return undefined;
+    if (code === '23505' || code === '42P07' || code === '42P06' || code === '42710') return;
     throw err;
   }
 }

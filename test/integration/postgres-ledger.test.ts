@@ -147,6 +147,26 @@ describe('PostgresSink ledger: exactly-once per (run, slice)', () => {
     });
   }
 
+  it('concurrent imports into a missing target create it once and all land', async () => {
+    const sink = new PostgresSink({
+      pool: env.newPool({ max: 20 }),
+      schema: env.schema,
+      ledgerTable: `${env.schema}.ledger_new`,
+      tables: { 'x.items': `${env.schema}.items_created` },
+    });
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, (_, r) =>
+        stage(
+          Array.from({ length: 50 }, (_, i) => ({ id: BigInt(r * 1000 + i), name: `r${r}` })),
+          `run-create-${r}`,
+          2,
+        ),
+      ),
+    );
+    await Promise.all(runs.map((s) => sink.import(s.req('append'), s.ctx)));
+    expect(await count('items_created')).toBe(300);
+  });
+
   it('replace: readers never see an empty or partial table while a replace loads', async () => {
     const table = `"${env.schema}".items_replace`;
     const sink = new PostgresSink({
