@@ -155,21 +155,20 @@ export class S3ObjectStore implements ObjectStore {
       }
     };
     const source = body instanceof Uint8Array ? oneChunk(body) : body;
+    const readable = Readable.from(counted(abortable(source, opts.signal, `put of ${key}`)), { highWaterMark: 1 });
     const upload = new Upload({
       client: this.#client,
-      params: {
-        ...params,
-        Body: Readable.from(counted(abortable(source, opts.signal, `put of ${key}`)), { highWaterMark: 1 }),
-      },
+      params: { ...params, Body: readable },
       partSize: this.#partSize,
       queueSize: this.#queueSize,
       leavePartsOnError: false,
     });
     try {
       const out = await upload.done();
-      throwIfAborted(opts.signal, `put of ${key}`);
       return { key, size, etag: out.ETag, lastModified: new Date(), contentType, metadata };
     } catch (err) {
+      // Close the caller's body even when S3 failed before reading all of it.
+      readable.destroy();
       await this.#abortUpload(upload, key);
       if (opts.signal?.aborted) throw s3Failure(abortErrorOf(opts.signal, err), 'put', this.bucket, key);
       throw s3Failure(err, 'put', this.bucket, key);
