@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'vitest';
 import { usePostgres } from '../helpers/pg.js';
-import { namedCrashRound, resumeCrashRound, useCrashSetup } from './crash-suite.js';
+import { chainedCrashRound, namedCrashRound, resumeCrashRound, useCrashSetup } from './crash-suite.js';
 import { POINTS } from './workers/crash-worker-points.js';
 
 const pg = usePostgres('rel_cp_fs_append');
@@ -18,6 +18,11 @@ describe('crash at every named point — filesystem staging, append', () => {
   it(
     'a SIGKILL of the process that resumes a crashed run loses and duplicates nothing',
     () => resumeCrashRound(s),
+    180_000,
+  );
+  it(
+    'a SIGKILL before the plan is recorded, then one right after the resumed export emptied its session, does not wedge the unit',
+    () => chainedCrashRound(s, ['state-exporting', 'session-destroyed']),
     180_000,
   );
 });

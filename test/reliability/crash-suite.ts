@@ -130,6 +130,30 @@ export async function namedCrashRound(s: CrashSetup, point: string, rows = 1500)
   s.figures.rounds.push(label);
 }
 
+/**
+ * A round of several kills in a row, one process per point (each later process resumes the run the earlier one
+ * left), then recovery: e.g. a kill after the first run-state save, then a kill of the resuming process.
+ */
+export async function chainedCrashRound(s: CrashSetup, points: string[]): Promise<void> {
+  const label = `${s.staging}/${s.disposition}/${points.join('+')}`;
+  await addSourceRows(s.pg.pool, s.pg.schema, 1500);
+  for (const point of points) {
+    let o: WorkerOutcome | undefined;
+    for (let i = 0; i < 20 && !o?.crashed; i++) {
+      o = await spawnWorker({ ...s.env(), CRASH_AT: point }).done;
+      if (!o.crashed) {
+        expect(o.code, `${label}: only lease_held may keep the worker from reaching ${point}: ${explain(o)}`).toBe(20);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+    expect(o?.lines, `${label}: ${explain(o!)}`).toContain(`@@crash ${point}`);
+    s.figures.kills++;
+    await checkRound(s, `${label} after the kill at ${point}`, false);
+  }
+  await recover(s, label);
+  s.figures.rounds.push(label);
+}
+
 /** A round killed during a resume: a run left half-imported, then the process that resumes it is killed too. */
 export async function resumeCrashRound(s: CrashSetup): Promise<void> {
   const label = `${s.staging}/${s.disposition}/resume`;

@@ -11,3 +11,9 @@ export const POINTS = [
   'state-committed', // run state committed; _LANDED not yet written
   'resume', // run.resumed event: a second process picked up the crashed run
 ] as const;
+
+/**
+ * Points reached only on some paths, used by dedicated tests: the first run-state save (before the source's plan
+ * is recorded) and a session destroyed by a resumed export that re-reads the source.
+ */
+export const PATH_POINTS = ['state-exporting', 'session-destroyed'] as const;

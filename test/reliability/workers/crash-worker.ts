@@ -90,6 +90,10 @@ function wrapSession(session: StagingSession): StagingSession {
       await session.seal();
       hit('sealed');
     },
+    destroy: async () => {
+      await session.destroy();
+      hit('session-destroyed');
+    },
     reader: (opts?: Parameters<StagingSession['reader']>[0]) => {
       const r = session.reader(opts);
       if (opts?.slice === undefined) return r;
