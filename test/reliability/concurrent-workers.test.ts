@@ -5,6 +5,7 @@
  * increase; no row is lost or duplicated.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { PostgresKvStore } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
 import { checkRound, useCrashSetup } from './crash-suite.js';
 import {
@@ -44,6 +45,24 @@ function recordVersions(...outcomes: WorkerOutcome[]): void {
 }
 
 describe('concurrent workers', () => {
+  it('workers that start together can all migrate the KvStore table (PostgresKvStore.migrate is concurrency-safe)', async () => {
+    // Every worker process calls migrate() on start; workers started at once race on the catalog.
+    for (let round = 0; round < 5; round++) {
+      const schema = `${pg.schema}_m${round}`;
+      await pg.query(`CREATE SCHEMA "${schema}"`);
+      try {
+        const stores = Array.from({ length: 6 }, () => new PostgresKvStore({ db: pg.newKysely({ max: 1 }), schema }));
+        const results = await Promise.allSettled(stores.map((kv) => kv.migrate()));
+        const failed = results
+          .filter((r) => r.status === 'rejected')
+          .map((r) => String((r as PromiseRejectedResult).reason));
+        expect(failed, `round ${round}: concurrent migrate() calls failed`).toEqual([]);
+      } finally {
+        await pg.query(`DROP SCHEMA "${schema}" CASCADE`);
+      }
+    }
+  }, 60_000);
+
   it('four processes start the same unit at once: exactly one runs, three fail fast with lease_held', async () => {
     await addSourceRows(pg.pool, pg.schema, 3000);
     const workers = Array.from({ length: 4 }, (_, i) =>
