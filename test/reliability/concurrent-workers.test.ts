@@ -4,6 +4,7 @@
  * worker; when it continues (SIGCONT) its late writes are fenced off (`lease_lost`). Checkpoint versions strictly
  * increase; no row is lost or duplicated.
  */
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresKvStore } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
@@ -47,11 +48,14 @@ function recordVersions(...outcomes: WorkerOutcome[]): void {
 describe('concurrent workers', () => {
   it('workers that start together can all migrate the KvStore table (PostgresKvStore.migrate is concurrency-safe)', async () => {
     // Every worker process calls migrate() on start; workers started at once race on the catalog.
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 40; round++) {
       const schema = `${pg.schema}_m${round}`;
       await pg.query(`CREATE SCHEMA "${schema}"`);
       try {
-        const stores = Array.from({ length: 6 }, () => new PostgresKvStore({ db: pg.newKysely({ max: 1 }), schema }));
+        const dbs = Array.from({ length: 8 }, () => pg.newKysely({ max: 1 }));
+        // Connect first, so the CREATE statements reach the server together.
+        await Promise.all(dbs.map((db) => sql`SELECT 1`.execute(db)));
+        const stores = dbs.map((db) => new PostgresKvStore({ db, schema }));
         const results = await Promise.allSettled(stores.map((kv) => kv.migrate()));
         const failed = results
           .filter((r) => r.status === 'rejected')
