@@ -4,7 +4,8 @@
  * worker; when it continues (SIGCONT) its late writes are fenced off (`lease_lost`). Checkpoint versions strictly
  * increase; no row is lost or duplicated.
  */
-import { sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pgLib from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresKvStore } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
@@ -52,15 +53,24 @@ describe('concurrent workers', () => {
       const schema = `${pg.schema}_m${round}`;
       await pg.query(`CREATE SCHEMA "${schema}"`);
       try {
-        const dbs = Array.from({ length: 8 }, () => pg.newKysely({ max: 1 }));
-        // Connect first, so the CREATE statements reach the server together.
-        await Promise.all(dbs.map((db) => sql`SELECT 1`.execute(db)));
-        const stores = dbs.map((db) => new PostgresKvStore({ db, schema }));
-        const results = await Promise.allSettled(stores.map((kv) => kv.migrate()));
-        const failed = results
-          .filter((r) => r.status === 'rejected')
-          .map((r) => String((r as PromiseRejectedResult).reason));
-        expect(failed, `round ${round}: concurrent migrate() calls failed`).toEqual([]);
+        const dbs = Array.from(
+          { length: 8 },
+          () =>
+            new Kysely<any>({
+              dialect: new PostgresDialect({ pool: new pgLib.Pool({ connectionString: pg.url, max: 1 }) }),
+            }),
+        );
+        try {
+          // Connect first, so the CREATE statements reach the server together.
+          await Promise.all(dbs.map((db) => sql`SELECT 1`.execute(db)));
+          const results = await Promise.allSettled(dbs.map((db) => new PostgresKvStore({ db, schema }).migrate()));
+          const failed = results
+            .filter((r) => r.status === 'rejected')
+            .map((r) => String((r as PromiseRejectedResult).reason));
+          expect(failed, `round ${round}: concurrent migrate() calls failed`).toEqual([]);
+        } finally {
+          await Promise.all(dbs.map((db) => db.destroy()));
+        }
       } finally {
         await pg.query(`DROP SCHEMA "${schema}" CASCADE`);
       }
