@@ -149,6 +149,7 @@ describe('concurrent workers', () => {
       expect(aOut.result?.code).toBe('lease_lost');
       expect(aOut.checkpoints, 'the fenced holder must not have written a checkpoint').toEqual([]);
       figures.fencedLateCommits++;
+      recordFigures('concurrent-workers', figures);
       await checkRound(s, `paused at ${point}`, true);
     }, 180_000);
   }
