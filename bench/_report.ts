@@ -9,7 +9,8 @@ export function writePerformanceSection(name: string, markdown: string, file = '
   try {
     doc = readFileSync(file, 'utf8');
   } catch {
-    doc = '# Performance\n\nFigures measured on this machine by `npm run bench -- <name>`; every figure is a ratio against a baseline run in the same process.\n';
+    doc =
+      '# Performance\n\nFigures measured on this machine by `npm run bench -- <name>`; every figure is a ratio against a baseline run in the same process.\n';
   }
   const start = `<!-- bench:${name}:start -->`;
   const end = `<!-- bench:${name}:end -->`;

@@ -37,7 +37,7 @@ const optionsSchema = z.object({ batchRows: z.number().int().positive().optional
 /**
  * Arrow IPC stream codec: rows become Arrow record batches (`int64` → Int64 as `bigint`, `decimal` and `date`
  * → Utf8 text (exact), `timestamp` → TimestampMillisecond as `Date`, `json` → Utf8 tagged JSON, `binary` →
- * Binary; every column nullable) and come back with the same {@link Value} types.
+ * Binary; every column nullable) and come back with the same `Value` types.
  *
  * With a {@link RecordSchema} every row must fit it (`row_rejected` names the field otherwise). Without one,
  * the schema is inferred from the first batch; a later row that does not fit (a new key, another type) ends

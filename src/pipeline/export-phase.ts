@@ -47,7 +47,8 @@ export async function exportPhase(
     let plannedCheckpoint: Json | null;
 
     let plan = state.plan ?? null;
-    if (!resumed && source.plan) {
+    // Plan unless a plan was recorded before (a run killed before it recorded its plan plans again).
+    if (!plan && source.plan) {
       const p = await withRetry(() => callSource(rc, () => source.plan!(req, rc.ctx()), 'planning'), rc.policy.retry, {
         signal: rc.signal,
         onRetry: (r) => retryEvent(rc, 'export', r),

@@ -133,7 +133,15 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
         rc.runId = st.runId;
         await rc.lease.setRunId(st.runId);
         st.attempts++;
-        session = await stagingCall(rc, () => opts.staging.openSession(st.sessionRef), 'reopening the session');
+        session = await stagingCall(rc, () => opts.staging.openSession(st.sessionRef), 'reopening the session').catch(
+          async (err) => {
+            // A run killed while it re-created its session (unplanned export restart) may leave no session behind;
+            // nothing was imported from it yet, so export into a fresh one under the same run id.
+            if (st.phase !== 'exporting' || !IngestError.is(err, 'not_found')) throw err;
+            rc.logger.warn('pending export has no staging session left; exporting again', { runId: st.runId });
+            return stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+          },
+        );
       } else {
         session = await stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
         const now = new Date().toISOString();

@@ -82,3 +82,18 @@ export function parseEndpointOptions<C extends { connectionString?: string; maxC
         : { pool, owned: false },
   };
 }
+
+const guarded = new WeakSet<object>();
+
+/**
+ * A checked-out `pg` client emits `error` when its connection drops; without a listener that event would be an
+ * uncaught exception in the host. The failure still reaches the caller through the pending query's rejection.
+ * @internal
+ */
+export function guardClient<C extends { on(event: 'error', fn: (err: Error) => void): unknown }>(client: C): C {
+  if (!guarded.has(client)) {
+    guarded.add(client);
+    client.on('error', () => {});
+  }
+  return client;
+}

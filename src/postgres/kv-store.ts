@@ -106,7 +106,9 @@ export class PostgresKvStore implements KvStore {
       );
     }).catch(async (err) => {
       // Two processes migrating at once can race on the catalog; the table exists afterwards either way.
-      if ((err?.cause as { code?: string })?.code === '23505') return;
+      const code = (err?.cause as { code?: string })?.code ?? (err as { code?: string })?.code;
+      // unique_violation, duplicate_object, duplicate_table: a concurrent CREATE … IF NOT EXISTS won.
+      if (code === '23505' || code === '42710' || code === '42P07') return;
       throw err;
     });
   }

@@ -10,7 +10,7 @@ import type { FieldType, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { describeTable, type TableInfo } from './catalog.js';
-import { type PgPoolLike, parseEndpointOptions } from './connection.js';
+import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from './identifiers.js';
 import { errorColumn, errorLine, isRowError, wrapPgError } from './pg-errors.js';
@@ -135,7 +135,7 @@ export class PostgresSink implements SinkEndpoint {
 
   async #connect(ctx: IngestionContext, what: string): Promise<pg.PoolClient> {
     try {
-      return await this.#pool.connect();
+      return guardClient(await this.#pool.connect());
     } catch (err) {
       throw wrapPgError(err, 'sink_failed', `${what}: cannot connect to PostgreSQL`, {
         endpointId: ctx.endpointId,

@@ -6,7 +6,7 @@ import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { type ColumnInfo, describeTable, describeTables, recordSchema, type TableInfo } from './catalog.js';
-import { type PgPoolLike, parseEndpointOptions } from './connection.js';
+import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier } from './identifiers.js';
 import { wrapPgError } from './pg-errors.js';
 import {
@@ -289,7 +289,7 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     this.#assertOpen();
     throwIfAborted(ctx?.signal, what);
     try {
-      return await this.#pool.connect();
+      return guardClient(await this.#pool.connect());
     } catch (err) {
       throw wrapPgError(err, 'source_failed', `${what}: cannot connect to PostgreSQL`, { endpointId: ctx?.endpointId });
     }
@@ -491,7 +491,7 @@ async function probeUpper(
   const where = unit.cursor.map((c) => `${quoteIdentifier(c.name)} IS NOT NULL`);
   where.push(...windowConditions(unit, { planned: false, lower, upper: null, includeNulls: false }, p));
   const text = `SELECT ${unit.cursor.map((c) => exactText(c)).join(', ')} FROM ${unit.table} WHERE ${where.join(' AND ')}
-    ORDER BY ${unit.cursor.map((c) => `${quoteIdentifier(c.name)} DESC`).join(', ')} LIMIT 1`;
+    ORDER BY ${unit.cursor.map((c) => `${unit.table}.${quoteIdentifier(c.name)} DESC`).join(', ')} LIMIT 1`;
   const res = await client.query({ text, values: p.values, rowMode: 'array' });
   return res.rows.length ? (res.rows[0] as string[]) : undefined;
 }

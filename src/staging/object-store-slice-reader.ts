@@ -218,3 +218,50 @@ class Rechunker {
     return out;
   }
 }
+
+/**
+ * Check a whole session without decoding it: no stranger slice objects, and every manifest slice present with
+ * its recorded size and sha256. Throws `staging_corrupt` naming the first damaged slice.
+ */
+export async function verifySession(host: SliceReaderHost, signal?: AbortSignal): Promise<void> {
+  throwIfAborted(signal, `Verifying staging session ${host.sessionId}`);
+  const manifest = await host.loadManifest(signal);
+  await assertNoStrangers(host, manifest, signal);
+  for (const slice of manifest.slices) {
+    const where = `slice ${slice.index} of staging session ${host.sessionId}`;
+    const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
+    const corrupt = (why: string, cause?: unknown) =>
+      new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
+    let info = await host.store.head(slice.key);
+    for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
+      await sleep(50 * attempt, signal);
+      info = await host.store.head(slice.key);
+    }
+    if (!info) throw corrupt(`its object ${slice.key} is missing`);
+    if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    // Plain NDJSON holds exactly one newline per row, so rows are counted without decoding; other codecs decode.
+    const countLines = slice.codec === 'ndjson';
+    let lines = 0;
+    try {
+      for await (const chunk of await host.store.get(slice.key, { signal })) {
+        hash.update(chunk);
+        bytes += chunk.byteLength;
+        if (countLines) for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      }
+    } catch (err) {
+      if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
+      throw IngestError.wrap(err, 'staging_failed', `Could not read ${where}`, details);
+    }
+    if (bytes !== slice.bytes) throw corrupt(`read ${bytes} bytes, the manifest says ${slice.bytes}`);
+    const sha256 = hash.digest('hex');
+    if (sha256 !== slice.sha256) throw corrupt(`its sha256 is ${sha256}, the manifest says ${slice.sha256}`);
+    let rows = lines;
+    if (!countLines) {
+      rows = 0;
+      for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal)) rows += batch.length;
+    }
+    if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
+  }
+}

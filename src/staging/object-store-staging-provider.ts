@@ -38,7 +38,7 @@ import {
   type StagingManifestSlice,
   writeManifest,
 } from './manifest.js';
-import { objectStoreReader } from './object-store-slice-reader.js';
+import { objectStoreReader, verifySession } from './object-store-slice-reader.js';
 import { ObjectStoreSliceWriter } from './object-store-slice-writer.js';
 import { sweepObjectStore } from './object-store-sweep.js';
 
@@ -335,6 +335,12 @@ class ObjectStoreStagingSession implements StagingSession {
   reader(opts: { slice?: number; signal?: AbortSignal } = {}): RecordReader {
     this.#assertOpen('open a reader');
     return objectStoreReader(this, { ...opts, signal: this.#combine(opts.signal) });
+  }
+
+  /** Presence, size and sha256 of every slice and no stranger slice objects, without decoding. @throws IngestError `staging_corrupt` */
+  async verify(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#assertOpen('verify');
+    await verifySession(this, this.#combine(opts.signal));
   }
 
   async handles(): Promise<StagingHandle[]> {

@@ -11,7 +11,12 @@ export {
   describeSourceEndpoint,
 } from './describe-endpoints.js';
 export { type DescribeKvStoreOptions, describeKvStore } from './describe-kv-store.js';
-export { type DescribeStagingProviderOptions, describeStagingProvider, fidelityRows } from './describe-staging-provider.js';
+export { type DescribeObjectStoreOptions, describeObjectStore } from './describe-object-store.js';
+export {
+  type DescribeStagingProviderOptions,
+  describeStagingProvider,
+  fidelityRows,
+} from './describe-staging-provider.js';
 export { type FaultError, type FaultOptions, type Faulty, failAtBatch, failOnce, slow } from './faults.js';
 export { MemorySink, type MemorySinkImport, memorySinkDescriptor } from './memory-sink.js';
 export {
@@ -22,4 +27,3 @@ export {
   memorySourceConfig,
   memorySourceDescriptor,
 } from './memory-source.js';
-export { type DescribeObjectStoreOptions, describeObjectStore } from './describe-object-store.js';

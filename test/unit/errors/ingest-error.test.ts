@@ -11,7 +11,11 @@ describe('IngestError', () => {
     expect((e.cause as Error).message).toBe('boom');
     expect(IngestError.is(e, 'sink_failed')).toBe(true);
     expect(IngestError.is(e, 'aborted')).toBe(false);
-    expect(JSON.parse(JSON.stringify(e))).toMatchObject({ code: 'sink_failed', retryable: true, details: { slice: 3 } });
+    expect(JSON.parse(JSON.stringify(e))).toMatchObject({
+      code: 'sink_failed',
+      retryable: true,
+      details: { slice: 3 },
+    });
   });
 
   it('treats transient network errors as retryable even under a non-retryable code', () => {
@@ -31,14 +35,20 @@ describe('IngestError', () => {
   it('never carries a secret in its message, details or cause chain', () => {
     const token = 'tok_live_8f2a9c1e77b04d';
     registerSecret(token);
-    const deep = new Error(`connect to postgres://app:s3cr3t-pass@db:5432/x failed, header Authorization: Bearer ${token}`);
+    const deep = new Error(
+      `connect to postgres://app:s3cr3t-pass@db:5432/x failed, header Authorization: Bearer ${token}`,
+    );
     const mid = new Error('password=hunter2-long; retrying', { cause: deep });
     const e = new IngestError('source_failed', `Source failed: postgresql://u:s3cr3t-pass@h/db token=${token}`, {
       cause: mid,
-      details: { connectionString: 'postgres://u:s3cr3t-pass@h/db', nested: { password: 'hunter2-long', note: `x ${token}` } },
+      details: {
+        connectionString: 'postgres://u:s3cr3t-pass@h/db',
+        nested: { password: 'hunter2-long', note: `x ${token}` },
+      },
     });
     const seen: string[] = [e.message, JSON.stringify(e.details), e.stack ?? ''];
-    for (let c: unknown = e.cause; c; c = (c as { cause?: unknown }).cause) seen.push(String((c as Error).message), String((c as Error).stack));
+    for (let c: unknown = e.cause; c; c = (c as { cause?: unknown }).cause)
+      seen.push(String((c as Error).message), String((c as Error).stack));
     const all = seen.join('\n');
     for (const secret of ['s3cr3t-pass', 'hunter2-long', token]) expect(all).not.toContain(secret);
     expect(e.message).toContain('postgresql://u:***@h/db');

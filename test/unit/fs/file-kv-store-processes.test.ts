@@ -36,12 +36,16 @@ describe('FileKvStore across processes', () => {
     const perWorker = 40;
     const run = () =>
       new Promise<number>((ok, fail) => {
-        const p = spawn(process.execPath, ['--import', 'tsx', script, path, String(perWorker)], { cwd: resolve(__dirname, '../../..') });
+        const p = spawn(process.execPath, ['--import', 'tsx', script, path, String(perWorker)], {
+          cwd: resolve(__dirname, '../../..'),
+        });
         let out = '';
         let err = '';
         p.stdout.on('data', (d) => (out += d));
         p.stderr.on('data', (d) => (err += d));
-        p.on('exit', (code) => (code === 0 ? ok(Number(out.trim())) : fail(new Error(`worker exited ${code}: ${err}`))));
+        p.on('exit', (code) =>
+          code === 0 ? ok(Number(out.trim())) : fail(new Error(`worker exited ${code}: ${err}`)),
+        );
       });
     const wins = await Promise.all([run(), run()]);
     expect(wins).toEqual([perWorker, perWorker]);

@@ -10,7 +10,13 @@ const strict: EndpointDescriptor<{ url: string; port: number; tables: string[] }
   title: 'Strict',
   version: '1.0.0',
   capabilities: ['ingest.full'],
-  config: z.object({ url: z.string().url(), port: z.number().int().min(1).max(65535), tables: z.array(z.string().min(1)).min(1) }).strict(),
+  config: z
+    .object({
+      url: z.string().url(),
+      port: z.number().int().min(1).max(65535),
+      tables: z.array(z.string().min(1)).min(1),
+    })
+    .strict(),
 };
 
 describe('EndpointRegistry', () => {
@@ -20,7 +26,10 @@ describe('EndpointRegistry', () => {
     .register(strict, () => new MemorySource({ units: {} }));
 
   it('creates endpoints from { endpointId, config } after validating the config', async () => {
-    const source = await registry.createSource({ endpointId: 'memory', config: { units: { a: { rows: [{ x: 1 }] } } } });
+    const source = await registry.createSource({
+      endpointId: 'memory',
+      config: { units: { a: { rows: [{ x: 1 }] } } },
+    });
     expect(source.descriptor.role).toBe('source');
     const sink = await registry.createSink({ endpointId: 'memory', config: {} });
     expect(sink.descriptor.role).toBe('sink');
@@ -32,7 +41,9 @@ describe('EndpointRegistry', () => {
       called = true;
       return new MemorySource({ units: {} });
     });
-    const err = await r.create({ endpointId: 'strict', config: { url: 'not a url', port: 0, tables: [''], extra: true } }).catch((e) => e);
+    const err = await r
+      .create({ endpointId: 'strict', config: { url: 'not a url', port: 0, tables: [''], extra: true } })
+      .catch((e) => e);
     expect(IngestError.is(err, 'config_invalid')).toBe(true);
     const paths = (err.details.issues as { path: string }[]).map((i) => i.path).sort();
     expect(paths).toEqual(['(root)', 'port', 'tables.0', 'url']);
