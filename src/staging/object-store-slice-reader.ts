@@ -112,15 +112,7 @@ async function* verifiedSlice(
 
   let source: AsyncIterator<Uint8Array>;
   try {
-    let info = await host.store.head(slice.key);
-    // Some stores (s3rver, eventually consistent gateways) briefly report a stale size right after a write:
-    // look twice more before calling a size mismatch corruption.
-    for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
-      await sleep(50 * attempt, signal);
-      info = await host.store.head(slice.key);
-    }
-    if (!info) throw corrupt(`its object ${slice.key} is missing`);
-    if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
+    await assertSliceSize(host, slice, corrupt, signal);
     source = (await host.store.get(slice.key, { signal }))[Symbol.asyncIterator]();
   } catch (err) {
     if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
@@ -232,13 +224,7 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
     const corrupt = (why: string, cause?: unknown) =>
       new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
-    let info = await host.store.head(slice.key);
-    for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
-      await sleep(50 * attempt, signal);
-      info = await host.store.head(slice.key);
-    }
-    if (!info) throw corrupt(`its object ${slice.key} is missing`);
-    if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
+    await assertSliceSize(host, slice, corrupt, signal);
     const hash = createHash('sha256');
     let bytes = 0;
     // Plain NDJSON holds exactly one newline per row, so rows are counted without decoding; other codecs decode.
@@ -264,4 +250,22 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     }
     if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
   }
+}
+
+/** The slice object exists with the manifest's size (or `corrupt` is thrown). */
+async function assertSliceSize(
+  host: SliceReaderHost,
+  slice: StagingManifestSlice,
+  corrupt: (why: string) => IngestError,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let info = await host.store.head(slice.key);
+  // Some stores (s3rver, eventually consistent gateways) briefly report a stale size right after a write:
+  // look twice more before calling a size mismatch corruption.
+  for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
+    await sleep(50 * attempt, signal);
+    info = await host.store.head(slice.key);
+  }
+  if (!info) throw corrupt(`its object ${slice.key} is missing`);
+  if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
 }
