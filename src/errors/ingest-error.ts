@@ -66,7 +66,8 @@ export class IngestError extends Error {
   }
 }
 
-const TRANSIENT_NODE_CODES = new Set([
+/** Node and undici error codes of connection failures that a retry can cure. @internal */
+export const TRANSIENT_NODE_CODES: ReadonlySet<string> = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
   'EPIPE',

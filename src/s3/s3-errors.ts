@@ -1,4 +1,4 @@
-import { IngestError } from '../errors/ingest-error.js';
+import { IngestError, TRANSIENT_NODE_CODES } from '../errors/ingest-error.js';
 
 interface SdkErrorLike {
   name?: string;
@@ -24,18 +24,7 @@ const TRANSIENT_NAMES = new Set([
   'TimeoutError',
 ]);
 
-const TRANSIENT_SYSTEM_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
+const TRANSIENT_SYSTEM_CODES = new Set([...TRANSIENT_NODE_CODES, 'ERR_STREAM_PREMATURE_CLOSE']);
 
 const AUTH_NAMES = new Set([
   'AccessDenied',

@@ -345,7 +345,11 @@ class ObjectStoreStagingSession implements StagingSession {
 
   async handles(): Promise<StagingHandle[]> {
     const manifest = await this.loadManifest();
-    return manifest.slices.map((s) => ({
+    return manifest.slices.map((s) => this.#handleOf(s));
+  }
+
+  #handleOf(s: StagingManifestSlice): StagingHandle {
+    return {
       bucket: this.store.bucket,
       key: s.key,
       contentType: s.contentType,
@@ -356,7 +360,7 @@ class ObjectStoreStagingSession implements StagingSession {
         sha256: s.sha256,
         codec: s.codec,
       },
-    }));
+    };
   }
 
   async describe(): Promise<SessionDescription> {
@@ -371,18 +375,7 @@ class ObjectStoreStagingSession implements StagingSession {
       bytes: s.bytes,
       sha256: s.sha256,
       codec: s.codec,
-      handle: {
-        bucket: this.store.bucket,
-        key: s.key,
-        contentType: s.contentType,
-        metadata: {
-          slice: String(s.index),
-          rows: String(s.rows),
-          bytes: String(s.bytes),
-          sha256: s.sha256,
-          codec: s.codec,
-        },
-      },
+      handle: this.#handleOf(s),
     }));
     return {
       ref: this.ref,
