@@ -21,11 +21,20 @@ export type { Capability, EndpointDescriptor, UnitMetadata } from './endpoint.js
 export type { KvEntry, KvKey, KvPutOptions, KvStore } from './kv-store.js';
 export type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 export type { Disposition, ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from './sink-endpoint.js';
-export type { ExportPlan, ReadHints, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from './source-endpoint.js';
+export type {
+  EncodedBatch,
+  ExportPlan,
+  ReadHints,
+  ReadRequest,
+  SliceSpec,
+  SourceBatch,
+  SourceEndpoint,
+} from './source-endpoint.js';
 export type {
   RecordCodec,
   RecordReader,
   RecordWriter,
+  RowCounter,
   SessionDescription,
   StagedSlice,
   StagingHandle,

@@ -16,6 +16,8 @@ export interface ImportSlice {
   rows: number;
   reader: RecordReader;
   handle?: StagingHandle;
+  /** Id of the codec the slice was staged with, when the staging provider records one (e.g. `'pg-copy'`). */
+  codec?: string;
 }
 
 /**

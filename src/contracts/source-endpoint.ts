@@ -88,6 +88,27 @@ export interface SourceEndpoint<Checkpoint extends Json = Json> {
     req: ReadRequest<Checkpoint> & { slice?: SliceSpec },
     ctx: IngestionContext,
   ): AsyncIterable<SourceBatch<Checkpoint>>;
+  /**
+   * Optional pass-through: read one planned slice as bytes already encoded with the staging codec `codec` (e.g.
+   * `'pg-copy'`: PostgreSQL `COPY … TO STDOUT` text), staged unchanged — no row objects. Return `undefined` when this
+   * request cannot be served that way (another codec, an unplanned slice); the pipeline then calls `read`. The
+   * checkpoint of an encoded read is the plan's. Starts no I/O until iterated.
+   */
+  readEncoded?(
+    codec: string,
+    req: ReadRequest<Checkpoint> & { slice: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<EncodedBatch> | undefined;
   /** Release connections. Optional. */
   close?(): Promise<void>;
+}
+
+/**
+ * Bytes of a pass-through read ({@link SourceEndpoint.readEncoded}): whole rows or any part of them, in order.
+ * @public
+ */
+export interface EncodedBatch {
+  bytes: Uint8Array;
+  /** Schema of the rows, if the source knows it (the first one reported wins). */
+  schema?: RecordSchema;
 }

@@ -141,6 +141,30 @@ export interface RecordWriter {
   close(): Promise<void>;
   /** Drop what was written; the slice is not recorded. Idempotent. */
   abort?(reason?: unknown): Promise<void>;
+  /**
+   * Optional pass-through: the id of the codec whose bytes {@link RecordWriter.writeEncoded} takes unchanged
+   * (`undefined` when this writer cannot take encoded bytes). See docs/decisions/0006-postgres-pass-through-and-pipelining.md.
+   */
+  readonly encoding?: string;
+  /**
+   * Optional pass-through: append bytes already encoded with the codec {@link RecordWriter.encoding} (e.g.
+   * PostgreSQL `COPY … TO STDOUT` text for `pg-copy`), staged unchanged. The writer counts the rows with the codec's
+   * {@link RecordCodec.rowCounter}, hashes and sizes the bytes as it does for rows. A writer takes either rows or
+   * encoded bytes, never both. `schema` (first call) is recorded in the manifest when the writer was opened without one.
+   * @throws IngestError `staging_failed` (mixing rows and bytes, a codec without a row counter, bytes that do not
+   * end with a whole row, upload failure), `aborted`.
+   */
+  writeEncoded?(chunk: Uint8Array, opts?: { schema?: RecordSchema }): Promise<void>;
+}
+
+/**
+ * Counts the rows in a codec's bytes without decoding them: `push` every chunk in order, then `end()`.
+ * @public
+ */
+export interface RowCounter {
+  push(chunk: Uint8Array): void;
+  /** Rows counted. @throws when the bytes end inside a row. */
+  end(): number;
 }
 
 /**
@@ -149,6 +173,13 @@ export interface RecordWriter {
  */
 export interface RecordReader {
   iterBatches(chunkSize: number): AsyncIterable<Row[]>;
+  /**
+   * Optional pass-through (one-slice readers): the slice's bytes exactly as staged, in its codec's encoding (see
+   * `ImportSlice.codec`), verified like `iterBatches` — size before reading, sha256, byte and row counts while
+   * reading — with the last chunk held back until the checks pass, so a consumer never receives the end of a
+   * damaged slice (`staging_corrupt` instead).
+   */
+  iterEncoded?(): AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -163,4 +194,9 @@ export interface RecordCodec {
   extension: string;
   encode(batches: AsyncIterable<Row[]>, schema?: RecordSchema): AsyncIterable<Uint8Array>;
   decode(bytes: AsyncIterable<Uint8Array>, schema?: RecordSchema): AsyncIterable<Row[]>;
+  /**
+   * Optional: a counter of the rows in this codec's bytes that does not decode them (e.g. one newline per row).
+   * Codecs with one can take encoded bytes unchanged ({@link RecordWriter.writeEncoded}) and are verified without decoding.
+   */
+  rowCounter?(): RowCounter;
 }

@@ -6,6 +6,7 @@ import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
+import { exportEncodedSlice } from './export-encoded.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
@@ -116,6 +117,8 @@ async function exportPlannedSlice(
   slice: SliceSpec,
   progress: ExportProgress,
 ): Promise<void> {
+  // pass-through: a source that produces the staging codec's own bytes stages them unchanged (export-encoded.ts)
+  if (source.readEncoded && (await exportEncodedSlice(rc, source, session, req, slice, progress))) return;
   await withSpan('ingestion.slice', { ...rc.attrs(), 'ingestion.slice': slice.index }, async (span) => {
     let writer: RecordWriter | undefined;
     let rows = 0;

@@ -3,6 +3,7 @@ import type { RecordReader, StagingSession } from '../contracts/staging.js';
 import type { Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
 import { retryEvent, stagingCall } from './export-phase.js';
 import type { RunContext } from './run-context.js';
@@ -33,6 +34,8 @@ export async function importPhase(
     const rowsTotal = desc.rows;
     let attemptRows = 0;
     const counting = (reader: RecordReader, slice?: number): RecordReader => ({
+      // pass-through: the slice's verified bytes, unchanged (counted by the sink's own progress)
+      ...(reader.iterEncoded ? { iterEncoded: () => abortable(reader.iterEncoded!(), rc.signal, 'Import') } : {}),
       async *iterBatches(chunkSize: number) {
         for await (const batch of reader.iterBatches(chunkSize)) {
           rc.throwIfAborted('Import');
@@ -62,6 +65,7 @@ export async function importPhase(
                 rows: s.rows,
                 reader: counting(session.reader({ slice: s.index, signal: rc.signal }), s.index),
                 ...(s.handle ? { handle: s.handle } : {}),
+                ...(s.codec ? { codec: s.codec } : {}),
               })),
               handles,
               ...(desc.schema ? { schema: desc.schema } : {}),

@@ -12,6 +12,7 @@ import { throwIfAborted } from '../util/abort.js';
 import { describeTable, type TableInfo } from './catalog.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
+import { copyInSlice, isPassThroughSlice } from './copy-pass-through.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from './identifiers.js';
 import { errorColumn, errorLine, isRowError, wrapPgError } from './pg-errors.js';
 import {
@@ -292,7 +293,7 @@ export class PostgresSink implements SinkEndpoint {
         await client.query(
           `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${plan.targetSql} WITH NO DATA`,
         );
-        rows = await this.#copy(client, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
+        rows = await this.#copy(client, req, 'pg_temp._nucleus_stage', plan, slice, ctx, progress);
         const keys = pk.map((k) => quoteIdentifier(k)).join(', ');
         const rest = plan.columns.filter((c) => !pk.includes(c.name));
         const action = rest.length
@@ -302,7 +303,7 @@ export class PostgresSink implements SinkEndpoint {
           `INSERT INTO ${plan.targetSql} (${cols}) SELECT DISTINCT ON (${keys}) ${cols} FROM pg_temp._nucleus_stage ORDER BY ${keys}, ctid DESC ON CONFLICT (${keys}) ${action}`,
         );
       } else {
-        rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
+        rows = await this.#copy(client, req, plan.targetSql, plan, slice, ctx, progress);
       }
       await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
         ctx.runId,
@@ -350,7 +351,7 @@ export class PostgresSink implements SinkEndpoint {
       let imported = 0;
       for (const slice of req.slices) {
         current = slice.index;
-        const rows = await this.#copy(client, plan.targetSql, plan, slice, ctx, progress);
+        const rows = await this.#copy(client, req, plan.targetSql, plan, slice, ctx, progress);
         await client.query(`UPDATE ${ledger} SET rows = $4 WHERE run_id = $1 AND unit_id = $2 AND slice = $3`, [
           ctx.runId,
           req.unitId,
@@ -375,12 +376,27 @@ export class PostgresSink implements SinkEndpoint {
   /** Stream one slice into `table` with COPY (CSV), with backpressure; returns the rows copied. */
   async #copy(
     client: pg.PoolClient,
+    req: ImportRequest,
     table: string,
     plan: LoadPlan,
     slice: ImportSlice,
     ctx: IngestionContext,
     progress: Progress,
   ): Promise<number> {
+    if (isPassThroughSlice(req, slice)) {
+      // pass-through: a pg-copy slice goes to COPY unchanged (docs/decisions/0006-postgres-pass-through-and-pipelining.md)
+      return copyInSlice(
+        client,
+        table,
+        plan.columns.map((c) => c.name),
+        slice,
+        {
+          signal: ctx.signal,
+          what: `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`,
+          onRows: (n) => progress.add(n, slice.index, false),
+        },
+      );
+    }
     const encoder = new CsvEncoder(plan.columns, { slice: slice.index, table: plan.targetSql });
     const stream = client.query(
       copyFrom(

@@ -1,13 +1,22 @@
 import type pg from 'pg';
 import type { IngestionContext } from '../contracts/context.js';
 import type { UnitMetadata } from '../contracts/endpoint.js';
-import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type {
+  EncodedBatch,
+  ExportPlan,
+  ReadRequest,
+  SliceSpec,
+  SourceBatch,
+  SourceEndpoint,
+} from '../contracts/source-endpoint.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { type ColumnInfo, describeTable, describeTables, recordSchema, type TableInfo } from './catalog.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
+import { copyOutSlice } from './copy-pass-through.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier } from './identifiers.js';
+import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
 import { wrapPgError } from './pg-errors.js';
 import {
   invalidCheckpoint,
@@ -272,6 +281,40 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       if (!done) await client.query('ROLLBACK').catch(() => {});
       client.release(done ? undefined : true);
     }
+  }
+
+  /**
+   * Pass-through (codec `pg-copy`, see `pgCopyCodec`): one planned slice as the bytes of
+   * `COPY (SELECT … the slice …) TO STDOUT`, in the same snapshot and text settings as `read`, staged unchanged.
+   * `undefined` for another codec or an unplanned slice (the pipeline then uses `read`).
+   * @throws IngestError `source_failed` (retryable for connection errors), `aborted`, `not_found`
+   */
+  readEncoded(
+    codec: string,
+    req: ReadRequest<PostgresCheckpoint> & { slice: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<EncodedBatch> | undefined {
+    const bounds = req.slice?.bounds as SliceBounds | undefined;
+    if (codec !== PG_COPY_CODEC_ID || !bounds || typeof bounds !== 'object' || !bounds.planned) return undefined;
+    const what = `PostgresSource.readEncoded of ${JSON.stringify(req.unitId)} (slice ${req.slice.index})`;
+    return copyOutSlice({
+      what,
+      signal: ctx.signal,
+      settings: READ_SETTINGS,
+      connect: () => this.#connect(ctx, what),
+      prepare: async (client) => {
+        const unit = await this.#resolve(client, req.unitId);
+        return bounds.empty ? { schema: unit.schema } : { schema: unit.schema, select: selectSql(unit, bounds, false) };
+      },
+      wrap: (err) =>
+        IngestError.is(err)
+          ? err
+          : wrapPgError(err, 'source_failed', `${what} failed`, {
+              unitId: req.unitId,
+              endpointId: ctx?.endpointId,
+              slice: req.slice.index,
+            }),
+    });
   }
 
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */

@@ -4,6 +4,7 @@ import type { RecordCodec, RecordReader } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { raceAbort, sleep, throwIfAborted } from '../util/abort.js';
+import { readEncodedSlice } from './encoded-slice-reader.js';
 import { parseSliceName } from './layout.js';
 import type { StagingManifest, StagingManifestSlice } from './manifest.js';
 
@@ -25,11 +26,15 @@ export interface SliceReaderHost {
  * `chunkSize` rows, except the last batch of each slice; a batch never mixes slices.
  */
 export function objectStoreReader(host: SliceReaderHost, opts: { slice?: number; signal?: AbortSignal }): RecordReader {
-  return {
+  const reader: RecordReader = {
     iterBatches(chunkSize: number): AsyncIterable<Row[]> {
       return readBatches(host, opts, chunkSize);
     },
   };
+  // pass-through: one slice's bytes as staged, verified (encoded-slice-reader.ts)
+  const slice = opts.slice;
+  if (slice !== undefined) reader.iterEncoded = () => readEncodedSlice(host, slice, opts.signal);
+  return reader;
 }
 
 async function* readBatches(
@@ -229,12 +234,15 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     let bytes = 0;
     // Plain NDJSON holds exactly one newline per row, so rows are counted without decoding; other codecs decode.
     const countLines = slice.codec === 'ndjson';
+    // Codecs with a row counter (pg-copy) are counted without decoding too.
+    const counter = countLines ? undefined : host.codecFor(slice).rowCounter?.();
     let lines = 0;
     try {
       for await (const chunk of await host.store.get(slice.key, { signal })) {
         hash.update(chunk);
         bytes += chunk.byteLength;
         if (countLines) for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+        counter?.push(chunk);
       }
     } catch (err) {
       if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
@@ -244,16 +252,23 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     const sha256 = hash.digest('hex');
     if (sha256 !== slice.sha256) throw corrupt(`its sha256 is ${sha256}, the manifest says ${slice.sha256}`);
     let rows = lines;
-    if (!countLines) {
+    if (counter) {
+      try {
+        rows = counter.end();
+      } catch (err) {
+        throw corrupt(`it is not whole rows of ${slice.codec} (${(err as Error).message})`, err);
+      }
+    } else if (!countLines) {
       rows = 0;
-      for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal)) rows += batch.length;
+      for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal))
+        rows += batch.length;
     }
     if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
   }
 }
 
 /** The slice object exists with the manifest's size (or `corrupt` is thrown). */
-async function assertSliceSize(
+export async function assertSliceSize(
   host: SliceReaderHost,
   slice: StagingManifestSlice,
   corrupt: (why: string) => IngestError,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ObjectInfo, ObjectStore } from '../contracts/object-store.js';
-import type { RecordCodec, RecordWriter } from '../contracts/staging.js';
+import type { RecordCodec, RecordWriter, RowCounter } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { abortError } from '../util/abort.js';
@@ -33,7 +33,7 @@ export class ObjectStoreSliceWriter implements RecordWriter {
   readonly index: number;
   readonly key: string;
   readonly #host: SliceWriterHost;
-  readonly #schema: RecordSchema | undefined;
+  #schema: RecordSchema | undefined;
   readonly #signal: AbortSignal | undefined;
   readonly #feed = new BatchFeed<Row[]>();
   readonly #hash = createHash('sha256');
@@ -45,6 +45,8 @@ export class ObjectStoreSliceWriter implements RecordWriter {
   #uploadError: unknown;
   #closing: Promise<void> | undefined;
   #onAbort: (() => void) | undefined;
+  /** Pass-through mode (`writeEncoded`): bytes staged unchanged, rows counted by the codec. */
+  #encoded: { feed: BatchFeed<Uint8Array>; counter: RowCounter } | undefined;
 
   constructor(
     host: SliceWriterHost,
@@ -71,6 +73,7 @@ export class ObjectStoreSliceWriter implements RecordWriter {
   async writeBatch(batch: Iterable<Row> | AsyncIterable<Row>): Promise<void> {
     this.#assertUsable('writeBatch');
     if (this.#busy) throw this.#error('writeBatch called while another writeBatch is still running');
+    if (this.#encoded) throw this.#error('writeBatch after writeEncoded: a writer takes rows or bytes');
     this.#busy = true;
     try {
       this.#start();
@@ -110,6 +113,40 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     }
   }
 
+  /** The codec id `writeEncoded` takes bytes of: the session codec's, when it can count rows without decoding. */
+  get encoding(): string | undefined {
+    return this.#host.codec.rowCounter ? this.#host.codec.id : undefined;
+  }
+
+  /**
+   * Pass-through: stage bytes already encoded with the session's codec unchanged (hashed, sized and row-counted
+   * like encoded rows). A writer takes rows or bytes, not both.
+   * @throws IngestError `staging_failed` (mixing rows and bytes, a codec without a row counter, upload failure), `aborted`.
+   */
+  async writeEncoded(chunk: Uint8Array, opts: { schema?: RecordSchema } = {}): Promise<void> {
+    this.#assertUsable('writeEncoded');
+    if (this.#busy) throw this.#error('writeEncoded called while another write is still running');
+    const counter = this.#host.codec.rowCounter;
+    if (!counter) throw this.#error(`codec ${this.#host.codec.id} cannot take encoded bytes (it has no row counter)`);
+    if (this.#upload && !this.#encoded)
+      throw this.#error('writeEncoded after writeBatch: a writer takes rows or bytes');
+    this.#busy = true;
+    try {
+      if (!this.#upload) {
+        this.#schema ??= opts.schema;
+        this.#encoded = { feed: new BatchFeed<Uint8Array>(), counter: counter() };
+        this.#start();
+      }
+      if (this.#signal?.aborted) throw abortError(this.#signal, this.#what());
+      if (chunk.byteLength > 0) await this.#encoded!.feed.push(chunk);
+    } catch (err) {
+      await this.#fail(err);
+      throw this.#failure(err);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
   /**
    * Finish the upload and record the slice (rows, bytes, sha256, codec, schema) in the manifest.
    * Idempotent: a second call returns the first call's promise.
@@ -131,9 +168,11 @@ export class ObjectStoreSliceWriter implements RecordWriter {
   async abort(reason?: unknown): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'aborted' || this.#state === 'failed') return;
     this.#state = 'aborted';
-    this.#feed.fail(
-      IngestError.is(reason) ? reason : new IngestError('aborted', `${this.#what()} was aborted`, { cause: reason }),
-    );
+    const why = IngestError.is(reason)
+      ? reason
+      : new IngestError('aborted', `${this.#what()} was aborted`, { cause: reason });
+    this.#feed.fail(why);
+    this.#encoded?.feed.fail(why);
     await this.#upload?.catch(() => {});
     this.#cleanup();
   }
@@ -143,12 +182,14 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     try {
       this.#start();
       this.#feed.end();
+      this.#encoded?.feed.end();
       const info = await this.#upload!;
       if (this.#uploadError !== undefined) throw this.#uploadError;
       if (this.#aborted()) throw new IngestError('aborted', `${this.#what()} was aborted while closing`);
       if (info.size !== this.#bytes) {
         throw this.#error(`the store reports ${info.size} bytes but ${this.#bytes} were written`);
       }
+      if (this.#encoded) this.#rows = this.#countedRows(this.#encoded.counter);
       await this.#host.recordSlice({
         index: this.index,
         key: this.key,
@@ -175,30 +216,38 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     if (this.#state === 'idle') this.#state = 'writing';
     const codec = this.#host.codec;
     const hash = this.#hash;
-    const encoded = codec.encode(this.#feed, this.#schema);
+    const encoded: AsyncIterable<Uint8Array> = this.#encoded?.feed ?? codec.encode(this.#feed, this.#schema);
+    const counter = this.#encoded?.counter;
     const self = this;
     async function* body(): AsyncGenerator<Uint8Array> {
       for await (const chunk of encoded) {
         if (!(chunk instanceof Uint8Array)) throw self.#error(`codec ${codec.id} yielded a ${typeof chunk}, not bytes`);
         hash.update(chunk);
+        counter?.push(chunk);
         self.#bytes += chunk.byteLength;
         yield chunk;
       }
     }
     if (this.#signal) {
-      this.#onAbort = () => this.#feed.fail(abortError(this.#signal, this.#what()));
+      this.#onAbort = () => {
+        this.#feed.fail(abortError(this.#signal, this.#what()));
+        this.#encoded?.feed.fail(abortError(this.#signal, this.#what()));
+      };
       this.#signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     this.#upload = this.#host.store.put(this.key, body(), { contentType: codec.contentType, signal: this.#signal });
     this.#upload.then(
       () => {
         // A codec that returns without taking every batch would leave writeBatch waiting forever.
-        if (this.#state !== 'closing')
+        if (this.#state !== 'closing') {
           this.#feed.fail(this.#error(`codec ${codec.id} stopped before taking every row`));
+          this.#encoded?.feed.fail(this.#error('the store stopped before taking every byte'));
+        }
       },
       (err) => {
         this.#uploadError ??= err;
         this.#feed.fail(err);
+        this.#encoded?.feed.fail(err);
       },
     );
   }
@@ -214,7 +263,10 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     if (this.#state === 'closed' || this.#state === 'failed') return;
     const wasAborted = this.#state === 'aborted';
     this.#state = 'failed';
-    if (!wasAborted) this.#feed.fail(err);
+    if (!wasAborted) {
+      this.#feed.fail(err);
+      this.#encoded?.feed.fail(err);
+    }
     await this.#upload?.catch(() => {});
     this.#cleanup();
   }
@@ -240,6 +292,15 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     const why =
       this.#state === 'aborted' ? 'was aborted' : this.#state === 'failed' ? 'failed earlier' : 'is already closed';
     throw this.#error(`cannot ${what}: the writer ${why}`);
+  }
+
+  /** Rows of an encoded slice; bytes that end inside a row are refused. */
+  #countedRows(counter: RowCounter): number {
+    try {
+      return counter.end();
+    } catch (err) {
+      throw this.#error(`the encoded bytes are not whole rows of ${this.#host.codec.id}: ${(err as Error).message}`);
+    }
   }
 
   /** Read through a method: `abort()` may change the state while `close()` awaits. */

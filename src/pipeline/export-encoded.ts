@@ -1,0 +1,105 @@
+import type { ReadRequest, SliceSpec, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { StagingSession } from '../contracts/staging.js';
+import type { RecordSchema } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { abortable } from '../util/abort.js';
+import { stagingCall } from './export-phase.js';
+import type { RunContext } from './run-context.js';
+
+/** Counters shared with the concurrent slice exports of the export phase. */
+interface Progress {
+  rowsExported: number;
+  slicesStaged: number;
+  slicesPlanned?: number;
+  schema?: RecordSchema;
+}
+
+/**
+ * Pass-through export of one planned slice (docs/decisions/0006-postgres-pass-through-and-pipelining.md): when the
+ * staging writer takes bytes of its codec unchanged ({@link RecordWriter.writeEncoded}) and the source can produce
+ * those bytes itself ({@link SourceEndpoint.readEncoded}, e.g. PostgreSQL COPY text for `pg-copy`), the bytes go
+ * from the source to the staged object without a row object in between. The writer counts the rows (the codec's
+ * row counter), hashes and sizes them as for rows; the run's checkpoint is the plan's, as for any planned slice.
+ *
+ * Returns `false`, having staged nothing, when the slice must go through rows instead.
+ * @internal
+ */
+export async function exportEncodedSlice(
+  rc: RunContext,
+  source: SourceEndpoint<any>,
+  session: StagingSession,
+  req: ReadRequest<any>,
+  slice: SliceSpec,
+  progress: Progress,
+): Promise<boolean> {
+  const writer = session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
+  const codec = writer.encoding;
+  let batches: AsyncIterable<{ bytes: Uint8Array; schema?: RecordSchema }> | undefined;
+  try {
+    batches = codec && writer.writeEncoded ? source.readEncoded?.(codec, { ...req, slice }, rc.ctx()) : undefined;
+  } catch (err) {
+    await writer.abort?.(err).catch(() => {});
+    throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, { slice: slice.index });
+  }
+  if (!batches) {
+    await writer.abort?.().catch(() => {});
+    return false;
+  }
+  const encoded = batches;
+  await withSpan(
+    'ingestion.slice',
+    { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
+    async (span) => {
+      try {
+        const it = abortable(encoded, rc.signal, `Export (${rc.where(slice.index)})`)[Symbol.asyncIterator]();
+        while (true) {
+          let next: IteratorResult<{ bytes: Uint8Array; schema?: RecordSchema }>;
+          try {
+            next = await it.next();
+          } catch (err) {
+            throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, {
+              slice: slice.index,
+            });
+          }
+          if (next.done) break;
+          const { bytes, schema } = next.value;
+          if (schema && !progress.schema) progress.schema = schema;
+          await stagingCall(
+            rc,
+            () => writer.writeEncoded!(bytes, { schema: progress.schema }),
+            `writing slice ${slice.index}`,
+            slice.index,
+          );
+        }
+        rc.throwIfAborted('Export');
+        await stagingCall(rc, () => writer.close(), `finishing slice ${slice.index}`, slice.index);
+      } catch (err) {
+        await writer.abort?.(err).catch(() => {});
+        throw err;
+      }
+      const desc = await stagingCall(rc, () => session.describe(), 'describing the session', slice.index);
+      const rows = desc.slices.find((s) => s.index === slice.index)?.rows ?? 0;
+      progress.rowsExported += rows;
+      progress.slicesStaged++;
+      recordRows('exported', rows, rc.attrs());
+      span.setAttribute('ingestion.rows', rows);
+      rc.emit({
+        type: 'export.progress',
+        slice: slice.index,
+        rowsExported: progress.rowsExported,
+        slicesStaged: progress.slicesStaged,
+        slicesPlanned: progress.slicesPlanned,
+      });
+      rc.emit({
+        type: 'slice.staged',
+        slice: slice.index,
+        rows,
+        rowsExported: progress.rowsExported,
+        slicesStaged: progress.slicesStaged,
+        slicesPlanned: progress.slicesPlanned,
+      });
+    },
+  );
+  return true;
+}

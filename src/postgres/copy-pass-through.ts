@@ -1,0 +1,176 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
+import type { EncodedBatch } from '../contracts/source-endpoint.js';
+import type { RecordSchema } from '../contracts/values.js';
+import type { IngestError } from '../errors/ingest-error.js';
+import { throwIfAborted } from '../util/abort.js';
+import { quoteIdentifier } from './identifiers.js';
+import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
+
+/*
+ * The PostgreSQL-to-PostgreSQL pass-through (docs/decisions/0006-postgres-pass-through-and-pipelining.md): the source
+ * stages the bytes of `COPY (SELECT …) TO STDOUT` (text format) unchanged, the sink feeds them to
+ * `COPY … FROM STDIN` unchanged. Nothing here builds a row object.
+ */
+
+/** Bytes handed to the staging writer at once: COPY-out socket reads (~64 KiB) are gathered up to this size. */
+const GATHER_BYTES = 1024 * 1024;
+
+/** Text settings of the export, on top of the source's read settings (interval text every server reads back). */
+const COPY_SETTINGS = "SET LOCAL IntervalStyle = 'postgres'";
+
+/** What {@link copyOutSlice} needs from the source. */
+export interface CopyOutHost {
+  /** `PostgresSource.readEncoded of "s.t" (slice 3)`, for messages. */
+  what: string;
+  signal?: AbortSignal;
+  connect(): Promise<pg.PoolClient>;
+  /** SQL run right after `BEGIN`: the read settings (DateStyle, TimeZone, bytea_output, extra_float_digits). */
+  settings: string;
+  /** Inside the read transaction: the slice's SELECT (with `$n` parameters) and the unit's schema; no SELECT when the slice is empty. */
+  prepare(client: pg.PoolClient): Promise<{ schema: RecordSchema; select?: { text: string; values: unknown[] } }>;
+  /** Turn a failure into the source's error. */
+  wrap(err: unknown): IngestError;
+}
+
+/**
+ * One planned slice as COPY text, in one `REPEATABLE READ, READ ONLY` transaction with the source's read settings.
+ * The first batch carries the schema (an empty slice yields one empty batch with it). Parameters reach the
+ * server through `set_config` (COPY takes none), never spliced into the SQL text.
+ */
+export async function* copyOutSlice(host: CopyOutHost): AsyncGenerator<EncodedBatch> {
+  throwIfAborted(host.signal, host.what);
+  const client = await host.connect();
+  let done = false;
+  let stream: (Readable & { rowCount?: number }) | undefined;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    await client.query(host.settings);
+    await client.query(COPY_SETTINGS);
+    const { schema, select } = await host.prepare(client);
+    let first = true;
+    if (select) {
+      const { text, names } = inlineParameters(select.text, select.values.length);
+      if (select.values.length) {
+        await client.query(
+          `SELECT ${names.map((n, i) => `set_config('${n}', $${i + 1}::text, true)`).join(', ')}`,
+          select.values.map((v) => (v === null || v === undefined ? null : String(v))),
+        );
+      }
+      stream = client.query(copyTo(`COPY (${text}) TO STDOUT`));
+      let parts: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        parts.push(chunk);
+        size += chunk.length;
+        if (size < GATHER_BYTES) continue;
+        throwIfAborted(host.signal, host.what);
+        const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+        parts = [];
+        size = 0;
+        yield first ? { bytes, schema } : { bytes };
+        first = false;
+      }
+      if (size > 0) {
+        yield first
+          ? { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts, size), schema }
+          : { bytes: Buffer.concat(parts, size) };
+        first = false;
+      }
+    }
+    if (first) yield { bytes: new Uint8Array(0), schema };
+    await client.query('COMMIT');
+    done = true;
+  } catch (err) {
+    throw host.wrap(err);
+  } finally {
+    if (!done) {
+      // A COPY still streaming cannot be rolled back on this connection: drop the connection (the server aborts).
+      stream?.destroy();
+      if (!stream) await client.query('ROLLBACK').catch(() => {});
+    }
+    client.release(done ? undefined : true);
+  }
+}
+
+/**
+ * Replace the `$n` parameters of generated SQL by `current_setting('nucleus.pass_through_<n>')` (outside quoted
+ * identifiers and string literals), for statements that take no parameters (COPY).
+ */
+export function inlineParameters(sql: string, count: number): { text: string; names: string[] } {
+  const names = Array.from({ length: count }, (_, i) => `nucleus.pass_through_${i + 1}`);
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const ch = sql[i];
+    if (ch === '"' || ch === "'") {
+      // a quoted identifier or a standard string literal; a doubled quote stays inside
+      let j = i + 1;
+      while (j < sql.length) {
+        if (sql[j] === ch) {
+          if (sql[j + 1] === ch) j += 2;
+          else break;
+        } else j++;
+      }
+      out += sql.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (ch === '$' && /\d/.test(sql[i + 1] ?? '')) {
+      let j = i + 1;
+      while (/\d/.test(sql[j] ?? '')) j++;
+      const n = Number(sql.slice(i + 1, j));
+      if (n < 1 || n > count) throw new RangeError(`SQL refers to parameter $${n} of ${count}`);
+      out += `current_setting('${names[n - 1]}')`;
+      i = j;
+      continue;
+    }
+    out += ch;
+    i++;
+  }
+  return { text: out, names };
+}
+
+/**
+ * Whether a slice can be fed to COPY unchanged: staged with `pg-copy`, readable as bytes, and a staged schema that
+ * gives the column order of the bytes.
+ */
+export function isPassThroughSlice(req: ImportRequest, slice: ImportSlice): boolean {
+  return (
+    slice.codec === PG_COPY_CODEC_ID && typeof slice.reader.iterEncoded === 'function' && !!req.schema?.fields.length
+  );
+}
+
+/**
+ * Feed one staged `pg-copy` slice to `COPY table (columns) FROM STDIN` unchanged, with backpressure; the reader
+ * verifies the bytes (sha256, size, rows) and fails before the last chunk reaches the server when they are damaged,
+ * so COPY never completes on a damaged slice. Returns the rows the server copied.
+ */
+export async function copyInSlice(
+  client: pg.PoolClient,
+  table: string,
+  columns: string[],
+  slice: ImportSlice,
+  opts: { signal?: AbortSignal; what: string; onRows?: (rows: number) => void },
+): Promise<number> {
+  const stream = client.query(
+    copyFrom(`COPY ${table} (${columns.map((c) => quoteIdentifier(c)).join(', ')}) FROM STDIN`),
+  );
+  const { signal, what, onRows } = opts;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of slice.reader.iterEncoded!()) {
+      throwIfAborted(signal, what);
+      if (onRows) {
+        let n = 0;
+        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) n++;
+        onRows(n);
+      }
+      yield chunk;
+    }
+  }
+  await pipeline(Readable.from(chunks(), { objectMode: false }), stream);
+  return (stream as unknown as { rowCount: number }).rowCount;
+}

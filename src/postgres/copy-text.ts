@@ -1,0 +1,307 @@
+import type { RowCounter } from '../contracts/staging.js';
+import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { arrayLiteral } from './copy-encoding.js';
+import { parseJsonExact, stringifyJsonExact } from './json-exact.js';
+import { parseArrayLiteral, parseBytea, parseTimestamp } from './type-mapping.js';
+
+/*
+ * PostgreSQL's COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format"): one row per
+ * line ended by a newline (0x0A), columns separated by a tab, NULL written `\N`, and inside a value a backslash, a
+ * newline, a carriage return and a tab written `\\`, `\n`, `\r`, `\t`. A raw 0x0A byte therefore always ends a row
+ * (UTF-8 never uses 0x0A inside a multi-byte character), which is what lets the rows be counted without decoding.
+ */
+
+const NL = 0x0a;
+
+/**
+ * Counts the rows of COPY text: one per newline byte. `end()` throws when the bytes end inside a row.
+ * @internal
+ */
+export function copyTextRowCounter(): RowCounter {
+  let rows = 0;
+  let last = NL;
+  return {
+    push(chunk: Uint8Array) {
+      if (chunk.byteLength === 0) return;
+      for (let i = chunk.indexOf(NL); i !== -1; i = chunk.indexOf(NL, i + 1)) rows++;
+      last = chunk[chunk.byteLength - 1];
+    },
+    end() {
+      if (last !== NL) throw new Error('the COPY text ends inside a row (no final newline)');
+      return rows;
+    },
+  };
+}
+
+const ESCAPES = /[\\\n\r\t]/g;
+const ESCAPED: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** One value's text escaped for a COPY text field. */
+export function escapeCopyText(s: string): string {
+  return s.replace(ESCAPES, (c) => ESCAPED[c]);
+}
+
+/** How a column's values become PostgreSQL text and back, derived from its {@link FieldSchema}. */
+interface ColumnPlan {
+  name: string;
+  field: FieldSchema | undefined;
+  /** The column is a PostgreSQL array (its text is an array literal, not JSON). */
+  array: boolean;
+  parse: (text: string) => Value;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function byteaText(bytes: Uint8Array): string {
+  if (bytes.length > 64) return `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
+  let s = '\\x';
+  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]];
+  return s;
+}
+
+/** A field's PostgreSQL array-ness, from the details the exact value model adds (`native.type`, `logical.element`). */
+function isArrayField(f: FieldSchema | undefined): boolean {
+  const details = f as (FieldSchema & { native?: { type?: string }; logical?: { element?: string } }) | undefined;
+  return !!details && (details.native?.type?.endsWith(']') === true || details.logical?.element !== undefined);
+}
+
+function elementParser(f: FieldSchema | undefined): (text: string) => Value {
+  const details = f as (FieldSchema & { logical?: { element?: string } }) | undefined;
+  return scalarParser(details?.logical?.element);
+}
+
+function scalarParser(type: string | undefined): (text: string) => Value {
+  switch (type) {
+    case 'int32':
+      return (s) => Number.parseInt(s, 10);
+    case 'int64':
+      return (s) => BigInt(s);
+    case 'float64':
+      return (s) => Number.parseFloat(s);
+    case 'boolean':
+      return (s) => s === 't' || s === 'true';
+    case 'timestamp':
+      return parseTimestamp;
+    case 'json':
+      return parseJsonExact;
+    case 'binary':
+      return parseBytea;
+    default:
+      return (s) => s;
+  }
+}
+
+function plan(schema: RecordSchema | undefined): ColumnPlan[] {
+  if (!schema?.fields.length) {
+    throw new IngestError('config_invalid', 'The pg-copy codec needs the RecordSchema of the rows (column order)', {
+      details: { issues: ['schema: required by the pg-copy codec'] },
+    });
+  }
+  return schema.fields.map((field) => {
+    const array = isArrayField(field);
+    const element = elementParser(field);
+    return {
+      name: field.name,
+      field,
+      array,
+      parse: array ? (s: string) => parseArrayLiteral(s, element) : scalarParser(field.type),
+    };
+  });
+}
+
+/** PostgreSQL text of one value of column `c` (before COPY escaping). */
+function valueText(v: Value, c: ColumnPlan): string {
+  switch (typeof v) {
+    case 'string':
+      return c.field?.type === 'json' && !c.array ? JSON.stringify(v) : v;
+    case 'bigint':
+      return v.toString();
+    case 'number':
+      if (c.field?.type === 'json' && !c.array) return stringifyJsonExact(v);
+      return Object.is(v, -0) ? '-0' : String(v);
+    case 'boolean':
+      return c.field?.type === 'json' && !c.array ? String(v) : v ? 't' : 'f';
+    default:
+      break;
+  }
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new RangeError('Invalid Date');
+    return v.toISOString();
+  }
+  if (v instanceof Uint8Array) return byteaText(v);
+  // exact value classes (Timestamp, JsonText) write their own PostgreSQL text
+  const exact = v as unknown as { toPostgres?: () => string; text?: unknown; parse?: unknown };
+  if (typeof exact.toPostgres === 'function') return exact.toPostgres();
+  if (typeof exact.text === 'string' && typeof exact.parse === 'function') return exact.text;
+  if (Array.isArray(v) && c.array) return arrayLiteral(v);
+  return stringifyJsonExact(v);
+}
+
+/**
+ * Rows → COPY text, in the schema's column order (the generic path of the `pg-copy` codec: rows from any source).
+ * A value holding NUL (which PostgreSQL text cannot store) is refused with `row_rejected`.
+ */
+export async function* encodeCopyText(
+  batches: AsyncIterable<Row[]>,
+  schema: RecordSchema | undefined,
+): AsyncGenerator<Uint8Array> {
+  const cols = plan(schema);
+  let rowNo = 0;
+  for await (const batch of batches) {
+    let out = '';
+    for (const row of batch) {
+      rowNo++;
+      for (let i = 0; i < cols.length; i++) {
+        const c = cols[i];
+        const v = Object.hasOwn(row, c.name) ? row[c.name] : null;
+        if (i > 0) out += '\t';
+        if (v === null || v === undefined) {
+          out += '\\N';
+          continue;
+        }
+        let s: string;
+        try {
+          s = valueText(v, c);
+        } catch (err) {
+          throw reject(rowNo, c.name, `cannot encode value: ${(err as Error).message}`, err);
+        }
+        if (s.includes('\u0000')) throw reject(rowNo, c.name, 'text contains a NUL character');
+        out += escapeCopyText(s);
+      }
+      out += '\n';
+    }
+    if (out) yield Buffer.from(out, 'utf8');
+  }
+}
+
+function reject(row: number, column: string, why: string, cause?: unknown): IngestError {
+  return new IngestError(
+    'row_rejected',
+    `Row ${row} cannot be written as COPY text, column ${JSON.stringify(column)}: ${why}`,
+    {
+      cause,
+      details: { row, column },
+    },
+  );
+}
+
+/**
+ * COPY text → rows, typed by the schema like the PostgreSQL source types them (the generic path: a sink that is not
+ * PostgreSQL reads pass-through slices as rows). One batch per input chunk of whole lines.
+ * @throws IngestError `staging_corrupt` for a line that is not COPY text of the schema's columns.
+ */
+export async function* decodeCopyText(
+  bytes: AsyncIterable<Uint8Array>,
+  schema: RecordSchema | undefined,
+): AsyncGenerator<Row[]> {
+  const cols = plan(schema);
+  const risky = cols.some((c) => c.name === '__proto__');
+  let carry: Buffer | undefined;
+  let lineNo = 0;
+  const rowsOf = (text: string): Row[] => {
+    const out: Row[] = [];
+    let start = 0;
+    while (start < text.length) {
+      const end = text.indexOf('\n', start);
+      if (end < 0) break;
+      lineNo++;
+      out.push(parseLine(text.slice(start, end), cols, lineNo, risky));
+      start = end + 1;
+    }
+    return out;
+  };
+  for await (const chunk of bytes) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const last = buf.lastIndexOf(NL);
+    if (last < 0) {
+      carry = carry ? Buffer.concat([carry, buf]) : buf;
+      continue;
+    }
+    const head = carry ? Buffer.concat([carry, buf.subarray(0, last + 1)]) : buf.subarray(0, last + 1);
+    carry = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : undefined;
+    const rows = rowsOf(head.toString('utf8'));
+    if (rows.length) yield rows;
+  }
+  if (carry?.length) {
+    throw new IngestError('staging_corrupt', `COPY text ends inside row ${lineNo + 1} (no final newline)`, {
+      details: { line: lineNo + 1 },
+    });
+  }
+}
+
+function parseLine(line: string, cols: ColumnPlan[], lineNo: number, risky: boolean): Row {
+  const fields = line.split('\t');
+  if (fields.length !== cols.length) {
+    throw new IngestError(
+      'staging_corrupt',
+      `COPY text line ${lineNo} has ${fields.length} columns, the schema has ${cols.length}`,
+      { details: { line: lineNo } },
+    );
+  }
+  const row: Row = {};
+  for (let i = 0; i < cols.length; i++) {
+    const raw = fields[i];
+    let v: Value;
+    if (raw === '\\N') v = null;
+    else {
+      const text = raw.includes('\\') ? unescapeCopy(raw, lineNo) : raw;
+      try {
+        v = cols[i].parse(text);
+      } catch (err) {
+        throw new IngestError(
+          'staging_corrupt',
+          `COPY text line ${lineNo}, column ${JSON.stringify(cols[i].name)}: ${(err as Error).message}`,
+          { cause: err, details: { line: lineNo, column: cols[i].name } },
+        );
+      }
+    }
+    if (risky)
+      Object.defineProperty(row, cols[i].name, { value: v, enumerable: true, writable: true, configurable: true });
+    else row[cols[i].name] = v;
+  }
+  return row;
+}
+
+const SIMPLE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+
+/** Undo COPY text escapes: `\b \f \n \r \t \v`, `\\`, octal `\ooo`, hex `\xhh`; any other `\c` is `c`. */
+function unescapeCopy(s: string, lineNo: number): string {
+  let out = '';
+  const bytes: number[] = [];
+  const flushBytes = () => {
+    if (bytes.length) {
+      out += Buffer.from(bytes).toString('utf8');
+      bytes.length = 0;
+    }
+  };
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (ch !== '\\') {
+      flushBytes();
+      out += ch;
+      continue;
+    }
+    const next = s[++i];
+    if (next === undefined)
+      throw new IngestError('staging_corrupt', `COPY text line ${lineNo} ends with a lone backslash`, {
+        details: { line: lineNo },
+      });
+    if (next >= '0' && next <= '7') {
+      let j = i;
+      while (j < i + 3 && s[j] >= '0' && s[j] <= '7') j++;
+      bytes.push(Number.parseInt(s.slice(i, j), 8) & 0xff);
+      i = j - 1;
+    } else if (next === 'x' && /[0-9a-fA-F]/.test(s[i + 1] ?? '')) {
+      let j = i + 1;
+      while (j < i + 3 && /[0-9a-fA-F]/.test(s[j] ?? '')) j++;
+      bytes.push(Number.parseInt(s.slice(i + 1, j), 16));
+      i = j - 1;
+    } else {
+      flushBytes();
+      out += SIMPLE[next] ?? next;
+    }
+  }
+  flushBytes();
+  return out;
+}
