@@ -10,6 +10,7 @@
  *   DISPOSITION                       'append' | 'merge'
  *   STAGING                           'fs' (FS_ROOT) | 's3' (S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY)
  *   STAGING_PREFIX                    key prefix of the staging sessions (default 'ingestion')
+ *   CODEC                             staging codec: 'ndjson' (default) | 'pg-copy' (the PostgreSQL pass-through)
  *   CRASH_AT / CRASH_N                SIGKILL at the N-th (default 1st) hit of a named point (see crash-worker-points.ts)
  *   PAUSE_AT / PAUSE_N                SIGSTOP at the N-th hit of a named point (the parent sends SIGCONT)
  *   CRASH_AFTER_MS                    SIGKILL after this many milliseconds, wherever the run is
@@ -24,7 +25,7 @@ import pg from 'pg';
 import { FileSystemObjectStore } from '../../../src/fs/index.js';
 import type { IngestionEvent, KvStore, StagingProvider, StagingSession } from '../../../src/index.js';
 import { checkpointKey, IngestError, ObjectStoreStagingProvider, runUnit } from '../../../src/index.js';
-import { PostgresKvStore, PostgresSink, PostgresSource } from '../../../src/postgres/index.js';
+import { PostgresKvStore, PostgresSink, PostgresSource, pgCopyCodec } from '../../../src/postgres/index.js';
 
 const env = process.env;
 const schema = need('PG_SCHEMA');
@@ -99,6 +100,8 @@ function wrapSession(session: StagingSession): StagingSession {
       if (opts?.slice === undefined) return r;
       importing = true;
       return {
+        // pass-through slices: the same crash point after CRASH_ROWS rows (newlines) went to COPY
+        ...(r.iterEncoded ? { iterEncoded: () => encodedWithCrashPoint(r.iterEncoded!()) } : {}),
         async *iterBatches(chunkSize: number) {
           for await (const batch of r.iterBatches(chunkSize)) {
             if (importing && rowsRead < crashRows && rowsRead + batch.length >= crashRows) {
@@ -119,6 +122,24 @@ function wrapSession(session: StagingSession): StagingSession {
       };
     },
   });
+
+  async function* encodedWithCrashPoint(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      let at = -1;
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+        if (importing && rowsRead < crashRows && ++rowsRead === crashRows) at = i + 1;
+      }
+      if (at < 0) {
+        yield chunk;
+        continue;
+      }
+      // Hand the rows before the crash point to COPY first, so the server holds part of the slice.
+      yield chunk.subarray(0, at);
+      await new Promise((res) => setTimeout(res, 50));
+      hit('copy');
+      yield chunk.subarray(at);
+    }
+  }
 }
 
 function wrapStaging(staging: StagingProvider): StagingProvider {
@@ -174,6 +195,7 @@ function wrapPool(pool: pg.Pool): pg.Pool {
 
 async function stagingProvider(): Promise<StagingProvider> {
   const prefix = env.STAGING_PREFIX ?? 'ingestion';
+  const codec = env.CODEC === 'pg-copy' ? pgCopyCodec() : undefined;
   if ((env.STAGING ?? 'fs') === 's3') {
     // Loaded only here: the AWS SDK takes a while to import.
     const { S3Client } = await import('@aws-sdk/client-s3');
@@ -186,9 +208,13 @@ async function stagingProvider(): Promise<StagingProvider> {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    return new ObjectStoreStagingProvider({ store: new S3ObjectStore({ client, bucket: need('S3_BUCKET') }), prefix });
+    return new ObjectStoreStagingProvider({
+      store: new S3ObjectStore({ client, bucket: need('S3_BUCKET') }),
+      prefix,
+      codec,
+    });
   }
-  return new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: need('FS_ROOT') }), prefix });
+  return new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: need('FS_ROOT') }), prefix, codec });
 }
 
 function exitCode(err: unknown): number {
