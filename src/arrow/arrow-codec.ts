@@ -14,6 +14,7 @@ import { parseCodecOptions } from '../codecs/codec-options.js';
 import type { RecordCodec } from '../contracts/staging.js';
 import type { FieldType, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { arrowRowCounter } from './arrow-row-counter.js';
 import {
   absentField,
   arrowField,
@@ -63,6 +64,8 @@ export function arrowCodec(options: ArrowCodecOptions = {}): RecordCodec {
     extension: '.arrows',
     encode: (batches, schema) => encodeArrow(batches, schema, batchRows),
     decode: (bytes) => decodeArrow(bytes),
+    // rows counted from message metadata, no decode (verification in one pass)
+    rowCounter: arrowRowCounter,
   };
 }
 
