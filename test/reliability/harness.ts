@@ -336,7 +336,8 @@ export async function checkInvariants(
 
 /** Figures of one suite, written to `.tmp/reliability/<suite>.json` (see test/reliability/update-guarantees.ts). */
 export function recordFigures(suite: string, figures: Record<string, unknown>): void {
-  const file = join(ROOT, `.tmp/reliability/${suite}.json`);
+  // a variant run with another staging codec (CODEC=pg-copy, see *-pass-through.test.ts) keeps its own figures
+  const file = join(ROOT, `.tmp/reliability/${suite}${process.env.CODEC ? `-${process.env.CODEC}` : ''}.json`);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({ suite, ...figures, soak: SOAK, at: new Date().toISOString() }, null, 2)}\n`);
 }

@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import { IngestError, type IngestionEvent, ObjectStoreStagingProvider, runUnit } from '../../src/index.js';
-import { PostgresKvStore, PostgresSink, PostgresSource } from '../../src/postgres/index.js';
+import { PostgresKvStore, PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { addSourceRows, checkInvariants, createTables, recordFigures } from './harness.js';
@@ -105,7 +105,11 @@ async function runOnce(onEvent?: (e: IngestionEvent) => void) {
   return runUnit({
     source: new PostgresSource({ pool: env.newPool({ max: 2 }), units: { [unitId]: { cursorColumns: ['seq'] } } }),
     sink: new PostgresSink({ pool: hookedPool(), schema: env.schema, tables: { [unitId]: `${env.schema}.dst` } }),
-    staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root }) }),
+    // CODEC=pg-copy: the pass-through variant (network-faults-pg-pass-through.test.ts)
+    staging: new ObjectStoreStagingProvider({
+      store: new FileSystemObjectStore({ root }),
+      ...(process.env.CODEC === 'pg-copy' ? { codec: pgCopyCodec() } : {}),
+    }),
     kv,
     unit: { vendor: 'postgres', endpointId: 'crash-src', unitId, sinkId: 'crash-dst' },
     mode: 'incremental',
