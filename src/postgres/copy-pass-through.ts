@@ -22,6 +22,10 @@ const GATHER_BYTES = 1024 * 1024;
 /** Text settings of the export, on top of the source's read settings (interval text every server reads back). */
 const COPY_SETTINGS = "SET LOCAL IntervalStyle = 'postgres'";
 
+/** Text settings of the import (inside the slice transaction). */
+const COPY_IN_SETTINGS =
+  "SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL DateStyle = 'ISO, YMD'";
+
 /** What {@link copyOutSlice} needs from the source. */
 export interface CopyOutHost {
   /** `PostgresSource.readEncoded of "s.t" (slice 3)`, for messages. */
@@ -147,7 +151,8 @@ export function isPassThroughSlice(req: ImportRequest, slice: ImportSlice): bool
 /**
  * Feed one staged `pg-copy` slice to `COPY table (columns) FROM STDIN` unchanged, with backpressure; the reader
  * verifies the bytes (sha256, size, rows) and fails before the last chunk reaches the server when they are damaged,
- * so COPY never completes on a damaged slice. Returns the rows the server copied.
+ * so COPY never completes on a damaged slice. Runs inside the caller's slice transaction (its settings are `LOCAL`).
+ * Returns the rows the server copied.
  */
 export async function copyInSlice(
   client: pg.PoolClient,
@@ -156,6 +161,9 @@ export async function copyInSlice(
   slice: ImportSlice,
   opts: { signal?: AbortSignal; what: string; onRows?: (rows: number) => void },
 ): Promise<number> {
+  // Read the source's text as it was written (UTC, postgres-style intervals), whatever the sink session's defaults:
+  // a `timestamp` value staged without an offset lands in a `timestamptz` target as UTC, as on the row path.
+  await client.query(COPY_IN_SETTINGS);
   const stream = client.query(
     copyFrom(`COPY ${table} (${columns.map((c) => quoteIdentifier(c)).join(', ')}) FROM STDIN`),
   );
