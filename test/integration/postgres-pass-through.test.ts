@@ -216,6 +216,38 @@ describe('pg-copy pass-through: PostgreSQL → staging → PostgreSQL', () => {
     expect(rows[0]).toEqual({ n: 50, same: 50 });
   }, 60_000);
 
+  it('an empty table, then an incremental run with nothing new: empty slices, zero rows, checkpoint kept', async () => {
+    const s = env.schema;
+    await env.query(`CREATE TABLE "${s}".empty_src (id bigint PRIMARY KEY, at timestamptz NOT NULL)`);
+    const unitId = `${s}.empty_src`;
+    const kv = new MemoryKvStore();
+    const run = () =>
+      runUnit({
+        source: new PostgresSource({ pool: env.newPool({ max: 2 }), units: { [unitId]: { cursorColumns: ['at'] } } }),
+        sink: new PostgresSink({
+          pool: env.newPool({ max: 2 }),
+          tables: { [unitId]: `${s}.empty_dst` },
+          ledgerTable: `${s}.ledger`,
+        }),
+        staging: staging().provider,
+        kv,
+        unit: { vendor: 'postgres', endpointId: 'empty', unitId },
+        mode: 'incremental',
+      });
+    const first = await run();
+    expect(first.stats).toMatchObject({ rowsExported: 0, rowsImported: 0 });
+    await env.query(
+      `INSERT INTO "${s}".empty_src VALUES (1, '2024-01-01T00:00:00.000001Z'), (2, '2024-01-01T00:00:00.000002Z')`,
+    );
+    const second = await run();
+    expect(second.stats).toMatchObject({ rowsExported: 2, rowsImported: 2 });
+    expect(second.newCheckpoint).toMatchObject({ values: ['2024-01-01T00:00:00.000002Z'] });
+    const third = await run();
+    expect(third.stats).toMatchObject({ rowsExported: 0, rowsImported: 0 });
+    expect(third.newCheckpoint).toEqual(second.newCheckpoint);
+    expect(await differing(s, 'empty_src', 'empty_dst')).toBe(0);
+  }, 60_000);
+
   it('a generic sink reads pg-copy slices as the same rows the row path gives', async () => {
     await prepare();
     // TODO(values): the whole table once the exact value model (Timestamp ±infinity, array details) is on main
