@@ -21,8 +21,10 @@ import {
   runUnit,
 } from '../../src/index.js';
 import { PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
+import { S3ObjectStore } from '../../src/s3/index.js';
 import { MemorySink, MemorySource } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
+import { createTestS3Client, testBucket, uniquePrefix } from '../helpers/s3.js';
 
 const env = usePostgres('pass');
 const tmp = mkdtempSync(join(tmpdir(), 'pg-pass-'));
@@ -144,6 +146,32 @@ describe('pg-copy pass-through: PostgreSQL → staging → PostgreSQL', () => {
     const { rows } = await env.query(`SELECT t, by, tstz::text, jb::text FROM "${s}".dst WHERE id = 1`);
     expect(rows[0].t).toContain('\\N');
     expect(rows[0].tstz).toBe('2024-02-29 18:29:59.999999+00');
+  }, 120_000);
+
+  it('through S3 staging (multipart for large slices): exact, rows counted', async () => {
+    await prepare();
+    const s = env.schema;
+    await env.query(`CREATE TABLE "${s}".dst_s3 (LIKE "${s}".src INCLUDING ALL)`);
+    const unitId = `${s}.src`;
+    const r = await runUnit({
+      source: new PostgresSource({ pool: env.newPool({ max: 4 }) }),
+      sink: new PostgresSink({
+        pool: env.newPool({ max: 4 }),
+        tables: { [unitId]: `${s}.dst_s3` },
+        ledgerTable: `${s}.ledger`,
+      }),
+      staging: new ObjectStoreStagingProvider({
+        store: new S3ObjectStore({ client: createTestS3Client(), bucket: testBucket() }),
+        prefix: uniquePrefix('pass').replace(/\/$/, ''),
+        codec: pgCopyCodec(),
+      }),
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'pass-s3', unitId, sinkId: 'dst_s3' },
+      mode: 'full',
+      policy: { sliceMaxRows: 2500, chunkSize: 500 },
+    });
+    expect(r.stats).toMatchObject({ rowsExported: N, rowsImported: N });
+    expect(await differing(s, 'src', 'dst_s3')).toBe(0);
   }, 120_000);
 
   it('a re-import of the same run adds nothing (the ledger), and merge keeps the last version', async () => {
