@@ -247,6 +247,7 @@ describe('pg-copy pass-through: PostgreSQL → staging → PostgreSQL', () => {
   it('an empty table, then an incremental run with nothing new: empty slices, zero rows, checkpoint kept', async () => {
     const s = env.schema;
     await env.query(`CREATE TABLE "${s}".empty_src (id bigint PRIMARY KEY, at timestamptz NOT NULL)`);
+    await env.query(`CREATE TABLE "${s}".empty_dst (LIKE "${s}".empty_src)`);
     const unitId = `${s}.empty_src`;
     const kv = new MemoryKvStore();
     const run = () =>
