@@ -47,30 +47,43 @@ export async function exportEncodedSlice(
     return false;
   }
   const encoded = batches;
+  const rowSizes = new RowSizeCheck(rc, slice.index);
   await withSpan(
     'ingestion.slice',
     { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
     async (span) => {
       try {
         const it = abortable(encoded, rc.signal, `Export (${rc.where(slice.index)})`)[Symbol.asyncIterator]();
-        while (true) {
-          let next: IteratorResult<{ bytes: Uint8Array; schema?: RecordSchema }>;
-          try {
-            next = await it.next();
-          } catch (err) {
-            throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, {
-              slice: slice.index,
-            });
+        let ended = false;
+        try {
+          while (true) {
+            let next: IteratorResult<{ bytes: Uint8Array; schema?: RecordSchema }>;
+            try {
+              next = await it.next();
+            } catch (err) {
+              throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, {
+                slice: slice.index,
+              });
+            }
+            if (next.done) {
+              ended = true;
+              break;
+            }
+            const { bytes, schema } = next.value;
+            if (schema && !progress.schema) progress.schema = schema;
+            rowSizes.check(bytes);
+            await stagingCall(
+              rc,
+              () => writer.writeEncoded!(bytes, { schema: progress.schema }),
+              `writing slice ${slice.index}`,
+              slice.index,
+            );
           }
-          if (next.done) break;
-          const { bytes, schema } = next.value;
-          if (schema && !progress.schema) progress.schema = schema;
-          await stagingCall(
-            rc,
-            () => writer.writeEncoded!(bytes, { schema: progress.schema }),
-            `writing slice ${slice.index}`,
-            slice.index,
-          );
+          ended = true;
+        } finally {
+          // Stopping early (a row too large, a staging failure) must end the source's read: its COPY, its transaction
+          // and its connection (abortable closes the source in the background).
+          if (!ended) await it.return?.(undefined).catch(() => {});
         }
         rc.throwIfAborted('Export');
         await stagingCall(rc, () => writer.close(), `finishing slice ${slice.index}`, slice.index);
@@ -102,4 +115,39 @@ export async function exportEncodedSlice(
     },
   );
   return true;
+}
+
+/**
+ * `policy.maxRowBytes` on encoded bytes of a newline-terminated codec (a row is a line): a row longer than the limit
+ * fails the slice with `row_rejected`, as on the row path (where the limit applies to the row's estimated size).
+ */
+class RowSizeCheck {
+  #line = 0;
+  #row = 0;
+  constructor(
+    readonly rc: RunContext,
+    readonly slice: number,
+  ) {}
+
+  check(bytes: Uint8Array): void {
+    const max = this.rc.policy.maxRowBytes;
+    let start = 0;
+    for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) {
+      this.#fits(this.#line + (i - start), max);
+      this.#line = 0;
+      this.#row++;
+      start = i + 1;
+    }
+    this.#line += bytes.byteLength - start;
+    this.#fits(this.#line, max);
+  }
+
+  #fits(length: number, max: number): void {
+    if (length <= max) return;
+    throw new IngestError(
+      'row_rejected',
+      `Row ${this.#row} of slice ${this.slice} is over ${max} bytes as encoded text, over policy.maxRowBytes (${this.rc.where(this.slice)})`,
+      { details: { slice: this.slice, row: this.#row, bytes: length, maxRowBytes: max } },
+    );
+  }
 }

@@ -413,6 +413,34 @@ describe('pg-copy pass-through: PostgreSQL → staging → PostgreSQL', () => {
     expect(b[2]).toEqual({ id: 3n, t: null, n: null, at: null, j: null, by: null, f: Number.POSITIVE_INFINITY });
   }, 60_000);
 
+  it('policy.maxRowBytes holds on the pass-through: a longer row fails the slice with row_rejected', async () => {
+    const s = env.schema;
+    await env.query(`CREATE TABLE "${s}".wide (id int PRIMARY KEY, t text)`);
+    await env.query(
+      `INSERT INTO "${s}".wide SELECT g, repeat('x', CASE WHEN g = 700 THEN 5000 ELSE 10 END) FROM generate_series(1, 1000) g`,
+    );
+    const unitId = `${s}.wide`;
+    const err = await runUnit({
+      source: new PostgresSource({ pool: env.newPool({ max: 2 }) }),
+      sink: new PostgresSink({
+        pool: env.newPool({ max: 2 }),
+        tables: { [unitId]: `${s}.wide_dst` },
+        ledgerTable: `${s}.ledger`,
+      }),
+      staging: staging().provider,
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'wide', unitId },
+      mode: 'full',
+      policy: { maxRowBytes: 1000, retry: { maxAttempts: 1 } },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(IngestError.is(err, 'row_rejected'), String(err)).toBe(true);
+    expect((err as IngestError).details).toMatchObject({ maxRowBytes: 1000 });
+    expect((err as IngestError).details.bytes).toBeGreaterThan(1000);
+  }, 60_000);
+
   it('refuses text with NUL with row_rejected naming the column', async () => {
     const unitId = 'mem.nul';
     const err = await runUnit({
