@@ -22,7 +22,7 @@ import {
 } from '../../src/index.js';
 import { PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
-import { MemorySink, MemorySource } from '../../src/testing/index.js';
+import { MemorySink, MemorySource, testContext } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
 import { createTestS3Client, testBucket, uniquePrefix } from '../helpers/s3.js';
 
@@ -537,6 +537,58 @@ describe('pg-copy pass-through: damaged staging', () => {
     writeFileSync(join(m.runDir, 'manifest.json'), JSON.stringify(manifest));
     await expectCorrupt(m);
   }, 120_000);
+
+  it('a reader failing in the middle of a COPY rolls the slice back: no row, no ledger entry, and a retry loads it once', async () => {
+    const s = env.schema;
+    await env.query(`CREATE TABLE "${s}".mid (id int PRIMARY KEY, t text)`);
+    const unitId = `${s}.mid_src`;
+    const pool = env.newPool({ max: 1 });
+    const sink = new PostgresSink({ pool, tables: { [unitId]: `${s}.mid` }, ledgerTable: `${s}.ledger` });
+    const lines = Array.from({ length: 5000 }, (_, i) => `${i}\trow ${i}\n`).join('');
+    const bytes = Buffer.from(lines);
+    const schema: RecordSchema = {
+      fields: [
+        { name: 'id', type: 'int32', nullable: false },
+        { name: 't', type: 'string', nullable: true },
+      ],
+    };
+    const slice = (fail: boolean) => ({
+      index: 0,
+      rows: 5000,
+      codec: 'pg-copy',
+      reader: {
+        async *iterBatches() {},
+        async *iterEncoded() {
+          yield bytes.subarray(0, 40_000);
+          await new Promise((r) => setTimeout(r, 20));
+          if (fail) throw new IngestError('staging_corrupt', 'damaged on the way');
+          yield bytes.subarray(40_000);
+        },
+      },
+    });
+    const request = (fail: boolean) => ({
+      unitId,
+      reader: { async *iterBatches() {} },
+      slices: [slice(fail)],
+      handles: [],
+      schema,
+      disposition: 'append' as const,
+    });
+    const ctx = testContext({ unitId, runId: 'mid-run', endpointId: 'mid' });
+    const err = await sink.import(request(true), ctx).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(IngestError.is(err, 'staging_corrupt'), String(err)).toBe(true);
+    expect((await env.query(`SELECT count(*)::int AS n FROM "${s}".mid`)).rows[0].n).toBe(0);
+    expect((await env.query(`SELECT count(*)::int AS n FROM "${s}".ledger WHERE run_id = 'mid-run'`)).rows[0].n).toBe(
+      0,
+    );
+    const ok = await sink.import(request(false), ctx);
+    expect(ok.rowsImported).toBe(5000);
+    await sink.import(request(false), ctx); // the ledger makes a repeat a no-op
+    expect((await env.query(`SELECT count(*)::int AS n FROM "${s}".mid`)).rows[0].n).toBe(5000);
+  }, 60_000);
 
   it('the byte reader itself never hands out the end of a damaged slice', async () => {
     const c = await exported('reader');
