@@ -695,7 +695,7 @@ async function readResume(client: pg.PoolClient, unit: Unit, ck: unknown): Promi
     [r.from, unit.cursor],
     [r.key, unit.key],
   ] as const) {
-    if (vals) vals.forEach((v, i) => casts.push(p.add(v, cols[i])));
+    if (vals) for (let i = 0; i < vals.length; i++) casts.push(p.add(vals[i], cols[i]));
   }
   if (casts.length) {
     try {
