@@ -15,8 +15,9 @@ export interface PostgresSinkConfig {
   /** Pool size when the sink builds its own pool. @defaultValue 4 */
   maxConnections?: number;
   /**
-   * Rows read from staging per batch. Rows are encoded for COPY one by one and sent in pieces of about 1 MiB, so
-   * memory follows the bytes of about two batches of rows. @defaultValue 128
+   * Most rows read from staging per batch. Batches are also sized by bytes (about 2 MiB, from the row size seen in
+   * earlier slices), rows are encoded for COPY one by one and sent in pieces of about 1 MiB: memory follows bytes,
+   * not rows. @defaultValue 10000
    */
   batchSize?: number;
   /**

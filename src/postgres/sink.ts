@@ -24,8 +24,12 @@ import {
 import { fieldTypeToPgType } from './type-mapping.js';
 
 const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
-/** Rows read from staging per batch (the staging reader holds about two batches). */
-const DEFAULT_BATCH = 128;
+/** Most rows read from staging per batch. */
+const DEFAULT_BATCH = 10_000;
+/** Bytes of rows a batch read from staging aims at (the staging reader holds about two batches). */
+const READ_BATCH_BYTES = 2 * 1024 * 1024;
+/** Rows per batch before the row size is known. */
+const FIRST_READ_BATCH = 32;
 /** Bytes of CSV handed to COPY at a time. */
 const COPY_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
@@ -456,7 +460,14 @@ export class PostgresSink implements SinkEndpoint {
         `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`,
       ),
     );
-    const batchSize = this.#config.batchSize ?? DEFAULT_BATCH;
+    // Batches are sized by bytes as well as rows: by the row size seen in earlier slices of this import (rows of
+    // unknown size are read a few at a time).
+    const maxRows = this.#config.batchSize ?? DEFAULT_BATCH;
+    const seen = progress.encoded;
+    const batchSize =
+      seen.rows > 0
+        ? Math.max(1, Math.min(maxRows, Math.floor(READ_BATCH_BYTES / Math.max(1, seen.chars / seen.rows))))
+        : Math.min(maxRows, FIRST_READ_BATCH);
     const signal = ctx.signal;
     const runId = ctx.runId;
     // Rows are encoded one by one and sent in pieces of about COPY_CHUNK_BYTES: memory follows the bytes of a few
@@ -476,6 +487,8 @@ export class PostgresSink implements SinkEndpoint {
               pending = '';
             }
             pending += text;
+            seen.rows++;
+            seen.chars += text.length;
           } catch (err) {
             if (!(err instanceof RangeError)) throw err;
             throw new IngestError(
@@ -529,6 +542,8 @@ export function cdmJdbcSink(options: PostgresSinkOptions): CdmJdbcSink {
 /** Progress events, throttled: at most one every 500 ms, plus one per committed slice. */
 class Progress {
   rows = 0;
+  /** Rows encoded and their CSV length so far, to size the next slice's batches. */
+  readonly encoded = { rows: 0, chars: 0 };
   #last = 0;
   constructor(
     readonly ctx: IngestionContext,

@@ -27,10 +27,10 @@ const READ_SETTINGS =
 
 const DEFAULT_BATCH = 10_000;
 const DEFAULT_SLICE_ROWS = 500_000;
-const DEFAULT_FETCH_BYTES = 8 * 1024 * 1024;
+const DEFAULT_FETCH_BYTES = 2 * 1024 * 1024;
 const DEFAULT_BOUNDARY_ROWS = 100_000;
 /** Rows of the first FETCH, before the row size is known. */
-const FIRST_FETCH = 64;
+const FIRST_FETCH = 16;
 const MAX_SLICES = 1024;
 
 /** A unit resolved against the catalog. */
@@ -311,13 +311,14 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
       let current = await fetch();
       let first = true;
       while (current.length) {
-        const next = exhausted ? [] : await fetch();
+        // read ahead only to find the last batch, which carries the checkpoint of an unplanned read
+        const next = exhausted ? [] : finalCheckpoint ? await fetch() : undefined;
         const out: SourceBatch<PostgresCheckpoint> = { rows: current };
         if (first) out.schema = unit.schema;
         first = false;
-        if (!next.length && finalCheckpoint) out.checkpoint = finalCheckpoint;
+        if (next && !next.length && finalCheckpoint) out.checkpoint = finalCheckpoint;
         yield out;
-        current = next;
+        current = next ?? (exhausted ? [] : await fetch());
       }
       await client.query('COMMIT');
       done = true;
