@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { IngestionContext } from '../contracts/context.js';
-import type { UnitMetadata } from '../contracts/endpoint.js';
+import type { EndpointDescriptor, UnitMetadata } from '../contracts/endpoint.js';
 import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -115,7 +115,12 @@ interface SliceBounds {
  * @public
  */
 export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
-  readonly descriptor = postgresSourceDescriptor;
+  /**
+   * The `postgres` descriptor. It declares `ingest.incremental` only when some unit has `cursorColumns`, so
+   * `runUnit` runs a source without any cursor in `full` mode by default (and says so in `run.started`); an
+   * incremental run of a unit without a cursor is refused with `config_invalid`.
+   */
+  readonly descriptor: EndpointDescriptor<PostgresSourceConfig>;
   readonly #config: PostgresSourceConfig;
   readonly #pool: PgPoolLike;
   readonly #ownsPool: boolean;
@@ -126,6 +131,13 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     this.#config = config;
     this.#ownsPool = connection.owned;
     this.#pool = connection.pool;
+    const incremental = Object.values(config.units ?? {}).some((u) => u.cursorColumns?.length);
+    this.descriptor = incremental
+      ? postgresSourceDescriptor
+      : {
+          ...postgresSourceDescriptor,
+          capabilities: postgresSourceDescriptor.capabilities.filter((c) => c !== 'ingest.incremental'),
+        };
   }
 
   /** Tables and views with their schemas, primary keys and row estimates. @throws IngestError `source_failed` */
@@ -210,15 +222,14 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
         return plan;
       }
       plan.checkpoint = toCheckpoint(unit, reach);
-      if (mainRows + boundaryRows <= sliceRows || unit.key.length !== 1 || mainRows === 0) {
-        plan.slices = [{ index: 0, bounds: base }];
-        plan.estimatedRows = mainRows + boundaryRows;
-        return plan;
+      // Slices are primary-key ranges; each reads its range of the main part and of the boundary, and carries the
+      // fingerprints the plan saw in its range of the boundary (together exactly the checkpoint's).
+      await this.#split(client, unit, resume, base, plan, sliceRows, mainRows + boundaryRows);
+      if (plan.slices.length > 1) {
+        const cuts = plan.slices.slice(1).map((sl) => (sl.bounds as SliceBounds).pkGt!);
+        const parts = await boundaryByRange(client, unit, reach, cuts);
+        for (let i = 0; i < plan.slices.length; i++) (plan.slices[i].bounds as SliceBounds).expect = parts[i] ?? '';
       }
-      const main: SliceBounds = { ...base, boundary: false, expect: '' };
-      await this.#split(client, unit, resume, main, plan, sliceRows, mainRows);
-      plan.slices.push({ index: plan.slices.length, bounds: { ...base, main: false } });
-      plan.estimatedRows = mainRows + boundaryRows;
       return plan;
     });
   }
@@ -556,7 +567,13 @@ function pkRange(unit: Unit, b: SliceBounds | undefined, p: Params, alias = 't')
   const k = unit.key[0];
   const out: string[] = [];
   if (b.pkGt !== undefined) out.push(`${col(k, alias)} > ${p.add(b.pkGt, k)}`);
-  if (b.pkLe !== undefined) out.push(`${col(k, alias)} <= ${p.add(b.pkLe, k)}`);
+  // the first range also takes rows whose (configured) key is NULL
+  if (b.pkLe !== undefined)
+    out.push(
+      b.pkGt === undefined
+        ? `(${col(k, alias)} <= ${p.add(b.pkLe, k)} OR ${col(k, alias)} IS NULL)`
+        : `${col(k, alias)} <= ${p.add(b.pkLe, k)}`,
+    );
   return out;
 }
 
@@ -826,6 +843,31 @@ async function fingerprints(
   return { upper, from, seen: res.rows[0][0] as string, seenRows: Number(res.rows[0][1]) };
 }
 
+/**
+ * The plan's boundary fingerprints split by primary-key range: range i is (cuts[i-1], cuts[i]] (the first also takes
+ * NULL keys), so range = number of cuts below the key.
+ */
+async function boundaryByRange(client: pg.PoolClient, unit: Unit, reach: Reach, cuts: string[]): Promise<string[]> {
+  const k = unit.key[0];
+  const p = new Params();
+  const window =
+    reach.upper && reach.from
+      ? `(${regular(unit)} AND ${compare(unit.cursor, '>=', reach.from, p)} AND ${compare(unit.cursor, '<=', reach.upper, p)})`
+      : 'FALSE';
+  const list = p.raw(cuts);
+  const res = await client.query({
+    text: `SELECT r, translate(encode(string_agg(fp, ''::bytea ORDER BY fp), 'base64'), E'\\n', '')
+      FROM (SELECT ${fingerprint(unit)} AS fp, CASE WHEN ${col(k)} IS NULL THEN 0 ELSE
+        (SELECT count(*) FROM unnest(CAST(${list} AS ${castType(k)}[])) AS c(v) WHERE c.v < ${col(k)}) END AS r
+        FROM ${unit.table} t WHERE ${window} OR ${special(unit)}) s GROUP BY r`,
+    values: p.values,
+    rowMode: 'array',
+  });
+  const out: string[] = Array.from({ length: cuts.length + 1 }, () => '');
+  for (const [r, b64] of res.rows as [string, string][]) out[Number(r)] = b64;
+  return out;
+}
+
 function toCheckpoint(unit: Unit, reach: Reach): PostgresCheckpoint {
   return {
     version: 2,
@@ -872,8 +914,12 @@ async function splitPoints(
 ): Promise<string[]> {
   const k = unit.key[0];
   const p = new Params();
-  const m = mainParts(unit, r, { ...b, pkGt: undefined, pkLe: undefined }, p);
-  const where = [`(${m.plain.join(' AND ')}${m.window.length ? ` OR (${m.window.join(' AND ')})` : ''})`];
+  // every row the slices may export: after the previous position or in its window, and the special rows
+  const where = unit.cursor.length
+    ? [
+        `((${regular(unit)} AND (${afterResume(unit, r, p)} OR ${inOldWindow(unit, r, p)}))${b.boundary ? ` OR ${special(unit)}` : ''})`,
+      ]
+    : [];
   where.push(`${col(k)} IS NOT NULL`);
   const fractions = p.raw(Array.from({ length: n - 1 }, (_, i) => (i + 1) / n));
   const sample =

@@ -389,6 +389,41 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
     expect(n).toBe(30);
   });
 
+  it('runUnit: a source without any cursor runs full by default and says so; a cursorless unit of an incremental source is refused', async () => {
+    await env.query(`CREATE TABLE "${env.schema}".nocursor_run (id int PRIMARY KEY, v text)`);
+    await env.query(`CREATE TABLE "${env.schema}".nocursor_run_dst (id int, v text)`);
+    await env.query(`INSERT INTO "${env.schema}".nocursor_run SELECT g, 'v' || g FROM generate_series(1, 25) g`);
+    const unitId = `${env.schema}.nocursor_run`;
+    const pool = env.newPool();
+    const sink = new PostgresSink({
+      pool,
+      tables: { [unitId]: `${env.schema}.nocursor_run_dst` },
+      ledgerTable: `${env.schema}.ledger`,
+    });
+    const events: { type: string; mode?: string }[] = [];
+    const run = (source: PostgresSource) =>
+      runUnit({
+        source,
+        sink,
+        staging: new MemoryStagingProvider(),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'postgres', endpointId: 'pg', unitId },
+        onEvent: (e) => events.push(e as { type: string; mode?: string }),
+        policy: { retry: { maxAttempts: 1 } },
+      });
+    const plain = new PostgresSource({ pool });
+    expect(plain.descriptor.capabilities).not.toContain('ingest.incremental');
+    const r = await run(plain);
+    expect(r.stats.rowsImported).toBe(25);
+    expect(r.newCheckpoint).toBeNull();
+    expect(events.find((e) => e.type === 'run.started')).toMatchObject({ mode: 'full' });
+    const mixed = new PostgresSource({ pool, units: { 'public.other': { cursorColumns: ['id'] } } });
+    expect(mixed.descriptor.capabilities).toContain('ingest.incremental');
+    const err = await run(mixed).catch((e) => e);
+    expect(err).toMatchObject({ code: 'config_invalid' });
+    expect(err.message).toContain(unitId);
+  });
+
   it('lag on a cursor of another type, or a lag that is not an interval, is config_invalid', async () => {
     const t = await setup({ columns: 'code text NOT NULL', cursor: ['code'], mode: 'planned', lag: 5 });
     await env.query(`INSERT INTO ${t.src} VALUES (1, 'a', 'x')`);

@@ -184,4 +184,35 @@ describe('PostgresSource incremental reads', () => {
     expect(third.stats.rowsExported).toBe(0);
     expect(third.newCheckpoint).toEqual(second[0].newCheckpoint);
   });
+
+  it('a planned run over a large boundary (every row ties) is sliced; a tie arriving after the plan waits for the next run', async () => {
+    await env.query(`CREATE TABLE "${env.schema}".allties (id int PRIMARY KEY, d date NOT NULL)`);
+    await env.query(`INSERT INTO "${env.schema}".allties SELECT g, DATE '2024-06-01' FROM generate_series(1, 500) g`);
+    await env.query(`ANALYZE "${env.schema}".allties`);
+    const unitId = unitOf('allties');
+    const source = new PostgresSource({ pool: env.newPool(), units: { [unitId]: { cursorColumns: ['d'] } } });
+    const ctx = testContext({ unitId });
+    const plan = await source.plan(
+      { unitId, mode: 'incremental', checkpoint: null, hints: { sliceMaxRows: 100 } },
+      ctx,
+    );
+    expect(plan.slices.length).toBeGreaterThanOrEqual(4);
+    expect(plan.checkpoint).toMatchObject({ values: ['2024-06-01'], from: ['2024-06-01'], seenRows: 500 });
+    await env.query(`INSERT INTO "${env.schema}".allties VALUES (0, DATE '2024-06-01'), (1000, DATE '2024-06-01')`);
+    const ids: number[] = [];
+    for (const slice of plan.slices)
+      for await (const b of source.read({ unitId, mode: 'incremental', checkpoint: null, slice }, ctx))
+        ids.push(...b.rows.map((r) => Number(r.id)));
+    expect(ids.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    const next = await source.plan(
+      { unitId, mode: 'incremental', checkpoint: plan.checkpoint, hints: { sliceMaxRows: 100 } },
+      ctx,
+    );
+    const later: number[] = [];
+    for (const slice of next.slices)
+      for await (const b of source.read({ unitId, mode: 'incremental', checkpoint: plan.checkpoint, slice }, ctx))
+        later.push(...b.rows.map((r) => Number(r.id)));
+    expect(later.sort((a, b) => a - b)).toEqual([0, 1000]);
+    await source.close();
+  });
 });
