@@ -213,7 +213,12 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
         expect: reach.seen,
       };
       const boundaryRows = await countBoundary(client, unit, resume, base);
-      const mainRows = await countMain(client, unit, resume, base, sliceRows * MAX_SLICES);
+      // a first or full run of an analyzed table takes the planner's estimate instead of counting the table
+      const estimate = unit.info.estimatedRows;
+      const mainRows =
+        resume === null && estimate !== undefined && estimate > 0
+          ? Math.max(1, estimate - boundaryRows)
+          : await countMain(client, unit, resume, base, sliceRows * MAX_SLICES);
       if (boundaryRows + mainRows === 0) {
         // nothing new: stage nothing and leave the checkpoint as it is
         plan.slices = [{ index: 0, bounds: { ...base, main: false, boundary: false, empty: true } }];
@@ -517,25 +522,41 @@ class Params {
   }
 }
 
-/** A finite, non-NULL cursor value (NULL and ±infinity/NaN rows are the "special" group, deduped like the window). */
-function finite(c: ColumnInfo, alias = 't'): string {
-  const x = col(c, alias);
+/** The non-finite values of a cursor column's type (they never become the position). */
+function sentinels(c: ColumnInfo): string | undefined {
   switch (c.typname) {
     case 'timestamp':
     case 'timestamptz':
     case 'date':
-      return `${x} IS NOT NULL AND isfinite(${x})`;
+      return `'infinity', '-infinity'`;
     case 'numeric':
     case 'float4':
     case 'float8':
-      return `${x} IS NOT NULL AND ${x} NOT IN ('NaN', 'Infinity', '-Infinity')`;
+      return `'NaN', 'Infinity', '-Infinity'`;
     default:
-      return `${x} IS NOT NULL`;
+      return undefined;
   }
 }
 
+/** A finite, non-NULL cursor value. */
+function finite(c: ColumnInfo, alias = 't'): string {
+  const x = col(c, alias);
+  const s = sentinels(c);
+  return s ? `${x} IS NOT NULL AND ${x} NOT IN (${s})` : `${x} IS NOT NULL`;
+}
+
+/**
+ * Rows whose cursor is NULL or non-finite (the "special" group, read once each by fingerprint). Written as equalities
+ * and IS NULL, which an index on the cursor serves, so finding them does not scan the table.
+ */
+function nonFinite(c: ColumnInfo, alias = 't'): string {
+  const x = col(c, alias);
+  const s = sentinels(c);
+  return s ? `${x} IS NULL OR ${x} IN (${s})` : `${x} IS NULL`;
+}
+
 const regular = (unit: Unit, alias = 't') => `(${unit.cursor.map((c) => finite(c, alias)).join(' AND ')})`;
-const special = (unit: Unit, alias = 't') => `(NOT ${regular(unit, alias)})`;
+const special = (unit: Unit, alias = 't') => `(${unit.cursor.map((c) => nonFinite(c, alias)).join(' OR ')})`;
 
 /** `(c1, …, ck) op (v1, …, vk)` over the first `values.length` columns of `cols`. */
 function compare(cols: ColumnInfo[], op: string, values: string[], p: Params, alias = 't'): string {
