@@ -241,8 +241,8 @@ export class PostgresSink implements SinkEndpoint {
     let skipped = 0;
     let failed: unknown;
     let settled = false;
-    const claim = () =>
-      failed === undefined && !ctx.signal?.aborted && next < req.slices.length ? req.slices[next++] : undefined;
+    // (an aborted signal is not a reason to stop claiming quietly: the next slice throws `aborted`)
+    const claim = () => (failed === undefined && next < req.slices.length ? req.slices[next++] : undefined);
     // A worker holds its connection before it claims a slice, so no claimed slice waits for a connection.
     const work = async (c: pg.PoolClient, own: boolean) => {
       let healthy = true;
