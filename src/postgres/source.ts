@@ -221,7 +221,7 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
           : await countMain(client, unit, resume, base, sliceRows * MAX_SLICES);
       if (boundaryRows + mainRows === 0) {
         // nothing new: stage nothing and leave the checkpoint as it is
-        plan.slices = [{ index: 0, bounds: { ...base, main: false, boundary: false, empty: true } }];
+        plan.slices = [];
         plan.checkpoint = req.mode === 'incremental' ? req.checkpoint : null;
         plan.estimatedRows = 0;
         return plan;

@@ -260,6 +260,7 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
         const before = await t.kv.get(checkpointKey(t.unit));
         const third = await t.run();
         expect(third.stats.rowsExported).toBe(0);
+        expect(third.stats.slices).toBe(0); // nothing staged
         // nothing new: the checkpoint entry is left as it was (same value, same version)
         const afterThird = await t.kv.get(checkpointKey(t.unit));
         expect({ value: afterThird?.value, version: afterThird?.version }).toEqual({
