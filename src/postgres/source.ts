@@ -822,7 +822,8 @@ async function computeReach(
     }
   }
   let reach = await fingerprints(client, unit, upper, from);
-  if (reach.seenRows > unit.boundaryMaxRows && from && upper && from.length < upper.length) {
+  const lagged = from !== upper;
+  if (reach.seenRows > unit.boundaryMaxRows && lagged && from && upper) {
     // the lag window is too large for the checkpoint: keep only the ties at the greatest value
     ctx?.logger?.warn(
       'PostgresSource: the lag window holds more rows than boundaryMaxRows; this run keeps only the ties',

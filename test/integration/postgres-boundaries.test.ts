@@ -425,6 +425,32 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
     expect(err.message).toContain(unitId);
   });
 
+  it('a lag window larger than boundaryMaxRows shrinks to the ties for that run and says so; ties are always kept', async () => {
+    await env.query(`CREATE TABLE "${env.schema}".capped (id int PRIMARY KEY, seq int NOT NULL)`);
+    await env.query(`INSERT INTO "${env.schema}".capped SELECT g, g / 4 FROM generate_series(1, 100) g`);
+    const unitId = `${env.schema}.capped`;
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) };
+    const source = new PostgresSource({
+      pool: env.newPool(),
+      units: { [unitId]: { cursorColumns: ['seq'], lag: 50, boundaryMaxRows: 10 } },
+    });
+    const ctx = testContext({ unitId, logger });
+    const plan = await source.plan({ unitId, mode: 'incremental', checkpoint: null }, ctx);
+    // seq 25 is the greatest value (only id 100); the 50-wide window would hold all 100 rows
+    expect(plan.checkpoint).toMatchObject({ values: ['25'], from: ['25'], seenRows: 1 });
+    expect(warnings.join('\n')).toMatch(/boundaryMaxRows/);
+    const wide = new PostgresSource({
+      pool: env.newPool(),
+      units: { [unitId]: { cursorColumns: ['seq'], lag: 2, boundaryMaxRows: 10 } },
+    });
+    expect((await wide.plan({ unitId, mode: 'incremental', checkpoint: null }, ctx)).checkpoint).toMatchObject({
+      values: ['25'],
+      from: ['23'],
+      seenRows: 9, // seq 23 (ids 92–95), 24 (96–99), 25 (100)
+    });
+  });
+
   it('lag on a cursor of another type, or a lag that is not an interval, is config_invalid', async () => {
     const t = await setup({ columns: 'code text NOT NULL', cursor: ['code'], mode: 'planned', lag: 5 });
     await env.query(`INSERT INTO ${t.src} VALUES (1, 'a', 'x')`);
