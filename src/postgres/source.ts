@@ -641,8 +641,39 @@ function mainParts(
   return { plain, window };
 }
 
+/**
+ * A slice planned by version 1 (bounds `{ planned, lower, upper, includeNulls, pkGt, pkLe }`), resumed after an
+ * upgrade: its window `(lower, upper]` (plus NULL cursors on a first run), as that version read it.
+ */
+function version1SliceSql(unit: Unit, b: Record<string, any>): { text: string; values: unknown[] } {
+  const p = new Params();
+  const where: string[] = [];
+  const lower = b.lower as { values?: string[]; key?: { values?: string[] } | null } | null;
+  if (lower?.values) {
+    where.push(
+      lower.key?.values && unit.key.length
+        ? compare([...unit.cursor, ...unit.key], '>', [...lower.values, ...lower.key.values], p)
+        : compare(unit.cursor, '>', lower.values, p),
+    );
+  }
+  const nulls = unit.cursor.map((c) => `${col(c)} IS NULL`).join(' OR ');
+  if (Array.isArray(b.upper)) {
+    const le = compare(unit.cursor, '<=', b.upper as string[], p);
+    where.push(b.includeNulls ? `(${le} OR ${nulls})` : le);
+  } else where.push(b.includeNulls ? `(${nulls})` : 'FALSE');
+  where.push(...pkRange(unit, b as SliceBounds, p));
+  return {
+    text: `SELECT ${unit.columns.map((c) => col(c)).join(', ')} FROM ${unit.table} t WHERE ${where.join(' AND ')}`,
+    values: p.values,
+  };
+}
+
 /** The SELECT of a read: an unplanned read (everything after the checkpoint) or one planned slice. */
 function selectSql(unit: Unit, r: Resume | null, b: SliceBounds | undefined): { text: string; values: unknown[] } {
+  if (b && typeof b.main !== 'boolean') {
+    if (unit.cursor.length) return version1SliceSql(unit, b);
+    b = { ...b, main: true, boundary: false };
+  }
   const p = new Params();
   const cols = unit.columns.map((c) => col(c)).join(', ');
   const parts: string[] = [];

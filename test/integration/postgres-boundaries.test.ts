@@ -344,6 +344,51 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
     expect((await t.run()).stats.rowsExported).toBe(2);
   });
 
+  it('a slice planned by version 1 and resumed after the upgrade reads the window it was planned with', async () => {
+    await env.query(`CREATE TABLE "${env.schema}".v1slices (id int PRIMARY KEY, seq int)`);
+    await env.query(
+      `INSERT INTO "${env.schema}".v1slices SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE g END FROM generate_series(1, 40) g`,
+    );
+    const unitId = `${env.schema}.v1slices`;
+    const source = new PostgresSource({ pool: env.newPool(), units: { [unitId]: { cursorColumns: ['seq'] } } });
+    const ctx = testContext({ unitId });
+    const ids = async (checkpoint: unknown, bounds: Record<string, unknown>) => {
+      const out: number[] = [];
+      for await (const b of source.read(
+        {
+          unitId,
+          mode: 'incremental',
+          checkpoint: checkpoint as PostgresCheckpoint,
+          slice: { index: 0, bounds: bounds as never },
+        },
+        ctx,
+      ))
+        out.push(...b.rows.map((r) => Number(r.id)));
+      return out.sort((a, b) => a - b);
+    };
+    const lower = { columns: ['seq'], values: ['10'], key: null };
+    expect(await ids(lower, { planned: true, lower, upper: ['20'], includeNulls: false, pkLe: '15' })).toEqual([
+      11, 12, 13, 14, 15,
+    ]);
+    // a first run's slice also took the NULL cursors
+    expect(await ids(null, { planned: true, lower: null, upper: ['5'], includeNulls: true, pkGt: '3' })).toEqual([
+      4, 5, 10, 20, 30, 40,
+    ]);
+    const plain = new PostgresSource({ pool: env.newPool() });
+    let n = 0;
+    for await (const b of plain.read(
+      {
+        unitId,
+        mode: 'full',
+        checkpoint: null,
+        slice: { index: 1, bounds: { planned: true, lower: null, upper: null, includeNulls: true, pkGt: '30' } },
+      },
+      ctx,
+    ))
+      n += b.rows.length;
+    expect(n).toBe(10);
+  });
+
   it('a version-1 checkpoint with a key tie-breaker resumes after (values, key)', async () => {
     const t = await setup({ columns: 'd date NOT NULL', cursor: ['d'], mode: 'unplanned' });
     await env.query(
