@@ -94,12 +94,15 @@ interface SliceBounds {
  *
  * - `collectMetadata` reads the catalog: tables and views, columns mapped to a {@link RecordSchema}, primary keys,
  *   row estimates (`pg_class.reltuples`).
- * - `read` streams through a server-side cursor (`DECLARE … CURSOR` + `FETCH n`) inside one
- *   `REPEATABLE READ, READ ONLY` transaction: never the whole result in memory, one consistent snapshot.
- * - Incremental reads are keyset reads on `cursorColumns` with the primary key as tie-breaker: rows strictly after
- *   the checkpointed tuple, ordered by (cursor, key), so ties across batch boundaries are neither lost nor repeated.
- * - `plan` probes the upper cursor bound (it becomes the run's checkpoint; rows arriving during the export wait for
- *   the next run) and splits large tables into primary-key ranges that can be exported concurrently.
+ * - `read` streams through a server-side cursor (`DECLARE … CURSOR` + `FETCH n`, `n` sized by rows and by
+ *   `fetchMaxBytes`) inside one `REPEATABLE READ, READ ONLY` transaction: never the whole result in memory, one
+ *   consistent snapshot.
+ * - Incremental reads resume AT the last cursor value and skip the rows exported there before (boundary dedupe by
+ *   row fingerprint): rows that tie with it or commit late within `lag` are read, NULL and ±infinity/NaN cursors are
+ *   read once each and never become the position. A unit without `cursorColumns` is refused in incremental mode.
+ *   See {@link PostgresCheckpoint} and docs/decisions/0005-incremental-boundaries.md.
+ * - `plan` takes the new position in one snapshot (the run's checkpoint) and splits the rows into primary-key ranges
+ *   exported concurrently; rows committed during the export are exported once, now or by the next run.
  *
  * Types are mapped as documented in docs/postgresql.md, with per-query parsers (pg's global parsers are untouched).
  *
@@ -111,7 +114,8 @@ interface SliceBounds {
  *   units: { 'public.orders': { cursorColumns: ['updated_at'] } },
  * });
  * ```
- * @throws IngestError `config_invalid` for bad options; reads throw `source_failed` (retryable for connection errors).
+ * @throws IngestError `config_invalid` for bad options; reads throw `source_failed` (retryable for connection errors),
+ * `checkpoint_invalid` for a checkpoint that does not fit the unit.
  * @public
  */
 export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
