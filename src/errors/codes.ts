@@ -22,6 +22,14 @@ export const ERROR_CODES = {
   aborted: { retryable: true, summary: 'The run was cancelled through its AbortSignal.' },
   timeout: { retryable: true, summary: 'An operation took longer than its limit.' },
   unsupported: { retryable: false, summary: 'The endpoint lacks a capability the call needs.' },
+  checkpoint_invalid: {
+    retryable: false,
+    summary: 'The stored checkpoint does not fit the unit (other cursor columns, unreadable values, unknown format).',
+  },
+  sink_busy: {
+    retryable: true,
+    summary: 'The sink is held by another importer (a slice claim waited past its lock timeout); retry later.',
+  },
   internal: { retryable: false, summary: 'A bug: an invariant of the library did not hold.' },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 

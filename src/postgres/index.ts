@@ -28,6 +28,7 @@ export {
 export { PostgresSource } from './source.js';
 export {
   type PostgresCheckpoint,
+  type PostgresCheckpointV1,
   type PostgresSourceConfig,
   type PostgresSourceOptions,
   type PostgresUnitConfig,

@@ -14,10 +14,25 @@ export interface PostgresSinkConfig {
   ledgerTable?: string;
   /** Pool size when the sink builds its own pool. @defaultValue 4 */
   maxConnections?: number;
-  /** Rows read from staging per batch. @defaultValue 10000 */
+  /**
+   * Most rows read from staging per batch. Batches are also sized by bytes (about 2 MiB, from the row size seen in
+   * earlier slices), rows are encoded for COPY one by one and sent in pieces of about 1 MiB: memory follows bytes,
+   * not rows. @defaultValue 10000
+   */
   batchSize?: number;
-  /** `append` slices loaded at once, each on its own connection and in its own transaction (`merge` and `replace` load in order). @defaultValue 2 */
+  /**
+   * `append` slices loaded at once, each on its own connection and in its own transaction (`merge` and `replace`
+   * load in order). Never more than the pool's `max`; connections beyond the first are used when the pool has them,
+   * never waited for (a pool of one, or one shared with the application, cannot deadlock the import).
+   * @defaultValue 2
+   */
   importConcurrency?: number;
+  /**
+   * Longest wait, in milliseconds, for a slice's row in the load ledger when another importer's transaction holds
+   * it (a worker paused past its lease). Past it the import fails with `sink_busy` (retryable). `0` waits without
+   * bound. @defaultValue 5000
+   */
+  ledgerLockTimeoutMs?: number;
 }
 
 /** Options of {@link PostgresSink}: the JSON config, or an injected pool instead of a connection string. @public */
@@ -44,6 +59,7 @@ export const postgresSinkConfigSchema = z
     maxConnections: z.number().int().positive().max(256).optional(),
     batchSize: z.number().int().positive().max(1_000_000).optional(),
     importConcurrency: z.number().int().positive().max(64).optional(),
+    ledgerLockTimeoutMs: z.number().int().nonnegative().max(3_600_000).optional(),
   })
   .strict();
 

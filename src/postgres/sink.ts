@@ -25,7 +25,15 @@ import {
 import { fieldTypeToPgType } from './type-mapping.js';
 
 const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
+/** Most rows read from staging per batch. */
 const DEFAULT_BATCH = 10_000;
+/** Bytes of rows a batch read from staging aims at (the staging reader holds about two batches). */
+const READ_BATCH_BYTES = 2 * 1024 * 1024;
+/** Rows per batch before the row size is known. */
+const FIRST_READ_BATCH = 32;
+/** Bytes of CSV handed to COPY at a time. */
+const COPY_CHUNK_BYTES = 1024 * 1024;
+const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const PROGRESS_EVERY_MS = 500;
 
 interface LoadPlan {
@@ -226,18 +234,21 @@ export class PostgresSink implements SinkEndpoint {
     progress: Progress,
   ): Promise<ImportResult> {
     // merge keeps slice order (a later slice's version of a key wins); append slices are independent
-    const workers = pk.length ? 1 : Math.max(1, Math.min(this.#config.importConcurrency ?? 2, req.slices.length));
+    const want = pk.length
+      ? 1
+      : Math.max(1, Math.min(this.#config.importConcurrency ?? 2, req.slices.length, poolSize(this.#pool)));
     let next = 0;
     let imported = 0;
     let skipped = 0;
     let failed: unknown;
-    const work = async (own: pg.PoolClient | undefined) => {
-      let c = own;
+    let settled = false;
+    // (an aborted signal is not a reason to stop claiming quietly: the next slice throws `aborted`)
+    const claim = () => (failed === undefined && next < req.slices.length ? req.slices[next++] : undefined);
+    // A worker holds its connection before it claims a slice, so no claimed slice waits for a connection.
+    const work = async (c: pg.PoolClient, own: boolean) => {
       let healthy = true;
       try {
-        while (failed === undefined && next < req.slices.length) {
-          const slice = req.slices[next++];
-          c ??= await this.#connect(ctx, `PostgresSink.import of ${JSON.stringify(req.unitId)}`);
+        for (let slice = claim(); slice !== undefined; slice = claim()) {
           try {
             const r = await this.#importSlice(c, req, ctx, plan, pk, slice, progress);
             if (r === undefined) skipped++;
@@ -250,11 +261,29 @@ export class PostgresSink implements SinkEndpoint {
       } catch (err) {
         failed ??= err;
       } finally {
-        if (c && c !== own) c.release(healthy ? undefined : true);
+        if (own) c.release(healthy ? undefined : true);
       }
     };
-    // the caller's client serves the first worker; the others take their own from the pool
-    await Promise.all(Array.from({ length: workers }, (_, i) => work(i === 0 ? client : undefined)));
+    // The caller's connection serves the first worker. More connections are a bonus, never awaited: with a pool of
+    // one, or a pool busy with the application's own queries, the import goes on with what it holds, and a
+    // connection that arrives after the work is gone goes straight back.
+    const active = new Set<Promise<void>>([work(client, false)]);
+    for (let i = 1; i < want; i++) {
+      this.#pool.connect().then(
+        (c) => {
+          guardClient(c);
+          if (settled || failed !== undefined || next >= req.slices.length) c.release();
+          else active.add(work(c, true));
+        },
+        () => {},
+      );
+    }
+    for (;;) {
+      const running = [...active];
+      await Promise.all(running);
+      if (active.size === running.length) break;
+    }
+    settled = true;
     if (failed !== undefined) throw failed;
     return {
       rowsImported: progress.rows,
@@ -277,9 +306,11 @@ export class PostgresSink implements SinkEndpoint {
     await client.query('BEGIN');
     let open = true;
     try {
-      const claim = await client.query(
-        `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-        [ctx.runId, req.unitId, slice.index, formatTableName(plan.target), req.disposition],
+      const claim = await this.#claim(client, req, ctx, [slice.index], () =>
+        client.query(
+          `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+          [ctx.runId, req.unitId, slice.index, formatTableName(plan.target), req.disposition],
+        ),
       );
       if (claim.rowCount === 0) {
         await client.query('ROLLBACK');
@@ -334,9 +365,11 @@ export class PostgresSink implements SinkEndpoint {
     let open = true;
     let current = -1;
     try {
-      const claim = await client.query(
-        `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) SELECT $1, $2, s, $4, 'replace' FROM unnest($3::int[]) AS s ON CONFLICT DO NOTHING`,
-        [ctx.runId, req.unitId, indices, formatTableName(plan.target)],
+      const claim = await this.#claim(client, req, ctx, indices, () =>
+        client.query(
+          `INSERT INTO ${ledger} (run_id, unit_id, slice, target, disposition) SELECT $1, $2, s, $4, 'replace' FROM unnest($3::int[]) AS s ON CONFLICT DO NOTHING`,
+          [ctx.runId, req.unitId, indices, formatTableName(plan.target)],
+        ),
       );
       if ((claim.rowCount ?? 0) < indices.length) {
         await client.query('ROLLBACK');
@@ -373,6 +406,46 @@ export class PostgresSink implements SinkEndpoint {
     }
   }
 
+  /**
+   * Claim slices in the ledger under `ledgerLockTimeoutMs`: a claim blocked by another importer's open transaction on
+   * the same slices (a worker paused past its lease) fails fast with `sink_busy` (retryable) instead of waiting without
+   * bound. The transaction's previous lock_timeout is restored for the load itself.
+   */
+  async #claim(
+    client: pg.PoolClient,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    slices: number[],
+    insert: () => Promise<pg.QueryResult>,
+  ): Promise<pg.QueryResult> {
+    const ms = this.#config.ledgerLockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    const prev = await client.query("SELECT current_setting('lock_timeout') AS v");
+    await client.query(`SET LOCAL lock_timeout = ${Math.floor(ms)}`);
+    try {
+      return await insert();
+    } catch (err) {
+      if ((err as { code?: string })?.code !== '55P03') throw err;
+      const which = slices.length === 1 ? `slice ${slices[0]}` : `slices ${slices.join(', ')}`;
+      throw new IngestError(
+        'sink_busy',
+        `PostgresSink: ${which} of run ${ctx.runId} (unit ${JSON.stringify(req.unitId)}) is held by another importer's open transaction in ledger ${formatTableName(this.#ledger)}; waited ${ms} ms (ledgerLockTimeoutMs). It is skipped once that transaction commits, loaded once it rolls back`,
+        {
+          cause: err,
+          retryable: true,
+          details: {
+            unitId: req.unitId,
+            runId: ctx.runId,
+            slices,
+            ledger: formatTableName(this.#ledger),
+            sqlstate: '55P03',
+          },
+        },
+      );
+    } finally {
+      await client.query("SELECT set_config('lock_timeout', $1, true)", [prev.rows[0].v]).catch(() => {});
+    }
+  }
+
   /** Stream one slice into `table` with COPY (CSV), with backpressure; returns the rows copied. */
   async #copy(
     client: pg.PoolClient,
@@ -403,15 +476,51 @@ export class PostgresSink implements SinkEndpoint {
         `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`,
       ),
     );
-    const batchSize = this.#config.batchSize ?? DEFAULT_BATCH;
+    // Batches are sized by bytes as well as rows: by the row size seen in earlier slices of this import (rows of
+    // unknown size are read a few at a time).
+    const maxRows = this.#config.batchSize ?? DEFAULT_BATCH;
+    const seen = progress.encoded;
+    const batchSize =
+      seen.rows > 0
+        ? Math.max(1, Math.min(maxRows, Math.floor(READ_BATCH_BYTES / Math.max(1, seen.chars / seen.rows))))
+        : Math.min(maxRows, FIRST_READ_BATCH);
     const signal = ctx.signal;
+    const runId = ctx.runId;
+    // Rows are encoded one by one and sent in pieces of about COPY_CHUNK_BYTES: memory follows the bytes of a few
+    // rows, never a whole batch or slice as one string.
     async function* chunks(reader: RecordReader) {
+      let pending = '';
+      let row = 0;
       for await (const batch of reader.iterBatches(batchSize)) {
         throwIfAborted(signal, `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`);
-        const text = encoder.encode(batch);
-        if (text) yield Buffer.from(text, 'utf8');
+        for (let i = 0; i < batch.length; i++) {
+          row++;
+          let text: string;
+          try {
+            text = encoder.encode([batch[i]]);
+            if (pending.length + text.length > COPY_CHUNK_BYTES && pending.length > 0) {
+              yield Buffer.from(pending, 'utf8');
+              pending = '';
+            }
+            pending += text;
+            seen.rows++;
+            seen.chars += text.length;
+          } catch (err) {
+            if (!(err instanceof RangeError)) throw err;
+            throw new IngestError(
+              'row_rejected',
+              `Row ${row} of slice ${slice.index} of run ${runId} is too large to encode for COPY into ${plan.targetSql}: ${err.message}`,
+              { cause: err, details: { table: plan.targetSql, slice: slice.index, row } },
+            );
+          }
+          if (pending.length >= COPY_CHUNK_BYTES) {
+            yield Buffer.from(pending, 'utf8');
+            pending = '';
+          }
+        }
         progress.add(batch.length, slice.index, false);
       }
+      if (pending) yield Buffer.from(pending, 'utf8');
     }
     await pipeline(Readable.from(chunks(slice.reader)), stream);
     return encoder.rows;
@@ -449,6 +558,8 @@ export function cdmJdbcSink(options: PostgresSinkOptions): CdmJdbcSink {
 /** Progress events, throttled: at most one every 500 ms, plus one per committed slice. */
 class Progress {
   rows = 0;
+  /** Rows encoded and their CSV length so far, to size the next slice's batches. */
+  readonly encoded = { rows: 0, chars: 0 };
   #last = 0;
   constructor(
     readonly ctx: IngestionContext,
@@ -481,6 +592,12 @@ class Progress {
       // a throwing listener must not fail the import
     }
   }
+}
+
+/** The pool's size when it says (`pg.Pool` keeps it in `options.max`), else no limit. */
+function poolSize(pool: PgPoolLike): number {
+  const max = (pool as { options?: { max?: unknown } }).options?.max;
+  return typeof max === 'number' && max > 0 ? max : Number.POSITIVE_INFINITY;
 }
 
 function provenance(

@@ -34,7 +34,7 @@ async function readIds(
 }
 
 describe('PostgresSource incremental reads', () => {
-  it('rows sharing a cursor value across batch boundaries are neither lost nor repeated', async () => {
+  it('an unplanned read takes every row once, in bounded batches, and its checkpoint reads nothing more', async () => {
     await seed('ties');
     const unitId = unitOf('ties');
     const source = new PostgresSource({ pool: env.newPool(), units: { [unitId]: { cursorColumns: ['updated_at'] } } });
@@ -42,25 +42,28 @@ describe('PostgresSource incremental reads', () => {
     const all = batches.flatMap((b) => b.ids);
     expect(all).toHaveLength(1000);
     expect(new Set(all).size).toBe(1000);
-    // batch 3 ends inside a tie group (rows 193..256 share groups 1 and 2); resume from its checkpoint
-    const ck = batches[2].checkpoint!;
-    expect(ck.columns).toEqual(['updated_at']);
-    expect(ck.values[0]).toMatch(/^2024-01-01T00:00:00\.00000\dZ$/);
-    expect(ck.key).toEqual({ columns: ['id'], values: [String(batches[2].ids.at(-1))] });
-    const rest = (await readIds(source, unitId, ck, 50)).flatMap((b) => b.ids);
-    const seen = batches.slice(0, 3).flatMap((b) => b.ids);
-    expect(rest).toHaveLength(1000 - seen.length);
-    expect(new Set([...seen, ...rest]).size).toBe(1000);
-    // the final checkpoint reads nothing more
-    expect((await readIds(source, unitId, batches.at(-1)!.checkpoint!, 64)).flatMap((b) => b.ids)).toEqual([]);
+    expect(Math.max(...batches.map((b) => b.ids.length))).toBeLessThanOrEqual(64);
+    // only the last batch carries the position; it is PostgreSQL's own text of the cursor
+    expect(batches.slice(0, -1).every((b) => b.checkpoint === undefined)).toBe(true);
+    const ck = batches.at(-1)!.checkpoint!;
+    expect(ck).toMatchObject({
+      version: 2,
+      columns: ['updated_at'],
+      values: ['2024-01-01 00:00:00.000011+00'],
+      from: ['2024-01-01 00:00:00.000011+00'],
+      seenRows: 1, // id 1000 is the only row at the greatest value
+    });
+    expect((await readIds(source, unitId, ck, 64)).flatMap((b) => b.ids)).toEqual([]);
     await source.close();
   });
 
-  it('a checkpoint taken on other cursor columns is refused with config_invalid', async () => {
+  it('a checkpoint taken on other cursor columns is refused with checkpoint_invalid', async () => {
     const unitId = unitOf('ties');
     const source = new PostgresSource({ pool: env.newPool(), units: { [unitId]: { cursorColumns: ['updated_at'] } } });
-    const bad = { columns: ['id'], values: ['1'], key: null };
-    await expect(readIds(source, unitId, bad, 10)).rejects.toMatchObject({ code: 'config_invalid' });
+    const bad = { version: 2, columns: ['id'], values: ['1'], from: ['1'], seen: '', seenRows: 0 } as const;
+    await expect(readIds(source, unitId, bad as unknown as PostgresCheckpoint, 10)).rejects.toMatchObject({
+      code: 'checkpoint_invalid',
+    });
   });
 
   it('plan() splits a large table into primary-key ranges that cover every row exactly once', async () => {
@@ -70,7 +73,11 @@ describe('PostgresSource incremental reads', () => {
     const ctx = testContext({ unitId });
     const plan = await source.plan({ unitId, mode: 'full', checkpoint: null, hints: { sliceMaxRows: 150 } }, ctx);
     expect(plan.slices.length).toBeGreaterThanOrEqual(6);
-    expect(plan.checkpoint).toEqual({ columns: ['updated_at'], values: ['2024-01-01T00:00:00.000011Z'], key: null });
+    expect(plan.checkpoint).toMatchObject({
+      version: 2,
+      columns: ['updated_at'],
+      values: ['2024-01-01 00:00:00.000011+00'],
+    });
     const ids: number[] = [];
     const sizes: number[] = [];
     await Promise.all(
@@ -145,10 +152,10 @@ describe('PostgresSource incremental reads', () => {
       });
     const first = await Promise.all([run('log'), run('mirror')]);
     expect(first.map((r) => r.stats.rowsExported)).toEqual([1000, 1000]);
-    expect(first[0].newCheckpoint).toEqual({
+    expect(first[0].newCheckpoint).toMatchObject({
+      version: 2,
       columns: ['updated_at'],
-      values: ['2024-01-01T00:00:00.000011Z'],
-      key: null,
+      values: ['2024-01-01 00:00:00.000011+00'],
     });
 
     await env.query(
@@ -165,16 +172,47 @@ describe('PostgresSource incremental reads', () => {
     expect(moved.map((r) => Number(r.id))).toEqual(Array.from({ length: 23 }, (_, i) => (i + 1) * 43));
     const { rows: logCount } = await env.query(`SELECT count(*)::int AS n FROM "${env.schema}".orders_log`);
     expect(logCount[0].n).toBe(1060);
-    // a JS Date holds milliseconds: the microseconds of the source cursor do not survive (documented)
+    // compared to the millisecond: exact timestamps are the value model's business (issue 10 item 1), not this test's
     const ms = `id, v, date_trunc('milliseconds', updated_at) AS updated_at`;
     const { rows: d } = await env.query(
-      `SELECT count(*)::int AS n FROM ((SELECT ${ms} FROM "${env.schema}".orders EXCEPT SELECT * FROM "${env.schema}".orders_mirror)
-        UNION ALL (SELECT * FROM "${env.schema}".orders_mirror EXCEPT SELECT ${ms} FROM "${env.schema}".orders)) x`,
+      `SELECT count(*)::int AS n FROM ((SELECT ${ms} FROM "${env.schema}".orders EXCEPT ALL SELECT ${ms} FROM "${env.schema}".orders_mirror)
+        UNION ALL (SELECT ${ms} FROM "${env.schema}".orders_mirror EXCEPT ALL SELECT ${ms} FROM "${env.schema}".orders)) x`,
     );
     expect(d[0].n).toBe(0);
 
     const third = await run('log');
     expect(third.stats.rowsExported).toBe(0);
     expect(third.newCheckpoint).toEqual(second[0].newCheckpoint);
+  });
+
+  it('a planned run over a large boundary (every row ties) is sliced; a tie arriving after the plan waits for the next run', async () => {
+    await env.query(`CREATE TABLE "${env.schema}".allties (id int PRIMARY KEY, d date NOT NULL)`);
+    await env.query(`INSERT INTO "${env.schema}".allties SELECT g, DATE '2024-06-01' FROM generate_series(1, 500) g`);
+    await env.query(`ANALYZE "${env.schema}".allties`);
+    const unitId = unitOf('allties');
+    const source = new PostgresSource({ pool: env.newPool(), units: { [unitId]: { cursorColumns: ['d'] } } });
+    const ctx = testContext({ unitId });
+    const plan = await source.plan(
+      { unitId, mode: 'incremental', checkpoint: null, hints: { sliceMaxRows: 100 } },
+      ctx,
+    );
+    expect(plan.slices.length).toBeGreaterThanOrEqual(4);
+    expect(plan.checkpoint).toMatchObject({ values: ['2024-06-01'], from: ['2024-06-01'], seenRows: 500 });
+    await env.query(`INSERT INTO "${env.schema}".allties VALUES (0, DATE '2024-06-01'), (1000, DATE '2024-06-01')`);
+    const ids: number[] = [];
+    for (const slice of plan.slices)
+      for await (const b of source.read({ unitId, mode: 'incremental', checkpoint: null, slice }, ctx))
+        ids.push(...b.rows.map((r) => Number(r.id)));
+    expect(ids.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    const next = await source.plan(
+      { unitId, mode: 'incremental', checkpoint: plan.checkpoint, hints: { sliceMaxRows: 100 } },
+      ctx,
+    );
+    const later: number[] = [];
+    for (const slice of next.slices)
+      for await (const b of source.read({ unitId, mode: 'incremental', checkpoint: plan.checkpoint, slice }, ctx))
+        later.push(...b.rows.map((r) => Number(r.id)));
+    expect(later.sort((a, b) => a - b)).toEqual([0, 1000]);
+    await source.close();
   });
 });

@@ -1,6 +1,7 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { Json, KvEntry, KvKey, KvPutOptions, KvStore, Row } from '../../src/index.js';
-import { checkpointKey, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
+import { checkpointKey, IngestError, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { testContext } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
@@ -192,4 +193,58 @@ describe('PostgresSink ledger: exactly-once per (run, slice)', () => {
     expect([...seen].every((n) => n === 300 || n === 20_000)).toBe(true);
     expect(await count('items_replace')).toBe(20_000);
   });
+
+  for (const outcome of ['rolls back', 'commits'] as const) {
+    it(`a claim blocked by a paused holder's open slice transaction fails fast with sink_busy; after the holder ${outcome}, the retry lands every row once`, async () => {
+      const target = `items_busy_${outcome === 'commits' ? 'c' : 'r'}`;
+      const sink = new PostgresSink({
+        pool: env.newPool(),
+        schema: env.schema,
+        ledgerTable: `${env.schema}.ledger_busy`,
+        tables: { 'x.items': `${env.schema}.${target}` },
+        ledgerLockTimeoutMs: 300,
+      });
+      const runId = `run-busy-${outcome === 'commits' ? 'c' : 'r'}`;
+      const rows = Array.from({ length: 300 }, (_, i) => ({ id: BigInt(i + 1), name: `n${i}` }));
+      const warm = await stage(rows.slice(0, 3), `${runId}-warm`, 1);
+      await sink.import(warm.req('append'), warm.ctx); // creates the ledger and the target
+      await env.query(`TRUNCATE "${env.schema}".${target}`);
+      const s = await stage(rows, runId, 3);
+
+      // the "paused holder": it claimed slice 1 and loaded its rows in a transaction it has not finished
+      const holder = new pg.Client({ connectionString: env.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(
+          `INSERT INTO "${env.schema}".ledger_busy (run_id, unit_id, slice, target, disposition, rows) VALUES ($1, 'x.items', 1, $2, 'append', 100)`,
+          [runId, `${env.schema}.${target}`],
+        );
+        await holder.query(
+          `INSERT INTO "${env.schema}".${target} SELECT g, 'n' || (g - 1) FROM generate_series(101, 200) g`,
+        );
+        const started = Date.now();
+        const err = await sink.import(s.req('append'), s.ctx).catch((e) => e);
+        const waited = Date.now() - started;
+        expect(IngestError.is(err, 'sink_busy')).toBe(true);
+        expect(err.retryable).toBe(true);
+        expect(err.message).toContain(runId);
+        expect(err.details).toMatchObject({ slices: [1], runId });
+        expect(waited).toBeLessThan(5_000);
+        await holder.query(outcome === 'commits' ? 'COMMIT' : 'ROLLBACK');
+      } finally {
+        await holder.end();
+      }
+      const again = await sink.import(s.req('append'), s.ctx);
+      // slices the first attempt committed before it met the busy one are skipped, and so is the holder's once it commits
+      const p = again.provenance as { slicesSkipped: number; slicesCommitted: number };
+      expect(p.slicesSkipped + p.slicesCommitted).toBe(3);
+      expect(p.slicesSkipped).toBeGreaterThanOrEqual(outcome === 'commits' ? 1 : 0);
+      expect(await count(target)).toBe(300);
+      const { rows: dupes } = await env.query(
+        `SELECT id FROM "${env.schema}".${target} GROUP BY id HAVING count(*) > 1`,
+      );
+      expect(dupes).toEqual([]);
+    });
+  }
 });
