@@ -78,6 +78,9 @@ export function fits(type: FieldType, v: unknown): boolean {
     case 'string':
     case 'decimal':
     case 'date':
+    case 'time':
+    case 'uuid':
+    case 'interval':
       return typeof v === 'string';
     case 'int32':
       return typeof v === 'number' && (v | 0) === v && !Object.is(v, -0);

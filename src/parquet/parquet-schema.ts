@@ -21,6 +21,9 @@ const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted
   date: { type: 'INT32', converted_type: 'DATE' },
   json: { type: 'BYTE_ARRAY', converted_type: 'JSON' },
   binary: { type: 'BYTE_ARRAY' },
+  time: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  uuid: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  interval: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
 };
 
 /** The flat Parquet schema (root + one leaf per field) of a {@link RecordSchema}. */
@@ -114,6 +117,9 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknow
   switch (f.type) {
     case 'string':
     case 'decimal':
+    case 'time':
+    case 'uuid':
+    case 'interval':
       if (typeof v === 'string') return v;
       break;
     case 'int32':
