@@ -158,8 +158,6 @@ export function fieldTypeToPgType(type: FieldType, logical: LogicalType = {}): s
       return 'bigint';
     case 'float64':
       return 'double precision';
-    case 'decimal':
-      return 'numeric';
     case 'boolean':
       return 'boolean';
     case 'date':
