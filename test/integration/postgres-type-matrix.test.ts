@@ -5,13 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrowCodec } from '../../src/arrow/index.js';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
+  JsonText,
   MemoryKvStore,
   MemoryStagingProvider,
   ObjectStoreStagingProvider,
+  type RecordSchema,
   runUnit,
   type StagingProvider,
+  Timestamp,
 } from '../../src/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
+import { MemorySource } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
 /*
@@ -206,6 +210,109 @@ describe('PostgreSQL type matrix: PG → staging codec → PG is exact, compared
       });
     }
   }
+
+  it('maps type + logical when there is no PostgreSQL native type, and falls back (with a warning) for an unknown one', async () => {
+    const schema: RecordSchema = {
+      fields: [
+        { name: 'id', type: 'int64', nullable: false },
+        { name: 'price', type: 'decimal', nullable: true, logical: { precision: 12, scale: 2 } },
+        { name: 'at', type: 'timestamp', nullable: true, logical: { withTimeZone: false, precision: 6 } },
+        { name: 'atz', type: 'timestamp', nullable: true },
+        { name: 'tm', type: 'time', nullable: true, logical: { withTimeZone: true } },
+        { name: 'u', type: 'uuid', nullable: true },
+        { name: 'iv', type: 'interval', nullable: true },
+        { name: 'code', type: 'string', nullable: true, logical: { length: 8, fixedLength: true } },
+        { name: 'name', type: 'string', nullable: true, logical: { length: 20 } },
+        { name: 'tags', type: 'json', nullable: true, logical: { element: 'string' } },
+        {
+          name: 'amounts',
+          type: 'json',
+          nullable: true,
+          logical: { element: 'decimal', elementLogical: { precision: 5, scale: 1 } },
+        },
+        { name: 'doc', type: 'json', nullable: true },
+        { name: 'mood', type: 'string', nullable: true, native: { dialect: 'postgres', type: 'no_such_schema.mood' } },
+        {
+          name: 'odd',
+          type: 'int32',
+          nullable: true,
+          native: { dialect: 'postgres', type: 'integer); DROP TABLE x; --' },
+        },
+        {
+          name: 'my',
+          type: 'decimal',
+          nullable: true,
+          native: { dialect: 'mysql', type: 'decimal(10,3)' },
+          logical: { precision: 10, scale: 3 },
+        },
+      ],
+      primaryKey: ['id'],
+    };
+    const row = {
+      id: 1n,
+      price: '1234567890.12',
+      at: Timestamp.parse('2024-03-10 02:30:00.000001'),
+      atz: Timestamp.parse('infinity', { zoned: true }),
+      tm: '12:00:00.5+05:30',
+      u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      iv: '1 mon -2 days 00:00:00.000001',
+      code: 'ab',
+      name: 'x',
+      tags: ['a"b', null, '\\', ''],
+      amounts: ['NaN', '1.5', null],
+      doc: new JsonText('{"p": 1.50, "big": 12345678901234567890123}'),
+      mood: 'happy',
+      odd: 7,
+      my: '-1234567.125',
+    };
+    const pool = env.newPool({ options: `-c search_path="${env.schema}",public -c TimeZone=America/St_Johns` });
+    const sink = new PostgresSink({ pool, tables: { things: `${env.schema}.generic` } });
+    const warnings: string[] = [];
+    await runUnit({
+      source: new MemorySource({ units: { things: { rows: [row], schema } } }),
+      sink,
+      staging: fs('ndjson')(),
+      kv: new MemoryKvStore(),
+      unit: { endpointId: 'mem', unitId: 'things' },
+      mode: 'full',
+      logger: { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} },
+    });
+    expect(await types('generic')).toEqual([
+      'id: bigint',
+      'price: numeric(12,2)',
+      'at: timestamp(6) without time zone',
+      'atz: timestamp with time zone',
+      'tm: time with time zone',
+      'u: uuid',
+      'iv: interval',
+      'code: character(8)',
+      'name: character varying(20)',
+      'tags: text[]',
+      'amounts: numeric(5,1)[]',
+      'doc: jsonb',
+      'mood: text',
+      'odd: integer',
+      'my: numeric(10,3)',
+    ]);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain('"mood"');
+    expect(warnings[1]).toContain('"odd"');
+    const back = await env.query(
+      `SELECT price::text, at::text, atz::text, tm::text, iv::text, code::text, tags::text, amounts::text, doc::text, my::text FROM "${env.schema}".generic`,
+    );
+    expect(back.rows[0]).toEqual({
+      price: '1234567890.12',
+      at: '2024-03-10 02:30:00.000001',
+      atz: 'infinity',
+      tm: '12:00:00.5+05:30',
+      iv: '1 mon -2 days +00:00:00.000001',
+      code: 'ab', // char(n)::text drops the padding
+      tags: '{"a\\"b",NULL,"\\\\",""}',
+      amounts: '{NaN,1.5,NULL}',
+      doc: '{"p": 1.50, "big": 12345678901234567890123}',
+      my: '-1234567.125',
+    });
+  });
 
   it('a diff of one changed value is found (the comparison can fail)', async () => {
     const s = `"${env.schema}"`;
