@@ -258,7 +258,7 @@ function declaredColumns(fields: RecordSchema['fields'], rows: Row[]): Column[] 
         break;
       }
     }
-    return { name: f.name, type: kindForField(f.type, first) };
+    return { name: f.name, type: kindForField(f, first) };
   });
 }
 

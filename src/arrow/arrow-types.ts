@@ -15,7 +15,7 @@ import {
   type Vector,
 } from 'apache-arrow';
 import { decodeTaggedJson, encodeTaggedJson } from '../codecs/value-encoding.js';
-import type { FieldType, Value } from '../contracts/values.js';
+import type { FieldSchema, FieldType, Value } from '../contracts/values.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
 
@@ -165,9 +165,16 @@ export function inferType(v: unknown): ColumnKind {
  * The column kind for a declared FieldType, given the first non-null value of the column (if any): a `timestamp`
  * field holds `Timestamp`s (µs) or `Date`s (ms), a `json` field `JsonText` or any value.
  */
-export function kindForField(type: FieldType, first: unknown): ColumnKind {
+export function kindForField(field: FieldSchema, first: unknown): ColumnKind {
+  const type = field.type;
   if (type === 'timestamp' && first instanceof Timestamp && inInt64(first)) return first.zoned ? 'ts_utc' : 'ts_local';
   if (type === 'json' && first instanceof JsonText) return 'json_text';
+  if (first === undefined) {
+    // no value yet: what the schema's details promise (a database source gives Timestamps and JsonText)
+    if (type === 'timestamp' && field.logical?.withTimeZone !== undefined)
+      return field.logical.withTimeZone ? 'ts_utc' : 'ts_local';
+    if (type === 'json' && !field.logical?.element && /^jsonb?$/.test(field.native?.type ?? '')) return 'json_text';
+  }
   return type;
 }
 

@@ -125,6 +125,34 @@ describe('codecs return exactly what was written (Timestamp, JsonText, Date, exa
     expect(await decodeAll(codec, Buffer.from(typed), 5, schema)).toEqual([row]);
   });
 
+  it('Arrow follows the schema details when the first batch has only NULLs in a column', async () => {
+    const codec = arrowCodec();
+    const s: RecordSchema = {
+      fields: [
+        { name: 'at', type: 'timestamp', nullable: true, logical: { withTimeZone: false } },
+        { name: 'doc', type: 'json', nullable: true, native: { dialect: 'postgres', type: 'jsonb' } },
+      ],
+    };
+    const rows: Row[] = [
+      { at: null, doc: null },
+      { at: Timestamp.parse('2024-01-01 00:00:00.000001'), doc: new JsonText('{"a": 1.50}') },
+    ];
+    const bytes = await encodeAll(codec, [rows.slice(0, 1), rows.slice(1)], s);
+    const reader = await RecordBatchReader.from(
+      (async function* () {
+        yield bytes;
+      })(),
+    );
+    await reader.open();
+    const at = reader.schema.fields.find((f) => f.name === 'at')!;
+    expect(at.type.typeId).toBe(Type.Timestamp);
+    expect(at.metadata.get('nucleus.value')).toBe('Timestamp');
+    expect(reader.schema.fields.find((f) => f.name === 'doc')!.metadata.get('nucleus.value')).toBe('JsonText');
+    const out = await decodeAll(codec, bytes, 1 << 20, s);
+    expect(out).toEqual(rows);
+    expect(kinds(out)).toEqual(kinds(rows));
+  });
+
   it('Arrow stores Timestamps as timestamp[us] (UTC when zoned) with ±infinity as int64 max/min', async () => {
     const codec = arrowCodec();
     const rows: Row[] = [
