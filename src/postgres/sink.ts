@@ -546,14 +546,25 @@ async function inferSchema(slices: ImportSlice[]): Promise<RecordSchema | undefi
       if (!batch.length) continue;
       const names: string[] = [];
       const types = new Map<string, FieldType>();
+      const local = new Set<string>();
       for (const row of batch) {
         for (const [k, v] of Object.entries(row)) {
           if (!types.has(k)) names.push(k);
-          if (v !== null && v !== undefined && !types.get(k)) types.set(k, typeOfValue(v));
-          else if (!types.has(k)) types.set(k, undefined as unknown as FieldType);
+          if (v !== null && v !== undefined && !types.get(k)) {
+            types.set(k, typeOfValue(v));
+            // a wall-clock Timestamp gets a timestamp without time zone, so no session zone shifts it
+            if (v instanceof Timestamp && !v.zoned) local.add(k);
+          } else if (!types.has(k)) types.set(k, undefined as unknown as FieldType);
         }
       }
-      return { fields: names.map((n) => ({ name: n, type: types.get(n) ?? 'string', nullable: true })) };
+      return {
+        fields: names.map((n) => ({
+          name: n,
+          type: types.get(n) ?? 'string',
+          nullable: true,
+          ...(local.has(n) ? { logical: { withTimeZone: false } } : {}),
+        })),
+      };
     }
   }
   return undefined;
