@@ -58,3 +58,19 @@ describe('parseJsonExact / stringifyJsonExact', () => {
     );
   });
 });
+
+describe('stringifyJsonExact with exact values', () => {
+  it('splices JsonText in verbatim and writes Timestamps as ISO text, at any depth', async () => {
+    const { JsonText, Timestamp } = await import('../../src/index.js');
+    expect(
+      stringifyJsonExact({
+        raw: new JsonText('{"p": 1.50, "n": 12345678901234567890123}'),
+        list: [new JsonText('1.00000000000000000001'), Timestamp.parse('infinity', { zoned: true })],
+        at: Timestamp.parse('2024-01-01 00:00:00.000001+00'),
+      }),
+    ).toBe(
+      '{"raw":{"p": 1.50, "n": 12345678901234567890123},"list":[1.00000000000000000001,"infinity"],"at":"2024-01-01T00:00:00.000001Z"}',
+    );
+    expect(stringifyJsonExact(new JsonText(' [1.0] '))).toBe(' [1.0] ');
+  });
+});
