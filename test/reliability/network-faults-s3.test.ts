@@ -29,7 +29,7 @@ const HEAVY_SEEDS = faultSeeds(SOAK ? [3, 19, 31] : [3]);
 const clients: S3Client[] = [];
 const figures = {
   rows: ROWS,
-  seeds: [] as Array<{ seed: number; rate: number; faults: number; requests: number; ms: number }>,
+  seeds: [] as Array<{ seed: number; rate: number; faults: number; requests: number; ms: number; retries: string[] }>,
   runs: 0,
   requests: 0,
   faultsInjected: 0,
@@ -78,7 +78,7 @@ async function stageAndImport(endpoint: string, prefix: string, storeAttempts = 
   });
   const staging = new ObjectStoreStagingProvider({ store, prefix });
   const sink = new MemorySink();
-  let retries = 0;
+  const retries: string[] = [];
   const result = await runUnit({
     source: new MemorySource({ units: { events: { rows: rows(), batchSize: 1000 } } }),
     sink,
@@ -89,12 +89,13 @@ async function stageAndImport(endpoint: string, prefix: string, storeAttempts = 
     mode: 'full',
     policy: { sliceMaxRows: 3000, keepStaging: true, retry: { maxAttempts: 8, baseDelayMs: 20, maxDelayMs: 300 } },
     onEvent: (e: IngestionEvent) => {
-      if (e.type === 'retry.scheduled') retries++;
+      if (e.type === 'retry.scheduled')
+        retries.push(`${e.phase}${e.slice !== undefined ? ` slice ${e.slice}` : ''}: ${e.code}`);
     },
   });
   figures.runs++;
-  figures.pipelineRetries += retries;
-  return { result, rows: sink.rows('events') };
+  figures.pipelineRetries += retries.length;
+  return { result, rows: sink.rows('events'), retries };
 }
 
 beforeAll(async () => {
@@ -135,7 +136,7 @@ async function faultyRun(seed: number, rate: number, kinds: FaultKind[], storeAt
     figures.multipartAborted += proxy.multipart.aborted.size;
     figures.rowsCompared += b.rows.length;
     figures.slicesCompared += hashes.size;
-    figures.seeds.push({ seed, rate, faults, requests: proxy.stats.requests, ms: Date.now() - t0 });
+    figures.seeds.push({ seed, rate, faults, requests: proxy.stats.requests, ms: Date.now() - t0, retries: b.retries });
   } finally {
     await proxy.close();
   }
