@@ -9,7 +9,7 @@
  * With `--run`/`--soak` the figures of earlier runs are cleared first, the suites run in a child `vitest run
  * test/reliability` (`SOAK=1` with `--soak`; `FAULT_SEEDS` and other variables pass through), and the figures
  * are written only when every test passed — a failed run prints its figures and leaves the page as it was.
- * Extra arguments after `--` go to vitest.
+ * Extra arguments after `--` go to vitest (paths among them replace `test/reliability`).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,14 +40,16 @@ function runSuites(soak: boolean, extra: string[]): RunSummary {
   mkdirSync(dir, { recursive: true });
   const report = join(root, '.tmp/reliability-vitest.json');
   rmSync(report, { force: true });
+  // Paths among the extra arguments (`-- test/reliability/x.test.ts`) narrow the run; the rest are vitest flags.
+  const paths = extra.filter((a) => a.startsWith('test/'));
   const args = [
     'vitest',
     'run',
-    'test/reliability',
+    ...(paths.length > 0 ? paths : ['test/reliability']),
     '--reporter=default',
     '--reporter=json',
     `--outputFile.json=${report}`,
-    ...extra,
+    ...extra.filter((a) => !a.startsWith('test/')),
   ];
   const loadBefore = loadavg().map((n) => Math.round(n * 100) / 100);
   const startedAt = new Date();
@@ -72,7 +74,7 @@ function runSuites(soak: boolean, extra: string[]): RunSummary {
       passed: r.numPassedTests,
       failed: r.numFailedTests,
       skipped: (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0),
-      files: r.numTotalTestSuites ?? r.testResults?.length ?? 0,
+      files: r.testResults?.length ?? 0,
     };
   }
   writeFileSync(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
