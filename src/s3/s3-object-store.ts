@@ -1,6 +1,4 @@
-import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -8,13 +6,14 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { z } from 'zod';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../contracts/object-store.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { abortable, sleep, throwIfAborted } from '../util/abort.js';
+import { abortable, throwIfAborted } from '../util/abort.js';
 import { assertValidObjectKey, assertValidObjectPrefix } from '../util/object-key.js';
-import { backoffDelay, DEFAULT_RETRY, type RetryPolicy, withRetry } from '../util/retry.js';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from '../util/retry.js';
+import { uploadStream } from './multipart-upload.js';
+import { resumableBody } from './resumable-get.js';
 import { s3Failure } from './s3-errors.js';
 
 /** Options of {@link S3ObjectStore}. @public */
@@ -30,7 +29,14 @@ export interface S3ObjectStoreOptions {
   partSize?: number;
   /** Parts uploaded in parallel; memory per upload stays near `partSize × (queueSize + 1)`. @defaultValue 4 */
   queueSize?: number;
-  /** Retries of idempotent requests (GET, HEAD, LIST, DELETE, PutObject of a buffer). @defaultValue {@link DEFAULT_RETRY} */
+  /**
+   * Attempts per S3 request — every request the store sends: GET (and each resumption of a GET cut off
+   * mid-body), HEAD, LIST, DELETE, PutObject, and each request of a multipart upload (create, every part, complete,
+   * abort). Each attempt goes through the client's own retry strategy (its `maxAttempts`, 3 by default), so a
+   * request is tried up to `retry.maxAttempts × client maxAttempts` times; give the client `maxAttempts: 1` to have
+   * this policy alone decide.
+   * @defaultValue {@link DEFAULT_RETRY} (`{ maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10000 }`)
+   */
   retry?: Partial<RetryPolicy>;
   /** Keys per ListObjectsV2 page (1–1000). @defaultValue 1000 */
   pageSize?: number;
@@ -63,14 +69,16 @@ const optionsSchema = z
  * An {@link ObjectStore} on an S3 bucket through an injected `S3Client` (works with AWS S3 and S3-compatible
  * servers such as MinIO).
  *
- * - `put` of a `Uint8Array` up to `partSize` is one PutObject (retried); larger or streamed bodies go through
- *   `@aws-sdk/lib-storage` `Upload` with bounded part buffering. An upload that fails or is aborted through
- *   `opts.signal` aborts its multipart upload, so no incomplete upload is left behind.
+ * - `put` of a `Uint8Array` up to `partSize` is one PutObject (retried); larger or streamed bodies are cut into
+ *   parts of `partSize` and sent as a multipart upload, `queueSize` parts at a time, each part retried from its
+ *   buffer under `retry` (a streamed body that fits in one part is one PutObject). An upload that still fails, or
+ *   is aborted through `opts.signal`, aborts its multipart upload, so no incomplete upload is left behind; an
+ *   answer lost after S3 acted (create, complete) is detected and neither leaves an upload nor fails the put.
  * - `list` follows continuation tokens and yields keys in S3's (UTF-8) order; listed objects carry key, size, etag
  *   and lastModified — use `head` for content type and metadata.
  * - `delete` sends DeleteObjects in batches of 1000 and reports every key S3 refused.
- * - GET, HEAD, LIST, DELETE and PutObject of a buffer are retried with backoff on 5xx, throttling (SlowDown, 429),
- *   timeouts and connection resets; a GET interrupted mid-stream resumes with a ranged request.
+ * - Every request is retried with backoff on 5xx, throttling (SlowDown, 429), timeouts and connection resets; a
+ *   GET cut off mid-body resumes at the byte it reached with a ranged request, checked against the ETag.
  * - Metadata keys come back lowercase (S3 stores them so); use lowercase ASCII keys and values to stay portable.
  *
  * @example
@@ -142,34 +150,31 @@ export class S3ObjectStore implements ObjectStore {
         },
       );
     }
-    let size = 0;
-    const counted = async function* (source: AsyncIterable<Uint8Array>) {
+    const checked = async function* (source: AsyncIterable<Uint8Array>) {
       for await (const chunk of source) {
         if (!(chunk instanceof Uint8Array)) {
           throw new IngestError('staging_failed', `Body of ${JSON.stringify(key)} yielded a non-Uint8Array chunk`, {
             retryable: false,
           });
         }
-        size += chunk.byteLength;
         yield chunk;
       }
     };
     const source = body instanceof Uint8Array ? oneChunk(body) : body;
-    const readable = Readable.from(counted(abortable(source, opts.signal, `put of ${key}`)), { highWaterMark: 1 });
-    const upload = new Upload({
-      client: this.#client,
-      params: { ...params, Body: readable },
-      partSize: this.#partSize,
-      queueSize: this.#queueSize,
-      leavePartsOnError: false,
-    });
     try {
-      const out = await upload.done();
-      return { key, size, etag: out.ETag, lastModified: new Date(), contentType, metadata };
+      const out = await uploadStream(checked(abortable(source, opts.signal, `put of ${key}`)), {
+        client: this.#client,
+        bucket: this.bucket,
+        key,
+        contentType,
+        metadata,
+        partSize: this.#partSize,
+        queueSize: this.#queueSize,
+        retrying: (fn, op) => this.#retrying(fn, op, key, opts.signal),
+        signal: opts.signal,
+      });
+      return { key, size: out.size, etag: out.etag, lastModified: new Date(), contentType, metadata };
     } catch (err) {
-      // Close the caller's body even when S3 failed before reading all of it.
-      readable.destroy();
-      await this.#abortUpload(upload, key);
       if (opts.signal?.aborted) throw s3Failure(abortErrorOf(opts.signal, err), 'put', this.bucket, key);
       throw s3Failure(err, 'put', this.bucket, key);
     }
@@ -190,42 +195,14 @@ export class S3ObjectStore implements ObjectStore {
       key,
       signal,
     );
-    const etag = first.ETag;
-    const store = this;
-    return (async function* () {
-      let offset = 0;
-      let body = first.Body as AsyncIterable<Uint8Array> & { destroy?: () => void };
-      try {
-        for (let failures = 0; ; ) {
-          try {
-            for await (const chunk of body) {
-              offset += chunk.byteLength;
-              yield chunk;
-            }
-            return;
-          } catch (err) {
-            const mapped = s3Failure(err, 'get', store.bucket, key);
-            failures++;
-            if (signal?.aborted || !mapped.retryable || failures >= store.#retry.maxAttempts) throw mapped;
-            body.destroy?.();
-            await sleep(backoffDelay(failures, store.#retry), signal);
-            const range = offset > 0 ? { Range: `bytes=${offset}-`, IfMatch: etag } : {};
-            const next = await store.#retrying(
-              () =>
-                store.#client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key, ...range }), {
-                  abortSignal: signal,
-                }),
-              'get',
-              key,
-              signal,
-            );
-            body = next.Body as typeof body;
-          }
-        }
-      } finally {
-        body.destroy?.();
-      }
-    })();
+    return resumableBody(first, {
+      client: this.#client,
+      bucket: this.bucket,
+      key,
+      retry: this.#retry,
+      retrying: (fn, op) => this.#retrying(fn, op, key, signal),
+      signal,
+    });
   }
 
   /** Content type, metadata, size and etag of the object under `key`, or `undefined`. @throws IngestError `invalid_key`; `staging_failed`. */
@@ -317,11 +294,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** Run an idempotent request with retries, mapping failures to IngestError. */
-  #retrying<T>(fn: () => Promise<T>, op: string, key: string, signal?: AbortSignal): Promise<T> {
+  #retrying<T>(fn: (attempt: number) => Promise<T>, op: string, key: string, signal?: AbortSignal): Promise<T> {
     return withRetry(
-      async () => {
+      async (attempt) => {
         try {
-          return await fn();
+          return await fn(attempt);
         } catch (err) {
           if (signal?.aborted) throw s3Failure(abortErrorOf(signal, err), op, this.bucket, key);
           throw s3Failure(err, op, this.bucket, key);
@@ -330,16 +307,6 @@ export class S3ObjectStore implements ObjectStore {
       this.#retry,
       { signal },
     );
-  }
-
-  /** Belt and braces after a failed Upload: abort its multipart upload if one was started (ignoring "already gone"). */
-  async #abortUpload(upload: Upload, key: string): Promise<void> {
-    const uploadId = (upload as unknown as { uploadId?: string }).uploadId;
-    if (!uploadId) return;
-    // Ignore failures here ("already gone" included): the caller sees the original error.
-    await this.#client
-      .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
-      .catch(() => {});
   }
 }
 

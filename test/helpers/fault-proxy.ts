@@ -2,13 +2,19 @@
  * A fault-injecting HTTP proxy on loopback, for putting in front of an S3 server. A share of the requests
  * (`rate`, default 10%) starts a burst of `burst` (default 3) consecutive faulty requests; bursts take turns among:
  * `500` (S3 `InternalError`), `503` (S3 `SlowDown`), `reset` (the connection is destroyed after part of the
- * request arrived) or `stall` (no answer for `stallMs`, then the connection is destroyed). Every other request is
- * forwarded unchanged (headers included, so SigV4 signatures stay valid). A seeded generator makes runs repeatable.
+ * request arrived), `stall` (no answer for `stallMs`, then the connection is destroyed), and two opt-in kinds
+ * that reach the server: `cut` (the request is served, the answer is cut off in the middle of its body) and
+ * `lost` (the request is served, the answer never arrives: the server did the work, the client cannot know).
+ * Every other request is forwarded unchanged (headers included, so SigV4 signatures stay valid). A seeded
+ * generator makes runs repeatable.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FaultKind = '500' | '503' | 'reset' | 'stall';
+export type FaultKind = '500' | '503' | 'reset' | 'stall' | 'cut' | 'lost';
+
+/** Every fault kind, in the order bursts take turns. */
+export const ALL_FAULT_KINDS: FaultKind[] = ['500', '503', 'reset', 'stall', 'cut', 'lost'];
 
 export interface FaultProxyOptions {
   /** Where requests go, e.g. `http://127.0.0.1:4569`. */
@@ -17,7 +23,7 @@ export interface FaultProxyOptions {
   rate?: number;
   /** Faulty requests per burst. @defaultValue 3 */
   burst?: number;
-  /** Fault kinds to draw from. @defaultValue all four */
+  /** Fault kinds to draw from. @defaultValue `['500', '503', 'reset', 'stall']` */
   kinds?: FaultKind[];
   /** How long a stalled request hangs before its connection is dropped. @defaultValue 1500 */
   stallMs?: number;
@@ -30,7 +36,13 @@ export interface FaultProxyOptions {
 export interface FaultProxy {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
-  readonly stats: { requests: number; forwarded: number; faults: Record<FaultKind, number> };
+  readonly stats: {
+    requests: number;
+    forwarded: number;
+    faults: Record<FaultKind, number>;
+    cutAtBytes: number;
+    ranged: number;
+  };
   /**
    * Multipart uploads seen through the proxy: created (`POST ?uploads` answered with an UploadId), completed
    * (`POST ?uploadId=` answered 2xx) and aborted (`DELETE ?uploadId=` sent by the client, whatever the answer).
@@ -70,7 +82,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const stats = {
     requests: 0,
     forwarded: 0,
-    faults: { '500': 0, '503': 0, reset: 0, stall: 0 } as Record<FaultKind, number>,
+    faults: { '500': 0, '503': 0, reset: 0, stall: 0, cut: 0, lost: 0 } as Record<FaultKind, number>,
+    /** Bytes of answers delivered before a `cut`, summed. */
+    cutAtBytes: 0,
+    /** Requests that asked for a byte range (`Range:`), e.g. a GET resuming where a cut left it. */
+    ranged: 0,
   };
   const multipart = { created: new Set<string>(), completed: new Set<string>(), aborted: new Set<string>() };
   const sockets = new Set<Socket>();
@@ -83,6 +99,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     stats.requests++;
+    if (req.headers.range) stats.ranged++;
     let fault: FaultKind | undefined;
     if (enabled && (!opts.filter || opts.filter(req))) {
       if (left === 0 && rnd() < rate) {
@@ -127,11 +144,18 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         timers.add(t);
         return;
       }
-      req.resume();
-      const t = setTimeout(() => req.socket.destroy(), stallMs);
-      timers.add(t);
-      return;
+      if (fault === 'stall') {
+        req.resume();
+        const t = setTimeout(() => req.socket.destroy(), stallMs);
+        timers.add(t);
+        return;
+      }
     }
+    forward(req, res, fault === 'cut' || fault === 'lost' ? fault : undefined);
+  });
+
+  /** Send `req` on to the target and its answer back — all of it, half of its body (`cut`) or none (`lost`). */
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, damage?: 'cut' | 'lost'): void {
     stats.forwarded++;
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const uploadId = query.get('uploadId');
@@ -158,13 +182,40 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
             if (id) multipart.created.add(id);
           });
         }
+        if (damage === 'lost') {
+          // The server did the work; the client hears nothing.
+          upRes.resume();
+          upRes.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.rawHeaders as unknown as http.OutgoingHttpHeaders);
-        upRes.pipe(res);
+        if (damage !== 'cut') {
+          upRes.pipe(res);
+          return;
+        }
+        // Deliver the first half of the body (at least one byte when there is one), then drop the connection.
+        const length = Number(upRes.headers['content-length'] ?? 0);
+        const keep = Math.max(1, Math.floor(length / 2));
+        let sent = 0;
+        upRes.on('data', (c: Buffer) => {
+          if (sent >= keep) return;
+          const piece = c.subarray(0, keep - sent);
+          sent += piece.length;
+          stats.cutAtBytes += piece.length;
+          res.write(piece);
+          if (sent >= keep) {
+            upRes.destroy();
+            // Let the bytes leave before the reset.
+            setImmediate(() => req.socket.destroy());
+          }
+        });
+        upRes.on('end', () => req.socket.destroy());
       },
     );
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
+  }
+
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -187,4 +238,18 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/**
+ * The seeds a fault test runs with: `FAULT_SEEDS=1,2,3` (or one `FAULT_SEED=7`) from the environment, else
+ * `defaults`. Every failure message names its seed, so `FAULT_SEEDS=<seed>` replays it.
+ */
+export function faultSeeds(defaults: number[]): number[] {
+  const raw = process.env.FAULT_SEEDS ?? process.env.FAULT_SEED;
+  if (!raw) return defaults;
+  const seeds = raw.split(',').map((s) => Number(s.trim()));
+  if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) {
+    throw new Error(`FAULT_SEEDS must be a comma-separated list of non-negative integers, got ${JSON.stringify(raw)}`);
+  }
+  return seeds;
 }

@@ -19,6 +19,46 @@ const server = new S3rver({
   configureBuckets: (config.buckets || []).map((name) => ({ name, configs: [] })),
 });
 
+// s3rver 3.7 answers a PutObject before the object is on disk: it resolves once the body has been handed to the
+// file's write stream, not once the stream has finished (for a buffered body it calls end() and resolves at once).
+// A GET right after the answer can then read an empty or short file — a store that is not read-after-write
+// consistent, unlike S3. This putObject waits for the file to be written and closed.
+{
+  const crypto = require('node:crypto');
+  const { Transform, pipeline } = require('node:stream');
+  const store = Object.getPrototypeOf(server.store);
+  store.putObject = async function putObject(object) {
+    const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+    await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
+    const md5 = crypto.createHash('md5');
+    let size = 0;
+    const writeStream = fs.createWriteStream(objectPath);
+    if (Buffer.isBuffer(object.content)) {
+      md5.update(object.content);
+      size = object.content.length;
+      await new Promise((resolve, reject) => {
+        writeStream.on('error', reject);
+        writeStream.end(object.content, resolve);
+      });
+      await new Promise((resolve) => (writeStream.closed ? resolve() : writeStream.on('close', resolve)));
+    } else {
+      const tap = new Transform({
+        transform(chunk, encoding, callback) {
+          md5.update(chunk, encoding);
+          size += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      await new Promise((resolve, reject) =>
+        pipeline(object.content, tap, writeStream, (err) => (err ? reject(err) : resolve())),
+      );
+    }
+    const digest = md5.digest('hex');
+    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
+  };
+}
+
 const uploadsDir = (bucket) => server.store.getResourcePath(bucket, undefined, 'uploads');
 const xmlEscape = (s) =>
   String(s).replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]);

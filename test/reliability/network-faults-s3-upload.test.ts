@@ -1,0 +1,246 @@
+/**
+ * Slice uploads under targeted S3 faults, each aimed at one request so the outcome is certain:
+ * - a part that keeps failing is retried from its buffer within `S3ObjectStore`'s `retry` (the run never notices);
+ * - a part that fails past that budget fails the upload, which is aborted; the run's `policy.retry` then writes the
+ *   slice again (a planned slice from the source, an unplanned stream by re-exporting into an emptied session);
+ * - an answer lost after the server acted (CreateMultipartUpload, CompleteMultipartUpload) neither leaves an
+ *   upload behind nor fails the slice.
+ * Every case ends with the rows of a fault-free run, slices with the fault-free sha256, and no incomplete upload
+ * (the proxy's log of created/completed/aborted upload ids, and ListMultipartUploads).
+ */
+import type http from 'node:http';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type IngestionEvent, MemoryKvStore, ObjectStoreStagingProvider, type Row, runUnit } from '../../src/index.js';
+import { S3ObjectStore } from '../../src/s3/index.js';
+import { MemorySink, MemorySource } from '../../src/testing/index.js';
+import { type FaultKind, type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { createTestS3Client, s3Target, testBucket, uniquePrefix } from '../helpers/s3.js';
+import { openUploads, sliceHashes } from '../helpers/s3-staged.js';
+import { recordFigures } from './harness.js';
+
+/** 9000 rows of ~2 KB: three slices of ~6 MiB, each a multipart upload of two parts. */
+const ROWS = 9000;
+const clients: S3Client[] = [];
+const figures = {
+  cases: [] as string[],
+  faultsInjected: 0,
+  faults: {} as Record<string, number>,
+  uploadsCreated: 0,
+  incompleteUploads: 0,
+  slicesCompared: 0,
+  uploadsAborted: 0,
+  slicesRewritten: 0,
+  rowsCompared: 0,
+};
+afterAll(() => {
+  for (const c of clients) c.destroy();
+  recordFigures('network-faults-s3-upload', figures);
+});
+
+function rows(): Row[] {
+  return Array.from({ length: ROWS }, (_, i) => ({
+    id: i + 1,
+    body: `${String(i).padStart(8, '0')}-${'y'.repeat(2000)}`,
+  }));
+}
+
+interface RunOpts {
+  planned: boolean;
+  storeRetry: number;
+  policyRetry: number;
+}
+
+async function stage(endpoint: string, prefix: string, o: RunOpts) {
+  // One attempt per SDK call, so the store's `retry` is the whole budget of a request.
+  const client = createTestS3Client({
+    endpoint,
+    maxAttempts: 1,
+    requestHandler: { requestTimeout: 5_000, connectionTimeout: 2_000 } as never,
+  });
+  clients.push(client);
+  const store = new S3ObjectStore({
+    client,
+    bucket: testBucket(),
+    partSize: 5 * 1024 * 1024,
+    retry: { maxAttempts: o.storeRetry, baseDelayMs: 10, maxDelayMs: 50 },
+  });
+  const sink = new MemorySink();
+  const events: IngestionEvent[] = [];
+  const result = await runUnit({
+    source: new MemorySource({
+      units: { events: { rows: rows(), batchSize: 500, ...(o.planned ? { planSlices: 3 } : {}) } },
+    }),
+    sink,
+    staging: new ObjectStoreStagingProvider({ store, prefix }),
+    kv: new MemoryKvStore(),
+    unit: { endpointId: 'upfault', unitId: 'events' },
+    runId: 'upfault-run',
+    mode: 'full',
+    policy: {
+      sliceMaxRows: 3000,
+      keepStaging: true,
+      exportConcurrency: 2,
+      retry: { maxAttempts: o.policyRetry, baseDelayMs: 20, maxDelayMs: 100 },
+    },
+    onEvent: (e) => events.push(e),
+  });
+  return { result, rows: sink.rows('events'), events };
+}
+
+const cleanRuns = new Map<boolean, Promise<{ rows: Row[]; slices: Map<string, string> }>>();
+function cleanRun(planned: boolean) {
+  let p = cleanRuns.get(planned);
+  if (!p) {
+    p = (async () => {
+      const prefix = uniquePrefix('upclean').replace(/\/$/, '');
+      const r = await stage(s3Target().endpoint, prefix, { planned, storeRetry: 3, policyRetry: 1 });
+      return { rows: r.rows, slices: await sliceHashes(prefix) };
+    })();
+    cleanRuns.set(planned, p);
+  }
+  return p;
+}
+
+/** Requests of slice 1 (`000001.ndjson`): its part uploads, its upload creation, its completion. */
+const partOfSlice1 = (n: number) => (req: http.IncomingMessage) =>
+  req.method === 'PUT' &&
+  /\/000001\.ndjson\?/.test(req.url ?? '') &&
+  new URL(req.url ?? '', 'http://x').searchParams.get('partNumber') === String(n);
+const createOfSlice1 = (req: http.IncomingMessage) =>
+  req.method === 'POST' && /\/000001\.ndjson\?uploads/.test(req.url ?? '');
+const completeOfSlice1 = (req: http.IncomingMessage) =>
+  req.method === 'POST' && /\/000001\.ndjson\?uploadId=/.test(req.url ?? '');
+
+/** Fault the first `times` requests `match` picks with `kind`, then stage through the proxy and check everything. */
+async function faulted(
+  name: string,
+  o: RunOpts & { match: (req: http.IncomingMessage) => boolean; times: number; kind: FaultKind },
+) {
+  let left = o.times;
+  const proxy: FaultProxy = await startFaultProxy({
+    target: s3Target().endpoint,
+    rate: 1,
+    burst: 1,
+    kinds: [o.kind],
+    filter: (req) => o.match(req) && left-- > 0,
+  });
+  const prefix = uniquePrefix('upfault').replace(/\/$/, '');
+  try {
+    const run = await stage(proxy.url, prefix, o);
+    figures.incompleteUploads += proxy.incompleteUploads().length;
+    const clean = await cleanRun(o.planned);
+    expect(run.result.stats.rowsImported, name).toBe(ROWS);
+    expect(run.rows, `${name}: rows differ from the fault-free run`).toEqual(clean.rows);
+    const hashes = await sliceHashes(prefix);
+    expect([...hashes.keys()].sort(), name).toEqual([...clean.slices.keys()].sort());
+    for (const [k, sha] of clean.slices) expect(hashes.get(k), `${name}: slice ${k}`).toBe(sha);
+    expect(proxy.incompleteUploads(), `${name}: incomplete uploads (proxy log)`).toEqual([]);
+    expect(await openUploads(prefix), `${name}: incomplete uploads (ListMultipartUploads)`).toEqual([]);
+    const faults = Object.values(proxy.stats.faults).reduce((n, x) => n + x, 0);
+    expect(faults, `${name}: faults injected`).toBe(o.times);
+    figures.cases.push(name);
+    figures.faultsInjected += faults;
+    for (const [k, v] of Object.entries(proxy.stats.faults)) figures.faults[k] = (figures.faults[k] ?? 0) + v;
+    figures.slicesCompared += hashes.size;
+    figures.uploadsCreated += proxy.multipart.created.size;
+    figures.uploadsAborted += proxy.multipart.aborted.size;
+    figures.rowsCompared += run.rows.length;
+    const rewrites = run.events.filter((e) => e.type === 'retry.scheduled' && e.phase === 'export');
+    figures.slicesRewritten += rewrites.length;
+    return { proxy, rewrites, events: run.events };
+  } finally {
+    await proxy.close();
+  }
+}
+
+describe('slice uploads under targeted S3 faults', () => {
+  it('a part failing 5 times in a row is retried from its buffer within the store retry (6): the run never notices', async () => {
+    const r = await faulted('part 2 of slice 1 fails 5 times, store retry 6', {
+      planned: false,
+      storeRetry: 6,
+      policyRetry: 1,
+      match: partOfSlice1(2),
+      times: 5,
+      kind: 'reset',
+    });
+    expect(r.rewrites, 'no slice written again').toEqual([]);
+    expect(r.proxy.multipart.aborted.size, 'no upload aborted').toBe(0);
+  }, 120_000);
+
+  it('past the store retry the upload is aborted and policy.retry exports the planned slice again', async () => {
+    const r = await faulted('planned: part 2 of slice 1 fails 4 times, store retry 2', {
+      planned: true,
+      storeRetry: 2,
+      policyRetry: 4,
+      match: partOfSlice1(2),
+      times: 4,
+      kind: '503',
+    });
+    expect(r.rewrites.length, 'slice 1 exported three times').toBe(2);
+    expect(r.rewrites.every((e) => e.type === 'retry.scheduled' && e.slice === 1)).toBe(true);
+    expect(r.proxy.multipart.aborted.size, 'both failed uploads aborted').toBe(2);
+  }, 120_000);
+
+  it('past the store retry the upload is aborted and policy.retry re-exports an unplanned stream', async () => {
+    const r = await faulted('unplanned: part 2 of slice 1 fails 2 times, store retry 2', {
+      planned: false,
+      storeRetry: 2,
+      policyRetry: 3,
+      match: partOfSlice1(2),
+      times: 2,
+      kind: 'stall',
+    });
+    expect(r.rewrites.length, 'one re-export').toBe(1);
+    expect(r.proxy.multipart.aborted.size, 'the failed upload aborted').toBeGreaterThanOrEqual(1);
+  }, 120_000);
+
+  it('with policy.retry 1 the run fails retryably and leaves no incomplete upload', async () => {
+    let left = 2;
+    const proxy = await startFaultProxy({
+      target: s3Target().endpoint,
+      rate: 1,
+      burst: 1,
+      kinds: ['500'],
+      filter: (req) => partOfSlice1(2)(req) && left-- > 0,
+    });
+    const prefix = uniquePrefix('upfail').replace(/\/$/, '');
+    try {
+      const err = await stage(proxy.url, prefix, { planned: true, storeRetry: 2, policyRetry: 1 }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'staging_failed', retryable: true });
+      expect(String(err.message)).toMatch(/000001\.ndjson/);
+      expect(proxy.incompleteUploads()).toEqual([]);
+      expect(await openUploads(prefix)).toEqual([]);
+      figures.cases.push('planned, policy.retry 1: fails retryably');
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+
+  it('a lost CreateMultipartUpload answer: the upload the server made is found and aborted', async () => {
+    const r = await faulted('CreateMultipartUpload answer lost', {
+      planned: false,
+      storeRetry: 3,
+      policyRetry: 1,
+      match: createOfSlice1,
+      times: 1,
+      kind: 'lost',
+    });
+    const created = [...r.proxy.multipart.created];
+    expect(created.length, 'three slices, and the upload whose answer was lost').toBe(4);
+    expect(r.proxy.multipart.aborted.size, 'the lost one aborted').toBe(1);
+    expect(r.rewrites).toEqual([]);
+  }, 120_000);
+
+  it('a lost CompleteMultipartUpload answer: the object is confirmed, not written again', async () => {
+    const r = await faulted('CompleteMultipartUpload answer lost', {
+      planned: true,
+      storeRetry: 3,
+      policyRetry: 1,
+      match: completeOfSlice1,
+      times: 1,
+      kind: 'lost',
+    });
+    expect(r.rewrites).toEqual([]);
+  }, 120_000);
+});
