@@ -128,3 +128,8 @@ export { noopLogger, toLogger } from './util/logger.js';
 // utilities
 export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';
+// pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
+export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
+export type { DeadLetterSink, RejectedRow } from './pipeline/options.js';
+export type { RunReceipt, SealedSliceRecord } from './pipeline/run-state.js';
+export type { SealOptions } from './contracts/staging.js';
