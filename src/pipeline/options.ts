@@ -48,7 +48,9 @@ export interface RunPolicy {
 
 /**
  * A source row the run left out (see `RunPolicy.onRejectedRow`). The row itself is not kept (it may be
- * hundreds of MB); its position is: `row` is its index within slice `slice` as the source produced it.
+ * hundreds of MB); its position is: `row` is its index in the source's read — of planned slice `slice` for a
+ * source with `plan()`, of the whole unit for a streamed read (then `slice` is the slice being written when the
+ * row's batch arrived).
  * @public
  */
 export interface RejectedRow {
