@@ -78,6 +78,7 @@ export interface RejectedRow {
  * @public
  */
 export interface DeadLetterSink {
+  /** Take the rejected rows of one source batch. @throws anything: the run fails with `sink_failed` */
   write(rows: RejectedRow[], ctx: IngestionContext): Promise<void>;
 }
 
