@@ -6,44 +6,22 @@
 import { describe, expect, it } from 'vitest';
 import {
   abandonRun,
-  checkpointKey,
   IngestError,
-  type IngestionEvent,
-  MemoryKvStore,
   MemoryObjectStore,
   MemoryStagingProvider,
   ObjectStoreStagingProvider,
   type RejectedRow,
   type Row,
-  type RunUnitOptions,
   runStateKey,
   runUnit,
   type StagingProvider,
   sweepStaging,
 } from '../../../src/index.js';
-import { failAtBatch, failOnce, MemorySink, MemorySource, slow } from '../../../src/testing/index.js';
-
-const rowsOf = (from: number, to: number): Row[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => ({ id: BigInt(from + i), name: `user ${from + i}` }));
-const ids = (rows: Row[]) => rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+import { failAtBatch, failOnce, slow } from '../../../src/testing/index.js';
+import { ids, memoryRun, range, rowsOf } from './helpers.js';
 
 function setup(staging: StagingProvider = new MemoryStagingProvider(), rows = rowsOf(1, 250)) {
-  const source = new MemorySource({ units: { users: { rows, cursorField: 'id', batchSize: 40 } } });
-  const sink = new MemorySink();
-  const kv = new MemoryKvStore();
-  const events: IngestionEvent[] = [];
-  const base = {
-    source,
-    sink,
-    staging,
-    kv,
-    unit: { endpointId: 'mem', unitId: 'users', vendor: 'memory' },
-    policy: { sliceMaxRows: 100, retry: { maxAttempts: 1 } },
-    onEvent: (e: IngestionEvent) => events.push(e),
-  } satisfies RunUnitOptions;
-  const key = checkpointKey({ vendor: 'memory', endpointId: 'mem', unitId: 'users' });
-  return { source, sink, kv, events, base, key, staging };
+  return memoryRun({ staging, rows });
 }
 
 describe('abandonRun', () => {

@@ -5,54 +5,22 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  checkpointKey,
   IngestError,
-  type IngestionEvent,
   type KvStore,
   leaseKey,
-  MemoryKvStore,
   MemoryObjectStore,
   ObjectStoreStagingProvider,
   type Row,
-  type RunUnitOptions,
   runStateKey,
   runUnit,
   type SourceEndpoint,
 } from '../../../src/index.js';
-import { failAtBatch, failOnce, MemorySink, MemorySource } from '../../../src/testing/index.js';
-
-const rowsOf = (from: number, to: number): Row[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => ({ id: BigInt(from + i), name: `user ${from + i}` }));
-const ids = (rows: Row[]) => rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+import { failAtBatch, failOnce, type MemorySource } from '../../../src/testing/index.js';
+import { ids, memoryRun, range, rowsOf } from './helpers.js';
 
 function setup(opts: { rows?: Row[]; planSlices?: number } = {}) {
-  const source = new MemorySource({
-    units: {
-      users: {
-        rows: opts.rows ?? rowsOf(1, 250),
-        cursorField: 'id',
-        batchSize: 40,
-        ...(opts.planSlices ? { planSlices: opts.planSlices } : {}),
-      },
-    },
-  });
-  const sink = new MemorySink();
   const store = new MemoryObjectStore();
-  const staging = new ObjectStoreStagingProvider({ store });
-  const kv = new MemoryKvStore();
-  const events: IngestionEvent[] = [];
-  const base = {
-    source,
-    sink,
-    staging,
-    kv,
-    unit: { endpointId: 'mem', unitId: 'users', vendor: 'memory' },
-    policy: { sliceMaxRows: 100, retry: { maxAttempts: 1 } },
-    onEvent: (e: IngestionEvent) => events.push(e),
-  } satisfies RunUnitOptions;
-  const key = checkpointKey({ vendor: 'memory', endpointId: 'mem', unitId: 'users' });
-  return { source, sink, store, staging, kv, events, base, key };
+  return { ...memoryRun({ ...opts, staging: new ObjectStoreStagingProvider({ store }) }), store };
 }
 
 async function kvKeys(kv: KvStore): Promise<string[]> {

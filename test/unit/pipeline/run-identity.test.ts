@@ -6,28 +6,20 @@
 import { describe, expect, it } from 'vitest';
 import {
   abandonRun,
-  checkpointKey,
+  type checkpointKey,
   exportUnit,
   IngestError,
-  type IngestionEvent,
   importUnit,
   type KvStore,
-  MemoryKvStore,
   MemoryObjectStore,
   MemoryStagingProvider,
   ObjectStoreStagingProvider,
-  type Row,
-  type RunUnitOptions,
   runStateKey,
   runUnit,
   type StagingProvider,
 } from '../../../src/index.js';
-import { failOnce, MemorySink, MemorySource } from '../../../src/testing/index.js';
-
-const rowsOf = (from: number, to: number): Row[] =>
-  Array.from({ length: to - from + 1 }, (_, i) => ({ id: BigInt(from + i), name: `user ${from + i}` }));
-const ids = (rows: Row[]) => rows.map((r) => Number(r.id)).sort((a, b) => a - b);
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+import { failOnce } from '../../../src/testing/index.js';
+import { ids, memoryRun, range, rowsOf } from './helpers.js';
 
 const stagings: Array<[string, () => StagingProvider]> = [
   ['memory staging', () => new MemoryStagingProvider()],
@@ -35,23 +27,7 @@ const stagings: Array<[string, () => StagingProvider]> = [
 ];
 
 function setup(staging: StagingProvider, planSlices?: number) {
-  const source = new MemorySource({
-    units: { users: { rows: rowsOf(1, 250), cursorField: 'id', batchSize: 40, ...(planSlices ? { planSlices } : {}) } },
-  });
-  const sink = new MemorySink();
-  const kv = new MemoryKvStore();
-  const events: IngestionEvent[] = [];
-  const base = {
-    source,
-    sink,
-    staging,
-    kv,
-    unit: { endpointId: 'mem', unitId: 'users', vendor: 'memory' },
-    policy: { sliceMaxRows: 100, retry: { maxAttempts: 1 } },
-    onEvent: (e: IngestionEvent) => events.push(e),
-  } satisfies RunUnitOptions;
-  const key = checkpointKey({ vendor: 'memory', endpointId: 'mem', unitId: 'users' });
-  return { source, sink, kv, events, base, key };
+  return memoryRun({ staging, ...(planSlices ? { planSlices } : {}) });
 }
 
 async function version(kv: KvStore, key: ReturnType<typeof checkpointKey>) {
