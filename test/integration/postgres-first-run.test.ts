@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
-import { IngestError, type KvStore, MemoryKvStore, ObjectStoreStagingProvider, runUnit } from '../../src/index.js';
+import {
+  checkpointKey,
+  IngestError,
+  type KvStore,
+  MemoryKvStore,
+  ObjectStoreStagingProvider,
+  runUnit,
+} from '../../src/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
@@ -62,6 +69,22 @@ describe('PostgresSource: nothing behind a run that could not start', () => {
       });
       expect(ok.resumed).toBe(false);
       expect(ok.stats.rowsImported).toBe(100);
+
+      // Nothing new: no session, no checkpoint write (issue 11 item 7).
+      const key = checkpointKey({ vendor: 'postgres', endpointId: 'pg', unitId });
+      const before = await kv.get(key);
+      const staged = async () =>
+        (await readdir(root, { recursive: true })).filter((f) => !f.startsWith('.nucleus~meta'));
+      const sessions = await staged();
+      const empty = await runUnit({
+        ...base,
+        source: new PostgresSource({ pool, units: { [unitId]: { cursorColumns: ['id'] } } }),
+        unit: { vendor: 'postgres', endpointId: 'pg', unitId },
+        mode: 'incremental',
+      });
+      expect(empty.stats.rowsExported).toBe(0);
+      expect(await kv.get(key)).toEqual(before);
+      expect(await staged()).toEqual(sessions);
     } finally {
       await pool.end();
     }
