@@ -226,7 +226,11 @@ async function exportStream(
   try {
     for await (const batch of readSource(rc, source, req)) {
       if (batch.schema && !progress.schema) progress.schema = batch.schema;
-      const rows = await progress.rejected.filter(batch.rows, index, read);
+      // The slicing below measures every row and refuses one over maxRowBytes; only dead-lettering filters first.
+      const rows =
+        rc.policy.onRejectedRow === 'dead-letter'
+          ? await progress.rejected.filter(batch.rows, index, read)
+          : batch.rows;
       read += batch.rows.length;
       let from = 0;
       while (from < rows.length) {
