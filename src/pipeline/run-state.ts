@@ -72,7 +72,7 @@ export interface RunReceipt {
   runId: string;
   outcome: 'committed' | 'abandoned' | 'superseded';
   at: string;
-  /** The run state when the run finished. */
+  /** The run state when the run finished (without its plan and slice list). */
   state: Json;
 }
 
@@ -146,7 +146,14 @@ export class RunStateStore {
    * @throws IngestError `kv_failed`
    */
   async writeReceipt(state: RunState, outcome: RunReceipt['outcome']): Promise<void> {
-    const receipt: RunReceipt = { runId: state.runId, outcome, at: new Date().toISOString(), state: toJson(state) };
+    // The plan and the slice list are not needed to answer a repeat: keep receipts small.
+    const { plan: _plan, sealedSlices: _slices, ...kept } = state;
+    const receipt: RunReceipt = {
+      runId: state.runId,
+      outcome,
+      at: new Date().toISOString(),
+      state: toJson(kept as RunState),
+    };
     try {
       await this.kv.put(
         this.receiptKey(state.runId),
