@@ -134,3 +134,8 @@ export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';
 export { JsonText } from './values/json-text.js';
 export { Timestamp, type TimestampOptions } from './values/timestamp.js';
+// pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
+export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
+export type { DeadLetterSink, RejectedRow } from './pipeline/options.js';
+export type { RunReceipt, SealedSliceRecord } from './pipeline/run-state.js';
+export type { SealOptions } from './contracts/staging.js';

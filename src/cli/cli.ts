@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { IngestError } from '../errors/ingest-error.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
 import { createCliRegistry } from './builtins.js';
+import { abandonCommand } from './commands/abandon.js';
 import { previewCommand } from './commands/preview.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
@@ -41,6 +42,7 @@ Commands:
   preview <pipeline> <unit> [--limit <n>]
                               first rows of a unit (nothing staged, no state changed)
   status <pipeline> <unit>    checkpoint, run state and lease of a unit
+  abandon <pipeline> -u <unit> drop the unit's pending run; the checkpoint stays where it was
   sweep <pipeline> --older-than <duration> [--abandoned-after <duration>]
                               delete landed staging sessions older than the duration (e.g. 7d, 12h)
 
@@ -69,7 +71,7 @@ const OPTIONS = {
   version: { type: 'boolean' },
 } as const;
 
-const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'help'] as const;
+const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'help'] as const;
 
 function usageError(message: string): IngestError {
   return new IngestError('config_invalid', `${message} (see nucleus-ingest --help)`, { details: { usage: true } });
@@ -169,6 +171,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'status':
         return await statusCommand(file, unitArg!, reporter, tty ? io.stdout : undefined);
+      case 'abandon':
+        return await abandonCommand(file, values.unit ?? [], reporter, { signal: controller.signal });
       default: {
         if (!values['older-than']) throw usageError('sweep needs --older-than <duration>, e.g. 7d');
         const olderThanMs = parseDuration(values['older-than'], '--older-than');

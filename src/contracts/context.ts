@@ -135,13 +135,21 @@ export type IngestionEventType = IngestionEvent['type'];
 /**
  * Phases a run moves through; kept in the run state at `<checkpoint key>::run`.
  * `exporting` → `exported` (session sealed) → `importing` → `imported` (sink returned) → `committed`.
+ * An incremental run that found nothing new goes from `exporting` straight to `committed` (nothing staged,
+ * checkpoint untouched); `abandonRun()` moves a pending run to `abandoned` (the checkpoint stays where it was).
+ * The allowed transitions are listed in `src/pipeline/run-phases.ts` (docs/decisions/0004-run-phases.md).
  * @public
  */
-export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed';
+export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';
 
 /** Counters of one run. @public */
 export interface RunStats {
   rowsExported: number;
+  /**
+   * Rows the source produced that were refused (over `policy.maxRowBytes`) and handed to the dead-letter sink
+   * instead of staged; only with `policy.onRejectedRow: 'dead-letter'`. Absent when none were.
+   */
+  rowsRejected?: number;
   rowsImported: number;
   slices: number;
   bytesStaged: number;
@@ -165,6 +173,12 @@ export interface IngestionContext {
   vendor: string;
   /** Aborts the run; endpoints stop within one batch. */
   signal: AbortSignal;
+  /**
+   * The unit lease's fencing token (the lease entry's version when this worker acquired it), set by the pipeline.
+   * A staging provider writes it into its manifest (`StagingSession.fence()`); writes under a lower token are
+   * refused with `lease_lost`. Absent outside a leased run.
+   */
+  fencingToken?: number;
   logger: Logger;
   /** Emit a progress event (the pipeline fills in `at` and ids when missing). */
   emit(event: IngestionEvent): void;

@@ -81,6 +81,15 @@ export interface SourceEndpoint<Checkpoint extends Json = Json> {
     req: { unitId: string; limit: number },
     ctx: IngestionContext,
   ): Promise<{ rows: Row[]; schema?: RecordSchema }>;
+  /**
+   * Check that this source has the unit, cheaply and without reading rows. The pipeline calls it before it
+   * takes the lease or writes any state, so an unknown unit leaves nothing behind. Optional: without it the
+   * pipeline looks the unit up in {@link SourceEndpoint.collectMetadata} (when the source has that), else it
+   * does not check.
+   * @throws IngestError `not_found` when the source has no such unit; other codes (e.g. a retryable
+   * `source_failed` when the source cannot be reached) pass through
+   */
+  checkUnit?(unitId: string, ctx: IngestionContext): Promise<void>;
   /** Optional planner: split the read into slices that can be exported concurrently. */
   plan?(req: ReadRequest<Checkpoint>, ctx: IngestionContext): Promise<ExportPlan<Checkpoint>>;
   /** Stream rows in batches; with `slice`, only that planned slice. Must stop within a batch when `ctx.signal` aborts. */

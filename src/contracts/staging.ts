@@ -47,6 +47,8 @@ export interface SessionDescription {
   sealed: boolean;
   /** `markLanded()` happened: `_LANDED` exists. */
   landed: boolean;
+  /** `markAbandoned()` happened (the run was abandoned; the sweep may delete the session). */
+  abandoned?: boolean;
   /** Finished slices, by index. */
   slices: StagedSlice[];
   schema?: RecordSchema;
@@ -65,7 +67,7 @@ export interface SweepReport {
 
 /** Options of {@link StagingProvider.sweep}. @public */
 export interface SweepOptions {
-  /** Landed sessions older than this are deleted. */
+  /** Landed (or abandoned) sessions older than this are deleted. */
   olderThanMs: number;
   /** Sessions never landed are deleted only past this age. @defaultValue `7 * olderThanMs` */
   abandonedAfterMs?: number;
@@ -87,6 +89,19 @@ export interface StagingProvider {
   openSession(ref: StagingSessionRef): Promise<StagingSession>;
   /** TTL cleanup. */
   sweep(opts: SweepOptions): Promise<SweepReport>;
+}
+
+/**
+ * Options of {@link StagingSession.seal}.
+ * @public
+ */
+export interface SealOptions {
+  /**
+   * The slice indices the session must hold, exactly (e.g. the planned slices). When the manifest lists other
+   * slices (one missing, one extra — another writer changed it), `seal()` refuses with a retryable
+   * `staging_failed` and deletes nothing.
+   */
+  expectedSlices?: readonly number[];
 }
 
 /** Options of {@link StagingSession.writer}. @public */
@@ -121,11 +136,33 @@ export interface StagingSession {
    * @throws IngestError `staging_corrupt`
    */
   verify?(opts?: { signal?: AbortSignal }): Promise<void>;
-  /** Export done: manifest + `_SUCCESS`; no more writers. */
-  seal(): Promise<void>;
+  /**
+   * Claim the session for a lease holder: record `token` (the unit lease's fencing token, see
+   * `IngestionContext.fencingToken`) in the session, so that from now on every manifest change — a finished slice,
+   * `seal()`, `destroy()` — made through a session opened with a lower token is refused with `lease_lost`.
+   * A holder paused past its lease therefore cannot rewrite the manifest after the new holder took over.
+   * Optional: without it a provider gives no fencing of its own (the pipeline still fences the checkpoint).
+   * @throws IngestError `lease_lost` when the session was already claimed with a higher token
+   */
+  fence?(token: number): Promise<void>;
+  /**
+   * Export done: manifest + `_SUCCESS`; no more writers. With `expectedSlices`, the manifest must list exactly
+   * those slices.
+   * @throws IngestError `staging_failed` (retryable) when the manifest disagrees with `expectedSlices`;
+   * `lease_lost` when a holder with a higher fencing token claimed the session
+   */
+  seal(opts?: SealOptions): Promise<void>;
   /** Sink committed: `_LANDED`. */
   markLanded(): Promise<void>;
-  /** Delete every staged object of the session. Idempotent. */
+  /**
+   * The run was abandoned (`abandonRun()`): mark the session so `sweep` deletes it like a landed one (after
+   * `olderThanMs`, not `abandonedAfterMs`). Optional; idempotent.
+   */
+  markAbandoned?(): Promise<void>;
+  /**
+   * Delete every staged object of the session. Idempotent.
+   * @throws IngestError `lease_lost` when a holder with a higher fencing token claimed the session
+   */
   destroy(): Promise<void>;
   /** Releases resources, deletes nothing; idempotent. */
   close(): Promise<void>;

@@ -127,6 +127,11 @@ export class HttpJsonSource implements SourceEndpoint<HttpCheckpoint> {
     }));
   }
 
+  /** Whether the unit is configured (nothing is fetched). @throws IngestError `not_found` for an unknown unit */
+  async checkUnit(unitId: string): Promise<void> {
+    this.#unit(unitId);
+  }
+
   /**
    * Up to `limit` records of a unit, from its first pages.
    * @throws IngestError `not_found` for an unknown unit; `source_failed` as {@link HttpJsonSource.read}.

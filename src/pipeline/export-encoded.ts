@@ -4,7 +4,7 @@ import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
-import { stagingCall } from './export-phase.js';
+import { stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 
 /** Counters shared with the concurrent slice exports of the export phase. */

@@ -1,4 +1,4 @@
-import type { ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -7,23 +7,37 @@ import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
+import type { RejectedRow } from './options.js';
+import { retryEvent, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
 /** Counters shared by concurrent slice exports. */
 interface ExportProgress {
   rowsExported: number;
+  rejected: RejectedRows;
   slicesStaged: number;
   slicesPlanned?: number;
   estimatedRows?: number;
   schema?: RecordSchema;
 }
 
+/** What the export step hands back to the phase table (`run-phases.ts`), which seals and records it. */
+export interface ExportOutcome {
+  session: StagingSession;
+  plannedCheckpoint: Json | null;
+  /** The slice indices the export finished: the plan's, or the ones this stream wrote. */
+  expectedSlices: number[];
+  rowsExported: number;
+  rowsRejected: number;
+}
+
 /**
- * Export: read the source into the session, slice by slice, then seal it.
+ * Export: read the source into the session, slice by slice (not sealed here: the phase table seals).
  * Planned sources export their slices concurrently (bounded by `exportConcurrency`), keeping finished
  * slices on resume; unplanned sources stream and are cut by `sliceMaxRows` / `sliceMaxBytes`, and are
- * re-read from the start (into an emptied session) when retried or resumed.
+ * re-read from the start (into an emptied session) when retried or resumed. `recordPlan` saves a new plan in
+ * the run state before any slice is read.
  * @internal
  */
 export async function exportPhase(
@@ -32,7 +46,8 @@ export async function exportPhase(
   session: StagingSession,
   state: RunState,
   resumed: boolean,
-): Promise<{ session: StagingSession; plannedCheckpoint: Json | null }> {
+  recordPlan: (plan: ExportPlan<Json>) => Promise<void>,
+): Promise<ExportOutcome> {
   return withSpan('ingestion.export', rc.attrs(), async (span) => {
     const req: ReadRequest<any> = {
       unitId: rc.unitId,
@@ -44,8 +59,9 @@ export async function exportPhase(
         exportConcurrency: rc.policy.exportConcurrency,
       },
     };
-    const progress: ExportProgress = { rowsExported: 0, slicesStaged: 0 };
+    const progress: ExportProgress = { rowsExported: 0, slicesStaged: 0, rejected: new RejectedRows(rc) };
     let plannedCheckpoint: Json | null;
+    let expectedSlices: number[];
 
     let plan = state.plan ?? null;
     // Plan unless a plan was recorded before (a run killed before it recorded its plan plans again).
@@ -55,11 +71,9 @@ export async function exportPhase(
         onRetry: (r) => retryEvent(rc, 'export', r),
       });
       plan = p.slices;
-      state.plan = p.slices;
-      state.plannedCheckpoint = p.checkpoint ?? null;
       progress.schema = p.schema;
       progress.estimatedRows = p.estimatedRows;
-      await rc.stateStore.save(state);
+      await recordPlan(p as ExportPlan<Json>);
     }
 
     if (plan) {
@@ -74,38 +88,47 @@ export async function exportPhase(
           onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
         }),
       );
+      expectedSlices = plan.map((s) => s.index);
     } else {
-      if (resumed) await session.destroy();
+      if (resumed) await stagingCall(rc, () => session.destroy(), 'emptying the session');
       let attemptSession = resumed ? await allocateAgain(rc, session) : session;
+      let written: number[] = [];
       plannedCheckpoint = await withRetry(
         async (attempt) => {
           if (attempt > 1) {
-            await attemptSession.destroy();
+            await stagingCall(rc, () => attemptSession.destroy(), 'emptying the session');
             attemptSession = await allocateAgain(rc, attemptSession);
             progress.rowsExported = 0;
             progress.slicesStaged = 0;
+            progress.rejected.reset();
           }
-          return exportStream(rc, source, attemptSession, req, progress);
+          written = [];
+          return exportStream(rc, source, attemptSession, req, progress, written);
         },
         rc.policy.retry,
         { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'export', r) },
       );
       session = attemptSession;
+      expectedSlices = written;
     }
 
     rc.throwIfAborted('Export');
-    await stagingCall(rc, () => session.seal(), 'sealing the session');
-    const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
-    span.setAttribute('ingestion.rows', desc.rows);
-    span.setAttribute('ingestion.slices', desc.slices.length);
-    rc.emit({ type: 'export.completed', rowsExported: desc.rows, slices: desc.slices.length, bytesStaged: desc.bytes });
-    return { session, plannedCheckpoint };
+    span.setAttribute('ingestion.rows', progress.rowsExported);
+    return {
+      session,
+      plannedCheckpoint,
+      expectedSlices,
+      rowsExported: progress.rowsExported,
+      rowsRejected: progress.rejected.count,
+    };
   });
 }
 
 async function allocateAgain(rc: RunContext, session: StagingSession): Promise<StagingSession> {
   await session.close();
-  return stagingCall(rc, () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+  const fresh = await stagingCall(rc, () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+  if (fresh.fence) await stagingCall(rc, () => fresh.fence!(rc.lease.epoch), 'claiming the session');
+  return fresh;
 }
 
 /** One planned slice into one staged slice (never split: planners size their slices). */
@@ -122,15 +145,20 @@ async function exportPlannedSlice(
   await withSpan('ingestion.slice', { ...rc.attrs(), 'ingestion.slice': slice.index }, async (span) => {
     let writer: RecordWriter | undefined;
     let rows = 0;
+    let read = 0;
+    const rejectedBefore = progress.rejected.count;
     try {
       for await (const batch of readSource(rc, source, { ...req, slice })) {
         if (batch.schema && !progress.schema) progress.schema = batch.schema;
-        checkRows(rc, batch.rows, slice.index);
+        const kept = await progress.rejected.filter(batch.rows, slice.index, read);
+        read += batch.rows.length;
         writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
-        await stagingCall(rc, () => writer!.writeBatch(batch.rows), `writing slice ${slice.index}`, slice.index);
-        rows += batch.rows.length;
-        progress.rowsExported += batch.rows.length;
-        recordRows('exported', batch.rows.length, rc.attrs());
+        if (kept.length > 0) {
+          await stagingCall(rc, () => writer!.writeBatch(kept), `writing slice ${slice.index}`, slice.index);
+        }
+        rows += kept.length;
+        progress.rowsExported += kept.length;
+        recordRows('exported', kept.length, rc.attrs());
         rc.emit({
           type: 'export.progress',
           slice: slice.index,
@@ -145,6 +173,9 @@ async function exportPlannedSlice(
       await stagingCall(rc, () => writer!.close(), `finishing slice ${slice.index}`, slice.index);
     } catch (err) {
       await writer?.abort?.(err).catch(() => {});
+      // A retried slice reads (and rejects) its rows again.
+      progress.rowsExported -= rows;
+      progress.rejected.count = rejectedBefore;
       throw err;
     }
     progress.slicesStaged++;
@@ -167,6 +198,7 @@ async function exportStream(
   session: StagingSession,
   req: ReadRequest<any>,
   progress: ExportProgress,
+  written: number[],
 ): Promise<Json | null> {
   const { sliceMaxRows, sliceMaxBytes, maxRowBytes } = rc.policy;
   let checkpoint: Json | null = rc.checkpoint.value;
@@ -174,11 +206,13 @@ async function exportStream(
   let writer: RecordWriter | undefined;
   let sliceRows = 0;
   let sliceBytes = 0;
+  let read = 0;
 
   const closeSlice = async () => {
     const w = writer!;
     writer = undefined;
     await stagingCall(rc, () => w.close(), `finishing slice ${index}`, index);
+    written.push(index);
     progress.slicesStaged++;
     rc.emit({
       type: 'slice.staged',
@@ -195,7 +229,12 @@ async function exportStream(
   try {
     for await (const batch of readSource(rc, source, req)) {
       if (batch.schema && !progress.schema) progress.schema = batch.schema;
-      const rows = batch.rows;
+      // The slicing below measures every row and refuses one over maxRowBytes; only dead-lettering filters first.
+      const rows =
+        rc.policy.onRejectedRow === 'dead-letter'
+          ? await progress.rejected.filter(batch.rows, index, read)
+          : batch.rows;
+      read += batch.rows.length;
       let from = 0;
       while (from < rows.length) {
         // Take rows while the slice has room; every slice takes at least one row.
@@ -203,7 +242,7 @@ async function exportStream(
         let bytes = 0;
         while (to < rows.length && sliceRows + (to - from) < sliceMaxRows) {
           const b = estimateRowBytes(rows[to]);
-          if (b > maxRowBytes) throw rowTooLarge(rc, index, from + to, b);
+          if (b > maxRowBytes) throw rowTooLarge(rc, index, read - batch.rows.length + to, b);
           if (sliceRows + (to - from) > 0 && sliceBytes + bytes + b > sliceMaxBytes) break;
           bytes += b;
           to++;
@@ -271,11 +310,52 @@ async function* readSource(
   }
 }
 
-function checkRows(rc: RunContext, rows: Row[], slice: number): void {
-  const max = rc.policy.maxRowBytes;
-  for (let i = 0; i < rows.length; i++) {
-    const b = estimateRowBytes(rows[i]);
-    if (b > max) throw rowTooLarge(rc, slice, i, b);
+/**
+ * Rows over `policy.maxRowBytes`: refused with `row_rejected` (the default), or — with
+ * `policy.onRejectedRow: 'dead-letter'` — handed to the dead-letter sink with their index and reason, and left out.
+ */
+class RejectedRows {
+  count = 0;
+  constructor(private readonly rc: RunContext) {}
+
+  reset(): void {
+    this.count = 0;
+  }
+
+  /** The rows to stage; `first` is the index (within the slice's read) of `rows[0]`. */
+  async filter(rows: Row[], slice: number, first: number): Promise<Row[]> {
+    const { rc } = this;
+    const max = rc.policy.maxRowBytes;
+    const deadLetter = rc.policy.onRejectedRow === 'dead-letter' ? rc.opts.deadLetter : undefined;
+    let kept: Row[] | undefined;
+    let entries: RejectedRow[] | undefined;
+    for (let i = 0; i < rows.length; i++) {
+      const b = estimateRowBytes(rows[i]);
+      if (b <= max) {
+        kept?.push(rows[i]);
+        continue;
+      }
+      if (!deadLetter) throw rowTooLarge(rc, slice, first + i, b);
+      kept ??= rows.slice(0, i);
+      (entries ??= []).push({
+        runId: rc.runId,
+        unitId: rc.unitId,
+        slice,
+        row: first + i,
+        code: 'row_rejected',
+        reason: `Row is about ${b} bytes, over policy.maxRowBytes ${max}`,
+        details: { bytes: b, maxRowBytes: max },
+      });
+    }
+    if (!entries) return rows;
+    try {
+      await deadLetter!.write(entries, rc.ctx());
+    } catch (err) {
+      throw IngestError.wrap(err, 'sink_failed', `Dead-letter sink failed (${rc.where(slice)})`, { slice });
+    }
+    this.count += entries.length;
+    rc.logger.warn('rows over maxRowBytes sent to the dead-letter sink', { slice, rows: entries.length });
+    return kept!;
   }
 }
 
@@ -297,41 +377,6 @@ async function callSource<T>(rc: RunContext, fn: () => Promise<T>, what: string)
   } catch (err) {
     throw IngestError.wrap(err, 'source_failed', `Source failed while ${what} (${rc.where()})`);
   }
-}
-
-/** Run a staging operation; non-IngestErrors become `staging_failed`. */
-export async function stagingCall<T>(rc: RunContext, fn: () => Promise<T>, what: string, slice?: number): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw IngestError.wrap(err, 'staging_failed', `Staging failed while ${what} (${rc.where(slice)})`, {
-      slice: slice ?? null,
-    });
-  }
-}
-
-/** Emit `retry.scheduled`. */
-export function retryEvent(
-  rc: RunContext,
-  phase: 'export' | 'import' | 'commit',
-  r: { attempt: number; delayMs: number; error: unknown },
-  slice?: number,
-): void {
-  const code = IngestError.is(r.error) ? r.error.code : 'internal';
-  rc.logger.warn(`retrying ${phase} after a retryable failure`, {
-    attempt: r.attempt,
-    delayMs: r.delayMs,
-    code,
-    slice,
-  });
-  rc.emit({
-    type: 'retry.scheduled',
-    phase,
-    attempt: r.attempt,
-    delayMs: r.delayMs,
-    code,
-    ...(slice !== undefined ? { slice } : {}),
-  });
 }
 
 /**

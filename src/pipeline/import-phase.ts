@@ -5,8 +5,9 @@ import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
-import { retryEvent, stagingCall } from './export-phase.js';
+import { assertSlices, retryEvent, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
+import type { SealedSliceRecord } from './run-state.js';
 
 /**
  * Import: hand every staged slice to the sink (idempotent per run and slice), retrying retryable failures.
@@ -17,7 +18,7 @@ export async function importPhase(
   rc: RunContext,
   sink: SinkEndpoint,
   session: StagingSession,
-  opts: { disposition: 'append' | 'replace' | 'merge'; primaryKey?: string[] },
+  opts: { disposition: 'append' | 'replace' | 'merge'; primaryKey?: string[]; sealedSlices?: SealedSliceRecord[] },
 ): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
     const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
@@ -27,6 +28,8 @@ export async function importPhase(
         `Session ${session.id} has no _SUCCESS marker; refusing to import an unfinished export (${rc.where()})`,
       );
     }
+    // Exactly the slices sealed at the end of the export (a stale writer must not have changed the manifest).
+    if (opts.sealedSlices) assertSlices(rc, desc, opts.sealedSlices, 'sealed');
     // Verify the whole session before the sink sees a row: a damaged slice late in the session must not let
     // earlier slices commit, because the run could then never finish from this session.
     if (session.verify) await stagingCall(rc, () => session.verify!({ signal: rc.signal }), 'verifying the session');

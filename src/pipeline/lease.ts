@@ -20,6 +20,8 @@ export interface LeaseValue {
  */
 export class Lease {
   #token: number;
+  /** The token at acquisition: the fencing token staging sessions are claimed with. */
+  readonly epoch: number;
   #chain: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #released = false;
@@ -32,6 +34,7 @@ export class Lease {
     private readonly ttlMs: number,
   ) {
     this.#token = token;
+    this.epoch = token;
   }
 
   /** Current fencing token (the lease entry's version). */

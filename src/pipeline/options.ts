@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { IngestionEvent, Logger } from '../contracts/context.js';
+import type { IngestionContext, IngestionEvent, Logger } from '../contracts/context.js';
 import type { KvStore } from '../contracts/kv-store.js';
 import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
@@ -37,6 +37,49 @@ export interface RunPolicy {
   leaseTtlMs?: number;
   /** Keep staged data after the run landed (for audit; `sweepStaging` removes it later). `false` deletes it at once. @defaultValue true */
   keepStaging?: boolean;
+  /**
+   * What to do with a source row over `maxRowBytes`: `'fail'` refuses the run with `row_rejected`;
+   * `'dead-letter'` hands the row's index and reason to the `deadLetter` sink of the call and stages the run
+   * without it (the run completes; `stats.rowsRejected` counts them). `'dead-letter'` needs a `deadLetter` sink.
+   * @defaultValue 'fail'
+   */
+  onRejectedRow?: 'fail' | 'dead-letter';
+}
+
+/**
+ * A source row the run left out (see `RunPolicy.onRejectedRow`). The row itself is not kept (it may be
+ * hundreds of MB); its position is: `row` is its index in the source's read — of planned slice `slice` for a
+ * source with `plan()`, of the whole unit for a streamed read (then `slice` is the slice being written when the
+ * row's batch arrived).
+ * @public
+ */
+export interface RejectedRow {
+  runId: string;
+  unitId: string;
+  slice: number;
+  row: number;
+  code: 'row_rejected';
+  reason: string;
+  details?: { bytes: number; maxRowBytes: number };
+}
+
+/**
+ * Where rejected rows go when `policy.onRejectedRow` is `'dead-letter'`. Called once per source batch that had
+ * rejected rows, before the batch's other rows are staged. A retried slice reads its rows again, so an entry can
+ * be delivered more than once (deduplicate on `runId`, `slice`, `row`). A failure fails the run (`sink_failed`).
+ *
+ * @example
+ * ```ts
+ * import type { DeadLetterSink, RejectedRow } from '@nucleus/ingestion';
+ * const rejected: RejectedRow[] = [];
+ * const deadLetter: DeadLetterSink = { async write(rows) { rejected.push(...rows); } };
+ * // runUnit({ …, deadLetter, policy: { onRejectedRow: 'dead-letter' } })
+ * ```
+ * @public
+ */
+export interface DeadLetterSink {
+  /** Take the rejected rows of one source batch. @throws anything: the run fails with `sink_failed` */
+  write(rows: RejectedRow[], ctx: IngestionContext): Promise<void>;
 }
 
 /** The policy with every default filled in. @public */
@@ -49,6 +92,7 @@ export interface ResolvedRunPolicy {
   retry: RetryPolicy;
   leaseTtlMs: number;
   keepStaging: boolean;
+  onRejectedRow: 'fail' | 'dead-letter';
 }
 
 /** Options shared by {@link runUnit}, {@link exportUnit} and {@link importUnit}. @public */
@@ -66,15 +110,21 @@ export interface BaseRunOptions {
   logger?: Logger;
   /** Identifies this worker in the lease (for `status`). @defaultValue `<hostname>:<pid>` */
   workerId?: string;
+  /** Receives rows over `policy.maxRowBytes` when `policy.onRejectedRow` is `'dead-letter'`. */
+  deadLetter?: DeadLetterSink;
 }
 
 /** Options of {@link runUnit}. @public */
 export interface RunUnitOptions extends BaseRunOptions {
   source: SourceEndpoint<any>;
   sink: SinkEndpoint;
-  /** @defaultValue 'append' */
+  /**
+   * Kept in the run state: a call resuming the run with another disposition is refused (`run_state_invalid`);
+   * omitted, a resumed run keeps the recorded one.
+   * @defaultValue 'append'
+   */
   disposition?: Disposition;
-  /** Merge key; defaults to the staged schema's primary key. */
+  /** Merge key; defaults to the staged schema's primary key. Kept in the run state like `disposition`. */
   primaryKey?: string[];
 }
 
@@ -101,6 +151,8 @@ export interface RunUnitResult {
   stats: {
     rowsExported: number;
     rowsImported: number;
+    /** Rows sent to the dead-letter sink instead of staged; absent when none were. */
+    rowsRejected?: number;
     slices: number;
     bytesStaged: number;
     startedAt: string;
@@ -109,6 +161,11 @@ export interface RunUnitResult {
   stagingHandles: StagingHandle[];
   /** True when the run picked up an earlier attempt's staged data. */
   resumed?: boolean;
+  /**
+   * True when the call named a run id that had already committed: this is that run's recorded result, nothing
+   * was read, imported or committed by this call.
+   */
+  repeated?: boolean;
 }
 
 /** Result of {@link exportUnit}. @public */
@@ -118,7 +175,14 @@ export interface ExportResult {
   stagingHandles: StagingHandle[];
   /** The checkpoint that becomes current once the import commits. */
   plannedCheckpoint: Json | null;
-  stats: { rowsExported: number; slices: number; bytesStaged: number; startedAt: string; completedAt: string };
+  stats: {
+    rowsExported: number;
+    rowsRejected?: number;
+    slices: number;
+    bytesStaged: number;
+    startedAt: string;
+    completedAt: string;
+  };
 }
 
 const DEFAULTS: ResolvedRunPolicy = {
@@ -130,6 +194,7 @@ const DEFAULTS: ResolvedRunPolicy = {
   retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10_000 },
   leaseTtlMs: 60_000,
   keepStaging: true,
+  onRejectedRow: 'fail',
 };
 
 const posInt = (name: string) =>
@@ -172,6 +237,7 @@ const policySchema = z
       .min(100, { error: 'Expected `policy.leaseTtlMs` to be at least 100' })
       .optional(),
     keepStaging: z.boolean().optional(),
+    onRejectedRow: z.enum(['fail', 'dead-letter']).optional(),
   })
   .strict();
 
@@ -206,6 +272,7 @@ const baseShape = {
     .optional(),
   logger: hasFn('logger', 'info', 'warn', 'error').optional(),
   workerId: z.string().min(1).max(256).optional(),
+  deadLetter: hasFn('deadLetter', 'write').optional(),
 };
 
 const importExtras = {
@@ -230,7 +297,13 @@ const schemas = {
  * @throws IngestError `config_invalid`
  */
 export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unknown): void {
-  const res = schemas[kind].safeParse(opts);
+  const schema = schemas[kind] as z.ZodType;
+  const res = schema
+    .refine((o: any) => o.policy?.onRejectedRow !== 'dead-letter' || o.deadLetter !== undefined, {
+      error: "Expected `deadLetter` (a DeadLetterSink) when `policy.onRejectedRow` is 'dead-letter'",
+      path: ['deadLetter'],
+    })
+    .safeParse(opts);
   if (!res.success)
     throw configInvalid(`Invalid ${kind === 'run' ? 'runUnit' : `${kind}Unit`} options`, res.error.issues);
 }
@@ -258,5 +331,6 @@ export function resolvePolicy(policy: RunPolicy | undefined): ResolvedRunPolicy 
     retry: { ...DEFAULTS.retry, ...(p.retry ?? {}) },
     leaseTtlMs: p.leaseTtlMs ?? DEFAULTS.leaseTtlMs,
     keepStaging: p.keepStaging ?? DEFAULTS.keepStaging,
+    onRejectedRow: p.onRejectedRow ?? DEFAULTS.onRejectedRow,
   };
 }

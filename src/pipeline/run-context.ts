@@ -69,40 +69,59 @@ export class RunContext {
     this.signal = this.#controller.signal;
   }
 
+  /** A context without the lease yet (no I/O): for checks that must happen before any state is written. */
+  static create(opts: BaseRunOptions): RunContext {
+    return new RunContext(opts);
+  }
+
   /**
    * Acquire the unit's lease and load the checkpoint and run state.
    * @throws IngestError `lease_held`, `aborted`, `kv_failed`
    */
   static async open(opts: BaseRunOptions): Promise<RunContext> {
     const rc = new RunContext(opts);
+    await rc.acquire();
+    return rc;
+  }
+
+  /**
+   * Acquire the unit's lease and load the checkpoint and run state.
+   * @throws IngestError `lease_held`, `aborted`, `kv_failed`
+   */
+  async acquire(): Promise<void> {
+    const opts = this.opts;
     try {
-      if (rc.signal.aborted) throw abortError(rc.signal, 'Run');
-      rc.lease = await Lease.acquire(opts.kv, leaseKey(rc.cpKey), {
-        owner: rc.workerId,
-        runId: rc.runId,
-        ttlMs: rc.policy.leaseTtlMs,
+      if (this.signal.aborted) throw abortError(this.signal, 'Run');
+      this.lease = await Lease.acquire(opts.kv, leaseKey(this.cpKey), {
+        owner: this.workerId,
+        runId: this.runId,
+        ttlMs: this.policy.leaseTtlMs,
       });
     } catch (err) {
-      rc.#detach();
+      this.#detach();
       throw kvError(err, 'Could not acquire the unit lease');
     }
-    rc.lease.startRenewal((err) => {
-      rc.logger.error('lease lost; aborting run', { runId: rc.runId, unitId: rc.unitId });
-      rc.#controller.abort(
+    this.lease.startRenewal((err) => {
+      this.logger.error('lease lost; aborting run', { runId: this.runId, unitId: this.unitId });
+      this.#controller.abort(
         IngestError.is(err, 'lease_lost')
           ? err
           : new IngestError('lease_lost', 'Lease could not be renewed; aborting to stay fenced', { cause: err }),
       );
     });
     try {
-      const entry = await opts.kv.get(rc.cpKey);
-      rc.checkpoint = entry ? { value: entry.value, version: entry.version } : { value: null, version: null };
-      rc.loadedState = await rc.stateStore.load();
+      const entry = await opts.kv.get(this.cpKey);
+      this.checkpoint = entry ? { value: entry.value, version: entry.version } : { value: null, version: null };
+      this.loadedState = await this.stateStore.load();
     } catch (err) {
-      await rc.close(false);
+      await this.close(false);
       throw kvError(err, 'Could not read the checkpoint or run state');
     }
-    return rc;
+  }
+
+  /** Give up before the lease was taken (detach from the user's signal). */
+  dispose(): void {
+    this.#detach();
   }
 
   /** The context handed to endpoint calls. */
@@ -115,6 +134,7 @@ export class RunContext {
       runId: this.runId,
       vendor: this.vendor,
       signal: this.signal,
+      ...(this.lease ? { fencingToken: this.lease.epoch } : {}),
       logger: this.logger,
       emit: (e) => this.emit(e),
     };

@@ -1,9 +1,19 @@
 import type { RunPhase } from '../contracts/context.js';
 import type { KvKey, KvStore } from '../contracts/kv-store.js';
+import type { Disposition } from '../contracts/sink-endpoint.js';
 import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { assertTransition } from './run-phases.js';
+
+/** One sealed slice as the run state records it (to check the session before import and commit). @public */
+export interface SealedSliceRecord {
+  index: number;
+  rows: number;
+  /** Hex sha256, when the staging provider computes one. */
+  sha256?: string;
+}
 
 /**
  * The JSON kept at `<checkpoint key>::run`: enough for any worker to resume a run from its staged data.
@@ -20,21 +30,56 @@ export interface RunState {
   baseCheckpointVersion: number | null;
   /** The checkpoint that becomes current when the run commits; known once export finished (or planned). */
   plannedCheckpoint?: Json | null;
+  /** The checkpoint current after the run committed (what a repeated call with this run id returns). */
+  committedCheckpoint?: Json | null;
   /** Planned slices (when the source has a planner), so a resumed export re-reads only unfinished ones. */
   plan?: SliceSpec[] | null;
+  /**
+   * How the run imports (recorded by `runUnit`, or by `importUnit` when it starts importing). A resume that asks
+   * for another disposition or primary key is refused with `run_state_invalid`.
+   */
+  disposition?: Disposition;
+  primaryKey?: string[] | null;
+  /** The slices sealed at the end of the export; import and commit check the session still holds exactly these. */
+  sealedSlices?: SealedSliceRecord[];
   rowsExported?: number;
   rowsImported?: number;
+  /** Rows sent to the dead-letter sink instead of staged (`policy.onRejectedRow: 'dead-letter'`). */
+  rowsRejected?: number;
   slices?: number;
   bytesStaged?: number;
+  /** An incremental run that found nothing new: nothing was staged and the checkpoint was not written. */
+  empty?: boolean;
   startedAt: string;
   updatedAt: string;
   /** How many times a worker started or resumed this run. */
   attempts: number;
   lastError?: { code: string; message: string; at: string } | null;
+  /** Set by `abandonRun()`. */
+  abandoned?: { at: string; reason?: string; by: string } | null;
 }
 
 /**
- * Reads and writes one unit's run state with compare-and-set, so only the lease holder's writes land.
+ * What is kept at `<checkpoint key>::run::<runId>` once a run is finished: `committed` (with the run's final
+ * state, so a call repeating the run id gets the same result), `abandoned` (by `abandonRun()`), or `superseded`
+ * (a pending run dropped because the checkpoint moved under it, or its mode changed). A run id with a receipt is
+ * never run again: the sink's ledger already knows its slices, so a second run under it would import nothing
+ * while its checkpoint moved.
+ * @public
+ */
+export interface RunReceipt {
+  [k: string]: Json;
+  runId: string;
+  outcome: 'committed' | 'abandoned' | 'superseded';
+  at: string;
+  /** The run state when the run finished (without its plan and slice list). */
+  state: Json;
+}
+
+/**
+ * The only writer of run state and run receipts. Every write is a compare-and-set on the version read last,
+ * so only the lease holder's writes land; every phase change is checked against the transition table in
+ * `run-phases.ts`.
  * @internal
  */
 export class RunStateStore {
@@ -45,26 +90,100 @@ export class RunStateStore {
     readonly key: KvKey,
   ) {}
 
+  /** Read the unit's run state (and remember its version for the next compare-and-set). */
   async load(): Promise<RunState | undefined> {
     const entry = await this.kv.get(this.key);
     this.#version = entry ? entry.version : null;
     return entry?.value as unknown as RunState | undefined;
   }
 
-  async save(state: RunState): Promise<void> {
+  /**
+   * Save `state` as the unit's run state, moving it to `to` (default: the phase it has).
+   * @throws IngestError `lease_lost` when another worker wrote the run state meanwhile; `internal` for a
+   * transition the table does not allow
+   */
+  async save(state: RunState, to: RunPhase = state.phase, patch: Partial<RunState> = {}): Promise<void> {
+    assertTransition(state.runId, state.phase, to);
+    Object.assign(state, patch);
+    state.phase = to;
     state.updatedAt = new Date().toISOString();
+    await this.#put(state);
+  }
+
+  /** Record a failure on the pending run (never throws: the run's own error is what the caller reports). */
+  async recordFailure(state: RunState, err: IngestError): Promise<void> {
+    state.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
+    await this.save(state).catch(() => {});
+  }
+
+  /**
+   * Undo a fresh run that staged nothing: put back the run state it replaced, or make the entry disappear when
+   * there was none (a put that expires at once keeps the key's version sequence, unlike a delete).
+   * @throws IngestError `lease_lost`, `kv_failed`
+   */
+  async rollback(current: RunState, previous: RunState | undefined): Promise<void> {
+    if (previous) {
+      await this.#put(previous);
+      return;
+    }
+    await this.#put(current, 1);
+    // Let the entry expire before the caller goes on (a get right after must not see it).
+    await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** The receipt of `runId`, if that run finished. */
+  async receipt(runId: string): Promise<RunReceipt | undefined> {
     try {
-      const entry = await this.kv.put(this.key, stripUndefined(state), { expectedVersion: this.#version });
+      return (await this.kv.get<RunReceipt>(this.receiptKey(runId)))?.value;
+    } catch (err) {
+      throw IngestError.wrap(err, 'kv_failed', `Could not read the receipt of run ${runId}`);
+    }
+  }
+
+  /**
+   * Record that `state`'s run finished. A `committed` receipt overwrites; the others are only written where no
+   * receipt exists (they never replace a committed one).
+   * @throws IngestError `kv_failed`
+   */
+  async writeReceipt(state: RunState, outcome: RunReceipt['outcome']): Promise<void> {
+    // The plan and the slice list are not needed to answer a repeat: keep receipts small.
+    const { plan: _plan, sealedSlices: _slices, ...kept } = state;
+    const receipt: RunReceipt = {
+      runId: state.runId,
+      outcome,
+      at: new Date().toISOString(),
+      state: toJson(kept as RunState),
+    };
+    try {
+      await this.kv.put(
+        this.receiptKey(state.runId),
+        receipt,
+        outcome === 'committed' ? {} : { expectedVersion: null },
+      );
+    } catch (err) {
+      if (outcome !== 'committed' && IngestError.is(err, 'kv_conflict')) return;
+      throw IngestError.wrap(err, 'kv_failed', `Could not write the receipt of run ${state.runId}`);
+    }
+  }
+
+  /** Key of a run's receipt: `<checkpoint key>::run::<runId>`. */
+  receiptKey(runId: string): KvKey {
+    return { ...this.key, key: `${this.key.key}::${runId}` };
+  }
+
+  async #put(state: RunState, ttlMs?: number): Promise<void> {
+    try {
+      const entry = await this.kv.put(this.key, toJson(state), {
+        expectedVersion: this.#version,
+        ...(ttlMs !== undefined ? { ttlMs } : {}),
+      });
       this.#version = entry.version;
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
         throw new IngestError(
           'lease_lost',
           `Run state ${this.key.key} was changed by another worker; run ${state.runId} is fenced off`,
-          {
-            cause: err,
-            retryable: true,
-          },
+          { cause: err, retryable: true },
         );
       }
       throw IngestError.wrap(err, 'kv_failed', `Could not write run state ${this.key.key}`);
@@ -72,6 +191,6 @@ export class RunStateStore {
   }
 }
 
-function stripUndefined(state: RunState): Json {
+function toJson(state: RunState): Json {
   return JSON.parse(JSON.stringify(state)) as Json;
 }

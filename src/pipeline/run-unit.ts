@@ -1,12 +1,9 @@
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
-import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
 import { jsonEqual } from '../util/deep-equal.js';
-import { exportPhase, stagingCall } from './export-phase.js';
-import { importPhase } from './import-phase.js';
 import {
   type ExportOptions,
   type ExportResult,
@@ -15,7 +12,9 @@ import {
   type RunUnitOptions,
   type RunUnitResult,
 } from './options.js';
+import { stagingCall } from './phase-support.js';
 import { RunContext } from './run-context.js';
+import { advance, isPending, type RunCall } from './run-phases.js';
 import type { RunState } from './run-state.js';
 
 /**
@@ -37,8 +36,15 @@ import type { RunState } from './run-state.js';
  * });
  * console.log(result.stats.rowsImported, result.newCheckpoint);
  * ```
- * @throws IngestError `config_invalid` (before any I/O), `lease_held`, `source_failed`, `staging_failed`,
- * `staging_corrupt`, `sink_failed`, `row_rejected`, `lease_lost`, `aborted`
+ *
+ * Run identity: a call whose `runId` names a run that already committed returns that run's recorded result
+ * (`repeated: true`; nothing is read, imported or committed); one that names an abandoned or superseded run is
+ * refused with `run_state_invalid`. A run that fails before it staged a row leaves no run state and no staging
+ * behind; an incremental run that finds nothing new stages nothing and leaves the checkpoint entry untouched.
+ * @throws IngestError `config_invalid` (before any I/O; also for a unit the source does not have, before any
+ * state is written), `lease_held`, `source_failed`, `staging_failed`, `staging_corrupt`, `sink_failed`,
+ * `row_rejected`, `lease_lost`, `aborted`, `run_state_invalid` (a reused run id; a resume that asks for another
+ * disposition or primary key than the pending run recorded)
  * @public
  */
 export async function runUnit(opts: RunUnitOptions): Promise<RunUnitResult> {
@@ -82,42 +88,46 @@ interface DriveArgs {
 
 type AnyOptions = RunUnitOptions | ExportOptions | ImportOptions;
 
+/** What a call decided to do before it moves any phase. */
+type Start = { kind: 'repeat'; state: RunState } | { kind: 'resume'; state: RunState } | { kind: 'fresh' };
+
 async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult | ExportResult> {
-  const rc = await RunContext.open(opts);
-  let state: RunState | undefined;
+  const rc = RunContext.create(opts);
+  if (args.source) {
+    // An unknown unit is refused before the lease is taken or any state is written.
+    try {
+      await checkUnit(rc, args.source);
+    } catch (err) {
+      const e = toRunError(rc, err);
+      rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
+      rc.dispose();
+      throw e;
+    }
+  }
+  await rc.acquire();
+  let call: RunCall | undefined;
+  let fresh = false;
+  let stateSaved = false;
   let session: StagingSession | undefined;
   try {
     const out = await withSpan('ingestion.run', rc.attrs(), async (span) => {
       const mode =
         opts.mode ?? (args.source?.descriptor?.capabilities?.includes('ingest.incremental') ? 'incremental' : 'full');
-      const loaded = rc.loadedState;
-
-      // A call that repeats a run which already committed (e.g. an orchestrator retrying after a lost reply)
-      // gets that run's result instead of a second run.
-      const repeatOf = args.sessionRunId ?? opts.runId;
-      if (loaded && loaded.phase === 'committed' && repeatOf !== undefined && loaded.runId === repeatOf) {
-        rc.runId = loaded.runId;
+      const start = await decide(rc, opts, args, mode);
+      if (start.kind === 'repeat') {
+        rc.runId = start.state.runId;
         session = await stagingCall(
           rc,
-          () => opts.staging.openSession(loaded.sessionRef),
+          () => opts.staging.openSession(start.state.sessionRef),
           'reopening the session',
         ).catch(() => undefined);
-        return result(rc, loaded, session, args.until, true);
+        return result(rc, start.state, session, args.until, { resumed: true, repeated: true });
       }
 
-      const resumable = await classify(rc, loaded, mode, opts.staging.id);
-      if (args.source === undefined && !resumable) {
-        throw new IngestError(
-          'run_state_invalid',
-          `No exported run to import for ${rc.where()}: run exportUnit first`,
-          {
-            details: { phase: loaded?.phase ?? null },
-          },
-        );
-      }
       let st: RunState;
-      if (resumable) {
-        st = resumable;
+      const imp = opts as RunUnitOptions;
+      if (start.kind === 'resume') {
+        st = start.state;
         if (args.sessionRunId !== undefined && args.sessionRunId !== st.runId) {
           throw new IngestError(
             'run_state_invalid',
@@ -130,6 +140,7 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
             `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
           );
         }
+        if (args.sink) assertSameImport(rc, st, imp);
         rc.runId = st.runId;
         await rc.lease.setRunId(st.runId);
         st.attempts++;
@@ -142,8 +153,29 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
             return stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
           },
         );
+        await claim(rc, session);
       } else {
+        if (args.source === undefined) {
+          throw new IngestError(
+            'run_state_invalid',
+            `No exported run to import for ${rc.where()}: run exportUnit first`,
+            { details: { phase: rc.loadedState?.phase ?? null } },
+          );
+        }
         session = await stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+        await claim(rc, session);
+        const held = await stagingCall(rc, () => session!.describe(), 'describing the session');
+        if (held.slices.length > 0 || held.sealed || held.landed) {
+          const s = session;
+          session = undefined;
+          await s.close().catch(() => {});
+          throw new IngestError(
+            'run_state_invalid',
+            `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
+            { details: { runId: rc.runId, slices: held.slices.length, sealed: held.sealed, landed: held.landed } },
+          );
+        }
+        fresh = true;
         const now = new Date().toISOString();
         st = {
           runId: rc.runId,
@@ -152,60 +184,46 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
           stagingProvider: opts.staging.id,
           sessionRef: session.ref,
           baseCheckpointVersion: rc.checkpoint.version,
+          ...(args.sink ? { disposition: imp.disposition ?? 'append' } : {}),
+          ...(args.sink && imp.primaryKey ? { primaryKey: imp.primaryKey } : {}),
           startedAt: now,
           updatedAt: now,
           attempts: 1,
         };
       }
-      state = st;
+      call = {
+        rc,
+        state: st,
+        session,
+        ...(args.source ? { source: args.source } : {}),
+        ...(args.sink ? { sink: args.sink } : {}),
+        resumed: start.kind === 'resume',
+        disposition: imp.disposition ?? st.disposition ?? 'append',
+        ...((imp.primaryKey ?? st.primaryKey) ? { primaryKey: (imp.primaryKey ?? st.primaryKey)! } : {}),
+        skipEmpty: args.until === 'committed' && args.source !== undefined,
+      };
       await rc.stateStore.save(st);
+      stateSaved = true;
       span.setAttribute('ingestion.run_id', rc.runId);
       rc.emit({ type: 'run.started', mode: st.mode, checkpoint: rc.checkpoint.value });
-      if (resumable) {
+      if (call.resumed) {
         const kept = (await stagingCall(rc, () => session!.describe(), 'describing the session')).slices.length;
         rc.emit({ type: 'run.resumed', phase: st.phase, slicesKept: kept });
         rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: st.phase, slicesKept: kept });
       }
 
-      if (st.phase === 'exporting') {
-        const exported = await exportPhase(rc, args.source!, session, st, !!resumable);
-        session = exported.session;
-        const desc = await stagingCall(rc, () => session!.describe(), 'describing the session');
-        st.phase = 'exported';
-        st.plannedCheckpoint = exported.plannedCheckpoint;
-        st.rowsExported = desc.rows;
-        st.slices = desc.slices.length;
-        st.bytesStaged = desc.bytes;
-        await rc.stateStore.save(st);
-      }
-      if (args.until === 'exported') return result(rc, st, session, 'exported', !!resumable);
-
-      if (st.phase === 'exported' || st.phase === 'importing') {
-        st.phase = 'importing';
-        await rc.stateStore.save(st);
-        const imported = await importPhase(rc, args.sink!, session, {
-          disposition: (opts as RunUnitOptions).disposition ?? 'append',
-          primaryKey: (opts as RunUnitOptions).primaryKey,
-        });
-        st.phase = 'imported';
-        st.rowsImported = imported.result.rowsImported;
-        st.rowsExported = imported.rowsStaged;
-        st.slices = imported.slices;
-        st.bytesStaged = imported.bytesStaged;
-        await rc.stateStore.save(st);
-      }
-      if (st.phase === 'imported') await commit(rc, st, session);
-      return result(rc, st, session, 'committed', !!resumable);
+      await advance(call, args.until);
+      session = call.sessionGone ? undefined : call.session;
+      return result(rc, st, session, st.phase === 'committed' ? 'committed' : 'exported', {
+        resumed: call.resumed,
+      });
     });
     await rc.close(true);
     return out;
   } catch (err) {
     const e = toRunError(rc, err);
-    const pending = state as RunState | undefined;
-    if (pending && e.code !== 'lease_lost') {
-      pending.lastError = { code: e.code, message: e.message, at: new Date().toISOString() };
-      await rc.stateStore.save(pending).catch(() => {});
-    }
+    if (call) session = call.sessionGone ? undefined : call.session;
+    if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, call, session, { fresh, stateSaved }, e);
     rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
     rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
     // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
@@ -217,8 +235,139 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
 }
 
 /**
+ * After a failure: a fresh run that staged nothing leaves nothing behind (its session is deleted and the run state
+ * it replaced is put back), so the next call starts afresh instead of "resuming" an empty run. Any other pending
+ * run records the error and stays resumable.
+ */
+async function leaveNothingOrRecord(
+  rc: RunContext,
+  call: RunCall | undefined,
+  session: StagingSession | undefined,
+  how: { fresh: boolean; stateSaved: boolean },
+  e: IngestError,
+): Promise<void> {
+  if (how.fresh && session && (!call || call.state.phase === 'exporting')) {
+    const staged = await session
+      .describe()
+      .then((d) => d.slices.length)
+      .catch(() => -1);
+    if (staged === 0) {
+      try {
+        await session.destroy();
+        if (call && how.stateSaved) await rc.stateStore.rollback(call.state, rc.loadedState);
+        rc.logger.info('run failed before it staged a row; nothing left behind', { runId: rc.runId, code: e.code });
+        return;
+      } catch (cleanup) {
+        rc.logger.warn('could not remove the empty run; the next call resumes it', { error: String(cleanup) });
+      }
+    }
+  }
+  if (call && how.stateSaved) await rc.stateStore.recordFailure(call.state, e);
+}
+
+/**
+ * What this call does: repeat a finished run's result, resume the unit's pending run, or start a fresh run.
+ * @throws IngestError `run_state_invalid` for a run id that was abandoned or superseded, or a pending run in
+ * another staging provider
+ */
+async function decide(rc: RunContext, opts: AnyOptions, args: DriveArgs, mode: 'full' | 'incremental'): Promise<Start> {
+  const loaded = rc.loadedState;
+  const resumable = await classify(rc, loaded, mode, opts.staging.id);
+  const named = args.sessionRunId ?? opts.runId;
+  if (named === undefined || resumable?.runId === named) {
+    return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+  }
+  // The call names a run: if that run finished, it is never run again.
+  if (loaded && loaded.runId === named && !isPending(loaded.phase)) {
+    if (loaded.phase === 'committed') return { kind: 'repeat', state: loaded };
+    throw runIdUsed(rc, named, loaded.phase);
+  }
+  const receipt = await rc.stateStore.receipt(named);
+  if (receipt) {
+    if (receipt.outcome === 'committed') return { kind: 'repeat', state: receipt.state as unknown as RunState };
+    throw runIdUsed(rc, named, receipt.outcome);
+  }
+  return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+}
+
+function runIdUsed(rc: RunContext, runId: string, outcome: string): IngestError {
+  return new IngestError(
+    'run_state_invalid',
+    `Run id ${runId} names a run that was ${outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
+    { details: { runId, outcome } },
+  );
+}
+
+/**
+ * A resume must import the way the pending run recorded: another disposition or primary key could skip slices
+ * the sink never loaded that way.
+ * @throws IngestError `run_state_invalid`
+ */
+function assertSameImport(rc: RunContext, st: RunState, opts: RunUnitOptions): void {
+  const issues: string[] = [];
+  if (st.disposition !== undefined && opts.disposition !== undefined && opts.disposition !== st.disposition) {
+    issues.push(`disposition ${opts.disposition} (the run recorded ${st.disposition})`);
+  }
+  if (
+    st.disposition !== undefined &&
+    opts.primaryKey !== undefined &&
+    !jsonEqual(opts.primaryKey, st.primaryKey ?? null)
+  ) {
+    issues.push(
+      `primaryKey ${JSON.stringify(opts.primaryKey)} (the run recorded ${st.primaryKey ? JSON.stringify(st.primaryKey) : 'none'})`,
+    );
+  }
+  if (issues.length === 0) return;
+  throw new IngestError(
+    'run_state_invalid',
+    `Pending run ${st.runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
+    {
+      details: {
+        runId: st.runId,
+        phase: st.phase,
+        disposition: st.disposition ?? null,
+        primaryKey: st.primaryKey ?? null,
+      },
+    },
+  );
+}
+
+/** Claim the session with this holder's fencing token (a stale holder's later manifest writes are refused). */
+async function claim(rc: RunContext, session: StagingSession): Promise<void> {
+  if (session.fence) await stagingCall(rc, () => session.fence!(rc.lease.epoch), 'claiming the session');
+}
+
+/**
+ * Refuse a unit the source does not have, before any state is written: the source's `checkUnit`, else its
+ * `collectMetadata`, else no check.
+ * @throws IngestError `config_invalid` for an unknown unit; `source_failed` when the source cannot tell
+ */
+async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<void> {
+  try {
+    if (source.checkUnit) {
+      await source.checkUnit(rc.unitId, rc.ctx());
+    } else if (source.collectMetadata) {
+      const units = await source.collectMetadata(rc.ctx());
+      if (!units.some((u) => u.unitId === rc.unitId)) {
+        throw new IngestError('not_found', `Source ${rc.endpointId} lists no unit "${rc.unitId}"`);
+      }
+    }
+  } catch (err) {
+    if (IngestError.is(err, 'not_found')) {
+      throw new IngestError(
+        'config_invalid',
+        `Unknown unit "${rc.unitId}": source ${rc.endpointId} has no such unit (${err.message}); nothing was run or written`,
+        { cause: err, details: { endpointId: rc.endpointId, unitId: rc.unitId } },
+      );
+    }
+    throw IngestError.wrap(err, 'source_failed', `Source failed while checking unit "${rc.unitId}" (${rc.where()})`);
+  }
+}
+
+/**
  * Decide whether the unit's run state is a pending run to resume. A run whose checkpoint base moved is
- * stale — unless it is our own commit that crashed before the run state said so; then finish it.
+ * stale — unless it is our own commit that crashed before the run state said so; then finish it. A stale run
+ * that may have imported slices gets a `superseded` receipt, so its id is never run again.
  */
 async function classify(
   rc: RunContext,
@@ -226,16 +375,19 @@ async function classify(
   mode: 'full' | 'incremental',
   stagingId: string,
 ): Promise<RunState | undefined> {
-  if (!loaded || loaded.phase === 'committed') return undefined;
+  if (!loaded || !isPending(loaded.phase)) return undefined;
   if (loaded.baseCheckpointVersion !== rc.checkpoint.version) {
     if (loaded.phase === 'imported' && jsonEqual(loaded.plannedCheckpoint ?? null, rc.checkpoint.value)) {
       const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
       await session?.markLanded().catch(() => {});
       await session?.close().catch(() => {});
-      loaded.phase = 'committed';
-      await rc.stateStore.save(loaded);
+      const done: Partial<RunState> = { committedCheckpoint: rc.checkpoint.value, lastError: null };
+      await rc.stateStore.writeReceipt({ ...loaded, ...done, phase: 'committed' }, 'committed');
+      await rc.stateStore.save(loaded, 'committed', done);
       rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
+      return undefined;
     }
+    await supersede(rc, loaded);
     return undefined;
   }
   if (loaded.stagingProvider !== stagingId) {
@@ -250,40 +402,13 @@ async function classify(
   return loaded;
 }
 
-async function commit(rc: RunContext, state: RunState, session: StagingSession): Promise<void> {
-  await withSpan('ingestion.commit', rc.attrs(), async () => {
-    rc.throwIfAborted('Commit');
-    // Fencing: renewing the lease is a compare-and-set on our token; a stale holder stops here.
-    await rc.lease.renew();
-    const planned = state.plannedCheckpoint ?? null;
-    let checkpoint: Json | null = rc.checkpoint.value;
-    let version = rc.checkpoint.version ?? 0;
-    if (planned !== null && !(rc.checkpoint.version !== null && jsonEqual(planned, rc.checkpoint.value))) {
-      try {
-        const entry = await rc.opts.kv.put(rc.cpKey, planned, { expectedVersion: rc.checkpoint.version });
-        checkpoint = planned;
-        version = entry.version;
-      } catch (err) {
-        if (IngestError.is(err, 'kv_conflict')) {
-          throw new IngestError(
-            'lease_lost',
-            `Checkpoint of ${rc.where()} moved under this run; its commit is fenced off`,
-            { cause: err },
-          );
-        }
-        throw IngestError.wrap(err, 'kv_failed', `Could not write the checkpoint (${rc.where()})`);
-      }
-    }
-    rc.checkpoint = { value: checkpoint, version };
-    state.phase = 'committed';
-    state.lastError = null;
-    await rc.stateStore.save(state);
-    rc.emit({ type: 'checkpoint.committed', checkpoint, version });
-    await session
-      .markLanded()
-      .catch((err) =>
-        rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
-      );
+/** A pending run that will never finish: if the sink may hold slices of it, its run id is retired. */
+async function supersede(rc: RunContext, loaded: RunState): Promise<void> {
+  if (loaded.phase === 'exporting') return;
+  await rc.stateStore.writeReceipt(loaded, 'superseded');
+  rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
+    runId: loaded.runId,
+    phase: loaded.phase,
   });
 }
 
@@ -292,10 +417,11 @@ async function result(
   state: RunState,
   session: StagingSession | undefined,
   until: 'exported' | 'committed',
-  resumed: boolean,
+  how: { resumed: boolean; repeated?: boolean },
 ): Promise<RunUnitResult | ExportResult> {
   const handles = session ? await session.handles().catch(() => []) : [];
   const completedAt = new Date().toISOString();
+  const rejected = state.rowsRejected ? { rowsRejected: state.rowsRejected } : {};
   if (until === 'exported') {
     return {
       runId: state.runId,
@@ -304,6 +430,7 @@ async function result(
       plannedCheckpoint: state.plannedCheckpoint ?? null,
       stats: {
         rowsExported: state.rowsExported ?? 0,
+        ...rejected,
         slices: state.slices ?? 0,
         bytesStaged: state.bytesStaged ?? 0,
         startedAt: state.startedAt,
@@ -313,17 +440,19 @@ async function result(
   }
   const out: RunUnitResult = {
     runId: state.runId,
-    newCheckpoint: rc.checkpoint.value,
+    newCheckpoint: state.committedCheckpoint !== undefined ? state.committedCheckpoint : rc.checkpoint.value,
     stats: {
       rowsExported: state.rowsExported ?? 0,
       rowsImported: state.rowsImported ?? 0,
+      ...rejected,
       slices: state.slices ?? 0,
       bytesStaged: state.bytesStaged ?? 0,
       startedAt: state.startedAt,
       completedAt,
     },
     stagingHandles: handles,
-    resumed,
+    resumed: how.resumed,
+    ...(how.repeated ? { repeated: true } : {}),
   };
   if (!rc.policy.keepStaging && session) await session.destroy().catch(() => {});
   rc.emit({ type: 'run.completed', stats: out.stats, newCheckpoint: out.newCheckpoint });

@@ -2,6 +2,7 @@ import type { KvStore } from '../contracts/kv-store.js';
 import type { StagingProvider, StagingSessionRef, SweepReport } from '../contracts/staging.js';
 import { checkpointKey, leaseKey, runStateKey } from './keys.js';
 import type { LeaseValue } from './lease.js';
+import { isPending } from './run-phases.js';
 import type { RunState } from './run-state.js';
 
 /** Options of {@link sweepStaging}. @public */
@@ -39,7 +40,7 @@ export async function sweepStaging(opts: SweepStagingOptions): Promise<SweepRepo
     const lease = await kv.get<LeaseValue>(leaseKey(cp));
     if (lease && lease.value.state === 'held' && Date.parse(lease.value.expiresAt) > Date.now()) return true;
     const state = (await kv.get(runStateKey(cp)))?.value as unknown as RunState | undefined;
-    return !!state && state.runId === ref.runId && state.phase !== 'committed';
+    return !!state && state.runId === ref.runId && isPending(state.phase);
   };
   return opts.staging.sweep({
     olderThanMs: opts.olderThanMs,

@@ -179,6 +179,11 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     }
   }
 
+  /** Whether the table or view exists (one catalog lookup). @throws IngestError `not_found`, `source_failed` */
+  async checkUnit(unitId: string, ctx: IngestionContext): Promise<void> {
+    await this.#inSnapshot(unitId, ctx, 'checkUnit', async () => undefined);
+  }
+
   /** Up to `limit` rows of a unit, typed like `read`. @throws IngestError `source_failed`, `not_found` */
   async preview(
     req: { unitId: string; limit: number },

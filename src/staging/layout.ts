@@ -8,6 +8,7 @@ import { objectKeyProblem } from '../util/object-key.js';
  *   <prefix>/<workspaceId>/<endpointId>/<runId>/manifest.json
  *   <prefix>/<workspaceId>/<endpointId>/<runId>/_SUCCESS      sealed
  *   <prefix>/<workspaceId>/<endpointId>/<runId>/_LANDED       the sink committed
+ *   <prefix>/<workspaceId>/<endpointId>/<runId>/_ABANDONED    the run was abandoned (swept like a landed one)
  *
  * Each id is one key segment: bytes outside [A-Za-z0-9._-] are percent-encoded (UTF-8), and the segments
  * `.` and `..` are written `%2E` and `%2E%2E`, so no id can add a segment or climb out of the prefix.
@@ -19,6 +20,8 @@ export const MANIFEST_NAME = 'manifest.json';
 export const SUCCESS_NAME = '_SUCCESS';
 /** Marker written by `markLanded()`. */
 export const LANDED_NAME = '_LANDED';
+/** Marker written by `markAbandoned()`. */
+export const ABANDONED_NAME = '_ABANDONED';
 /** Digits of a zero-padded slice index. */
 export const SLICE_DIGITS = 6;
 

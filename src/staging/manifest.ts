@@ -60,6 +60,7 @@ export const manifestSchema = z
     createdAt: isoDate,
     updatedAt: isoDate,
     sealedAt: isoDate.optional(),
+    fence: z.number().int().min(0).optional(),
     schema: recordSchemaSchema.optional(),
     slices: z.array(manifestSliceSchema),
   })
@@ -120,6 +121,11 @@ export interface StagingManifest {
   updatedAt: string;
   /** ISO-8601; set by `seal()`. */
   sealedAt?: string;
+  /**
+   * Highest fencing token (unit lease version) the session was claimed with (`StagingSession.fence`). Manifest
+   * changes through a session claimed with a lower token are refused with `lease_lost`.
+   */
+  fence?: number;
   /** Schema of the session (the first slice schema recorded, unless set otherwise). */
   schema?: RecordSchema;
   /** Finished slices, by index. */

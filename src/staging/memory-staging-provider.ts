@@ -2,6 +2,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type {
   RecordReader,
   RecordWriter,
+  SealOptions,
   SessionDescription,
   StagedSlice,
   StagingHandle,
@@ -28,6 +29,9 @@ interface SessionData {
   schema?: RecordSchema;
   sealed: boolean;
   landed: boolean;
+  abandoned: boolean;
+  /** Highest fencing token the session was claimed with. */
+  fence?: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -67,7 +71,15 @@ export class MemoryStagingProvider implements StagingProvider {
     };
     let data = this.#sessions.get(ref.sessionId);
     if (!data) {
-      data = { ref, slices: new Map(), sealed: false, landed: false, createdAt: Date.now(), updatedAt: Date.now() };
+      data = {
+        ref,
+        slices: new Map(),
+        sealed: false,
+        landed: false,
+        abandoned: false,
+        createdAt: Date.now(),
+        updatedAt: Date.now(),
+      };
       this.#sessions.set(ref.sessionId, data);
     }
     return new MemorySession(data, this.#bucket, () => this.#sessions.delete(ref.sessionId));
@@ -103,7 +115,7 @@ export class MemoryStagingProvider implements StagingProvider {
       throwIfAborted(opts.signal, 'Sweep');
       report.sessionsScanned++;
       const age = now - data.updatedAt;
-      const due = data.landed ? age >= opts.olderThanMs : age >= abandonedAfter;
+      const due = data.landed || data.abandoned ? age >= opts.olderThanMs : age >= abandonedAfter;
       if (!due || (opts.keep && (await opts.keep(data.ref)))) {
         report.sessionsKept++;
         continue;
@@ -128,6 +140,7 @@ class MemorySession implements StagingSession {
   readonly #bucket: string;
   readonly #forget: () => void;
   #closed = false;
+  #token: number | undefined;
 
   constructor(data: SessionData, bucket: string, forget: () => void) {
     this.#data = data;
@@ -168,6 +181,7 @@ class MemorySession implements StagingSession {
       },
       close: async () => {
         assertOpen();
+        this.#assertFence(`finish slice ${index}`);
         state = 'closed';
         data.slices.set(index, { rows, bytes });
         data.updatedAt = Date.now();
@@ -212,6 +226,7 @@ class MemorySession implements StagingSession {
       ref: this.ref,
       sealed: this.#data.sealed,
       landed: this.#data.landed,
+      abandoned: this.#data.abandoned,
       slices,
       ...(this.#data.schema ? { schema: this.#data.schema } : {}),
       rows: slices.reduce((n, s) => n + s.rows, 0),
@@ -219,8 +234,31 @@ class MemorySession implements StagingSession {
     };
   }
 
-  async seal(): Promise<void> {
+  async fence(token: number): Promise<void> {
+    this.#token = token;
+    this.#assertFence('claim');
+    this.#data.fence = token;
+  }
+
+  async seal(opts: SealOptions = {}): Promise<void> {
+    this.#assertFence('seal');
+    if (opts.expectedSlices) {
+      const have = [...this.#data.slices.keys()].sort((a, b) => a - b);
+      const want = [...opts.expectedSlices].sort((a, b) => a - b);
+      if (have.length !== want.length || have.some((v, i) => v !== want[i])) {
+        throw new IngestError(
+          'staging_failed',
+          `Cannot seal session ${this.id}: it holds slices [${have.join(', ')}], expected [${want.join(', ')}]`,
+          { retryable: true, details: { sessionId: this.id, have, want } },
+        );
+      }
+    }
     this.#data.sealed = true;
+    this.#data.updatedAt = Date.now();
+  }
+
+  async markAbandoned(): Promise<void> {
+    this.#data.abandoned = true;
     this.#data.updatedAt = Date.now();
   }
 
@@ -232,6 +270,7 @@ class MemorySession implements StagingSession {
   }
 
   async destroy(): Promise<void> {
+    this.#assertFence('destroy');
     this.#data.slices.clear();
     this.#data.sealed = false;
     this.#data.landed = false;
@@ -240,6 +279,18 @@ class MemorySession implements StagingSession {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  /** A holder with a higher fencing token claimed the session: this one is fenced off. */
+  #assertFence(what: string): void {
+    const fence = this.#data.fence;
+    if (this.#token !== undefined && fence !== undefined && fence > this.#token) {
+      throw new IngestError(
+        'lease_lost',
+        `Cannot ${what}: session ${this.id} was claimed by a newer lease holder (token ${fence} > ${this.#token})`,
+        { retryable: true, details: { sessionId: this.id, token: this.#token, fence } },
+      );
+    }
   }
 
   #assertWritable(): void {

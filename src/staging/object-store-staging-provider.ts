@@ -8,6 +8,7 @@ import type {
   RecordCodec,
   RecordReader,
   RecordWriter,
+  SealOptions,
   SessionDescription,
   StagingHandle,
   StagingProvider,
@@ -20,6 +21,7 @@ import type {
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import {
+  ABANDONED_NAME,
   assertExtension,
   LANDED_NAME,
   MANIFEST_NAME,
@@ -83,7 +85,8 @@ const optionsSchema = z
  * store's part buffer). Readers verify each slice — size before reading, sha256 and row count while reading —
  * and fail with `staging_corrupt` before the end of a damaged slice is handed out. A session reopens anywhere
  * from its JSON `ref` ({@link ObjectStoreStagingProvider.openSession}). Manifest updates are serialized within a
- * process; across processes the run lease (see `runUnit`) keeps a single writer per run.
+ * process; across processes the run lease (see `runUnit`) keeps a single writer per run, and the lease's fencing
+ * token, written into the manifest by `fence()`, refuses the manifest changes of a holder paused past its lease.
  *
  * @example
  * ```ts
@@ -276,6 +279,8 @@ class ObjectStoreStagingSession implements StagingSession {
   #nextIndex: number;
   #sealed: boolean;
   #closed = false;
+  /** Fencing token this session was claimed with (`fence()`); `undefined`: not fenced. */
+  #token: number | undefined;
 
   constructor(
     provider: ObjectStoreStagingProvider,
@@ -365,9 +370,10 @@ class ObjectStoreStagingSession implements StagingSession {
 
   async describe(): Promise<SessionDescription> {
     const manifest = await this.loadManifest();
-    const [success, landed] = await Promise.all([
+    const [success, landed, abandoned] = await Promise.all([
       this.#head(`${this.runDir}/${SUCCESS_NAME}`),
       this.#head(`${this.runDir}/${LANDED_NAME}`),
+      this.#head(`${this.runDir}/${ABANDONED_NAME}`),
     ]);
     const slices = manifest.slices.map((s) => ({
       index: s.index,
@@ -381,6 +387,7 @@ class ObjectStoreStagingSession implements StagingSession {
       ref: this.ref,
       sealed: success,
       landed,
+      abandoned,
       slices,
       ...(manifest.schema ? { schema: manifest.schema as RecordSchema } : {}),
       rows: slices.reduce((n, s) => n + s.rows, 0),
@@ -388,7 +395,25 @@ class ObjectStoreStagingSession implements StagingSession {
     };
   }
 
-  async seal(): Promise<void> {
+  /**
+   * Record this holder's fencing token in the manifest; manifest changes through a session claimed with a lower
+   * token are refused from now on.
+   * @throws IngestError `lease_lost` when the session was claimed with a higher token
+   */
+  async fence(token: number): Promise<void> {
+    this.#assertOpen('claim');
+    this.#token = token;
+    await this.#provider.serialize(this.runDir, async () => {
+      const manifest = await this.loadManifest();
+      this.#checkFence(manifest, 'claim');
+      if (manifest.fence === token) return;
+      manifest.fence = token;
+      manifest.updatedAt = new Date().toISOString();
+      await writeManifest(this.store, `${this.runDir}/${MANIFEST_NAME}`, manifest);
+    });
+  }
+
+  async seal(opts: SealOptions = {}): Promise<void> {
     this.#assertOpen('seal');
     const open = [...this.#writers].filter((w) => w.active).map((w) => w.index);
     if (open.length > 0) {
@@ -400,6 +425,19 @@ class ObjectStoreStagingSession implements StagingSession {
     }
     await this.#provider.serialize(this.runDir, async () => {
       const manifest = await this.loadManifest();
+      this.#checkFence(manifest, 'seal');
+      if (opts.expectedSlices) {
+        // Never seal (or delete "orphans") when the manifest is not the plan: another writer changed it.
+        const have = manifest.slices.map((s) => s.index).sort((a, b) => a - b);
+        const want = [...opts.expectedSlices].sort((a, b) => a - b);
+        if (have.length !== want.length || have.some((v, i) => v !== want[i])) {
+          throw new IngestError(
+            'staging_failed',
+            `Cannot seal staging session ${this.id}: its manifest lists slices [${have.join(', ')}], expected [${want.join(', ')}]`,
+            { retryable: true, details: { sessionId: this.id, have, want } },
+          );
+        }
+      }
       // Objects of writers that crashed before recording their slice would read as extra slices: drop them.
       const known = new Set(manifest.slices.map((s) => s.key));
       const orphans: string[] = [];
@@ -411,6 +449,7 @@ class ObjectStoreStagingSession implements StagingSession {
       const now = new Date().toISOString();
       manifest.sealedAt ??= now;
       manifest.updatedAt = now;
+      this.#stampFence(manifest);
       await writeManifest(this.store, `${this.runDir}/${MANIFEST_NAME}`, manifest);
       const rows = manifest.slices.reduce((n, s) => n + s.rows, 0);
       await this.#putMarker(SUCCESS_NAME, { sealedAt: manifest.sealedAt, slices: manifest.slices.length, rows });
@@ -423,9 +462,18 @@ class ObjectStoreStagingSession implements StagingSession {
     await this.#putMarker(LANDED_NAME, { landedAt: new Date().toISOString() });
   }
 
+  async markAbandoned(): Promise<void> {
+    this.#assertOpen('mark abandoned');
+    await this.#putMarker(ABANDONED_NAME, { abandonedAt: new Date().toISOString() });
+  }
+
   async destroy(): Promise<void> {
     for (const w of this.#writers) await w.abort();
     await this.#provider.serialize(this.runDir, async () => {
+      if (this.#token !== undefined) {
+        const manifest = await readManifest(this.store, `${this.runDir}/${MANIFEST_NAME}`).catch(() => undefined);
+        if (manifest) this.#checkFence(manifest, 'destroy');
+      }
       const keys: string[] = [];
       try {
         for await (const info of this.store.list(`${this.runDir}/`)) keys.push(info.key);
@@ -467,6 +515,8 @@ class ObjectStoreStagingSession implements StagingSession {
   recordSlice(entry: StagingManifestSlice): Promise<void> {
     return this.#provider.serialize(this.runDir, async () => {
       const manifest = await this.loadManifest();
+      // A holder paused past its lease must not rewrite the manifest (its object may be the new holder's too).
+      this.#checkFence(manifest, `finish slice ${entry.index}`);
       if (manifest.sealedAt !== undefined) {
         this.#sealed = true;
         if (!manifest.slices.some((s) => s.index === entry.index)) await this.#delete([entry.key]).catch(() => {});
@@ -481,6 +531,7 @@ class ObjectStoreStagingSession implements StagingSession {
       manifest.slices.push(entry);
       if (!manifest.schema && entry.schema) manifest.schema = entry.schema;
       manifest.updatedAt = new Date().toISOString();
+      this.#stampFence(manifest);
       await writeManifest(this.store, `${this.runDir}/${MANIFEST_NAME}`, manifest);
       if (previous && previous.key !== entry.key) await this.#delete([previous.key]);
     });
@@ -506,6 +557,23 @@ class ObjectStoreStagingSession implements StagingSession {
   }
 
   // --- internals ------------------------------------------------------------------------------------------
+
+  /** Refuse when a holder with a higher token claimed the session. @throws IngestError `lease_lost` */
+  #checkFence(manifest: StagingManifest, what: string): void {
+    if (this.#token === undefined || manifest.fence === undefined || manifest.fence <= this.#token) return;
+    throw new IngestError(
+      'lease_lost',
+      `Cannot ${what}: staging session ${this.id} (run ${this.ref.runId}) was claimed by a newer lease holder (token ${manifest.fence} > ${this.#token}); this writer is fenced off`,
+      { retryable: true, details: { sessionId: this.id, token: this.#token, fence: manifest.fence } },
+    );
+  }
+
+  /** Keep the highest claim in every manifest this session writes (a racing stale write cannot lower it for long). */
+  #stampFence(manifest: StagingManifest): void {
+    if (this.#token !== undefined && (manifest.fence === undefined || manifest.fence < this.#token)) {
+      manifest.fence = this.#token;
+    }
+  }
 
   async #putMarker(name: string, body: Record<string, unknown>): Promise<void> {
     try {

@@ -3,7 +3,7 @@ import type { ObjectInfo, ObjectStore } from '../contracts/object-store.js';
 import type { StagingSessionRef, SweepOptions, SweepReport } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
-import { LANDED_NAME, MANIFEST_NAME, parseRunKey, type RunIds } from './layout.js';
+import { ABANDONED_NAME, LANDED_NAME, MANIFEST_NAME, parseRunKey, type RunIds } from './layout.js';
 import { readManifest } from './manifest.js';
 
 const sweepOptionsSchema = z.object({
@@ -23,7 +23,7 @@ interface RunGroup {
  * TTL sweep of every run directory under `prefix`. Objects are listed once, in key order, and handled one
  * run directory at a time (memory holds one run's listing).
  *
- * A run is landed when `_LANDED` exists; its age is that marker's age. Any other run's age is that of its
+ * A run is landed when `_LANDED` (or `_ABANDONED`: `abandonRun()` dropped it) exists; its age is that marker's age. Any other run's age is that of its
  * newest object. Landed runs older than `olderThanMs` and other runs older than `abandonedAfterMs` are deleted
  * unless `keep(ref)` says otherwise; the manifest is deleted last.
  */
@@ -48,7 +48,9 @@ export async function sweepObjectStore(store: ObjectStore, prefix: string, opts:
   const handle = async (group: RunGroup): Promise<void> => {
     throwIfAborted(signal, 'Staging sweep');
     report.sessionsScanned++;
-    const landed = group.objects.find((o) => o.key === `${group.runDir}/${LANDED_NAME}`);
+    const landed = group.objects.find(
+      (o) => o.key === `${group.runDir}/${LANDED_NAME}` || o.key === `${group.runDir}/${ABANDONED_NAME}`,
+    );
     const newest = group.objects.reduce((max, o) => Math.max(max, o.lastModified?.getTime() ?? now), 0);
     const age = now - (landed ? (landed.lastModified?.getTime() ?? now) : newest);
     const due = landed ? age >= olderThanMs : age >= abandonedAfterMs;

@@ -104,6 +104,13 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
     }));
   }
 
+  /** Whether the source has the unit. @throws IngestError `not_found` for an unknown unit */
+  async checkUnit(unitId: string): Promise<void> {
+    if (!Object.hasOwn(this.#units, unitId)) {
+      throw new IngestError('not_found', `MemorySource has no unit "${unitId}"`, { details: { unitId } });
+    }
+  }
+
   async preview(req: { unitId: string; limit: number }): Promise<{ rows: Row[]; schema?: RecordSchema }> {
     const rows: Row[] = [];
     for await (const row of this.#rows(req.unitId)) {

@@ -36,7 +36,7 @@ policy: { sliceMaxRows: 200 }
     );
     expect(ids.rows[0]).toEqual({ lo: 1, hi: 750, n: 750 });
     const kv = await env.query(
-      `SELECT key, value, version FROM "${env.schema}".kv_entries WHERE key NOT LIKE '%::run' AND key NOT LIKE '%::lease'`,
+      `SELECT key, value, version FROM "${env.schema}".kv_entries WHERE key NOT LIKE '%::run' AND key NOT LIKE '%::run::%' AND key NOT LIKE '%::lease'`,
     );
     expect(kv.rows).toEqual([
       { key: 'ingest::sample::endpoint::crm::unit::users::sink::warehouse', value: { lastId: 750 }, version: '1' },

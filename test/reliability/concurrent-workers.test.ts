@@ -4,6 +4,8 @@
  * worker; when it continues (SIGCONT) its late writes are fenced off (`lease_lost`). Checkpoint versions strictly
  * increase; no row is lost or duplicated.
  */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pgLib from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -133,8 +135,17 @@ describe('concurrent workers', () => {
             () => undefined,
           ),
       ]);
+      // Fencing down to staging: the manifests as the taker left them, before the paused holder continues.
+      const manifests =
+        bFirst?.code === EXIT.ok ? await readManifests((env as Record<string, string>).FS_ROOT) : undefined;
       a.child.kill('SIGCONT');
       const aOut = await a.done;
+      if (manifests) {
+        expect(
+          await readManifests((env as Record<string, string>).FS_ROOT),
+          'the fenced holder must not rewrite a manifest after the taker claimed the session',
+        ).toEqual(manifests);
+      }
       const bOut = bFirst ?? (await b.done);
       figures.takerBlockedByPausedHolder += bFirst ? 0 : 1;
       let taker = bOut;
@@ -154,3 +165,15 @@ describe('concurrent workers', () => {
     }, 180_000);
   }
 });
+
+/** Every staging manifest under `root`, by path. */
+async function readManifests(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && e.name === 'manifest.json') {
+      const path = join(e.parentPath, e.name);
+      out[path] = await readFile(path, 'utf8');
+    }
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
  * files, checkpoints and run state.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -104,7 +104,8 @@ async function exposure(
   }
   parts.push(...lines, JSON.stringify(events));
   for await (const entry of kv.list({ namespace: 'ingestion', scopeId: 'default' })) parts.push(JSON.stringify(entry));
-  for (const f of readdirSync(root, { recursive: true, withFileTypes: true })) {
+  // A run refused before it staged anything leaves no staging folder at all.
+  for (const f of existsSync(root) ? readdirSync(root, { recursive: true, withFileTypes: true }) : []) {
     if (f.isFile()) parts.push(readFileSync(join(f.parentPath, f.name), 'latin1'));
   }
   figures.placesSearched += parts.length;

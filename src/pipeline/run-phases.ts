@@ -1,0 +1,239 @@
+import type { RunPhase } from '../contracts/context.js';
+import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { SourceEndpoint } from '../contracts/source-endpoint.js';
+import type { StagingSession } from '../contracts/staging.js';
+import type { Json } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { withSpan } from '../telemetry/tracing.js';
+import { jsonEqual } from '../util/deep-equal.js';
+import { exportPhase } from './export-phase.js';
+import { importPhase } from './import-phase.js';
+import { assertSlices, stagingCall } from './phase-support.js';
+import type { RunContext } from './run-context.js';
+import type { RunState } from './run-state.js';
+
+/*
+ * The phases of a run, in one table (docs/decisions/0004-run-phases.md).
+ *
+ * Modelled on dlt's load-package job states (new → started → completed/failed, a package dropped as a whole) and
+ * Kafka Connect's split of `put` (hand records to the sink, idempotently) from `preCommit` (only then move the
+ * offset). Each pending phase has exactly one step that moves the run forward; every step ends with one run-state
+ * write through `RunStateStore.save(state, to)`, which checks `to` against this table.
+ *
+ *   phase       pending  step      moves to                         on resume
+ *   exporting   yes      export    exported | committed (empty)     re-read unfinished planned slices (or the stream)
+ *   exported    yes      import    importing → imported             import from staging, source not called
+ *   importing   yes      import    imported                         import again (the sink skips committed slices)
+ *   imported    yes      commit    committed                        only write the checkpoint
+ *   committed   no       —         —                                a call repeating its run id gets its result
+ *   abandoned   no       —         —                                (abandonRun) a call repeating its run id is refused
+ *
+ * Any pending phase may also move to `abandoned` (abandonRun), except `imported`: its rows are in the sink, so
+ * the only way forward is to commit.
+ */
+
+/** What a phase means and where a run may go from it. @internal */
+export interface PhaseRule {
+  /** A later call resumes a run in this phase. */
+  readonly pending: boolean;
+  /** Phases a run may move to (a save in the same phase is always allowed). */
+  readonly next: readonly RunPhase[];
+  readonly summary: string;
+}
+
+/** The transition table of a run. @internal */
+export const RUN_PHASES: Readonly<Record<RunPhase, PhaseRule>> = {
+  exporting: {
+    pending: true,
+    next: ['exported', 'committed', 'abandoned'],
+    summary: 'reading the source into the staging session',
+  },
+  exported: { pending: true, next: ['importing', 'abandoned'], summary: 'session sealed (_SUCCESS)' },
+  importing: { pending: true, next: ['imported', 'abandoned'], summary: 'the sink is importing the sealed slices' },
+  imported: { pending: true, next: ['committed'], summary: 'the sink returned; the checkpoint is not written yet' },
+  committed: { pending: false, next: [], summary: 'checkpoint written (or nothing new: left as it was)' },
+  abandoned: { pending: false, next: [], summary: 'dropped by abandonRun(); checkpoint left where it was' },
+};
+
+/** A run in this phase is unfinished and resumable. @internal */
+export function isPending(phase: RunPhase | undefined): boolean {
+  return phase !== undefined && (RUN_PHASES[phase]?.pending ?? false);
+}
+
+/**
+ * Refuse a phase change the table does not list.
+ * @throws IngestError `internal`
+ */
+export function assertTransition(runId: string, from: RunPhase, to: RunPhase): void {
+  if (from === to) return;
+  if (!RUN_PHASES[from]?.next.includes(to)) {
+    throw new IngestError('internal', `Run ${runId} cannot move from phase ${from} to ${to}`, {
+      details: { from, to },
+    });
+  }
+}
+
+/** One call's run, as the steps see it. @internal */
+export interface RunCall {
+  rc: RunContext;
+  state: RunState;
+  session: StagingSession;
+  source?: SourceEndpoint<any>;
+  sink?: SinkEndpoint;
+  resumed: boolean;
+  /** How the sink imports (the recorded one, or the call's). */
+  disposition: Disposition;
+  primaryKey?: string[];
+  /** `runUnit`: an incremental run with nothing new ends at once, leaving the checkpoint untouched. */
+  skipEmpty: boolean;
+  /** Set when the session was destroyed (an empty run). */
+  sessionGone?: boolean;
+}
+
+type Step = (call: RunCall) => Promise<void>;
+
+/** The step that moves a run out of each pending phase. */
+const STEPS: Readonly<Partial<Record<RunPhase, Step>>> = {
+  exporting: exportStep,
+  exported: importStep,
+  importing: importStep,
+  imported: commitStep,
+};
+
+/**
+ * Move the run forward until it is finished (`committed`), or — for `exportUnit` — until its export is done.
+ * @throws IngestError whatever a step throws
+ */
+export async function advance(call: RunCall, until: 'exported' | 'committed'): Promise<void> {
+  for (;;) {
+    const phase = call.state.phase;
+    if (until === 'exported' && phase !== 'exporting') return;
+    const step = STEPS[phase];
+    if (!step) return;
+    await step(call);
+    if (call.state.phase === phase) {
+      throw new IngestError('internal', `Step of phase ${phase} did not move run ${call.state.runId}`);
+    }
+  }
+}
+
+/** exporting → exported (sealed), or → committed when an incremental run found nothing new. */
+async function exportStep(call: RunCall): Promise<void> {
+  const { rc, state } = call;
+  const out = await exportPhase(rc, call.source!, call.session, state, call.resumed, (plan) =>
+    rc.stateStore.save(state, 'exporting', {
+      plan: plan.slices,
+      plannedCheckpoint: (plan.checkpoint ?? null) as Json | null,
+    }),
+  );
+  call.session = out.session;
+  const session = out.session;
+  rc.throwIfAborted('Export');
+  const staged = await stagingCall(rc, () => session.describe(), 'describing the session');
+
+  if (
+    call.skipEmpty &&
+    state.mode === 'incremental' &&
+    call.disposition !== 'replace' &&
+    staged.rows === 0 &&
+    out.rowsRejected === 0
+  ) {
+    // Nothing new: stage nothing, write no checkpoint. The run is finished, so its id keeps its result.
+    await stagingCall(rc, () => session.destroy(), 'removing the empty session');
+    call.sessionGone = true;
+    const done: Partial<RunState> = {
+      empty: true,
+      rowsExported: 0,
+      rowsImported: 0,
+      slices: 0,
+      bytesStaged: 0,
+      committedCheckpoint: rc.checkpoint.value,
+      lastError: null,
+    };
+    await rc.stateStore.writeReceipt({ ...state, ...done, phase: 'committed' }, 'committed');
+    await rc.stateStore.save(state, 'committed', done);
+    rc.emit({ type: 'export.completed', rowsExported: 0, slices: 0, bytesStaged: 0 });
+    rc.logger.info('nothing new since the checkpoint; nothing staged, checkpoint left as it was', {
+      runId: state.runId,
+    });
+    return;
+  }
+
+  // Fencing: a holder paused past its lease stops here, before it seals (renewing is a compare-and-set).
+  await rc.lease.renew();
+  await stagingCall(rc, () => session.seal({ expectedSlices: out.expectedSlices }), 'sealing the session');
+  const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+  assertSlices(rc, desc, out.expectedSlices, 'sealed');
+  rc.emit({ type: 'export.completed', rowsExported: desc.rows, slices: desc.slices.length, bytesStaged: desc.bytes });
+  await rc.stateStore.save(state, 'exported', {
+    plannedCheckpoint: state.plan ? (state.plannedCheckpoint ?? null) : out.plannedCheckpoint,
+    rowsExported: desc.rows,
+    slices: desc.slices.length,
+    bytesStaged: desc.bytes,
+    sealedSlices: desc.slices.map((s) => ({ index: s.index, rows: s.rows, ...(s.sha256 ? { sha256: s.sha256 } : {}) })),
+    ...(out.rowsRejected > 0 ? { rowsRejected: out.rowsRejected } : {}),
+  });
+}
+
+/** exported | importing → imported: the sink takes the sealed slices (idempotent per run and slice). */
+async function importStep(call: RunCall): Promise<void> {
+  const { rc, state } = call;
+  await rc.stateStore.save(state, 'importing', {
+    disposition: call.disposition,
+    ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
+  });
+  const imported = await importPhase(rc, call.sink!, call.session, {
+    disposition: call.disposition,
+    ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
+    ...(state.sealedSlices ? { sealedSlices: state.sealedSlices } : {}),
+  });
+  await rc.stateStore.save(state, 'imported', {
+    rowsImported: imported.result.rowsImported,
+    rowsExported: imported.rowsStaged,
+    slices: imported.slices,
+    bytesStaged: imported.bytesStaged,
+  });
+}
+
+/** imported → committed: renew the lease (fencing), write the checkpoint, then the receipt and run state. */
+async function commitStep(call: RunCall): Promise<void> {
+  const { rc, state, session } = call;
+  await withSpan('ingestion.commit', rc.attrs(), async () => {
+    rc.throwIfAborted('Commit');
+    // Fencing: renewing the lease is a compare-and-set on our token; a stale holder stops here.
+    await rc.lease.renew();
+    if (state.sealedSlices) {
+      const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+      assertSlices(rc, desc, state.sealedSlices, 'imported');
+    }
+    const planned = state.plannedCheckpoint ?? null;
+    let checkpoint: Json | null = rc.checkpoint.value;
+    let version = rc.checkpoint.version ?? 0;
+    if (planned !== null && !(rc.checkpoint.version !== null && jsonEqual(planned, rc.checkpoint.value))) {
+      try {
+        const entry = await rc.opts.kv.put(rc.cpKey, planned, { expectedVersion: rc.checkpoint.version });
+        checkpoint = planned;
+        version = entry.version;
+      } catch (err) {
+        if (IngestError.is(err, 'kv_conflict')) {
+          throw new IngestError(
+            'lease_lost',
+            `Checkpoint of ${rc.where()} moved under this run; its commit is fenced off`,
+            { cause: err },
+          );
+        }
+        throw IngestError.wrap(err, 'kv_failed', `Could not write the checkpoint (${rc.where()})`);
+      }
+    }
+    rc.checkpoint = { value: checkpoint, version };
+    const done: Partial<RunState> = { lastError: null, committedCheckpoint: checkpoint };
+    await rc.stateStore.writeReceipt({ ...state, ...done, phase: 'committed' }, 'committed');
+    await rc.stateStore.save(state, 'committed', done);
+    rc.emit({ type: 'checkpoint.committed', checkpoint, version });
+    await session
+      .markLanded()
+      .catch((err) =>
+        rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
+      );
+  });
+}
