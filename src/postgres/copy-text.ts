@@ -2,8 +2,8 @@ import type { RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { arrayLiteral } from './copy-encoding.js';
-import { parseJsonExact, stringifyJsonExact } from './json-exact.js';
-import { parseArrayLiteral, parseBytea, parseTimestamp } from './type-mapping.js';
+import { stringifyJsonExact } from './json-exact.js';
+import { createTypeParsers, parseArrayLiteral } from './type-mapping.js';
 
 /*
  * PostgreSQL's COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format"): one row per
@@ -60,36 +60,37 @@ function byteaText(bytes: Uint8Array): string {
   return s;
 }
 
+/** Details the exact value model adds to a field (read structurally: older schemas have none of them). */
+interface FieldDetails {
+  native?: { type?: string };
+  logical?: { element?: string; withTimeZone?: boolean; elementLogical?: { withTimeZone?: boolean } };
+}
+
 /** A field's PostgreSQL array-ness, from the details the exact value model adds (`native.type`, `logical.element`). */
 function isArrayField(f: FieldSchema | undefined): boolean {
-  const details = f as (FieldSchema & { native?: { type?: string }; logical?: { element?: string } }) | undefined;
+  const details = f as (FieldSchema & FieldDetails) | undefined;
   return !!details && (details.native?.type?.endsWith(']') === true || details.logical?.element !== undefined);
 }
 
-function elementParser(f: FieldSchema | undefined): (text: string) => Value {
-  const details = f as (FieldSchema & { logical?: { element?: string } }) | undefined;
-  return scalarParser(details?.logical?.element);
-}
+/** The built-in type whose text parser gives a field's values, so decoding types them exactly like the source does. */
+const OID_OF: Record<string, number> = {
+  int32: 23,
+  int64: 20,
+  float64: 701,
+  decimal: 1700,
+  boolean: 16,
+  date: 1082,
+  json: 3802,
+  binary: 17,
+};
 
-function scalarParser(type: string | undefined): (text: string) => Value {
-  switch (type) {
-    case 'int32':
-      return (s) => Number.parseInt(s, 10);
-    case 'int64':
-      return (s) => BigInt(s);
-    case 'float64':
-      return (s) => Number.parseFloat(s);
-    case 'boolean':
-      return (s) => s === 't' || s === 'true';
-    case 'timestamp':
-      return parseTimestamp;
-    case 'json':
-      return parseJsonExact;
-    case 'binary':
-      return parseBytea;
-    default:
-      return (s) => s;
-  }
+/** The source's own parsers (createTypeParsers), shared by every decode. */
+const SOURCE_PARSERS = createTypeParsers();
+const TEXT = (s: string): Value => s;
+
+function parserOf(type: string | undefined, withTimeZone: boolean | undefined): (text: string) => Value {
+  const oid = type === 'timestamp' ? (withTimeZone ? 1184 : 1114) : type ? OID_OF[type] : undefined;
+  return oid === undefined ? TEXT : (SOURCE_PARSERS.getTypeParser(oid) as (text: string) => Value);
 }
 
 function plan(schema: RecordSchema | undefined): ColumnPlan[] {
@@ -100,13 +101,13 @@ function plan(schema: RecordSchema | undefined): ColumnPlan[] {
   }
   return schema.fields.map((field) => {
     const array = isArrayField(field);
-    const element = elementParser(field);
-    return {
-      name: field.name,
-      field,
-      array,
-      parse: array ? (s: string) => parseArrayLiteral(s, element) : scalarParser(field.type),
-    };
+    const logical = (field as FieldSchema & FieldDetails).logical;
+    let parse: (text: string) => Value;
+    if (array) {
+      const element = parserOf(logical?.element, logical?.elementLogical?.withTimeZone);
+      parse = (s: string) => parseArrayLiteral(s, element);
+    } else parse = parserOf(field.type, logical?.withTimeZone);
+    return { name: field.name, field, array, parse };
   });
 }
 

@@ -270,7 +270,8 @@ describe('pg-copy pass-through: PostgreSQL → staging → PostgreSQL', () => {
     );
     const second = await run();
     expect(second.stats).toMatchObject({ rowsExported: 2, rowsImported: 2 });
-    expect(second.newCheckpoint).toMatchObject({ values: ['2024-01-01T00:00:00.000002Z'] });
+    // the checkpoint's text form belongs to the source (ISO or PostgreSQL text); it holds the last microsecond
+    expect(JSON.stringify(second.newCheckpoint)).toMatch(/00:00:00\.000002/);
     const third = await run();
     expect(third.stats).toMatchObject({ rowsExported: 0, rowsImported: 0 });
     expect(third.newCheckpoint).toEqual(second.newCheckpoint);
