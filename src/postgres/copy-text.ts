@@ -88,8 +88,18 @@ const OID_OF: Record<string, number> = {
 const SOURCE_PARSERS = createTypeParsers();
 const TEXT = (s: string): Value => s;
 
+/** A UTC offset (or `Z`) at the end of timestamp text, before an optional ` BC`. */
+const OFFSET = /(?:Z|[+-]\d\d(?::?\d\d){0,2})(?: BC)?$/;
+
 function parserOf(type: string | undefined, withTimeZone: boolean | undefined): (text: string) => Value {
-  const oid = type === 'timestamp' ? (withTimeZone ? 1184 : 1114) : type ? OID_OF[type] : undefined;
+  if (type === 'timestamp') {
+    const zoned = SOURCE_PARSERS.getTypeParser(1184) as (text: string) => Value;
+    const local = SOURCE_PARSERS.getTypeParser(1114) as (text: string) => Value;
+    if (withTimeZone !== undefined) return withTimeZone ? zoned : local;
+    // a schema that does not say (rows from another source): the text does — an offset means an instant
+    return (s) => (OFFSET.test(s) ? zoned : local)(s);
+  }
+  const oid = type ? OID_OF[type] : undefined;
   return oid === undefined ? TEXT : (SOURCE_PARSERS.getTypeParser(oid) as (text: string) => Value);
 }
 
