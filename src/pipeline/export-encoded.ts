@@ -33,6 +33,8 @@ export async function exportEncodedSlice(
   slice: SliceSpec,
   progress: Progress,
 ): Promise<boolean> {
+  // Dead-lettering single rows needs rows: such a run takes the row path.
+  if ((rc.policy as { onRejectedRow?: string }).onRejectedRow === 'dead-letter') return false;
   const writer = session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
   const codec = writer.encoding;
   let batches: AsyncIterable<{ bytes: Uint8Array; schema?: RecordSchema }> | undefined;
