@@ -283,6 +283,16 @@ export async function main(args: string[]): Promise<void> {
         const r = results[c];
         return `- ${title[c]}: ${fmt(r.e2eSmall.peakRssMb)} MiB at ${fmt(small)} rows, ${fmt(r.e2e.peakRssMb)} MiB at ${fmt(rows)} rows (${(r.e2e.peakRssMb / r.e2eSmall.peakRssMb).toFixed(2)}×; target at ${fmt(small)}: ${eq(`e2e_small_${c.replace(/\W/g, '_')}`)}).`;
       }),
+      '',
+      'Targets of issue 12 (reached / not reached, as measured above):',
+      ...codecs.map((c) => {
+        const r = results[c];
+        const ratio = pipeMs / r.e2e.ms;
+        const goal = c === 'pg-copy' ? 0.8 : 0.5;
+        const growth = r.e2e.peakRssMb / r.e2eSmall.peakRssMb;
+        const rssOk = growth <= 1.2 && r.e2e.peakRssMb < 300;
+        return `- ${title[c]}: end to end ${ratio.toFixed(2)}× the psql pipe (target ≥ ${goal}×: ${ratio >= goal ? 'reached' : '**not reached**'}); peak RSS ${fmt(r.e2e.peakRssMb)} MiB, ${growth.toFixed(2)}× the ${fmt(small)}-row run (target ≤ 1.2× and < 300 MiB: ${rssOk ? 'reached' : '**not reached**'}); target equal to the source as text: ${equal[`e2e_${c.replace(/\W/g, '_')}`] === 0 ? 'yes' : '**no**'}.`;
+      }),
     ].join('\n');
     console.log(`\n${md}\n`);
     if (write) writePerformanceSection('e2e', md);
