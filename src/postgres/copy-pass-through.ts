@@ -16,8 +16,8 @@ import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
  * `COPY … FROM STDIN` unchanged. Nothing here builds a row object.
  */
 
-/** Bytes handed to the staging writer at once: COPY-out socket reads (~64 KiB) are gathered up to this size. */
-const GATHER_BYTES = 1024 * 1024;
+/** Bytes handed to the staging writer at once: COPY-out socket reads are gathered up to this size (larger pieces only raised the peak RSS, measured at 1 MiB). */
+const GATHER_BYTES = 64 * 1024;
 
 /** Text settings of the export, on top of the source's read settings (interval text every server reads back). */
 const COPY_SETTINGS = "SET LOCAL IntervalStyle = 'postgres'";
