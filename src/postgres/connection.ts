@@ -2,6 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { registerSecret } from '../errors/redact.js';
 import { configInvalid } from '../pipeline/options.js';
+import { connectionStringField } from './connection-string.js';
 
 /**
  * The part of a `pg.Pool` the endpoints use (structural, so any pg-compatible pool fits).
@@ -22,9 +23,8 @@ export const poolSchema = z.custom<PgPoolLike>(
   { error: 'Expected `pool` to be a pg.Pool (with connect() and query())' },
 );
 
-export const connectionStringSchema = z
-  .string({ error: 'Expected `connectionString` to be a string' })
-  .min(1, { error: 'Expected `connectionString` to be non-empty' });
+/** A connection string `pg` can connect with; anything else is `config_invalid` naming the field. */
+export const connectionStringSchema = connectionStringField('connectionString');
 
 /** The XOR rule: exactly one of connectionString and pool. */
 export function connectionIssue(o: { connectionString?: unknown; pool?: unknown }): string | undefined {

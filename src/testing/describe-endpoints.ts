@@ -21,7 +21,8 @@ export interface DescribeSourceOptions {
  *
  * @example
  * ```ts
- * import { describeSourceEndpoint, MemorySource } from '@nucleus/ingestion/testing';
+ * import { MemorySource } from '@nucleus/ingestion/testing';
+ * import { describeSourceEndpoint } from '@nucleus/ingestion/testing/vitest';
  * describeSourceEndpoint('memory', () => new MemorySource({ units: { u: { rows, cursorField: 'id', batchSize: 10 } } }), { unitId: 'u' });
  * ```
  * @public
@@ -137,7 +138,8 @@ export interface DescribeSinkOptions {
  *
  * @example
  * ```ts
- * import { describeSinkEndpoint, MemorySink } from '@nucleus/ingestion/testing';
+ * import { MemorySink } from '@nucleus/ingestion/testing';
+ * import { describeSinkEndpoint } from '@nucleus/ingestion/testing/vitest';
  * const sink = new MemorySink();
  * describeSinkEndpoint('memory', () => sink, { unitId: 'u', readBack: async (u) => sink.rows(u) });
  * ```

@@ -14,7 +14,7 @@ export interface DescribeKvStoreOptions {
  *
  * @example
  * ```ts
- * import { describeKvStore } from '@nucleus/ingestion/testing';
+ * import { describeKvStore } from '@nucleus/ingestion/testing/vitest';
  * import { MemoryKvStore } from '@nucleus/ingestion';
  * describeKvStore('memory', () => new MemoryKvStore());
  * ```

@@ -42,7 +42,7 @@ export function fidelityRows(): Row[] {
  *
  * @example
  * ```ts
- * import { describeStagingProvider } from '@nucleus/ingestion/testing';
+ * import { describeStagingProvider } from '@nucleus/ingestion/testing/vitest';
  * import { MemoryStagingProvider } from '@nucleus/ingestion';
  * describeStagingProvider('memory', () => new MemoryStagingProvider());
  * ```
