@@ -136,6 +136,7 @@ export interface StagingSession {
  * @public
  */
 export interface RecordWriter {
+  /** Append rows to the slice (with backpressure: wait for it before writing the next batch). */
   writeBatch(batch: Iterable<Row> | AsyncIterable<Row>): Promise<void>;
   /** Finish the slice: flush, record it in the manifest. */
   close(): Promise<void>;
@@ -148,6 +149,7 @@ export interface RecordWriter {
  * @public
  */
 export interface RecordReader {
+  /** The rows in order, in arrays of at most `chunkSize` rows; verifies integrity while reading. */
   iterBatches(chunkSize: number): AsyncIterable<Row[]>;
 }
 
@@ -161,6 +163,8 @@ export interface RecordCodec {
   contentType: string;
   /** `'.ndjson'` */
   extension: string;
+  /** Rows to bytes, streaming (`schema` when the format needs or can use one). */
   encode(batches: AsyncIterable<Row[]>, schema?: RecordSchema): AsyncIterable<Uint8Array>;
+  /** Bytes back to exactly the rows that were encoded, streaming. */
   decode(bytes: AsyncIterable<Uint8Array>, schema?: RecordSchema): AsyncIterable<Row[]>;
 }

@@ -9,8 +9,11 @@ import { connectionStringField } from './connection-string.js';
  * @public
  */
 export interface PgPoolLike {
+  /** Check out a client (released by the endpoint when done). */
   connect(): Promise<pg.PoolClient>;
+  /** Run one statement on any client of the pool. */
   query(text: string, values?: unknown[]): Promise<pg.QueryResult<any>>;
+  /** Close every client; called on `close()` only for a pool the endpoint built itself. */
   end(): Promise<void>;
 }
 

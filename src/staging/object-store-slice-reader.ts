@@ -246,7 +246,8 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     let rows = lines;
     if (!countLines) {
       rows = 0;
-      for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal)) rows += batch.length;
+      for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal))
+        rows += batch.length;
     }
     if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
   }

@@ -12,6 +12,7 @@ export interface DescribeSourceOptions {
   unitId: string;
   /** Rows a full read must return (count). */
   expectedRows?: number;
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 
@@ -129,6 +130,7 @@ export interface DescribeSinkOptions {
   dispositions?: Disposition[];
   /** Normalise a read-back row before comparison (e.g. type differences of the target). */
   normalize?: (row: Row) => Row;
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 

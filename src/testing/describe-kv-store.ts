@@ -5,6 +5,7 @@ import { IngestError } from '../errors/ingest-error.js';
 /** Options of {@link describeKvStore}. @public */
 export interface DescribeKvStoreOptions {
   /** Called once after the suite, e.g. to close pools. */
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 
