@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
@@ -155,6 +155,8 @@ export class FileKvStore implements KvStore {
   /** Read-modify-write under the in-process chain and the cross-process lock file. */
   #mutate<R>(fn: (data: FileShape) => R): Promise<R> {
     const op = this.#chain.then(async () => {
+      // The first write creates the file's directory, like the file itself.
+      await mkdir(dirname(this.path), { recursive: true }).catch(() => {});
       const release = await this.#lock();
       try {
         const data = await this.#read();
