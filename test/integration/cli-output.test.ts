@@ -158,4 +158,39 @@ units: [public.users]
     expectPlainText(status.stdout);
     expect(status.stdout).toMatch(/^checkpoint\s+none yet$/m);
   });
+
+  it('previews and templates keep non-secret values; only env-reference secrets are masked', async () => {
+    const ws = await workspace();
+    const secret = `tok-${Math.random().toString(36).slice(2, 12)}`;
+    const file = await ws.write('memory.yaml', {
+      source: {
+        type: 'memory',
+        config: {
+          units: {
+            checks: {
+              rows: [
+                { id: 2, passed: false, token_count: 7, password_policy: 'strict', note: `$\{env:PREVIEW_SECRET}` },
+                { id: 1, passed: true, token_count: 3, password_policy: 'lax', note: 'plain' },
+              ],
+            },
+          },
+        },
+      },
+      sink: { type: 'object-store', config: { root: join(ws.dir, 'lake'), format: 'ndjson' } },
+      staging: { type: 'memory' },
+      kv: { type: 'memory' },
+    });
+    const preview = await runCli(['--json', 'preview', file, 'checks'], { env: { PREVIEW_SECRET: secret } });
+    expect(preview.code).toBe(0);
+    expect(preview.stdout).not.toContain(secret);
+    expect(preview.lines[0].rows).toEqual([
+      { id: 2, passed: false, token_count: 7, password_policy: 'strict', note: '***' },
+      { id: 1, passed: true, token_count: 3, password_policy: 'lax', note: 'plain' },
+    ]);
+    const templates = await runCli(['--json', 'templates']);
+    const pgSink = templates.lines.find((l) => l.type === 'template' && l.id === 'postgres' && l.role === 'sink');
+    expect(pgSink?.capabilities).toEqual(['ingest.full', 'ingest.incremental']);
+    expect(pgSink?.configSchema.properties.connectionString).toMatchObject({ type: 'string', writeOnly: true });
+    expect(templates.stdout).not.toContain('"***"');
+  });
 });
