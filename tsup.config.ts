@@ -5,6 +5,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
+    'testing/vitest/index': 'src/testing/vitest/index.ts',
     'fs/index': 'src/fs/index.ts',
     's3/index': 'src/s3/index.ts',
     'postgres/index': 'src/postgres/index.ts',
@@ -17,7 +18,11 @@ export default defineConfig({
   format: ['esm'],
   // TSUP_NO_DTS=1 skips declarations (the package test needs only the JavaScript).
   dts: !process.env.TSUP_NO_DTS,
-  sourcemap: true,
+  // No source maps: their sources would point at src/ files the package does not ship. The bundles are not
+  // minified, so stacks point at readable lines of dist/.
+  sourcemap: false,
+  // Keep class and function names as written (`IngestError`, not `_IngestError`) in stacks and `inspect` output.
+  keepNames: true,
   clean: true,
   splitting: true,
   treeshake: true,

@@ -3,10 +3,15 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
-    alias: {
-      '@nucleus/ingestion/testing': new URL('./src/testing/index.ts', import.meta.url).pathname,
-      '@nucleus/ingestion': new URL('./src/index.ts', import.meta.url).pathname,
-    },
+    // Examples import the package by name: the root and every subpath map to src/ (`…/x` → src/x/index.ts),
+    // exactly like examples/tsconfig.json.
+    alias: [
+      { find: /^@nucleus\/ingestion$/, replacement: new URL('./src/index.ts', import.meta.url).pathname },
+      {
+        find: /^@nucleus\/ingestion\/(.+)$/,
+        replacement: `${new URL('./src/', import.meta.url).pathname}$1/index.ts`,
+      },
+    ],
     globalSetup: ['test/setup/global-postgres.ts', 'test/setup/global-s3.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -7,7 +7,7 @@
  * only the new rows. Delete .demo/ to start over.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { runCli } from '../src/cli/cli.js';
 import { FileKvStore, FileSystemObjectStore } from '../src/fs/index.js';
 import { checkpointKey, ObjectStoreStagingProvider, type RunState, runStateKey } from '../src/index.js';
@@ -62,7 +62,9 @@ if (state) {
   const session = await staging.openSession(state.sessionRef);
   const handles = await session.handles();
   console.log(`\nstaged handles of run ${state.runId} (${state.phase}):`);
-  for (const h of handles) console.log(`  ${h.bucket}/${h.key}  rows=${h.metadata?.rows ?? '?'}`);
+  // A handle is { bucket, key }; on the filesystem store the key is relative to the staging root.
+  for (const h of handles)
+    console.log(`  ${relative(process.cwd(), join(pipeline.staging.root, h.key))}  rows=${h.metadata?.rows ?? '?'}`);
   await session.close();
 }
 console.log('\nrun `npm run demo` again: only the new orders move.');

@@ -6,7 +6,7 @@ import { MemoryKvStore, MemoryStagingProvider, runUnit } from '@nucleus/ingestio
 import { MemorySink, MemorySource } from '@nucleus/ingestion/testing';
 
 const orders = Array.from({ length: 1000 }, (_, i) => ({
-  id: BigInt(i + 1),
+  id: i + 1,
   customer: `customer-${i % 37}`,
   amount: ((i * 7919) % 10_000) / 100,
   created_at: new Date(Date.UTC(2026, 0, 1) + i * 60_000),
@@ -29,11 +29,9 @@ const first = await runUnit({
     if (e.type === 'slice.staged') console.log(`staged slice ${e.slice}: ${e.rows} rows`);
   },
 });
-console.log(
-  `first run ${first.runId}: ${first.stats.rowsImported} rows, checkpoint ${JSON.stringify(first.newCheckpoint)}`,
-);
+console.log(first.stats.rowsImported, first.newCheckpoint); // 1000 { cursor: 1000 }
 
 // New rows arrive upstream; the next incremental run moves only those.
-source.setRows('orders', [...orders, { id: 1001n, customer: 'customer-new', amount: 12.5, created_at: new Date() }]);
+source.setRows('orders', [...orders, { id: 1001, customer: 'customer-new', amount: 12.5, created_at: new Date() }]);
 const second = await runUnit({ source, sink, staging, kv, unit });
-console.log(`second run: ${second.stats.rowsImported} new row(s); the sink holds ${sink.rows('orders').length}`);
+console.log(second.stats.rowsImported, sink.rows('orders').length); // 1 1001

@@ -14,7 +14,7 @@ import { templatesCommand } from './commands/templates.js';
 import { parseDuration } from './duration.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { loadPipelineFile } from './pipeline-file.js';
-import { describeError, JsonLinesReporter, type Reporter, TtyReporter } from './reporter.js';
+import { describeError, errorLine, JsonLinesReporter, type Reporter, TextReporter } from './reporter.js';
 
 /** A stream the CLI writes to. @internal */
 export interface CliStream {
@@ -47,12 +47,13 @@ Commands:
                               delete landed staging sessions older than the duration (e.g. 7d, 12h)
 
 Options:
-  --json          JSON lines on stdout (default when stdout is not a terminal)
-  --pretty        progress bar and summary table (default on a terminal)
-  -v, --verbose   more log output
+  --json          JSON lines on stdout (events, results) instead of text
+  --pretty        draw the live progress line even when stdout is not a terminal
+  -v, --verbose   more log output (on stderr)
   -h, --help      this help
   --version       the package version
 
+Output: text on stdout (a live progress line only on a terminal), errors on stderr as "error [code]: message".
 Secrets: write \${env:NAME} in the pipeline file; the value is read from the environment and masked in output.
 Exit codes: 0 ok, 2 usage or config error, 3 retryable failure (run again to resume),
             4 permanent failure, 130 interrupted (the run stays resumable).
@@ -100,7 +101,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    io.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}`);
+    io.stderr.write(`error [config_invalid]: ${(err as Error).message}\n\n${USAGE}`);
     return EXIT.config;
   }
   const { values, positionals } = parsed;
@@ -113,10 +114,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     (command === undefined && !values.help ? io.stderr : io.stdout).write(USAGE);
     return command === undefined && !values.help ? EXIT.config : EXIT.ok;
   }
-  const tty = values.json ? false : values.pretty ? true : io.stdout.isTTY === true;
-  const reporter: Reporter = tty
-    ? new TtyReporter(io.stdout, io.stderr, values.verbose)
-    : new JsonLinesReporter(io.stdout, values.verbose);
+  if (values.json && values.pretty) {
+    io.stderr.write(errorLine(describeError(usageError('Pass either --json or --pretty, not both'))));
+    return EXIT.config;
+  }
+  // Text unless --json; the progress line only on a terminal (or with --pretty).
+  const text = !values.json;
+  const reporter: Reporter = text
+    ? new TextReporter(io.stdout, io.stderr, {
+        verbose: values.verbose,
+        progress: values.pretty === true || io.stdout.isTTY === true,
+      })
+    : new JsonLinesReporter(io.stdout, io.stderr, values.verbose);
 
   const controller = new AbortController();
   let interrupted = false;
@@ -130,7 +139,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const registry = io.registry ?? (await createCliRegistry());
     if (command === 'templates') {
       if (args.length > 0) throw usageError('templates takes no arguments');
-      return templatesCommand(registry, reporter, io.stdout, tty);
+      return templatesCommand(registry, reporter, io.stdout, text);
     }
     const [pipelinePath, unitArg, ...rest] = args;
     if (!pipelinePath) throw usageError(`${command} needs a pipeline file`);
@@ -165,12 +174,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           limit,
           reporter,
           signal: controller.signal,
-          tty,
+          tty: text,
           out: io.stdout,
         });
       }
       case 'status':
-        return await statusCommand(file, unitArg!, reporter, tty ? io.stdout : undefined);
+        return await statusCommand(file, unitArg!, reporter, text ? io.stdout : undefined);
       case 'abandon':
         return await abandonCommand(file, values.unit ?? [], reporter, { signal: controller.signal });
       default: {
@@ -189,10 +198,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (err) {
     reporter.error(err);
-    if (!tty) {
-      const e = describeError(err);
-      io.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    }
     return exitCodeFor(err, interrupted);
   } finally {
     removeInterrupt();

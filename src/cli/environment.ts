@@ -3,6 +3,7 @@ import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingProvider } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { registerSecret } from '../errors/redact.js';
 import { FileKvStore } from '../fs/file-kv-store.js';
 import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
 import { MemoryKvStore } from '../memory/memory-kv-store.js';
@@ -48,6 +49,12 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
     );
   }
   const [{ Kysely, PostgresDialect }, pgModule, { PostgresKvStore }] = mods;
+  try {
+    const password = new URL(spec.connectionString).password;
+    if (password) registerSecret(decodeURIComponent(password));
+  } catch {
+    // a socket path: nothing to register (the file was validated by loadPipelineFile)
+  }
   const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });

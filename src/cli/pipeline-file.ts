@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { IngestError } from '../errors/ingest-error.js';
 import { configInvalid } from '../pipeline/options.js';
+import { connectionStringProblem } from '../postgres/connection-string.js';
 import { resolveEnvRefs } from './env-refs.js';
 
 const endpointSchema = (role: string) =>
@@ -40,7 +41,7 @@ const kvSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('postgres'),
-      connectionString: z.string({ error: 'Expected `kv.connectionString` to be a postgres:// URL' }).min(1),
+      connectionString: z.string({ error: 'Expected `kv.connectionString` to be a postgres:// URL' }),
       table: z.string().min(1).optional(),
       schema: z.string().min(1).optional(),
     })
@@ -110,6 +111,15 @@ export async function loadPipelineFile(path: string, env: NodeJS.ProcessEnv = pr
   const res = pipelineSchema.safeParse(raw);
   if (!res.success) throw configInvalid(`Invalid pipeline file ${path}`, res.error.issues);
   const file = resolveEnvRefs(res.data, env);
+  // Checked after `${env:…}` references are resolved: the value that will be used is the one that must be valid.
+  if (file.kv?.type === 'postgres') {
+    const problem = connectionStringProblem(file.kv.connectionString, 'kv.connectionString');
+    if (problem) {
+      throw new IngestError('config_invalid', `Invalid pipeline file ${path}: kv.connectionString: ${problem}`, {
+        details: { issues: [{ path: 'kv.connectionString', message: problem, code: 'custom' }] },
+      });
+    }
+  }
   const staging = file.staging ?? { type: 'filesystem', root: `${DEFAULT_STATE_DIR}/staging` };
   const kv = file.kv ?? { type: 'file', path: `${DEFAULT_STATE_DIR}/kv-store.json` };
   return {

@@ -1,10 +1,11 @@
 import type { IngestionEvent, Logger } from '../contracts/context.js';
-import type { Json } from '../contracts/values.js';
+import type { Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redact, redactDeep } from '../errors/redact.js';
 import type { RunUnitResult } from '../pipeline/options.js';
 import { newRunProgress } from '../telemetry/progress.js';
 import { formatBytes, formatDuration, formatInt, renderTable, truncate } from './format.js';
+import { toPlainJson } from './plain-json.js';
 import { ProgressLine, type ProgressState, type TtyLike } from './progress.js';
 
 /** Outcome of one unit, for the summary. @internal */
@@ -19,17 +20,20 @@ export interface UnitOutcome {
 }
 
 /**
- * Where a command's output goes: a live progress line and a summary on a terminal, JSON lines otherwise.
+ * Where a command's output goes: readable text by default (a live progress line only on a terminal), JSON lines with
+ * `--json`. Errors always go to stderr as `error [code]: message`.
  * @internal
  */
 export interface Reporter {
   readonly logger: Logger;
+  /** True for `--json` (JSON lines on stdout). */
+  readonly json: boolean;
   unitStarted(unitId: string): void;
   event(e: IngestionEvent): void;
   unitFinished(outcome: UnitOutcome): void;
   /** Print the summary (TTY) or a final `cli.summary` line (JSON). */
   finish(outcomes: UnitOutcome[]): void;
-  /** A one-off JSON document (templates, status, preview, sweep). */
+  /** A one-off document (status, sweep, …): one JSON line with `--json`, `key  value` lines otherwise. */
   document(type: string, body: Record<string, unknown>): void;
   /** An error outside any unit (usage, config). */
   error(err: unknown): void;
@@ -45,15 +49,31 @@ function line(out: TtyLike, value: unknown): void {
   out.write(`${JSON.stringify(redactDeep(value))}\n`);
 }
 
+/** The line a failed unit or command prints on stderr: the code, the message and what to do. @internal */
+export function errorLine(e: { code: string; message: string; retryable: boolean }, unitId?: string): string {
+  const hint =
+    e.code === 'config_invalid'
+      ? 'fix the pipeline file or the command line'
+      : e.code === 'aborted'
+        ? 'interrupted; the run stays resumable'
+        : e.retryable
+          ? 'retryable: run the same command again to resume'
+          : 'permanent: fix the data, the target or the config first';
+  return `error [${e.code}]${unitId ? ` ${unitId}` : ''}: ${e.message} (${hint})\n`;
+}
+
 /**
- * JSON lines on stdout: every pipeline event as is, `log` lines, `unit.finished` per unit and a final `cli.summary`.
+ * `--json`: JSON lines on stdout — every pipeline event as is, `log` lines, `unit.finished` per unit and a final
+ * `cli.summary`. Failures are also written to stderr as one readable line each.
  * @internal
  */
 export class JsonLinesReporter implements Reporter {
   readonly logger: Logger;
+  readonly json = true;
 
   constructor(
     private readonly out: TtyLike,
+    private readonly err: TtyLike,
     verbose = false,
   ) {
     const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) => {
@@ -80,6 +100,7 @@ export class JsonLinesReporter implements Reporter {
       ...(o.result ? { runId: o.result.runId, stats: o.result.stats, newCheckpoint: o.result.newCheckpoint } : {}),
       ...(o.error ? { error: o.error } : {}),
     });
+    if (o.error) this.err.write(errorLine(o.error, o.unitId));
   }
 
   finish(outcomes: UnitOutcome[]): void {
@@ -100,27 +121,31 @@ export class JsonLinesReporter implements Reporter {
   }
 
   error(err: unknown): void {
-    line(this.out, { type: 'cli.error', at: new Date().toISOString(), error: describeError(err) });
+    const e = describeError(err);
+    line(this.out, { type: 'cli.error', at: new Date().toISOString(), error: e });
+    this.err.write(errorLine(e));
   }
 }
 
 /**
- * A terminal: one live progress line per running unit, redrawn in place, and a summary table at the end.
- * Logs (warnings and errors; everything with `--verbose`) go to stderr above the progress line.
+ * Readable text, the default: on a terminal one live progress line per running unit, redrawn in place; piped, one
+ * line when a unit starts or resumes instead. A summary table at the end either way. Logs (warnings and errors;
+ * everything with `--verbose`) and failures go to stderr.
  * @internal
  */
-export class TtyReporter implements Reporter {
+export class TextReporter implements Reporter {
   readonly logger: Logger;
+  readonly json = false;
   private progress: ProgressLine | undefined;
   private ticker: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly out: TtyLike,
     private readonly err: TtyLike,
-    private readonly verbose = false,
+    private readonly opts: { verbose?: boolean; progress?: boolean } = {},
   ) {
     const log = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, fields?: Record<string, unknown>) => {
-      if ((level === 'debug' || level === 'info') && !this.verbose) return;
+      if ((level === 'debug' || level === 'info') && !this.opts.verbose) return;
       this.progress?.clear();
       const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(redactDeep(fields))}` : '';
       this.err.write(`${level.toUpperCase().padEnd(5)} ${redact(message)}${extra}\n`);
@@ -130,6 +155,7 @@ export class TtyReporter implements Reporter {
   }
 
   unitStarted(unitId: string): void {
+    if (!this.opts.progress) return;
     const now = Date.now();
     const state: ProgressState = {
       ...newRunProgress(),
@@ -144,7 +170,17 @@ export class TtyReporter implements Reporter {
   }
 
   event(e: IngestionEvent): void {
-    this.progress?.onEvent(e);
+    if (this.progress) {
+      this.progress.onEvent(e);
+      return;
+    }
+    if (e.type === 'run.started') {
+      const mode = (e as { mode?: string }).mode;
+      this.out.write(`${e.unitId}: run ${e.runId} started${mode ? ` (${mode})` : ''}\n`);
+    } else if (e.type === 'run.resumed') {
+      const phase = (e as { phase?: string }).phase;
+      this.out.write(`${e.unitId}: resuming run ${e.runId}${phase ? ` from ${phase}` : ''}\n`);
+    }
   }
 
   unitFinished(o: UnitOutcome): void {
@@ -155,10 +191,7 @@ export class TtyReporter implements Reporter {
       this.out.write('\n');
     }
     this.progress = undefined;
-    if (o.error)
-      this.err.write(
-        `${o.status === 'aborted' ? 'ABORTED' : 'FAILED'} ${o.unitId}: [${o.error.code}] ${o.error.message}\n`,
-      );
+    if (o.error) this.err.write(errorLine(o.error, o.unitId));
   }
 
   finish(outcomes: UnitOutcome[]): void {
@@ -174,7 +207,7 @@ export class TtyReporter implements Reporter {
         s ? formatBytes(s.bytesStaged) : '-',
         formatDuration(o.durationMs),
         s ? formatInt(rate) : '-',
-        o.result ? truncate(JSON.stringify(redactDeep(o.result.newCheckpoint as Json)), 40) : '-',
+        o.result ? truncate(JSON.stringify(redactDeep(toPlainJson(o.result.newCheckpoint as Value))), 40) : '-',
       ];
     });
     const table = renderTable(
@@ -186,11 +219,16 @@ export class TtyReporter implements Reporter {
   }
 
   document(type: string, body: Record<string, unknown>): void {
-    this.out.write(`${JSON.stringify(redactDeep({ type, ...body }), null, 2)}\n`);
+    const entries = Object.entries(redactDeep(body));
+    const width = Math.max(0, ...entries.map(([k]) => k.length));
+    const text = entries
+      .map(([k, v]) => `${k.padEnd(width)}  ${typeof v === 'string' ? v : JSON.stringify(toPlainJson(v as Value))}`)
+      .join('\n');
+    this.out.write(`${type}\n${text}\n`);
   }
 
   error(err: unknown): void {
-    const e = describeError(err);
-    this.err.write(`error [${e.code}]: ${e.message}\n`);
+    this.progress?.clear();
+    this.err.write(errorLine(describeError(err)));
   }
 }

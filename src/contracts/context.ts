@@ -6,9 +6,13 @@ import type { Json } from './values.js';
  * @public
  */
 export interface Logger {
+  /** Detail for troubleshooting (retries, slice boundaries). */
   debug(message: string, fields?: Record<string, unknown>): void;
+  /** Milestones of a run (started, resumed, committed). */
   info(message: string, fields?: Record<string, unknown>): void;
+  /** Something went wrong and was handled (a retry, a fallback). */
   warn(message: string, fields?: Record<string, unknown>): void;
+  /** A failure the run reports (with its code in `fields`). */
   error(message: string, fields?: Record<string, unknown>): void;
 }
 

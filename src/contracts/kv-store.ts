@@ -35,8 +35,16 @@ export interface KvPutOptions {
  * @public
  */
 export interface KvStore {
+  /** The live entry of `key`, or `undefined` when it is absent, deleted or expired. */
   get<T extends Json>(key: KvKey): Promise<KvEntry<T> | undefined>;
+  /**
+   * Write `value`. With `expectedVersion` a number: only if the live entry has that version; `null`: only if there
+   * is no live entry; absent: unconditionally. Returns the new entry (its version is one more than the key's last).
+   * @throws IngestError `kv_conflict` when the compare-and-set loses
+   */
   put<T extends Json>(key: KvKey, value: T, opts?: KvPutOptions): Promise<KvEntry<T>>;
+  /** Delete `key` (only at `expectedVersion` when given); `false` when absent or the version differs. */
   delete(key: KvKey, opts?: { expectedVersion?: number }): Promise<boolean>;
+  /** Every live entry of a namespace and scope whose key starts with `keyPrefix`, in key order. */
   list(prefix: { namespace: string; scopeId: string; keyPrefix?: string }): AsyncIterable<KvEntry>;
 }

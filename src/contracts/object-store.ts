@@ -30,6 +30,7 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, opts?: PutOptions): Promise<ObjectInfo>;
   /** Stream an object; `not_found` when missing. */
   get(key: string, opts?: { signal?: AbortSignal }): Promise<AsyncIterable<Uint8Array>>;
+  /** Size and metadata of an object, or `undefined` when it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;

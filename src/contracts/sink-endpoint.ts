@@ -49,6 +49,11 @@ export interface ImportResult {
  */
 export interface SinkEndpoint {
   readonly descriptor: EndpointDescriptor;
+  /**
+   * Import every staged row of `req` durably; idempotent per `(ctx.runId, slice index)`. The checkpoint moves only
+   * after this resolves.
+   * @throws IngestError `sink_failed` (retryable or not), `row_rejected`, `unsupported`
+   */
   import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult>;
   /** Release connections. Optional. */
   close?(): Promise<void>;

@@ -173,6 +173,7 @@ export interface StagingSession {
  * @public
  */
 export interface RecordWriter {
+  /** Append rows to the slice (with backpressure: wait for it before writing the next batch). */
   writeBatch(batch: Iterable<Row> | AsyncIterable<Row>): Promise<void>;
   /** Finish the slice: flush, record it in the manifest. */
   close(): Promise<void>;
@@ -209,6 +210,7 @@ export interface RowCounter {
  * @public
  */
 export interface RecordReader {
+  /** The rows in order, in arrays of at most `chunkSize` rows; verifies integrity while reading. */
   iterBatches(chunkSize: number): AsyncIterable<Row[]>;
   /**
    * Optional pass-through (one-slice readers): the slice's bytes exactly as staged, in its codec's encoding (see
@@ -229,7 +231,9 @@ export interface RecordCodec {
   contentType: string;
   /** `'.ndjson'` */
   extension: string;
+  /** Rows to bytes, streaming (`schema` when the format needs or can use one). */
   encode(batches: AsyncIterable<Row[]>, schema?: RecordSchema): AsyncIterable<Uint8Array>;
+  /** Bytes back to exactly the rows that were encoded, streaming. */
   decode(bytes: AsyncIterable<Uint8Array>, schema?: RecordSchema): AsyncIterable<Row[]>;
   /**
    * Optional: a counter of the rows in this codec's bytes that does not decode them (e.g. one newline per row).

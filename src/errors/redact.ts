@@ -1,9 +1,11 @@
 /**
- * Secret scrubbing for messages, log fields and error details.
+ * Secret scrubbing.
  *
- * Credentials in URLs (`postgres://user:pass@host`), `password=…`/`token=…`/`secret=…` pairs, AWS secret
- * keys and `Authorization`/`Bearer` values are replaced with `***`. Secrets registered with
- * {@link registerSecret} (e.g. a token read from an environment variable) are replaced wherever they appear.
+ * Two levels. Free text that may come from a driver or a server (error messages, log messages):
+ * {@link redact} masks credentials in URLs, `password=…`/`token=…`/`secret=…` pairs, `Authorization`/`Bearer` values
+ * and registered secrets. Data (events, checkpoints, previews, JSON Schemas, details): {@link redactDeep} masks only
+ * secrets — values registered with {@link registerSecret} (connection string passwords, tokens, config fields declared
+ * secret, `${env:…}` values) and URL passwords — never a value because of its key's name.
  */
 
 const registered = new Set<string>();
@@ -38,21 +40,37 @@ export function redact(text: string): string {
   return out;
 }
 
-const SECRET_FIELD = /pass(word)?|secret|token|credential|authorization|api[_-]?key|connectionstring/i;
+/**
+ * Mask what is a secret in a data string: registered secrets ({@link registerSecret}: passwords of connection
+ * strings, tokens, config fields declared secret, `${env:…}` values) and the password of a URL
+ * (`scheme://user:***@host`). Nothing else: `token_count=3` or `{"nextToken":"page-2"}` is data and stays.
+ * @public
+ */
+export function redactSecrets(text: string): string {
+  let out = text.replace(URL_CREDENTIALS, (_m, scheme: string, user: string, pass?: string) =>
+    pass === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
+  );
+  for (const secret of registered) {
+    if (out.includes(secret)) out = out.split(secret).join('***');
+  }
+  return out;
+}
 
 /**
- * Deep-copy plain data with secret-looking fields masked and strings scrubbed by {@link redact}.
+ * Deep-copy plain data (events, checkpoints, previews, details) with secrets masked in every string by
+ * {@link redactSecrets}. Keys are data: a field named `passed`, `token_count` or `nextToken` keeps its value; only
+ * values that are secrets are masked.
  * @public
  */
 export function redactDeep<T>(value: T, depth = 0): T {
-  if (depth > 8) return value;
-  if (typeof value === 'string') return redact(value) as T;
+  if (depth > 32) return value;
+  if (typeof value === 'string') return redactSecrets(value) as T;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1)) as T;
   if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       Object.defineProperty(out, k, {
-        value: SECRET_FIELD.test(k) && v != null ? '***' : redactDeep(v, depth + 1),
+        value: redactDeep(v, depth + 1),
         enumerable: true,
         writable: true,
         configurable: true,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
@@ -62,6 +62,7 @@ export class FileKvStore implements KvStore {
     this.#staleLockMs = opts.staleLockMs ?? 5_000;
   }
 
+  /** The live entry of `key`, or `undefined` when absent, deleted or expired. */
   async get<T extends Json>(key: KvKey): Promise<KvEntry<T> | undefined> {
     assertKvKey(key);
     const data = await this.#read();
@@ -69,6 +70,10 @@ export class FileKvStore implements KvStore {
     return e && isLive(e) ? toEntry<T>(e) : undefined;
   }
 
+  /**
+   * Write `value` (compare-and-set with `expectedVersion`: a number, or `null` for "must not exist").
+   * @throws IngestError `kv_conflict` when the compare-and-set loses
+   */
   async put<T extends Json>(key: KvKey, value: T, opts?: KvPutOptions): Promise<KvEntry<T>> {
     assertKvKey(key);
     const { expectedVersion, ttlMs } = kvPutOptions(opts);
@@ -97,6 +102,7 @@ export class FileKvStore implements KvStore {
     });
   }
 
+  /** Delete `key` (only at `expectedVersion` when given); `false` when absent or the version differs. */
   async delete(key: KvKey, opts?: { expectedVersion?: number }): Promise<boolean> {
     assertKvKey(key);
     return this.#mutate((data) => {
@@ -108,6 +114,7 @@ export class FileKvStore implements KvStore {
     });
   }
 
+  /** Every live entry of a namespace and scope whose key starts with `keyPrefix`, in key order. */
   async *list(prefix: { namespace: string; scopeId: string; keyPrefix?: string }): AsyncIterable<KvEntry> {
     const data = await this.#read();
     const rows = data.entries
@@ -148,6 +155,8 @@ export class FileKvStore implements KvStore {
   /** Read-modify-write under the in-process chain and the cross-process lock file. */
   #mutate<R>(fn: (data: FileShape) => R): Promise<R> {
     const op = this.#chain.then(async () => {
+      // The first write creates the file's directory, like the file itself.
+      await mkdir(dirname(this.path), { recursive: true }).catch(() => {});
       const release = await this.#lock();
       try {
         const data = await this.#read();

@@ -31,12 +31,14 @@ export class MemoryKvStore implements KvStore {
     this.#now = opts.now ?? Date.now;
   }
 
+  /** {@inheritDoc KvStore.get} */
   async get<T extends Json>(key: KvKey): Promise<KvEntry<T> | undefined> {
     assertKvKey(key);
     const slot = this.#live(key);
     return slot ? toEntry<T>(key, slot) : undefined;
   }
 
+  /** {@inheritDoc KvStore.put} */
   async put<T extends Json>(key: KvKey, value: T, opts?: KvPutOptions): Promise<KvEntry<T>> {
     assertKvKey(key);
     const { expectedVersion, ttlMs } = kvPutOptions(opts);
@@ -58,6 +60,7 @@ export class MemoryKvStore implements KvStore {
     return toEntry<T>(key, slot);
   }
 
+  /** {@inheritDoc KvStore.delete} */
   async delete(key: KvKey, opts?: { expectedVersion?: number }): Promise<boolean> {
     assertKvKey(key);
     const live = this.#live(key);
@@ -67,6 +70,7 @@ export class MemoryKvStore implements KvStore {
     return true;
   }
 
+  /** {@inheritDoc KvStore.list} */
   async *list(prefix: { namespace: string; scopeId: string; keyPrefix?: string }): AsyncIterable<KvEntry> {
     const rows: KvEntry[] = [];
     for (const [id, slot] of this.#slots) {

@@ -106,6 +106,7 @@ export interface BaseRunOptions {
   runId?: string;
   policy?: RunPolicy;
   signal?: AbortSignal;
+  /** Receives every {@link IngestionEvent} of the run (progress, commits, failures); secrets masked. */
   onEvent?: (event: IngestionEvent) => void;
   logger?: Logger;
   /** Identifies this worker in the lease (for `status`). @defaultValue `<hostname>:<pid>` */

@@ -2,14 +2,18 @@ import pg from 'pg';
 import { z } from 'zod';
 import { registerSecret } from '../errors/redact.js';
 import { configInvalid } from '../pipeline/options.js';
+import { connectionStringField } from './connection-string.js';
 
 /**
  * The part of a `pg.Pool` the endpoints use (structural, so any pg-compatible pool fits).
  * @public
  */
 export interface PgPoolLike {
+  /** Check out a client (released by the endpoint when done). */
   connect(): Promise<pg.PoolClient>;
+  /** Run one statement on any client of the pool. */
   query(text: string, values?: unknown[]): Promise<pg.QueryResult<any>>;
+  /** Close every client; called on `close()` only for a pool the endpoint built itself. */
   end(): Promise<void>;
 }
 
@@ -22,9 +26,8 @@ export const poolSchema = z.custom<PgPoolLike>(
   { error: 'Expected `pool` to be a pg.Pool (with connect() and query())' },
 );
 
-export const connectionStringSchema = z
-  .string({ error: 'Expected `connectionString` to be a string' })
-  .min(1, { error: 'Expected `connectionString` to be non-empty' });
+/** A connection string `pg` can connect with; anything else is `config_invalid` naming the field. */
+export const connectionStringSchema = connectionStringField('connectionString');
 
 /** The XOR rule: exactly one of connectionString and pool. */
 export function connectionIssue(o: { connectionString?: unknown; pool?: unknown }): string | undefined {

@@ -14,7 +14,7 @@ export interface PostgresKvStoreOptions {
   db: Kysely<any>;
   /** @defaultValue 'kv_entries' */
   table?: string;
-  /** Schema of the table; unqualified (the connection's `search_path`) when absent. */
+  /** Schema of the table, created by `migrate()` when missing; unqualified (the connection's `search_path`) when absent. */
   schema?: string;
   /** Rows fetched per round trip by `list`. @defaultValue 500 */
   listPageSize?: number;
@@ -69,6 +69,7 @@ export class PostgresKvStore implements KvStore {
   readonly #db: Kysely<any>;
   readonly #table: RawBuilder<unknown>;
   readonly #tableName: string;
+  readonly #schemaName: string | undefined;
   readonly #pageSize: number;
 
   constructor(options: PostgresKvStoreOptions) {
@@ -79,18 +80,21 @@ export class PostgresKvStore implements KvStore {
     if (options.schema !== undefined) assertIdentifier(options.schema, 'KV schema name');
     this.#db = options.db;
     this.#tableName = table;
+    this.#schemaName = options.schema;
     this.#table = options.schema === undefined ? sql.id(table) : sql.id(options.schema, table);
     this.#pageSize = options.listPageSize ?? 500;
   }
 
   /**
-   * Create the table (and its expiry index) when missing. Idempotent; safe to call from several processes.
+   * Create the schema (when `schema` is set), the table and its expiry index when missing. Idempotent; safe to call
+   * from several processes at once.
    * @throws IngestError `kv_failed`
    */
   async migrate(): Promise<void> {
     const t = this.#table;
-    await this.#run('migrate', undefined, async () => {
-      await sql`CREATE TABLE IF NOT EXISTS ${t} (
+    const statements = [
+      ...(this.#schemaName === undefined ? [] : [sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(this.#schemaName)}`]),
+      sql`CREATE TABLE IF NOT EXISTS ${t} (
         namespace text NOT NULL,
         scope_id text NOT NULL,
         key text COLLATE "C" NOT NULL,
@@ -100,17 +104,18 @@ export class PostgresKvStore implements KvStore {
         updated_at timestamptz NOT NULL DEFAULT now(),
         expires_at timestamptz NULL,
         PRIMARY KEY (namespace, scope_id, key)
-      )`.execute(this.#db);
-      await sql`CREATE INDEX IF NOT EXISTS ${sql.id(`${this.#tableName.slice(0, 50)}_expires_idx`)} ON ${t} (expires_at) WHERE expires_at IS NOT NULL`.execute(
-        this.#db,
-      );
-    }).catch(async (err) => {
-      // Two processes migrating at once can race on the catalog; the table exists afterwards either way.
-      const code = (err?.cause as { code?: string })?.code ?? (err as { code?: string })?.code;
-      // unique_violation, duplicate_object, duplicate_table: a concurrent CREATE … IF NOT EXISTS won.
-      if (code === '23505' || code === '42710' || code === '42P07') return;
-      throw err;
-    });
+      )`,
+      sql`CREATE INDEX IF NOT EXISTS ${sql.id(`${this.#tableName.slice(0, 50)}_expires_idx`)} ON ${t} (expires_at) WHERE expires_at IS NOT NULL`,
+    ];
+    for (const statement of statements) {
+      await this.#run('migrate', undefined, () => statement.execute(this.#db)).catch((err) => {
+        // Two processes migrating at once can race on the catalog (unique_violation, duplicate_object,
+        // duplicate_table, duplicate_schema): a concurrent CREATE … IF NOT EXISTS won, the object exists.
+        const code = (err?.cause as { code?: string })?.code ?? (err as { code?: string })?.code;
+        if (code === '23505' || code === '42710' || code === '42P07' || code === '42P06') return;
+        throw err;
+      });
+    }
   }
 
   /** The live entry, or `undefined` when absent, deleted or expired. @throws IngestError `kv_failed` */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import type { Capability, EndpointDescriptor } from '../contracts/endpoint.js';
 import { connectionStringSchema, type PgPoolLike } from './connection.js';
 
 /** JSON config of the PostgreSQL sink. @public */
@@ -67,7 +67,8 @@ const base = {
   role: 'sink' as const,
   family: 'jdbc',
   version: '1.0.0',
-  capabilities: [] as [],
+  // a sink takes full and incremental runs alike (append, replace and merge; see docs/postgresql.md)
+  capabilities: ['ingest.full', 'ingest.incremental'] as Capability[],
   config: postgresSinkConfigSchema,
 };
 

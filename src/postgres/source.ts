@@ -184,15 +184,17 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     await this.#inSnapshot(unitId, ctx, 'checkUnit', async () => undefined);
   }
 
-  /** Up to `limit` rows of a unit, typed like `read`. @throws IngestError `source_failed`, `not_found` */
+  /** The first `limit` rows of a unit in primary-key order (when it has one), typed like `read`. @throws IngestError `source_failed`, `not_found` */
   async preview(
     req: { unitId: string; limit: number },
     ctx: IngestionContext,
   ): Promise<{ rows: Row[]; schema?: RecordSchema }> {
     const limit = Math.max(0, Math.min(Math.floor(req.limit), 10_000));
     return this.#inSnapshot(req.unitId, ctx, 'preview', async (client, unit) => {
+      const key = unit.schema.primaryKey ?? [];
+      const order = key.length ? ` ORDER BY ${key.map((k) => quoteIdentifier(k)).join(', ')}` : '';
       const res = await client.query({
-        text: `SELECT ${unit.columns.map((c) => quoteIdentifier(c.name)).join(', ')} FROM ${unit.table} LIMIT ${limit}`,
+        text: `SELECT ${unit.columns.map((c) => quoteIdentifier(c.name)).join(', ')} FROM ${unit.table}${order} LIMIT ${limit}`,
         rowMode: 'array',
         types: unit.parsers,
       });

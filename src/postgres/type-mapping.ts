@@ -373,6 +373,7 @@ const BUILTIN_ARRAYS: Record<number, string> = {
 
 /** A `pg` custom type-parser set (the `types` option of a query), built without touching pg's global parsers. */
 export interface TypeParsers {
+  /** The parser `pg` applies to a value of type `oid` in `format` ('text' or 'binary'). */
   getTypeParser(oid: number, format?: string): (value: string) => any;
 }
 

@@ -3,10 +3,54 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { registerSecret } from '../errors/redact.js';
 import { configInvalid } from '../pipeline/options.js';
 
 /** Builds an endpoint from its validated config. @public */
 export type EndpointFactory<Config, E extends SourceEndpoint<any> | SinkEndpoint> = (config: Config) => E | Promise<E>;
+
+const schemas = new WeakMap<EndpointDescriptor<any>, JsonSchema>();
+
+type JsonSchema = Record<string, unknown>;
+
+/** The descriptor's config as JSON Schema (draft 2020-12), computed once per descriptor. */
+function configJsonSchema(d: EndpointDescriptor<any>): JsonSchema {
+  let schema = schemas.get(d);
+  if (!schema) {
+    schema = z.toJSONSchema(d.config, { unrepresentable: 'any', io: 'input' }) as JsonSchema;
+    schemas.set(d, schema);
+  }
+  // A copy: callers may mutate what `templates()` returns.
+  return structuredClone(schema);
+}
+
+/**
+ * Register the values of config fields declared secret — `writeOnly: true` in their JSON Schema, i.e.
+ * `.meta({ writeOnly: true })` on the zod field — so they are masked wherever the library reports anything.
+ */
+function registerDeclaredSecrets(root: JsonSchema, config: unknown): void {
+  const defs = (root.$defs ?? {}) as Record<string, JsonSchema>;
+  const walk = (schema: JsonSchema | undefined, value: unknown, depth: number): void => {
+    if (!schema || value === undefined || value === null || depth > 32) return;
+    const ref = typeof schema.$ref === 'string' ? /^#\/\$defs\/(.+)$/.exec(schema.$ref) : null;
+    if (ref) walk(defs[ref[1]], value, depth + 1);
+    if (schema.writeOnly === true && typeof value === 'string') registerSecret(value);
+    for (const k of ['anyOf', 'oneOf', 'allOf'] as const) {
+      for (const sub of (schema[k] as JsonSchema[] | undefined) ?? []) walk(sub, value, depth + 1);
+    }
+    if (Array.isArray(value)) {
+      for (const v of value) walk(schema.items as JsonSchema | undefined, v, depth + 1);
+    } else if (typeof value === 'object') {
+      const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
+      const extra =
+        typeof schema.additionalProperties === 'object' ? (schema.additionalProperties as JsonSchema) : undefined;
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        walk(Object.hasOwn(props, k) ? props[k] : extra, v, depth + 1);
+      }
+    }
+  };
+  walk(root, config, 0);
+}
 
 /** A descriptor with its config as JSON Schema — what a UI renders a form from (`metadataEndpointTemplates`). @public */
 export interface EndpointTemplate {
@@ -16,7 +60,7 @@ export interface EndpointTemplate {
   title: string;
   version: string;
   capabilities: EndpointDescriptor['capabilities'];
-  /** JSON Schema (draft 2020-12) of the config. */
+  /** JSON Schema (draft 2020-12) of the config. Fields declared secret carry `writeOnly: true`. */
   configSchema: Record<string, unknown>;
 }
 
@@ -35,6 +79,10 @@ interface Registration {
 /**
  * Registry of connector factories: create endpoints from `{ endpointId, config }` with the config validated
  * by the descriptor's zod schema, and list templates with their config as JSON Schema.
+ *
+ * A config field declared secret (`.meta({ writeOnly: true })` on its zod schema, `writeOnly: true` in the template)
+ * has its value registered with `registerSecret` when an endpoint is created, so it is masked in every error, log
+ * line and event. Nothing else is masked: values are data.
  *
  * @example
  * ```ts
@@ -87,6 +135,7 @@ export class EndpointRegistry {
     if (!parsed.success) {
       throw configInvalid(`Invalid config for ${reg.descriptor.role} "${reg.descriptor.id}"`, parsed.error.issues);
     }
+    registerDeclaredSecrets(configJsonSchema(reg.descriptor), parsed.data);
     return reg.factory(parsed.data);
   }
 
@@ -109,7 +158,7 @@ export class EndpointRegistry {
       title: d.title,
       version: d.version,
       capabilities: [...d.capabilities],
-      configSchema: z.toJSONSchema(d.config, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>,
+      configSchema: configJsonSchema(d),
     }));
   }
 

@@ -12,6 +12,7 @@ export interface DescribeSourceOptions {
   unitId: string;
   /** Rows a full read must return (count). */
   expectedRows?: number;
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 
@@ -21,7 +22,8 @@ export interface DescribeSourceOptions {
  *
  * @example
  * ```ts
- * import { describeSourceEndpoint, MemorySource } from '@nucleus/ingestion/testing';
+ * import { MemorySource } from '@nucleus/ingestion/testing';
+ * import { describeSourceEndpoint } from '@nucleus/ingestion/testing/vitest';
  * describeSourceEndpoint('memory', () => new MemorySource({ units: { u: { rows, cursorField: 'id', batchSize: 10 } } }), { unitId: 'u' });
  * ```
  * @public
@@ -128,6 +130,7 @@ export interface DescribeSinkOptions {
   dispositions?: Disposition[];
   /** Normalise a read-back row before comparison (e.g. type differences of the target). */
   normalize?: (row: Row) => Row;
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 
@@ -137,7 +140,8 @@ export interface DescribeSinkOptions {
  *
  * @example
  * ```ts
- * import { describeSinkEndpoint, MemorySink } from '@nucleus/ingestion/testing';
+ * import { MemorySink } from '@nucleus/ingestion/testing';
+ * import { describeSinkEndpoint } from '@nucleus/ingestion/testing/vitest';
  * const sink = new MemorySink();
  * describeSinkEndpoint('memory', () => sink, { unitId: 'u', readBack: async (u) => sink.rows(u) });
  * ```

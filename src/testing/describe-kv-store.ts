@@ -5,6 +5,7 @@ import { IngestError } from '../errors/ingest-error.js';
 /** Options of {@link describeKvStore}. @public */
 export interface DescribeKvStoreOptions {
   /** Called once after the suite, e.g. to close pools. */
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
 }
 
@@ -14,7 +15,7 @@ export interface DescribeKvStoreOptions {
  *
  * @example
  * ```ts
- * import { describeKvStore } from '@nucleus/ingestion/testing';
+ * import { describeKvStore } from '@nucleus/ingestion/testing/vitest';
  * import { MemoryKvStore } from '@nucleus/ingestion';
  * describeKvStore('memory', () => new MemoryKvStore());
  * ```

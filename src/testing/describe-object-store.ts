@@ -35,7 +35,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { describeObjectStore } from '@nucleus/ingestion/testing';
+ * import { describeObjectStore } from '@nucleus/ingestion/testing/vitest';
  * import { MyObjectStore } from '../src/my-object-store.js';
  * describeObjectStore('MyObjectStore', () => new MyObjectStore({ bucket: 'test' }), { manyKeys: 1500 });
  * ```

@@ -6,6 +6,7 @@ import { testContext } from './context.js';
 
 /** Options of {@link describeStagingProvider}. @public */
 export interface DescribeStagingProviderOptions {
+  /** Called once after the suite (close pools, drop schemas). */
   teardown?: () => Promise<void> | void;
   /** Rows in the "many rows" test. @defaultValue 5000 */
   manyRows?: number;
@@ -42,7 +43,7 @@ export function fidelityRows(): Row[] {
  *
  * @example
  * ```ts
- * import { describeStagingProvider } from '@nucleus/ingestion/testing';
+ * import { describeStagingProvider } from '@nucleus/ingestion/testing/vitest';
  * import { MemoryStagingProvider } from '@nucleus/ingestion';
  * describeStagingProvider('memory', () => new MemoryStagingProvider());
  * ```

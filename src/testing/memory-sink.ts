@@ -63,6 +63,7 @@ export class MemorySink implements SinkEndpoint {
     return this.#ledger.has(ledgerKey(unitId, runId, slice));
   }
 
+  /** Import the staged rows into the unit's in-memory table; a slice already committed by this run is skipped. */
   async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
     const call: MemorySinkImport = {
       unitId: req.unitId,

@@ -30,6 +30,7 @@ export interface MemorySourceOptions {
 export type MemoryCheckpoint = { cursor: Json } & { [k: string]: Json };
 
 const unitSchema = z.object({
+  /** The rows, or a function producing them (called on every read). */
   rows: z
     .union([z.array(z.record(z.string(), z.any())), z.custom<() => Iterable<Row>>((v) => typeof v === 'function')])
     .optional(),

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { IngestError } from '../../src/index.js';
 import { PostgresKvStore } from '../../src/postgres/index.js';
-import { describeKvStore } from '../../src/testing/index.js';
+import { describeKvStore } from '../../src/testing/vitest/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const env = usePostgres('kv');

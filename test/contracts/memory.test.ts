@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKvStore } from '../../src/fs/index.js';
 import { MemoryKvStore, MemoryStagingProvider } from '../../src/index.js';
+import { MemorySink, MemorySource } from '../../src/testing/index.js';
 import {
   describeKvStore,
   describeSinkEndpoint,
   describeSourceEndpoint,
   describeStagingProvider,
-  MemorySink,
-  MemorySource,
-} from '../../src/testing/index.js';
+} from '../../src/testing/vitest/index.js';
 
 describeKvStore('memory', () => new MemoryKvStore());
 

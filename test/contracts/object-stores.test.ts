@@ -5,7 +5,7 @@ import { afterAll } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import { MemoryObjectStore } from '../../src/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
-import { describeObjectStore } from '../../src/testing/index.js';
+import { describeObjectStore } from '../../src/testing/vitest/index.js';
 import { createTestS3Client, s3Target, testBucket } from '../helpers/s3.js';
 
 const tempRoot = mkdtempSync(join(tmpdir(), 'nucleus-object-stores-'));

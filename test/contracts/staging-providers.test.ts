@@ -6,7 +6,7 @@ import { arrowCodec } from '../../src/arrow/index.js';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import { MemoryObjectStore, ObjectStoreStagingProvider, type RecordCodec } from '../../src/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
-import { describeStagingProvider } from '../../src/testing/index.js';
+import { describeStagingProvider } from '../../src/testing/vitest/index.js';
 import { createTestS3Client, testBucket, uniquePrefix } from '../helpers/s3.js';
 
 const tempRoot = mkdtempSync(join(tmpdir(), 'nucleus-staging-contract-'));

@@ -17,7 +17,7 @@ async function pipelineFile() {
 
 describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 }, () => {
   it('templates lists every built-in endpoint with its config as JSON Schema', async () => {
-    const res = await runCli(['templates']);
+    const res = await runCli(['--json', 'templates']);
     expect(res.code).toBe(0);
     const templates = res.lines.filter((l) => l.type === 'template');
     expect(templates.map((t) => `${t.role}:${t.id}`).sort()).toEqual([
@@ -38,7 +38,7 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
 
   it('preview prints the first rows as plain JSON and changes no state', async () => {
     const { ws, file } = await pipelineFile();
-    const res = await runCli(['preview', file, 'users', '--limit', '3']);
+    const res = await runCli(['--json', 'preview', file, 'users', '--limit', '3']);
     expect(res.code).toBe(0);
     const doc = res.lines.find((l) => l.type === 'preview');
     expect(doc?.rows).toEqual([
@@ -48,21 +48,21 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
     ]);
     expect(doc?.schema.fields.map((f: { name: string }) => f.name)).toEqual(['id', 'name', 'amount', 'created_at']);
     expect(existsSync(join(ws.dir, 'kv-store.json'))).toBe(false);
-    expect((await runCli(['preview', file, 'users', '--limit', 'many'])).code).toBe(2);
+    expect((await runCli(['--json', 'preview', file, 'users', '--limit', 'many'])).code).toBe(2);
   });
 
   it('status shows checkpoint, run state and lease; sweep deletes landed staging older than the duration', async () => {
     const { ws, file } = await pipelineFile();
-    const before = await runCli(['status', file, 'users']);
+    const before = await runCli(['--json', 'status', file, 'users']);
     expect(before.code).toBe(0);
     expect(before.lines[0]).toMatchObject({ type: 'status', checkpoint: null, run: null, lease: null });
     expect(before.lines[0].key.key).toBe('ingest::sample::endpoint::crm::unit::users::sink::lake');
 
-    const run = await runCli(['run', file]);
+    const run = await runCli(['--json', 'run', file]);
     expect(run.code).toBe(0);
     const runId = run.lines.find((l) => l.type === 'unit.finished')?.runId;
 
-    const after = await runCli(['status', file, 'users']);
+    const after = await runCli(['--json', 'status', file, 'users']);
     const status = after.lines[0];
     expect(status.checkpoint).toMatchObject({ value: { lastId: 120 }, version: 1 });
     expect(status.run.value).toMatchObject({ runId, phase: 'committed' });
@@ -70,20 +70,20 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
 
     const runDir = join(ws.dir, 'staging', 'ingestion', 'default', 'crm', runId);
     expect(existsSync(join(runDir, '_LANDED'))).toBe(true);
-    const keep = await runCli(['sweep', file, '--older-than', '7d']);
+    const keep = await runCli(['--json', 'sweep', file, '--older-than', '7d']);
     expect(keep.code).toBe(0);
     expect(keep.lines[0]).toMatchObject({ type: 'sweep', sessionsDeleted: 0 });
     expect(existsSync(join(runDir, '_LANDED'))).toBe(true);
 
-    const sweep = await runCli(['sweep', file, '--older-than', '0s']);
+    const sweep = await runCli(['--json', 'sweep', file, '--older-than', '0s']);
     expect(sweep.code).toBe(0);
     expect(sweep.lines[0]).toMatchObject({ type: 'sweep', sessionsDeleted: 1 });
     expect(existsSync(join(runDir, '_LANDED'))).toBe(false);
 
     const usage = await Promise.all([
-      runCli(['sweep', file]),
-      runCli(['sweep', file, '--older-than', 'soon']),
-      runCli(['status', file]),
+      runCli(['--json', 'sweep', file]),
+      runCli(['--json', 'sweep', file, '--older-than', 'soon']),
+      runCli(['--json', 'status', file]),
     ]);
     expect(usage.map((r) => r.code)).toEqual([2, 2, 2]);
   });

@@ -12,7 +12,7 @@ export interface CliRun {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** stdout parsed as JSON lines. */
+  /** stdout parsed as JSON lines (with `--json`; lines that are not JSON objects are left out). */
   lines: Array<Record<string, any>>;
 }
 
@@ -21,6 +21,7 @@ export function startCli(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): { child: ChildProcess; done: Promise<CliRun> } {
+  // stdout and stderr are pipes, as in a job runner or `| tee`
   const child = spawn(process.execPath, [...CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
@@ -35,7 +36,7 @@ export function startCli(
     child.on('close', (code, signal) => {
       const lines = stdout
         .split('\n')
-        .filter((l) => l.trim() !== '')
+        .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, any>);
       res({ code, signal, stdout, stderr, lines });
     });

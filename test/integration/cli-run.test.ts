@@ -37,7 +37,7 @@ describe('nucleus-ingest run (child process, JSON lines)', { timeout: 300_000 },
   it('runs a unit to the file sink, prints JSON-lines events and exits 0; a second run adds nothing', async () => {
     const ws = await workspace();
     const file = await ws.write('pipeline.yaml', pipeline(ws.dir));
-    const first = await runCli(['run', file]);
+    const first = await runCli(['--json', 'run', file]);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     const types = first.lines.map((l) => l.type);
@@ -66,7 +66,7 @@ describe('nucleus-ingest run (child process, JSON lines)', { timeout: 300_000 },
     const staged = await readdir(runDir);
     expect(staged).toEqual(expect.arrayContaining(['manifest.json', '_SUCCESS', '_LANDED']));
 
-    const second = await runCli(['run', file]);
+    const second = await runCli(['--json', 'run', file]);
     expect(second.code).toBe(0);
     expect(second.lines.find((l) => l.type === 'unit.finished')?.stats).toMatchObject({
       rowsExported: 0,
@@ -85,7 +85,7 @@ kv: { type: file, path: "${join(ws.dir, 'kv.json')}" }
 staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
 `,
     );
-    const res = await runCli(['run', file, '--unit', 'users']);
+    const res = await runCli(['--json', 'run', file, '--unit', 'users']);
     expect(res.code).toBe(2);
     const error = res.lines.find((l) => l.type === 'cli.error')?.error;
     expect(error?.code).toBe('config_invalid');
@@ -95,6 +95,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     expect(existsSync(join(ws.dir, 'kv.json'))).toBe(false);
 
     const unknownKey = await runCli([
+      '--json',
       'run',
       await ws.write('extra.json', { source: { type: 'sample' }, sink: { type: 'object-store' }, sinks: [] }),
     ]);
@@ -102,6 +103,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     expect(unknownKey.lines[0].error.message).toMatch(/sinks/);
 
     const missingEnv = await runCli([
+      '--json',
       'run',
       await ws.write('env.yaml', pipeline(ws.dir, { sinkRoot: `$\{env:NUCLEUS_TEST_UNSET_DIR}` })),
     ]);
@@ -109,10 +111,10 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     expect(missingEnv.lines[0].error.message).toMatch(/NUCLEUS_TEST_UNSET_DIR/);
 
     const usage = await Promise.all([
-      runCli(['launch', file]),
-      runCli(['run']),
-      runCli(['run', file, '--mode', 'sometimes']),
-      runCli(['run', file, '--no-such-flag']),
+      runCli(['--json', 'launch', file]),
+      runCli(['--json', 'run']),
+      runCli(['--json', 'run', file, '--mode', 'sometimes']),
+      runCli(['--json', 'run', file, '--no-such-flag']),
     ]);
     expect(usage.map((r) => r.code)).toEqual([2, 2, 2, 2]);
   });
@@ -123,7 +125,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     await writeFile(blocker, 'a file where the sink wants a directory');
     const secret = 's3cr3t-sink-subdir-4711';
     const broken = await ws.write('broken.yaml', pipeline(ws.dir, { sinkRoot: `${blocker}/\${env:SINK_SUBDIR}` }));
-    const failed = await runCli(['run', broken], { env: { SINK_SUBDIR: secret } });
+    const failed = await runCli(['--json', 'run', broken], { env: { SINK_SUBDIR: secret } });
     expect(failed.code).toBe(3);
     const finished = failed.lines.find((l) => l.type === 'unit.finished');
     expect(finished).toMatchObject({ status: 'failed', error: { retryable: true } });
@@ -132,7 +134,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     expect(failed.stdout + failed.stderr).not.toContain(secret);
     expect(failed.stdout).toContain('***');
 
-    const status = await runCli(['status', broken, 'users'], { env: { SINK_SUBDIR: secret } });
+    const status = await runCli(['--json', 'status', broken, 'users'], { env: { SINK_SUBDIR: secret } });
     expect(status.code).toBe(0);
     const doc = status.lines.find((l) => l.type === 'status');
     expect(doc?.checkpoint).toBeNull();
@@ -141,7 +143,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
 
     // fix the sink (same ids, so the same unit): the staged export is imported without reading the source again
     const fixed = await ws.write('fixed.yaml', pipeline(ws.dir));
-    const ok = await runCli(['run', fixed]);
+    const ok = await runCli(['--json', 'run', fixed]);
     expect(ok.code).toBe(0);
     expect(ok.lines.find((l) => l.type === 'run.resumed')).toMatchObject({ phase: 'importing' });
     expect(ok.lines.some((l) => l.type === 'slice.staged')).toBe(false);
@@ -153,7 +155,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     const ws = await workspace();
     // raw files have no keys to merge on: the object-store sink refuses `merge` (unsupported, not retryable)
     const file = await ws.write('merge.yaml', pipeline(ws.dir, { extra: 'disposition: merge\nprimaryKey: [id]' }));
-    const res = await runCli(['run', file]);
+    const res = await runCli(['--json', 'run', file]);
     expect(res.code).toBe(4);
     expect(res.lines.find((l) => l.type === 'unit.finished')).toMatchObject({
       status: 'failed',
@@ -164,7 +166,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
   it('Ctrl-C (SIGINT) aborts cleanly with exit 130; the next run resumes and lands every row once', async () => {
     const ws = await workspace();
     const file = await ws.write('slow.yaml', pipeline(ws.dir, { rows: 2000, delayMs: 60 }));
-    const { child, done } = startCli(['run', file]);
+    const { child, done } = startCli(['--json', 'run', file]);
     let out = '';
     await new Promise<void>((res) => {
       child.stdout!.on('data', (d) => {
@@ -181,7 +183,7 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     });
     expect(existsSync(join(ws.dir, 'lake', 'raw', 'users', '_CURRENT'))).toBe(false);
 
-    const resumed = await runCli(['run', file]);
+    const resumed = await runCli(['--json', 'run', file]);
     expect(resumed.code).toBe(0);
     const resumedEvent = resumed.lines.find((l) => l.type === 'run.resumed');
     expect(resumedEvent?.phase).toBe('exporting');

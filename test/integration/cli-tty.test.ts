@@ -64,6 +64,14 @@ policy: { sliceMaxRows: 1000 }
     expect(status.output).toMatch(/checkpoint\s+\{"lastId":3000\}\s+\(version 1,/);
     expect(status.output).toMatch(/last run\s+\S+ committed\s+exported 3000, imported 3000, slices 3/);
     expect(status.output).toMatch(/lease\s+free/);
+
+    // one-shot commands draw no progress line or spinner on a terminal either
+    for (const args of [['templates'], ['preview', file, 'users', '--limit', '1'], ['status', file, 'users']]) {
+      const res = await underPty(args);
+      expect(res.code, args[0]).toBe(0);
+      expect(res.output, args[0]).not.toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/);
+      expect(res.output, args[0]).not.toContain('\x1b[2K');
+    }
   });
 
   it('prints usage errors readably and exits 2', async () => {

@@ -1,5 +1,5 @@
 import { HttpJsonSource } from '../../src/http/index.js';
-import { describeSourceEndpoint } from '../../src/testing/index.js';
+import { describeSourceEndpoint } from '../../src/testing/vitest/index.js';
 import { json, startServer, type TestServer } from './http-fixtures.js';
 
 let server: TestServer | undefined;

@@ -1,6 +1,6 @@
 import { parquetReadObjects } from 'hyparquet';
 import { MemoryObjectStore, type ObjectStorePointer, ObjectStoreSink, type Row } from '../../src/index.js';
-import { describeSinkEndpoint } from '../../src/testing/index.js';
+import { describeSinkEndpoint } from '../../src/testing/vitest/index.js';
 
 const store = new MemoryObjectStore();
 const sink = new ObjectStoreSink({ store, format: 'parquet', prefix: 'contract' });

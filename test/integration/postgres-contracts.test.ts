@@ -1,6 +1,7 @@
 import { describe } from 'vitest';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
-import { describeSinkEndpoint, describeSourceEndpoint, testContext } from '../../src/testing/index.js';
+import { testContext } from '../../src/testing/index.js';
+import { describeSinkEndpoint, describeSourceEndpoint } from '../../src/testing/vitest/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const env = usePostgres('contract');

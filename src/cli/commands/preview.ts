@@ -57,7 +57,7 @@ export async function previewCommand(o: {
   } finally {
     await source.close?.();
   }
-  rows = rows.slice(0, o.limit);
+  rows = sortByKey(rows.slice(0, o.limit), schema?.primaryKey);
   const plain = rows.map((r) => toPlainJson(r) as Record<string, unknown>);
   if (o.tty) {
     const columns = [...new Set(plain.flatMap((r) => Object.keys(r)))];
@@ -66,10 +66,32 @@ export async function previewCommand(o: {
       `${renderTable(
         columns,
         plain.map((r) => columns.map((c) => cell(r[c]))),
-      )}\n(${rows.length} rows)\n`,
+      )}\n(${rows.length} ${rows.length === 1 ? 'row' : 'rows'})\n`,
     );
   } else {
     o.reporter.document('preview', { unitId: o.unitId, schema: schema ?? null, rows: plain });
   }
   return 0;
+}
+
+/** Rows in primary-key order (stable; rows as they came when the schema names no key). */
+function sortByKey(rows: Row[], key: string[] | undefined): Row[] {
+  if (!key || key.length === 0) return rows;
+  const cmp = (a: unknown, b: unknown): number => {
+    if (a === b) return 0;
+    if (a === null || a === undefined) return 1;
+    if (b === null || b === undefined) return -1;
+    if ((typeof a === 'number' || typeof a === 'bigint') && (typeof b === 'number' || typeof b === 'bigint'))
+      return a < b ? -1 : a > b ? 1 : 0;
+    const x = a instanceof Date ? a.toISOString() : String(a);
+    const y = b instanceof Date ? b.toISOString() : String(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+  return [...rows].sort((r1, r2) => {
+    for (const k of key) {
+      const c = cmp(r1[k], r2[k]);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
 }

@@ -43,7 +43,8 @@ describe('IngestError', () => {
       cause: mid,
       details: {
         connectionString: 'postgres://u:s3cr3t-pass@h/db',
-        nested: { password: 'hunter2-long', note: `x ${token}` },
+        // details are data: a registered secret is masked wherever it is, an unregistered value is not a secret
+        nested: { password: token, note: `x ${token}` },
       },
     });
     const seen: string[] = [e.message, JSON.stringify(e.details), e.stack ?? ''];
