@@ -5,6 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     alias: {
       '@nucleus/ingestion/testing': new URL('./src/testing/index.ts', import.meta.url).pathname,
+      '@nucleus/ingestion/temporal': new URL('./src/temporal/index.ts', import.meta.url).pathname,
       '@nucleus/ingestion': new URL('./src/index.ts', import.meta.url).pathname,
     },
     globalSetup: ['test/setup/global-postgres.ts', 'test/setup/global-s3.ts'],
