@@ -27,8 +27,8 @@ export function temporalRunId(parts: { workflowRunId: string; activityId: string
   return id;
 }
 
-/** 64-bit FNV-1a of a string, as 16 hex digits (stable, dependency-free). */
-function fnv1a64(text: string): string {
+/** 64-bit FNV-1a of a string, as 16 hex digits (stable, dependency-free). @internal */
+export function fnv1a64(text: string): string {
   let h = 0xcbf29ce484222325n;
   for (const byte of new TextEncoder().encode(text)) {
     h ^= BigInt(byte);

@@ -42,6 +42,8 @@ const HEAVY = [
   'hyparquet-writer',
   '@temporalio/',
   'vitest',
+  'bullmq',
+  'ioredis',
 ];
 
 // A loader hook that records every bare specifier the process resolves.
