@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+export type { MySqlPoolLike } from './connection.js';
 export {
   formatMySqlTableName,
   MAX_MYSQL_IDENTIFIER_CHARS,
@@ -13,3 +14,21 @@ export {
   quoteMySqlIdentifier,
 } from './identifiers.js';
 export { MySqlKvStore, type MySqlKvStoreOptions } from './kv-store.js';
+export { MySqlSink } from './sink.js';
+export {
+  type MySqlLoadMethod,
+  type MySqlSinkConfig,
+  type MySqlSinkOptions,
+  mySqlSinkConfigSchema,
+  mySqlSinkDescriptor,
+} from './sink-config.js';
+export { MySqlSource } from './source.js';
+export {
+  type MySqlCheckpoint,
+  type MySqlSourceConfig,
+  type MySqlSourceOptions,
+  type MySqlUnitConfig,
+  mySqlSourceConfigSchema,
+  mySqlSourceDescriptor,
+} from './source-config.js';
+export type { ZeroDatePolicy } from './type-mapping.js';
