@@ -549,8 +549,10 @@ function selectSql(unit: Unit, b: SliceBounds, ordered: boolean): { text: string
   const values: unknown[] = [];
   const where = windowConditions(unit, b, values);
   const cols = unit.columns.map((c) => quoteMySqlIdentifier(c.name));
-  if (ordered && unit.key.length)
-    [...unit.cursor, ...unit.key].forEach((c, i) => cols.push(`${textExpr(c)} AS ${HIDDEN}${i}`));
+  if (ordered && unit.key.length) {
+    const hidden = [...unit.cursor, ...unit.key];
+    for (let i = 0; i < hidden.length; i++) cols.push(`${textExpr(hidden[i])} AS ${HIDDEN}${i}`);
+  }
   let text = `SELECT ${cols.join(', ')} FROM ${unit.table}`;
   if (where.length) text += ` WHERE ${where.join(' AND ')}`;
   if (ordered) text += ` ORDER BY ${[...unit.cursor, ...unit.key].map((c) => quoteMySqlIdentifier(c.name)).join(', ')}`;

@@ -326,8 +326,12 @@ const ESCAPES: Record<string, string> = {
   '\\': '\\\\',
 };
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and Ctrl-Z are what MySQL string literals escape
+const NEEDS_ESCAPE = /[\0\n\r\x1a'\\]/g;
+
 function escapeString(s: string): string {
-  return /[\0\n\r\x1a'\\]/.test(s) ? s.replace(/[\0\n\r\x1a'\\]/g, (ch) => ESCAPES[ch]) : s;
+  NEEDS_ESCAPE.lastIndex = 0;
+  return NEEDS_ESCAPE.test(s) ? s.replace(NEEDS_ESCAPE, (ch) => ESCAPES[ch]) : s;
 }
 
 const TSV_ESCAPES: Record<string, string> = { '\0': '\\0', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
