@@ -70,6 +70,8 @@ export type {
   WriterOptions,
 } from './contracts/index.js';
 export { FIELD_TYPES } from './contracts/index.js';
+// values (issue 10: exact timestamps and JSON text)
+export type { LogicalType, NativeType } from './contracts/values.js';
 // errors
 export {
   ERROR_CODES,
@@ -128,3 +130,5 @@ export { noopLogger, toLogger } from './util/logger.js';
 // utilities
 export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';
+export { JsonText } from './values/json-text.js';
+export { Timestamp, type TimestampOptions } from './values/timestamp.js';

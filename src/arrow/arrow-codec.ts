@@ -12,16 +12,23 @@ import {
 import { z } from 'zod';
 import { parseCodecOptions } from '../codecs/codec-options.js';
 import type { RecordCodec } from '../contracts/staging.js';
-import type { FieldType, RecordSchema, Row } from '../contracts/values.js';
+import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import {
   absentField,
   arrowField,
+  asColumnData,
+  belongsTo,
+  builderTypeOf,
+  type ColumnKind,
+  cellReader,
+  fieldTypeOf,
   fits,
   fromArrowValue,
   inferType,
   isAbsentField,
   keyOf,
+  kindForField,
   logicalTypeOf,
   toArrowValue,
 } from './arrow-types.js';
@@ -35,9 +42,11 @@ export interface ArrowCodecOptions {
 const optionsSchema = z.object({ batchRows: z.number().int().positive().optional() }).strict();
 
 /**
- * Arrow IPC stream codec: rows become Arrow record batches (`int64` → Int64 as `bigint`, `decimal` and `date`
- * → Utf8 text (exact), `timestamp` → TimestampMillisecond as `Date`, `json` → Utf8 tagged JSON, `binary` →
- * Binary; every column nullable) and come back with the same `Value` types.
+ * Arrow IPC stream codec: rows become Arrow record batches (`int64` → Int64 as `bigint`, `decimal`, `date`, `time`,
+ * `uuid`, `interval` → Utf8 text (exact), `timestamp` → `timestamp[us]` for {@link Timestamp}s (time zone `UTC`
+ * when zoned, ±infinity as the int64 max/min) or TimestampMillisecond for `Date`s, `json` → Utf8 (the text of a
+ * {@link JsonText}, else tagged JSON), `binary` → Binary; every column nullable) and come back with the same `Value`
+ * types. A column mixing representations (Date and Timestamp, …) is stored as tagged JSON text, still exact.
  *
  * With a {@link RecordSchema} every row must fit it (`row_rejected` names the field otherwise). Without one,
  * the schema is inferred from the first batch; a later row that does not fit (a new key, another type) ends
@@ -68,7 +77,7 @@ export function arrowCodec(options: ArrowCodecOptions = {}): RecordCodec {
 
 interface Column {
   name: string;
-  type: FieldType;
+  type: ColumnKind;
 }
 
 /** Collects what a RecordBatchStreamWriter emits, so each record batch can be handed on as bytes at once. */
@@ -105,32 +114,32 @@ class StreamEncoder {
   #sink = new ChunkSink();
   #writer: RecordBatchStreamWriter | undefined;
   #schema: Schema | undefined;
+  /** The declared fields (strict mode). */
+  readonly #declared: RecordSchema['fields'] | undefined;
 
   constructor(schema: RecordSchema | undefined, batchRows: number) {
     this.#batchRows = batchRows;
     this.#strict = schema !== undefined;
-    if (schema)
-      this.#start(
-        schema.fields.map((f) => ({ name: f.name, type: f.type })),
-        false,
-      );
+    this.#declared = schema?.fields;
   }
 
   /** Add rows; returns bytes ready to go (possibly none). */
   add(rows: Row[]): Uint8Array | undefined {
     if (rows.length === 0) return undefined;
     if (!this.#columns) {
-      const columns = inferColumns(rows);
-      this.#start(columns, anyAbsent(columns, rows, 0));
+      // strict: the declared fields, each stored the way its first value asks (Timestamp µs or Date ms, …)
+      const columns = this.#declared ? declaredColumns(this.#declared, rows) : inferColumns(rows);
+      this.#start(columns, this.#declared ? false : anyAbsent(columns, rows, 0));
     }
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
       const fit = this.#fit(row);
       if (fit !== 'ok') {
-        if (fit === 'type' && this.#strict) throw this.#reject(row);
+        if (fit === 'type' && this.#strict && !this.#belongs(row)) throw this.#reject(row);
         this.#flush();
         this.#finishStream();
-        const columns = this.#strict ? this.#columns! : widen(this.#columns!, rows, r);
+        // strict: a value of the declared type in another representation widens its column to tagged JSON text
+        const columns = widen(this.#columns!, rows, r, this.#strict);
         this.#start(columns, true);
       }
       const columns = this.#columns!;
@@ -150,6 +159,7 @@ class StreamEncoder {
 
   /** Flush and end the stream; returns the remaining bytes. */
   end(): Uint8Array | undefined {
+    if (!this.#columns && this.#declared) this.#start(declaredColumns(this.#declared, []), false);
     if (this.#columns) {
       this.#flush();
       this.#finishStream();
@@ -164,7 +174,8 @@ class StreamEncoder {
     const fields = columns.map((c) => arrowField(c.name, c.type));
     if (withAbsent) fields.push(absentField());
     this.#schema = new Schema(fields);
-    const builders = fields.map((f) => makeBuilder({ type: f.type, nullValues: [null, undefined] }));
+    const builders = columns.map((c) => makeBuilder({ type: builderTypeOf(c.type), nullValues: [null, undefined] }));
+    if (withAbsent) builders.push(makeBuilder({ type: fields[fields.length - 1].type, nullValues: [null, undefined] }));
     this.#absent = withAbsent ? builders.pop() : undefined;
     this.#builders = builders;
     this.#rows = 0;
@@ -190,7 +201,8 @@ class StreamEncoder {
   #flush(): void {
     if (this.#rows === 0) return;
     const schema = this.#schema!;
-    const children = this.#builders.map((b) => b.flush());
+    const columns = this.#columns!;
+    const children = this.#builders.map((b, i) => asColumnData(columns[i].type, b.flush()));
     if (this.#absent) children.push(this.#absent.flush());
     const data = makeData({ type: new Struct(schema.fields), length: this.#rows, nullCount: 0, children });
     this.#writer!.write(new RecordBatch(schema, data));
@@ -203,11 +215,22 @@ class StreamEncoder {
     this.#writer = undefined;
   }
 
+  /** Whether every value of `row` belongs to its declared field (strict mode), whatever its column's kind. */
+  #belongs(row: Row): boolean {
+    for (const col of this.#columns!) {
+      const v = Object.hasOwn(row, col.name) ? row[col.name] : null;
+      if (v !== null && v !== undefined && !fits(col.type, v) && !belongsTo(fieldTypeOf(col.type), v)) return false;
+    }
+    for (const k in row) if (!this.#index.has(k) && Object.hasOwn(row, k)) return false;
+    return true;
+  }
+
   #reject(row: Row): IngestError {
     const issues: string[] = [];
     for (const col of this.#columns!) {
       const v = Object.hasOwn(row, col.name) ? row[col.name] : null;
-      if (v !== null && v !== undefined && !fits(col.type, v)) issues.push(`${col.name}: not a ${col.type} value`);
+      if (v !== null && v !== undefined && !fits(col.type, v) && !belongsTo(fieldTypeOf(col.type), v))
+        issues.push(`${col.name}: not a ${fieldTypeOf(col.type)} value`);
     }
     for (const k of Object.keys(row)) if (!this.#index.has(k)) issues.push(`${k}: not in the schema`);
     return new IngestError('row_rejected', `A row does not fit the Arrow schema: ${issues.join('; ')}`, {
@@ -224,9 +247,24 @@ function anyAbsent(columns: Column[], rows: Row[], from: number): boolean {
   return false;
 }
 
+/** The declared fields as columns, each of the kind its first non-null value in `rows` asks for. */
+function declaredColumns(fields: RecordSchema['fields'], rows: Row[]): Column[] {
+  return fields.map((f) => {
+    let first: unknown;
+    for (const row of rows) {
+      const v = Object.hasOwn(row, f.name) ? row[f.name] : null;
+      if (v !== null && v !== undefined) {
+        first = v;
+        break;
+      }
+    }
+    return { name: f.name, type: kindForField(f.type, first) };
+  });
+}
+
 /** Columns for `rows`: one per key (first-seen order), typed by their non-null values (mixed → json). */
 function inferColumns(rows: Row[], from = 0): Column[] {
-  const types = new Map<string, FieldType | undefined>();
+  const types = new Map<string, ColumnKind | undefined>();
   for (let r = from; r < rows.length; r++) {
     const row = rows[r];
     for (const k of Object.keys(row)) {
@@ -243,8 +281,8 @@ function inferColumns(rows: Row[], from = 0): Column[] {
   return [...types].map(([name, type]) => ({ name, type: type ?? 'json' }));
 }
 
-/** Columns that hold both `columns`' data and the rows from `from` on. */
-function widen(columns: Column[], rows: Row[], from: number): Column[] {
+/** Columns that hold both `columns`' data and the rows from `from` on (strict: no new columns). */
+function widen(columns: Column[], rows: Row[], from: number, strict = false): Column[] {
   const out: Column[] = columns.map((c) => {
     for (let r = from; r < rows.length; r++) {
       const v = Object.hasOwn(rows[r], c.name) ? rows[r][c.name] : null;
@@ -252,6 +290,7 @@ function widen(columns: Column[], rows: Row[], from: number): Column[] {
     }
     return c;
   });
+  if (strict) return out;
   const known = new Set(columns.map((c) => c.name));
   for (const c of inferColumns(rows, from)) if (!known.has(c.name)) out.push(c);
   return out;
@@ -309,6 +348,7 @@ function rowsOf(batch: RecordBatch): Row[] {
   const vectors = all.map((_, i) => batch.getChildAt(i)!).filter((_, i) => i !== absentAt);
   const absent = absentAt >= 0 ? batch.getChildAt(absentAt)! : undefined;
   const types = fields.map(logicalTypeOf);
+  const cells = vectors.map((v, i) => cellReader(types[i], v));
   const names = fields.map(keyOf);
   const n = batch.numRows;
   const rows: Row[] = new Array(n);
@@ -318,7 +358,7 @@ function rowsOf(batch: RecordBatch): Row[] {
     const skip = gaps ? new Set(gaps.split(',').map(Number)) : undefined;
     for (let c = 0; c < names.length; c++) {
       if (skip?.has(c)) continue;
-      const value = fromArrowValue(types[c], vectors[c].get(r));
+      const value = fromArrowValue(types[c], cells[c](r));
       const name = names[c];
       if (name === '__proto__')
         Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });

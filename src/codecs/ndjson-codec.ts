@@ -25,7 +25,7 @@ const optionsSchema = z
 
 /**
  * Newline-delimited JSON, one row per line, with type tags so every {@link Value} round-trips exactly:
- * `bigint`, `Date`, `Uint8Array`, `NaN`/`±Infinity`/`-0`, nested objects and arrays, `null`, and keys such as
+ * `bigint`, `Date`, `Timestamp` (`$t`), `JsonText` (`$j`), `Uint8Array`, `NaN`/`±Infinity`/`-0`, nested objects and arrays, `null`, and keys such as
  * `__proto__` (always own data properties). Given a {@link RecordSchema}, `int64`, `timestamp` and `binary`
  * columns are written as bare strings instead of tags; decode with the same schema.
  *

@@ -1,5 +1,7 @@
 import type { FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 
 /*
  * Tagged JSON: how a {@link Value} that JSON cannot express survives a trip through JSON text.
@@ -10,9 +12,11 @@ import { IngestError } from '../errors/ingest-error.js';
  * |------------------------------|---------------------------------|
  * | `123n` (bigint)              | `{"$i":"123"}`                  |
  * | `Date`                       | `{"$d":1704164645678}` (epoch milliseconds; `null` for an invalid date) |
+ * | `Timestamp`                  | `{"$t":"2024-01-02T03:04:05.678901Z"}` (ISO, 6 digits; `Z` when zoned; `"infinity"`, `"-infinityZ"`) |
+ * | `JsonText`                   | `{"$j":"{\"a\": 1.50}"}` (the text, verbatim)  |
  * | `Uint8Array`                 | `{"$b":"<base64>"}`             |
  * | `NaN`, `±Infinity`, `-0`     | `{"$f":"NaN"}` …                |
- * | a string in a string-typed column (`int64`, `binary`) | `{"$s":"…"}` (schema mode only) |
+ * | a string in a string-typed column (`int64`, `binary`, `timestamp`) | `{"$s":"…"}` (schema mode only) |
  * | a number in a `timestamp` column | `{"$f":17}` (schema mode only) |
  * | an object that looks like a tag (one key, a tag name) | `{"$o":{…the object…}}` |
  *
@@ -28,7 +32,9 @@ const T_BYTES = '$b';
 const T_FLOAT = '$f';
 const T_STRING = '$s';
 const T_OBJECT = '$o';
-const TAGS = new Set([T_BIGINT, T_DATE, T_BYTES, T_FLOAT, T_STRING, T_OBJECT]);
+const T_TIMESTAMP = '$t';
+const T_JSON = '$j';
+const TAGS = new Set([T_BIGINT, T_DATE, T_BYTES, T_FLOAT, T_STRING, T_OBJECT, T_TIMESTAMP, T_JSON]);
 const TAG_MARK = '{"$';
 const INTEGER = /^-?\d+$/;
 
@@ -94,6 +100,20 @@ function floatName(v: number): string {
   return '-0';
 }
 
+/** A Timestamp as tag payload: ISO-8601 with 6 digits, `Z` when zoned (`infinityZ` for a zoned infinity). */
+export function timestampText(t: Timestamp): string {
+  return t.isFinite || !t.zoned ? t.toISOString() : `${t.toISOString()}Z`;
+}
+
+/** The Timestamp of a payload written by {@link timestampText}. @throws RangeError when malformed */
+export function timestampOfText(s: string): Timestamp {
+  const zoned = s.endsWith('Z');
+  const base = zoned ? s.slice(0, -1) : s;
+  if (base === 'infinity') return Timestamp.infinite(1, { zoned });
+  if (base === '-infinity') return Timestamp.infinite(-1, { zoned });
+  return Timestamp.parse(s, { zoned });
+}
+
 const FLOATS: Record<string, number> = {
   NaN: Number.NaN,
   Infinity: Number.POSITIVE_INFINITY,
@@ -125,6 +145,8 @@ export function toTaggedTree(v: unknown): JsonOut {
         return { $d: Number.isNaN(t) ? null : t };
       }
       if (v instanceof Uint8Array) return { $b: bytesToBase64(v) };
+      if (v instanceof Timestamp) return { $t: timestampText(v) };
+      if (v instanceof JsonText) return { $j: v.text };
       if (!isPlainObject(v) && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
         return toTaggedTree((v as { toJSON(): unknown }).toJSON());
       }
@@ -195,6 +217,18 @@ function fromTag(name: string, payload: unknown): Value {
     case T_STRING:
       if (typeof payload === 'string') return payload;
       break;
+    case T_TIMESTAMP:
+      if (typeof payload === 'string') {
+        try {
+          return timestampOfText(payload);
+        } catch {
+          break;
+        }
+      }
+      break;
+    case T_JSON:
+      if (typeof payload === 'string') return new JsonText(payload);
+      break;
     case T_OBJECT:
       if (typeof payload === 'object' && payload !== null && !Array.isArray(payload)) {
         decodeFields(payload as Record<string, unknown>);
@@ -244,9 +278,10 @@ export function decodeTaggedJson(text: string): Value {
 type Conversion = 'int64' | 'timestamp' | 'binary';
 
 /**
- * How rows of one schema are written: fields of a typed column (`int64`, `timestamp`, `binary`) are written
- * as bare strings (decimal digits, ISO-8601, base64) instead of tags, which is shorter and faster to read.
- * A value that does not fit its column falls back to the tagged form (strings escaped with `$s`).
+ * How rows of one schema are written: fields of a typed column are written bare instead of tagged, which is
+ * shorter and faster to read: `int64` bigints as decimal digits, `binary` bytes as base64, `timestamp` columns'
+ * `Timestamp`s as ISO-8601 text (`Z` when zoned) and `Date`s as epoch milliseconds. A value that does not fit its
+ * column falls back to the tagged form (strings escaped with `$s`, so a bare string is never ambiguous).
  */
 export interface RowPlan {
   /** Names of the typed columns. */
@@ -280,6 +315,7 @@ function encodeTyped(kind: Conversion, v: unknown): JsonOut {
       if (typeof v === 'bigint') return v.toString();
       break;
     case 'timestamp':
+      if (v instanceof Timestamp) return timestampText(v);
       if (v instanceof Date) {
         const t = v.getTime();
         if (!Number.isNaN(t)) return t;
@@ -291,8 +327,8 @@ function encodeTyped(kind: Conversion, v: unknown): JsonOut {
       if (v instanceof Uint8Array) return bytesToBase64(v);
       break;
   }
-  // The bare form of int64 and binary columns is a string: a string value must say it is one.
-  return typeof v === 'string' && kind !== 'timestamp' ? { $s: v } : toTaggedTree(v);
+  // The bare form of every typed column is a string: a string value must say it is one.
+  return typeof v === 'string' ? { $s: v } : toTaggedTree(v);
 }
 
 function decodeTyped(kind: Conversion, v: unknown): Value {
@@ -303,7 +339,14 @@ function decodeTyped(kind: Conversion, v: unknown): Value {
       break;
     case 'timestamp':
       if (typeof v === 'number') return new Date(v);
-      if (typeof v === 'string' || typeof v === 'boolean') return v;
+      if (typeof v === 'string') {
+        try {
+          return timestampOfText(v);
+        } catch {
+          // written before Timestamp existed (a bare string then was a string); fall through
+          return v;
+        }
+      }
       break;
     case 'binary':
       if (typeof v === 'string') return base64ToBytes(v);

@@ -36,5 +36,5 @@ export type {
   SweepReport,
   WriterOptions,
 } from './staging.js';
-export type { FieldSchema, FieldType, Json, RecordSchema, Row, Value } from './values.js';
+export type { FieldSchema, FieldType, Json, LogicalType, NativeType, RecordSchema, Row, Value } from './values.js';
 export { FIELD_TYPES } from './values.js';

@@ -1,3 +1,6 @@
+import type { JsonText } from '../values/json-text.js';
+import type { Timestamp } from '../values/timestamp.js';
+
 /**
  * A JSON value: what checkpoints, session refs, provenance and config are made of.
  * @public
@@ -5,10 +8,28 @@
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
- * A row value. Richer than {@link Json}: `bigint`, `Date` and `Uint8Array` survive staging exactly.
+ * A row value. Richer than {@link Json}: `bigint`, `Date`, `Uint8Array`, {@link Timestamp} and {@link JsonText}
+ * survive staging exactly (see `docs/decisions/0003-exact-values.md`).
+ *
+ * - `Timestamp`: a timestamp to the microsecond or ±infinity (what the PostgreSQL source returns for
+ *   `timestamp`/`timestamptz`); `Date` keeps working for values a user produces (milliseconds).
+ * - `JsonText`: JSON exactly as the source wrote it (what the PostgreSQL source returns for `json`/`jsonb`).
+ * - exact strings for decimals (`'1.50'`, `'NaN'`), dates (`'2024-01-31'`, `'infinity'`, `'0044-03-15 BC'`) and
+ *   every type a database prints as text (time, interval, uuid, inet, ranges, …); numbers keep `NaN`, `±Infinity`, `-0`.
  * @public
  */
-export type Value = null | boolean | number | bigint | string | Date | Uint8Array | Value[] | { [key: string]: Value };
+export type Value =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Date
+  | Timestamp
+  | JsonText
+  | Uint8Array
+  | Value[]
+  | { [key: string]: Value };
 
 /**
  * One record. Keys are data: a key such as `__proto__` is an own property, never a prototype.
@@ -19,9 +40,13 @@ export type Row = Record<string, Value>;
 /**
  * Logical field types of a {@link RecordSchema}.
  *
- * - `int64` values are `bigint`; `decimal` values are exact decimal strings (never a lossy float);
- * - `timestamp` values are `Date`; `date` values are `YYYY-MM-DD` strings;
- * - `json` values are any {@link Value}; `binary` values are `Uint8Array`.
+ * - `int32` values are numbers, `int64` values are `bigint`; `float64` values are numbers (`NaN`, `±Infinity`, `-0`
+ *   kept); `decimal` values are exact decimal strings (`'NaN'`, `'Infinity'`, `'-Infinity'` included; never a float);
+ * - `timestamp` values are {@link Timestamp} (exact, µs, ±infinity; `logical.withTimeZone` says which kind) or
+ *   `Date` (user data, ms); `date` values are `YYYY-MM-DD` strings (`'infinity'`, `'-infinity'`, `'YYYY-MM-DD BC'`);
+ * - `time` (with `logical.withTimeZone` for `timetz`), `interval` and `uuid` values are the database's text;
+ * - `json` values are {@link JsonText} or any {@link Value}; arrays are `json` with `logical.element`;
+ * - `binary` values are `Uint8Array`; `string` values are strings (enums, inet, ranges, … as their text).
  * @public
  */
 export type FieldType =
@@ -34,7 +59,50 @@ export type FieldType =
   | 'timestamp'
   | 'date'
   | 'json'
-  | 'binary';
+  | 'binary'
+  | 'time'
+  | 'uuid'
+  | 'interval';
+
+/**
+ * Details of a field's type that a sink needs to recreate the column faithfully. Every member is optional: a sink
+ * uses what is there and maps the rest from {@link FieldSchema.type}.
+ * @public
+ */
+export interface LogicalType {
+  /** `decimal`: total digits (`numeric(12,2)` → 12); `timestamp`/`time`: fractional second digits (`timestamp(3)` → 3). */
+  precision?: number;
+  /** `decimal`: digits after the point (`numeric(12,2)` → 2). */
+  scale?: number;
+  /** `timestamp`/`time`: an instant / a time with offset (`timestamptz`, `timetz`) rather than a local one. */
+  withTimeZone?: boolean;
+  /** `string`/`binary`: the declared length (`varchar(20)` → 20, `char(8)` → 8). */
+  length?: number;
+  /** `string`: `true` for a blank-padded fixed-length type (`char(n)`). */
+  fixedLength?: boolean;
+  /** Arrays (type `json`): the element type (`integer[]` → `int32`). */
+  element?: FieldType;
+  /** Arrays: the element's own details (`numeric(12,2)[]` → `{ precision: 12, scale: 2 }`). */
+  elementLogical?: Omit<LogicalType, 'element' | 'elementLogical'>;
+  /** Arrays: the number of dimensions, when the source knows it. */
+  dimensions?: number;
+  /** Enums: the labels, in order. */
+  enumLabels?: string[];
+}
+
+/**
+ * The column's type in the source's own SQL dialect, for a sink of the same dialect.
+ * @public
+ */
+export interface NativeType {
+  /** `postgres` or `mysql`. */
+  dialect: 'postgres' | 'mysql';
+  /**
+   * PostgreSQL: `format_type()` text (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`,
+   * `integer[]`, `public.mood`); MySQL: `COLUMN_TYPE` (`decimal(12,2)`, `datetime(6)`, `enum('a','b')`).
+   */
+  type: string;
+}
 
 /**
  * One field of a {@link RecordSchema}.
@@ -47,6 +115,10 @@ export interface FieldSchema {
   type: FieldType;
   /** Whether `null` is allowed. */
   nullable: boolean;
+  /** Type details (precision/scale, time zone, length, array element, enum labels), when the source knows them. */
+  logical?: LogicalType;
+  /** The source's own column type, for a sink of the same dialect. */
+  native?: NativeType;
 }
 
 /**
@@ -72,4 +144,7 @@ export const FIELD_TYPES: readonly FieldType[] = [
   'date',
   'json',
   'binary',
+  'time',
+  'uuid',
+  'interval',
 ];

@@ -2,7 +2,7 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
-import { inferRecordSchema, toColumns, toParquetSchema } from './parquet-schema.js';
+import { exactJsonFields, inferRecordSchema, toColumns, toParquetSchema } from './parquet-schema.js';
 
 /** Options of {@link encodeParquet}. @public */
 export interface ParquetEncodeOptions {
@@ -29,7 +29,9 @@ export const DEFAULT_ROW_GROUP_SIZE = 10_000;
  * by the row-group size, not by the file's size. Built on `hyparquet-writer` (see docs/decisions/0002-parquet-writer.md).
  *
  * Types map as: `string`/`decimal` → UTF8, `int32` → INT32, `int64` → INT64, `float64` → DOUBLE,
- * `boolean` → BOOLEAN, `timestamp` → INT64 TIMESTAMP_MILLIS, `date` → INT32 DATE, `json` → UTF8 JSON,
+ * `boolean` → BOOLEAN, `timestamp` → INT64 TIMESTAMP(MICROS) (`Timestamp` exact, `Date` ms × 1000, ±infinity as the
+ * int64 max/min, `isAdjustedToUTC` unless `logical.withTimeZone` is false), `date` → INT32 DATE, `json` → JSON
+ * (a column whose first row group holds `JsonText` is written as that exact text: UTF8 with logical type JSON),
  * `binary` → BYTE_ARRAY.
  *
  * @example
@@ -57,10 +59,12 @@ export async function* encodeParquet(
   let writer: ParquetWriter | undefined;
   let pending: Row[] = [];
   let written = 0;
+  let exactJson: Set<string> = new Set();
 
-  const open = (): ParquetWriter => {
+  const open = (first: readonly Row[] = []): ParquetWriter => {
     out = new ByteWriter(64 * 1024);
-    const parquetSchema = toParquetSchema(schema ?? { fields: [] });
+    exactJson = exactJsonFields(schema ?? { fields: [] }, first);
+    const parquetSchema = toParquetSchema(schema ?? { fields: [] }, exactJson);
     writer = new ParquetWriter({ writer: out, schema: parquetSchema as never, codec, createdBy: '@nucleus/ingestion' });
     return writer;
   };
@@ -73,8 +77,8 @@ export async function* encodeParquet(
   };
   const flushGroup = (rows: Row[]): void => {
     schema ??= inferRecordSchema(rows);
-    const w = writer ?? open();
-    const columns = toColumns(rows, schema, written);
+    const w = writer ?? open(rows);
+    const columns = toColumns(rows, schema, written, exactJson);
     written += rows.length;
     const columnData = schema.fields.map((f, i) => ({ name: f.name, data: columns[i]!, nullable: f.nullable }));
     void w.write({ columnData: columnData as never, rowGroupSize: rows.length });

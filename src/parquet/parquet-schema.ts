@@ -1,35 +1,76 @@
 import type { FieldSchema, FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { stringifyJsonExact } from '../values/json-exact.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 
 /** A Parquet schema element as hyparquet-writer takes it (structural, to keep the library's types out of ours). */
 export interface ParquetSchemaElement {
   name: string;
   type?: 'BOOLEAN' | 'INT32' | 'INT64' | 'DOUBLE' | 'BYTE_ARRAY';
-  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'DATE';
+  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'TIMESTAMP_MICROS' | 'DATE';
+  logical_type?: { type: 'JSON' } | { type: 'TIMESTAMP'; isAdjustedToUTC: boolean; unit: 'MICROS' };
   repetition_type?: 'REQUIRED' | 'OPTIONAL';
   num_children?: number;
 }
 
-const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted_type'>> = {
+const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted_type' | 'logical_type'>> = {
   string: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
   decimal: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
   int32: { type: 'INT32' },
   int64: { type: 'INT64' },
   float64: { type: 'DOUBLE' },
   boolean: { type: 'BOOLEAN' },
-  timestamp: { type: 'INT64', converted_type: 'TIMESTAMP_MILLIS' },
+  // µs, so a Timestamp is exact (a Date's ms are multiplied); ±infinity as the int64 max/min
+  timestamp: { type: 'INT64', converted_type: 'TIMESTAMP_MICROS' },
   date: { type: 'INT32', converted_type: 'DATE' },
   json: { type: 'BYTE_ARRAY', converted_type: 'JSON' },
   binary: { type: 'BYTE_ARRAY' },
+  time: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  uuid: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  interval: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
 };
 
+/**
+ * The `json` fields written as exact text: those whose first row group holds a {@link JsonText}. hyparquet-writer's
+ * JSON conversion re-encodes values through `JSON.stringify` (`1.50` → `1.5`, bigint → number), so such a column is
+ * written as UTF8 text with logical type JSON, the text verbatim; other `json` columns keep converted type JSON.
+ */
+export function exactJsonFields(schema: RecordSchema, rows: readonly Row[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of schema.fields) {
+    if (f.type !== 'json') continue;
+    for (const row of rows) {
+      if (Object.hasOwn(row, f.name) && row[f.name] instanceof JsonText) {
+        out.add(f.name);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** The flat Parquet schema (root + one leaf per field) of a {@link RecordSchema}. */
-export function toParquetSchema(schema: RecordSchema): ParquetSchemaElement[] {
+export function toParquetSchema(
+  schema: RecordSchema,
+  exactJson: ReadonlySet<string> = new Set(),
+): ParquetSchemaElement[] {
   return [
     { name: 'root', num_children: schema.fields.length },
     ...schema.fields.map((f) => ({
       name: f.name,
-      ...PHYSICAL[f.type],
+      ...(exactJson.has(f.name)
+        ? { type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, logical_type: { type: 'JSON' as const } }
+        : PHYSICAL[f.type]),
+      ...(f.type === 'timestamp'
+        ? {
+            logical_type: {
+              type: 'TIMESTAMP' as const,
+              isAdjustedToUTC: f.logical?.withTimeZone !== false,
+              unit: 'MICROS' as const,
+            },
+          }
+        : {}),
       repetition_type: f.nullable ? ('OPTIONAL' as const) : ('REQUIRED' as const),
     })),
   ];
@@ -69,13 +110,15 @@ function kindOf(v: Value): FieldType {
     case 'boolean':
       return 'boolean';
     default:
-      if (v instanceof Date) return 'timestamp';
+      if (v instanceof Date || v instanceof Timestamp) return 'timestamp';
       if (v instanceof Uint8Array) return 'binary';
       return 'json';
   }
 }
 
 const DAY_MS = 86_400_000;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /**
@@ -83,7 +126,12 @@ const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
  * @throws IngestError `row_rejected` naming the column and row when a value does not fit, or a row has a column
  * the schema lacks.
  */
-export function toColumns(rows: readonly Row[], schema: RecordSchema, firstRow: number): unknown[][] {
+export function toColumns(
+  rows: readonly Row[],
+  schema: RecordSchema,
+  firstRow: number,
+  exactJson: ReadonlySet<string> = new Set(),
+): unknown[][] {
   const fields = schema.fields;
   const known = new Set(fields.map((f) => f.name));
   const columns: unknown[][] = fields.map(() => new Array(rows.length));
@@ -100,13 +148,13 @@ export function toColumns(rows: readonly Row[], schema: RecordSchema, firstRow: 
     }
     for (let c = 0; c < fields.length; c++) {
       const f = fields[c]!;
-      columns[c]![r] = convertValue(Object.hasOwn(row, f.name) ? row[f.name] : null, f, firstRow + r);
+      columns[c]![r] = convertValue(Object.hasOwn(row, f.name) ? row[f.name] : null, f, firstRow + r, exactJson);
     }
   }
   return columns;
 }
 
-function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknown {
+function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJson: ReadonlySet<string>): unknown {
   if (v === null || v === undefined) {
     if (!f.nullable) throw reject(f, row, 'is null but the field is not nullable');
     return null;
@@ -114,6 +162,9 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknow
   switch (f.type) {
     case 'string':
     case 'decimal':
+    case 'time':
+    case 'uuid':
+    case 'interval':
       if (typeof v === 'string') return v;
       break;
     case 'int32':
@@ -130,7 +181,9 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknow
       if (typeof v === 'boolean') return v;
       break;
     case 'timestamp':
-      if (v instanceof Date && !Number.isNaN(v.getTime())) return v;
+      if (v instanceof Date && !Number.isNaN(v.getTime())) return BigInt(v.getTime()) * 1000n;
+      if (v instanceof Timestamp && (!v.isFinite || (v.epochMicros > INT64_MIN && v.epochMicros < INT64_MAX)))
+        return v.epochMicros;
       break;
     case 'date': {
       const m = typeof v === 'string' ? DATE_RE.exec(v) : null;
@@ -139,7 +192,9 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknow
       break;
     }
     case 'json':
-      return v;
+      if (exactJson.has(f.name)) return stringifyJsonExact(v);
+      // converted type JSON: the writer stringifies the value (a JsonText found only in a later row group is parsed)
+      return v instanceof JsonText ? v.parse() : v;
     case 'binary':
       if (v instanceof Uint8Array) return v;
       break;
@@ -149,6 +204,8 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number): unknow
 
 function describe(v: Value): string {
   if (v instanceof Date) return 'a Date';
+  if (v instanceof Timestamp) return `the timestamp ${v.toISOString()}`;
+  if (v instanceof JsonText) return 'JSON text';
   if (v instanceof Uint8Array) return 'bytes';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;

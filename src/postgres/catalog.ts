@@ -1,6 +1,6 @@
-import type { RecordSchema } from '../contracts/values.js';
+import type { FieldSchema, LogicalType, RecordSchema } from '../contracts/values.js';
 import type { TableName } from './identifiers.js';
-import { type PgTypeInfo, pgTypeToFieldType } from './type-mapping.js';
+import { type PgTypeInfo, pgLogicalType, pgTypeToFieldType } from './type-mapping.js';
 
 /** One column as the catalog describes it. */
 export interface ColumnInfo extends PgTypeInfo {
@@ -12,6 +12,15 @@ export interface ColumnInfo extends PgTypeInfo {
   declared: string;
   /** Base type without modifiers (`numeric`, `character varying`), for casting parameters. */
   basetype: string;
+  /**
+   * The declared type as a target of another database can name it: `format_type()` for built-in types, and
+   * schema-qualified (`public.mood`, `app.posint[]`) for user-defined ones (enums, domains, composites).
+   */
+  native?: string;
+  /** Labels of an enum type (or of an array's enum element), in order. */
+  enumLabels?: string[] | null;
+  /** pg_type.typcategory of an array's element type. */
+  elemcategory?: string | null;
 }
 
 /** A table or view with its columns, primary key and row estimate. */
@@ -45,11 +54,21 @@ const COLUMNS_SQL = `
 SELECT a.attrelid::int8::text AS relid, a.attname AS name, bt.oid::int AS typid, bt.typname, bt.typcategory,
        bt.typelem::int AS typelem, et.typname AS elemname, NOT a.attnotnull AS nullable,
        format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
-       format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype
+       format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype,
+       et.typcategory AS elemcategory,
+       CASE WHEN ut.typnamespace = 'pg_catalog'::regnamespace THEN format_type(a.atttypid, a.atttypmod)
+            ELSE quote_ident(un.nspname) || '.' || quote_ident(ut.typname)
+                 || CASE WHEN ut.oid <> t.oid THEN repeat('[]', greatest(a.attndims, 1)) ELSE '' END
+       END AS native,
+       (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+         WHERE e.enumtypid = CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE bt.oid END) AS enum_labels
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+-- the user-visible type: the declared type, or an array's element type
+JOIN pg_catalog.pg_type ut ON ut.oid = CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
+JOIN pg_catalog.pg_namespace un ON un.oid = ut.typnamespace
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum`;
 
@@ -91,6 +110,9 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
       formatted: c.formatted,
       declared: c.declared,
       basetype: c.basetype,
+      native: c.native,
+      enumLabels: c.enum_labels,
+      elemcategory: c.elemcategory,
     });
   }
   for (const p of pks.rows) byRel.get(p.relid)?.primaryKey.push(p.name);
@@ -113,11 +135,33 @@ export async function describeTables(db: Queryable, schemas?: string[]): Promise
   return describe(db, rels.rows);
 }
 
+/**
+ * The {@link FieldSchema} of a column: its FieldType, the details a sink needs (`logical`: precision/scale, time
+ * zone, length, array element, enum labels) and the PostgreSQL type itself (`native`).
+ */
+export function fieldSchema(c: ColumnInfo): FieldSchema {
+  const field: FieldSchema = { name: c.name, type: pgTypeToFieldType(c), nullable: c.nullable };
+  const formatted = c.formatted ?? '';
+  let logical: LogicalType;
+  if (c.typcategory === 'A') {
+    const elemFormatted = formatted.replace(/(\[\])+$/, '');
+    const element = pgTypeToFieldType({ typname: c.elemname ?? '', typcategory: c.elemcategory ?? '' });
+    logical = { element };
+    const details = pgLogicalType(elemFormatted);
+    if (Object.keys(details).length) logical.elementLogical = details;
+  } else {
+    logical = pgLogicalType(formatted);
+  }
+  if (c.enumLabels?.length) logical.enumLabels = [...c.enumLabels];
+  if (Object.keys(logical).length) field.logical = logical;
+  const native = c.native ?? c.declared;
+  if (native) field.native = { dialect: 'postgres', type: native };
+  return field;
+}
+
 /** The {@link RecordSchema} of some columns of a table. */
 export function recordSchema(columns: ColumnInfo[], primaryKey: string[]): RecordSchema {
-  const schema: RecordSchema = {
-    fields: columns.map((c) => ({ name: c.name, type: pgTypeToFieldType(c), nullable: c.nullable })),
-  };
+  const schema: RecordSchema = { fields: columns.map(fieldSchema) };
   if (primaryKey.length) schema.primaryKey = [...primaryKey];
   return schema;
 }

@@ -1,5 +1,7 @@
 import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 import { stringifyJsonExact } from './json-exact.js';
 
 /** How a target column takes its text. */
@@ -39,8 +41,13 @@ export function arrayLiteral(values: Value[], elem: ColumnKind = 'scalar'): stri
   return `{${parts.join(',')}}`;
 }
 
-/** The text PostgreSQL reads for one value of a column of `kind`. */
+/**
+ * The text PostgreSQL reads for one value of a column of `kind`: `Timestamp` → its exact text in UTC (`BC`,
+ * `infinity`), `JsonText` → its text verbatim, decimal strings verbatim, floats with `NaN`/`Infinity`/`-0`.
+ */
 function scalarText(v: Value, kind: ColumnKind): string {
+  if (v instanceof JsonText) return v.text;
+  if (v instanceof Timestamp) return kind === 'json' ? JSON.stringify(v.toISOString()) : v.toPostgres();
   switch (typeof v) {
     case 'string':
       return kind === 'json' ? JSON.stringify(v) : v;

@@ -9,6 +9,7 @@ import type { RecordReader } from '../contracts/staging.js';
 import type { FieldType, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
+import { Timestamp } from '../values/timestamp.js';
 import { describeTable, type TableInfo } from './catalog.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
@@ -107,7 +108,8 @@ export class PostgresSink implements SinkEndpoint {
     try {
       await this.#ensureLedger(client);
       const info =
-        (await describeTable(client, target)) ?? (await this.#createTarget(client, target, fields, req.primaryKey));
+        (await describeTable(client, target)) ??
+        (await this.#createTarget(client, target, fields, req.primaryKey, ctx.logger));
       const plan = buildPlan(target, targetSql, info, fields);
       const rowsTotal = req.slices.reduce((n, s) => n + s.rows, 0);
       const progress = new Progress(ctx, rowsTotal);
@@ -192,6 +194,7 @@ export class PostgresSink implements SinkEndpoint {
     target: TableName,
     schema: RecordSchema | undefined,
     primaryKey?: string[],
+    logger?: IngestionContext['logger'],
   ): Promise<TableInfo> {
     if (!schema?.fields.length) {
       throw new IngestError(
@@ -200,9 +203,10 @@ export class PostgresSink implements SinkEndpoint {
       );
     }
     const pk = primaryKey ?? schema.primaryKey ?? [];
+    const types = await columnTypes(client, schema, qualifiedName(target), logger);
     const cols = schema.fields.map(
-      (f) =>
-        `${quoteIdentifier(f.name, 'column name')} ${fieldTypeToPgType(f.type)}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
+      (f, i) =>
+        `${quoteIdentifier(f.name, 'column name')} ${types[i]}${f.nullable && !pk.includes(f.name) ? '' : ' NOT NULL'}`,
     );
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => quoteIdentifier(k, 'primary key column')).join(', ')})`);
     await ensureSchema(client, target.schema);
@@ -560,9 +564,52 @@ function typeOfValue(v: Value): FieldType {
   if (typeof v === 'number') return 'float64';
   if (typeof v === 'boolean') return 'boolean';
   if (typeof v === 'string') return 'string';
-  if (v instanceof Date) return 'timestamp';
+  if (v instanceof Date || v instanceof Timestamp) return 'timestamp';
   if (v instanceof Uint8Array) return 'binary';
   return 'json';
+}
+
+/** What a native type name may contain: identifiers (quoted or not), modifiers, `[]`, and the words of SQL types. */
+const NATIVE_TYPE = /^[A-Za-z_][A-Za-z0-9_$ ."(),[\]]*$/;
+
+/**
+ * The column types of a target the sink creates. A field with a PostgreSQL `native` type gets that exact type
+ * (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`, `public.mood[]`) when the target database
+ * knows it; a user-defined type it does not know falls back to the generic mapping of `type` + `logical`, with a
+ * warning naming the column. Fields without a native type (another source) use the generic mapping.
+ */
+async function columnTypes(
+  client: pg.PoolClient,
+  schema: RecordSchema,
+  table: string,
+  logger: IngestionContext['logger'] | undefined,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of schema.fields) {
+    const generic = fieldTypeToPgType(f.type, f.logical);
+    const native = f.native?.dialect === 'postgres' ? f.native.type : undefined;
+    if (native === undefined) {
+      out.push(generic);
+      continue;
+    }
+    let known = false;
+    if (NATIVE_TYPE.test(native) && !native.includes('--')) {
+      // to_regtype parses the name as a type (refusing anything else) and says whether it exists here
+      known = await client
+        .query('SELECT to_regtype($1) IS NOT NULL AS ok', [native])
+        .then((r) => r.rows[0]?.ok === true)
+        .catch(() => false);
+    }
+    if (known) out.push(native);
+    else {
+      logger?.warn?.(
+        `Creating ${table}: column ${JSON.stringify(f.name)} has type ${JSON.stringify(native)}, which this database does not know; using ${generic}`,
+        { column: f.name, nativeType: native, type: generic },
+      );
+      out.push(generic);
+    }
+  }
+  return out;
 }
 
 /** Create a schema only when missing (CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists). */

@@ -1,5 +1,6 @@
-import type { FieldType, Value } from '../contracts/values.js';
-import { parseJsonExact } from './json-exact.js';
+import type { FieldType, LogicalType, Value } from '../contracts/values.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 
 /** What the catalog says about a column's type (after resolving domains to their base type). */
 export interface PgTypeInfo {
@@ -18,9 +19,9 @@ export interface PgTypeInfo {
 /**
  * The logical {@link FieldType} of a PostgreSQL type. The table in docs/postgresql.md is the reference:
  * `int2`/`int4` → `int32`, `int8` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
- * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` (Date), `date` → `date` ('YYYY-MM-DD'),
- * `json`/`jsonb` and every array → `json`, `bytea` → `binary`; text-like types, `uuid`, enums and anything else
- * → `string` (PostgreSQL's text form).
+ * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` ({@link Timestamp}), `date` → `date` ('YYYY-MM-DD'),
+ * `time`/`timetz` → `time`, `interval` → `interval`, `uuid` → `uuid` (PostgreSQL's text), `json`/`jsonb` and every
+ * array → `json`, `bytea` → `binary`; text-like types, enums and anything else → `string` (PostgreSQL's text form).
  * @example
  * ```ts
  * import { pgTypeToFieldType } from '@nucleus/ingestion/postgres';
@@ -53,40 +54,114 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
       return 'json';
     case 'bytea':
       return 'binary';
+    case 'time':
+    case 'timetz':
+      return 'time';
+    case 'uuid':
+      return 'uuid';
+    case 'interval':
+      return 'interval';
     default:
       return 'string';
   }
 }
 
 /**
- * The column type the sink creates for a {@link FieldType}.
+ * The type details of a PostgreSQL column from its `format_type()` text (modifiers included):
+ * `numeric(12,2)` → `{ precision: 12, scale: 2 }`, `character(8)` → `{ length: 8, fixedLength: true }`,
+ * `timestamp(3) without time zone` → `{ precision: 3, withTimeZone: false }`, arrays → the element's details.
+ * @example
+ * ```ts
+ * import { pgLogicalType } from '@nucleus/ingestion/postgres';
+ * pgLogicalType('numeric(12,2)'); // { precision: 12, scale: 2 }
+ * ```
+ * @public
+ */
+export function pgLogicalType(formatted: string): LogicalType {
+  const out: LogicalType = {};
+  const m = /^(.*?)(?:\((\d+)(?:,(\d+))?\))?( with(?:out)? time zone)?((?:\[\])*)$/.exec(formatted.trim());
+  if (!m) return out;
+  const [, base, a, b, zone] = m;
+  const n = a === undefined ? undefined : Number(a);
+  switch (base) {
+    case 'numeric':
+      if (n !== undefined) {
+        out.precision = n;
+        out.scale = b === undefined ? 0 : Number(b);
+      }
+      break;
+    case 'timestamp':
+    case 'time':
+      if (n !== undefined) out.precision = n;
+      out.withTimeZone = zone === ' with time zone';
+      break;
+    case 'character varying':
+    case 'bit varying':
+      if (n !== undefined) out.length = n;
+      break;
+    case 'character':
+    case 'bit':
+      out.length = n ?? 1;
+      out.fixedLength = true;
+      break;
+    case 'interval':
+      if (n !== undefined) out.precision = n;
+      break;
+  }
+  return out;
+}
+
+/**
+ * The column type the sink creates for a {@link FieldType} and its {@link LogicalType} details (when the staged
+ * schema has no PostgreSQL `native` type it can use): `decimal` with precision → `numeric(p,s)`, `timestamp` →
+ * `timestamptz` unless `withTimeZone: false`, `time` → `time`/`timetz`, `string` with a length → `varchar(n)` /
+ * `char(n)`, `json` with an element type → `element[]`.
  * @example
  * ```ts
  * import { fieldTypeToPgType } from '@nucleus/ingestion/postgres';
  * fieldTypeToPgType('json'); // 'jsonb'
+ * fieldTypeToPgType('decimal', { precision: 12, scale: 2 }); // 'numeric(12,2)'
+ * fieldTypeToPgType('json', { element: 'int32' }); // 'integer[]'
  * ```
  * @public
  */
-export function fieldTypeToPgType(type: FieldType): string {
+export function fieldTypeToPgType(type: FieldType, logical: LogicalType = {}): string {
+  const int = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+  const precision = int(logical.precision) ? `(${logical.precision})` : '';
   switch (type) {
     case 'string':
+      if (int(logical.length) && logical.length > 0)
+        return logical.fixedLength ? `character(${logical.length})` : `character varying(${logical.length})`;
       return 'text';
+    case 'decimal':
+      if (int(logical.precision) && logical.precision >= 1 && logical.precision <= 1000)
+        return `numeric(${logical.precision},${int(logical.scale) ? logical.scale : 0})`;
+      return 'numeric';
+    case 'timestamp':
+      return logical.withTimeZone === false
+        ? `timestamp${precision} without time zone`
+        : `timestamp${precision} with time zone`;
+    case 'time':
+      return logical.withTimeZone ? `time${precision} with time zone` : `time${precision} without time zone`;
+    case 'uuid':
+      return 'uuid';
+    case 'interval':
+      return 'interval';
+    case 'json':
+      if (logical.element && logical.element !== 'json')
+        return `${fieldTypeToPgType(logical.element, logical.elementLogical ?? {})}[]`;
+      if (logical.element === 'json') return 'jsonb[]';
+      return 'jsonb';
     case 'int32':
       return 'integer';
     case 'int64':
       return 'bigint';
     case 'float64':
       return 'double precision';
-    case 'decimal':
-      return 'numeric';
     case 'boolean':
       return 'boolean';
-    case 'timestamp':
-      return 'timestamptz';
     case 'date':
       return 'date';
-    case 'json':
-      return 'jsonb';
     case 'binary':
       return 'bytea';
     default:
@@ -106,8 +181,9 @@ const TS =
   /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?( BC)?$/;
 
 /**
- * Parse PostgreSQL's ISO timestamp text (DateStyle ISO). Without an offset (`timestamp without time zone`) the
- * value is read as UTC. Sub-millisecond digits are truncated (a JS Date holds milliseconds).
+ * Parse PostgreSQL's ISO timestamp text (DateStyle ISO) into a `Date`. Without an offset (`timestamp without time
+ * zone`) the value is read as UTC. Sub-millisecond digits are truncated (a JS Date holds milliseconds): the source
+ * uses {@link Timestamp} instead; this stays for callers that want a Date.
  * @throws RangeError for `infinity`, `-infinity` and values a Date cannot hold.
  */
 export function parseTimestamp(s: string): Date {
@@ -236,10 +312,10 @@ const BY_NAME: Record<string, Parser> = {
   float8: float,
   bool,
   date: identity,
-  timestamp: parseTimestamp,
-  timestamptz: parseTimestamp,
-  json: parseJsonExact,
-  jsonb: parseJsonExact,
+  timestamp: (s) => Timestamp.parse(s, { zoned: false }),
+  timestamptz: (s) => Timestamp.parse(s, { zoned: true }),
+  json: (s) => new JsonText(s),
+  jsonb: (s) => new JsonText(s),
   bytea: parseBytea,
 };
 
@@ -282,6 +358,17 @@ const BUILTIN_ARRAYS: Record<number, string> = {
   2951: 'uuid',
   1002: 'char',
   1003: 'name',
+  1183: 'time',
+  1270: 'timetz',
+  1187: 'interval',
+  1041: 'inet',
+  651: 'cidr',
+  1040: 'macaddr',
+  1561: 'bit',
+  1563: 'varbit',
+  791: 'money',
+  143: 'xml',
+  1028: 'oid',
 };
 
 /** A `pg` custom type-parser set (the `types` option of a query), built without touching pg's global parsers. */

@@ -3,7 +3,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ObjectStore } from '../contracts/object-store.js';
 import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
-import type { Json, RecordSchema, Row } from '../contracts/values.js';
+import { FIELD_TYPES, type FieldType, type Json, type RecordSchema, type Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { configInvalid } from '../pipeline/options.js';
 import { throwIfAborted } from '../util/abort.js';
@@ -39,8 +39,10 @@ export type ObjectStoreSinkConfig = Omit<ObjectStoreSinkOptions, 'store'>;
 
 const fieldSchema = z.object({
   name: z.string().min(1),
-  type: z.enum(['string', 'int32', 'int64', 'float64', 'decimal', 'boolean', 'timestamp', 'date', 'json', 'binary']),
+  type: z.enum(FIELD_TYPES as unknown as [FieldType, ...FieldType[]]),
   nullable: z.boolean(),
+  logical: z.looseObject({}).optional(),
+  native: z.object({ dialect: z.enum(['postgres', 'mysql']), type: z.string() }).optional(),
 });
 
 /** zod schema of {@link ObjectStoreSinkConfig}. @public */

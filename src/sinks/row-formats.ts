@@ -1,17 +1,20 @@
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { stringifyJsonExact } from '../values/json-exact.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 import { plainJson } from './plain-json.js';
 
 const encoder = new TextEncoder();
 
 /**
- * Rows as NDJSON of plain JSON, one chunk per batch: `Date` → ISO-8601, `bigint` → number when safe else a decimal
- * string, bytes → base64.
+ * Rows as NDJSON of plain JSON, one chunk per batch: `Date` and `Timestamp` → ISO-8601, `bigint` → number when safe
+ * else a decimal string, bytes → base64, `JsonText` → its JSON spliced in verbatim (`1.50` stays `1.50`).
  */
 export async function* formatNdjson(batches: AsyncIterable<Row[]>): AsyncGenerator<Uint8Array> {
   for await (const batch of batches) {
     let text = '';
-    for (const row of batch) text += `${JSON.stringify(plainJson(row))}\n`;
+    for (const row of batch) text += `${stringifyJsonExact(plainJson(row) as never)}\n`;
     if (text) yield encoder.encode(text);
   }
 }
@@ -55,8 +58,10 @@ export async function* formatCsv(batches: AsyncIterable<Row[]>, schema?: RecordS
 function csvValue(v: Value): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'string') return v === '' ? '""' : csvField(v);
+  if (v instanceof JsonText) return csvField(v.text);
+  if (v instanceof Timestamp) return csvField(v.toISOString());
   if (typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array))
-    return csvField(JSON.stringify(plainJson(v)));
+    return csvField(stringifyJsonExact(plainJson(v) as never));
   return csvField(String(plainJson(v)));
 }
 

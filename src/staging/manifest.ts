@@ -12,6 +12,9 @@ const recordSchemaSchema = z.object({
       name: z.string(),
       type: z.enum(FIELD_TYPES as unknown as [string, ...string[]]),
       nullable: z.boolean(),
+      // type details and the native type (issue 10): kept as written, so a sink recreates the column exactly
+      logical: z.looseObject({}).optional(),
+      native: z.object({ dialect: z.enum(['postgres', 'mysql']), type: z.string() }).optional(),
     }),
   ),
   primaryKey: z.array(z.string()).optional(),

@@ -1,7 +1,10 @@
 import type { Row, Value } from '../contracts/values.js';
+import { JsonText } from '../values/json-text.js';
+import { Timestamp } from '../values/timestamp.js';
 
 /**
  * Deep copy of a row: `Date`, `bigint`, `Uint8Array`, nested values, and keys such as `__proto__` kept as own data.
+ * `Timestamp` and `JsonText` are immutable and shared, not copied.
  * @internal
  */
 export function cloneRow(row: Row): Row {
@@ -11,6 +14,7 @@ export function cloneRow(row: Row): Row {
 function cloneValue(v: Value): Value {
   if (v === null || typeof v !== 'object') return v;
   if (v instanceof Date) return new Date(v.getTime());
+  if (v instanceof Timestamp || v instanceof JsonText) return v;
   if (v instanceof Uint8Array) return new Uint8Array(v);
   if (Array.isArray(v)) return v.map(cloneValue);
   const out: Record<string, Value> = {};
@@ -44,7 +48,8 @@ function estimateValue(v: Value, depth: number): number {
       return 24;
     case 'object': {
       if (v === null) return 4;
-      if (v instanceof Date) return 30;
+      if (v instanceof Date || v instanceof Timestamp) return 30;
+      if (v instanceof JsonText) return v.text.length + 8;
       if (v instanceof Uint8Array) return Math.ceil(v.byteLength * 1.34) + 16;
       if (depth > 64) return 16;
       let n = 2;

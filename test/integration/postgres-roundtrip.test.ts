@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
-import { MemoryKvStore, MemoryStagingProvider, ObjectStoreStagingProvider, runUnit } from '../../src/index.js';
+import {
+  JsonText,
+  MemoryKvStore,
+  MemoryStagingProvider,
+  ObjectStoreStagingProvider,
+  runUnit,
+  Timestamp,
+} from '../../src/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { testContext } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
@@ -115,39 +122,35 @@ describe('PostgreSQL source → staging → PostgreSQL sink', () => {
     expect(await diff(env.schema, 'src', 'dst_fs')).toEqual([]);
   });
 
-  it('creates a missing target from the staged schema, with the documented column types and primary key', async () => {
+  it("creates a missing target from the staged schema, with the source's own column types and primary key", async () => {
     const { res } = await run({ disposition: 'append', target: 'dst_created' });
     expect(res.stats.rowsImported).toBe(1200);
-    const { rows } = await env.query(
-      `SELECT column_name AS c, data_type AS t FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'dst_created' ORDER BY ordinal_position`,
-      [env.schema],
-    );
-    const types = Object.fromEntries(rows.map((r) => [r.c, r.t]));
+    const typesOf = async (table: string) => {
+      const { rows } = await env.query(
+        `SELECT attname AS c, format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+        [`"${env.schema}".${table}`],
+      );
+      return Object.fromEntries(rows.map((r) => [r.c, r.t]));
+    };
+    const types = await typesOf('dst_created');
+    // exactly the source's types (numeric(30,10), character(5), timestamp(3), uuid, the enum, arrays …)
+    expect(types).toEqual(await typesOf('src'));
     expect(types).toMatchObject({
-      id: 'bigint',
-      i2: 'integer',
-      i4: 'integer',
-      i8: 'bigint',
-      num: 'numeric',
-      f8: 'double precision',
-      b: 'boolean',
-      t: 'text',
-      u: 'text',
-      mood: 'text',
-      ts: 'timestamp with time zone',
-      tstz: 'timestamp with time zone',
-      d: 'date',
-      j: 'jsonb',
-      jb: 'jsonb',
-      by: 'bytea',
-      ai: 'jsonb',
+      num: 'numeric(30,10)',
+      ch: 'character(5)',
+      u: 'uuid',
+      mood: `${env.schema}.mood`,
+      ts: 'timestamp(3) without time zone',
+      tstz: 'timestamp(3) with time zone',
+      ai: 'integer[]',
+      am: `${env.schema}.mood[]`,
     });
     const pk = await env.query(
       `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisprimary`,
       [`"${env.schema}".dst_created`],
     );
     expect(pk.rows.map((r) => r.attname)).toEqual(['id']);
-    const same = `id, i4, i8, num, f8, b, t, tstz, d, jb, by`;
+    const same = COLS;
     const n = await env.query(
       `SELECT (SELECT count(*) FROM (SELECT ${same} FROM "${env.schema}".src EXCEPT SELECT ${same} FROM "${env.schema}".dst_created) a)::int
             + (SELECT count(*) FROM (SELECT ${same} FROM "${env.schema}".dst_created EXCEPT SELECT ${same} FROM "${env.schema}".src) b)::int AS n`,
@@ -156,8 +159,8 @@ describe('PostgreSQL source → staging → PostgreSQL sink', () => {
     const arr = await env.query(`SELECT ai, ai8::text AS ai8, am, ai2d FROM "${env.schema}".dst_created WHERE id = 1`);
     expect(arr.rows[0]).toEqual({
       ai: [1, null, 3],
-      ai8: '[9223372036854775807, -1]',
-      am: ['happy', 'sad'],
+      ai8: '{9223372036854775807,-1}',
+      am: '{happy,sad}',
       ai2d: [
         [1, 2],
         [3, 4],
@@ -165,7 +168,7 @@ describe('PostgreSQL source → staging → PostgreSQL sink', () => {
     });
   });
 
-  it('reads values with the documented JS types', async () => {
+  it('reads values with the documented JS types (exact: Timestamp, JsonText, strings)', async () => {
     const pool = env.newPool();
     const source = new PostgresSource({ pool });
     const { rows, schema } = await source.preview(
@@ -177,15 +180,21 @@ describe('PostgreSQL source → staging → PostgreSQL sink', () => {
     expect(r1.i8).toBe(-9223372036854775808n);
     expect(r1.num).toBe('-12345678901234567890.0123456789');
     expect(r1.f4).toBe(1.5);
-    expect(r1.tstz).toEqual(new Date('2024-02-29T18:29:59.999Z'));
-    expect(r1.ts).toEqual(new Date('1970-01-01T00:00:00.001Z'));
+    expect(r1.tstz).toBeInstanceOf(Timestamp);
+    expect((r1.tstz as Timestamp).toISOString()).toBe('2024-02-29T18:29:59.999000Z');
+    expect((r1.tstz as Timestamp).zoned).toBe(true);
+    expect((r1.ts as Timestamp).toPostgres()).toBe('1970-01-01 00:00:00.001');
+    expect((r1.ts as Timestamp).zoned).toBe(false);
     expect(r1.d).toBe('2024-02-29');
     expect(r1.u).toBe('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
     expect(r1.mood).toBe('happy');
-    expect((r1.j as any).big).toBe(12345678901234567890n);
-    expect((r1.jb as any).nested.big).toBe(98765432109876543210n);
-    expect((r1.jb as any).nested.neg).toBe(-9007199254740993n);
-    expect(Object.hasOwn(r1.jb as object, '__proto__')).toBe(true);
+    expect(r1.j).toBeInstanceOf(JsonText);
+    expect((r1.j as JsonText).text).toBe('{"a":1,"big":12345678901234567890,"s":"x\\"y"}');
+    expect(((r1.j as JsonText).parse() as any).big).toBe(12345678901234567890n);
+    const jb = (r1.jb as JsonText).parse() as any;
+    expect(jb.nested.big).toBe(98765432109876543210n);
+    expect(jb.nested.neg).toBe(-9007199254740993n);
+    expect(Object.hasOwn(jb, '__proto__')).toBe(true);
     expect(r1.by).toBeInstanceOf(Uint8Array);
     expect([...(r1.by as Uint8Array)]).toEqual([0, 255, 16]);
     expect(r1.ai).toEqual([1, null, 3]);
@@ -204,7 +213,7 @@ describe('PostgreSQL source → staging → PostgreSQL sink', () => {
       f4: 'float64',
       b: 'boolean',
       t: 'string',
-      u: 'string',
+      u: 'uuid',
       mood: 'string',
     });
     expect(types).toMatchObject({

@@ -1,11 +1,11 @@
 import type { IngestionContext } from '../../contracts/context.js';
 import type { RecordSchema, Row } from '../../contracts/values.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
+import { plainJson as toPlainJson } from '../../sinks/plain-json.js';
 import { abortable } from '../../util/abort.js';
 import { createSource, unitRefOf } from '../environment.js';
 import { renderTable, truncate } from '../format.js';
 import type { PipelineFile } from '../pipeline-file.js';
-import { toPlainJson } from '../plain-json.js';
 import type { Reporter } from '../reporter.js';
 
 /**

@@ -1,6 +1,6 @@
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
-import type { RecordSchema, Row } from '../../../src/index.js';
+import { JsonText, type RecordSchema, type Row, Timestamp } from '../../../src/index.js';
 import { encodeParquet } from '../../../src/parquet/index.js';
 
 async function encode(
@@ -64,6 +64,53 @@ describe('encodeParquet', () => {
       { ...rows[0], d: new Date('2024-02-29T00:00:00Z') },
       { ...rows[1], d: new Date('1969-12-31T00:00:00Z') },
     ]);
+    const meta = parquetMetadata(file);
+    const ts = meta.schema.find((e) => e.name === 'ts');
+    expect(ts?.logical_type).toEqual({ type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MICROS' });
+  });
+
+  it('writes Timestamp to the microsecond (±infinity as int64 max/min) and JsonText verbatim', async () => {
+    const schema: RecordSchema = {
+      fields: [
+        { name: 'at', type: 'timestamp', nullable: true },
+        { name: 'local', type: 'timestamp', nullable: true, logical: { withTimeZone: false } },
+        { name: 'j', type: 'json', nullable: true },
+      ],
+    };
+    const rows: Row[] = [
+      {
+        at: Timestamp.parse('2024-01-01 00:00:00.000001+00'),
+        local: Timestamp.parse('0044-03-15 12:00:00 BC'),
+        j: new JsonText('{"p": 1.50, "big": 12345678901234567890123}'),
+      },
+      { at: Timestamp.infinite(1), local: Timestamp.parse('-infinity'), j: { n: 12345678901234567890n } },
+      { at: null, local: null, j: null },
+    ];
+    const { file } = await encode([rows], { schema });
+    const meta = parquetMetadata(file);
+    expect(meta.schema.find((e) => e.name === 'j')?.logical_type).toEqual({ type: 'JSON' });
+    expect(meta.schema.find((e) => e.name === 'local')?.logical_type).toEqual({
+      type: 'TIMESTAMP',
+      isAdjustedToUTC: false,
+      unit: 'MICROS',
+    });
+    const raw = await parquetReadObjects({
+      file,
+      utf8: true,
+      parsers: { timestampFromMicroseconds: (us: bigint) => us },
+    });
+    expect(raw.map((r) => [r.at, r.local, r.j])).toEqual([
+      [
+        1704067200000001n,
+        Timestamp.parse('0044-03-15 12:00:00 BC').epochMicros,
+        '{"p": 1.50, "big": 12345678901234567890123}',
+      ],
+      [2n ** 63n - 1n, -(2n ** 63n), '{"n":12345678901234567890}'],
+      [null, null, null],
+    ]);
+    await expect(encode([[{ at: Timestamp.fromEpochMicros(2n ** 63n) }]], { schema })).rejects.toMatchObject({
+      code: 'row_rejected',
+    });
   });
 
   it('yields one chunk per row group, so the consumer sees the file while it is written', async () => {

@@ -17,6 +17,7 @@ import {
 import { S3ObjectStore } from '../../../src/s3/index.js';
 import { testContext } from '../../../src/testing/index.js';
 import { createTestS3Client, testBucket, uniquePrefix } from '../../helpers/s3.js';
+import { jsonTextArb, kinds, timestampArb } from '../../helpers/values.js';
 
 const tempRoot = mkdtempSync(join(tmpdir(), 'nucleus-roundtrip-'));
 afterAll(() => rmSync(tempRoot, { recursive: true, force: true }));
@@ -38,6 +39,8 @@ const key = fc.oneof(
 );
 
 const scalar: fc.Arbitrary<Value> = fc.oneof(
+  timestampArb,
+  jsonTextArb,
   fc.constant(null),
   fc.boolean(),
   fc.double(), // NaN, ±Infinity and -0 included
@@ -130,6 +133,8 @@ describe('staging round-trip (property)', () => {
 
             const expected = written.map((s) => s.flat());
             expect(batches.flat()).toEqual(expected.flat());
+            // and of the same kind: a Timestamp comes back a Timestamp, a Date a Date, a JsonText a JsonText
+            expect(kinds(batches.flat())).toEqual(kinds(expected.flat()));
             // Exactly chunkSize rows per batch, except the last batch of each slice.
             const sizes = expected.flatMap((rows) => {
               const out: number[] = [];
