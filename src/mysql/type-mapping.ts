@@ -1,4 +1,4 @@
-import type { FieldSchema, FieldType, Value } from '../contracts/values.js';
+import type { FieldSchema, FieldType, LogicalType, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { stringifyJsonExact } from '../postgres/json-exact.js';
 import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql } from './values.js';
@@ -128,12 +128,12 @@ const FIELD_TYPES: Record<MySqlKind, FieldType> = {
   date: 'date',
   datetime: 'timestamp',
   timestamp: 'timestamp',
-  time: 'time' as FieldType,
+  time: 'time',
   year: 'int32',
   json: 'json',
   enum: 'string',
   set: 'string',
-  uuid: 'uuid' as FieldType,
+  uuid: 'uuid',
 };
 
 /** The charsets a target gets by default; other column charsets (latin1, …) are kept in `native.type`. */
@@ -157,22 +157,23 @@ export function mySqlFieldSchema(
   zeroDatesAsNull: boolean,
 ): FieldSchema {
   const dateLike = c.kind === 'date' || c.kind === 'datetime' || c.kind === 'timestamp';
-  const logical: Record<string, unknown> = {};
+  const logical: LogicalType = {};
   if (c.kind === 'decimal') Object.assign(logical, { precision: c.precision, scale: c.scale });
   if (c.kind === 'datetime' || c.kind === 'timestamp' || c.kind === 'time') logical.precision = c.fsp;
   if (c.kind === 'datetime') logical.withTimeZone = false;
   if (c.kind === 'timestamp') logical.withTimeZone = true;
   if (c.length !== undefined) logical.length = c.length;
+  if (c.dataType === 'char' || c.dataType === 'binary') logical.fixedLength = true;
   if (c.kind === 'bit') logical.length = c.bits;
   if (c.kind === 'enum' && c.enumLabels) logical.enumLabels = [...c.enumLabels];
-  const field = {
+  const field: FieldSchema = {
     name: c.name,
     type: FIELD_TYPES[c.kind],
     nullable: c.nullable || (zeroDatesAsNull && dateLike),
-    ...(Object.keys(logical).length ? { logical } : {}),
     native: { dialect: 'mysql', type: nativeTypeOf(c) },
   };
-  return field as FieldSchema;
+  if (Object.keys(logical).length) field.logical = logical;
+  return field;
 }
 
 /** A mysql2 typeCast field (the part we use). */
@@ -367,7 +368,7 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     return t;
   }
   const l = x.logical ?? {};
-  switch (f.type as string) {
+  switch (f.type) {
     case 'int32':
       return 'INT';
     case 'int64':
