@@ -59,10 +59,13 @@ export function useMySql(prefix = 't'): MySqlTestEnv {
   });
   afterAll(async () => {
     for (const db of dbs) await db.destroy().catch(() => {});
+    // end every pool first: a connection left inside a transaction would hold a metadata lock DROP DATABASE waits on
+    for (const p of pools) await new Promise<void>((r) => p.end(() => r()));
+    const boot = mysql.createPool({ uri: base.toString(), connectionLimit: 1 }).promise();
     try {
-      await admin?.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      await boot.query(`DROP DATABASE IF EXISTS \`${database}\``);
     } finally {
-      for (const p of pools) await new Promise<void>((r) => p.end(() => r()));
+      await boot.end();
     }
   });
   return {

@@ -24,7 +24,10 @@ policy: { sliceMaxRows: 200 }
     const first = await runCli(['run', file], opts);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.lines.find((l) => l.type === 'unit.finished')).toMatchObject({ status: 'ok', stats: { rowsImported: 450 } });
+    expect(first.lines.find((l) => l.type === 'unit.finished')).toMatchObject({
+      status: 'ok',
+      stats: { rowsImported: 450 },
+    });
     const [c] = await env.query<any[]>('SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM users');
     expect([Number(c.n), Number(c.d)]).toEqual([450, 450]);
     expect((await runCli(['run', file], opts)).code).toBe(0);
