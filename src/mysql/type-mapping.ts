@@ -370,11 +370,11 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
   const l = x.logical ?? {};
   switch (f.type) {
     case 'int32':
-      return 'INT';
+      return x.native?.type === 'smallint' ? 'SMALLINT' : 'INT';
     case 'int64':
       return 'BIGINT';
     case 'float64':
-      return 'DOUBLE';
+      return x.native?.type === 'real' ? 'FLOAT' : 'DOUBLE';
     case 'decimal':
       if (l.precision !== undefined && l.precision >= 1 && l.precision <= 65) {
         const s = Math.min(l.scale ?? 0, 30, l.precision);
