@@ -12,7 +12,9 @@ import { wrapMySqlError } from './errors.js';
  * @public
  */
 export interface MySqlPoolLike {
+  /** Check a connection out (callback style, as `mysql2.createPool()`). */
   getConnection(callback: (err: any, connection: any) => void): void;
+  /** Close the pool. */
   end(callback?: (err?: any) => void): void;
 }
 

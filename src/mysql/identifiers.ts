@@ -10,6 +10,7 @@ export const MAX_MYSQL_IDENTIFIER_CHARS = 64;
 export interface MySqlTableName {
   /** The database (MySQL's "schema"). */
   database: string;
+  /** The table or view name. */
   name: string;
 }
 
