@@ -169,6 +169,9 @@ export function endPool(pool: MySqlPoolLike): Promise<void> {
   });
 }
 
+const guarded = new WeakSet<object>();
+const broken = new WeakSet<object>();
+
 /** A query's result: rows (or the OK packet) and field descriptions. */
 export interface QueryResult {
   rows: any;
@@ -185,9 +188,12 @@ export class MySqlSession {
   #broken = false;
 
   private constructor(readonly raw: any) {
-    raw.on?.('error', () => {
-      this.#broken = true;
-    });
+    // one listener per connection, however often it is checked out: an 'error' without a listener would be an
+    // uncaught exception in the host; the failure still reaches the caller through the pending query
+    if (!guarded.has(raw)) {
+      guarded.add(raw);
+      raw.on?.('error', () => broken.add(raw));
+    }
   }
 
   /** Check out a connection and apply the session settings. */
@@ -241,7 +247,7 @@ export class MySqlSession {
 
   /** Give the connection back: restored to the pool's settings when healthy, else destroyed. */
   release(healthy = true): void {
-    if (!healthy || this.#broken || !this.#restore) {
+    if (!healthy || this.#broken || broken.has(this.raw) || this.raw._fatalError || !this.#restore) {
       try {
         this.raw.destroy();
       } catch {
