@@ -29,7 +29,7 @@ export const fileObjectStoreSinkDescriptor: EndpointDescriptor<FileObjectStoreSi
 /**
  * The registry of `nucleus-ingest`: sources `sample`, `memory`, `http.json`; sink `object-store` (NDJSON, CSV or
  * Parquet files under `root`); and, when the optional peers `pg`, `pg-copy-streams` and `kysely` are installed,
- * source `postgres` and sinks `postgres` / `cdm.jdbc`.
+ * source `postgres` and sinks `postgres` / `cdm.jdbc`; with `mysql2` and `kysely`, source and sink `mysql`.
  * @internal
  */
 export async function createCliRegistry(): Promise<EndpointRegistry> {
@@ -46,6 +46,11 @@ export async function createCliRegistry(): Promise<EndpointRegistry> {
     registry.register(pgModule.postgresSourceDescriptor, (config) => new pgModule.PostgresSource(config));
     registry.register(pgModule.postgresSinkDescriptor, (config) => new pgModule.PostgresSink(config));
     registry.register(pgModule.cdmJdbcSinkDescriptor, (config) => new pgModule.CdmJdbcSink(config));
+  }
+  const mysqlModule = await importOptional(() => import('../mysql/index.js'));
+  if (mysqlModule) {
+    registry.register(mysqlModule.mySqlSourceDescriptor, (config) => new mysqlModule.MySqlSource(config));
+    registry.register(mysqlModule.mySqlSinkDescriptor, (config) => new mysqlModule.MySqlSink(config));
   }
   return registry;
 }

@@ -45,6 +45,17 @@ export interface CrashSetup {
   store(): ObjectStore;
   env(): Record<string, string>;
   readonly prefix: string;
+  /** Another worker script (a sink variant) and its own invariant check; the PostgreSQL ones by default. */
+  readonly script?: string;
+  check?(label: string, complete: boolean): Promise<{ targetRows: number; distinct: number }>;
+}
+
+/** What a sink variant of the crash suite changes: its worker, extra environment, invariants, setup. */
+export interface CrashVariant {
+  script?: string;
+  env?: () => Record<string, string>;
+  check?: CrashSetup['check'];
+  before?: () => Promise<void>;
 }
 
 /** Worker settings shared by every round: several slices per run, a short lease. */
@@ -59,6 +70,7 @@ export function useCrashSetup(
   pg: PgTestEnv,
   disposition: 'append' | 'merge',
   staging: 'fs' | 's3',
+  variant: CrashVariant = {},
 ): CrashSetup {
   const fsRoot = mkdtempSync(join(tmpdir(), 'nucleus-crash-'));
   const prefix = staging === 's3' ? uniquePrefix('crash').replace(/\/$/, '') : 'ingestion';
@@ -72,7 +84,8 @@ export function useCrashSetup(
     rounds: [],
   };
   beforeAll(async () => {
-    await prepareWorker();
+    await prepareWorker(variant.script);
+    await variant.before?.();
     await createTables(pg.pool, pg.schema, disposition);
     await addSourceRows(pg.pool, pg.schema, 8000);
   });
@@ -87,12 +100,20 @@ export function useCrashSetup(
     staging,
     figures,
     prefix,
+    script: variant.script,
+    check: variant.check,
     store: () =>
       staging === 's3'
         ? new S3ObjectStore({ client: createTestS3Client(), bucket: testBucket() })
         : new FileSystemObjectStore({ root: fsRoot }),
     env: () => {
-      const base = { ...COMMON_ENV, DATABASE_URL: pg.url, PG_SCHEMA: pg.schema, DISPOSITION: disposition };
+      const base = {
+        ...COMMON_ENV,
+        DATABASE_URL: pg.url,
+        PG_SCHEMA: pg.schema,
+        DISPOSITION: disposition,
+        ...variant.env?.(),
+      };
       if (staging === 'fs') return { ...base, STAGING: 'fs', FS_ROOT: fsRoot };
       const t = s3Target();
       return {
@@ -111,7 +132,9 @@ export function useCrashSetup(
 
 /** Check the invariants and count them in the figures. */
 export async function checkRound(s: CrashSetup, label: string, complete: boolean): Promise<void> {
-  const r = await checkInvariants(s.pg.pool, s.pg.schema, { store: s.store(), prefix: s.prefix }, { complete, label });
+  const r = s.check
+    ? await s.check(label, complete)
+    : await checkInvariants(s.pg.pool, s.pg.schema, { store: s.store(), prefix: s.prefix }, { complete, label });
   s.figures.invariantChecks++;
   s.figures.rowsChecked += r.targetRows;
   s.figures.duplicatesFound += r.targetRows - r.distinct;
@@ -121,7 +144,7 @@ export async function checkRound(s: CrashSetup, label: string, complete: boolean
 export async function namedCrashRound(s: CrashSetup, point: string, rows = 1500): Promise<void> {
   const label = `${s.staging}/${s.disposition}/${point}`;
   await addSourceRows(s.pg.pool, s.pg.schema, rows);
-  const crashed = await spawnWorker({ ...s.env(), CRASH_AT: point }).done;
+  const crashed = await spawnWorker({ ...s.env(), CRASH_AT: point }, { script: s.script }).done;
   expect(crashed.crashed, `${label}: the worker should have been killed at ${point}: ${explain(crashed)}`).toBe(true);
   expect(crashed.lines).toContain(`@@crash ${point}`);
   s.figures.kills++;
@@ -141,7 +164,7 @@ export async function chainedCrashRound(s: CrashSetup, points: string[]): Promis
     let o: WorkerOutcome | undefined;
     let finished = false;
     for (let i = 0; i < 20 && !o?.crashed; i++) {
-      o = await spawnWorker({ ...s.env(), CRASH_AT: point }).done;
+      o = await spawnWorker({ ...s.env(), CRASH_AT: point }, { script: s.script }).done;
       // A later point may legitimately be avoided: the resuming run finished on another path (e.g. it planned
       // again instead of re-creating its session). The invariants below still have to hold.
       if (!o.crashed && n > 0 && o.code === 0) {
@@ -169,12 +192,12 @@ export async function chainedCrashRound(s: CrashSetup, points: string[]): Promis
 export async function resumeCrashRound(s: CrashSetup): Promise<void> {
   const label = `${s.staging}/${s.disposition}/resume`;
   await addSourceRows(s.pg.pool, s.pg.schema, 1500);
-  const first = await spawnWorker({ ...s.env(), CRASH_AT: 'copy' }).done;
+  const first = await spawnWorker({ ...s.env(), CRASH_AT: 'copy' }, { script: s.script }).done;
   expect(first.crashed, explain(first)).toBe(true);
   s.figures.kills++;
   let resumed: WorkerOutcome | undefined;
   for (let i = 0; i < 20 && !resumed?.crashed; i++) {
-    resumed = await spawnWorker({ ...s.env(), CRASH_AT: 'resume' }).done;
+    resumed = await spawnWorker({ ...s.env(), CRASH_AT: 'resume' }, { script: s.script }).done;
     if (!resumed.crashed) {
       expect(
         resumed.code,
@@ -205,7 +228,7 @@ export async function randomCrashRound(
   const label = `${s.staging}/${s.disposition}/random#${round}`;
   await addSourceRows(s.pg.pool, s.pg.schema, 200 + Math.floor(rnd() * 1800));
   const delay = Math.floor(rnd() * 1500);
-  const first = await spawnWorker({ ...s.env(), CRASH_AFTER_MS: String(delay) }).done;
+  const first = await spawnWorker({ ...s.env(), CRASH_AFTER_MS: String(delay) }, { script: s.script }).done;
   if (first.crashed) s.figures.kills++;
   else expect([0, 20], `${label}: ${explain(first)}`).toContain(first.code);
   await checkRound(s, `${label} after the kill (${delay} ms)`, false);
@@ -217,6 +240,7 @@ export async function randomCrashRound(
 async function recover(s: CrashSetup, label: string, killFirstAfterMs?: number): Promise<WorkerOutcome[]> {
   const outcomes = await runUntilCommitted(s.env(), {
     onAttempt: (i) => (i === 0 && killFirstAfterMs !== undefined ? { CRASH_AFTER_MS: String(killFirstAfterMs) } : {}),
+    script: s.script,
   });
   for (const o of outcomes) {
     if (o.crashed) {

@@ -199,18 +199,21 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export async function runUntilCommitted(
   env: Record<string, string | undefined>,
-  opts: { maxAttempts?: number; onAttempt?: (i: number) => Record<string, string | undefined> } = {},
+  opts: { maxAttempts?: number; onAttempt?: (i: number) => Record<string, string | undefined>; script?: string } = {},
 ): Promise<WorkerOutcome[]> {
   const outcomes: WorkerOutcome[] = [];
   for (let i = 0; i < (opts.maxAttempts ?? 30); i++) {
     const extra = opts.onAttempt?.(i) ?? {};
-    const o = await spawnWorker({
-      CRASH_AT: undefined,
-      CRASH_AFTER_MS: undefined,
-      PAUSE_AT: undefined,
-      ...env,
-      ...extra,
-    }).done;
+    const o = await spawnWorker(
+      {
+        CRASH_AT: undefined,
+        CRASH_AFTER_MS: undefined,
+        PAUSE_AT: undefined,
+        ...env,
+        ...extra,
+      },
+      { script: opts.script },
+    ).done;
     outcomes.push(o);
     if (o.code === EXIT.ok) return outcomes;
     if (o.crashed) continue; // a kill during recovery (asked for by onAttempt)

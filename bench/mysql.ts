@@ -1,0 +1,189 @@
+/**
+ * `npm run bench -- mysql [--rows N]` (default 1,000,000): MariaDB → staging → MariaDB, against the server's own
+ * `SELECT … INTO OUTFILE` + `LOAD DATA INFILE` on the same data.
+ *
+ * A table (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2), created_at DATETIME(6), tags JSON) is
+ * filled from the sequence engine. Measured in one run, on the same data and server:
+ * - end to end, twice: `runUnit` MySqlSource → filesystem staging (NDJSON) → MySqlSink into a fresh target, with
+ *   `loadMethod: 'load-data'` (LOAD DATA LOCAL INFILE streamed from staging) and with `loadMethod: 'insert'`
+ *   (multi-row INSERTs sized by bytes); each in its own child process (its peak RSS is its own);
+ * - baseline: `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into a fresh target (server-side files: no client,
+ *   no network, no staging, no checksums) — the fastest copy the server itself offers.
+ * Writes the figures to docs/performance.md (section `mysql`).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
+import { writePerformanceSection } from './_report.js';
+
+const DEFAULT_URL = 'mysql://root@127.0.0.1:3306/test';
+const here = fileURLToPath(import.meta.url);
+
+interface ChildResult {
+  method: string;
+  rows: number;
+  ms: number;
+  peakRssMb: number;
+  cpuSec: number;
+  slices: number;
+}
+
+const DDL = (t: string) =>
+  `CREATE TABLE ${t} (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2), created_at DATETIME(6), tags JSON) ENGINE=InnoDB`;
+
+function dbUrl(database: string): string {
+  const u = new URL(process.env.MYSQL_URL || DEFAULT_URL);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function child(
+  method: 'load-data' | 'insert',
+  database: string,
+  target: string,
+  stagingRoot: string,
+): Promise<void> {
+  const { MySqlKvStore, MySqlSink, MySqlSource } = await import('../src/mysql/index.js');
+  const { runUnit, ObjectStoreStagingProvider } = await import('../src/index.js');
+  const { FileSystemObjectStore } = await import('../src/fs/index.js');
+  const { Kysely, MysqlDialect } = await import('kysely');
+  const core = await import('mysql2');
+  const url = dbUrl(database);
+  const db = new Kysely<any>({
+    dialect: new MysqlDialect({ pool: core.default.createPool({ uri: url, connectionLimit: 2 }) }),
+  });
+  const kv = new MySqlKvStore({ db });
+  await kv.migrate();
+  const unitId = `${database}.src`;
+  const source = new MySqlSource({ connectionString: url, maxConnections: 3 });
+  const sink = new MySqlSink({
+    connectionString: url,
+    maxConnections: 3,
+    loadMethod: method,
+    tables: { [unitId]: target },
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await runUnit({
+    source,
+    sink,
+    staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: stagingRoot }) }),
+    kv,
+    unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: target },
+    mode: 'full',
+    disposition: 'append',
+    policy: { chunkSize: 10_000, sliceMaxRows: 250_000, exportConcurrency: 2 },
+  });
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await Promise.all([source.close(), sink.close(), db.destroy()]);
+  const out: ChildResult = {
+    method,
+    rows: r.stats.rowsImported,
+    ms,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    cpuSec: (cpu.user + cpu.system) / 1e6,
+    slices: r.stats.slices,
+  };
+  process.stdout.write(`\n${JSON.stringify(out)}\n`);
+}
+
+function runChild(method: string, database: string, target: string, stagingRoot: string): ChildResult {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', here, '--child', method, database, target, stagingRoot],
+    {
+      encoding: 'utf8',
+      env: process.env,
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  return JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const secs = (ms: number) => (ms / 1000).toFixed(2);
+
+/** Entry point of `npm run bench -- mysql [--rows N]`. */
+export async function main(args: string[]): Promise<void> {
+  const i = args.indexOf('--rows');
+  const rows = i >= 0 ? Number(args[i + 1]) : Number(args.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
+  if (!Number.isInteger(rows) || rows <= 0)
+    throw new Error(`Expected \`--rows\` to be a positive integer, got ${args[i + 1]}`);
+  const database = `bench_my_${randomBytes(4).toString('hex')}`;
+  const tmp = mkdtempSync(join(tmpdir(), 'bench-mysql-'));
+  chmodSync(tmp, 0o777); // the server (user mysql) writes the OUTFILE here
+  const outfile = join(tmp, 'src.tsv');
+  const admin = await mysql.createConnection({
+    uri: process.env.MYSQL_URL || DEFAULT_URL,
+    infileStreamFactory: undefined,
+  });
+  const load = { before: loadavg()[0], after: 0 };
+  try {
+    console.log(`mysql bench: ${fmt(rows)} rows, database ${database}, load average ${load.before.toFixed(2)}`);
+    await admin.query(`CREATE DATABASE \`${database}\``);
+    await admin.query(`USE \`${database}\``);
+    await admin.query(DDL('src'));
+    await admin.query(
+      `INSERT INTO src SELECT seq, CONCAT('name-', seq), (seq % 1000000) / 100, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq * 1001 MICROSECOND,
+         JSON_OBJECT('k', seq % 10, 'tags', JSON_ARRAY('a', seq % 7, true)) FROM seq_1_to_${rows}`,
+    );
+    await admin.query('ANALYZE TABLE src');
+    const results: ChildResult[] = [];
+    for (const method of ['load-data', 'insert'] as const) {
+      const target = `dst_${method.replace('-', '_')}`;
+      const staging = join(tmp, `staging-${method}`);
+      console.log(`ours: runUnit MySqlSource → fs staging → MySqlSink (${method})`);
+      const r = runChild(method, database, target, staging);
+      const [[c]] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${target}\``)) as any;
+      if (Number(c.n) !== rows) throw new Error(`${method}: target holds ${c.n} rows, expected ${rows}`);
+      const [[d]] = (await admin.query(
+        `SELECT COUNT(*) AS n FROM (SELECT id, name, amount, created_at, tags FROM src EXCEPT SELECT id, name, amount, created_at, tags FROM \`${target}\`) x`,
+      )) as any;
+      if (Number(d.n) !== 0) throw new Error(`${method}: ${d.n} source rows differ in the target`);
+      results.push(r);
+      rmSync(staging, { recursive: true, force: true });
+    }
+    console.log('baseline: SELECT … INTO OUTFILE + LOAD DATA INFILE');
+    await admin.query(DDL('dst_baseline'));
+    const b0 = performance.now();
+    await admin.query(`SELECT id, name, amount, created_at, tags INTO OUTFILE '${outfile}' FROM src`);
+    const b1 = performance.now();
+    await admin.query(`LOAD DATA INFILE '${outfile}' INTO TABLE dst_baseline`);
+    const b2 = performance.now();
+    const baseMs = b2 - b0;
+    load.after = loadavg()[0];
+    const lines = results.map(
+      (r) =>
+        `| end to end, sink \`${r.method}\` | ${secs(r.ms)} | ${fmt((r.rows / r.ms) * 1000)} | ${r.cpuSec.toFixed(1)} | ${r.slices} | ${secs(baseMs)} | ${(baseMs / r.ms).toFixed(2)}× | ${r.peakRssMb.toFixed(0)} |`,
+    );
+    const md = [
+      `## MySQL / MariaDB (${fmt(rows)} rows)`,
+      '',
+      `\`npm run bench -- mysql\` on ${cpus().length} cores, MariaDB on the same machine; load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after.`,
+      'Baseline: the server copying by itself (`SELECT … INTO OUTFILE` ' +
+        `${secs(b1 - b0)} s + \`LOAD DATA INFILE\` ${secs(b2 - b1)} s, server-side files). Ours goes through the client, durable NDJSON staging with sha256, ` +
+        'a ledger transaction per slice, and compares every row with `EXCEPT` afterwards (not timed).',
+      '',
+      '| path | seconds | rows/s | Node CPU s | slices | baseline s | ratio (baseline time / ours) | peak RSS MiB |',
+      '|---|---|---|---|---|---|---|---|',
+      ...lines,
+    ].join('\n');
+    console.log(`\n${md}\n`);
+    writePerformanceSection('mysql', md);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``).catch(() => {});
+    await admin.end();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--child') {
+  await child(process.argv[3] as 'load-data' | 'insert', process.argv[4], process.argv[5], process.argv[6]);
+  process.exit(0);
+}

@@ -1,0 +1,87 @@
+import type { IngestErrorCode } from '../errors/codes.js';
+import { IngestError } from '../errors/ingest-error.js';
+
+/** Fields of a server or driver error as mysql2 reports them (structural). */
+export interface MySqlErrorFields {
+  code?: string;
+  errno?: number;
+  sqlState?: string;
+  sqlMessage?: string;
+  message?: string;
+  fatal?: boolean;
+}
+
+/** Server errors that mean "try again": lock wait timeout, deadlock, too many connections, server shutdown, read-only. */
+const RETRYABLE_ERRNO = new Set([
+  1205, 1213, 1040, 1053, 1077, 1078, 1079, 1080, 1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161, 2002,
+  2003, 2006, 2013, 2055, 1927, 4031,
+]);
+
+/**
+ * Whether an error means the connection or the server failed (worth a retry), rather than the statement:
+ * Node socket errors, mysql2's `PROTOCOL_*` / fatal errors, lost connections, deadlocks and lock wait timeouts.
+ * @internal
+ */
+export function isMySqlConnectionError(err: unknown): boolean {
+  const e = err as MySqlErrorFields;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, …
+  if (code.startsWith('PROTOCOL_')) return true;
+  if (typeof e?.errno === 'number' && RETRYABLE_ERRNO.has(e.errno)) return true;
+  if (e?.fatal === true) return true;
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return /Connection lost|Pool is closed|Can't add new command when connection is in closed state|connect ETIMEDOUT/i.test(
+    msg,
+  );
+}
+
+/**
+ * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
+ * @internal
+ */
+export function wrapMySqlError(
+  err: unknown,
+  code: IngestErrorCode,
+  message: string,
+  details: Record<string, unknown> = {},
+): IngestError {
+  if (IngestError.is(err)) return err;
+  const e = err as MySqlErrorFields;
+  const text = err instanceof Error ? err.message : String(err);
+  const tag = typeof e?.code === 'string' ? ` (${e.code}${typeof e.errno === 'number' ? ` ${e.errno}` : ''})` : '';
+  return new IngestError(code, `${message}: ${text}${tag}`, {
+    cause: err,
+    retryable: isMySqlConnectionError(err),
+    details: {
+      ...details,
+      ...(typeof e?.code === 'string' ? { mysqlCode: e.code } : {}),
+      ...(typeof e?.errno === 'number' ? { errno: e.errno } : {}),
+    },
+  });
+}
+
+/**
+ * Server errors that mean "this row does not fit the target": out of range, truncated, incorrect value, too long,
+ * NOT NULL, duplicate key, foreign key, check constraint.
+ */
+const ROW_ERRNO = new Set([
+  1048, 1062, 1216, 1217, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3819, 4025, 4078, 1105,
+]);
+
+/** Whether the error is about the data of a row. @internal */
+export function isMySqlRowError(err: unknown): boolean {
+  const e = err as MySqlErrorFields;
+  if (typeof e?.errno === 'number' && ROW_ERRNO.has(e.errno) && e.errno !== 1105) return true;
+  return /^22|^23/.test(e?.sqlState ?? '');
+}
+
+/** `for column 'x' at row 3` → { column: 'x', row: 3 }. @internal */
+export function mySqlErrorPosition(text: string | undefined): { column?: string; row?: number } {
+  if (!text) return {};
+  const col = /column '((?:[^']|'')*)'/i.exec(text) ?? /column `((?:[^`]|``)*)`/i.exec(text);
+  const row = /at row (\d+)/i.exec(text);
+  const out: { column?: string; row?: number } = {};
+  if (col) out.column = col[1];
+  if (row) out.row = Number(row[1]);
+  return out;
+}

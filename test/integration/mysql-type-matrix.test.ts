@@ -1,0 +1,224 @@
+/**
+ * Type matrix: every MariaDB type a user meets → MySqlSource → each staging codec (memory, filesystem NDJSON,
+ * NDJSON.gz, Arrow) → MySqlSink, into a pre-created target and into one the sink creates; compared in SQL both ways
+ * with EXCEPT ALL, on the values and on their text forms; created column types compared with the source's.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
+import { FileSystemObjectStore } from '../../src/fs/index.js';
+import {
+  JsonText,
+  MemoryKvStore,
+  MemoryStagingProvider,
+  ObjectStoreStagingProvider,
+  runUnit,
+  type StagingProvider,
+  Timestamp,
+} from '../../src/index.js';
+import { MySqlSink, MySqlSource } from '../../src/mysql/index.js';
+import { testContext } from '../../src/testing/index.js';
+import { useMySql } from '../helpers/mysql.js';
+
+const env = useMySql('tm');
+const root = mkdtempSync(join(tmpdir(), 'mysql-tm-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const COLUMNS = `
+  id INT PRIMARY KEY,
+  ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, mi MEDIUMINT, i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED,
+  d65 DECIMAL(65,30), d12 DECIMAL(12,2), f FLOAT, db DOUBLE,
+  b1 BIT(1), b10 BIT(10), b64 BIT(64),
+  c8 CHAR(8), vc VARCHAR(50), tx TEXT, lat VARCHAR(20) CHARACTER SET latin1, emoji VARCHAR(20) CHARACTER SET utf8mb4,
+  bn BINARY(4), vb VARBINARY(20), bl BLOB,
+  dt DATE, dt6 DATETIME(6), dt0 DATETIME, ts6 TIMESTAMP(6) NULL DEFAULT NULL, tm6 TIME(6), yr YEAR,
+  j JSON, e ENUM('a','b''c','d e'), st SET('x','y','z'), u UUID,
+  g BIGINT AS (i * 2) VIRTUAL, gs VARCHAR(60) AS (CONCAT(vc, '!')) STORED`;
+
+/** Every stored column (generated ones compute themselves in a pre-created target). */
+const STORED =
+  'id ti tu si mi i iu bi bu d65 d12 f db b1 b10 b64 c8 vc tx lat emoji bn vb bl dt dt6 dt0 ts6 tm6 yr j e st u'.split(
+    ' ',
+  );
+const ALL = [...STORED, 'g', 'gs'];
+
+const ROWS = [
+  `(1, -128, 255, -32768, -8388608, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
+    '99999999999999999999999999999999999.999999999999999999999999999999', '-9999999999.99', 3.40282e38, -1.7976931348623157e308,
+    b'1', b'1010101010', b'1111111111111111111111111111111111111111111111111111111111111111',
+    'abc', 'it''s "q" \\\\ \\t tab', REPEAT('x', 20000), 'café', '😀 emoji ü',
+    X'00FF0A09', X'', X'000102030405060708090A0B0C0D0E0F10', '1000-01-01', '1000-01-01 00:00:00.000000', '9999-12-31 23:59:59',
+    '1970-01-01 00:00:01.000000', '-838:59:59.000000', 1901,
+    '{"a": 1.50, "big": 123456789012345678901234567890, "s": "\\\\u00e9", "n": [1e400, -0]}', 'b''c', 'x,z', '123e4567-e89b-12d3-a456-426614174000')`,
+  `(2, 127, 0, 32767, 8388607, 2147483647, 0, 9223372036854775807, 9223372036854775808,
+    '-0.000000000000000000000000000001', '0.00', -1.17549e-38, 4.9e-324,
+    b'0', b'0000000001', b'1000000000000000000000000000000000000000000000000000000000000000',
+    '', '', '', '', '',
+    X'00000000', X'FF', X'FFFEFDFC', '9999-12-31', '9999-12-31 23:59:59.999999', '2024-02-29 12:00:00',
+    '2038-01-19 03:14:07.999999', '838:59:59.000000', 2155,
+    '[]', 'd e', '', '00000000-0000-0000-0000-000000000000')`,
+  `(3, 0, 1, 0, 0, 0, 1, 0, 0, '0', '0.10', 0, -0,
+    b'1', b'0', b'0', 'x', 'line1\\nline2\\r\\n', 'tab\\there', 'ÿ', '\\t\\\\N',
+    X'01020304', X'5C4E', X'0A0D09', '2024-02-29', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05',
+    '2024-06-30 23:59:59.000001', '00:00:00.000001', 2000,
+    '{"nested": {"k": [true, false, null]}, "x": "\\\\n"}', 'a', 'x,y,z', 'ffffffff-ffff-ffff-ffff-ffffffffffff')`,
+  `(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+];
+
+/** Values and text forms of every stored column, for EXCEPT ALL both ways. */
+const textForms = (cols: string[]) =>
+  cols.map((c) =>
+    ['bn', 'vb', 'bl'].includes(c)
+      ? `HEX(${c})`
+      : ['b1', 'b10', 'b64'].includes(c)
+        ? `BIN(${c})`
+        : `CAST(${c} AS CHAR)`,
+  );
+
+async function exceptBothWays(a: string, b: string, cols: string[]): Promise<[number, number]> {
+  const sel = (t: string) => `SELECT ${[...cols, ...textForms(cols)].join(', ')} FROM ${t}`;
+  const [x] = await env.query<any[]>(`SELECT COUNT(*) AS n FROM (${sel(a)} EXCEPT ALL ${sel(b)}) d`);
+  const [y] = await env.query<any[]>(`SELECT COUNT(*) AS n FROM (${sel(b)} EXCEPT ALL ${sel(a)}) d`);
+  return [Number(x.n), Number(y.n)];
+}
+
+async function columnTypes(table: string): Promise<string[]> {
+  const rows = await env.query<any[]>(
+    `SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t, CHARACTER_SET_NAME AS cs FROM information_schema.COLUMNS
+     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
+    [env.database, table],
+  );
+  return rows.map((r) => `${r.c}:${String(r.t)}${r.cs && !String(r.cs).startsWith('utf8') ? `:${r.cs}` : ''}`);
+}
+
+const codecs: Array<[string, () => StagingProvider]> = [
+  ['memory', () => new MemoryStagingProvider()],
+  ['ndjson', () => new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: join(root, 'nd') }) })],
+  [
+    'ndjson.gz',
+    () =>
+      new ObjectStoreStagingProvider({
+        store: new FileSystemObjectStore({ root: join(root, 'gz') }),
+        codec: 'ndjson.gz',
+      }),
+  ],
+];
+const arrowStaging = () =>
+  new ObjectStoreStagingProvider({
+    store: new FileSystemObjectStore({ root: join(root, 'arrow') }),
+    codec: arrowCodec(),
+  });
+
+describe('MariaDB type matrix through every staging codec', () => {
+  it('the source reads exact values: µs Timestamps, JsonText as written, bigint above 2^63, exact decimals, bit strings, bytes', async () => {
+    await env.query(`CREATE TABLE tm (${COLUMNS}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+    await env.query(`INSERT INTO tm (${STORED.join(', ')}) VALUES ${ROWS.join(', ')}`);
+    const source = new MySqlSource({ pool: env.newPool({ dateStrings: false, supportBigNumbers: false }) });
+    const unitId = `${env.database}.tm`;
+    const { rows, schema } = await source.preview({ unitId, limit: 10 }, testContext({ unitId }));
+    const r1 = rows.find((r) => r.id === 1)!;
+    expect(r1.bu).toBe(18446744073709551615n);
+    expect(r1.bi).toBe(-9223372036854775808n);
+    expect(r1.d65).toBe('99999999999999999999999999999999999.999999999999999999999999999999');
+    expect(r1.b64).toBe('1'.repeat(64));
+    expect(r1.b10).toBe('1010101010');
+    expect(r1.bn).toEqual(new Uint8Array([0, 255, 10, 9]));
+    expect(r1.lat).toBe('café');
+    expect(r1.emoji).toBe('😀 emoji ü');
+    expect(r1.j).toBeInstanceOf(JsonText);
+    expect((r1.j as unknown as JsonText).text).toBe(
+      '{"a": 1.50, "big": 123456789012345678901234567890, "s": "\\u00e9", "n": [1e400, -0]}',
+    );
+    expect(r1.e).toBe("b'c");
+    expect(r1.st).toBe('x,z');
+    expect(r1.tm6).toBe('-838:59:59.000000');
+    expect(r1.g).toBe(-4294967296n);
+    const r3 = rows.find((r) => r.id === 3)!;
+    expect(r3.dt6).toBeInstanceOf(Timestamp);
+    expect((r3.dt6 as Timestamp).toISOString()).toBe('2024-01-02T03:04:05.123456');
+    expect((r3.dt6 as Timestamp).zoned).toBe(false);
+    expect((r3.ts6 as Timestamp).toISOString()).toBe('2024-06-30T23:59:59.000001Z');
+    expect(rows.find((r) => r.id === 4)!.j).toBeNull();
+    const field = (n: string) => schema!.fields.find((f) => f.name === n)!;
+    expect(field('d12')).toMatchObject({
+      type: 'decimal',
+      logical: { precision: 12, scale: 2 },
+      native: { dialect: 'mysql', type: 'decimal(12,2)' },
+    });
+    expect(field('ts6')).toMatchObject({ type: 'timestamp', logical: { withTimeZone: true, precision: 6 } });
+    expect(field('dt6')).toMatchObject({ type: 'timestamp', logical: { withTimeZone: false, precision: 6 } });
+    expect(field('j')).toMatchObject({ type: 'json' });
+    expect(field('e')).toMatchObject({ type: 'string', logical: { enumLabels: ['a', "b'c", 'd e'] } });
+    expect(field('lat').native?.type).toBe('varchar(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci');
+    expect(field('u')).toMatchObject({ type: 'uuid' });
+    expect(field('tm6')).toMatchObject({ type: 'time' });
+    await source.close();
+  });
+
+  it('Arrow refuses BIGINT UNSIGNED above 2^63 − 1 (int64) with row_rejected naming the column; the rest of the matrix round-trips through Arrow', async () => {
+    const unitId = `${env.database}.tm`;
+    const err = await runUnit({
+      source: new MySqlSource({ pool: env.newPool({ connectionLimit: 3 }) }),
+      sink: new MySqlSink({ pool: env.newPool({ connectionLimit: 3 }), tables: { [unitId]: 'never' } }),
+      staging: arrowStaging(),
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'mysql', endpointId: 'tm-arrow-big', unitId, sinkId: 'never' },
+      mode: 'full',
+    }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'row_rejected' });
+    expect(String(err.message)).toContain('bu');
+    await env.query('CREATE TABLE tm_arrow LIKE tm');
+    await env.query(`INSERT INTO tm_arrow (${STORED.join(', ')}) SELECT ${STORED.join(', ')} FROM tm`);
+    await env.query('UPDATE tm_arrow SET bu = 9223372036854775807 WHERE bu > 9223372036854775807');
+    const arrowUnit = `${env.database}.tm_arrow`;
+    for (const loadMethod of ['load-data', 'insert'] as const) {
+      const target = `made_arrow_${loadMethod.replace('-', '_')}`;
+      await runUnit({
+        source: new MySqlSource({ pool: env.newPool({ connectionLimit: 3 }) }),
+        sink: new MySqlSink({ pool: env.newPool({ connectionLimit: 3 }), loadMethod, tables: { [arrowUnit]: target } }),
+        staging: arrowStaging(),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'mysql', endpointId: `tm-arrow-${loadMethod}`, unitId: arrowUnit, sinkId: target },
+        mode: 'full',
+        policy: { sliceMaxRows: 2, chunkSize: 2 },
+      });
+      expect(await exceptBothWays('tm_arrow', target, ALL)).toEqual([0, 0]);
+      expect(await columnTypes(target)).toEqual(await columnTypes('tm_arrow'));
+    }
+  });
+
+  for (const [codec, provider] of codecs) {
+    for (const loadMethod of ['load-data', 'insert'] as const) {
+      it(`${codec}, sink ${loadMethod}: pre-created and sink-created targets equal the source, as values and as text, both ways`, async () => {
+        const tag = `${codec.replace('.', '_')}_${loadMethod.replace('-', '_')}`;
+        const pre = `pre_${tag}`;
+        const made = `made_${tag}`;
+        await env.query(`CREATE TABLE ${pre} LIKE tm`);
+        const unitId = `${env.database}.tm`;
+        for (const target of [pre, made]) {
+          const result = await runUnit({
+            source: new MySqlSource({ pool: env.newPool({ connectionLimit: 3 }) }),
+            sink: new MySqlSink({
+              pool: env.newPool({ connectionLimit: 3 }),
+              loadMethod,
+              tables: { [unitId]: target },
+            }),
+            staging: provider(),
+            kv: new MemoryKvStore(),
+            unit: { vendor: 'mysql', endpointId: `tm-${tag}`, unitId, sinkId: target },
+            mode: 'full',
+            policy: { sliceMaxRows: 2, chunkSize: 2 },
+          });
+          expect(result.stats.rowsImported).toBe(ROWS.length);
+        }
+        expect(await exceptBothWays('tm', pre, ALL)).toEqual([0, 0]);
+        expect(await exceptBothWays('tm', made, ALL)).toEqual([0, 0]);
+        // created types are the source's COLUMN_TYPEs (generated columns become ordinary columns holding the values)
+        expect(await columnTypes(made)).toEqual(await columnTypes('tm'));
+      });
+    }
+  }
+});
