@@ -72,6 +72,7 @@ export type {
   WriterOptions,
 } from './contracts/index.js';
 export { FIELD_TYPES } from './contracts/index.js';
+export type { SealOptions } from './contracts/staging.js';
 // values (issue 10: exact timestamps and JSON text)
 export type { LogicalType, NativeType } from './contracts/values.js';
 // errors
@@ -87,21 +88,25 @@ export {
 export { MemoryKvStore } from './memory/memory-kv-store.js';
 // --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
+// pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
+export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
 export { type CheckpointKeyParts, checkpointKey, leaseKey, runStateKey } from './pipeline/keys.js';
 export type { LeaseValue } from './pipeline/lease.js';
 // pipeline
 export type {
   BaseRunOptions,
+  DeadLetterSink,
   ExportOptions,
   ExportResult,
   ImportOptions,
+  RejectedRow,
   ResolvedRunPolicy,
   RunPolicy,
   RunUnitOptions,
   RunUnitResult,
   UnitRef,
 } from './pipeline/options.js';
-export type { RunState } from './pipeline/run-state.js';
+export type { RunReceipt, RunState, SealedSliceRecord } from './pipeline/run-state.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
 export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
 // registry
@@ -134,8 +139,3 @@ export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';
 export { JsonText } from './values/json-text.js';
 export { Timestamp, type TimestampOptions } from './values/timestamp.js';
-// pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
-export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
-export type { DeadLetterSink, RejectedRow } from './pipeline/options.js';
-export type { RunReceipt, SealedSliceRecord } from './pipeline/run-state.js';
-export type { SealOptions } from './contracts/staging.js';

@@ -3,9 +3,9 @@ import type { Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redact, redactDeep } from '../errors/redact.js';
 import type { RunUnitResult } from '../pipeline/options.js';
+import { plainJson as toPlainJson } from '../sinks/plain-json.js';
 import { newRunProgress } from '../telemetry/progress.js';
 import { formatBytes, formatDuration, formatInt, renderTable, truncate } from './format.js';
-import { toPlainJson } from './plain-json.js';
 import { ProgressLine, type ProgressState, type TtyLike } from './progress.js';
 
 /** Outcome of one unit, for the summary. @internal */

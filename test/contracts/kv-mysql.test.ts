@@ -3,7 +3,7 @@ import mysql from 'mysql2';
 import { describe, expect, it } from 'vitest';
 import { IngestError } from '../../src/index.js';
 import { MySqlKvStore } from '../../src/mysql/index.js';
-import { describeKvStore } from '../../src/testing/index.js';
+import { describeKvStore } from '../../src/testing/vitest/index.js';
 import { useMySql } from '../helpers/mysql.js';
 
 const env = useMySql('kv');

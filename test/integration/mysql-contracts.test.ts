@@ -1,6 +1,7 @@
 import { describe } from 'vitest';
 import { MySqlSink, MySqlSource } from '../../src/mysql/index.js';
-import { describeSinkEndpoint, describeSourceEndpoint, testContext } from '../../src/testing/index.js';
+import { testContext } from '../../src/testing/index.js';
+import { describeSinkEndpoint, describeSourceEndpoint } from '../../src/testing/vitest/index.js';
 import { useMySql } from '../helpers/mysql.js';
 
 const env = useMySql('contract');
