@@ -44,9 +44,9 @@ const optionsSchema = z.object({ batchRows: z.number().int().positive().optional
 
 /**
  * Arrow IPC stream codec: rows become Arrow record batches (`int64` → Int64 as `bigint`, `decimal`, `date`, `time`,
- * `uuid`, `interval` → Utf8 text (exact), `timestamp` → `timestamp[us]` for {@link Timestamp}s (time zone `UTC`
+ * `uuid`, `interval` → Utf8 text (exact), `timestamp` → `timestamp[us]` for `Timestamp`s (time zone `UTC`
  * when zoned, ±infinity as the int64 max/min) or TimestampMillisecond for `Date`s, `json` → Utf8 (the text of a
- * {@link JsonText}, else tagged JSON), `binary` → Binary; every column nullable) and come back with the same `Value`
+ * `JsonText`, else tagged JSON), `binary` → Binary; every column nullable) and come back with the same `Value`
  * types. A column mixing representations (Date and Timestamp, …) is stored as tagged JSON text, still exact.
  *
  * With a {@link RecordSchema} every row must fit it (`row_rejected` names the field otherwise). Without one,

@@ -30,8 +30,8 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 /**
  * How a column is stored: a {@link FieldType}, or one of the exact kinds —
- * `ts_utc` / `ts_local`: zoned / unzoned {@link Timestamp}s as `timestamp[us]` (time zone `UTC` / none), ±infinity as
- * the int64 max/min (as PostgreSQL stores them); `json_text`: {@link JsonText}s as their text in `utf8`.
+ * `ts_utc` / `ts_local`: zoned / unzoned `Timestamp`s as `timestamp[us]` (time zone `UTC` / none), ±infinity as
+ * the int64 max/min (as PostgreSQL stores them); `json_text`: `JsonText`s as their text in `utf8`.
  */
 export type ColumnKind = FieldType | 'ts_utc' | 'ts_local' | 'json_text';
 

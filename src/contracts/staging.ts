@@ -200,6 +200,7 @@ export interface RecordWriter {
  * @public
  */
 export interface RowCounter {
+  /** Feed the next chunk of the object, in order. */
   push(chunk: Uint8Array): void;
   /** Rows counted. @throws when the bytes end inside a row. */
   end(): number;
