@@ -21,12 +21,15 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
     expect(res.code).toBe(0);
     const templates = res.lines.filter((l) => l.type === 'template');
     expect(templates.map((t) => `${t.role}:${t.id}`).sort()).toEqual([
-      // postgres endpoints are listed because the optional peers pg, pg-copy-streams and kysely are installed here
+      // postgres and mysql endpoints are listed because their optional peers (pg, pg-copy-streams, kysely, mysql2)
+      // are installed here
       'sink:cdm.jdbc',
+      'sink:mysql',
       'sink:object-store',
       'sink:postgres',
       'source:http.json',
       'source:memory',
+      'source:mysql',
       'source:postgres',
       'source:sample',
     ]);
