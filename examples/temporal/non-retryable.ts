@@ -15,5 +15,6 @@ export const nonRetryableErrorTypes: IngestErrorCode[] = [
   'kv_conflict',
   'run_state_invalid',
   'unsupported',
+  'checkpoint_invalid',
   'internal',
 ];

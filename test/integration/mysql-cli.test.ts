@@ -21,7 +21,7 @@ policy: { sliceMaxRows: 200 }
 `,
     );
     const opts = { env: { NUCLEUS_MYSQL_URL: env.url } };
-    const first = await runCli(['run', file], opts);
+    const first = await runCli(['--json', 'run', file], opts);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.lines.find((l) => l.type === 'unit.finished')).toMatchObject({
@@ -30,7 +30,7 @@ policy: { sliceMaxRows: 200 }
     });
     const [c] = await env.query<any[]>('SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS d FROM users');
     expect([Number(c.n), Number(c.d)]).toEqual([450, 450]);
-    expect((await runCli(['run', file], opts)).code).toBe(0);
+    expect((await runCli(['--json', 'run', file], opts)).code).toBe(0);
     expect(Number((await env.query<any[]>('SELECT COUNT(*) AS n FROM users'))[0].n)).toBe(450);
 
     const copy = await ws.write(
@@ -48,7 +48,7 @@ kv: { type: file, path: "${ws.dir}/kv2.json" }
 units: ["${env.database}.users"]
 `,
     );
-    const r = await runCli(['run', copy], opts);
+    const r = await runCli(['--json', 'run', copy], opts);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const diff = await env.query<any[]>(
@@ -56,7 +56,7 @@ units: ["${env.database}.users"]
     );
     expect(diff.map((x) => Number(x.n))).toEqual([0, 0]);
 
-    const templates = await runCli(['templates'], opts);
+    const templates = await runCli(['--json', 'templates'], opts);
     const ids = JSON.stringify(templates.lines);
     expect(ids).toContain('"mysql"');
   });
