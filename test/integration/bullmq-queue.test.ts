@@ -370,7 +370,7 @@ describe('processor', () => {
     expect(broken.faultsInjected).toBe(1);
   });
 
-  it('cancel stops the run (no retry), leaves it resumable, and the next job resumes it', async () => {
+  it('cancel stops the run (no retry), leaves nothing behind before a slice is staged, and the next job runs it', async () => {
     const base = new MemorySource({
       id: 'crm',
       units: { users: { rows: rows(400), cursorField: 'id', batchSize: 50 } },
@@ -393,14 +393,15 @@ describe('processor', () => {
     const key = checkpointKey({ vendor: 'memory', endpointId: 'crm', unitId: 'users', sinkId: 'lake' });
     expect(await s.kv.get(key)).toBeUndefined(); // checkpoint untouched
     expect((await s.kv.get<{ state: string }>(leaseKey(key)))?.value.state).toBe('released');
-    expect((await s.kv.get<{ phase: string }>(runStateKey(key)))?.value.phase).toBe('exporting');
+    // Cancelled before its first slice was staged: the run leaves no run state behind (issue 11, item 5).
+    expect(await s.kv.get(runStateKey(key))).toBeUndefined();
     expect(w.cancel(jobId)).toBe(false);
 
     slowNow = false;
     const again = await s.producer.enqueueUnit(unitData('users'));
     expect(await finished(s, again.jobId)).toMatchObject({
       ok: true,
-      result: { resumed: true, stats: { rowsImported: 400 } },
+      result: { resumed: false, stats: { rowsImported: 400 } },
     });
     expect(s.sink.rows('users')).toHaveLength(400);
   });
