@@ -221,7 +221,7 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
     await rc.close(true);
     return out;
   } catch (err) {
-    const e = toRunError(rc, err);
+    const e = await fencedOrSelf(rc, toRunError(rc, err));
     if (call) session = call.sessionGone ? undefined : call.session;
     if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, call, session, { fresh, stateSaved }, e);
     rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
@@ -457,6 +457,26 @@ async function result(
   if (!rc.policy.keepStaging && session) await session.destroy().catch(() => {});
   rc.emit({ type: 'run.completed', stats: out.stats, newCheckpoint: out.newCheckpoint });
   return out;
+}
+
+/**
+ * A holder whose lease was taken over while it ran sees the new holder's work as failures of its own (a session
+ * sealed meanwhile, a fenced manifest). Whatever failed, such a run reports `lease_lost`: the unit is the new
+ * holder's, and this run must neither record its error in the run state nor release the new holder's lease.
+ */
+async function fencedOrSelf(rc: RunContext, e: IngestError): Promise<IngestError> {
+  if (e.code === 'lease_lost' || !rc.lease) return e;
+  try {
+    await rc.lease.renew();
+    return e;
+  } catch (err) {
+    if (!IngestError.is(err, 'lease_lost')) return e;
+    return new IngestError('lease_lost', `${err.message}; meanwhile this run failed: ${e.message}`, {
+      cause: e,
+      retryable: true,
+      details: { ...(err.details ?? {}), failure: e.code },
+    });
+  }
 }
 
 function toRunError(rc: RunContext, err: unknown): IngestError {
