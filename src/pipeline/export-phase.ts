@@ -3,12 +3,11 @@ import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
-import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
 import type { RejectedRow } from './options.js';
-import { retryEvent, stagingCall } from './phase-support.js';
+import { closingIteration, retryEvent, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
@@ -276,35 +275,30 @@ async function exportStream(
   return checkpoint;
 }
 
-/** Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. */
+/**
+ * Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. Every exit
+ * other than the read's end closes the source's iterator and waits for it (`closingIteration`), so its connection
+ * is released before the slice or the stream is retried, and before the run returns.
+ */
 async function* readSource(
   rc: RunContext,
   source: SourceEndpoint<any>,
   req: ReadRequest<any> & { slice?: SliceSpec },
 ): AsyncGenerator<SourceBatch<any>> {
+  const slice = req.slice?.index;
   let iterable: AsyncIterable<SourceBatch<any>>;
   try {
     iterable = source.read(req, rc.ctx());
   } catch (err) {
-    throw sourceError(rc, err, req.slice?.index);
+    throw sourceError(rc, err, slice);
   }
-  const it = abortable(iterable, rc.signal, `Export (${rc.where(req.slice?.index)})`)[Symbol.asyncIterator]();
-  while (true) {
-    let next: IteratorResult<SourceBatch<any>>;
-    try {
-      next = await it.next();
-    } catch (err) {
-      throw sourceError(rc, err, req.slice?.index);
-    }
-    if (next.done) return;
-    const batch = next.value;
+  for await (const batch of closingIteration(rc, iterable, `Export (${rc.where(slice)})`, (err) =>
+    sourceError(rc, err, slice),
+  )) {
     if (!batch || !Array.isArray(batch.rows)) {
-      await it.return?.(undefined);
-      throw new IngestError(
-        'source_failed',
-        `Source yielded a batch without a rows array (${rc.where(req.slice?.index)})`,
-        { retryable: false },
-      );
+      throw new IngestError('source_failed', `Source yielded a batch without a rows array (${rc.where(slice)})`, {
+        retryable: false,
+      });
     }
     yield batch;
   }
