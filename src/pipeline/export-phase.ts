@@ -7,7 +7,7 @@ import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
 import type { RejectedRow } from './options.js';
-import { closingIteration, retryEvent, stagingCall } from './phase-support.js';
+import { closingIteration, retryEvent, stagingCall, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
@@ -77,7 +77,8 @@ export async function exportPhase(
 
     if (plan) {
       plannedCheckpoint = state.plannedCheckpoint ?? null;
-      const done = new Set((await session.describe()).slices.map((s) => s.index));
+      const desc = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
+      const done = new Set(desc.slices.map((s) => s.index));
       progress.slicesPlanned = plan.length;
       progress.slicesStaged = done.size;
       const todo = plan.filter((s) => !done.has(s.index));
@@ -89,7 +90,7 @@ export async function exportPhase(
       );
       expectedSlices = plan.map((s) => s.index);
     } else {
-      if (resumed) await stagingCall(rc, () => session.destroy(), 'emptying the session');
+      if (resumed) await stagingStep(rc, 'export', () => session.destroy(), 'emptying the session');
       let attemptSession = resumed ? await allocateAgain(rc, session) : session;
       let written: number[] = [];
       plannedCheckpoint = await withRetry(
@@ -126,7 +127,7 @@ export async function exportPhase(
 async function allocateAgain(rc: RunContext, session: StagingSession): Promise<StagingSession> {
   await session.close();
   const fresh = await stagingCall(rc, () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
-  if (fresh.fence) await stagingCall(rc, () => fresh.fence!(rc.lease.epoch), 'claiming the session');
+  if (fresh.fence) await stagingStep(rc, 'export', () => fresh.fence!(rc.lease.epoch), 'claiming the session');
   return fresh;
 }
 

@@ -1,6 +1,7 @@
 import type { SessionDescription } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { raceAbort, throwIfAborted } from '../util/abort.js';
+import { raceAbort, sleep, throwIfAborted } from '../util/abort.js';
+import { backoffDelay, isRetryable } from '../util/retry.js';
 import type { RunContext } from './run-context.js';
 import type { SealedSliceRecord } from './run-state.js';
 
@@ -15,6 +16,46 @@ export async function stagingCall<T>(rc: RunContext, fn: () => Promise<T>, what:
       slice: slice ?? null,
     });
   }
+}
+
+/**
+ * A staging operation of a phase that is not a slice write — describe, seal, verify, handles, destroy, fence, the
+ * markers — under the run's `policy.retry`, like slice writes: a transient failure (retryable `staging_failed`)
+ * is retried with backoff and reported as `retry.scheduled`. Use it only for operations that can be repeated:
+ * reads, and writes that converge (`seal()` keeps the first `sealedAt` and rewrites `_SUCCESS`, markers are
+ * rewritten whole, `destroy()` deletes what is left). `lease_lost`, `aborted`, non-retryable errors and a seal
+ * refused because the manifest is not the plan (retryable for the caller, but the same at once) are not retried here.
+ * @internal
+ */
+export async function stagingStep<T>(
+  rc: RunContext,
+  phase: 'export' | 'import' | 'commit',
+  fn: () => Promise<T>,
+  what: string,
+  slice?: number,
+): Promise<T> {
+  const policy = rc.policy.retry;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await stagingCall(rc, fn, what, slice);
+    } catch (err) {
+      const again =
+        attempt < policy.maxAttempts &&
+        isRetryable(err) &&
+        !IngestError.is(err, 'lease_lost') &&
+        !isSealRefusal(err) &&
+        !rc.signal.aborted;
+      if (!again) throw err;
+      const delayMs = backoffDelay(attempt, policy);
+      retryEvent(rc, phase, { attempt, delayMs, error: err }, slice);
+      await sleep(delayMs, rc.signal);
+    }
+  }
+}
+
+/** `seal({ expectedSlices })` refused: the manifest lists other slices (details `have`/`want`); not a store failure. */
+function isSealRefusal(err: unknown): boolean {
+  return IngestError.is(err) && Array.isArray(err.details?.want) && Array.isArray(err.details?.have);
 }
 
 /** How long an early exit waits for a source's `return()` (its ROLLBACK and connection release) before moving on. */

@@ -10,7 +10,6 @@
  */
 import { Kysely, PostgresDialect } from 'kysely';
 import type mysql from 'mysql2';
-import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkpointKey,
