@@ -36,7 +36,7 @@ import { recordFigures } from './harness.js';
 const pgEnv = usePostgres('release');
 const myEnv = useMySql('release');
 const ROWS = 3000;
-const figures = { cases: [] as string[], faultsInjected: 0, rowsChecked: 0 };
+const figures = { cases: [] as string[], faultsInjected: 0, rowsChecked: 0, poolChecks: 0 };
 afterAll(() => recordFigures('source-release', figures));
 
 interface Fault {
@@ -141,6 +141,7 @@ async function pgCase(opts: { planned: boolean; codec?: RecordCodec; kv?: 'pg' |
     });
   /** Every connection of the pool is back and idle, and no backend of it is inside a transaction. */
   const assertIdle = async (what: string) => {
+    figures.poolChecks++;
     expect(pool.waitingCount, `${what}: clients waiting for the pool`).toBe(0);
     expect(pool.idleCount, `${what}: connections checked out`).toBe(pool.totalCount);
     let busy: unknown[] = [];
@@ -298,6 +299,7 @@ async function myCase(opts: { planned: boolean }) {
       _freeConnections: { length: number };
       _connectionQueue: { length: number };
     };
+    figures.poolChecks++;
     for (let i = 0; i < 40 && p._freeConnections.length !== p._allConnections.length; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
