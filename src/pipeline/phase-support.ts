@@ -98,9 +98,9 @@ export async function* closingIteration<T>(
         result = await raceAbort(next, rc.signal, what);
         pending = undefined;
       } catch (err) {
-        if (rc.signal.aborted) throw err;
-        pending = undefined;
-        throw mapError(err);
+        // After an abort the next() may still be running (raceAbort gave up on it): `pending` closes it later.
+        if (!rc.signal.aborted) pending = undefined;
+        throw IngestError.is(err) ? err : mapError(err);
       }
       if (result.done) {
         ended = true;
