@@ -501,7 +501,7 @@ export class PostgresSink implements SinkEndpoint {
           row++;
           let text: string;
           try {
-            text = encoder.encode([batch[i]]);
+            text = encoder.encodeRow(batch[i]);
             if (pending.length + text.length > COPY_CHUNK_BYTES && pending.length > 0) {
               yield Buffer.from(pending, 'utf8');
               pending = '';
