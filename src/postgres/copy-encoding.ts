@@ -73,8 +73,8 @@ function scalarText(v: Value, kind: ColumnKind): string {
 }
 
 /**
- * Encode rows as CSV for `COPY … FROM STDIN (FORMAT csv)`: every non-null field quoted (so `\.`, empty strings,
- * quotes, commas, newlines and backslashes are data), NULL as an unquoted empty field. Strings holding NUL (which
+ * Encode rows as CSV for `COPY … FROM STDIN (FORMAT csv)`: every non-null text field quoted (so `\.`, empty strings,
+ * quotes, commas, newlines and backslashes are data; numbers, bigints, booleans and Timestamps bare), NULL as an unquoted empty field. Strings holding NUL (which
  * PostgreSQL text cannot store) are refused with `row_rejected` naming the column, slice and row.
  */
 export class CsvEncoder {
