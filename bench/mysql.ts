@@ -23,8 +23,12 @@ import { writePerformanceSection } from './_report.js';
 const DEFAULT_URL = 'mysql://root@127.0.0.1:3306/test';
 const here = fileURLToPath(import.meta.url);
 
+/** Staging codec of a bench path: NDJSON (rows) or LOAD DATA text (`mysql-tsv`, the pass-through). */
+type StagingCodec = 'ndjson' | 'mysql-tsv';
+
 interface ChildResult {
   method: string;
+  codec: StagingCodec;
   rows: number;
   ms: number;
   peakRssMb: number;
@@ -43,11 +47,12 @@ function dbUrl(database: string): string {
 
 async function child(
   method: 'load-data' | 'insert',
+  codec: StagingCodec,
   database: string,
   target: string,
   stagingRoot: string,
 ): Promise<void> {
-  const { MySqlKvStore, MySqlSink, MySqlSource } = await import('../src/mysql/index.js');
+  const { MySqlKvStore, MySqlSink, MySqlSource, mySqlLoadDataCodec } = await import('../src/mysql/index.js');
   const { runUnit, ObjectStoreStagingProvider } = await import('../src/index.js');
   const { FileSystemObjectStore } = await import('../src/fs/index.js');
   const { Kysely, MysqlDialect } = await import('kysely');
@@ -71,7 +76,10 @@ async function child(
   const r = await runUnit({
     source,
     sink,
-    staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: stagingRoot }) }),
+    staging: new ObjectStoreStagingProvider({
+      store: new FileSystemObjectStore({ root: stagingRoot }),
+      codec: codec === 'mysql-tsv' ? mySqlLoadDataCodec() : 'ndjson',
+    }),
     kv,
     unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: target },
     mode: 'full',
@@ -83,6 +91,7 @@ async function child(
   await Promise.all([source.close(), sink.close(), db.destroy()]);
   const out: ChildResult = {
     method,
+    codec,
     rows: r.stats.rowsImported,
     ms,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
@@ -92,10 +101,16 @@ async function child(
   process.stdout.write(`\n${JSON.stringify(out)}\n`);
 }
 
-function runChild(method: string, database: string, target: string, stagingRoot: string): ChildResult {
+function runChild(
+  method: string,
+  codec: StagingCodec,
+  database: string,
+  target: string,
+  stagingRoot: string,
+): ChildResult {
   const out = execFileSync(
     process.execPath,
-    ['--import', 'tsx', here, '--child', method, database, target, stagingRoot],
+    ['--import', 'tsx', here, '--child', method, codec, database, target, stagingRoot],
     {
       encoding: 'utf8',
       env: process.env,
@@ -135,11 +150,16 @@ export async function main(args: string[]): Promise<void> {
     );
     await admin.query('ANALYZE TABLE src');
     const results: ChildResult[] = [];
-    for (const method of ['load-data', 'insert'] as const) {
-      const target = `dst_${method.replace('-', '_')}`;
-      const staging = join(tmp, `staging-${method}`);
-      console.log(`ours: runUnit MySqlSource → fs staging → MySqlSink (${method})`);
-      const r = runChild(method, database, target, staging);
+    const paths = [
+      ['load-data', 'mysql-tsv'],
+      ['load-data', 'ndjson'],
+      ['insert', 'ndjson'],
+    ] as const;
+    for (const [method, codec] of paths) {
+      const target = `dst_${method.replace('-', '_')}_${codec.replace('-', '_')}`;
+      const staging = join(tmp, `staging-${method}-${codec}`);
+      console.log(`ours: runUnit MySqlSource → fs staging (${codec}) → MySqlSink (${method})`);
+      const r = runChild(method, codec, database, target, staging);
       const [[c]] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${target}\``)) as any;
       if (Number(c.n) !== rows) throw new Error(`${method}: target holds ${c.n} rows, expected ${rows}`);
       const [[d]] = (await admin.query(
@@ -160,14 +180,14 @@ export async function main(args: string[]): Promise<void> {
     load.after = loadavg()[0];
     const lines = results.map(
       (r) =>
-        `| end to end, sink \`${r.method}\` | ${secs(r.ms)} | ${fmt((r.rows / r.ms) * 1000)} | ${r.cpuSec.toFixed(1)} | ${r.slices} | ${secs(baseMs)} | ${(baseMs / r.ms).toFixed(2)}× | ${r.peakRssMb.toFixed(0)} |`,
+        `| end to end, staging \`${r.codec}\`, sink \`${r.method}\` | ${secs(r.ms)} | ${fmt((r.rows / r.ms) * 1000)} | ${r.cpuSec.toFixed(1)} | ${r.slices} | ${secs(baseMs)} | ${(baseMs / r.ms).toFixed(2)}× | ${r.peakRssMb.toFixed(0)} |`,
     );
     const md = [
       `## MySQL / MariaDB (${fmt(rows)} rows)`,
       '',
       `\`npm run bench -- mysql\` on ${cpus().length} cores, MariaDB on the same machine; load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after.`,
       'Baseline: the server copying by itself (`SELECT … INTO OUTFILE` ' +
-        `${secs(b1 - b0)} s + \`LOAD DATA INFILE\` ${secs(b2 - b1)} s, server-side files). Ours goes through the client, durable NDJSON staging with sha256, ` +
+        `${secs(b1 - b0)} s + \`LOAD DATA INFILE\` ${secs(b2 - b1)} s, server-side files). Ours goes through the client, durable staging with sha256 (\`mysql-tsv\`: LOAD DATA text staged by the source and streamed to LOAD DATA unchanged; \`ndjson\`: rows), ` +
         'a ledger transaction per slice, and compares every row with `EXCEPT` afterwards (not timed).',
       '',
       '| path | seconds | rows/s | Node CPU s | slices | baseline s | ratio (baseline time / ours) | peak RSS MiB |',
@@ -184,6 +204,12 @@ export async function main(args: string[]): Promise<void> {
 }
 
 if (process.argv[2] === '--child') {
-  await child(process.argv[3] as 'load-data' | 'insert', process.argv[4], process.argv[5], process.argv[6]);
+  await child(
+    process.argv[3] as 'load-data' | 'insert',
+    process.argv[4] as StagingCodec,
+    process.argv[5],
+    process.argv[6],
+    process.argv[7],
+  );
   process.exit(0);
 }

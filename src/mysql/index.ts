@@ -14,6 +14,7 @@ export {
   quoteMySqlIdentifier,
 } from './identifiers.js';
 export { MySqlKvStore, type MySqlKvStoreOptions } from './kv-store.js';
+export { MYSQL_LOAD_DATA_CODEC_ID, mySqlLoadDataCodec } from './load-data-codec.js';
 export { MySqlSink } from './sink.js';
 export {
   type MySqlLoadMethod,

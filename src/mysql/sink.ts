@@ -16,6 +16,7 @@ import {
   parseMySqlTableName,
   quoteMySqlIdentifier,
 } from './identifiers.js';
+import { type LoadDataEncoding, loadDataEncodingOf, MYSQL_LOAD_DATA_CODEC_ID } from './load-data-codec.js';
 import {
   type MySqlLoadMethod,
   type MySqlSinkConfig,
@@ -37,6 +38,11 @@ interface LoadPlan {
   /** The staged fields written, in order, with their target columns. */
   columns: MySqlColumnInfo[];
   info: MySqlTableInfo;
+  /**
+   * For LOAD DATA text staged with `mysql-tsv`: every staged field in order, with its target column (none for a
+   * generated column) and how its text is written; undefined when a field's text does not fit its column as is.
+   */
+  passThrough?: Array<{ column: MySqlColumnInfo | undefined; encoding: LoadDataEncoding }>;
 }
 
 /** A load target: the table (or the merge staging table) and where the slice's rows start. */
@@ -290,7 +296,7 @@ export class MySqlSink implements SinkEndpoint {
     if (failed !== undefined) throw failed;
     return {
       rowsImported: progress.rows,
-      provenance: this.#provenance(plan, req, committed, skipped, progress.committedRows, loader.method),
+      provenance: this.#provenance(plan, req, committed, skipped, progress.committedRows, loader),
     };
   }
 
@@ -382,7 +388,7 @@ export class MySqlSink implements SinkEndpoint {
         for (const x of req.slices) progress.add(x.rows, x.index, true);
         return {
           rowsImported: progress.rows,
-          provenance: this.#provenance(plan, req, 0, req.slices.length, 0, loader.method),
+          provenance: this.#provenance(plan, req, 0, req.slices.length, 0, loader),
         };
       }
       await s.query(`DELETE FROM ${plan.targetSql}`);
@@ -403,7 +409,7 @@ export class MySqlSink implements SinkEndpoint {
       progress.commit(imported, current);
       return {
         rowsImported: imported,
-        provenance: this.#provenance(plan, req, req.slices.length, 0, imported, loader.method),
+        provenance: this.#provenance(plan, req, req.slices.length, 0, imported, loader),
       };
     } catch (err) {
       if (open) await s.query('ROLLBACK').catch(() => s.poison());
@@ -411,12 +417,14 @@ export class MySqlSink implements SinkEndpoint {
     }
   }
 
-  #provenance(plan: LoadPlan, req: ImportRequest, committed: number, skipped: number, rows: number, method: string) {
+  #provenance(plan: LoadPlan, req: ImportRequest, committed: number, skipped: number, rows: number, loader: Loader) {
+    const { method, passedThrough } = loader;
     return {
       target: formatMySqlTableName(plan.target),
       ledger: formatMySqlTableName(this.#ledger!),
       disposition: req.disposition,
       loadMethod: method,
+      slicesPassedThrough: passedThrough,
       slicesCommitted: committed,
       slicesSkipped: skipped,
       rowsCommitted: rows,
@@ -426,6 +434,8 @@ export class MySqlSink implements SinkEndpoint {
 
 /** Encodes staged rows and sends them with LOAD DATA LOCAL INFILE or multi-row INSERTs. */
 class Loader {
+  /** Slices streamed to LOAD DATA as staged (`mysql-tsv`), without decoding rows. */
+  passedThrough = 0;
   readonly #batch: number;
   readonly #stmtBytes: number;
 
@@ -443,7 +453,98 @@ class Loader {
 
   /** Load one slice into `into.table`; returns the rows loaded. */
   load(s: MySqlSession, into: LoadInto, slice: ImportSlice): Promise<number> {
+    if (
+      this.method === 'load-data' &&
+      this.plan.passThrough &&
+      slice.codec === MYSQL_LOAD_DATA_CODEC_ID &&
+      typeof slice.reader.iterEncoded === 'function'
+    )
+      return this.#loadDataEncoded(s, into, slice, this.plan.passThrough);
     return this.method === 'load-data' ? this.#loadData(s, into, slice) : this.#insert(s, into, slice);
+  }
+
+  /**
+   * A slice staged as LOAD DATA text (`mysql-tsv`) streamed to LOAD DATA LOCAL INFILE unchanged, with backpressure.
+   * The reader verifies the bytes (sha256, size, rows) and holds the last chunk back until they pass, so a damaged
+   * slice never completes its LOAD DATA; the server's row count must equal the manifest's.
+   */
+  async #loadDataEncoded(
+    s: MySqlSession,
+    into: LoadInto,
+    slice: ImportSlice,
+    fields: NonNullable<LoadPlan['passThrough']>,
+  ): Promise<number> {
+    const targets: string[] = [];
+    const sets: string[] = [];
+    fields.forEach(({ column, encoding }, i) => {
+      if (!column) {
+        targets.push('@_nucleus_skip');
+        return;
+      }
+      const q = quoteMySqlIdentifier(column.name);
+      if (encoding === 'binary') {
+        targets.push(`@v${i}`);
+        sets.push(`${q} = UNHEX(@v${i})`);
+      } else if (encoding === 'bit') {
+        targets.push(`@v${i}`);
+        sets.push(`${q} = CAST(CONV(@v${i}, 2, 10) AS UNSIGNED)`);
+      } else targets.push(q);
+    });
+    let sent = 0;
+    let failure: unknown;
+    const self = this;
+    const sock = s.raw.stream as NodeJS.WritableStream & { writableLength?: number };
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of slice.reader.iterEncoded!()) {
+          throwIfAborted(self.ctx.signal, `MySqlSink.import of ${JSON.stringify(self.ctx.unitId)}`);
+          let n = 0;
+          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) n++;
+          sent += n;
+          yield chunk;
+          self.progress.add(n, slice.index, false);
+          if ((sock.writableLength ?? 0) > 8 * INFILE_CHUNK) await once(sock as never, 'drain');
+        }
+      } catch (err) {
+        failure = err;
+        throw err;
+      }
+    }
+    let res: any;
+    try {
+      ({ rows: res } = await s.query(
+        `LOAD DATA LOCAL INFILE 'nucleus-slice-${into.slice}' INTO TABLE ${into.table} CHARACTER SET utf8mb4
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${targets.join(', ')})${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
+        [],
+        { infileStreamFactory: () => Readable.from(chunks(), { objectMode: false }) },
+      ));
+    } catch (err) {
+      throw failure ?? err;
+    }
+    if (failure) throw failure;
+    if (sent !== slice.rows)
+      throw new IngestError(
+        'staging_corrupt',
+        `Slice ${slice.index} holds ${sent} rows of LOAD DATA text, its manifest says ${slice.rows}`,
+        { details: { slice: slice.index, rows: sent, manifestRows: slice.rows } },
+      );
+    await this.#checkLoaded(s, res, sent);
+    this.passedThrough++;
+    return sent;
+  }
+
+  /** LOAD DATA LOCAL turns bad values into warnings: any warning, or fewer rows than sent, rejects the slice. */
+  async #checkLoaded(s: MySqlSession, res: any, sent: number): Promise<void> {
+    const warnings = Number(res?.warningStatus ?? 0);
+    if (warnings > 0 || Number(res?.affectedRows) !== sent) {
+      const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
+      const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
+      const message = first
+        ? `${first.Message} (${first.Level} ${first.Code})`
+        : `${res?.affectedRows} of ${sent} rows loaded`;
+      const pos = mySqlErrorPosition(first?.Message);
+      throw new RowProblem(message, pos.column, pos.row, first?.Code);
+    }
   }
 
   /** Encode one row (values checked against their columns); a bad value is a ValueRejected naming the column. */
@@ -514,16 +615,7 @@ class Loader {
       throw failure ?? err;
     }
     if (failure) throw failure;
-    const warnings = Number(res?.warningStatus ?? 0);
-    if (warnings > 0 || Number(res?.affectedRows) !== sent) {
-      const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
-      const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
-      const message = first
-        ? `${first.Message} (${first.Level} ${first.Code})`
-        : `${res?.affectedRows} of ${sent} rows loaded`;
-      const pos = mySqlErrorPosition(first?.Message);
-      throw new RowProblem(message, pos.column, pos.row, first?.Code);
-    }
+    await this.#checkLoaded(s, res, sent);
     return sent;
   }
 
@@ -660,7 +752,20 @@ function buildPlan(
   }
   // generated columns compute their own values; the staged field's name is used to read rows
   const columns = names.map((n) => ({ ...byName.get(n.toLowerCase())!, name: n })).filter((c) => !c.generated);
-  return { target, targetSql, columns, info };
+  const plan: LoadPlan = { target, targetSql, columns, info };
+  // LOAD DATA text passes through when every staged field's text is what its column reads: hex into a binary
+  // column, binary digits into BIT, text into any other column (else the slice is decoded and written as rows)
+  if (schema?.fields.length) {
+    const fields = schema.fields.map((f) => {
+      const c = byName.get(f.name.toLowerCase())!;
+      const encoding = loadDataEncodingOf(f);
+      const wants: LoadDataEncoding = c.kind === 'binary' ? 'binary' : c.kind === 'bit' ? 'bit' : 'text';
+      return { column: c.generated ? undefined : { ...c, name: f.name }, encoding, fits: wants === encoding };
+    });
+    if (fields.every((f) => f.fits || !f.column))
+      plan.passThrough = fields.map(({ column, encoding }) => ({ column, encoding }));
+  }
+  return plan;
 }
 
 async function inferSchema(slices: ImportSlice[]): Promise<RecordSchema | undefined> {

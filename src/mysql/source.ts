@@ -1,6 +1,13 @@
 import type { IngestionContext } from '../contracts/context.js';
 import type { UnitMetadata } from '../contracts/endpoint.js';
-import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type {
+  EncodedBatch,
+  ExportPlan,
+  ReadRequest,
+  SliceSpec,
+  SourceBatch,
+  SourceEndpoint,
+} from '../contracts/source-endpoint.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
@@ -14,6 +21,7 @@ import {
 import { endPool, type MySqlPoolLike, MySqlSession, parseMySqlEndpointOptions } from './connection.js';
 import { wrapMySqlError } from './errors.js';
 import { formatMySqlTableName, mySqlQualifiedName, parseMySqlTableName, quoteMySqlIdentifier } from './identifiers.js';
+import { loadDataFieldReader, MYSQL_LOAD_DATA_CODEC_ID } from './load-data-codec.js';
 import {
   invalidMySqlCheckpoint,
   type MySqlCheckpoint,
@@ -30,6 +38,8 @@ const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 const DEFAULT_SLICE_ROWS = 500_000;
 const MAX_SLICES = 1024;
 const HIDDEN = '__nucleus_t';
+/** Bytes of LOAD DATA text gathered before they are handed to the staging writer. */
+const GATHER_BYTES = 64 * 1024;
 
 interface Unit {
   unitId: string;
@@ -295,6 +305,87 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
     }
   }
 
+  /**
+   * Pass-through read of one planned slice as LOAD DATA text (codec `mysql-tsv`, {@link mySqlLoadDataCodec}): every
+   * value goes from the server's wire text (hex for binary columns, binary digits for BIT) into its escaped field,
+   * with no row object and no value conversion. `undefined` for another codec or an unplanned read.
+   */
+  readEncoded(
+    codec: string,
+    req: ReadRequest<MySqlCheckpoint> & { slice: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<EncodedBatch> | undefined {
+    if (codec !== MYSQL_LOAD_DATA_CODEC_ID) return undefined;
+    const bounds = req.slice?.bounds as SliceBounds | undefined;
+    if (!bounds || typeof bounds !== 'object' || !bounds.planned) return undefined;
+    return this.#readEncoded(req, bounds, ctx);
+  }
+
+  async *#readEncoded(
+    req: ReadRequest<MySqlCheckpoint> & { slice: SliceSpec },
+    bounds: SliceBounds,
+    ctx: IngestionContext,
+  ): AsyncGenerator<EncodedBatch> {
+    const what = `MySqlSource.readEncoded of ${JSON.stringify(req.unitId)} (slice ${req.slice.index})`;
+    const s = await this.#open(ctx, what);
+    let done = false;
+    let stream: any;
+    try {
+      await s.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await s.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      const unit = await this.#resolve(s, req.unitId);
+      let first = true;
+      if (!bounds.empty) {
+        const { text, values } = selectSql(unit, bounds, false);
+        const report = this.#zeroReporter(unit, ctx);
+        const readers = new Map<string, (f: CastField) => string>();
+        for (const c of unit.columns)
+          readers.set(c.name, loadDataFieldReader(c, this.#config.zeroDates ?? 'null', report));
+        const typeCast = (f: CastField) => readers.get(f.name)!(f);
+        stream = s.stream(text, values, typeCast, 1000);
+        throwIfAborted(ctx?.signal, what);
+        let out = '';
+        for await (const r of stream as AsyncIterable<string[]>) {
+          out += `${r.join('\t')}\n`;
+          if (out.length < GATHER_BYTES) continue;
+          const bytes = Buffer.from(out, 'utf8');
+          out = '';
+          yield first ? { bytes, schema: unit.schema } : { bytes };
+          first = false;
+          throwIfAborted(ctx?.signal, what);
+        }
+        if (out) {
+          const bytes = Buffer.from(out, 'utf8');
+          yield first ? { bytes, schema: unit.schema } : { bytes };
+          first = false;
+        }
+        stream = undefined;
+      }
+      if (first) yield { bytes: new Uint8Array(0), schema: unit.schema };
+      await s.query('COMMIT');
+      done = true;
+    } catch (err) {
+      if (IngestError.is(err)) throw err;
+      throw wrapMySqlError(err, 'source_failed', `${what} failed`, {
+        unitId: req.unitId,
+        endpointId: ctx?.endpointId,
+        runId: ctx?.runId,
+        slice: req.slice.index,
+      });
+    } finally {
+      if (stream) {
+        s.poison();
+        try {
+          stream.destroy();
+        } catch {
+          // already closed
+        }
+      }
+      if (!done && !stream) await s.query('ROLLBACK').catch(() => s.poison());
+      s.release(done);
+    }
+  }
+
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -306,21 +397,23 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
     return (this.#config.zeroDates ?? 'null') === 'null';
   }
 
-  #typeCast(unit: Unit, ctx: IngestionContext): (f: CastField, next: () => unknown) => Value {
-    const zeros = new Map<string, number>();
+  /** Warns once per read that zero dates were read as NULL. */
+  #zeroReporter(unit: Unit, ctx: IngestionContext): (column: string) => void {
     let reported = false;
-    const report = (column: string) => {
-      zeros.set(column, (zeros.get(column) ?? 0) + 1);
-      if (!reported) {
-        reported = true;
-        queueMicrotask(() =>
-          ctx?.logger?.warn('MySqlSource: zero dates read as null (zeroDates: null)', {
-            unitId: unit.unitId,
-            column,
-          }),
-        );
-      }
+    return (column: string) => {
+      if (reported) return;
+      reported = true;
+      queueMicrotask(() =>
+        ctx?.logger?.warn('MySqlSource: zero dates read as null (zeroDates: null)', {
+          unitId: unit.unitId,
+          column,
+        }),
+      );
     };
+  }
+
+  #typeCast(unit: Unit, ctx: IngestionContext): (f: CastField, next: () => unknown) => Value {
+    const report = this.#zeroReporter(unit, ctx);
     const decoders = new Map<string, (f: CastField) => Value>();
     for (const c of unit.info.columns) decoders.set(c.name, columnDecoder(c, this.#config.zeroDates ?? 'null', report));
     return (f, next) => {
