@@ -103,10 +103,12 @@ interface SliceBounds {
  *   `WITH CONSISTENT SNAPSHOT`: never the whole result in memory; batches are cut by rows and by bytes.
  * - Every connection runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC instants) and a known `sql_mode`;
  *   an injected pool gets its own settings back on release.
- * - Incremental reads are keyset reads on `cursorColumns` with the primary key as tie-breaker: the checkpoint is
- *   the (cursor, key) tuple of the last row, so rows tying with the last cursor value and a greater key are read.
- * - `plan` fixes the upper (cursor, key) tuple of the run (its checkpoint) and splits tables larger than
- *   `sliceMaxRows` into primary-key ranges exported concurrently.
+ * - Incremental reads resume AT the last cursor value and skip the rows exported there before (boundary dedupe by
+ *   row fingerprint, docs/decisions/0005): rows that tie with it — whatever their key — or commit late within `lag`
+ *   are read, rows updated in place are read again, NULL cursors are read once each.
+ * - `plan` takes the run's position and window in one snapshot, splits the rows below the window into primary-key
+ *   ranges of about `sliceMaxRows` exported concurrently, and reads the window in one boundary slice.
+ * - `readEncoded('mysql-tsv', …)` stages a planned slice as LOAD DATA text ({@link mySqlLoadDataCodec}).
  *
  * Value types are listed in docs/mysql.md (exact decimals, BIGINT UNSIGNED as bigint, µs timestamps, JSON as written).
  *
