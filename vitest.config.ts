@@ -13,6 +13,7 @@ export default defineConfig({
       },
     ],
     globalSetup: ['test/setup/global-postgres.ts', 'test/setup/global-s3.ts'],
+    setupFiles: ['test/setup/app-name.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

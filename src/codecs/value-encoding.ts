@@ -2,6 +2,7 @@ import type { FieldType, RecordSchema, Row, Value } from '../contracts/values.js
 import { IngestError } from '../errors/ingest-error.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
+import { isoText, parseIsoTimestamp } from './timestamp-text.js';
 
 /*
  * Tagged JSON: how a {@link Value} that JSON cannot express survives a trip through JSON text.
@@ -102,11 +103,13 @@ function floatName(v: number): string {
 
 /** A Timestamp as tag payload: ISO-8601 with 6 digits, `Z` when zoned (`infinityZ` for a zoned infinity). */
 export function timestampText(t: Timestamp): string {
-  return t.isFinite || !t.zoned ? t.toISOString() : `${t.toISOString()}Z`;
+  return t.isFinite ? isoText(t) : t.zoned ? `${t.toISOString()}Z` : t.toISOString();
 }
 
 /** The Timestamp of a payload written by {@link timestampText}. @throws RangeError when malformed */
 export function timestampOfText(s: string): Timestamp {
+  const fast = parseIsoTimestamp(s);
+  if (fast !== undefined) return fast;
   const zoned = s.endsWith('Z');
   const base = zoned ? s.slice(0, -1) : s;
   if (base === 'infinity') return Timestamp.infinite(1, { zoned });
@@ -290,6 +293,8 @@ export interface RowPlan {
   readonly kinds: readonly Conversion[];
   /** The same names, for lookups. */
   readonly typed: ReadonlySet<string>;
+  /** The conversion of each typed column by name. */
+  readonly kindOf: ReadonlyMap<string, Conversion>;
 }
 
 const CONVERTED: Partial<Record<FieldType, Conversion>> = { int64: 'int64', timestamp: 'timestamp', binary: 'binary' };
@@ -306,7 +311,9 @@ export function compileRowPlan(schema: RecordSchema | undefined): RowPlan | unde
       kinds.push(c);
     }
   }
-  return names.length > 0 ? { names, kinds, typed: new Set(names) } : undefined;
+  return names.length > 0
+    ? { names, kinds, typed: new Set(names), kindOf: new Map(names.map((n, i) => [n, kinds[i]])) }
+    : undefined;
 }
 
 function encodeTyped(kind: Conversion, v: unknown): JsonOut {
@@ -356,29 +363,67 @@ function decodeTyped(kind: Conversion, v: unknown): Value {
   throw new IngestError('staging_corrupt', `Malformed ${kind} value ${JSON.stringify(String(v).slice(0, 60))}`);
 }
 
-/** One row as one line of JSON text (no newline). */
+/** JSON text of object keys (`"name":`), cached: rows of one table repeat the same few keys. */
+const keyTexts = new Map<string, string>();
+function keyText(k: string): string {
+  let t = keyTexts.get(k);
+  if (t === undefined) {
+    t = `${JSON.stringify(k)}:`;
+    if (keyTexts.size < 4096) keyTexts.set(k, t);
+  }
+  return t;
+}
+
+/** JSON text of a value of a typed column (what `JSON.stringify(encodeTyped(kind, v))` writes). */
+function typedText(kind: Conversion, v: unknown): string {
+  if (kind === 'int64' && typeof v === 'bigint') return `"${v.toString()}"`;
+  // the text of a Timestamp holds digits, `-`, `+`, `:`, `.`, `T`, `Z` and letters only: nothing to escape
+  if (kind === 'timestamp' && v instanceof Timestamp) return `"${timestampText(v)}"`;
+  return JSON.stringify(encodeTyped(kind, v));
+}
+
+/** JSON text of an untyped value (what `JSON.stringify` of its tagged tree writes). */
+function valueText(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      return Number.isFinite(v) && (v !== 0 || 1 / v > 0) ? String(v) : `{"$f":"${floatName(v)}"}`;
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'bigint':
+      return `{"$i":"${v.toString()}"}`;
+    case 'object':
+      if (v === null) return 'null';
+      if (v instanceof JsonText) return `{"$j":${JSON.stringify(v.text)}}`;
+      if (v instanceof Timestamp) return `{"$t":"${timestampText(v)}"}`;
+      return JSON.stringify(isPlain(v) ? v : toTaggedTree(v));
+    default:
+      return JSON.stringify(toTaggedTree(v));
+  }
+}
+
+/**
+ * One row as one line of JSON text (no newline): the same text as `JSON.stringify` of the row with its values
+ * tagged, written field by field (no copy of the row, no tag objects for the common values).
+ */
 export function encodeRow(row: Row, plan?: RowPlan): string {
   // The row itself is never a tag (decoding treats the top level as fields), so only its values matter.
-  // A row with nothing special is written as is; otherwise a shallow copy gets the tagged values.
-  let out: Record<string, JsonOut> | undefined;
-  if (plan !== undefined) {
-    const { names, kinds } = plan;
-    for (let i = 0; i < names.length; i++) {
-      const k = names[i];
-      if (!Object.hasOwn(row, k)) continue;
-      const v = row[k];
-      if (v === null || v === undefined) continue;
-      out ??= { ...(row as Record<string, JsonOut>) };
-      setData(out, k, encodeTyped(kinds[i], v));
-    }
-  }
+  const kindOf = plan?.kindOf;
+  let out = '{';
+  let first = true;
   for (const k in row) {
+    if (!Object.hasOwn(row, k)) continue;
     const v = row[k];
-    if (isPlain(v) || plan?.typed.has(k)) continue;
-    out ??= { ...(row as Record<string, JsonOut>) };
-    setData(out, k, toTaggedTree(v));
+    if (v === undefined) continue;
+    const kind = kindOf?.get(k);
+    const text = v === null ? 'null' : kind !== undefined ? typedText(kind, v) : valueText(v);
+    if (first) first = false;
+    else out += ',';
+    out += keyText(k);
+    out += text;
   }
-  return JSON.stringify(out ?? row);
+  return `${out}}`;
 }
 
 /** Parse one line written by {@link encodeRow} with the same plan. */

@@ -3,8 +3,7 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
-import { abortable } from '../util/abort.js';
-import { stagingCall } from './phase-support.js';
+import { closingIteration, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 
 /** Counters shared with the concurrent slice exports of the export phase. */
@@ -55,37 +54,20 @@ export async function exportEncodedSlice(
     { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
     async (span) => {
       try {
-        const it = abortable(encoded, rc.signal, `Export (${rc.where(slice.index)})`)[Symbol.asyncIterator]();
-        let ended = false;
-        try {
-          while (true) {
-            let next: IteratorResult<{ bytes: Uint8Array; schema?: RecordSchema }>;
-            try {
-              next = await it.next();
-            } catch (err) {
-              throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, {
-                slice: slice.index,
-              });
-            }
-            if (next.done) {
-              ended = true;
-              break;
-            }
-            const { bytes, schema } = next.value;
-            if (schema && !progress.schema) progress.schema = schema;
-            rowSizes.check(bytes);
-            await stagingCall(
-              rc,
-              () => writer.writeEncoded!(bytes, { schema: progress.schema }),
-              `writing slice ${slice.index}`,
-              slice.index,
-            );
-          }
-          ended = true;
-        } finally {
-          // Stopping early (a row too large, a staging failure) must end the source's read: its COPY, its transaction
-          // and its connection (abortable closes the source in the background).
-          if (!ended) await it.return?.(undefined).catch(() => {});
+        // Stopping early (a row too large, a staging failure, an abort) ends the source's read — its COPY, its
+        // transaction and its connection — before the slice is retried or the run returns (closingIteration).
+        const bytes = closingIteration(rc, encoded, `Export (${rc.where(slice.index)})`, (err) =>
+          IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, { slice: slice.index }),
+        );
+        for await (const { bytes: chunk, schema } of bytes) {
+          if (schema && !progress.schema) progress.schema = schema;
+          rowSizes.check(chunk);
+          await stagingCall(
+            rc,
+            () => writer.writeEncoded!(chunk, { schema: progress.schema }),
+            `writing slice ${slice.index}`,
+            slice.index,
+          );
         }
         rc.throwIfAborted('Export');
         await stagingCall(rc, () => writer.close(), `finishing slice ${slice.index}`, slice.index);

@@ -3,12 +3,11 @@ import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
-import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
 import type { RejectedRow } from './options.js';
-import { retryEvent, stagingCall } from './phase-support.js';
+import { closingIteration, retryEvent, stagingCall, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
@@ -78,7 +77,8 @@ export async function exportPhase(
 
     if (plan) {
       plannedCheckpoint = state.plannedCheckpoint ?? null;
-      const done = new Set((await session.describe()).slices.map((s) => s.index));
+      const desc = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
+      const done = new Set(desc.slices.map((s) => s.index));
       progress.slicesPlanned = plan.length;
       progress.slicesStaged = done.size;
       const todo = plan.filter((s) => !done.has(s.index));
@@ -90,7 +90,7 @@ export async function exportPhase(
       );
       expectedSlices = plan.map((s) => s.index);
     } else {
-      if (resumed) await stagingCall(rc, () => session.destroy(), 'emptying the session');
+      if (resumed) await stagingStep(rc, 'export', () => session.destroy(), 'emptying the session');
       let attemptSession = resumed ? await allocateAgain(rc, session) : session;
       let written: number[] = [];
       plannedCheckpoint = await withRetry(
@@ -127,7 +127,7 @@ export async function exportPhase(
 async function allocateAgain(rc: RunContext, session: StagingSession): Promise<StagingSession> {
   await session.close();
   const fresh = await stagingCall(rc, () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
-  if (fresh.fence) await stagingCall(rc, () => fresh.fence!(rc.lease.epoch), 'claiming the session');
+  if (fresh.fence) await stagingStep(rc, 'export', () => fresh.fence!(rc.lease.epoch), 'claiming the session');
   return fresh;
 }
 
@@ -276,35 +276,30 @@ async function exportStream(
   return checkpoint;
 }
 
-/** Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. */
+/**
+ * Iterate a source read, stopping within one batch on abort; source errors become `source_failed`. Every exit
+ * other than the read's end closes the source's iterator and waits for it (`closingIteration`), so its connection
+ * is released before the slice or the stream is retried, and before the run returns.
+ */
 async function* readSource(
   rc: RunContext,
   source: SourceEndpoint<any>,
   req: ReadRequest<any> & { slice?: SliceSpec },
 ): AsyncGenerator<SourceBatch<any>> {
+  const slice = req.slice?.index;
   let iterable: AsyncIterable<SourceBatch<any>>;
   try {
     iterable = source.read(req, rc.ctx());
   } catch (err) {
-    throw sourceError(rc, err, req.slice?.index);
+    throw sourceError(rc, err, slice);
   }
-  const it = abortable(iterable, rc.signal, `Export (${rc.where(req.slice?.index)})`)[Symbol.asyncIterator]();
-  while (true) {
-    let next: IteratorResult<SourceBatch<any>>;
-    try {
-      next = await it.next();
-    } catch (err) {
-      throw sourceError(rc, err, req.slice?.index);
-    }
-    if (next.done) return;
-    const batch = next.value;
+  for await (const batch of closingIteration(rc, iterable, `Export (${rc.where(slice)})`, (err) =>
+    sourceError(rc, err, slice),
+  )) {
     if (!batch || !Array.isArray(batch.rows)) {
-      await it.return?.(undefined);
-      throw new IngestError(
-        'source_failed',
-        `Source yielded a batch without a rows array (${rc.where(req.slice?.index)})`,
-        { retryable: false },
-      );
+      throw new IngestError('source_failed', `Source yielded a batch without a rows array (${rc.where(slice)})`, {
+        retryable: false,
+      });
     }
     yield batch;
   }

@@ -8,7 +8,7 @@ import { withSpan } from '../telemetry/tracing.js';
 import { jsonEqual } from '../util/deep-equal.js';
 import { exportPhase } from './export-phase.js';
 import { importPhase } from './import-phase.js';
-import { assertSlices, stagingCall } from './phase-support.js';
+import { assertSlices, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
 
@@ -129,7 +129,7 @@ async function exportStep(call: RunCall): Promise<void> {
   call.session = out.session;
   const session = out.session;
   rc.throwIfAborted('Export');
-  const staged = await stagingCall(rc, () => session.describe(), 'describing the session');
+  const staged = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
 
   if (
     call.skipEmpty &&
@@ -139,7 +139,7 @@ async function exportStep(call: RunCall): Promise<void> {
     out.rowsRejected === 0
   ) {
     // Nothing new: stage nothing, write no checkpoint. The run is finished, so its id keeps its result.
-    await stagingCall(rc, () => session.destroy(), 'removing the empty session');
+    await stagingStep(rc, 'export', () => session.destroy(), 'removing the empty session');
     call.sessionGone = true;
     const done: Partial<RunState> = {
       empty: true,
@@ -161,8 +161,8 @@ async function exportStep(call: RunCall): Promise<void> {
 
   // Fencing: a holder paused past its lease stops here, before it seals (renewing is a compare-and-set).
   await rc.lease.renew();
-  await stagingCall(rc, () => session.seal({ expectedSlices: out.expectedSlices }), 'sealing the session');
-  const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+  await stagingStep(rc, 'export', () => session.seal({ expectedSlices: out.expectedSlices }), 'sealing the session');
+  const desc = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
   assertSlices(rc, desc, out.expectedSlices, 'sealed');
   rc.emit({ type: 'export.completed', rowsExported: desc.rows, slices: desc.slices.length, bytesStaged: desc.bytes });
   await rc.stateStore.save(state, 'exported', {
@@ -203,7 +203,7 @@ async function commitStep(call: RunCall): Promise<void> {
     // Fencing: renewing the lease is a compare-and-set on our token; a stale holder stops here.
     await rc.lease.renew();
     if (state.sealedSlices) {
-      const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+      const desc = await stagingStep(rc, 'commit', () => session.describe(), 'describing the session');
       assertSlices(rc, desc, state.sealedSlices, 'imported');
     }
     const planned = state.plannedCheckpoint ?? null;
@@ -230,10 +230,9 @@ async function commitStep(call: RunCall): Promise<void> {
     await rc.stateStore.writeReceipt({ ...state, ...done, phase: 'committed' }, 'committed');
     await rc.stateStore.save(state, 'committed', done);
     rc.emit({ type: 'checkpoint.committed', checkpoint, version });
-    await session
-      .markLanded()
-      .catch((err) =>
-        rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
-      );
+    // The run is committed: a _LANDED that still cannot be written only leaves the session to the sweep's abandon rule.
+    await stagingStep(rc, 'commit', () => session.markLanded(), 'writing _LANDED').catch((err) =>
+      rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
+    );
   });
 }

@@ -1,3 +1,4 @@
+import { pgText } from '../codecs/timestamp-text.js';
 import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { JsonText } from '../values/json-text.js';
@@ -47,7 +48,7 @@ export function arrayLiteral(values: Value[], elem: ColumnKind = 'scalar'): stri
  */
 function scalarText(v: Value, kind: ColumnKind): string {
   if (v instanceof JsonText) return v.text;
-  if (v instanceof Timestamp) return kind === 'json' ? JSON.stringify(v.toISOString()) : v.toPostgres();
+  if (v instanceof Timestamp) return kind === 'json' ? JSON.stringify(v.toISOString()) : pgText(v);
   switch (typeof v) {
     case 'string':
       return kind === 'json' ? JSON.stringify(v) : v;
@@ -72,49 +73,87 @@ function scalarText(v: Value, kind: ColumnKind): string {
 }
 
 /**
- * Encode rows as CSV for `COPY … FROM STDIN (FORMAT csv)`: every non-null field quoted (so `\.`, empty strings,
- * quotes, commas, newlines and backslashes are data), NULL as an unquoted empty field. Strings holding NUL (which
+ * Encode rows as CSV for `COPY … FROM STDIN (FORMAT csv)`: every non-null text field quoted (so `\.`, empty strings,
+ * quotes, commas, newlines and backslashes are data; numbers, bigints, booleans and Timestamps bare), NULL as an unquoted empty field. Strings holding NUL (which
  * PostgreSQL text cannot store) are refused with `row_rejected` naming the column, slice and row.
  */
 export class CsvEncoder {
   readonly #columns: CopyColumn[];
   readonly #origin: CopyOrigin;
+  /** Per column: whether its name is also a property of every object (`constructor`, `__proto__`, …). */
+  readonly #inherited: boolean[];
   rows = 0;
 
   constructor(columns: CopyColumn[], origin: CopyOrigin) {
     this.#columns = columns;
     this.#origin = origin;
+    this.#inherited = columns.map((c) => c.name in Object.prototype);
   }
 
   /** CSV lines of a batch, as one string. */
   encode(batch: Row[]): string {
-    const cols = this.#columns;
     let out = '';
-    for (const row of batch) {
-      this.rows++;
-      for (let i = 0; i < cols.length; i++) {
-        if (i > 0) out += ',';
-        const c = cols[i];
-        const v = Object.hasOwn(row, c.name) ? row[c.name] : null;
-        if (v === null || v === undefined) continue;
-        let s: string;
-        try {
-          s =
-            c.kind === 'array' && Array.isArray(v)
-              ? arrayLiteral(v, c.elem)
-              : c.kind === 'bytea' && typeof v === 'string'
-                ? v
-                : scalarText(v, c.kind);
-        } catch (err) {
-          throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
-        }
-        if (s.includes('\u0000'))
-          throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
-        out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
-      }
-      out += '\n';
-    }
+    for (let i = 0; i < batch.length; i++) out += this.encodeRow(batch[i]);
     return out;
+  }
+
+  /**
+   * The CSV line of one row (with its newline). Numbers, bigints, booleans and Timestamps are written unquoted (their
+   * text never holds a quote, comma, newline or NUL, and is never empty); every other value is quoted.
+   */
+  encodeRow(row: Row): string {
+    const cols = this.#columns;
+    const inherited = this.#inherited;
+    this.rows++;
+    let out = '';
+    for (let i = 0; i < cols.length; i++) {
+      if (i > 0) out += ',';
+      const c = cols[i];
+      const v = row[c.name];
+      if (v === null || v === undefined) continue;
+      if (inherited[i] && !Object.hasOwn(row, c.name)) continue;
+      let s: string;
+      switch (typeof v) {
+        case 'string':
+          if (c.kind === 'json') {
+            s = JSON.stringify(v);
+            break;
+          }
+          s = v;
+          break;
+        case 'bigint':
+          out += v.toString();
+          continue;
+        case 'number':
+          if (c.kind === 'json') {
+            s = stringifyJsonExact(v);
+            break;
+          }
+          out += Object.is(v, -0) ? '-0' : String(v);
+          continue;
+        case 'boolean':
+          out += c.kind === 'json' ? String(v) : v ? 't' : 'f';
+          continue;
+        default:
+          if (v instanceof JsonText) {
+            s = v.text;
+            break;
+          }
+          if (v instanceof Timestamp && c.kind !== 'json') {
+            out += pgText(v);
+            continue;
+          }
+          try {
+            s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v, c.elem) : scalarText(v as Value, c.kind);
+          } catch (err) {
+            throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
+          }
+      }
+      if (s.includes('\u0000'))
+        throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
+      out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
+    }
+    return `${out}\n`;
   }
 
   #reject(column: string, why: string, cause?: unknown): IngestError {

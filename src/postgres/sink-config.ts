@@ -15,8 +15,8 @@ export interface PostgresSinkConfig {
   /** Pool size when the sink builds its own pool. @defaultValue 4 */
   maxConnections?: number;
   /**
-   * Most rows read from staging per batch. Batches are also sized by bytes (about 2 MiB, from the row size seen in
-   * earlier slices), rows are encoded for COPY one by one and sent in pieces of about 1 MiB: memory follows bytes,
+   * Most rows read from staging per batch. Batches are also sized by bytes (about 256 KiB, from the row size seen in
+   * earlier slices), rows are encoded for COPY one by one and sent in pieces of about 256 KiB: memory follows bytes,
    * not rows. @defaultValue 10000
    */
   batchSize?: number;

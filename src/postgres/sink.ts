@@ -28,12 +28,16 @@ import { fieldTypeToPgType } from './type-mapping.js';
 const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
 /** Most rows read from staging per batch. */
 const DEFAULT_BATCH = 10_000;
-/** Bytes of rows a batch read from staging aims at (the staging reader holds about two batches). */
-const READ_BATCH_BYTES = 2 * 1024 * 1024;
+/**
+ * Bytes of rows a batch read from staging aims at (the staging reader holds about two batches). Small on purpose:
+ * rows alive across a young-generation GC are copied and promoted, so the GC work grows with the rows in flight
+ * (docs/decisions/0007-row-path-costs.md).
+ */
+const READ_BATCH_BYTES = 256 * 1024;
 /** Rows per batch before the row size is known. */
 const FIRST_READ_BATCH = 32;
 /** Bytes of CSV handed to COPY at a time. */
-const COPY_CHUNK_BYTES = 1024 * 1024;
+const COPY_CHUNK_BYTES = 256 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const PROGRESS_EVERY_MS = 500;
 
@@ -501,7 +505,7 @@ export class PostgresSink implements SinkEndpoint {
           row++;
           let text: string;
           try {
-            text = encoder.encode([batch[i]]);
+            text = encoder.encodeRow(batch[i]);
             if (pending.length + text.length > COPY_CHUNK_BYTES && pending.length > 0) {
               yield Buffer.from(pending, 'utf8');
               pending = '';
@@ -526,7 +530,8 @@ export class PostgresSink implements SinkEndpoint {
       }
       if (pending) yield Buffer.from(pending, 'utf8');
     }
-    await pipeline(Readable.from(chunks(slice.reader)), stream);
+    // one chunk ahead at most (the default would read 16 chunks ahead of COPY)
+    await pipeline(Readable.from(chunks(slice.reader), { highWaterMark: 1 }), stream);
     return encoder.rows;
   }
 }

@@ -46,7 +46,7 @@ export interface PostgresSourceConfig {
   batchSize?: number;
   /**
    * Target bytes per FETCH: the rows per FETCH adapt to the observed row size so a batch of wide rows stays near this
-   * size (at least one row per FETCH). @defaultValue 2 MiB
+   * size (at least one row per FETCH). @defaultValue 256 KiB
    */
   fetchMaxBytes?: number;
   /** Pool size when the source builds its own pool. @defaultValue 4 */

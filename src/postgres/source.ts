@@ -36,7 +36,7 @@ const READ_SETTINGS =
 
 const DEFAULT_BATCH = 10_000;
 const DEFAULT_SLICE_ROWS = 500_000;
-const DEFAULT_FETCH_BYTES = 2 * 1024 * 1024;
+const DEFAULT_FETCH_BYTES = 256 * 1024;
 const DEFAULT_BOUNDARY_ROWS = 100_000;
 /** Rows of the first FETCH, before the row size is known. */
 const FIRST_FETCH = 16;

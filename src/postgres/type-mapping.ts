@@ -1,3 +1,4 @@
+import { parsePgTimestamp, parsePgTimestamptz } from '../codecs/timestamp-text.js';
 import type { FieldType, LogicalType, Value } from '../contracts/values.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
@@ -312,8 +313,8 @@ const BY_NAME: Record<string, Parser> = {
   float8: float,
   bool,
   date: identity,
-  timestamp: (s) => Timestamp.parse(s, { zoned: false }),
-  timestamptz: (s) => Timestamp.parse(s, { zoned: true }),
+  timestamp: parsePgTimestamp,
+  timestamptz: parsePgTimestamptz,
   json: (s) => new JsonText(s),
   jsonb: (s) => new JsonText(s),
   bytea: parseBytea,

@@ -50,7 +50,15 @@ export function usePostgres(prefix = 't'): PgTestEnv {
   const dbs: Kysely<any>[] = [];
   let admin: pg.Pool | undefined;
   const newPool = (opts: pg.PoolConfig = {}) => {
-    const p = new pg.Pool({ connectionString: url, max: 10, options: `-c search_path="${schema}",public`, ...opts });
+    // Idle connections close at once: CI runs three test files at a time against one server (max_connections 100),
+    // and a file's pools stay open until its afterAll.
+    const p = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      idleTimeoutMillis: 200,
+      options: `-c search_path="${schema}",public`,
+      ...opts,
+    });
     p.on('error', () => {});
     pools.push(p);
     return p;

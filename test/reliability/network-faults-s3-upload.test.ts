@@ -5,19 +5,32 @@
  *   slice again (a planned slice from the source, an unplanned stream by re-exporting into an emptied session);
  * - an answer lost after the server acted (CreateMultipartUpload, CompleteMultipartUpload) neither leaves an
  *   upload behind nor fails the slice.
+ * - an unplanned PostgreSQL stream on a pool of ONE connection: the failed slice's stream is re-exported (the first
+ *   read's connection is given back first, or the re-export would wait for it for ever).
  * Every case ends with the rows of a fault-free run, slices with the fault-free sha256, and no incomplete upload
  * (the proxy's log of created/completed/aborted upload ids, and ListMultipartUploads).
  */
 import type http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type IngestionEvent, MemoryKvStore, ObjectStoreStagingProvider, type Row, runUnit } from '../../src/index.js';
+import {
+  type IngestionEvent,
+  MemoryKvStore,
+  ObjectStoreStagingProvider,
+  type Row,
+  runUnit,
+  type SourceEndpoint,
+} from '../../src/index.js';
+import { PostgresSource } from '../../src/postgres/index.js';
 import { S3ObjectStore } from '../../src/s3/index.js';
 import { MemorySink, MemorySource } from '../../src/testing/index.js';
 import { type FaultKind, type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { usePostgres } from '../helpers/pg.js';
 import { createTestS3Client, s3Target, testBucket, uniquePrefix } from '../helpers/s3.js';
 import { openUploads, sliceHashes } from '../helpers/s3-staged.js';
 import { recordFigures } from './harness.js';
+
+const pgEnv = usePostgres('upfault');
 
 /** 9000 rows of ~2 KB: three slices of ~6 MiB, each a multipart upload of two parts. */
 const ROWS = 9000;
@@ -242,5 +255,87 @@ describe('slice uploads under targeted S3 faults', () => {
       kind: 'lost',
     });
     expect(r.rewrites).toEqual([]);
+  }, 120_000);
+
+  it('an unplanned PostgreSQL stream on a pool of one: past the store retry the upload is aborted, the stream is re-exported on the same connection', async () => {
+    const table = `"${pgEnv.schema}".events`;
+    await pgEnv.query(`CREATE TABLE ${table} (id int PRIMARY KEY, body text NOT NULL)`);
+    await pgEnv.query(
+      `INSERT INTO ${table} SELECT g, lpad((g - 1)::text, 8, '0') || '-' || repeat('y', 2000) FROM generate_series(1, $1) g`,
+      [ROWS],
+    );
+    const pool = pgEnv.newPool({ max: 1 });
+    const pgSource = new PostgresSource({ pool });
+    // without its planner: the export streams and cuts the slices itself
+    const source: SourceEndpoint<any> = { descriptor: pgSource.descriptor, read: (r, c) => pgSource.read(r, c) };
+    let left = 2;
+    const proxy = await startFaultProxy({
+      target: s3Target().endpoint,
+      rate: 1,
+      burst: 1,
+      kinds: ['reset'],
+      filter: (req) => partOfSlice1(2)(req) && left-- > 0,
+    });
+    const prefix = uniquePrefix('uppg').replace(/\/$/, '');
+    const client = createTestS3Client({
+      endpoint: proxy.url,
+      maxAttempts: 1,
+      requestHandler: { requestTimeout: 5_000, connectionTimeout: 2_000 } as never,
+    });
+    clients.push(client);
+    try {
+      const sink = new MemorySink();
+      const events: IngestionEvent[] = [];
+      const unitId = `${pgEnv.schema}.events`;
+      const result = await runUnit({
+        source,
+        sink,
+        staging: new ObjectStoreStagingProvider({
+          store: new S3ObjectStore({
+            client,
+            bucket: testBucket(),
+            partSize: 5 * 1024 * 1024,
+            retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
+          }),
+          prefix,
+        }),
+        kv: new MemoryKvStore(),
+        unit: { endpointId: 'uppg', unitId },
+        runId: 'uppg-run',
+        mode: 'full',
+        policy: {
+          sliceMaxRows: 3000,
+          chunkSize: 500,
+          keepStaging: true,
+          retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+        },
+        onEvent: (e) => events.push(e),
+        // a connection never given back would make the re-export wait for ever: fail instead
+        signal: AbortSignal.timeout(90_000),
+      });
+      expect(result.stats.rowsImported).toBe(ROWS);
+      const got = sink.rows(unitId);
+      expect(got.map((r) => Number(r.id)).sort((a, b) => a - b)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+      expect(got.every((r) => r.body === `${String(Number(r.id) - 1).padStart(8, '0')}-${'y'.repeat(2000)}`)).toBe(
+        true,
+      );
+      const rewrites = events.filter((e) => e.type === 'retry.scheduled' && e.phase === 'export');
+      expect(rewrites, 'one re-export of the stream').toHaveLength(1);
+      expect(proxy.multipart.aborted.size, 'the failed upload aborted').toBeGreaterThanOrEqual(1);
+      expect(proxy.incompleteUploads()).toEqual([]);
+      expect(await openUploads(prefix)).toEqual([]);
+      expect(pool.idleCount, 'the source connection is back in the pool').toBe(pool.totalCount);
+      const faults = Object.values(proxy.stats.faults).reduce((n, x) => n + x, 0);
+      expect(faults).toBe(2);
+      figures.cases.push('unplanned PostgreSQL stream, pool of one: re-exported');
+      figures.faultsInjected += faults;
+      for (const [k, v] of Object.entries(proxy.stats.faults)) figures.faults[k] = (figures.faults[k] ?? 0) + v;
+      figures.uploadsCreated += proxy.multipart.created.size;
+      figures.uploadsAborted += proxy.multipart.aborted.size;
+      figures.rowsCompared += got.length;
+      figures.slicesRewritten += rewrites.length;
+    } finally {
+      await proxy.close();
+    }
   }, 120_000);
 });

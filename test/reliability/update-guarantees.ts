@@ -114,6 +114,7 @@ function figureLines(run: RunSummary | undefined): string[] {
   const corrupt = all['corrupt-staging'] ?? {};
   const hostile = all['hostile-input'] ?? {};
   const secrets = all.secrets ?? {};
+  const release = all['source-release'] ?? {};
 
   const s3Suites = [net, netGet, netUp];
   const s3Faults: Record<string, number> = {};
@@ -136,7 +137,8 @@ function figureLines(run: RunSummary | undefined): string[] {
     num(pgNet.rowsChecked) +
     num(netGet.rowsChecked) +
     num(net.rowsCompared) +
-    num(netUp.rowsCompared);
+    num(netUp.rowsCompared) +
+    num(release.rowsChecked);
   const duplicates = sum(crash, 'duplicatesFound') + num(pgNet.duplicatesFound) + num(netGet.duplicatesFound);
   const lost = num(netGet.missingRows) + sum(crash, 'missingRows');
 
@@ -174,6 +176,7 @@ function figureLines(run: RunSummary | undefined): string[] {
     `| slices compared by sha256 with a fault-free run / rows compared | ${num(net.slicesCompared) + num(netUp.slicesCompared)} / ${num(net.rowsCompared) + num(netUp.rowsCompared)} |`,
     `| slices written again by policy.retry after an upload failed past the store retry | ${netUp.slicesRewritten ?? 0} |`,
     `| S3 GETs cut mid-body during import / resumed by ranged GET | ${netGet.cuts ?? 0} / ${netGet.rangedGets ?? 0} |`,
+    `| early exits of an export (failed upload, abort, lease lost) with the source on a pool of one: cases / pools checked idle afterwards | ${(release.cases ?? []).length} / ${release.poolChecks ?? 0} |`,
     `| PostgreSQL faults injected (dropped connections, terminated backends) | ${pgNet.faultsInjected ?? 0} (${pgNet.connectionsDropped ?? 0}, ${pgNet.backendsTerminated ?? 0}) |`,
     `| uncaught exceptions from dropped PostgreSQL connections | ${pgNet.uncaughtExceptions ?? 0} |`,
     `| damaged sessions refused with staging_corrupt (import attempts) | ${corrupt.stagingCorrupt ?? 0} |`,

@@ -1,0 +1,156 @@
+import { Timestamp } from '../values/timestamp.js';
+
+/*
+ * Fast paths for the timestamp texts the row paths read and write millions of times: PostgreSQL's output with
+ * DateStyle ISO and TimeZone UTC (`2024-03-01 12:34:56.123456+00`) and the ISO-8601 text of the NDJSON codec
+ * (`2024-03-01T12:34:56.123456Z`). They use Number arithmetic on the character codes (no regular expression, no
+ * bigint division) for years 1700–2250, where microseconds since 1970 are safe integers, and return `undefined`
+ * for anything else (another year, BC, an offset other than UTC, 24:00, a leap second, ±infinity) so the caller
+ * takes the exact general path (`Timestamp.parse`, `toISOString`, `toPostgres`). Results are identical.
+ */
+
+const MICROS_PER_DAY = 86_400_000_000;
+/** 1700-01-01 and 2251-01-01 in microseconds since 1970: the range of the fast paths (well inside 2^53). */
+const MIN_FAST = -8_520_336_000_000_000;
+const MAX_FAST = 8_867_491_200_000_000;
+const PAD2 = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
+
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Two ASCII digits at `i` as a number, or -1. */
+function d2(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
+ * 1970, or `undefined` when the text is not of that form or out of the fast range.
+ */
+function fastMicros(s: string, suffix: string): number | undefined {
+  const n = s.length;
+  if (n < 19 + suffix.length || n > 26 + suffix.length) return undefined;
+  const c10 = s.charCodeAt(10);
+  if (
+    s.charCodeAt(4) !== 45 ||
+    s.charCodeAt(7) !== 45 ||
+    (c10 !== 32 && c10 !== 84) ||
+    s.charCodeAt(13) !== 58 ||
+    s.charCodeAt(16) !== 58
+  )
+    return undefined;
+  const y1 = d2(s, 0);
+  const y2 = d2(s, 2);
+  const month = d2(s, 5);
+  const day = d2(s, 8);
+  const hour = d2(s, 11);
+  const minute = d2(s, 14);
+  const second = d2(s, 17);
+  if (y1 < 17 || y1 > 22 || y2 < 0 || month < 1 || month > 12 || day < 1) return undefined;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined;
+  const year = y1 * 100 + y2;
+  if (day > daysInMonth(year, month)) return undefined;
+  const end = n - suffix.length;
+  if (suffix.length > 0 && !s.endsWith(suffix)) return undefined;
+  let micros = 0;
+  if (end > 19) {
+    if (s.charCodeAt(19) !== 46 || end === 20) return undefined;
+    let scale = 100_000;
+    for (let i = 20; i < end; i++) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return undefined;
+      micros += c * scale;
+      scale /= 10;
+    }
+  }
+  const v =
+    daysFromCivil(year, month, day) * MICROS_PER_DAY + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros;
+  return v >= MIN_FAST && v < MAX_FAST ? v : undefined;
+}
+
+/** `timestamptz` text as PostgreSQL prints it in UTC (`…+00`, `BC`, `infinity`) → zoned Timestamp. @throws RangeError */
+export function parsePgTimestamptz(s: string): Timestamp {
+  const v = fastMicros(s, '+00');
+  return v === undefined ? Timestamp.parse(s, { zoned: true }) : Timestamp.fromEpochMicros(v, { zoned: true });
+}
+
+/** `timestamp` (without time zone) text as PostgreSQL prints it → unzoned Timestamp. @throws RangeError */
+export function parsePgTimestamp(s: string): Timestamp {
+  const v = fastMicros(s, '');
+  return v === undefined ? Timestamp.parse(s, { zoned: false }) : Timestamp.fromEpochMicros(v, { zoned: false });
+}
+
+/** The NDJSON payload of a Timestamp (`timestampText`): ISO-8601 with 6 digits, `Z` when zoned. @throws RangeError */
+export function parseIsoTimestamp(s: string): Timestamp | undefined {
+  const zoned = s.charCodeAt(s.length - 1) === 90; // 'Z'
+  const v = fastMicros(s, zoned ? 'Z' : '');
+  return v === undefined ? undefined : Timestamp.fromEpochMicros(v, { zoned });
+}
+
+/** Calendar fields of microseconds in the fast range: `YYYY-MM-DD`, `HH:MM:SS` and the microseconds. */
+function fields(v: number): [date: string, time: string, micros: number] {
+  const days = Math.floor(v / MICROS_PER_DAY);
+  const rem = v - days * MICROS_PER_DAY;
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const secs = Math.floor(rem / 1_000_000);
+  const micros = rem - secs * 1_000_000;
+  const date = `${PAD2[Math.floor(year / 100)]}${PAD2[year % 100]}-${PAD2[month]}-${PAD2[day]}`;
+  const time = `${PAD2[Math.floor(secs / 3600)]}:${PAD2[Math.floor(secs / 60) % 60]}:${PAD2[secs % 60]}`;
+  return [date, time, micros];
+}
+
+/** Microseconds of a finite Timestamp in the fast range, else `undefined`. */
+function fastValue(t: Timestamp): number | undefined {
+  if (t.infinity !== 0) return undefined;
+  const e = t.epochMicros;
+  return e >= MIN_FAST_BIG && e < MAX_FAST_BIG ? Number(e) : undefined;
+}
+const MIN_FAST_BIG = BigInt(MIN_FAST);
+const MAX_FAST_BIG = BigInt(MAX_FAST);
+
+const micros6 = (m: number) => (m >= 100_000 ? String(m) : String(m + 1_000_000).slice(1));
+
+/** `Timestamp.toISOString()`: ISO-8601 with 6 fractional digits, `Z` when zoned. */
+export function isoText(t: Timestamp): string {
+  const v = fastValue(t);
+  if (v === undefined) return t.toISOString();
+  const [date, time, micros] = fields(v);
+  return `${date}T${time}.${micros6(micros)}${t.zoned ? 'Z' : ''}`;
+}
+
+/** `Timestamp.toPostgres()`: PostgreSQL's own text in UTC (`2024-03-01 12:34:56.1234+00`). */
+export function pgText(t: Timestamp): string {
+  const v = fastValue(t);
+  if (v === undefined) return t.toPostgres();
+  const [date, time, micros] = fields(v);
+  let s = `${date} ${time}`;
+  if (micros !== 0) {
+    let m = micros6(micros);
+    let end = 6;
+    while (m.charCodeAt(end - 1) === 48) end--;
+    if (end < 6) m = m.slice(0, end);
+    s += `.${m}`;
+  }
+  return t.zoned ? `${s}+00` : s;
+}
