@@ -351,11 +351,27 @@ export async function planBoundary(
   const columns = unit.cursor.map((c) => c.name);
   const top = await greatest(s, unit, resume?.from ?? null);
   const values = top ?? resume?.values ?? null;
-  const from = top ? await windowFrom(s, unit, top) : (resume?.from ?? null);
-  const params: unknown[] = [];
-  const region =
-    from && values ? `(${windowWhere(unit, { from, values }, params)} OR ${special(unit)})` : special(unit);
-  const now = await fingerprints(s, unit, region, params);
+  let from = top ? await windowFrom(s, unit, top) : (resume?.from ?? null);
+  const boundaryOf = (start: string[] | null) => {
+    const params: unknown[] = [];
+    const region =
+      start && values ? `(${windowWhere(unit, { from: start, values }, params)} OR ${special(unit)})` : special(unit);
+    return fingerprints(s, unit, region, params);
+  };
+  let now = await boundaryOf(from);
+  if (top && unit.lag && count(now) > unit.boundaryMaxRows) {
+    // a lag window larger than the bound shrinks to the ties for this run; ties and NULL rows are always kept
+    ctx?.logger?.warn(
+      'MySqlSource: the lag window holds more rows than boundaryMaxRows; this run keeps the ties only',
+      {
+        unitId: unit.unitId,
+        rows: count(now),
+        boundaryMaxRows: unit.boundaryMaxRows,
+      },
+    );
+    from = top;
+    now = await boundaryOf(from);
+  }
   const expect = new Map<string, number>();
   const seenBefore = new Map(resume?.seen ?? []);
   for (const [fp, n] of now) {
@@ -364,7 +380,7 @@ export async function planBoundary(
   }
   const rows = count(now);
   if (rows > unit.boundaryMaxRows)
-    ctx?.logger?.warn('MySqlSource: the boundary holds more rows than boundaryMaxRows (use a finer cursor)', {
+    ctx?.logger?.warn('MySqlSource: the ties and NULL rows alone hold more than boundaryMaxRows (use a finer cursor)', {
       unitId: unit.unitId,
       rows,
       boundaryMaxRows: unit.boundaryMaxRows,

@@ -23,8 +23,9 @@ export interface MySqlUnitConfig {
    */
   lag?: string | number;
   /**
-   * Rows the boundary (the lag window, ties with the last value, rows whose cursor is NULL) is expected to hold at
-   * most (8 bytes each in the checkpoint); a warning is logged above it (use a finer cursor or a shorter lag).
+   * Most rows the boundary (rows within `lag`, ties with the last value, rows whose cursor is NULL) may hold in the
+   * checkpoint (8 bytes each). A `lag` window holding more shrinks to the ties for that run; ties and NULL rows are
+   * always kept (a warning is logged when they alone exceed it).
    * @defaultValue 100000
    */
   boundaryMaxRows?: number;

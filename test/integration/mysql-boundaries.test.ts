@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { ReadRequest, SliceSpec, SourceEndpoint } from '../../src/index.js';
 import { checkpointKey, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
 import { type MySqlCheckpoint, MySqlSink, MySqlSource } from '../../src/mysql/index.js';
+import { MemorySink } from '../../src/testing/index.js';
 import { useMySql } from '../helpers/mysql.js';
 
 const env = useMySql('bound');
@@ -195,5 +196,42 @@ describe('MySQL incremental boundaries', { timeout: 120_000 }, () => {
       const u = await setup({ columns, cursor: [columns.split(' ')[0]], mode: 'planned', lag });
       await expect(u.run()).rejects.toMatchObject({ code: 'config_invalid' });
     }
+  });
+
+  it('a lag window larger than boundaryMaxRows shrinks to the ties for that run; ties are always kept', async () => {
+    const name = `t${++seq}_shrink`;
+    await env.query(`CREATE TABLE ${name} (id INT PRIMARY KEY, v VARCHAR(40) NOT NULL, n INT NOT NULL)`);
+    await env.query(`INSERT INTO ${name} SELECT seq, CONCAT('v', seq), seq DIV 10 FROM seq_1_to_100`);
+    const unitId = `${env.database}.${name}`;
+    const pool = env.newPool({ connectionLimit: 2 });
+    const source = new MySqlSource({
+      pool,
+      units: { [unitId]: { cursorColumns: ['n'], lag: 5, boundaryMaxRows: 20 } },
+    });
+    const kv = new MemoryKvStore();
+    const sink = new MemorySink();
+    const warnings: string[] = [];
+    const unit = { vendor: 'mysql', endpointId: 'my', unitId };
+    const run = () =>
+      runUnit({
+        source,
+        sink,
+        staging: new MemoryStagingProvider(),
+        kv,
+        unit,
+        mode: 'incremental',
+        logger: { debug() {}, info() {}, error() {}, warn: (m: string) => void warnings.push(m) },
+      });
+    expect((await run()).stats.rowsExported).toBe(100);
+    // the window (n >= 5) holds 51 rows > 20: this run keeps only the ties (n = 10: 1 row)
+    expect(warnings.some((w) => w.includes('boundaryMaxRows'))).toBe(true);
+    expect(await kv.get<MySqlCheckpoint>(checkpointKey(unit)).then((e) => e?.value)).toMatchObject({
+      values: ['10'],
+      from: ['10'],
+      seenRows: 1,
+    });
+    await env.query(`INSERT INTO ${name} VALUES (200, 'tie', 10), (201, 'new', 11)`);
+    expect((await run()).stats.rowsExported).toBe(2);
+    await source.close();
   });
 });
