@@ -132,6 +132,24 @@ describe('MySqlSource incremental boundaries', () => {
     expect(IngestError.is(err, 'source_failed')).toBe(true);
     expect(err.message).toContain('"d"');
     expect(err.retryable).toBe(false);
+    // the LOAD DATA text pass-through applies the same policy: NULL (\N) by default, source_failed with 'error'
+    const ctx = testContext({ unitId });
+    const slice = {
+      index: 0,
+      bounds: (await lenient.plan({ unitId, mode: 'full', checkpoint: null }, ctx)).slices[0].bounds,
+    };
+    const chunks: Buffer[] = [];
+    for await (const b of lenient.readEncoded('mysql-tsv', { unitId, mode: 'full', checkpoint: null, slice }, ctx)!)
+      chunks.push(Buffer.from(b.bytes));
+    expect(Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean).sort()).toEqual([
+      '1\t\\N\t\\N',
+      '2\t\\N\t2024-01-01 00:00:00.000000',
+    ]);
+    const failed = await (async () => {
+      for await (const _ of strict.readEncoded('mysql-tsv', { unitId, mode: 'full', checkpoint: null, slice }, ctx)!);
+    })().catch((e) => e);
+    expect(IngestError.is(failed, 'source_failed')).toBe(true);
+    expect(failed.message).toContain('zero date');
   });
 });
 
