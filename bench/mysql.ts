@@ -4,11 +4,13 @@
  *
  * A table (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2), created_at DATETIME(6), tags JSON) is
  * filled from the sequence engine. Measured in one run, on the same data and server:
- * - end to end, twice: `runUnit` MySqlSource → filesystem staging (NDJSON) → MySqlSink into a fresh target, with
- *   `loadMethod: 'load-data'` (LOAD DATA LOCAL INFILE streamed from staging) and with `loadMethod: 'insert'`
+ * - end to end, three paths: `runUnit` MySqlSource → filesystem staging → MySqlSink into a fresh target, with
+ *   `mysql-tsv` staging (LOAD DATA text staged by the source, streamed to LOAD DATA unchanged), and with NDJSON
+ *   staging into `loadMethod: 'load-data'` (LOAD DATA LOCAL INFILE encoded from rows) and `loadMethod: 'insert'`
  *   (multi-row INSERTs sized by bytes); each in its own child process (its peak RSS is its own);
- * - baseline: `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into a fresh target (server-side files: no client,
- *   no network, no staging, no checksums) — the fastest copy the server itself offers.
+ * - baseline, before and after ours (ratios against the mean): `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into
+ *   a fresh target (server-side files: no client, no network, no staging, no checksums) — the fastest copy the
+ *   server itself offers.
  * Writes the figures to docs/performance.md (section `mysql`).
  */
 import { execFileSync } from 'node:child_process';
@@ -121,6 +123,23 @@ function runChild(
   return JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
 }
 
+/** `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into a fresh `target`: the server copying by itself. */
+async function baseline(
+  admin: mysql.Connection,
+  outfile: string,
+  target: string,
+): Promise<{ out: number; load: number; total: number }> {
+  console.log(`baseline (${target}): SELECT … INTO OUTFILE + LOAD DATA INFILE`);
+  rmSync(outfile, { force: true });
+  await admin.query(DDL(target));
+  const b0 = performance.now();
+  await admin.query(`SELECT id, name, amount, created_at, tags INTO OUTFILE '${outfile}' FROM src`);
+  const b1 = performance.now();
+  await admin.query(`LOAD DATA INFILE '${outfile}' INTO TABLE ${target}`);
+  const b2 = performance.now();
+  return { out: b1 - b0, load: b2 - b1, total: b2 - b0 };
+}
+
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 
@@ -149,6 +168,8 @@ export async function main(args: string[]): Promise<void> {
          JSON_OBJECT('k', seq % 10, 'tags', JSON_ARRAY('a', seq % 7, true)) FROM seq_1_to_${rows}`,
     );
     await admin.query('ANALYZE TABLE src');
+    // the server's own copy, before and after ours (the machine's load moves): ratios use the mean of the two
+    const base1 = await baseline(admin, outfile, 'dst_baseline_before');
     const results: ChildResult[] = [];
     const paths = [
       ['load-data', 'mysql-tsv'],
@@ -169,14 +190,8 @@ export async function main(args: string[]): Promise<void> {
       results.push(r);
       rmSync(staging, { recursive: true, force: true });
     }
-    console.log('baseline: SELECT … INTO OUTFILE + LOAD DATA INFILE');
-    await admin.query(DDL('dst_baseline'));
-    const b0 = performance.now();
-    await admin.query(`SELECT id, name, amount, created_at, tags INTO OUTFILE '${outfile}' FROM src`);
-    const b1 = performance.now();
-    await admin.query(`LOAD DATA INFILE '${outfile}' INTO TABLE dst_baseline`);
-    const b2 = performance.now();
-    const baseMs = b2 - b0;
+    const base2 = await baseline(admin, outfile, 'dst_baseline_after');
+    const baseMs = (base1.total + base2.total) / 2;
     load.after = loadavg()[0];
     const lines = results.map(
       (r) =>
@@ -187,7 +202,7 @@ export async function main(args: string[]): Promise<void> {
       '',
       `\`npm run bench -- mysql\` on ${cpus().length} cores, MariaDB on the same machine; load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after.`,
       'Baseline: the server copying by itself (`SELECT … INTO OUTFILE` ' +
-        `${secs(b1 - b0)} s + \`LOAD DATA INFILE\` ${secs(b2 - b1)} s, server-side files). Ours goes through the client, durable staging with sha256 (\`mysql-tsv\`: LOAD DATA text staged by the source and streamed to LOAD DATA unchanged; \`ndjson\`: rows), ` +
+        `${secs(base1.out)} s + \`LOAD DATA INFILE\` ${secs(base1.load)} s before ours, ${secs(base2.out)} s + ${secs(base2.load)} s after; ratios against the mean, ${secs(baseMs)} s; server-side files). Ours goes through the client, durable staging with sha256 (\`mysql-tsv\`: LOAD DATA text staged by the source and streamed to LOAD DATA unchanged; \`ndjson\`: rows), ` +
         'a ledger transaction per slice, and compares every row with `EXCEPT` afterwards (not timed).',
       '',
       '| path | seconds | rows/s | Node CPU s | slices | baseline s | ratio (baseline time / ours) | peak RSS MiB |',

@@ -31,7 +31,7 @@ export interface OpenKv {
 }
 
 /**
- * Open the KvStore a pipeline file names. `postgres` loads the optional peers `pg` and `kysely`, and creates the
+ * Open the KvStore a pipeline file names. `postgres` (and `mysql`: `mysql2` and `kysely`) loads the optional peers `pg` and `kysely`, and creates the
  * table (`kv_entries` unless `table` says otherwise) when it does not exist.
  * @throws IngestError `config_invalid` when `postgres` is asked for and its peers are not installed
  * @internal
@@ -39,6 +39,7 @@ export interface OpenKv {
 export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<OpenKv> {
   if (spec.type === 'memory') return { kv: new MemoryKvStore(), close: async () => {} };
   if (spec.type === 'file') return { kv: new FileKvStore({ path: spec.path }), close: async () => {} };
+  if (spec.type === 'mysql') return openMySqlKv(spec);
   const mods = await importOptional(() =>
     Promise.all([import('kysely'), import('pg'), import('../postgres/kv-store.js')] as const),
   );
@@ -63,6 +64,41 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
       db,
       ...(spec.table ? { table: spec.table } : {}),
       ...(spec.schema ? { schema: spec.schema } : {}),
+    });
+    await kv.migrate();
+    return { kv, close: () => db.destroy() };
+  } catch (err) {
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+}
+
+/** `kv: { type: mysql, connectionString, table?, database? }`: a {@link MySqlKvStore} on a small pool of its own. */
+async function openMySqlKv(spec: Extract<NonNullable<PipelineFile['kv']>, { type: 'mysql' }>): Promise<OpenKv> {
+  const mods = await importOptional(() =>
+    Promise.all([
+      import('kysely'),
+      import('mysql2'),
+      import('../mysql/kv-store.js'),
+      import('../mysql/connection.js'),
+    ] as const),
+  );
+  if (!mods) {
+    throw new IngestError(
+      'config_invalid',
+      'kv type "mysql" needs the optional dependencies mysql2 and kysely: npm install mysql2 kysely',
+    );
+  }
+  const [{ Kysely, MysqlDialect }, mysqlModule, { MySqlKvStore }, { parseMySqlConnectionString }] = mods;
+  // registers the password as a secret; throws config_invalid naming what is wrong
+  const options = parseMySqlConnectionString(spec.connectionString);
+  const pool = mysqlModule.default.createPool({ ...options, charset: 'utf8mb4', connectionLimit: 4 });
+  const db = new Kysely<any>({ dialect: new MysqlDialect({ pool }) });
+  try {
+    const kv = new MySqlKvStore({
+      db,
+      ...(spec.table ? { table: spec.table } : {}),
+      ...(spec.database ? { database: spec.database } : {}),
     });
     await kv.migrate();
     return { kv, close: () => db.destroy() };

@@ -3,6 +3,7 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { IngestError } from '../errors/ingest-error.js';
+import { mySqlConnectionStringIssues } from '../mysql/connection-string.js';
 import { configInvalid } from '../pipeline/options.js';
 import { connectionStringProblem } from '../postgres/connection-string.js';
 import { resolveEnvRefs } from './env-refs.js';
@@ -44,6 +45,14 @@ const kvSchema = z.discriminatedUnion('type', [
       connectionString: z.string({ error: 'Expected `kv.connectionString` to be a postgres:// URL' }),
       table: z.string().min(1).optional(),
       schema: z.string().min(1).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('mysql'),
+      connectionString: z.string({ error: 'Expected `kv.connectionString` to be a mysql:// URL' }),
+      table: z.string().min(1).optional(),
+      database: z.string().min(1).optional(),
     })
     .strict(),
 ]);
@@ -114,6 +123,14 @@ export async function loadPipelineFile(path: string, env: NodeJS.ProcessEnv = pr
   // Checked after `${env:…}` references are resolved: the value that will be used is the one that must be valid.
   if (file.kv?.type === 'postgres') {
     const problem = connectionStringProblem(file.kv.connectionString, 'kv.connectionString');
+    if (problem) {
+      throw new IngestError('config_invalid', `Invalid pipeline file ${path}: kv.connectionString: ${problem}`, {
+        details: { issues: [{ path: 'kv.connectionString', message: problem, code: 'custom' }] },
+      });
+    }
+  }
+  if (file.kv?.type === 'mysql') {
+    const problem = mySqlConnectionStringIssues(file.kv.connectionString).join('; ');
     if (problem) {
       throw new IngestError('config_invalid', `Invalid pipeline file ${path}: kv.connectionString: ${problem}`, {
         details: { issues: [{ path: 'kv.connectionString', message: problem, code: 'custom' }] },

@@ -4,7 +4,10 @@ import { z } from 'zod';
 import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
 import { configInvalid } from '../pipeline/options.js';
+import { mySqlConnectionStringIssues } from './connection-string.js';
 import { wrapMySqlError } from './errors.js';
+
+export { mySqlConnectionStringIssues };
 
 /**
  * The part of a `mysql2` pool the endpoints use (structural): the callback pool of `mysql2.createPool()` — the one
@@ -34,8 +37,6 @@ export const EXACT_POOL_OPTIONS = {
  * columns, backslash escapes and backtick identifiers as the driver writes them).
  */
 export const SESSION_SQL_MODE = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
-
-const QUERY_PARAMS = new Set(['ssl', 'connectTimeout', 'charset']);
 
 /**
  * Parse `mysql://user:password@host:port/database` (also `mariadb://`) into mysql2 pool options. The password is
@@ -67,31 +68,6 @@ export function parseMySqlConnectionString(text: string): mysql.PoolOptions {
   const timeout = url.searchParams.get('connectTimeout');
   if (timeout) opts.connectTimeout = Number(timeout);
   return opts;
-}
-
-/** What is wrong with a connection string (empty when nothing). Never quotes the password. @internal */
-export function mySqlConnectionStringIssues(text: string): string[] {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return ['expected mysql://user:password@host:port/database'];
-  }
-  const issues: string[] = [];
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:')
-    issues.push(`expected the scheme mysql:// or mariadb://, got ${JSON.stringify(url.protocol.replace(/:$/, ''))}`);
-  if (!url.hostname) issues.push('expected a host');
-  if (url.port && !/^\d+$/.test(url.port)) issues.push('expected a numeric port');
-  const path = url.pathname.replace(/^\//, '');
-  if (path.includes('/')) issues.push('expected at most one path segment (the database)');
-  for (const [k, v] of url.searchParams) {
-    if (!QUERY_PARAMS.has(k))
-      issues.push(`unknown parameter ${JSON.stringify(k)} (known: ${[...QUERY_PARAMS].join(', ')})`);
-    if (k === 'ssl' && !['true', 'required', 'insecure', 'false'].includes(v))
-      issues.push('expected ssl=true|required|insecure|false');
-    if (k === 'connectTimeout' && !/^\d+$/.test(v)) issues.push('expected connectTimeout in milliseconds');
-  }
-  return issues;
 }
 
 export const mySqlConnectionStringSchema = z

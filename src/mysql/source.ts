@@ -8,9 +8,22 @@ import type {
   SourceBatch,
   SourceEndpoint,
 } from '../contracts/source-endpoint.js';
-import type { RecordSchema, Row, Value } from '../contracts/values.js';
+import type { Json, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
+import {
+  type BoundaryBounds,
+  boundaryQueries,
+  dedupeFilter,
+  fingerprintExpr,
+  type Lag,
+  mainWhere,
+  paramExpr,
+  parseLag,
+  planBoundary,
+  resumeFrom,
+  textExpr,
+} from './boundary.js';
 import {
   describeMySqlTable,
   describeMySqlTables,
@@ -23,8 +36,8 @@ import { wrapMySqlError } from './errors.js';
 import { formatMySqlTableName, mySqlQualifiedName, parseMySqlTableName, quoteMySqlIdentifier } from './identifiers.js';
 import { loadDataFieldReader, MYSQL_LOAD_DATA_CODEC_ID } from './load-data-codec.js';
 import {
-  invalidMySqlCheckpoint,
   type MySqlCheckpoint,
+  type MySqlCheckpointV1,
   type MySqlSourceConfig,
   type MySqlSourceOptions,
   type MySqlUnitConfig,
@@ -37,6 +50,7 @@ const DEFAULT_BATCH = 10_000;
 const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 const DEFAULT_SLICE_ROWS = 500_000;
 const MAX_SLICES = 1024;
+const DEFAULT_BOUNDARY_ROWS = 100_000;
 const HIDDEN = '__nucleus_t';
 /** Bytes of LOAD DATA text gathered before they are handed to the staging writer. */
 const GATHER_BYTES = 64 * 1024;
@@ -49,13 +63,27 @@ interface Unit {
   cursor: MySqlColumnInfo[];
   key: MySqlColumnInfo[];
   schema: RecordSchema;
+  /** Columns of the row fingerprint: exported, cursor and key columns, in table order. */
+  fingerprint: MySqlColumnInfo[];
+  lag?: Lag;
+  boundaryMaxRows: number;
 }
 
-/** The read window of one slice: after `lower`, up to `upper` (inclusive), optionally a primary-key range. */
+/** One query of a read: its WHERE, and for boundary parts the fingerprint filter. */
+interface ReadPart {
+  where: string[];
+  values: unknown[];
+  keep?: (fp: string) => boolean;
+}
+
+/**
+ * The read window of one slice planned by version 1 (kept so that a run planned before the upgrade resumes with its
+ * own window; cursorless units still plan this way): after `lower`, up to `upper` (inclusive), a primary-key range.
+ */
 interface SliceBounds {
   [k: string]: any;
   planned: boolean;
-  lower: MySqlCheckpoint | null;
+  lower: MySqlCheckpointV1 | null;
   /** Inclusive upper (cursor, key) tuple; null: only rows whose cursor is NULL. */
   upper: { values: string[]; key: string[] | null } | null;
   /** Also read rows whose cursor columns are NULL (first or full runs). */
@@ -75,10 +103,12 @@ interface SliceBounds {
  *   `WITH CONSISTENT SNAPSHOT`: never the whole result in memory; batches are cut by rows and by bytes.
  * - Every connection runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC instants) and a known `sql_mode`;
  *   an injected pool gets its own settings back on release.
- * - Incremental reads are keyset reads on `cursorColumns` with the primary key as tie-breaker: the checkpoint is
- *   the (cursor, key) tuple of the last row, so rows tying with the last cursor value and a greater key are read.
- * - `plan` fixes the upper (cursor, key) tuple of the run (its checkpoint) and splits tables larger than
- *   `sliceMaxRows` into primary-key ranges exported concurrently.
+ * - Incremental reads resume AT the last cursor value and skip the rows exported there before (boundary dedupe by
+ *   row fingerprint, docs/decisions/0005): rows that tie with it — whatever their key — or commit late within `lag`
+ *   are read, rows updated in place are read again, NULL cursors are read once each.
+ * - `plan` takes the run's position and window in one snapshot, splits the rows below the window into primary-key
+ *   ranges of about `sliceMaxRows` exported concurrently, and reads the window in one boundary slice.
+ * - `readEncoded('mysql-tsv', …)` stages a planned slice as LOAD DATA text ({@link mySqlLoadDataCodec}).
  *
  * Value types are listed in docs/mysql.md (exact decimals, BIGINT UNSIGNED as bigint, µs timestamps, JSON as written).
  *
@@ -161,40 +191,56 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
    */
   async plan(req: ReadRequest<MySqlCheckpoint>, ctx: IngestionContext): Promise<ExportPlan<MySqlCheckpoint>> {
     return this.#inSnapshot(req.unitId, ctx, 'plan', async (s, unit) => {
-      const incremental = req.mode === 'incremental' && unit.cursor.length > 0;
+      const sliceRows = req.hints?.sliceMaxRows ?? DEFAULT_SLICE_ROWS;
       if (req.mode === 'incremental' && !unit.cursor.length) warnNoCursor(ctx, unit);
-      const lower = incremental ? checkCheckpoint(unit, req.checkpoint) : null;
-      const upper = unit.cursor.length ? await probeUpper(s, unit, lower) : undefined;
-      const checkpoint = !unit.cursor.length ? null : upper ? toCheckpoint(unit, upper) : lower;
-      const base: SliceBounds = {
-        planned: true,
-        lower,
-        upper: unit.cursor.length ? (upper ?? null) : null,
-        includeNulls: lower === null,
-      };
-      if (unit.cursor.length && lower && !upper) base.empty = true;
-      const plan: ExportPlan<MySqlCheckpoint> = {
-        slices: [{ index: 0, bounds: base }],
-        checkpoint,
-        schema: unit.schema,
-      };
-      if (base.empty) {
+      if (!unit.cursor.length) {
+        // no cursor: the whole table, in primary-key ranges
+        const base: SliceBounds = { planned: true, lower: null, upper: null, includeNulls: true };
+        const plan: ExportPlan<MySqlCheckpoint> = {
+          slices: [{ index: 0, bounds: base }],
+          checkpoint: null as never,
+          schema: unit.schema,
+        };
+        const values: unknown[] = [];
+        const where = windowConditions(unit, base, values);
+        const rows = await countRows(s, unit, where, values, sliceRows * MAX_SLICES);
+        plan.estimatedRows = rows;
+        if (unit.key.length !== 1 || rows <= sliceRows) return plan;
+        const cuts = await splitPoints(s, unit, where, values, Math.min(MAX_SLICES, Math.ceil(rows / sliceRows)), rows);
+        plan.slices = rangeSlices(cuts, (r) => ({ ...base, ...r }));
+        return plan;
+      }
+      const previous =
+        req.mode === 'incremental' ? (req.checkpoint as MySqlCheckpoint | MySqlCheckpointV1 | null) : null;
+      const resume = await resumeFrom(s, unit, previous);
+      const bp = await planBoundary(s, unit, resume, previous, ctx);
+      const plan: ExportPlan<MySqlCheckpoint> = { slices: [], checkpoint: bp.checkpoint, schema: unit.schema };
+      if (bp.empty || (!bp.main && !bp.boundary)) {
+        // nothing new: nothing staged, the checkpoint stays as it was
+        plan.slices = [];
         plan.estimatedRows = 0;
         return plan;
       }
-      const sliceRows = req.hints?.sliceMaxRows ?? DEFAULT_SLICE_ROWS;
-      const rows = await countRows(s, unit, base, sliceRows * MAX_SLICES);
-      plan.estimatedRows = rows;
-      if (unit.key.length !== 1 || rows <= sliceRows) return plan;
-      const n = Math.min(MAX_SLICES, Math.ceil(rows / sliceRows));
-      const cuts = await splitPoints(s, unit, base, n, rows);
-      if (!cuts.length) return plan;
-      plan.slices = Array.from({ length: cuts.length + 1 }, (_, i) => {
-        const b: SliceBounds = { ...base };
-        if (i > 0) b.pkGt = cuts[i - 1];
-        if (i < cuts.length) b.pkLe = cuts[i];
-        return { index: i, bounds: b };
-      });
+      let mainSlices: SliceSpec[] = [];
+      let estimate = 0;
+      if (bp.main) {
+        const main = bp.main;
+        const values: unknown[] = [];
+        const where = mainWhere(unit, main, values);
+        const rows = await countRows(s, unit, where, values, sliceRows * MAX_SLICES);
+        estimate += rows;
+        if (rows > 0) {
+          const cuts =
+            unit.key.length === 1 && rows > sliceRows
+              ? await splitPoints(s, unit, where, values, Math.min(MAX_SLICES, Math.ceil(rows / sliceRows)), rows)
+              : [];
+          mainSlices = rangeSlices(cuts, (r) => ({ ...main, ...r }));
+        }
+      }
+      const boundary = bp.boundary!;
+      estimate += bp.checkpoint.seenRows;
+      plan.slices = [...mainSlices, { index: mainSlices.length, bounds: boundary }];
+      plan.estimatedRows = estimate;
       return plan;
     });
   }
@@ -216,70 +262,66 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
       await s.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await s.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
       const unit = await this.#resolve(s, req.unitId);
-      let bounds: SliceBounds;
-      let ordered = false;
-      let finalCheckpoint: MySqlCheckpoint | null | undefined;
-      const sliceBounds = req.slice?.bounds as SliceBounds | undefined;
-      if (sliceBounds && typeof sliceBounds === 'object' && sliceBounds.planned) bounds = sliceBounds;
-      else {
-        const incremental = req.mode === 'incremental' && unit.cursor.length > 0;
-        if (req.mode === 'incremental' && !unit.cursor.length) warnNoCursor(ctx, unit);
-        const lower = incremental ? checkCheckpoint(unit, req.checkpoint) : null;
-        bounds = { planned: false, lower, upper: null, includeNulls: lower === null };
-        ordered = incremental;
-        if (unit.cursor.length) {
-          const upper = await probeUpper(s, unit, lower);
-          finalCheckpoint = upper ? toCheckpoint(unit, upper) : lower;
+      const parts: ReadPart[] = [];
+      let finalCheckpoint: MySqlCheckpoint | undefined;
+      const bounds = req.slice?.bounds as (SliceBounds & { v?: number }) | BoundaryBounds | undefined;
+      if (bounds && typeof bounds === 'object' && (bounds as BoundaryBounds).v === 2)
+        parts.push(...readParts(unit, bounds as BoundaryBounds));
+      else if (bounds && typeof bounds === 'object' && (bounds as SliceBounds).planned) {
+        const values: unknown[] = [];
+        if (!(bounds as SliceBounds).empty)
+          parts.push({ where: windowConditions(unit, bounds as SliceBounds, values), values });
+      } else if (!unit.cursor.length) {
+        if (req.mode === 'incremental') warnNoCursor(ctx, unit);
+        parts.push({ where: [], values: [] });
+      } else {
+        // unplanned: plan and read every part in this one snapshot
+        const previous =
+          req.mode === 'incremental' ? (req.checkpoint as MySqlCheckpoint | MySqlCheckpointV1 | null) : null;
+        const bp = await planBoundary(s, unit, await resumeFrom(s, unit, previous), previous, ctx);
+        finalCheckpoint = bp.checkpoint;
+        if (!bp.empty) {
+          if (bp.main) parts.push(...readParts(unit, bp.main));
+          if (bp.boundary) parts.push(...readParts(unit, bp.boundary));
         }
       }
-      if (bounds.empty) {
-        await s.query('COMMIT');
-        done = true;
-        return;
-      }
-      const { text, values } = selectSql(unit, bounds, ordered);
       const batchRows = req.hints?.chunkSize ?? this.#config.batchSize ?? DEFAULT_BATCH;
       const batchBytes = this.#config.batchMaxBytes ?? DEFAULT_BATCH_BYTES;
       const names = unit.columns.map((c) => c.name);
       const build = rowBuilder(names);
       const nCols = names.length;
-      const perRow = ordered && unit.key.length > 0;
-      const needFinal = finalCheckpoint !== undefined && finalCheckpoint !== null && !perRow;
-      stream = s.stream(text, values, this.#typeCast(unit, ctx), Math.min(batchRows, 1000));
+      const typeCast = this.#typeCast(unit, ctx);
       let rows: Row[] = [];
       let bytes = 0;
-      let last: unknown[] | undefined;
       let first = true;
       const flush = (final: boolean): SourceBatch<MySqlCheckpoint> => {
         const out: SourceBatch<MySqlCheckpoint> = { rows };
         if (first) out.schema = unit.schema;
         first = false;
-        if (perRow && last) {
-          const tuple = last.slice(nCols) as string[];
-          out.checkpoint = {
-            columns: unit.cursor.map((c) => c.name),
-            values: tuple.slice(0, unit.cursor.length),
-            key: { columns: unit.key.map((c) => c.name), values: tuple.slice(unit.cursor.length) },
-          };
-        }
-        if (final && needFinal) out.checkpoint = finalCheckpoint!;
+        if (final && finalCheckpoint) out.checkpoint = finalCheckpoint;
         rows = [];
         bytes = 0;
         return out;
       };
       throwIfAborted(ctx?.signal, what);
-      for await (const r of stream as AsyncIterable<unknown[]>) {
-        rows.push(build(r));
-        bytes += approxBytes(r);
-        last = r;
-        if (rows.length >= batchRows || bytes >= batchBytes) {
-          yield flush(false);
-          throwIfAborted(ctx?.signal, what);
+      for (const part of parts) {
+        const cols = unit.columns.map((c) => quoteMySqlIdentifier(c.name));
+        if (part.keep) cols.push(`${fingerprintExpr(unit)} AS ${HIDDEN}fp`);
+        let text = `SELECT ${cols.join(', ')} FROM ${unit.table}`;
+        if (part.where.length) text += ` WHERE ${part.where.join(' AND ')}`;
+        stream = s.stream(text, part.values, typeCast, Math.min(batchRows, 1000));
+        for await (const r of stream as AsyncIterable<unknown[]>) {
+          if (part.keep && !part.keep(r[nCols] as string)) continue;
+          rows.push(build(r));
+          bytes += approxBytes(r);
+          if (rows.length >= batchRows || bytes >= batchBytes) {
+            yield flush(false);
+            throwIfAborted(ctx?.signal, what);
+          }
         }
+        stream = undefined;
       }
-      if (rows.length || (needFinal && first)) yield flush(true);
-      else if (needFinal) yield { rows: [], checkpoint: finalCheckpoint! };
-      stream = undefined;
+      if (rows.length || first || finalCheckpoint) yield flush(true);
       await s.query('COMMIT');
       done = true;
     } catch (err) {
@@ -316,14 +358,17 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
     ctx: IngestionContext,
   ): AsyncIterable<EncodedBatch> | undefined {
     if (codec !== MYSQL_LOAD_DATA_CODEC_ID) return undefined;
-    const bounds = req.slice?.bounds as SliceBounds | undefined;
-    if (!bounds || typeof bounds !== 'object' || !bounds.planned) return undefined;
-    return this.#readEncoded(req, bounds, ctx);
+    const bounds = req.slice?.bounds as (SliceBounds & { v?: number }) | BoundaryBounds | undefined;
+    if (!bounds || typeof bounds !== 'object') return undefined;
+    // the boundary slice filters rows by fingerprint: it takes the row path
+    if ((bounds as BoundaryBounds).v === 2 && (bounds as BoundaryBounds).part === 'boundary') return undefined;
+    if ((bounds as BoundaryBounds).v !== 2 && !(bounds as SliceBounds).planned) return undefined;
+    return this.#readEncoded(req, bounds as SliceBounds | BoundaryBounds, ctx);
   }
 
   async *#readEncoded(
     req: ReadRequest<MySqlCheckpoint> & { slice: SliceSpec },
-    bounds: SliceBounds,
+    bounds: SliceBounds | BoundaryBounds,
     ctx: IngestionContext,
   ): AsyncGenerator<EncodedBatch> {
     const what = `MySqlSource.readEncoded of ${JSON.stringify(req.unitId)} (slice ${req.slice.index})`;
@@ -335,8 +380,15 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
       await s.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
       const unit = await this.#resolve(s, req.unitId);
       let first = true;
-      if (!bounds.empty) {
-        const { text, values } = selectSql(unit, bounds, false);
+      const values: unknown[] = [];
+      let where: string[] | undefined;
+      if ((bounds as BoundaryBounds).v === 2) {
+        const b = bounds as BoundaryBounds;
+        if (b.part === 'main') where = mainWhere(unit, b, values);
+      } else if (!(bounds as SliceBounds).empty) where = windowConditions(unit, bounds as SliceBounds, values);
+      if (where) {
+        let text = `SELECT ${unit.columns.map((c) => quoteMySqlIdentifier(c.name)).join(', ')} FROM ${unit.table}`;
+        if (where.length) text += ` WHERE ${where.join(' AND ')}`;
         const report = this.#zeroReporter(unit, ctx);
         const readers = new Map<string, (f: CastField) => string>();
         for (const c of unit.columns)
@@ -496,6 +548,7 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
         { details: { unitId, missing } },
       );
     }
+    const inFingerprint = new Set([...columns, ...cursor, ...key].map((c) => c.name));
     return {
       unitId,
       info,
@@ -503,6 +556,9 @@ export class MySqlSource implements SourceEndpoint<MySqlCheckpoint> {
       columns,
       cursor,
       key,
+      fingerprint: info.columns.filter((c) => inFingerprint.has(c.name)),
+      boundaryMaxRows: cfg.boundaryMaxRows ?? DEFAULT_BOUNDARY_ROWS,
+      ...(cfg.lag !== undefined ? { lag: parseLag(unitId, cfg.lag, cursor[0]) } : {}),
       schema: mySqlRecordSchema(
         columns,
         key.map((k) => k.name),
@@ -516,75 +572,6 @@ function warnNoCursor(ctx: IngestionContext, unit: Unit): void {
   ctx?.logger?.warn('MySqlSource: unit has no cursorColumns; an incremental read reads everything', {
     unitId: unit.unitId,
   });
-}
-
-function toCheckpoint(unit: Unit, upper: { values: string[]; key: string[] | null }): MySqlCheckpoint {
-  return {
-    columns: unit.cursor.map((c) => c.name),
-    values: upper.values,
-    key: upper.key && unit.key.length ? { columns: unit.key.map((c) => c.name), values: upper.key } : null,
-  };
-}
-
-function checkCheckpoint(unit: Unit, ck: MySqlCheckpoint | null): MySqlCheckpoint | null {
-  if (ck === null || ck === undefined) return null;
-  const names = unit.cursor.map((c) => c.name);
-  if (
-    typeof ck !== 'object' ||
-    !Array.isArray(ck.columns) ||
-    !Array.isArray(ck.values) ||
-    ck.values.length !== ck.columns.length ||
-    !ck.values.every((v) => typeof v === 'string')
-  )
-    throw invalidMySqlCheckpoint(unit.unitId, 'expected { columns, values, key }');
-  if (ck.columns.join('\u0000') !== names.join('\u0000'))
-    throw invalidMySqlCheckpoint(
-      unit.unitId,
-      `it was taken on cursor columns ${JSON.stringify(ck.columns)}, the unit now uses ${JSON.stringify(names)}`,
-    );
-  if (ck.key) {
-    const keys = unit.key.map((c) => c.name);
-    if (
-      !Array.isArray(ck.key.values) ||
-      ck.key.columns?.join('\u0000') !== keys.join('\u0000') ||
-      ck.key.values.length !== keys.length ||
-      !ck.key.values.every((v) => typeof v === 'string')
-    )
-      throw invalidMySqlCheckpoint(
-        unit.unitId,
-        `its key columns ${JSON.stringify(ck.key.columns)} differ from ${JSON.stringify(keys)}`,
-      );
-  }
-  return ck;
-}
-
-/** Exact text of a column (what checkpoints hold). */
-function textExpr(c: MySqlColumnInfo): string {
-  const q = quoteMySqlIdentifier(c.name);
-  if (c.kind === 'binary') return `HEX(${q})`;
-  if (c.kind === 'bit') return `CAST(${q} AS UNSIGNED)`;
-  return `CAST(${q} AS CHAR)`;
-}
-
-/** A parameter compared with a column, cast so that the comparison is exact (never through DOUBLE). */
-function paramExpr(c: MySqlColumnInfo): string {
-  switch (c.kind) {
-    case 'int':
-    case 'bigint':
-    case 'year':
-      return c.unsigned ? 'CAST(? AS UNSIGNED)' : 'CAST(? AS SIGNED)';
-    case 'bit':
-      return 'CAST(? AS UNSIGNED)';
-    case 'decimal':
-      return `CAST(? AS DECIMAL(${c.precision ?? 65},${c.scale ?? 30}))`;
-    case 'float':
-      return 'CAST(? AS DOUBLE)';
-    case 'binary':
-      return 'UNHEX(?)';
-    default:
-      // temporal columns convert a constant string to their own type; strings compare in the column's collation
-      return '?';
-  }
 }
 
 /** `(a, b) > (x, y)` spelled out so that the server can use an index, strict or inclusive at the end. */
@@ -638,45 +625,13 @@ function windowConditions(unit: Unit, b: SliceBounds, params: unknown[]): string
   return where;
 }
 
-function selectSql(unit: Unit, b: SliceBounds, ordered: boolean): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const where = windowConditions(unit, b, values);
-  const cols = unit.columns.map((c) => quoteMySqlIdentifier(c.name));
-  if (ordered && unit.key.length) {
-    const hidden = [...unit.cursor, ...unit.key];
-    for (let i = 0; i < hidden.length; i++) cols.push(`${textExpr(hidden[i])} AS ${HIDDEN}${i}`);
-  }
-  let text = `SELECT ${cols.join(', ')} FROM ${unit.table}`;
-  if (where.length) text += ` WHERE ${where.join(' AND ')}`;
-  if (ordered) text += ` ORDER BY ${[...unit.cursor, ...unit.key].map((c) => quoteMySqlIdentifier(c.name)).join(', ')}`;
-  return { text, values };
-}
-
-/** The greatest (cursor, key) tuple (exact text) after `lower`, or undefined when there is none. */
-async function probeUpper(
+async function countRows(
   s: MySqlSession,
   unit: Unit,
-  lower: MySqlCheckpoint | null,
-): Promise<{ values: string[]; key: string[] | null } | undefined> {
-  const values: unknown[] = [];
-  const where = unit.cursor.map((c) => `${quoteMySqlIdentifier(c.name)} IS NOT NULL`);
-  where.push(...windowConditions(unit, { planned: false, lower, upper: null, includeNulls: false }, values));
-  const cols = [...unit.cursor, ...unit.key];
-  const { rows } = await s.query(
-    `SELECT ${cols.map((c, i) => `${textExpr(c)} AS ${HIDDEN}${i}`).join(', ')} FROM ${unit.table}
-     WHERE ${where.join(' AND ')}
-     ORDER BY ${cols.map((c) => `${quoteMySqlIdentifier(c.name)} DESC`).join(', ')} LIMIT 1`,
-    values,
-    { rowsAsArray: true, typeCast: (f: CastField) => f.string() },
-  );
-  if (!rows.length) return undefined;
-  const r = rows[0] as string[];
-  return { values: r.slice(0, unit.cursor.length), key: unit.key.length ? r.slice(unit.cursor.length) : null };
-}
-
-async function countRows(s: MySqlSession, unit: Unit, b: SliceBounds, cap: number): Promise<number> {
-  const values: unknown[] = [];
-  const where = windowConditions(unit, b, values);
+  where: string[],
+  values: unknown[],
+  cap: number,
+): Promise<number> {
   const { rows } = await s.query(
     `SELECT CAST(COUNT(*) AS CHAR) AS n FROM (SELECT 1 FROM ${unit.table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} LIMIT ${cap}) s`,
     values,
@@ -684,12 +639,42 @@ async function countRows(s: MySqlSession, unit: Unit, b: SliceBounds, cap: numbe
   return Number(rows[0].n);
 }
 
+/** Slices of primary-key ranges between `cuts` (one slice when there are none). */
+function rangeSlices(cuts: string[], bounds: (range: { pkGt?: string; pkLe?: string }) => Json): SliceSpec[] {
+  return Array.from({ length: cuts.length + 1 }, (_, i) => {
+    const r: { pkGt?: string; pkLe?: string } = {};
+    if (i > 0) r.pkGt = cuts[i - 1];
+    if (i < cuts.length) r.pkLe = cuts[i];
+    return { index: i, bounds: bounds(r) };
+  });
+}
+
+/** The queries of a v2 planned slice. */
+function readParts(unit: Unit, b: BoundaryBounds): ReadPart[] {
+  if (b.part === 'empty') return [];
+  if (b.part === 'main') {
+    const values: unknown[] = [];
+    return [{ where: mainWhere(unit, b, values), values }];
+  }
+  return boundaryQueries(unit, b).map((x) => ({
+    where: [x.where],
+    values: x.values,
+    keep: dedupeFilter(x.dedupe, x.fps, unit.unitId),
+  }));
+}
+
 /** n−1 distinct primary-key cut points splitting the window into n ranges of about equal size. */
-async function splitPoints(s: MySqlSession, unit: Unit, b: SliceBounds, n: number, rows: number): Promise<string[]> {
+async function splitPoints(
+  s: MySqlSession,
+  unit: Unit,
+  window: string[],
+  values: unknown[],
+  n: number,
+  rows: number,
+): Promise<string[]> {
   const k = unit.key[0];
   const q = quoteMySqlIdentifier(k.name);
-  const values: unknown[] = [];
-  const where = [...windowConditions(unit, b, values), `${q} IS NOT NULL`];
+  const where = [...window, `${q} IS NOT NULL`];
   const whereSql = where.join(' AND ');
   if (k.kind === 'int' || k.kind === 'bigint') {
     // integer keys: cut the value range evenly (two index lookups, not a scan)

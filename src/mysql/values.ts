@@ -12,7 +12,51 @@ import { ValueRejected } from './type-mapping.js';
  * sessions run with `time_zone = '+00:00'`, so its text is UTC).
  */
 export function timestampFromMySql(text: string, zoned: boolean): Value {
+  const micros = fastEpochMicros(text);
+  if (micros !== undefined) return Timestamp.fromEpochMicros(micros, { zoned }) as unknown as Value;
   return Timestamp.parse(zoned ? `${text}Z` : text, { zoned });
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function digits(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * Microseconds since 1970-01-01 00:00:00 of the server's `YYYY-MM-DD HH:MM:SS[.f…]` text (the only shape MySQL
+ * prints), computed without a regex or a Date (days from the civil date, proleptic Gregorian); `undefined` for any
+ * other shape or an invalid date, which then goes through `Timestamp.parse`.
+ */
+function fastEpochMicros(text: string): bigint | undefined {
+  const n = text.length;
+  if (n < 19 || n > 26 || (n > 19 && (n === 20 || text[19] !== '.'))) return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || text[10] !== ' ' || text[13] !== ':' || text[16] !== ':') return undefined;
+  const y = digits(text, 0, 4);
+  const m = digits(text, 5, 7);
+  const d = digits(text, 8, 10);
+  const h = digits(text, 11, 13);
+  const mi = digits(text, 14, 16);
+  const s = digits(text, 17, 19);
+  let f = n > 19 ? digits(text, 20, n) : 0;
+  if (y < 0 || m < 1 || m > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 || f < 0)
+    return undefined;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  if (d > (m === 2 && leap ? 29 : DAYS_IN_MONTH[m - 1])) return undefined;
+  for (let i = n; i < 26 && n > 19; i++) f *= 10;
+  // days from civil (H. Hinnant), exact in doubles for years 0–9999
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const days = era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
+  return BigInt(days * 86400 + h * 3600 + mi * 60 + s) * 1_000_000n + BigInt(f);
 }
 
 export function jsonText(text: string): Value {
@@ -37,6 +81,8 @@ export function mysqlTimestampText(v: unknown, column: string): string {
   let iso: string;
   if (v instanceof Timestamp) {
     if (!v.isFinite) throw new ValueRejected(column, `MySQL has no ${v.toISOString()} timestamp`);
+    const fast = fastMySqlText(v.epochMicros);
+    if (fast !== undefined) return fast;
     iso = v.toISOString();
   } else if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new ValueRejected(column, 'invalid Date');
@@ -45,4 +91,39 @@ export function mysqlTimestampText(v: unknown, column: string): string {
   const m = ISO.exec(iso);
   if (!m) throw new ValueRejected(column, `${iso} is outside the years MySQL stores`);
   return m[3] ? `${m[1]} ${m[2]}.${m[3]}` : `${m[1]} ${m[2]}`;
+}
+
+const MICROS_PER_DAY = 86_400_000_000n;
+/** 0001-01-01 and 9999-12-31 23:59:59.999999 in microseconds since 1970: the range of the fast path. */
+const FAST_MIN = -62_135_596_800_000_000n;
+const FAST_MAX = 253_402_300_799_999_999n;
+
+const pad = (n: number, w: number) => String(n).padStart(w, '0');
+
+/**
+ * `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since 1970 (civil from days, H. Hinnant; 6 fractional digits, as
+ * `toISOString` prints them), for years 1–9999; else `undefined`.
+ */
+function fastMySqlText(micros: bigint): string | undefined {
+  if (micros < FAST_MIN || micros > FAST_MAX) return undefined;
+  let days = micros / MICROS_PER_DAY;
+  let rest = micros % MICROS_PER_DAY;
+  if (rest < 0n) {
+    rest += MICROS_PER_DAY;
+    days -= 1n;
+  }
+  const z = Number(days) + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const r = Number(rest);
+  const secs = Math.floor(r / 1_000_000);
+  const us = r % 1_000_000;
+  const text = `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)} ${pad(Math.floor(secs / 3600), 2)}:${pad(Math.floor(secs / 60) % 60, 2)}:${pad(secs % 60, 2)}`;
+  return `${text}.${pad(us, 6)}`;
 }

@@ -9,15 +9,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import { MemoryKvStore, ObjectStoreStagingProvider, runUnit } from '../../src/index.js';
-import { MySqlSink, MySqlSource } from '../../src/mysql/index.js';
+import { MySqlSink, MySqlSource, mySqlLoadDataCodec } from '../../src/mysql/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { useMySql } from '../helpers/mysql.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const my = useMySql('cross');
 const pg = usePostgres('cross');
-const staging = () =>
-  new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'cross-')) }) });
+type Codec = 'ndjson' | 'mysql-tsv';
+const staging = (codec: Codec) =>
+  new ObjectStoreStagingProvider({
+    store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'cross-')) }),
+    codec: codec === 'mysql-tsv' ? mySqlLoadDataCodec() : 'ndjson',
+  });
 
 /** Column → [MariaDB type, PostgreSQL type, MariaDB text expression, PostgreSQL text expression]. */
 const SHARED: Record<string, [string, string, string, string]> = {
@@ -107,98 +111,107 @@ function norm(c: string, v: unknown): string {
   return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
 }
 
-describe('cross copies between MariaDB and PostgreSQL, value by value as text', () => {
-  it('MariaDB → staging → PostgreSQL (pre-created target of the corresponding types)', async () => {
-    await my.query(`CREATE TABLE src (id INT PRIMARY KEY, ${COLS.map((c) => `${c} ${SHARED[c][0]}`).join(', ')})`);
-    await my.query(
-      `INSERT INTO src VALUES ${VALUES.map((v, i) => `(${i + 1}, ${COLS.map((c) => myLiteral(c, v[c])).join(', ')})`).join(', ')}`,
-    );
-    await pg.query(
-      `CREATE TABLE "${pg.schema}".dst (id integer PRIMARY KEY, ${COLS.map((c) => `${c} ${SHARED[c][1]}`).join(', ')})`,
-    );
-    const unitId = `${my.database}.src`;
-    const r = await runUnit({
-      source: new MySqlSource({ pool: my.newPool() }),
-      sink: new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.dst` } }),
-      staging: staging(),
-      kv: new MemoryKvStore(),
-      unit: { vendor: 'mysql', endpointId: 'cross-my', unitId, sinkId: 'pg' },
-      mode: 'full',
-    });
-    expect(r.stats.rowsImported).toBe(VALUES.length);
-    const a = await myText('src');
-    expect(a[0][COLS.indexOf('vc') + 1]).toBe(VALUES[0].vc);
-    expect(await pgText('dst')).toEqual(a);
-  });
-
-  it('PostgreSQL → staging → MariaDB, into a target the MySQL sink creates from the PostgreSQL schema', async () => {
-    const pgTypes = {
-      ...Object.fromEntries(COLS.map((c) => [c, SHARED[c][1]])),
-      js: 'jsonb',
-      arr: 'integer[]',
-      bo: 'boolean',
-    };
-    await pg.query(
-      `CREATE TABLE "${pg.schema}".psrc (id integer PRIMARY KEY, ${Object.entries(pgTypes)
-        .map(([c, t]) => `${c} ${t}`)
-        .join(', ')})`,
-    );
-    for (const [i, v] of VALUES.entries()) {
-      const cols = [...COLS, 'arr', 'bo'];
-      const vals = [
-        ...COLS.map((c) =>
-          c === 'bt' && v[c] !== null ? Buffer.from(v[c]!, 'hex') : c === 'tz' && v[c] !== null ? `${v[c]}+00` : v[c],
-        ),
-        v.i2 === null ? null : [1, null, 3],
-        v.i2 === null ? null : i === 0,
-      ];
-      await pg.query(
-        `INSERT INTO "${pg.schema}".psrc (id, ${cols.join(', ')}) VALUES (${i + 1}, ${cols.map((_, j) => `$${j + 1}`).join(', ')})`,
-        vals,
+describe.each(['ndjson', 'mysql-tsv'] as const)(
+  'cross copies between MariaDB and PostgreSQL, value by value as text (%s staging)',
+  (codec) => {
+    // mysql-tsv: the MySQL source stages LOAD DATA text, read back as rows by the PostgreSQL sink; PostgreSQL rows are
+    // encoded as LOAD DATA text and streamed to LOAD DATA unchanged
+    const src = `src_${codec.replace('-', '_')}`;
+    const dst = `dst_${codec.replace('-', '_')}`;
+    const psrc = `psrc_${codec.replace('-', '_')}`;
+    const pdst = `pdst_${codec.replace('-', '_')}`;
+    it('MariaDB → staging → PostgreSQL (pre-created target of the corresponding types)', async () => {
+      await my.query(`CREATE TABLE ${src} (id INT PRIMARY KEY, ${COLS.map((c) => `${c} ${SHARED[c][0]}`).join(', ')})`);
+      await my.query(
+        `INSERT INTO ${src} VALUES ${VALUES.map((v, i) => `(${i + 1}, ${COLS.map((c) => myLiteral(c, v[c])).join(', ')})`).join(', ')}`,
       );
-    }
-    const unitId = `${pg.schema}.psrc`;
-    const r = await runUnit({
-      source: new PostgresSource({ pool: pg.newPool() }),
-      sink: new MySqlSink({ pool: my.newPool(), tables: { [unitId]: 'pdst' } }),
-      staging: staging(),
-      kv: new MemoryKvStore(),
-      unit: { vendor: 'postgres', endpointId: 'cross-pg', unitId, sinkId: 'my' },
-      mode: 'full',
+      await pg.query(
+        `CREATE TABLE "${pg.schema}".${dst} (id integer PRIMARY KEY, ${COLS.map((c) => `${c} ${SHARED[c][1]}`).join(', ')})`,
+      );
+      const unitId = `${my.database}.${src}`;
+      const r = await runUnit({
+        source: new MySqlSource({ pool: my.newPool() }),
+        sink: new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.${dst}` } }),
+        staging: staging(codec),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'mysql', endpointId: 'cross-my', unitId, sinkId: 'pg' },
+        mode: 'full',
+      });
+      expect(r.stats.rowsImported).toBe(VALUES.length);
+      const a = await myText(src);
+      expect(a[0][COLS.indexOf('vc') + 1]).toBe(VALUES[0].vc);
+      expect(await pgText(dst)).toEqual(a);
     });
-    expect(r.stats.rowsImported).toBe(VALUES.length);
-    const types = await my.query<any[]>(
-      `SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'pdst' ORDER BY ORDINAL_POSITION`,
-      [my.database],
-    );
-    const typeOf = Object.fromEntries(types.map((t) => [t.c, String(t.t)]));
-    expect(typeOf).toMatchObject({
-      i2: 'smallint(6)',
-      i4: 'int(11)',
-      i8: 'bigint(20)',
-      nu: 'decimal(30,10)',
-      fl: 'double',
-      vc: 'varchar(40)',
-      tx: 'longtext',
-      bt: 'longblob',
-      dt: 'date',
-      ts: 'datetime(6)',
-      tz: 'datetime(6)',
-      tm: 'time(6)',
-      js: 'longtext',
-      uu: 'char(36)',
-      arr: 'longtext',
-      bo: 'tinyint(1)',
+
+    it('PostgreSQL → staging → MariaDB, into a target the MySQL sink creates from the PostgreSQL schema', async () => {
+      const pgTypes = {
+        ...Object.fromEntries(COLS.map((c) => [c, SHARED[c][1]])),
+        js: 'jsonb',
+        arr: 'integer[]',
+        bo: 'boolean',
+      };
+      await pg.query(
+        `CREATE TABLE "${pg.schema}".${psrc} (id integer PRIMARY KEY, ${Object.entries(pgTypes)
+          .map(([c, t]) => `${c} ${t}`)
+          .join(', ')})`,
+      );
+      for (const [i, v] of VALUES.entries()) {
+        const cols = [...COLS, 'arr', 'bo'];
+        const vals = [
+          ...COLS.map((c) =>
+            c === 'bt' && v[c] !== null ? Buffer.from(v[c]!, 'hex') : c === 'tz' && v[c] !== null ? `${v[c]}+00` : v[c],
+          ),
+          v.i2 === null ? null : [1, null, 3],
+          v.i2 === null ? null : i === 0,
+        ];
+        await pg.query(
+          `INSERT INTO "${pg.schema}".${psrc} (id, ${cols.join(', ')}) VALUES (${i + 1}, ${cols.map((_, j) => `$${j + 1}`).join(', ')})`,
+          vals,
+        );
+      }
+      const unitId = `${pg.schema}.${psrc}`;
+      const r = await runUnit({
+        source: new PostgresSource({ pool: pg.newPool() }),
+        sink: new MySqlSink({ pool: my.newPool(), tables: { [unitId]: pdst } }),
+        staging: staging(codec),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'postgres', endpointId: 'cross-pg', unitId, sinkId: 'my' },
+        mode: 'full',
+      });
+      expect(r.stats.rowsImported).toBe(VALUES.length);
+      const types = await my.query<any[]>(
+        `SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
+        [my.database, pdst],
+      );
+      const typeOf = Object.fromEntries(types.map((t) => [t.c, String(t.t)]));
+      expect(typeOf).toMatchObject({
+        i2: 'smallint(6)',
+        i4: 'int(11)',
+        i8: 'bigint(20)',
+        nu: 'decimal(30,10)',
+        fl: 'double',
+        vc: 'varchar(40)',
+        tx: 'longtext',
+        bt: 'longblob',
+        dt: 'date',
+        ts: 'datetime(6)',
+        tz: 'datetime(6)',
+        tm: 'time(6)',
+        js: 'longtext',
+        uu: 'char(36)',
+        arr: 'longtext',
+        bo: 'tinyint(1)',
+      });
+      const pgRows = await pgText(psrc);
+      const myRows = await myText(pdst);
+      // jsonb prints its own normal form; compare the copy with what PostgreSQL prints
+      expect(myRows).toEqual(pgRows);
+      const extra = await my.query<any[]>(`SELECT CAST(arr AS CHAR) AS arr, bo FROM ${pdst} ORDER BY id`);
+      expect(extra.map((e) => [e.arr === null ? null : String(e.arr), e.bo])).toEqual([
+        ['[1,null,3]', 1],
+        ['[1,null,3]', 0],
+        [null, null],
+      ]);
     });
-    const pgRows = await pgText('psrc');
-    const myRows = await myText('pdst');
-    // jsonb prints its own normal form; compare the copy with what PostgreSQL prints
-    expect(myRows).toEqual(pgRows);
-    const extra = await my.query<any[]>('SELECT CAST(arr AS CHAR) AS arr, bo FROM pdst ORDER BY id');
-    expect(extra.map((e) => [e.arr === null ? null : String(e.arr), e.bo])).toEqual([
-      ['[1,null,3]', 1],
-      ['[1,null,3]', 0],
-      [null, null],
-    ]);
-  });
-});
+  },
+);

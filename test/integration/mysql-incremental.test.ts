@@ -37,7 +37,7 @@ function runner(table: string, cursorColumns: string[], opts: { primaryKey?: str
 }
 
 describe('MySqlSource incremental boundaries', () => {
-  it('a DATE cursor: a late row tying with the last cursor value (greater key) is read; the next runs read only new rows', async () => {
+  it('a DATE cursor: late rows tying with the last cursor value are read, whatever their key; the next runs read only new rows', async () => {
     await env.query('CREATE TABLE d (id INT PRIMARY KEY, d DATE NOT NULL)');
     await env.query("INSERT INTO d VALUES (1, '2024-01-01'), (2, '2024-01-02'), (3, '2024-01-02')");
     const run = runner('d', ['d']);
@@ -47,8 +47,9 @@ describe('MySqlSource incremental boundaries', () => {
     await env.query("INSERT INTO d VALUES (5, '2024-01-03'), (6, '2024-01-02')");
     expect((await run()).sort()).toEqual(['5', '6']);
     expect(await run()).toEqual([]);
-    // documented: a late tie whose key sorts before the last key read at that value is not read (use lag-free keys)
+    // a late tie whose key sorts before every key read at that value is read too (boundary dedupe, ADR 0005)
     await env.query("INSERT INTO d VALUES (0, '2024-01-03')");
+    expect(await run()).toEqual(['0']);
     expect(await run()).toEqual([]);
   });
 
@@ -97,13 +98,16 @@ describe('MySqlSource incremental boundaries', () => {
     expect(await byM()).toEqual(['3']);
   });
 
-  it('NULL cursor values are read by the first run only; later runs read rows after the checkpoint', async () => {
-    await env.query('CREATE TABLE n (id INT PRIMARY KEY, c INT NULL)');
-    await env.query('INSERT INTO n VALUES (1, NULL), (2, 5), (3, NULL)');
+  it('NULL cursor values are read once each (by fingerprint): NULL rows written later are read, again only when they change', async () => {
+    await env.query('CREATE TABLE n (id INT PRIMARY KEY, c INT NULL, v INT NULL)');
+    await env.query('INSERT INTO n VALUES (1, NULL, 0), (2, 5, 0), (3, NULL, 0)');
     const run = runner('n', ['c']);
     expect((await run()).sort()).toEqual(['1', '2', '3']);
-    await env.query('INSERT INTO n VALUES (4, NULL), (5, 6)');
-    expect(await run()).toEqual(['5']);
+    await env.query('INSERT INTO n VALUES (4, NULL, 0), (5, 6, 0)');
+    expect((await run()).sort()).toEqual(['4', '5']);
+    expect(await run()).toEqual([]);
+    await env.query('UPDATE n SET v = 1 WHERE id = 3');
+    expect(await run()).toEqual(['3']);
   });
 
   it("zero dates: read as null by default (fields declared nullable); zeroDates: 'error' fails naming the column", async () => {
@@ -128,6 +132,24 @@ describe('MySqlSource incremental boundaries', () => {
     expect(IngestError.is(err, 'source_failed')).toBe(true);
     expect(err.message).toContain('"d"');
     expect(err.retryable).toBe(false);
+    // the LOAD DATA text pass-through applies the same policy: NULL (\N) by default, source_failed with 'error'
+    const ctx = testContext({ unitId });
+    const slice = {
+      index: 0,
+      bounds: (await lenient.plan({ unitId, mode: 'full', checkpoint: null }, ctx)).slices[0].bounds,
+    };
+    const chunks: Buffer[] = [];
+    for await (const b of lenient.readEncoded('mysql-tsv', { unitId, mode: 'full', checkpoint: null, slice }, ctx)!)
+      chunks.push(Buffer.from(b.bytes));
+    expect(Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean).sort()).toEqual([
+      '1\t\\N\t\\N',
+      '2\t\\N\t2024-01-01 00:00:00.000000',
+    ]);
+    const failed = await (async () => {
+      for await (const _ of strict.readEncoded('mysql-tsv', { unitId, mode: 'full', checkpoint: null, slice }, ctx)!);
+    })().catch((e) => e);
+    expect(IngestError.is(failed, 'source_failed')).toBe(true);
+    expect(failed.message).toContain('zero date');
   });
 });
 

@@ -243,4 +243,24 @@ describe('MariaDB type matrix through every staging codec', () => {
       });
     }
   }
+
+  it('mysql-tsv pass-through with merge (twice: the second run updates in place) and replace keeps the target equal to the source', async () => {
+    const unitId = `${env.database}.tm`;
+    const tsv = codecs.find(([c]) => c === 'mysql-tsv')![1];
+    await env.query('CREATE TABLE merged LIKE tm');
+    for (const disposition of ['merge', 'merge', 'replace'] as const) {
+      const r = await runUnit({
+        source: new MySqlSource({ pool: env.newPool({ connectionLimit: 3 }) }),
+        sink: new MySqlSink({ pool: env.newPool({ connectionLimit: 3 }), tables: { [unitId]: 'merged' } }),
+        staging: tsv(),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'mysql', endpointId: `tm-tsv-${disposition}`, unitId, sinkId: 'merged' },
+        mode: 'full',
+        disposition,
+        policy: { sliceMaxRows: 2, chunkSize: 2 },
+      });
+      expect(r.stats.rowsImported).toBe(ROWS.length);
+      expect(await exceptBothWays('tm', 'merged', ALL)).toEqual([0, 0]);
+    }
+  });
 });
