@@ -1,7 +1,8 @@
+import type { CodecSpec } from '../codecs/codec-registry.js';
 import type { KvStore } from '../contracts/kv-store.js';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
-import type { StagingProvider } from '../contracts/staging.js';
+import type { RecordCodec, StagingProvider } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
 import { FileKvStore } from '../fs/file-kv-store.js';
@@ -14,14 +15,42 @@ import { ObjectStoreStagingProvider } from '../staging/object-store-staging-prov
 import { importOptional } from './builtins.js';
 import type { PipelineFile } from './pipeline-file.js';
 
-/** The staging provider a pipeline file names. @internal */
-export function createStaging(spec: NonNullable<PipelineFile['staging']>): StagingProvider {
+/**
+ * The staging provider a pipeline file names. `codec` is `ndjson` (default), `ndjson.gz`, or one that loads an optional
+ * subpath with its peers: `arrow` (`apache-arrow`), `pg-copy` (the PostgreSQL pass-through; `pg`) and `mysql-tsv`
+ * (the MySQL pass-through; `mysql2`).
+ * @throws IngestError `config_invalid` when the codec's optional dependencies are not installed
+ * @internal
+ */
+export async function createStaging(spec: NonNullable<PipelineFile['staging']>): Promise<StagingProvider> {
   if (spec.type === 'memory') return new MemoryStagingProvider();
+  const codec = await resolveFileCodec(spec.codec);
   return new ObjectStoreStagingProvider({
     store: new FileSystemObjectStore({ root: spec.root }),
-    ...(spec.codec ? { codec: spec.codec } : {}),
+    ...(codec ? { codec } : {}),
     ...(spec.prefix ? { prefix: spec.prefix } : {}),
   });
+}
+
+type FileCodec = NonNullable<Extract<NonNullable<PipelineFile['staging']>, { type: 'filesystem' }>['codec']>;
+
+async function resolveFileCodec(name: FileCodec | undefined): Promise<CodecSpec | undefined> {
+  if (name === undefined || name === 'ndjson' || name === 'ndjson.gz') return name;
+  const loaders: Record<Exclude<FileCodec, 'ndjson' | 'ndjson.gz'>, [string, () => Promise<RecordCodec>]> = {
+    arrow: ['apache-arrow', async () => (await import('../arrow/index.js')).arrowCodec()],
+    'pg-copy': ['pg pg-copy-streams', async () => (await import('../postgres/index.js')).pgCopyCodec()],
+    'mysql-tsv': ['mysql2', async () => (await import('../mysql/index.js')).mySqlLoadDataCodec()],
+  };
+  const [peers, load] = loaders[name];
+  const codec = await importOptional(load);
+  if (!codec) {
+    throw new IngestError(
+      'config_invalid',
+      `staging codec "${name}" needs the optional dependencies ${peers.split(' ').join(' and ')}: npm install ${peers}`,
+      { details: { issues: ['staging.codec: optional dependency missing'] } },
+    );
+  }
+  return codec;
 }
 
 /** An open KvStore and how to release it. @internal */

@@ -29,7 +29,7 @@ const stagingSchema = z.discriminatedUnion('type', [
       type: z.literal('filesystem'),
       root: z.string({ error: 'Expected `staging.root` to be a directory path' }).min(1),
       prefix: z.string().min(1).optional(),
-      codec: z.enum(['ndjson', 'ndjson.gz']).optional(),
+      codec: z.enum(['ndjson', 'ndjson.gz', 'arrow', 'pg-copy', 'mysql-tsv']).optional(),
     })
     .strict(),
 ]);

@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,60 @@ policy: { sliceMaxRows: 200 }
       checkpoint: { value: { lastId: 750 } },
       run: { value: { phase: 'committed' } },
     });
+  });
+});
+
+describe('nucleus-ingest staging codecs', { timeout: 300_000 }, () => {
+  it('`codec: pg-copy` stages COPY text: a PostgreSQL table copies exactly, equal to the source as text', async () => {
+    await env.query(
+      `CREATE TABLE "${env.schema}".codec_src (id bigint PRIMARY KEY, at timestamptz, doc jsonb, n numeric)`,
+    );
+    await env.query(
+      `INSERT INTO "${env.schema}".codec_src SELECT g, now() - g * interval '1.000001 s', jsonb_build_object('v', 1.50, 'g', g), g / 7.0 FROM generate_series(1, 900) g`,
+    );
+    const ws = await workspace();
+    const file = await ws.write(
+      'copy.yaml',
+      `source: { type: postgres, id: db, config: { connectionString: "\${env:NUCLEUS_PG_URL}", units: { ${env.schema}.codec_src: { cursorColumns: [id] } } } }
+sink: { type: postgres, id: wh, config: { connectionString: "\${env:NUCLEUS_PG_URL}", schema: ${env.schema}_copy } }
+staging: { type: filesystem, root: "${ws.dir}/staging", codec: pg-copy }
+kv: { type: file, path: "${ws.dir}/kv.json" }
+units: [${env.schema}.codec_src]
+policy: { sliceMaxRows: 400 }
+`,
+    );
+    freshSchemas.push(`${env.schema}_copy`);
+    const res = await runCli(['--json', 'run', file], { env: { NUCLEUS_PG_URL: env.url } });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(res.lines.find((l) => l.type === 'unit.finished')).toMatchObject({
+      status: 'ok',
+      stats: { rowsImported: 900 },
+    });
+    const staged = await readdir(`${ws.dir}/staging`, { recursive: true });
+    expect(staged.some((f) => String(f).endsWith('.pgcopy'))).toBe(true);
+    const diff = await env.query(
+      `SELECT count(*)::int AS n FROM ((SELECT t::text FROM "${env.schema}".codec_src t EXCEPT ALL SELECT t::text FROM "${env.schema}_copy".codec_src t)
+        UNION ALL (SELECT t::text FROM "${env.schema}_copy".codec_src t EXCEPT ALL SELECT t::text FROM "${env.schema}".codec_src t)) d`,
+    );
+    expect(diff.rows[0].n).toBe(0);
+  });
+
+  it('an unknown staging codec is config_invalid naming staging.codec, before anything runs', async () => {
+    const ws = await workspace();
+    const file = await ws.write(
+      'bad.yaml',
+      `source: { type: sample, id: crm, config: { units: { users: { rows: 5 } } } }
+sink: { type: object-store, id: lake, config: { root: "${ws.dir}/lake", format: ndjson } }
+staging: { type: filesystem, root: "${ws.dir}/staging", codec: parquet }
+kv: { type: file, path: "${ws.dir}/kv.json" }
+units: [users]
+`,
+    );
+    const res = await runCli(['run', file]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/config_invalid/);
+    expect(res.stderr).toMatch(/staging\.codec/);
   });
 });
 

@@ -22,7 +22,7 @@ export async function abandonCommand(
       details: { usage: true },
     });
   }
-  const staging = createStaging(file.staging!);
+  const staging = await createStaging(file.staging!);
   const abandoned: AbandonRunResult[] = await withKv(file.kv!, async (kv) => {
     const out: AbandonRunResult[] = [];
     for (const unitId of units) {

@@ -32,7 +32,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
   if (o.units.length === 0) {
     throw new IngestError('config_invalid', 'No unit to run: pass --unit <id> or list `units` in the pipeline file');
   }
-  const staging = createStaging(file.staging!);
+  const staging = await createStaging(file.staging!);
   let kvHandle: OpenKv | undefined;
   let source: SourceEndpoint<any> | undefined;
   let sink: SinkEndpoint | undefined;

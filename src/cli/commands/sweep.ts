@@ -13,9 +13,9 @@ export async function sweepCommand(
   opts: { olderThanMs: number; abandonedAfterMs?: number },
   reporter: Reporter,
 ): Promise<number> {
-  const report = await withKv(file.kv!, (kv) =>
+  const report = await withKv(file.kv!, async (kv) =>
     sweepStaging({
-      staging: createStaging(file.staging!),
+      staging: await createStaging(file.staging!),
       kv,
       olderThanMs: opts.olderThanMs,
       ...(opts.abandonedAfterMs !== undefined ? { abandonedAfterMs: opts.abandonedAfterMs } : {}),
