@@ -1,6 +1,6 @@
 import type { ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordReader, StagingSession } from '../contracts/staging.js';
-import type { Row } from '../contracts/values.js';
+import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
@@ -18,7 +18,13 @@ export async function importPhase(
   rc: RunContext,
   sink: SinkEndpoint,
   session: StagingSession,
-  opts: { disposition: 'append' | 'replace' | 'merge'; primaryKey?: string[]; sealedSlices?: SealedSliceRecord[] },
+  opts: {
+    disposition: 'append' | 'replace' | 'merge';
+    primaryKey?: string[];
+    sealedSlices?: SealedSliceRecord[];
+    /** The plan's schema, used when staging holds none (nothing was staged). */
+    schema?: RecordSchema;
+  },
 ): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
     const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
@@ -53,7 +59,8 @@ export async function importPhase(
         }
       },
     });
-    const primaryKey = opts.primaryKey ?? desc.schema?.primaryKey;
+    const schema = desc.schema ?? opts.schema;
+    const primaryKey = opts.primaryKey ?? schema?.primaryKey;
     const result = await withRetry(
       async () => {
         attemptRows = 0;
@@ -71,7 +78,7 @@ export async function importPhase(
                 ...(s.codec ? { codec: s.codec } : {}),
               })),
               handles,
-              ...(desc.schema ? { schema: desc.schema } : {}),
+              ...(schema ? { schema } : {}),
               disposition: opts.disposition,
               ...(primaryKey ? { primaryKey } : {}),
             },

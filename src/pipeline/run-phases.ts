@@ -124,6 +124,7 @@ async function exportStep(call: RunCall): Promise<void> {
     rc.stateStore.save(state, 'exporting', {
       plan: plan.slices,
       plannedCheckpoint: (plan.checkpoint ?? null) as Json | null,
+      ...(plan.schema ? { schema: plan.schema } : {}),
     }),
   );
   call.session = out.session;
@@ -186,6 +187,7 @@ async function importStep(call: RunCall): Promise<void> {
     disposition: call.disposition,
     ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
     ...(state.sealedSlices ? { sealedSlices: state.sealedSlices } : {}),
+    ...(state.schema ? { schema: state.schema } : {}),
   });
   await rc.stateStore.save(state, 'imported', {
     rowsImported: imported.result.rowsImported,

@@ -3,7 +3,7 @@ import type { KvKey, KvStore } from '../contracts/kv-store.js';
 import type { Disposition } from '../contracts/sink-endpoint.js';
 import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
-import type { Json } from '../contracts/values.js';
+import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { assertTransition } from './run-phases.js';
 
@@ -34,6 +34,11 @@ export interface RunState {
   committedCheckpoint?: Json | null;
   /** Planned slices (when the source has a planner), so a resumed export re-reads only unfinished ones. */
   plan?: SliceSpec[] | null;
+  /**
+   * The schema the plan announced. The import hands it to the sink when staging holds none (an empty table staged
+   * no slice), so a sink can still create the target.
+   */
+  schema?: RecordSchema;
   /**
    * How the run imports (recorded by `runUnit`, or by `importUnit` when it starts importing). A resume that asks
    * for another disposition or primary key is refused with `run_state_invalid`.

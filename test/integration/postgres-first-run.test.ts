@@ -90,3 +90,46 @@ describe('PostgresSource: nothing behind a run that could not start', () => {
     }
   });
 });
+
+describe('PostgresSource: an empty table', () => {
+  it('a full run creates the empty target with the source types (fs staging, resumable state); then rows arrive and land', async () => {
+    const s = `"${env.schema}"`;
+    await env.query(
+      `CREATE TABLE ${s}.empty_src (id bigint PRIMARY KEY, at timestamptz NOT NULL, amount numeric(12,2), tag uuid)`,
+    );
+    const pool = env.newPool({ max: 2 });
+    const root = await mkdtemp(join(tmpdir(), 'emptyrun-'));
+    const kv = new MemoryKvStore();
+    const base = {
+      source: new PostgresSource({ pool, units: { [`${env.schema}.empty_src`]: { cursorColumns: ['at'] } } }),
+      sink: new PostgresSink({ pool, tables: { [`${env.schema}.empty_src`]: `${env.schema}.empty_copy` } }),
+      staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root }) }),
+      kv,
+      unit: { vendor: 'postgres', endpointId: 'db', unitId: `${env.schema}.empty_src` },
+    };
+    const first = await runUnit({ ...base, mode: 'full' });
+    expect(first.stats.rowsImported).toBe(0);
+    const cols = await env.query(
+      `SELECT column_name, format_type(atttypid, atttypmod) AS type FROM information_schema.columns c
+         JOIN pg_attribute a ON a.attrelid = '${s}.empty_copy'::regclass AND a.attname = c.column_name
+        WHERE table_schema = $1 AND table_name = 'empty_copy' ORDER BY ordinal_position`,
+      [env.schema],
+    );
+    expect(cols.rows).toEqual([
+      { column_name: 'id', type: 'bigint' },
+      { column_name: 'at', type: 'timestamp with time zone' },
+      { column_name: 'amount', type: 'numeric(12,2)' },
+      { column_name: 'tag', type: 'uuid' },
+    ]);
+    await env.query(
+      `INSERT INTO ${s}.empty_src VALUES (1, '2026-01-01 00:00:00.000001+00', 1.50, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')`,
+    );
+    const second = await runUnit({ ...base, mode: 'full' });
+    expect(second.stats.rowsImported).toBe(1);
+    const diff = await env.query(
+      `SELECT count(*)::int AS n FROM ((SELECT t::text FROM ${s}.empty_src t EXCEPT ALL SELECT t::text FROM ${s}.empty_copy t)
+        UNION ALL (SELECT t::text FROM ${s}.empty_copy t EXCEPT ALL SELECT t::text FROM ${s}.empty_src t)) d`,
+    );
+    expect(diff.rows[0].n).toBe(0);
+  });
+});
