@@ -5,7 +5,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
-import { assertSlices, retryEvent, stagingCall } from './phase-support.js';
+import { assertSlices, retryEvent, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { SealedSliceRecord } from './run-state.js';
 
@@ -27,7 +27,7 @@ export async function importPhase(
   },
 ): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
-    const desc = await stagingCall(rc, () => session.describe(), 'describing the session');
+    const desc = await stagingStep(rc, 'import', () => session.describe(), 'describing the session');
     if (!desc.sealed) {
       throw new IngestError(
         'staging_corrupt',
@@ -38,8 +38,10 @@ export async function importPhase(
     if (opts.sealedSlices) assertSlices(rc, desc, opts.sealedSlices, 'sealed');
     // Verify the whole session before the sink sees a row: a damaged slice late in the session must not let
     // earlier slices commit, because the run could then never finish from this session.
-    if (session.verify) await stagingCall(rc, () => session.verify!({ signal: rc.signal }), 'verifying the session');
-    const handles = await stagingCall(rc, () => session.handles(), 'listing handles');
+    if (session.verify) {
+      await stagingStep(rc, 'import', () => session.verify!({ signal: rc.signal }), 'verifying the session');
+    }
+    const handles = await stagingStep(rc, 'import', () => session.handles(), 'listing handles');
     const rowsTotal = desc.rows;
     let attemptRows = 0;
     const counting = (reader: RecordReader, slice?: number): RecordReader => ({

@@ -12,7 +12,7 @@ import {
   type RunUnitOptions,
   type RunUnitResult,
 } from './options.js';
-import { stagingCall } from './phase-support.js';
+import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
 import { advance, isPending, type RunCall } from './run-phases.js';
 import type { RunState } from './run-state.js';
@@ -116,8 +116,9 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
       const start = await decide(rc, opts, args, mode);
       if (start.kind === 'repeat') {
         rc.runId = start.state.runId;
-        session = await stagingCall(
+        session = await stagingStep(
           rc,
+          'export',
           () => opts.staging.openSession(start.state.sessionRef),
           'reopening the session',
         ).catch(() => undefined);
@@ -144,15 +145,18 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
         rc.runId = st.runId;
         await rc.lease.setRunId(st.runId);
         st.attempts++;
-        session = await stagingCall(rc, () => opts.staging.openSession(st.sessionRef), 'reopening the session').catch(
-          async (err) => {
-            // A run killed while it re-created its session (unplanned export restart) may leave no session behind;
-            // nothing was imported from it yet, so export into a fresh one under the same run id.
-            if (st.phase !== 'exporting' || !IngestError.is(err, 'not_found')) throw err;
-            rc.logger.warn('pending export has no staging session left; exporting again', { runId: st.runId });
-            return stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
-          },
-        );
+        session = await stagingStep(
+          rc,
+          'export',
+          () => opts.staging.openSession(st.sessionRef),
+          'reopening the session',
+        ).catch(async (err) => {
+          // A run killed while it re-created its session (unplanned export restart) may leave no session behind;
+          // nothing was imported from it yet, so export into a fresh one under the same run id.
+          if (st.phase !== 'exporting' || !IngestError.is(err, 'not_found')) throw err;
+          rc.logger.warn('pending export has no staging session left; exporting again', { runId: st.runId });
+          return stagingStep(rc, 'export', () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+        });
         await claim(rc, session);
       } else {
         if (args.source === undefined) {
@@ -162,9 +166,14 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
             { details: { phase: rc.loadedState?.phase ?? null } },
           );
         }
-        session = await stagingCall(rc, () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
+        session = await stagingStep(
+          rc,
+          'export',
+          () => opts.staging.allocateSession(rc.ctx()),
+          'allocating the session',
+        );
         await claim(rc, session);
-        const held = await stagingCall(rc, () => session!.describe(), 'describing the session');
+        const held = await stagingStep(rc, 'export', () => session!.describe(), 'describing the session');
         if (held.slices.length > 0 || held.sealed || held.landed) {
           const s = session;
           session = undefined;
@@ -207,7 +216,8 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
       span.setAttribute('ingestion.run_id', rc.runId);
       rc.emit({ type: 'run.started', mode: st.mode, checkpoint: rc.checkpoint.value });
       if (call.resumed) {
-        const kept = (await stagingCall(rc, () => session!.describe(), 'describing the session')).slices.length;
+        const kept = (await stagingStep(rc, 'export', () => session!.describe(), 'describing the session')).slices
+          .length;
         rc.emit({ type: 'run.resumed', phase: st.phase, slicesKept: kept });
         rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: st.phase, slicesKept: kept });
       }
@@ -334,7 +344,7 @@ function assertSameImport(rc: RunContext, st: RunState, opts: RunUnitOptions): v
 
 /** Claim the session with this holder's fencing token (a stale holder's later manifest writes are refused). */
 async function claim(rc: RunContext, session: StagingSession): Promise<void> {
-  if (session.fence) await stagingCall(rc, () => session.fence!(rc.lease.epoch), 'claiming the session');
+  if (session.fence) await stagingStep(rc, 'export', () => session.fence!(rc.lease.epoch), 'claiming the session');
 }
 
 /**
