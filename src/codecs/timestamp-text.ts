@@ -1,3 +1,4 @@
+import { civilFromDays, daysFromCivil } from '../values/civil-days.js';
 import { Timestamp } from '../values/timestamp.js';
 
 /*
@@ -14,15 +15,6 @@ const MICROS_PER_DAY = 86_400_000_000;
 const MIN_FAST = -8_520_336_000_000_000;
 const MAX_FAST = 8_867_491_200_000_000;
 const PAD2 = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
-
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
-}
 
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
@@ -104,15 +96,7 @@ export function parseIsoTimestamp(s: string): Timestamp | undefined {
 function fields(v: number): [date: string, time: string, micros: number] {
   const days = Math.floor(v / MICROS_PER_DAY);
   const rem = v - days * MICROS_PER_DAY;
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const [year, month, day] = civilFromDays(days);
   const secs = Math.floor(rem / 1_000_000);
   const micros = rem - secs * 1_000_000;
   const date = `${PAD2[Math.floor(year / 100)]}${PAD2[year % 100]}-${PAD2[month]}-${PAD2[day]}`;

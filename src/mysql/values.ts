@@ -3,6 +3,7 @@
  * @internal
  */
 import type { Value } from '../contracts/values.js';
+import { civilFromDays, daysFromCivil } from '../values/civil-days.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
 import { ValueRejected } from './type-mapping.js';
@@ -50,12 +51,7 @@ function fastEpochMicros(text: string): bigint | undefined {
   const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
   if (d > (m === 2 && leap ? 29 : DAYS_IN_MONTH[m - 1])) return undefined;
   for (let i = n; i < 26 && n > 19; i++) f *= 10;
-  // days from civil (H. Hinnant), exact in doubles for years 0–9999
-  const yy = m <= 2 ? y - 1 : y;
-  const era = Math.floor(yy / 400);
-  const yoe = yy - era * 400;
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
-  const days = era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
+  const days = daysFromCivil(y, m, d);
   return BigInt(days * 86400 + h * 3600 + mi * 60 + s) * 1_000_000n + BigInt(f);
 }
 
@@ -112,15 +108,7 @@ function fastMySqlText(micros: bigint): string | undefined {
     rest += MICROS_PER_DAY;
     days -= 1n;
   }
-  const z = Number(days) + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const m = mp < 10 ? mp + 3 : mp - 9;
-  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const [y, m, d] = civilFromDays(Number(days));
   const r = Number(rest);
   const secs = Math.floor(r / 1_000_000);
   const us = r % 1_000_000;
