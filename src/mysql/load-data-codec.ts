@@ -1,3 +1,4 @@
+import { newlineRowCounter } from '../codecs/newline-row-counter.js';
 import type { RecordCodec, RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -60,19 +61,7 @@ export function mySqlLoadDataCodec(): RecordCodec {
 
 /** Counts LOAD DATA text rows: one per newline byte; `end()` throws when the bytes end inside a row. @internal */
 export function loadDataRowCounter(): RowCounter {
-  let rows = 0;
-  let last = NL;
-  return {
-    push(chunk: Uint8Array) {
-      if (chunk.byteLength === 0) return;
-      for (let i = chunk.indexOf(NL); i !== -1; i = chunk.indexOf(NL, i + 1)) rows++;
-      last = chunk[chunk.byteLength - 1];
-    },
-    end() {
-      if (last !== NL) throw new Error('the LOAD DATA text ends inside a row (no final newline)');
-      return rows;
-    },
-  };
+  return newlineRowCounter('LOAD DATA');
 }
 
 /** How a staged field is written in LOAD DATA text: hex digits, binary digits, or text. @internal */

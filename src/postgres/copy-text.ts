@@ -1,3 +1,4 @@
+import { newlineRowCounter } from '../codecs/newline-row-counter.js';
 import type { RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -19,19 +20,7 @@ const NL = 0x0a;
  * @internal
  */
 export function copyTextRowCounter(): RowCounter {
-  let rows = 0;
-  let last = NL;
-  return {
-    push(chunk: Uint8Array) {
-      if (chunk.byteLength === 0) return;
-      for (let i = chunk.indexOf(NL); i !== -1; i = chunk.indexOf(NL, i + 1)) rows++;
-      last = chunk[chunk.byteLength - 1];
-    },
-    end() {
-      if (last !== NL) throw new Error('the COPY text ends inside a row (no final newline)');
-      return rows;
-    },
-  };
+  return newlineRowCounter('COPY');
 }
 
 const ESCAPES = /[\\\n\r\t]/g;
