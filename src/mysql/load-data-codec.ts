@@ -2,7 +2,7 @@ import { newlineRowCounter } from '../codecs/newline-row-counter.js';
 import type { RecordCodec, RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { type MySqlColumnType, type MySqlKind, sinkValue, ValueRejected } from './type-mapping.js';
+import { type MySqlColumnType, type MySqlKind, sinkValue, ValueRejected, zeroDateSeen } from './type-mapping.js';
 import { jsonText, timestampFromMySql } from './values.js';
 
 /*
@@ -341,13 +341,7 @@ export function loadDataFieldReader(
         if (s === null) return '\\N';
         const m = ZERO_DATE.exec(s);
         if (m && (m[1] === '0000' || m[2] === '00' || m[3] === '00')) {
-          if (zeroDates === 'error')
-            throw new IngestError(
-              'source_failed',
-              `Column ${JSON.stringify(c.name)} holds the zero date ${JSON.stringify(s)}, which is not a date (zeroDates: 'error')`,
-              { retryable: false, details: { column: c.name, value: s } },
-            );
-          onZeroDate(c.name, s);
+          zeroDateSeen(c.name, s, zeroDates, onZeroDate);
           return '\\N';
         }
         return s;

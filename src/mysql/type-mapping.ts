@@ -193,6 +193,26 @@ function isZeroDate(s: string): boolean {
   return m ? m[1] === '0000' || m[2] === '00' || m[3] === '00' : false;
 }
 
+/**
+ * A zero date (`0000-00-00`, a zero month or day) read from `column`: `source_failed` under `zeroDates: 'error'`,
+ * else reported to `onZeroDate` (the caller stages NULL).
+ * @internal
+ */
+export function zeroDateSeen(
+  column: string,
+  text: string,
+  zeroDates: ZeroDatePolicy,
+  onZeroDate: (column: string, text: string) => void,
+): void {
+  if (zeroDates === 'error')
+    throw new IngestError(
+      'source_failed',
+      `Column ${JSON.stringify(column)} holds the zero date ${JSON.stringify(text)}, which is not a date (zeroDates: 'error')`,
+      { retryable: false, details: { column, value: text } },
+    );
+  onZeroDate(column, text);
+}
+
 /** Read one column's value from the wire text/bytes exactly. @internal */
 export function columnDecoder(
   c: MySqlColumnType & { name: string },
@@ -200,13 +220,7 @@ export function columnDecoder(
   onZeroDate: (column: string, text: string) => void,
 ): (f: CastField) => Value {
   const zero = (s: string): null => {
-    if (zeroDates === 'error')
-      throw new IngestError(
-        'source_failed',
-        `Column ${JSON.stringify(c.name)} holds the zero date ${JSON.stringify(s)}, which is not a date (zeroDates: 'error')`,
-        { retryable: false, details: { column: c.name, value: s } },
-      );
-    onZeroDate(c.name, s);
+    zeroDateSeen(c.name, s, zeroDates, onZeroDate);
     return null;
   };
   switch (c.kind) {
