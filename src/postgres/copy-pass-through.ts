@@ -9,6 +9,7 @@ import type { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { quoteIdentifier } from './identifiers.js';
 import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
+import type { CopyTextColumn, CopyTranscoderFactory } from './transcode.js';
 
 /*
  * The PostgreSQL-to-PostgreSQL pass-through (docs/decisions/0006-postgres-pass-through-and-pipelining.md): the source
@@ -98,6 +99,40 @@ export async function* copyOutSlice(host: CopyOutHost): AsyncGenerator<EncodedBa
     }
     client.release(done ? undefined : true);
   }
+}
+
+/**
+ * The batches of {@link copyOutSlice} transcoded into another codec's bytes (docs/decisions/0008-transcoded-row-paths.md):
+ * the transcoder is built when the first batch arrives (after the read resolved the unit: `columns()`), and the
+ * first batch out carries the schema, as in the pass-through. An empty slice still yields one empty batch.
+ */
+export async function* transcodeCopyText(
+  batches: AsyncIterable<EncodedBatch>,
+  load: () => Promise<CopyTranscoderFactory>,
+  columns: () => CopyTextColumn[],
+): AsyncGenerator<EncodedBatch> {
+  const factory = await load();
+  let transcoder: Awaited<ReturnType<CopyTranscoderFactory>> | undefined;
+  let schema: RecordSchema | undefined;
+  let pending = true;
+  for await (const batch of batches) {
+    if (batch.schema && !schema) schema = batch.schema;
+    if (!schema) throw new Error('transcodeCopyText: the first COPY batch carries no schema');
+    transcoder ??= await factory(columns(), schema);
+    for (const bytes of transcoder.push(batch.bytes)) {
+      if (bytes.byteLength === 0) continue;
+      yield pending ? { bytes, schema } : { bytes };
+      pending = false;
+    }
+  }
+  if (transcoder) {
+    for (const bytes of transcoder.end()) {
+      if (bytes.byteLength === 0) continue;
+      yield pending ? { bytes, schema } : { bytes };
+      pending = false;
+    }
+  }
+  if (pending) yield schema ? { bytes: new Uint8Array(0), schema } : { bytes: new Uint8Array(0) };
 }
 
 /**
