@@ -32,7 +32,7 @@ function d2(s: string, i: number): number {
  * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
  * 1970, or `undefined` when the text is not of that form or out of the fast range.
  */
-function fastMicros(s: string, suffix: string): number | undefined {
+export function fastMicros(s: string, suffix: string): number | undefined {
   const n = s.length;
   if (n < 19 + suffix.length || n > 26 + suffix.length) return undefined;
   const c10 = s.charCodeAt(10);
