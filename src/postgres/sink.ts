@@ -479,13 +479,14 @@ export class PostgresSink implements SinkEndpoint {
         },
       );
     }
-    const copySql = `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`;
+    const copyText = `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN`;
+    const copySql = `${copyText} WITH (FORMAT csv)`;
     const transcoder = importTranscoder(slice.codec);
     if (transcoder && typeof slice.reader.iterEncoded === 'function' && req.schema?.fields.length) {
       // a row codec transcoded straight into the CSV below, without row objects (docs/decisions/0008-transcoded-row-paths.md)
-      const toCsv = await transcoder();
+      const { toCopy, format } = await transcoder();
       const what = `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`;
-      const pieces = toCsv(slice.reader.iterEncoded(), {
+      const pieces = toCopy(slice.reader.iterEncoded(), {
         schema: req.schema,
         columns: plan.columns,
         origin: { slice: slice.index, table: plan.targetSql },
@@ -499,7 +500,7 @@ export class PostgresSink implements SinkEndpoint {
           yield piece;
         }
       }
-      const copying = client.query(copyFrom(copySql));
+      const copying = client.query(copyFrom(format === 'csv' ? copySql : copyText));
       await pipeline(Readable.from(checked(), { highWaterMark: 1 }), copying);
       return (copying as unknown as { rowCount: number }).rowCount;
     }

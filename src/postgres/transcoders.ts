@@ -9,8 +9,14 @@ const EXPORTS: Record<string, () => Promise<CopyTranscoderFactory>> = {
   ndjson: async () => (await import('./copy-to-ndjson.js')).copyToNdjson,
 };
 
-const IMPORTS: Record<string, () => Promise<StagedToCsv>> = {
-  ndjson: async () => (await import('./ndjson-to-csv.js')).ndjsonToCsv,
+/** An import transcoder and the COPY format it writes (`csv`: `FORMAT csv`; `text`: COPY's text format). */
+export interface ImportTranscoder {
+  toCopy: StagedToCsv;
+  format: 'csv' | 'text';
+}
+
+const IMPORTS: Record<string, () => Promise<ImportTranscoder>> = {
+  ndjson: async () => ({ toCopy: (await import('./ndjson-to-copy.js')).ndjsonToCopyText, format: 'text' }),
 };
 
 /** The COPY text → codec transcoder of `codec`, or `undefined` when that codec is staged through rows. */
@@ -18,7 +24,7 @@ export function exportTranscoder(codec: string): (() => Promise<CopyTranscoderFa
   return Object.hasOwn(EXPORTS, codec) ? EXPORTS[codec] : undefined;
 }
 
-/** The staged bytes → COPY CSV transcoder of `codec`, or `undefined` when that codec is imported through rows. */
-export function importTranscoder(codec: string | undefined): (() => Promise<StagedToCsv>) | undefined {
+/** The staged bytes → COPY (CSV or text) transcoder of `codec`, or `undefined` when that codec is imported through rows. */
+export function importTranscoder(codec: string | undefined): (() => Promise<ImportTranscoder>) | undefined {
   return codec !== undefined && Object.hasOwn(IMPORTS, codec) ? IMPORTS[codec] : undefined;
 }
