@@ -1,4 +1,4 @@
-import { fastMicros } from '../codecs/timestamp-text.js';
+import { isFastTimestampText } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -39,7 +39,7 @@ function canonicalInteger(t: string, max: number): boolean {
  * Timestamp the parser makes of it (the date and time digits are kept; the fraction is padded with zeros).
  */
 function isoOf(t: string, suffix: string, zoned: boolean): string | undefined {
-  if (fastMicros(t, suffix) === undefined) return undefined;
+  if (!isFastTimestampText(t, suffix)) return undefined;
   const end = t.length - suffix.length;
   const frac = end > 20 ? t.slice(20, end) : '';
   return `"${t.slice(0, 10)}T${t.slice(11, 19)}.${frac}${'000000'.slice(frac.length)}${zoned ? 'Z' : ''}"`;
@@ -76,12 +76,15 @@ class CopyToNdjson implements CopyTranscoder {
   /** `{"name":` for the first key, `,"name":` for the others, in `#order`. */
   readonly #prefixes: string[];
   readonly #width: number;
+  /** The fields of the current line (reused). */
+  readonly #fields: string[];
   #carry: Buffer | undefined;
   #line = 0;
 
   constructor(columns: CopyTextColumn[], schema: RecordSchema) {
     const plan = compileRowPlan(schema);
     this.#width = columns.length;
+    this.#fields = new Array(columns.length).fill('');
     this.#writers = columns.map((c) => writerFor(c, plan?.kindOf.get(c.name)));
     const probe: Record<string, number> = {};
     for (let i = 0; i < columns.length; i++) {
@@ -115,6 +118,15 @@ class CopyToNdjson implements CopyTranscoder {
     return [];
   }
 
+  /** The error of a COPY line whose field count is not the unit's. */
+  #width_(fields: number): IngestError {
+    return new IngestError(
+      'source_failed',
+      `COPY text row ${this.#line} has ${fields === this.#width + 1 ? 'more' : 'fewer'} fields than the unit's ${this.#width} columns`,
+      { details: { row: this.#line, columns: this.#width } },
+    );
+  }
+
   /** NDJSON lines (each with its newline) of COPY text lines joined by newlines (no final one). */
   #lines(text: string): string {
     const writers = this.#writers;
@@ -133,13 +145,16 @@ class CopyToNdjson implements CopyTranscoder {
         out += '{}\n';
         continue;
       }
-      const fields = line.split('\t');
-      if (fields.length !== width) {
-        throw new IngestError(
-          'source_failed',
-          `COPY text row ${this.#line} has ${fields.length} fields, the unit has ${width} columns`,
-          { details: { row: this.#line, fields: fields.length, columns: width } },
-        );
+      const fields = this.#fields;
+      let from = 0;
+      for (let i = 0; i < width; i++) {
+        let to = line.indexOf('\t', from);
+        if (to < 0) {
+          if (i < width - 1) throw this.#width_(i + 1);
+          to = line.length;
+        } else if (i === width - 1) throw this.#width_(width + 1);
+        fields[i] = line.slice(from, to);
+        from = to + 1;
       }
       const escaped = line.includes('\\');
       for (let j = 0; j < order.length; j++) {
