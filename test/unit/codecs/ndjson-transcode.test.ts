@@ -358,14 +358,15 @@ describe('COPY text → NDJSON (PostgreSQL source transcoder)', () => {
           const expected = texts
             .map((r) => {
               const row: Row = {};
-              r.forEach((t, i) =>
+              for (let i = 0; i < r.length; i++) {
+                const t = r[i];
                 Object.defineProperty(row, columns[i].name, {
                   value: t === null ? null : columns[i].parse(t),
                   enumerable: true,
                   writable: true,
                   configurable: true,
-                }),
-              );
+                });
+              }
               return `${encodeRow(row, plan)}\n`;
             })
             .join('');
