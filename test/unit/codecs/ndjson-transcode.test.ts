@@ -24,18 +24,18 @@ async function* pieces(bytes: Buffer, size: number): AsyncGenerator<Uint8Array> 
 
 const SCHEMA: RecordSchema = {
   fields: [
-    { name: 'id', type: 'int64' },
-    { name: 'at', type: 'timestamp' },
-    { name: 'bin', type: 'binary' },
-    { name: 's', type: 'string' },
-    { name: 'j', type: 'json' },
-    { name: 'jt', type: 'json' },
-    { name: 'n', type: 'float64' },
-    { name: 'ok', type: 'boolean' },
-    { name: 'constructor', type: 'string' },
-    { name: '__proto__', type: 'string' },
-    { name: '7', type: 'string' },
-    { name: 'only_staged', type: 'string' },
+    { name: 'id', type: 'int64', nullable: true },
+    { name: 'at', type: 'timestamp', nullable: true },
+    { name: 'bin', type: 'binary', nullable: true },
+    { name: 's', type: 'string', nullable: true },
+    { name: 'j', type: 'json', nullable: true },
+    { name: 'jt', type: 'json', nullable: true },
+    { name: 'n', type: 'float64', nullable: true },
+    { name: 'ok', type: 'boolean', nullable: true },
+    { name: 'constructor', type: 'string', nullable: true },
+    { name: '__proto__', type: 'string', nullable: true },
+    { name: '7', type: 'string', nullable: true },
+    { name: 'only_staged', type: 'string', nullable: true },
   ],
 };
 /** Target columns: a json target for `jt`, one column the staging lacks (`missing`), `only_staged` left out. */
@@ -341,7 +341,11 @@ describe('COPY text → NDJSON (PostgreSQL source transcoder)', () => {
           const cols = layout.filter((c) => !seen.has(c.name) && seen.add(c.name));
           const columns = columnsOf(cols.map((c) => c.type)).map((c, i) => ({ ...c, name: cols[i].name }));
           const schema: RecordSchema = {
-            fields: cols.map((c) => ({ name: c.name, type: TYPES.find((t) => t[0] === c.type)![2] as 'string' })),
+            fields: cols.map((c) => ({
+              name: c.name,
+              type: TYPES.find((t) => t[0] === c.type)![2] as 'string',
+              nullable: true,
+            })),
           };
           const texts = rows.map((r) =>
             cols.map((c) => {
@@ -385,8 +389,8 @@ describe('COPY text → NDJSON (PostgreSQL source transcoder)', () => {
     const columns = columnsOf(['i8', 't']);
     const schema: RecordSchema = {
       fields: [
-        { name: 'i8', type: 'int64' },
-        { name: 't', type: 'string' },
+        { name: 'i8', type: 'int64', nullable: true },
+        { name: 't', type: 'string', nullable: true },
       ],
     };
     const cut = await copyToNdjson(columns, schema);
