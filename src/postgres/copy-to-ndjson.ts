@@ -138,30 +138,29 @@ class CopyToNdjson implements CopyTranscoder {
     while (start <= text.length) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
-      const line = text.slice(start, end);
-      start = end + 1;
       this.#line++;
       if (width === 0) {
+        start = end + 1;
         out += '{}\n';
         continue;
       }
       const fields = this.#fields;
-      let from = 0;
-      for (let i = 0; i < width; i++) {
-        let to = line.indexOf('\t', from);
-        if (to < 0) {
-          if (i < width - 1) throw this.#width_(i + 1);
-          to = line.length;
-        } else if (i === width - 1) throw this.#width_(width + 1);
-        fields[i] = line.slice(from, to);
+      let from = start;
+      for (let i = 0; i < width - 1; i++) {
+        const to = text.indexOf('\t', from);
+        if (to < 0 || to > end) throw this.#width_(i + 1);
+        fields[i] = text.slice(from, to);
         from = to + 1;
       }
-      const escaped = line.includes('\\');
+      const extra = text.indexOf('\t', from);
+      if (extra >= 0 && extra < end) throw this.#width_(width + 1);
+      fields[width - 1] = text.slice(from, end);
+      start = end + 1;
       for (let j = 0; j < order.length; j++) {
         const i = order[j];
         let f = fields[i];
         out += prefixes[j];
-        if (escaped && f.includes('\\')) {
+        if (f.includes('\\')) {
           if (f === '\\N') {
             out += 'null';
             continue;
