@@ -3,7 +3,7 @@ import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../code
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { unescapeCopy } from './copy-text.js';
-import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory } from './transcode.js';
+import { type CopyTextColumn, type CopyTranscoder, type CopyTranscoderFactory, canonicalInteger } from './transcode.js';
 import { TEXT_PARSERS } from './type-mapping.js';
 
 /*
@@ -18,21 +18,6 @@ import { TEXT_PARSERS } from './type-mapping.js';
 type FieldWriter = (text: string) => string;
 
 const NL = 0x0a;
-
-/** `0` or `-?[1-9][0-9]*` of at most `max` characters: what `String(parseInt(t))` / `BigInt(t).toString()` give back. */
-function canonicalInteger(t: string, max: number): boolean {
-  const n = t.length;
-  if (n === 0 || n > max) return false;
-  let i = t.charCodeAt(0) === 45 ? 1 : 0;
-  if (i === n) return false;
-  const first = t.charCodeAt(i);
-  if (first === 48) return n === 1;
-  for (; i < n; i++) {
-    const c = t.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
 
 /**
  * `YYYY-MM-DD HH:MM:SS[.f]` (+ suffix) in the fast range → ISO text with 6 fractional digits, as `isoText` writes the
