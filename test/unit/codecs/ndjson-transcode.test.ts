@@ -204,14 +204,13 @@ describe('NDJSON → COPY text (PostgreSQL sink transcoder)', () => {
     fc.assert(
       fc.property(row, (r) => {
         let csv: string;
-        let copy: string;
         try {
           csv = new CsvEncoder(TARGET, ORIGIN).encodeRow(r);
         } catch (err) {
           expect(() => new CsvEncoder(TARGET, ORIGIN).encodeTextRow(r)).toThrow((err as Error).message);
           return;
         }
-        copy = new CsvEncoder(TARGET, ORIGIN).encodeTextRow(r);
+        const copy = new CsvEncoder(TARGET, ORIGIN).encodeTextRow(r);
         expect(copyFields(copy)).toEqual(csvFields(csv));
       }),
       { numRuns: 1000 },
