@@ -129,10 +129,15 @@ function runChild(
 ): ChildResult {
   const out = execFileSync(
     process.execPath,
-    ['--import', 'tsx', here, '--child', phase, codec, schema, table, target, stagingRoot],
+    [...childArgs(), '--import', 'tsx', here, '--child', phase, codec, schema, table, target, stagingRoot],
     { encoding: 'utf8', env: process.env, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
+}
+
+/** Extra Node flags for the pipeline children, e.g. `BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (profiles). */
+function childArgs(): string[] {
+  return (process.env.BENCH_CHILD_ARGS ?? '').split(' ').filter(Boolean);
 }
 
 function timeShell(cmd: string, env: NodeJS.ProcessEnv): number {

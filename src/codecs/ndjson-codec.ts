@@ -3,6 +3,7 @@ import type { RecordCodec } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { parseCodecOptions } from './codec-options.js';
+import { newlineRowCounter } from './newline-row-counter.js';
 import { compileRowPlan, decodeRow, encodeRow, type RowPlan } from './value-encoding.js';
 
 /** Options of {@link ndjsonCodec}. @public */
@@ -48,6 +49,9 @@ export function ndjsonCodec(options: NdjsonCodecOptions = {}): RecordCodec {
     extension: '.ndjson',
     encode: (batches, schema) => encodeNdjson(batches, schema, chunkBytes),
     decode: (bytes, schema) => decodeNdjson(bytes, schema, maxLineBytes),
+    // one newline per row (JSON text never holds a raw newline): counted without decoding, so staged bytes can be
+    // taken unchanged (RecordWriter.writeEncoded) and read unchanged (RecordReader.iterEncoded)
+    rowCounter: () => newlineRowCounter('NDJSON'),
   };
 }
 
@@ -85,45 +89,67 @@ export async function* decodeNdjson(
   maxLineBytes: number,
 ): AsyncGenerator<Row[]> {
   const plan = compileRowPlan(schema);
+  let lineNo = 0;
+  for await (const text of ndjsonBlocks(bytes, maxLineBytes)) {
+    const rows: Row[] = [];
+    lineNo = forEachLine(text, lineNo, maxLineBytes, (line, n) => {
+      rows.push(decodeLine(line, plan, n));
+    });
+    if (rows.length > 0) yield rows;
+  }
+}
+
+/**
+ * UTF-8 NDJSON chunks → text blocks of whole lines (the newline after the block's last line removed; a final line
+ * without newline is a block of its own). A line longer than `maxLineBytes` fails with `row_rejected`.
+ * @internal
+ */
+export async function* ndjsonBlocks(bytes: AsyncIterable<Uint8Array>, maxLineBytes: number): AsyncGenerator<string> {
   let carry: Buffer[] = [];
   let carryBytes = 0;
-  let lineNo = 0;
+  let lines = 0;
   for await (const chunk of bytes) {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const last = buf.lastIndexOf(10);
     if (last < 0) {
       carry.push(buf);
       carryBytes += buf.length;
-      if (carryBytes > maxLineBytes) throw lineTooLong(lineNo + 1, maxLineBytes);
+      if (carryBytes > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
       continue;
     }
     let head = buf.subarray(0, last);
     if (carry.length > 0) {
       const firstNl = buf.indexOf(10);
-      if (carryBytes + firstNl > maxLineBytes) throw lineTooLong(lineNo + 1, maxLineBytes);
+      if (carryBytes + firstNl > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
       carry.push(head);
       head = Buffer.concat(carry);
       carry = [];
       carryBytes = 0;
     }
     const rest = buf.subarray(last + 1);
+    for (let i = head.indexOf(10); i !== -1; i = head.indexOf(10, i + 1)) lines++;
+    lines++;
     if (rest.length > 0) {
-      if (rest.length > maxLineBytes) throw lineTooLong(lineNo + 1, maxLineBytes);
+      if (rest.length > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
       carry.push(rest);
       carryBytes = rest.length;
     }
-    const rows: Row[] = [];
-    lineNo = parseLines(head.toString('utf8'), plan, rows, lineNo, maxLineBytes);
-    yield rows;
+    yield head.toString('utf8');
   }
-  if (carry.length > 0) {
-    const rows: Row[] = [];
-    parseLines(Buffer.concat(carry).toString('utf8'), plan, rows, lineNo, maxLineBytes);
-    if (rows.length > 0) yield rows;
-  }
+  if (carry.length > 0) yield Buffer.concat(carry).toString('utf8');
 }
 
-function parseLines(text: string, plan: RowPlan | undefined, out: Row[], lineNo: number, maxLineBytes: number): number {
+/**
+ * Call `fn` for every non-empty line of a block from {@link ndjsonBlocks}, with its 1-based line number (counting
+ * from `lineNo`, the lines before the block). Returns the line number of the block's last line.
+ * @internal
+ */
+export function forEachLine(
+  text: string,
+  lineNo: number,
+  maxLineBytes: number,
+  fn: (line: string, n: number) => void,
+): number {
   let start = 0;
   let n = lineNo;
   while (start <= text.length) {
@@ -133,21 +159,29 @@ function parseLines(text: string, plan: RowPlan | undefined, out: Row[], lineNo:
     if (end > start) {
       // A line longer than the limit in characters is longer in bytes too.
       if (end - start > maxLineBytes) throw lineTooLong(n, maxLineBytes);
-      const line = text.slice(start, end);
-      try {
-        out.push(decodeRow(line, plan));
-      } catch (err) {
-        throw IngestError.is(err)
-          ? new IngestError(err.code, `Line ${n}: ${err.message}`, { cause: err, details: { line: n } })
-          : new IngestError('staging_corrupt', `Line ${n} is not valid JSON: ${(err as Error).message}`, {
-              cause: err,
-              details: { line: n },
-            });
-      }
+      fn(text.slice(start, end), n);
     }
     start = end + 1;
   }
   return n;
+}
+
+/**
+ * Decode line `n` of a slice with the codec's plan; failures are `staging_corrupt` (or the decoder's own
+ * IngestError) naming the line.
+ * @internal
+ */
+export function decodeLine(line: string, plan: RowPlan | undefined, n: number): Row {
+  try {
+    return decodeRow(line, plan);
+  } catch (err) {
+    throw IngestError.is(err)
+      ? new IngestError(err.code, `Line ${n}: ${err.message}`, { cause: err, details: { line: n } })
+      : new IngestError('staging_corrupt', `Line ${n} is not valid JSON: ${(err as Error).message}`, {
+          cause: err,
+          details: { line: n },
+        });
+  }
 }
 
 function lineTooLong(line: number, max: number): IngestError {

@@ -29,12 +29,12 @@ function d2(s: string, i: number): number {
 }
 
 /**
- * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
- * 1970, or `undefined` when the text is not of that form or out of the fast range.
+ * Whether `s` is `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`), a valid
+ * calendar date and time of the years 1700–2250 (the fast range): the texts {@link fastMicros} reads. No arithmetic.
  */
-function fastMicros(s: string, suffix: string): number | undefined {
+export function isFastTimestampText(s: string, suffix: string): boolean {
   const n = s.length;
-  if (n < 19 + suffix.length || n > 26 + suffix.length) return undefined;
+  if (n < 19 + suffix.length || n > 26 + suffix.length) return false;
   const c10 = s.charCodeAt(10);
   if (
     s.charCodeAt(4) !== 45 ||
@@ -43,7 +43,7 @@ function fastMicros(s: string, suffix: string): number | undefined {
     s.charCodeAt(13) !== 58 ||
     s.charCodeAt(16) !== 58
   )
-    return undefined;
+    return false;
   const y1 = d2(s, 0);
   const y2 = d2(s, 2);
   const month = d2(s, 5);
@@ -51,25 +51,39 @@ function fastMicros(s: string, suffix: string): number | undefined {
   const hour = d2(s, 11);
   const minute = d2(s, 14);
   const second = d2(s, 17);
-  if (y1 < 17 || y1 > 22 || y2 < 0 || month < 1 || month > 12 || day < 1) return undefined;
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined;
-  const year = y1 * 100 + y2;
-  if (day > daysInMonth(year, month)) return undefined;
+  if (y1 < 17 || y1 > 22 || y2 < 0 || (y1 === 22 && y2 > 50) || month < 1 || month > 12 || day < 1) return false;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  if (day > daysInMonth(y1 * 100 + y2, month)) return false;
   const end = n - suffix.length;
-  if (suffix.length > 0 && !s.endsWith(suffix)) return undefined;
-  let micros = 0;
+  if (suffix.length > 0 && !s.endsWith(suffix)) return false;
   if (end > 19) {
-    if (s.charCodeAt(19) !== 46 || end === 20) return undefined;
-    let scale = 100_000;
+    if (s.charCodeAt(19) !== 46 || end === 20) return false;
     for (let i = 20; i < end; i++) {
       const c = s.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) return undefined;
-      micros += c * scale;
-      scale /= 10;
+      if (c < 0 || c > 9) return false;
     }
   }
+  return true;
+}
+
+/**
+ * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
+ * 1970, or `undefined` when the text is not of that form or out of the fast range (years 1700–2250).
+ */
+export function fastMicros(s: string, suffix: string): number | undefined {
+  if (!isFastTimestampText(s, suffix)) return undefined;
+  const year = d2(s, 0) * 100 + d2(s, 2);
+  const end = s.length - suffix.length;
+  let micros = 0;
+  let scale = 100_000;
+  for (let i = 20; i < end; i++) {
+    micros += (s.charCodeAt(i) - 48) * scale;
+    scale /= 10;
+  }
   const v =
-    daysFromCivil(year, month, day) * MICROS_PER_DAY + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros;
+    daysFromCivil(year, d2(s, 5), d2(s, 8)) * MICROS_PER_DAY +
+    (d2(s, 11) * 3600 + d2(s, 14) * 60 + d2(s, 17)) * 1_000_000 +
+    micros;
   return v >= MIN_FAST && v < MAX_FAST ? v : undefined;
 }
 

@@ -278,7 +278,8 @@ export function decodeTaggedJson(text: string): Value {
 
 // --- rows -------------------------------------------------------------------------------------------------
 
-type Conversion = 'int64' | 'timestamp' | 'binary';
+/** @internal */
+export type Conversion = 'int64' | 'timestamp' | 'binary';
 
 /**
  * How rows of one schema are written: fields of a typed column are written bare instead of tagged, which is
@@ -365,7 +366,8 @@ function decodeTyped(kind: Conversion, v: unknown): Value {
 
 /** JSON text of object keys (`"name":`), cached: rows of one table repeat the same few keys. */
 const keyTexts = new Map<string, string>();
-function keyText(k: string): string {
+/** @internal */
+export function keyText(k: string): string {
   let t = keyTexts.get(k);
   if (t === undefined) {
     t = `${JSON.stringify(k)}:`;
@@ -401,6 +403,15 @@ function valueText(v: unknown): string {
     default:
       return JSON.stringify(toTaggedTree(v));
   }
+}
+
+/**
+ * JSON text of one field value as {@link encodeRow} writes it: `null`, the bare form of a typed column (`kind` from
+ * the row plan) or the tagged form. For transcoders that write rows field by field.
+ * @internal
+ */
+export function fieldJsonText(v: unknown, kind: Conversion | undefined): string {
+  return v === null ? 'null' : kind !== undefined ? typedText(kind, v) : valueText(v);
 }
 
 /**

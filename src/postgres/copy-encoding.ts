@@ -3,6 +3,7 @@ import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
+import { escapeCopyText } from './copy-text.js';
 import { stringifyJsonExact } from './json-exact.js';
 
 /** How a target column takes its text. */
@@ -102,58 +103,76 @@ export class CsvEncoder {
    * text never holds a quote, comma, newline or NUL, and is never empty); every other value is quoted.
    */
   encodeRow(row: Row): string {
-    const cols = this.#columns;
-    const inherited = this.#inherited;
+    const n = this.#columns.length;
     this.rows++;
     let out = '';
-    for (let i = 0; i < cols.length; i++) {
+    for (let i = 0; i < n; i++) {
       if (i > 0) out += ',';
-      const c = cols[i];
-      const v = row[c.name];
-      if (v === null || v === undefined) continue;
-      if (inherited[i] && !Object.hasOwn(row, c.name)) continue;
-      let s: string;
-      switch (typeof v) {
-        case 'string':
-          if (c.kind === 'json') {
-            s = JSON.stringify(v);
-            break;
-          }
-          s = v;
-          break;
-        case 'bigint':
-          out += v.toString();
-          continue;
-        case 'number':
-          if (c.kind === 'json') {
-            s = stringifyJsonExact(v);
-            break;
-          }
-          out += Object.is(v, -0) ? '-0' : String(v);
-          continue;
-        case 'boolean':
-          out += c.kind === 'json' ? String(v) : v ? 't' : 'f';
-          continue;
-        default:
-          if (v instanceof JsonText) {
-            s = v.text;
-            break;
-          }
-          if (v instanceof Timestamp && c.kind !== 'json') {
-            out += pgText(v);
-            continue;
-          }
-          try {
-            s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v, c.elem) : scalarText(v as Value, c.kind);
-          } catch (err) {
-            throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
-          }
-      }
-      if (s.includes('\u0000'))
-        throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
-      out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
+      const s = this.#field(row, i);
+      if (s === null) continue;
+      if (this.#bare) out += s;
+      else out += s.includes('"') ? `"${s.replace(/"/g, '""')}"` : `"${s}"`;
     }
     return `${out}\n`;
+  }
+
+  /**
+   * The same row as a line of COPY text format (`COPY … FROM STDIN` without options): the same text per field as
+   * {@link CsvEncoder.encodeRow} sends, escaped for text format (`\N` for NULL), so both load the same values.
+   */
+  encodeTextRow(row: Row): string {
+    const n = this.#columns.length;
+    this.rows++;
+    let out = '';
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out += '\t';
+      const s = this.#field(row, i);
+      out += s === null ? '\\N' : this.#bare ? s : escapeCopyText(s);
+    }
+    return `${out}\n`;
+  }
+
+  /** Whether the text {@link CsvEncoder.#field} returned last is written bare (it never needs quoting or escaping). */
+  #bare = false;
+
+  /** The text PostgreSQL receives for column `i` of `row`, or `null` for NULL. */
+  #field(row: Row, i: number): string | null {
+    const c = this.#columns[i];
+    const v = row[c.name];
+    if (v === null || v === undefined) return null;
+    if (this.#inherited[i] && !Object.hasOwn(row, c.name)) return null;
+    this.#bare = true;
+    let s: string;
+    switch (typeof v) {
+      case 'string':
+        s = c.kind === 'json' ? JSON.stringify(v) : v;
+        break;
+      case 'bigint':
+        return v.toString();
+      case 'number':
+        if (c.kind === 'json') {
+          s = stringifyJsonExact(v);
+          break;
+        }
+        return Object.is(v, -0) ? '-0' : String(v);
+      case 'boolean':
+        return c.kind === 'json' ? String(v) : v ? 't' : 'f';
+      default:
+        if (v instanceof JsonText) {
+          s = v.text;
+          break;
+        }
+        if (v instanceof Timestamp && c.kind !== 'json') return pgText(v);
+        try {
+          s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v, c.elem) : scalarText(v as Value, c.kind);
+        } catch (err) {
+          throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
+        }
+    }
+    if (s.includes('\u0000'))
+      throw this.#reject(c.name, 'text contains a NUL character, which PostgreSQL cannot store');
+    this.#bare = false;
+    return s;
   }
 
   #reject(column: string, why: string, cause?: unknown): IngestError {

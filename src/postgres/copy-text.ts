@@ -266,7 +266,7 @@ function parseLine(line: string, cols: ColumnPlan[], lineNo: number, risky: bool
 const SIMPLE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
 
 /** Undo COPY text escapes: `\b \f \n \r \t \v`, `\\`, octal `\ooo`, hex `\xhh`; any other `\c` is `c`. */
-function unescapeCopy(s: string, lineNo: number): string {
+export function unescapeCopy(s: string, lineNo: number): string {
   let out = '';
   const bytes: number[] = [];
   const flushBytes = () => {

@@ -23,6 +23,7 @@ import {
   postgresSinkConfigSchema,
   postgresSinkDescriptor,
 } from './sink-config.js';
+import { importTranscoder } from './transcoders.js';
 import { fieldTypeToPgType } from './type-mapping.js';
 
 const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
@@ -478,12 +479,33 @@ export class PostgresSink implements SinkEndpoint {
         },
       );
     }
+    const copyText = `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN`;
+    const copySql = `${copyText} WITH (FORMAT csv)`;
+    const transcoder = importTranscoder(slice.codec);
+    if (transcoder && typeof slice.reader.iterEncoded === 'function' && req.schema?.fields.length) {
+      // a row codec transcoded straight into the CSV below, without row objects (docs/decisions/0008-transcoded-row-paths.md)
+      const { toCopy, format } = await transcoder();
+      const what = `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`;
+      const pieces = toCopy(slice.reader.iterEncoded(), {
+        schema: req.schema,
+        columns: plan.columns,
+        origin: { slice: slice.index, table: plan.targetSql },
+        pieceBytes: COPY_CHUNK_BYTES,
+        onRows: (n) => progress.add(n, slice.index, false),
+      });
+      const signal = ctx.signal;
+      async function* checked() {
+        for await (const piece of pieces) {
+          throwIfAborted(signal, what);
+          yield piece;
+        }
+      }
+      const copying = client.query(copyFrom(format === 'csv' ? copySql : copyText));
+      await pipeline(Readable.from(checked(), { highWaterMark: 1 }), copying);
+      return (copying as unknown as { rowCount: number }).rowCount;
+    }
     const encoder = new CsvEncoder(plan.columns, { slice: slice.index, table: plan.targetSql });
-    const stream = client.query(
-      copyFrom(
-        `COPY ${table} (${plan.columns.map((c) => quoteIdentifier(c.name)).join(', ')}) FROM STDIN WITH (FORMAT csv)`,
-      ),
-    );
+    const stream = client.query(copyFrom(copySql));
     // Batches are sized by bytes as well as rows: by the row size seen in earlier slices of this import (rows of
     // unknown size are read a few at a time).
     const maxRows = this.#config.batchSize ?? DEFAULT_BATCH;

@@ -15,7 +15,7 @@ import { throwIfAborted } from '../util/abort.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { type ColumnInfo, describeTable, describeTables, recordSchema, type TableInfo } from './catalog.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
-import { copyOutSlice } from './copy-pass-through.js';
+import { copyOutSlice, transcodeCopyText } from './copy-pass-through.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier } from './identifiers.js';
 import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
 import { wrapPgError } from './pg-errors.js';
@@ -28,6 +28,8 @@ import {
   postgresSourceConfigSchema,
   postgresSourceDescriptor,
 } from './source-config.js';
+import type { CopyTextColumn } from './transcode.js';
+import { exportTranscoder } from './transcoders.js';
 import { createTypeParsers, type TypeParsers } from './type-mapping.js';
 
 /** Session settings that make every text form we parse or fingerprint predictable, local to the read transaction. */
@@ -374,6 +376,8 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
   /**
    * Pass-through (codec `pg-copy`, see `pgCopyCodec`): one planned slice as the bytes of
    * `COPY (SELECT … the slice …) TO STDOUT`, in the same snapshot and text settings as `read`, staged unchanged.
+   * For `ndjson` the same COPY text is transcoded value by value into the NDJSON lines `read` + the codec would
+   * have staged, byte for byte, without row objects (docs/decisions/0008-transcoded-row-paths.md).
    * `undefined` for another codec or an unplanned slice (the pipeline then uses `read`).
    * @throws IngestError `source_failed` (retryable for connection errors), `aborted`, `not_found`
    */
@@ -383,15 +387,24 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     ctx: IngestionContext,
   ): AsyncIterable<EncodedBatch> | undefined {
     const bounds = req.slice?.bounds as SliceBounds | undefined;
-    if (codec !== PG_COPY_CODEC_ID || !bounds || typeof bounds !== 'object' || !bounds.planned) return undefined;
+    if (!bounds || typeof bounds !== 'object' || !bounds.planned) return undefined;
+    const transcoder = codec === PG_COPY_CODEC_ID ? undefined : exportTranscoder(codec);
+    if (codec !== PG_COPY_CODEC_ID && !transcoder) return undefined;
     const what = `PostgresSource.readEncoded of ${JSON.stringify(req.unitId)} (slice ${req.slice.index})`;
-    return copyOutSlice({
+    let columns: CopyTextColumn[] = [];
+    const copyText = copyOutSlice({
       what,
       signal: ctx.signal,
       settings: READ_SETTINGS,
       connect: () => this.#connect(ctx, what),
       prepare: async (client) => {
         const unit = await this.#resolve(client, req.unitId);
+        columns = unit.columns.map((c) => ({
+          name: c.name,
+          typname: c.typname,
+          typcategory: c.typcategory,
+          parse: unit.parsers.getTypeParser(c.typid, 'text'),
+        }));
         if (bounds.empty) return { schema: unit.schema };
         const resume = unit.cursor.length
           ? await readResume(client, unit, req.mode === 'incremental' ? req.checkpoint : null)
@@ -407,6 +420,7 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
               slice: req.slice.index,
             }),
     });
+    return transcoder ? transcodeCopyText(copyText, transcoder, () => columns) : copyText;
   }
 
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */

@@ -36,8 +36,9 @@ export type CopyTranscoderFactory = (columns: CopyTextColumn[], schema: RecordSc
 
 /**
  * Turns a slice's staged bytes (verified by the reader: `ImportSlice.reader.iterEncoded`) into the COPY CSV lines
- * `CsvEncoder.encodeRow` writes for the rows the codec decodes, in pieces of about `pieceBytes`. `onRows` is told how
- * many rows each piece holds. A row the encoder would refuse is refused the same way (`row_rejected`).
+ * `CsvEncoder.encodeRow` writes for the rows the codec decodes — or, for a transcoder registered with format `text`,
+ * the COPY text lines `CsvEncoder.encodeTextRow` writes — in pieces of about `pieceBytes`. `onRows` is told how many
+ * rows each piece holds. A row the encoder would refuse is refused the same way (`row_rejected`).
  */
 export type StagedToCsv = (
   bytes: AsyncIterable<Uint8Array>,

@@ -303,6 +303,25 @@ export function parseArrayLiteral(text: string, element: Parser): Value[] {
   return arr();
 }
 
+const json: Parser = (s) => new JsonText(s);
+
+/**
+ * The text parsers of the type mapping, by what they do: transcoders (docs/decisions/0008-transcoded-row-paths.md)
+ * recognise a column's parser by identity to pick a fast path that writes what the parser's value would be written as.
+ * @internal
+ */
+export const TEXT_PARSERS = Object.freeze({
+  identity,
+  int,
+  bigint,
+  float,
+  bool,
+  timestamp: parsePgTimestamp as Parser,
+  timestamptz: parsePgTimestamptz as Parser,
+  json,
+  bytea: parseBytea as Parser,
+});
+
 const BY_NAME: Record<string, Parser> = {
   int2: int,
   int4: int,
@@ -313,11 +332,11 @@ const BY_NAME: Record<string, Parser> = {
   float8: float,
   bool,
   date: identity,
-  timestamp: parsePgTimestamp,
-  timestamptz: parsePgTimestamptz,
-  json: (s) => new JsonText(s),
-  jsonb: (s) => new JsonText(s),
-  bytea: parseBytea,
+  timestamp: TEXT_PARSERS.timestamp,
+  timestamptz: TEXT_PARSERS.timestamptz,
+  json,
+  jsonb: json,
+  bytea: TEXT_PARSERS.bytea,
 };
 
 /** Built-in type OIDs → type names, for result columns the catalog did not describe (expressions). */
