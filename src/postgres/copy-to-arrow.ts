@@ -20,6 +20,7 @@ import {
 } from './arrow-copy-columns.js';
 import { ArrowChunkSink } from './arrow-ipc-sink.js';
 import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory } from './transcode.js';
+import { TEXT_PARSERS } from './type-mapping.js';
 
 /*
  * PostgreSQL COPY text → Arrow IPC stream, column-wise (docs/decisions/0008-transcoded-row-paths.md). The bytes decode
@@ -38,65 +39,41 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const NL = 10;
 const TAB = 9;
 
-/** Types whose `pg` parser is not the identity (type-mapping.ts, BY_NAME). */
-const PARSED = new Set([
-  'int2',
-  'int4',
-  'oid',
-  'int8',
-  'float4',
-  'float8',
-  'bool',
-  'timestamp',
-  'timestamptz',
-  'json',
-  'jsonb',
-  'bytea',
-]);
 const TEXT_KINDS = new Set<ColumnKind>(['string', 'decimal', 'date', 'time', 'uuid', 'interval']);
-const PROBE = 'nucleus probe ü 1';
 
 /**
- * The column kind the Arrow codec chooses for the field, given the value class the source's parser gives for the
- * column's type (the codec looks at the first non-null value: a `Timestamp` makes a µs column, a `JsonText` a text
- * column). For every column of a PostgreSQL source this is also what the schema alone gives.
+ * The column kind the Arrow codec chooses for the field, given the value class the column's parser gives (the codec
+ * looks at the first non-null value: a `Timestamp` makes a µs column, a `JsonText` a text column). For the columns of
+ * a PostgreSQL source this is also what the schema alone gives (except a domain over json/jsonb whose first
+ * record batch of the row path holds only NULLs: then the row path writes tagged JSON text, which decodes the same).
  */
-function kindOf(field: FieldSchema, col: CopyTextColumn): ColumnKind {
-  const scalar = col.typcategory !== 'A';
-  const t = col.typname;
+function kindOf(field: FieldSchema, parse: CopyTextColumn['parse']): ColumnKind {
   const sample: Value | undefined =
-    scalar && (t === 'timestamptz' || t === 'timestamp')
-      ? Timestamp.fromEpochMicros(0, { zoned: t === 'timestamptz' })
-      : scalar && (t === 'json' || t === 'jsonb')
+    parse === TEXT_PARSERS.timestamptz || parse === TEXT_PARSERS.timestamp
+      ? Timestamp.fromEpochMicros(0, { zoned: parse === TEXT_PARSERS.timestamptz })
+      : parse === TEXT_PARSERS.json
         ? new JsonText('null')
         : undefined;
   return kindForField(field, sample);
 }
 
-function isIdentity(parse: (text: string) => Value): boolean {
-  try {
-    return parse(PROBE) === PROBE;
-  } catch {
-    return false;
-  }
-}
-
-/** The accumulator for one column: a fast reader where the type and kind allow, else the generic one. */
+/**
+ * The accumulator for one column: a fast reader where the column's parser (recognised by identity) and the kind
+ * allow it, else the generic one (the parser and the codec's conversion per field).
+ */
 function columnFor(field: FieldSchema, col: CopyTextColumn, cap: number): CopyColumnBuffer {
-  const kind = kindOf(field, col);
   const { name, parse } = col;
-  const t = col.typname;
-  if (col.typcategory !== 'A') {
-    if (kind === 'int64' && t === 'int8') return new Int64Column(name, kind, parse, cap);
-    if (kind === 'int32' && (t === 'int4' || t === 'int2')) return new Int32Column(name, kind, parse, cap);
-    if (kind === 'float64' && (t === 'float8' || t === 'float4')) return new Float64Column(name, kind, parse, cap);
-    if (kind === 'boolean' && t === 'bool') return new BoolColumn(name, kind, parse, cap);
-    if ((kind === 'ts_utc' && t === 'timestamptz') || (kind === 'ts_local' && t === 'timestamp'))
-      return new TimestampColumn(name, kind, parse, cap);
-    if (kind === 'json_text' && (t === 'json' || t === 'jsonb')) return new Utf8Column(name, kind, parse, cap);
-    if (kind === 'binary' && t === 'bytea') return new BinaryColumn(name, kind, parse, cap);
-    if (TEXT_KINDS.has(kind) && !PARSED.has(t) && isIdentity(parse)) return new Utf8Column(name, kind, parse, cap);
-  }
+  const kind = kindOf(field, parse);
+  const P = TEXT_PARSERS;
+  if (parse === P.bigint && kind === 'int64') return new Int64Column(name, kind, parse, cap);
+  if (parse === P.int && kind === 'int32') return new Int32Column(name, kind, parse, cap);
+  if (parse === P.float && kind === 'float64') return new Float64Column(name, kind, parse, cap);
+  if (parse === P.bool && kind === 'boolean') return new BoolColumn(name, kind, parse, cap);
+  if ((parse === P.timestamptz && kind === 'ts_utc') || (parse === P.timestamp && kind === 'ts_local'))
+    return new TimestampColumn(name, kind, parse, cap);
+  if (parse === P.json && kind === 'json_text') return new Utf8Column(name, kind, parse, cap);
+  if (parse === P.bytea && kind === 'binary') return new BinaryColumn(name, kind, parse, cap);
+  if (parse === P.identity && TEXT_KINDS.has(kind)) return new Utf8Column(name, kind, parse, cap);
   return new GenericColumn(name, kind, parse, cap);
 }
 
