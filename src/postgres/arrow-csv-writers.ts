@@ -46,6 +46,20 @@ export interface WriteContext {
   /** Rows of the slice before this batch. */
   base: number;
   origin: CopyOrigin;
+  /**
+   * Write COPY text format (`CsvEncoder.encodeTextRow`: `\N` for NULL, text escaped, tab-separated) instead of CSV
+   * (`encodeRow`: NULL empty, text quoted).
+   */
+  text: boolean;
+}
+
+/** A NULL field: nothing in CSV, `\N` in text format. */
+export function writeNull(ctx: WriteContext): void {
+  if (!ctx.text) return;
+  const out = ctx.out;
+  out.ensure(2);
+  out.buf[out.pos++] = 92;
+  out.buf[out.pos++] = 78;
 }
 
 function writeAscii(out: CsvOut, s: string): void {
@@ -85,11 +99,11 @@ export function fallbackWriter(column: CopyColumn, kind: ColumnKind, vector: Vec
   const name = column.name;
   return (r) => {
     const v = fromArrowValue(kind, cell(r));
-    if (v === null || v === undefined) return;
+    if (v === null || v === undefined) return writeNull(ctx);
     const row: Row = {};
     Object.defineProperty(row, name, { value: v, enumerable: true, writable: true, configurable: true });
     encoder.rows = ctx.base + r;
-    const line = encoder.encodeRow(row);
+    const line = ctx.text ? encoder.encodeTextRow(row) : encoder.encodeRow(row);
     const out = ctx.out;
     out.ensure(line.length * 3);
     // the line without its newline
@@ -112,7 +126,7 @@ function quotedUtf8(d: Data, slow: () => CellWriter, ctx: WriteContext): CellWri
   const offsets = d.valueOffsets as Int32Array;
   const values = d.values as Uint8Array;
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     const s = offsets[r];
     const e = offsets[r + 1];
     const len = e - s;
@@ -150,12 +164,50 @@ function quotedUtf8(d: Data, slow: () => CellWriter, ctx: WriteContext): CellWri
   };
 }
 
+/** Text format: the bytes with `\\ \n \r \t` escaped (escapeCopyText), refused with NUL. */
+function escapedUtf8(d: Data, slow: () => CellWriter, ctx: WriteContext): CellWriter {
+  const nulls = nullsOf(d);
+  const offsets = d.valueOffsets as Int32Array;
+  const values = d.values as Uint8Array;
+  return (r) => {
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
+    const s = offsets[r];
+    const e = offsets[r + 1];
+    const out = ctx.out;
+    out.ensure(2 * (e - s));
+    const b = out.buf;
+    let w = out.pos;
+    for (let i = s; i < e; i++) {
+      const c = values[i];
+      if (c <= 92) {
+        if (c === 92) {
+          b[w++] = 92;
+        } else if (c === 10) {
+          b[w++] = 92;
+          b[w++] = 110;
+          continue;
+        } else if (c === 13) {
+          b[w++] = 92;
+          b[w++] = 114;
+          continue;
+        } else if (c === 9) {
+          b[w++] = 92;
+          b[w++] = 116;
+          continue;
+        } else if (c === 0) return slow()(r); // refused by the encoder, with its message
+      }
+      b[w++] = c;
+    }
+    out.pos = w;
+  };
+}
+
 function int64Writer(d: Data, ctx: WriteContext): CellWriter {
   const nulls = nullsOf(d);
   const big = d.values as BigInt64Array;
   const words = new Int32Array(big.buffer, big.byteOffset, big.length * 2);
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     const hi = words[2 * r + 1];
     if (hi >= -2097152 && hi < 2097152) writeInt(ctx.out, hi * 4294967296 + (words[2 * r] >>> 0));
     else writeAscii(ctx.out, big[r].toString());
@@ -166,7 +218,7 @@ function int32Writer(d: Data, ctx: WriteContext): CellWriter {
   const nulls = nullsOf(d);
   const values = d.values as Int32Array;
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     writeInt(ctx.out, values[r]);
   };
 }
@@ -175,7 +227,7 @@ function float64Writer(d: Data, ctx: WriteContext): CellWriter {
   const nulls = nullsOf(d);
   const values = d.values as Float64Array;
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     const v = values[r];
     writeAscii(ctx.out, Object.is(v, -0) ? '-0' : String(v));
   };
@@ -186,7 +238,7 @@ function boolWriter(d: Data, json: boolean, ctx: WriteContext): CellWriter {
   const bits = d.values as Uint8Array;
   const [yes, no] = json ? ['true', 'false'] : ['t', 'f'];
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     writeAscii(ctx.out, isValidAt(bits, r) ? yes : no);
   };
 }
@@ -204,7 +256,7 @@ function timestampWriter(d: Data, zoned: boolean, slow: () => CellWriter, ctx: W
   let lastDays = Number.NaN;
   const date = new Uint8Array(10);
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     const hi = words[2 * r + 1];
     const v = hi * 4294967296 + (words[2 * r] >>> 0);
     if (!(hi >= -2097152 && hi < 2097152 && v >= MIN_FAST && v < MAX_FAST)) return slow()(r);
@@ -264,20 +316,22 @@ function timestampWriter(d: Data, zoned: boolean, slow: () => CellWriter, ctx: W
 
 const HEX_DIGITS = new TextEncoder().encode('0123456789abcdef');
 
-/** Bytes as quoted bytea hex text (`"\x0a0b"`). */
+/** Bytes as bytea hex text (`"\x0a0b"` in CSV, `\\x0a0b` in text format). */
 function binaryWriter(d: Data, ctx: WriteContext): CellWriter {
+  const text = ctx.text;
   const nulls = nullsOf(d);
   const offsets = d.valueOffsets as Int32Array;
   const values = d.values as Uint8Array;
   return (r) => {
-    if (nulls && !isValidAt(nulls, r)) return;
+    if (nulls && !isValidAt(nulls, r)) return writeNull(ctx);
     const s = offsets[r];
     const e = offsets[r + 1];
     const out = ctx.out;
     out.ensure(2 * (e - s) + 4);
     const b = out.buf;
     let w = out.pos;
-    b[w++] = 34;
+    // CSV: "\x0a0b"; text format: \\x0a0b (the backslash escaped)
+    b[w++] = text ? 92 : 34;
     b[w++] = 92;
     b[w++] = 120;
     for (let i = s; i < e; i++) {
@@ -285,7 +339,7 @@ function binaryWriter(d: Data, ctx: WriteContext): CellWriter {
       b[w++] = HEX_DIGITS[x >> 4];
       b[w++] = HEX_DIGITS[x & 15];
     }
-    b[w++] = 34;
+    if (!text) b[w++] = 34;
     out.pos = w;
   };
 }
@@ -323,7 +377,7 @@ export function cellWriter(
     (type as { bitWidth?: number; isSigned?: boolean }).bitWidth === bits &&
     (type as { isSigned?: boolean }).isSigned === true;
   if (kind === 'json_text' || (TEXT_KINDS.has(kind) && !json)) {
-    if (typeId === Type.Utf8 && utf8Valid(d)) return quotedUtf8(d, slow, ctx);
+    if (typeId === Type.Utf8 && utf8Valid(d)) return ctx.text ? escapedUtf8(d, slow, ctx) : quotedUtf8(d, slow, ctx);
     return slow();
   }
   switch (kind) {

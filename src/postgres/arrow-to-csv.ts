@@ -9,7 +9,7 @@ import {
 } from '../arrow/arrow-types.js';
 import type { Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { type CellWriter, CsvOut, cellWriter, type WriteContext } from './arrow-csv-writers.js';
+import { type CellWriter, CsvOut, cellWriter, type WriteContext, writeNull } from './arrow-csv-writers.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
 import type { StagedToCsv } from './transcode.js';
 
@@ -113,15 +113,17 @@ async function* batchesOf(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Reco
 async function* transcode(
   bytes: AsyncIterable<Uint8Array>,
   opts: { columns: CopyColumn[]; origin: CopyOrigin; pieceBytes: number; onRows?: (rows: number) => void },
+  text: boolean,
 ): AsyncGenerator<Uint8Array> {
   const { columns, origin, onRows } = opts;
   const pieceBytes = Math.max(1, opts.pieceBytes);
   const out = new CsvOut(pieceBytes + 4096);
-  const ctx: WriteContext = { out, base: 0, origin };
+  const ctx: WriteContext = { out, base: 0, origin, text };
   const encoder = new CsvEncoder(columns, origin);
+  const separator = text ? 9 : 44;
   let planned: { schema: Schema; plan: BatchPlan } | undefined;
   let pieceRows = 0;
-  const none: CellWriter = () => {};
+  const none: CellWriter = () => writeNull(ctx);
   for await (const batch of batchesOf(bytes)) {
     if (planned?.schema !== batch.schema) planned = { schema: batch.schema, plan: planOf(batch.schema, columns) };
     const { plan } = planned;
@@ -131,7 +133,7 @@ async function* transcode(
       const rows = rowsOf(batch);
       encoder.rows = ctx.base;
       for (let r = 0; r < n; r++) {
-        const line = encoder.encodeRow(rows[r]);
+        const line = text ? encoder.encodeTextRow(rows[r]) : encoder.encodeRow(rows[r]);
         out.ensure(line.length * 3);
         out.pos += out.buf.write(line, out.pos, 'utf8');
         pieceRows++;
@@ -154,7 +156,7 @@ async function* transcode(
       for (let i = 0; i <= last; i++) {
         if (i > 0) {
           out.ensure(1);
-          out.buf[out.pos++] = 44;
+          out.buf[out.pos++] = separator;
         }
         writers[i](r);
       }
@@ -182,4 +184,12 @@ async function* transcode(
  * `row_rejected` for a value the CSV encoder refuses (NUL in text), naming the column, slice and row.
  * @internal
  */
-export const arrowToCsv: StagedToCsv = (bytes, opts) => transcode(bytes, opts);
+export const arrowToCsv: StagedToCsv = (bytes, opts) => transcode(bytes, opts, false);
+
+/**
+ * The same as {@link arrowToCsv} in COPY's text format: the lines `CsvEncoder.encodeTextRow` writes (for
+ * `COPY … FROM STDIN` without options).
+ * @throws IngestError as {@link arrowToCsv}.
+ * @internal
+ */
+export const arrowToCopyText: StagedToCsv = (bytes, opts) => transcode(bytes, opts, true);

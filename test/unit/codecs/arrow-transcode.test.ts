@@ -3,13 +3,14 @@
  * → `copyToArrow` decodes to exactly the rows the row path stages (each field through the source's parser, rows
  * through `arrowCodec().encode`), with the same Arrow schema and field metadata; and `arrowToCsv` writes exactly the
  * CSV `CsvEncoder` writes for the decoded rows — for slices written by the transcoder and by the row path, in any
- * chunking, with the encoder's refusals (NUL) and the codec's `staging_corrupt`.
+ * chunking, with the encoder's refusals (NUL) and the codec's `staging_corrupt`; `arrowToCopyText` likewise writes
+ * exactly `CsvEncoder.encodeTextRow` (COPY text format).
  */
 import { RecordBatchReader } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { arrowCodec } from '../../../src/arrow/index.js';
 import { IngestError, type RecordSchema, type Row, Timestamp, type Value } from '../../../src/index.js';
-import { arrowToCsv } from '../../../src/postgres/arrow-to-csv.js';
+import { arrowToCopyText, arrowToCsv } from '../../../src/postgres/arrow-to-csv.js';
 import { type ColumnInfo, fieldSchema } from '../../../src/postgres/catalog.js';
 import { type CopyColumn, CsvEncoder } from '../../../src/postgres/copy-encoding.js';
 import { escapeCopyText } from '../../../src/postgres/copy-text.js';
@@ -174,13 +175,30 @@ async function transcode(t: Table, text: Buffer, random: () => number, max = 300
   return Buffer.concat(out);
 }
 
-async function csvOf(t: Table, bytes: Buffer, pieceBytes = 777, pieces = 97): Promise<{ csv: Buffer; rows: number }> {
+/** The two import transcoders: COPY CSV (`CsvEncoder.encodeRow`) and COPY text format (`encodeTextRow`). */
+const FORMATS = [
+  { name: 'csv', toCopy: arrowToCsv, encode: (e: CsvEncoder, rows: Row[]) => e.encode(rows) },
+  {
+    name: 'text',
+    toCopy: arrowToCopyText,
+    encode: (e: CsvEncoder, rows: Row[]) => rows.map((r) => e.encodeTextRow(r)).join(''),
+  },
+] as const;
+type Format = (typeof FORMATS)[number];
+
+async function csvOf(
+  t: Table,
+  bytes: Buffer,
+  pieceBytes = 777,
+  pieces = 97,
+  format: Format = FORMATS[0],
+): Promise<{ csv: Buffer; rows: number }> {
   let rows = 0;
   const out: Uint8Array[] = [];
   const source = (async function* () {
     for (let at = 0; at < bytes.length; at += pieces) yield bytes.subarray(at, at + pieces);
   })();
-  for await (const piece of arrowToCsv(source, {
+  for await (const piece of format.toCopy(source, {
     schema: t.schema,
     columns: t.targetColumns,
     origin: { slice: 3, table: '"public"."dst"' },
@@ -238,12 +256,15 @@ async function check(t: Table, rows: TextRow[], seed = 1): Promise<void> {
     ),
   );
   if (!widened) expect(await arrowSchemas(gotBytes)).toEqual(await arrowSchemas(expectedBytes));
-  const csv = Buffer.from(new CsvEncoder(t.targetColumns, { slice: 3, table: '"public"."dst"' }).encode(got), 'utf8');
-  for (const bytes of [gotBytes, expectedBytes]) {
-    const out = await csvOf(t, bytes, 1 + Math.floor(random() * 2000), 1 + Math.floor(random() * 3000));
-    expect(out.rows).toBe(rows.length);
-    expect(out.csv.toString('utf8')).toBe(csv.toString('utf8'));
-    expect(out.csv.equals(csv)).toBe(true);
+  for (const format of FORMATS) {
+    const encoder = new CsvEncoder(t.targetColumns, { slice: 3, table: '"public"."dst"' });
+    const csv = Buffer.from(format.encode(encoder, got), 'utf8');
+    for (const bytes of [gotBytes, expectedBytes]) {
+      const out = await csvOf(t, bytes, 1 + Math.floor(random() * 2000), 1 + Math.floor(random() * 3000), format);
+      expect(out.rows).toBe(rows.length);
+      expect(out.csv.toString('utf8'), format.name).toBe(csv.toString('utf8'));
+      expect(out.csv.equals(csv)).toBe(true);
+    }
   }
 }
 
@@ -519,9 +540,9 @@ describe('copyToArrow and arrowToCsv (randomised)', () => {
 describe('arrowToCsv on slices the row path writes from other sources', () => {
   const origin = { slice: 2, table: '"s"."t"' };
 
-  async function csv(bytes: Uint8Array, columns: CopyColumn[]): Promise<string> {
+  async function csv(bytes: Uint8Array, columns: CopyColumn[], format: Format = FORMATS[0]): Promise<string> {
     const out: Uint8Array[] = [];
-    for await (const piece of arrowToCsv(
+    for await (const piece of format.toCopy(
       (async function* () {
         yield bytes;
       })(),
@@ -554,7 +575,8 @@ describe('arrowToCsv on slices the row path writes from other sources', () => {
     ];
     const bytes = await encodeAll(arrowCodec({ batchRows: 2 }), [rows.slice(0, 2), rows.slice(2)]);
     const decoded = await decodeAll(arrowCodec(), bytes);
-    expect(await csv(bytes, columns)).toBe(new CsvEncoder(columns, origin).encode(decoded));
+    for (const format of FORMATS)
+      expect(await csv(bytes, columns, format)).toBe(format.encode(new CsvEncoder(columns, origin), decoded));
   });
 
   it('writes typed values into json targets, numbers and booleans as JSON, as CsvEncoder does', async () => {
@@ -576,7 +598,8 @@ describe('arrowToCsv on slices the row path writes from other sources', () => {
     const decoded = await decodeAll(arrowCodec(), bytes);
     for (const kind of ['scalar', 'json'] as const) {
       const columns = schema.fields.map((f) => ({ name: f.name, kind }));
-      expect(await csv(bytes, columns)).toBe(new CsvEncoder(columns, origin).encode(decoded));
+      for (const format of FORMATS)
+        expect(await csv(bytes, columns, format)).toBe(format.encode(new CsvEncoder(columns, origin), decoded));
     }
   });
 
@@ -602,11 +625,13 @@ describe('arrowToCsv on slices the row path writes from other sources', () => {
       } catch (err) {
         expected = err;
       }
-      const err = await csv(bytes, columns).catch((e) => e);
-      expect(err).toBeInstanceOf(IngestError);
-      expect(err.code).toBe('row_rejected');
-      expect(err.message).toBe((expected as Error).message);
-      expect(err.details).toEqual({ column: 't', slice: 2, row: 3, table: '"s"."t"' });
+      for (const format of FORMATS) {
+        const err = await csv(bytes, columns, format).catch((e) => e);
+        expect(err).toBeInstanceOf(IngestError);
+        expect(err.code).toBe('row_rejected');
+        expect(err.message).toBe((expected as Error).message);
+        expect(err.details).toEqual({ column: 't', slice: 2, row: 3, table: '"s"."t"' });
+      }
     }
     // JSON text from a PostgreSQL json column
     const t = table(['id', 'j'].map(byName));
@@ -614,9 +639,11 @@ describe('arrowToCsv on slices the row path writes from other sources', () => {
       ['1', '"a\\u0000"'],
       ['2', '"\u0000"'],
     ]);
-    const err = await csvOf(t, bytes).catch((e) => e);
-    expect(err.code).toBe('row_rejected');
-    expect(err.details).toMatchObject({ column: 'j', slice: 3, row: 2 });
+    for (const format of FORMATS) {
+      const err = await csvOf(t, bytes, 777, 97, format).catch((e) => e);
+      expect(err.code).toBe('row_rejected');
+      expect(err.details).toMatchObject({ column: 'j', slice: 3, row: 2 });
+    }
   });
 
   it('fails with staging_corrupt on bytes that are no Arrow IPC stream', async () => {
