@@ -18,7 +18,7 @@ export interface ImportTranscoder {
 
 const IMPORTS: Record<string, () => Promise<ImportTranscoder>> = {
   ndjson: async () => ({ toCopy: (await import('./ndjson-to-copy.js')).ndjsonToCopyText, format: 'text' }),
-  arrow: async () => ({ toCopy: (await import('./arrow-to-csv.js')).arrowToCsv, format: 'csv' }),
+  arrow: async () => ({ toCopy: (await import('./arrow-to-csv.js')).arrowToCopyText, format: 'text' }),
 };
 
 /** The COPY text → codec transcoder of `codec`, or `undefined` when that codec is staged through rows. */
