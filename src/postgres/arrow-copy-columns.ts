@@ -268,6 +268,28 @@ export class Utf8Column extends CopyColumnBuffer {
   }
 
   read(buf: Buffer, p: number, st: ParseState): number {
+    const start = this.#pos;
+    // One pass for short fields without escapes: copy while looking for the field's end.
+    if (start + 64 <= this.#data.length) {
+      const d = this.#data;
+      let w = start;
+      const stop = p + 64;
+      let i = p;
+      for (; i < stop; i++) {
+        const b = buf[i];
+        if (b === TAB || b === NL || b === BACKSLASH) break;
+        d[w++] = b;
+      }
+      const b = buf[i];
+      if (b === TAB || b === NL) {
+        this.#pos = w;
+        if (st.lossy) this.#fix(start);
+        if (this.length === this.cap) this.grow();
+        this.valid[this.length >> 3] |= 1 << (this.length & 7);
+        this.#offsets[++this.length] = this.#pos;
+        return i;
+      }
+    }
     let q = p;
     let esc = false;
     for (;;) {
@@ -278,13 +300,8 @@ export class Utf8Column extends CopyColumnBuffer {
     }
     const len = q - p;
     if (this.#pos + len > this.#data.length) this.#room(len);
-    const start = this.#pos;
     if (!esc) {
-      if (len < 64) {
-        const d = this.#data;
-        let w = start;
-        for (let i = p; i < q; i++) d[w++] = buf[i];
-      } else this.#data.set(buf.subarray(p, q), start);
+      this.#data.set(buf.subarray(p, q), start);
       this.#pos = start + len;
       if (st.lossy) this.#fix(start);
     } else {
