@@ -14,9 +14,11 @@ import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js
 import type { StagedToCsv } from './transcode.js';
 
 /*
- * Staged Arrow slice → COPY CSV, column-wise (docs/decisions/0008-transcoded-row-paths.md): the text is exactly what
- * `new CsvEncoder(columns, origin).encodeRow(row)` writes for each row `arrowCodec().decode` yields, written from the
- * record batches' buffers (arrow-csv-writers.ts) without a row object, a `Timestamp`, a `bigint` or a `JsonText`.
+ * Staged Arrow slice → COPY input, column-wise (docs/decisions/0008-transcoded-row-paths.md): the text is exactly what
+ * `new CsvEncoder(columns, origin).encodeRow(row)` (CSV, `arrowToCsv`) or `.encodeTextRow(row)` (COPY text format,
+ * `arrowToCopyText`, what the sink uses: PostgreSQL reads it a little faster) writes for each row
+ * `arrowCodec().decode` yields, written from the record batches' buffers (arrow-csv-writers.ts) without a row object,
+ * a `Timestamp`, a `bigint` or a `JsonText`.
  * A batch that records absent keys (the codec's hidden column; never written for a declared schema) goes through
  * the row path whole.
  */

@@ -1,7 +1,7 @@
 /**
  * The Arrow transcoders on a real PostgreSQL: the type matrix (every common type with its edge values) plus a few
  * thousand generated rows, copied by runUnit through filesystem staging with `arrowCodec()`, once transcoded
- * (COPY text → Arrow on export, Arrow → COPY CSV on import) and once forced through rows (`onRejectedRow:
+ * (COPY text → Arrow on export, Arrow → COPY text format on import) and once forced through rows (`onRejectedRow:
  * 'dead-letter'` makes the export take rows). Both targets equal the source as text, both ways; the staged slices
  * of both paths decode to the same rows; the transcoded import reads slices the row path staged; and a damaged
  * slice still fails the import with `staging_corrupt` before any row commits.
@@ -259,6 +259,30 @@ describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows'
       else expect(Math.max(...sizes)).toBeLessThanOrEqual(3);
     }, 120_000);
   }
+
+  it('runUnit transcoded into a target the sink creates: the source’s column types, equal as text', async () => {
+    const unitId = `${env.schema}.src`;
+    const res = await runUnit({
+      source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
+      sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.dst_created` } }),
+      staging: staging().provider,
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'arrow-tc-created', unitId, sinkId: 'created' },
+      mode: 'full',
+      policy: POLICY,
+    });
+    expect(res.stats.rowsImported).toBe(TOTAL);
+    const types = async (table: string) =>
+      (
+        await env.query(
+          `SELECT a.attname || ': ' || format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+          [`"${env.schema}".${table}`],
+        )
+      ).rows.map((r) => r.t);
+    expect(await types('dst_created')).toEqual(await types('src'));
+    expect(await diff('src', 'dst_created')).toEqual([]);
+  }, 120_000);
 
   it('the staged slices of both paths decode to the same rows; each import reads the other’s staging', async () => {
     const unitId = `${env.schema}.src`;
