@@ -186,6 +186,11 @@ class CopyToArrow implements CopyTranscoder {
     while (p < end) {
       this.#lineStart = p;
       st.line = ++this.#line;
+      if (last < 0) {
+        // no columns: every line is empty
+        if (buf[p] !== NL) throw this.#badLine(buf, p, -1);
+        p++;
+      }
       for (let c = 0; c <= last; c++) {
         const col = cols[c];
         if (buf[p] === 92 && buf[p + 1] === 78 && (buf[p + 2] === TAB || buf[p + 2] === NL)) {
@@ -225,9 +230,11 @@ class CopyToArrow implements CopyTranscoder {
   #badLine(buf: Buffer, p: number, c: number): Error {
     const line = this.#line;
     const why =
-      buf[p] === TAB
-        ? `has more than the ${this.#columns.length} columns of the query`
-        : `ends after ${c + 1} of the ${this.#columns.length} columns`;
+      c < 0
+        ? 'is not empty, but the query has no columns'
+        : buf[p] === TAB
+          ? `has more than the ${this.#columns.length} columns of the query`
+          : `ends after ${c + 1} of the ${this.#columns.length} columns`;
     return new IngestError('source_failed', `COPY text line ${line} ${why}`, {
       details: { line, column: this.#copyColumns[c]?.name },
     });

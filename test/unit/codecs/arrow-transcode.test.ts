@@ -680,6 +680,15 @@ describe('copyToArrow refusals', () => {
     }
   });
 
+  it('writes the schema’s field order whatever the COPY column order, and tables without columns', async () => {
+    const t = table(['id', 'i8', 't', 'tstz', 'jb'].map(byName));
+    const rows = rowsOfClasses(t, CLASSES);
+    const permuted: Table = { ...t, schema: { fields: [...t.schema.fields].reverse() } };
+    await check(permuted, rows);
+    const none = table([]);
+    await check(none, [[], [], []]);
+  });
+
   it('reads COPY escapes PostgreSQL accepts (octal, hex, any other backslash) like the pg-copy decoder', async () => {
     const t = table(['id', 't'].map(byName));
     const text = Buffer.from('1\t\\101\\x42\\x4\\xg\\q\\303\\274\n2\t\\377\n', 'utf8');
