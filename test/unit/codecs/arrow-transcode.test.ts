@@ -6,7 +6,8 @@
  * chunking, with the encoder's refusals (NUL) and the codec's `staging_corrupt`; `arrowToCopyText` likewise writes
  * exactly `CsvEncoder.encodeTextRow` (COPY text format).
  */
-import { RecordBatchReader } from 'apache-arrow';
+import { isUtf8 } from 'node:buffer';
+import { RecordBatchReader, Type } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { arrowCodec } from '../../../src/arrow/index.js';
 import { IngestError, type RecordSchema, type Row, Timestamp, type Value } from '../../../src/index.js';
@@ -687,6 +688,39 @@ describe('copyToArrow refusals', () => {
     await check(permuted, rows);
     const none = table([]);
     await check(none, [[], [], []]);
+  });
+
+  it('decodes bytes that are not UTF-8 field by field with U+FFFD, as pg decodes a field (SQL_ASCII databases)', async () => {
+    const t = table(['id', 't', 'vc', 'jb', 'a_text'].map(byName));
+    const fields = [
+      [
+        Buffer.from('1'),
+        Buffer.from([0x61, 0xff, 0x62]),
+        Buffer.from([0xe2, 0x82]),
+        Buffer.from('"\xfe"'),
+        Buffer.from('{a}'),
+      ],
+      [Buffer.from('2'), Buffer.from('ü'), Buffer.from([0xc3]), Buffer.from('{}'), Buffer.from([0x7b, 0xf0, 0x7d])],
+    ];
+    const text = Buffer.concat(
+      fields.map((r) => Buffer.concat([...r.flatMap((f, i) => (i ? [Buffer.from('\t'), f] : [f])), Buffer.from('\n')])),
+    );
+    const rows: TextRow[] = fields.map((r) => r.map((f) => f.toString('utf8')));
+    const expected = await decodeAll(arrowCodec(), await rowPath(t, rows));
+    expect(expected[0].t).toBe('a\ufffdb');
+    for (const seed of [1, 2, 3]) {
+      const bytes = await transcode(t, text, rng(seed), 5);
+      expect(await decodeAll(arrowCodec(), bytes)).toEqual(expected);
+      // and the staged Utf8 columns hold valid UTF-8 (what any other Arrow reader requires)
+      for await (const reader of RecordBatchReader.readAll([bytes]))
+        for await (const batch of reader)
+          for (const [i, f] of batch.schema.fields.entries()) {
+            if (f.type.typeId !== Type.Utf8) continue;
+            const d = batch.getChildAt(i)!.data[0];
+            const offsets = d.valueOffsets as Int32Array;
+            expect(isUtf8((d.values as Uint8Array).subarray(offsets[0], offsets[d.length])), f.name).toBe(true);
+          }
+    }
   });
 
   it('reads COPY escapes PostgreSQL accepts (octal, hex, any other backslash) like the pg-copy decoder', async () => {
