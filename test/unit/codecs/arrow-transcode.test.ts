@@ -7,7 +7,18 @@
  * exactly `CsvEncoder.encodeTextRow` (COPY text format).
  */
 import { isUtf8 } from 'node:buffer';
-import { RecordBatchReader, Type } from 'apache-arrow';
+import {
+  Field,
+  Int64,
+  makeData,
+  RecordBatch,
+  RecordBatchReader,
+  RecordBatchStreamWriter,
+  Schema,
+  Struct,
+  Type,
+  Utf8,
+} from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { arrowCodec } from '../../../src/arrow/index.js';
 import { IngestError, type RecordSchema, type Row, Timestamp, type Value } from '../../../src/index.js';
@@ -644,6 +655,40 @@ describe('arrowToCsv on slices the row path writes from other sources', () => {
       const err = await csvOf(t, bytes, 777, 97, format).catch((e) => e);
       expect(err.code).toBe('row_rejected');
       expect(err.details).toMatchObject({ column: 'j', slice: 3, row: 2 });
+    }
+  });
+
+  it('writes a foreign Utf8 column that is not UTF-8 as its decoded text (U+FFFD), as the row path does', async () => {
+    const values = new Uint8Array([0x61, 0xff, 0x62, 0xe2, 0x82, 0x63]);
+    const t = makeData({ type: new Utf8(), length: 2, valueOffsets: new Int32Array([0, 3, 6]), data: values });
+    const id = makeData({ type: new Int64(), length: 2, data: new BigInt64Array([1n, 2n]) });
+    const schema = new Schema([new Field('id', new Int64(), true), new Field('t', new Utf8(), true)]);
+    const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 2, children: [id, t] }));
+    const bytes = RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+    const decoded = await decodeAll(arrowCodec(), bytes);
+    expect(decoded[0].t).toBe('a\ufffdb');
+    const columns: CopyColumn[] = [
+      { name: 'id', kind: 'scalar' },
+      { name: 't', kind: 'scalar' },
+    ];
+    for (const format of FORMATS) {
+      const out: Uint8Array[] = [];
+      for await (const piece of format.toCopy(
+        (async function* () {
+          yield bytes;
+        })(),
+        {
+          schema: { fields: [] },
+          columns,
+          origin,
+          pieceBytes: 64,
+        },
+      ))
+        out.push(piece);
+      // byte for byte: PostgreSQL gets the replacement characters, not the invalid bytes
+      expect(Buffer.concat(out).equals(Buffer.from(format.encode(new CsvEncoder(columns, origin), decoded)))).toBe(
+        true,
+      );
     }
   });
 
