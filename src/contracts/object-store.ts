@@ -36,4 +36,12 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Delete keys; missing keys are ignored. */
   delete(keys: string[]): Promise<void>;
+  /**
+   * Optional: `true` when the `etag` that `put` returns and `list`/`head` report changes whenever an object's bytes
+   * change, as S3's does (an MD5 of the bytes, or of the parts' MD5s). Staging then records each slice's etag in the
+   * manifest and verifies a session before import by listing it (size and etag per slice) instead of reading every
+   * slice twice; a slice whose etag or size differs is read and hashed as before. Leave it unset for stores whose
+   * etags are not content hashes (a file's mtime, say).
+   */
+  readonly contentEtags?: boolean;
 }

@@ -5,6 +5,7 @@ import type { StagingProvider, StagingSessionRef } from '../contracts/staging.js
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { configInvalid, type UnitRef } from './options.js';
+import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
 import { isPending } from './run-phases.js';
 
@@ -167,11 +168,16 @@ async function markSession(
 ): Promise<boolean> {
   if (!staging || ref.provider !== staging.id) return false;
   try {
-    const session = await staging.openSession(ref);
+    // each step under the default policy.retry, as the run's own staging steps (a transient S3 fault is retried)
+    const session = await stagingStep(rc, 'commit', () => staging.openSession(ref), 'opening the session to abandon');
     try {
-      if (session.fence) await session.fence(rc.lease.epoch);
+      if (session.fence) {
+        const fence = session.fence.bind(session);
+        await stagingStep(rc, 'commit', () => fence(rc.lease.epoch), 'claiming the session to abandon');
+      }
       if (!session.markAbandoned) return false;
-      await session.markAbandoned();
+      const mark = session.markAbandoned.bind(session);
+      await stagingStep(rc, 'commit', () => mark(), 'marking the session _ABANDONED');
       return true;
     } finally {
       await session.close().catch(() => {});

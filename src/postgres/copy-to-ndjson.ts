@@ -1,9 +1,9 @@
-import { fastMicros } from '../codecs/timestamp-text.js';
+import { isFastTimestampText } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { unescapeCopy } from './copy-text.js';
-import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory } from './transcode.js';
+import { type CopyTextColumn, type CopyTranscoder, type CopyTranscoderFactory, canonicalInteger } from './transcode.js';
 import { TEXT_PARSERS } from './type-mapping.js';
 
 /*
@@ -19,27 +19,12 @@ type FieldWriter = (text: string) => string;
 
 const NL = 0x0a;
 
-/** `0` or `-?[1-9][0-9]*` of at most `max` characters: what `String(parseInt(t))` / `BigInt(t).toString()` give back. */
-function canonicalInteger(t: string, max: number): boolean {
-  const n = t.length;
-  if (n === 0 || n > max) return false;
-  let i = t.charCodeAt(0) === 45 ? 1 : 0;
-  if (i === n) return false;
-  const first = t.charCodeAt(i);
-  if (first === 48) return n === 1;
-  for (; i < n; i++) {
-    const c = t.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
-
 /**
  * `YYYY-MM-DD HH:MM:SS[.f]` (+ suffix) in the fast range → ISO text with 6 fractional digits, as `isoText` writes the
  * Timestamp the parser makes of it (the date and time digits are kept; the fraction is padded with zeros).
  */
 function isoOf(t: string, suffix: string, zoned: boolean): string | undefined {
-  if (fastMicros(t, suffix) === undefined) return undefined;
+  if (!isFastTimestampText(t, suffix)) return undefined;
   const end = t.length - suffix.length;
   const frac = end > 20 ? t.slice(20, end) : '';
   return `"${t.slice(0, 10)}T${t.slice(11, 19)}.${frac}${'000000'.slice(frac.length)}${zoned ? 'Z' : ''}"`;
@@ -76,12 +61,15 @@ class CopyToNdjson implements CopyTranscoder {
   /** `{"name":` for the first key, `,"name":` for the others, in `#order`. */
   readonly #prefixes: string[];
   readonly #width: number;
+  /** The fields of the current line (reused). */
+  readonly #fields: string[];
   #carry: Buffer | undefined;
   #line = 0;
 
   constructor(columns: CopyTextColumn[], schema: RecordSchema) {
     const plan = compileRowPlan(schema);
     this.#width = columns.length;
+    this.#fields = new Array(columns.length).fill('');
     this.#writers = columns.map((c) => writerFor(c, plan?.kindOf.get(c.name)));
     const probe: Record<string, number> = {};
     for (let i = 0; i < columns.length; i++) {
@@ -115,6 +103,15 @@ class CopyToNdjson implements CopyTranscoder {
     return [];
   }
 
+  /** The error of a COPY line whose field count is not the unit's. */
+  #width_(fields: number): IngestError {
+    return new IngestError(
+      'source_failed',
+      `COPY text row ${this.#line} has ${fields === this.#width + 1 ? 'more' : 'fewer'} fields than the unit's ${this.#width} columns`,
+      { details: { row: this.#line, columns: this.#width } },
+    );
+  }
+
   /** NDJSON lines (each with its newline) of COPY text lines joined by newlines (no final one). */
   #lines(text: string): string {
     const writers = this.#writers;
@@ -126,27 +123,29 @@ class CopyToNdjson implements CopyTranscoder {
     while (start <= text.length) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
-      const line = text.slice(start, end);
-      start = end + 1;
       this.#line++;
       if (width === 0) {
+        start = end + 1;
         out += '{}\n';
         continue;
       }
-      const fields = line.split('\t');
-      if (fields.length !== width) {
-        throw new IngestError(
-          'source_failed',
-          `COPY text row ${this.#line} has ${fields.length} fields, the unit has ${width} columns`,
-          { details: { row: this.#line, fields: fields.length, columns: width } },
-        );
+      const fields = this.#fields;
+      let from = start;
+      for (let i = 0; i < width - 1; i++) {
+        const to = text.indexOf('\t', from);
+        if (to < 0 || to > end) throw this.#width_(i + 1);
+        fields[i] = text.slice(from, to);
+        from = to + 1;
       }
-      const escaped = line.includes('\\');
+      const extra = text.indexOf('\t', from);
+      if (extra >= 0 && extra < end) throw this.#width_(width + 1);
+      fields[width - 1] = text.slice(from, end);
+      start = end + 1;
       for (let j = 0; j < order.length; j++) {
         const i = order[j];
         let f = fields[i];
         out += prefixes[j];
-        if (escaped && f.includes('\\')) {
+        if (f.includes('\\')) {
           if (f === '\\N') {
             out += 'null';
             continue;

@@ -3,7 +3,7 @@ import { isFastTimestampText } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, type RowPlan } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
-import type { StagedToCsv } from './transcode.js';
+import { canonicalInteger, type StagedToCsv } from './transcode.js';
 
 /*
  * NDJSON → COPY text, value by value (docs/decisions/0008-transcoded-row-paths.md). The row path imports a line as
@@ -20,20 +20,6 @@ import type { StagedToCsv } from './transcode.js';
  * string in a `json` target column, a key with an escape — sends that line through the row path's own functions
  * (`decodeLine` + `CsvEncoder.encodeTextRow`), so its text and its errors are the row path's.
  */
-
-/** `0` or `-?[1-9][0-9]*` of at most 20 characters: what `BigInt(t).toString()` gives back. */
-function canonicalInteger(t: string): boolean {
-  const n = t.length;
-  if (n === 0 || n > 20) return false;
-  let i = t.charCodeAt(0) === 45 ? 1 : 0;
-  if (i === n) return false;
-  if (t.charCodeAt(i) === 48) return n === 1;
-  for (; i < n; i++) {
-    const c = t.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return true;
-}
 
 /**
  * ISO text of a staged Timestamp (`YYYY-MM-DDTHH:MM:SS[.f]`, `Z` when zoned) in the fast range → the text `pgText`
@@ -178,7 +164,7 @@ class NdjsonToCopyText {
       if (col < 0) return e + 1;
       const content = l.slice(pos + 1, e);
       if (kind === 'int64') {
-        if (!canonicalInteger(content)) return -1;
+        if (!canonicalInteger(content, 20)) return -1;
         this.#fields[col] = content;
       } else if (kind === 'timestamp') {
         if (target!.kind === 'json') return -1;

@@ -486,6 +486,14 @@ export class PostgresSink implements SinkEndpoint {
       // a row codec transcoded straight into the CSV below, without row objects (docs/decisions/0008-transcoded-row-paths.md)
       const { toCopy, format } = await transcoder();
       const what = `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`;
+      ctx.logger?.debug?.(
+        `${what}: slice ${slice.index} (${slice.codec}) transcoded to COPY ${format}, no row objects`,
+        {
+          slice: slice.index,
+          codec: slice.codec,
+          copyFormat: format,
+        },
+      );
       const pieces = toCopy(slice.reader.iterEncoded(), {
         schema: req.schema,
         columns: plan.columns,

@@ -420,7 +420,9 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
               slice: req.slice.index,
             }),
     });
-    return transcoder ? transcodeCopyText(copyText, transcoder, () => columns) : copyText;
+    if (!transcoder) return copyText;
+    ctx.logger?.debug?.(`${what}: COPY text transcoded to ${codec}, no row objects`, { slice: req.slice.index, codec });
+    return transcodeCopyText(copyText, transcoder, () => columns);
   }
 
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */

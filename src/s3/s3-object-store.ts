@@ -93,6 +93,8 @@ const optionsSchema = z
  */
 export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
+  /** S3 etags change with the bytes (MD5, or MD5 of the parts' MD5s): staging verifies sessions by listing them. */
+  readonly contentEtags = true;
   readonly #client: S3Client;
   readonly #partSize: number;
   readonly #queueSize: number;

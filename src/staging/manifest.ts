@@ -45,6 +45,8 @@ export const manifestSliceSchema = z.object({
   rows: z.number().int().min(0),
   bytes: z.number().int().min(0),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  /** The store's etag of the object when it is a content hash (`ObjectStore.contentEtags`), from the upload. */
+  etag: z.string().min(1).max(200).optional(),
   codec: z.string().min(1),
   contentType: z.string(),
   schema: recordSchemaSchema.optional(),
@@ -98,6 +100,8 @@ export interface StagingManifestSlice {
   bytes: number;
   /** Hex sha256 of the object's bytes. */
   sha256: string;
+  /** The store's etag of the object, recorded when the store's etags are content hashes (`ObjectStore.contentEtags`: S3). */
+  etag?: string;
   /** Codec id the slice was written with. */
   codec: string;
   contentType: string;

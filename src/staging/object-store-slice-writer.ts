@@ -196,6 +196,7 @@ export class ObjectStoreSliceWriter implements RecordWriter {
         rows: this.#rows,
         bytes: this.#bytes,
         sha256: this.#hash.digest('hex'),
+        ...(this.#host.store.contentEtags && info.etag ? { etag: info.etag } : {}),
         codec: this.#host.codec.id,
         contentType: this.#host.codec.contentType,
         ...(this.#schema ? { schema: this.#schema } : {}),

@@ -182,14 +182,15 @@ describe('S3 faults during the import into PostgreSQL', () => {
       storeRetry: 6,
       policyRetry: 1,
     });
-    expect(r.proxy.stats.faults.cut, 'cuts injected').toBeGreaterThan(2);
+    // verify() proves S3 slices by listing (etags), so the sink's reads are the only slice GETs: fewer to cut
+    expect(r.proxy.stats.faults.cut, 'cuts injected').toBeGreaterThan(0);
     expect(r.proxy.stats.cutAtBytes, 'cuts happened inside bodies').toBeGreaterThan(0);
     expect(r.proxy.stats.ranged, 'resumed with ranged GETs').toBeGreaterThan(0);
     expect(r.importRetries, 'resumed inside the store: the pipeline never retried').toBe(0);
   }, 300_000);
 
   it('with no store retry left, a cut slice is read again from its start by policy.retry: rows once', async () => {
-    // Cut only the sink's read of slice 1 (its second GET: verify() reads every slice first), once.
+    // Cut only the sink's read of slice 1 (its first GET: verify() proves S3 slices by listing), once.
     const seen = new Map<string, number>();
     let cut = false;
     const r = await scenario('slice GET cut with no store retry, slice re-read by policy.retry', {
@@ -198,7 +199,7 @@ describe('S3 faults during the import into PostgreSQL', () => {
         const key = (req.url ?? '').split('?')[0];
         const n = (seen.get(key) ?? 0) + 1;
         seen.set(key, n);
-        if (!/\/000001\.ndjson$/.test(key) || n !== 2) return false;
+        if (!/\/000001\.ndjson$/.test(key) || n !== 1) return false;
         cut = true;
         return true;
       },

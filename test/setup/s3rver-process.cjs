@@ -19,28 +19,65 @@ const server = new S3rver({
   configureBuckets: (config.buckets || []).map((name) => ({ name, configs: [] })),
 });
 
-// s3rver 3.7 answers a PutObject before the object is on disk: it resolves once the body has been handed to the
-// file's write stream, not once the stream has finished (for a buffered body it calls end() and resolves at once).
-// A GET right after the answer can then read an empty or short file — a store that is not read-after-write
-// consistent, unlike S3. This putObject waits for the file to be written and closed.
+// s3rver 3.7 is not the S3 its clients are written for, in two ways this file corrects:
+// - It answers a PutObject before the object is on disk: it resolves once the body has been handed to the file's
+//   write stream, not once the stream has finished (for a buffered body it calls end() and resolves at once).
+// - It writes an object in place (truncate, then write) and its metadata (content-length) in another file, so a GET
+//   racing a PUT of the same key — a manifest rewritten while another slice reads it — can read an empty, short or
+//   half-old object, or a content-length that is not the file's.
+// S3 replaces an object atomically and is read-after-write consistent. Here every object and metadata file is written
+// to a temporary file and renamed into place, and a GET takes the key's metadata and opens the object file under the
+// same per-key lock as the PUT's renames, so it sees the old object or the new one, whole.
 {
   const crypto = require('node:crypto');
   const { Transform, pipeline } = require('node:stream');
   const store = Object.getPrototypeOf(server.store);
+  const locks = new Map();
+  /** Run `fn` alone for `key` (a chain of promises per key). */
+  const withKey = (key, fn) => {
+    const prev = locks.get(key) || Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    locks.set(key, tail);
+    tail.then(() => {
+      if (locks.get(key) === tail) locks.delete(key);
+    });
+    return run;
+  };
+  const tmpOf = (file) => `${file}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+  const S3Object = require('s3rver/lib/models/object');
+  /** The md5 and metadata files of an object written to temporary files: [temporary, final] pairs to rename. */
+  const metadataFiles = async (self, bucket, key, metadata, md5) => {
+    const json = {};
+    for (const [k, v] of Object.entries(metadata || {})) {
+      if (S3Object.ALLOWED_METADATA.includes(k) || k.startsWith('x-amz-meta-')) json[k] = v;
+    }
+    const pairs = [];
+    const put = async (final, data) => {
+      const tmp = tmpOf(final);
+      await fs.promises.writeFile(tmp, data);
+      pairs.push([tmp, final]);
+    };
+    if (md5) await put(self.getResourcePath(bucket, key, 'object.md5'), md5);
+    await put(self.getResourcePath(bucket, key, 'metadata.json'), JSON.stringify(json, null, 2));
+    return pairs;
+  };
+  store.putMetadata = async function putMetadata(bucket, key, metadata, md5) {
+    const pairs = await metadataFiles(this, bucket, key, metadata, md5);
+    await withKey(this.getResourcePath(bucket, key, 'object'), async () => {
+      for (const [from, to] of pairs) await fs.promises.rename(from, to);
+    });
+  };
   store.putObject = async function putObject(object) {
     const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
     await fs.promises.mkdir(path.dirname(objectPath), { recursive: true });
     const md5 = crypto.createHash('md5');
     let size = 0;
-    const writeStream = fs.createWriteStream(objectPath);
+    const tmp = tmpOf(objectPath);
     if (Buffer.isBuffer(object.content)) {
       md5.update(object.content);
       size = object.content.length;
-      await new Promise((resolve, reject) => {
-        writeStream.on('error', reject);
-        writeStream.end(object.content, resolve);
-      });
-      await new Promise((resolve) => (writeStream.closed ? resolve() : writeStream.on('close', resolve)));
+      await fs.promises.writeFile(tmp, object.content);
     } else {
       const tap = new Transform({
         transform(chunk, encoding, callback) {
@@ -49,13 +86,24 @@ const server = new S3rver({
           callback(null, chunk);
         },
       });
+      const writeStream = fs.createWriteStream(tmp);
       await new Promise((resolve, reject) =>
         pipeline(object.content, tap, writeStream, (err) => (err ? reject(err) : resolve())),
       );
     }
     const digest = md5.digest('hex');
-    await this.putMetadata(object.bucket, object.key, object.metadata, digest);
+    const metaTmp = await metadataFiles(this, object.bucket, object.key, object.metadata, digest);
+    await withKey(objectPath, async () => {
+      await fs.promises.rename(tmp, objectPath);
+      for (const [from, to] of metaTmp) await fs.promises.rename(from, to);
+    });
     return { size, md5: digest };
+  };
+  const originalGetObject = store.getObject;
+  store.getObject = function getObject(bucket, key, options) {
+    return withKey(this.getResourcePath(bucket, key, 'object'), () =>
+      originalGetObject.call(this, bucket, key, options),
+    );
   };
 }
 

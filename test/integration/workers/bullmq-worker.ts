@@ -133,6 +133,16 @@ function countingSource(source: PostgresSource): SourceEndpoint<any> {
       say('@@read', { unitId: req.unitId, slice: req.slice?.index ?? null, runId: ctx.runId, workerId });
       return source.read(req, ctx);
     },
+    // a planned slice staged as NDJSON is read through COPY (transcoded) rather than `read`: a read all the same
+    readEncoded: (
+      codec: string,
+      req: Parameters<PostgresSource['readEncoded']>[1],
+      ctx: Parameters<PostgresSource['readEncoded']>[2],
+    ) => {
+      const bytes = source.readEncoded(codec, req, ctx);
+      if (bytes) say('@@read', { unitId: req.unitId, slice: req.slice?.index ?? null, runId: ctx.runId, workerId });
+      return bytes;
+    },
   });
 }
 

@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  abandonRun,
+  exportUnit,
   IngestError,
   type IngestionEvent,
   MemoryObjectStore,
@@ -144,5 +146,27 @@ describe('seal, describe and markers under policy.retry', () => {
     const result = await runUnit(t.opts);
     expect(result.stats.rowsImported).toBe(250);
     expect(ids(t.sink.rows('users'))).toEqual(range(1, 250));
+  });
+});
+
+describe('abandonRun marks the session under the default policy.retry', () => {
+  it('an _ABANDONED write failing twice is retried: the session is marked for sweeping', async () => {
+    const t = setup([], 1);
+    await exportUnit(t.opts);
+    t.store.rules = [{ op: 'put', match: /\/_ABANDONED$/, times: 2, retryable: true }];
+    const dropped = await abandonRun({ kv: t.kv, staging: t.opts.staging, unit: t.opts.unit });
+    expect(t.store.injected).toHaveLength(2);
+    expect(dropped.sessionMarked).toBe(true);
+    expect(await t.markers('_ABANDONED')).toHaveLength(1);
+  });
+
+  it('a non-retryable failure is not retried: the run is abandoned, the session left to the sweep', async () => {
+    const t = setup([], 1);
+    await exportUnit(t.opts);
+    t.store.rules = [{ op: 'put', match: /\/_ABANDONED$/, times: 1, retryable: false }];
+    const dropped = await abandonRun({ kv: t.kv, staging: t.opts.staging, unit: t.opts.unit });
+    expect(t.store.injected).toHaveLength(1);
+    expect(dropped.sessionMarked).toBe(false);
+    expect(await t.markers('_ABANDONED')).toHaveLength(0);
   });
 });
