@@ -7,6 +7,7 @@ import type { CopyTranscoderFactory, StagedToCsv } from './transcode.js';
 
 const EXPORTS: Record<string, () => Promise<CopyTranscoderFactory>> = {
   ndjson: async () => (await import('./copy-to-ndjson.js')).copyToNdjson,
+  arrow: async () => (await import('./copy-to-arrow.js')).copyToArrow,
 };
 
 /** An import transcoder and the COPY format it writes (`csv`: `FORMAT csv`; `text`: COPY's text format). */
@@ -17,6 +18,7 @@ export interface ImportTranscoder {
 
 const IMPORTS: Record<string, () => Promise<ImportTranscoder>> = {
   ndjson: async () => ({ toCopy: (await import('./ndjson-to-copy.js')).ndjsonToCopyText, format: 'text' }),
+  arrow: async () => ({ toCopy: (await import('./arrow-to-csv.js')).arrowToCopyText, format: 'text' }),
 };
 
 /** The COPY text → codec transcoder of `codec`, or `undefined` when that codec is staged through rows. */

@@ -1,0 +1,364 @@
+/**
+ * The Arrow transcoders on a real PostgreSQL: the type matrix (every common type with its edge values) plus a few
+ * thousand generated rows, copied by runUnit through filesystem staging with `arrowCodec()`, once transcoded
+ * (COPY text → Arrow on export, Arrow → COPY text format on import) and once forced through rows (`onRejectedRow:
+ * 'dead-letter'` makes the export take rows). Both targets equal the source as text, both ways; the staged slices
+ * of both paths decode to the same rows; the transcoded import reads slices the row path staged; and a damaged
+ * slice still fails the import with `staging_corrupt` before any row commits.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RecordBatchReader } from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
+import { FileSystemObjectStore } from '../../src/fs/index.js';
+import {
+  exportUnit,
+  IngestError,
+  importUnit,
+  MemoryKvStore,
+  ObjectStoreStagingProvider,
+  type Row,
+  runUnit,
+  type StagingSessionRef,
+} from '../../src/index.js';
+import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
+import { usePostgres } from '../helpers/pg.js';
+
+const env = usePostgres('arrow_tc');
+const tmp = mkdtempSync(join(tmpdir(), 'pg-arrow-tc-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The type matrix of test/integration/postgres-type-matrix.test.ts. */
+const COLUMNS = `
+  id integer PRIMARY KEY,
+  i2 smallint, i4 integer, i8 bigint,
+  num numeric, num12 numeric(12,2), num_big numeric(1000,500),
+  f4 real, f8 double precision,
+  t text, vc varchar(10), ch char(8), b boolean,
+  by bytea,
+  d date, tm time, tm3 time(3), ttz timetz, ts timestamp, ts3 timestamp(3), tstz timestamptz, tstz0 timestamptz(0),
+  iv interval, u uuid,
+  j json, jb jsonb,
+  a_int int[], a_text text[], a_num numeric[], a_2d int[][], a_tstz timestamptz[], a_jsonb jsonb[], a_bytea bytea[],
+  a_mood mood[], a_vc varchar(5)[],
+  mo mood, pos posint, short shorttext,
+  ip inet, net cidr, mac macaddr,
+  r4 int4range, rtz tstzrange,
+  bt bit(4), vb varbit(8),
+  money money, x xml, tsv tsvector`;
+
+const ROWS = `
+INSERT INTO src VALUES
+(1, -32768, -2147483648, -9223372036854775808,
+ 'NaN', '-9999999999.99', ('1' || repeat('0', 499) || '.' || repeat('9', 500))::numeric,
+ 'NaN', 'Infinity',
+ E'quote '' dq " bs \\\\ nl \\n cr \\r tab \\t , ; \\\\. end', 'ü€😀 x', 'ab', true,
+ '\\x00',
+ 'infinity', '00:00:00', '23:59:59.999', '00:00:00+14:59', 'infinity', '2024-02-29 23:59:59.999', '-infinity', '2024-01-01 00:00:00.5+05:30',
+ '1 year 2 mons 3 days 04:05:06.789012', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+ '{"b": 1.50, "a": 12345678901234567890123, "a": 1.00000000000000000001}', '{"big": 12345678901234567890123, "p": 1.50, "x": 1.00000000000000000001, "n": {"u": "ü😀\\u0001"}}',
+ '{1,NULL,3}', '{"a,b","c\\"d",NULL,"NULL","","back\\\\slash","{}"}', '{NaN,1.50,-0.000000000000000000001}', '{{1,2},{3,NULL}}',
+ '{"2024-01-01 00:00:00.000001+00",infinity,-infinity,NULL}', ARRAY['{"a": 1.50}'::jsonb, NULL, '[1, 12345678901234567890]'], '{"\\\\x00ff",NULL,"\\\\x"}',
+ '{happy,NULL,sad}', '{abcde,"",NULL}',
+ 'happy', 1, 'tiny',
+ '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03',
+ '[1,10)', '["2024-01-01 00:00:00.000001+00","2024-06-01 12:00:00+02")',
+ B'1010', B'101',
+ '-92233720368547758.08', '<a x="1">t &amp; ü</a>', 'a fat cat:3 sat:1,4'),
+(2, 32767, 2147483647, 9223372036854775807,
+ '-1e-30', '0.01', '-0.5',
+ '-Infinity', 'NaN',
+ '', '', '', false,
+ '\\x',
+ '-infinity', '24:00:00', '00:00:00.001', '23:59:59.999999-15:59', '-infinity', '4713-01-01 00:00:00 BC', 'infinity', '0044-03-15 12:00:00+00 BC',
+ '-1 days -00:00:00.000001', '00000000-0000-0000-0000-000000000000',
+ '[]', '"just a string"',
+ '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
+ 'sad', 2147483647, '',
+ '::1', '::/0', 'ff:ff:ff:ff:ff:ff',
+ 'empty', '(,)',
+ B'0000', B'',
+ '92233720368547758.07', '<r/>', ''),
+(3, 0, 0, 0,
+ '12345678901234567890123456789.123456789012345678901234567890', '0', '0',
+ '-0', '-0',
+ 'line1
+line2', 'x', 'abcdefgh', NULL,
+ '\\x0001020300ff',
+ '0044-03-15 BC', '12:34:56.789012', NULL, '12:00:00-03:30', '294276-12-31 23:59:59.999999', '1970-01-01 00:00:00.001', '2000-01-01 00:00:00.000001+00', '1800-01-01 00:00:00+00',
+ '-178000000 years', NULL,
+ '{"a": [1, 2.0, -0, 1e400], "": null}', '{"a": [1, 2.0, -0, 1e-400], "": null, "k": "\\\\u0000"}',
+ '{-2147483648}', '{" lead","trail ","x y"}', '{Infinity,-Infinity}', '{{{1}},{{2}}}', '{"4713-01-01 00:00:00+00 BC"}', '{"\\"s\\""}', '{}',
+ '{}', '{"a\\"b"}',
+ NULL, NULL, NULL,
+ NULL, NULL, NULL,
+ '(,5]', '["-infinity","infinity"]',
+ NULL, B'11111111',
+ '0', NULL, NULL);
+INSERT INTO src (id) VALUES (4)`;
+
+/** Generated rows: the common types across and beyond the fast ranges, escapes, 4-byte characters, NULLs. */
+const BULK = 9_000;
+const BULK_ROWS = `
+INSERT INTO src (id, i2, i4, i8, num, num12, f4, f8, t, vc, b, by, d, ts, tstz, iv, u, j, jb, a_int, a_text, mo, ip)
+SELECT g,
+  CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 32767)::int2 END,
+  g * 7 - 30000,
+  CASE WHEN g % 13 = 0 THEN NULL WHEN g % 2 = 0 THEN -(g::int8 * 922337203685477) ELSE g::int8 * 92233720368 END,
+  g / 7.0,
+  (g % 100000) / 100.0,
+  (g / 3.0)::real,
+  CASE WHEN g % 17 = 0 THEN 'NaN'::float8 ELSE g / 9.0 END,
+  CASE WHEN g % 19 = 0 THEN NULL ELSE 'row ' || g || E'\\t' || repeat('ü😀', g % 5) || E'\\\\' || CASE WHEN g % 3 = 0 THEN E'\\n"q",' ELSE '' END END,
+  left(md5(g::text), 10),
+  g % 3 = 0,
+  CASE WHEN g % 7 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
+  '2000-01-01'::date + g,
+  '1650-01-01 00:00:00'::timestamp + g * interval '41 days 1 second 7 microseconds',
+  CASE WHEN g % 23 = 0 THEN NULL ELSE '1650-01-01 00:00:00+00'::timestamptz + g * interval '41 days 3 hours 1.000001 seconds' END,
+  g * interval '1 hour 1 microsecond',
+  md5(g::text)::uuid,
+  json_build_object('g', g, 's', 'q"uote\\' || g),
+  jsonb_build_object('k', g % 10, 'tags', jsonb_build_array('a', g % 7, true), 'n', g / 3.0),
+  ARRAY[g, NULL, -g],
+  ARRAY['x' || g, NULL, 'a,b'],
+  CASE WHEN g % 2 = 0 THEN 'happy'::mood ELSE 'sad'::mood END,
+  ('10.0.' || (g % 256) || '.1')::inet
+FROM generate_series(5, ${BULK + 4}) g`;
+
+const TOTAL = BULK + 4;
+
+beforeAll(async () => {
+  const s = `"${env.schema}"`;
+  await env.query(`SET search_path = ${s}; CREATE TYPE ${s}.mood AS ENUM ('happy', 'sad', 'it''s "complicated"');
+    CREATE DOMAIN ${s}.posint AS integer CHECK (VALUE > 0);
+    CREATE DOMAIN ${s}.shorttext AS varchar(8);
+    CREATE TABLE ${s}.src (${COLUMNS})`);
+  const c = await env.pool.connect();
+  try {
+    await c.query(`SET search_path = ${s}, public; SET TimeZone = 'America/St_Johns'`);
+    await c.query(ROWS);
+    await c.query(BULK_ROWS);
+  } finally {
+    c.release();
+  }
+}, 60_000);
+
+/** Whole rows (`w::text`) in one table and not the other, both ways, with multiplicity. */
+async function diff(a: string, b: string): Promise<string[]> {
+  const s = `"${env.schema}"`;
+  const q = (x: string, y: string) =>
+    `SELECT '${x}: ' || d.whole FROM (SELECT w::text AS whole FROM ${s}.${x} w EXCEPT ALL SELECT w::text FROM ${s}.${y} w) d`;
+  const c = await env.pool.connect();
+  try {
+    await c.query(`SET TimeZone = 'Pacific/Chatham'`);
+    const [ab, ba] = [
+      await c.query({ text: q(a, b), rowMode: 'array' }),
+      await c.query({ text: q(b, a), rowMode: 'array' }),
+    ];
+    return [...ab.rows, ...ba.rows].map((r) => String(r[0]));
+  } finally {
+    c.release();
+  }
+}
+
+let dirs = 0;
+/** A filesystem staging of its own; `batchRows: 3` makes the row path's record batches recognisable. */
+function staging() {
+  const root = join(tmp, `s${++dirs}`);
+  return {
+    root,
+    provider: new ObjectStoreStagingProvider({
+      store: new FileSystemObjectStore({ root }),
+      codec: arrowCodec({ batchRows: 3 }),
+    }),
+  };
+}
+
+const POLICY = { sliceMaxRows: 4000, chunkSize: 1000 };
+const ROW_PATH = { ...POLICY, onRejectedRow: 'dead-letter' as const };
+const deadLetter = {
+  async write() {
+    throw new Error('no row is rejected here');
+  },
+};
+
+const sourcePool = () =>
+  env.newPool({ max: 3, options: `-c search_path="${env.schema}",public -c TimeZone=America/St_Johns` });
+const sinkPool = () =>
+  env.newPool({ max: 3, options: `-c search_path="${env.schema}",public -c TimeZone=Asia/Kolkata` });
+
+/** The staged `.arrows` slice files of the one session under `root`, in slice order. */
+function sliceFiles(root: string): string[] {
+  const sessions = readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.arrows'))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+  return sessions;
+}
+
+/** Rows of each record batch of an Arrow IPC file (every stream). */
+async function batchSizes(file: string): Promise<number[]> {
+  const sizes: number[] = [];
+  const bytes = readFileSync(file);
+  for await (const reader of RecordBatchReader.readAll(
+    (async function* () {
+      yield bytes;
+    })(),
+  ))
+    for await (const b of reader) if (b.numRows > 0) sizes.push(b.numRows);
+  return sizes;
+}
+
+/** Every row of every slice of a session, decoded by the codec (in slice order). */
+async function stagedRows(provider: ObjectStoreStagingProvider, ref: StagingSessionRef): Promise<Row[][]> {
+  const session = await provider.openSession(ref);
+  const desc = await session.describe();
+  const out: Row[][] = [];
+  for (const slice of [...desc.slices].sort((a, b) => a.index - b.index)) {
+    const rows: Row[] = [];
+    for await (const batch of session.reader({ slice: slice.index }).iterBatches(1000)) rows.push(...batch);
+    out.push(rows);
+  }
+  await session.close?.();
+  return out;
+}
+
+describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows', () => {
+  let run = 0;
+  for (const [path, policy] of [
+    ['transcoded', POLICY],
+    ['through rows', ROW_PATH],
+  ] as const) {
+    it(`runUnit ${path}: the target equals the source as text, both ways`, async () => {
+      const target = `dst_${++run}`;
+      await env.query(`CREATE TABLE "${env.schema}".${target} (LIKE "${env.schema}".src INCLUDING ALL)`);
+      const unitId = `${env.schema}.src`;
+      const { root, provider } = staging();
+      const res = await runUnit({
+        source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
+        sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.${target}` } }),
+        staging: provider,
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'postgres', endpointId: 'arrow-tc', unitId, sinkId: target },
+        mode: 'full',
+        policy,
+        deadLetter,
+      });
+      expect(res.stats.rowsExported).toBe(TOTAL);
+      expect(res.stats.rowsImported).toBe(TOTAL);
+      expect(res.stats.slices).toBeGreaterThanOrEqual(3);
+      expect(await diff('src', target)).toEqual([]);
+      // Which path staged the slices: the row path cuts record batches at the codec's batchRows (3), the
+      // transcoder at 10,000 rows (a slice here is one batch, or a few where the matrix widens a column).
+      const sizes = (await Promise.all(sliceFiles(root).map(batchSizes))).flat();
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(TOTAL);
+      if (path === 'transcoded') expect(Math.max(...sizes)).toBeGreaterThan(3);
+      else expect(Math.max(...sizes)).toBeLessThanOrEqual(3);
+    }, 120_000);
+  }
+
+  it('runUnit transcoded into a target the sink creates: the source’s column types, equal as text', async () => {
+    const unitId = `${env.schema}.src`;
+    const res = await runUnit({
+      source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
+      sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.dst_created` } }),
+      staging: staging().provider,
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'arrow-tc-created', unitId, sinkId: 'created' },
+      mode: 'full',
+      policy: POLICY,
+    });
+    expect(res.stats.rowsImported).toBe(TOTAL);
+    const types = async (table: string) =>
+      (
+        await env.query(
+          `SELECT a.attname || ': ' || format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+          [`"${env.schema}".${table}`],
+        )
+      ).rows.map((r) => r.t);
+    expect(await types('dst_created')).toEqual(await types('src'));
+    expect(await diff('src', 'dst_created')).toEqual([]);
+  }, 120_000);
+
+  it('the staged slices of both paths decode to the same rows; each import reads the other’s staging', async () => {
+    const unitId = `${env.schema}.src`;
+    const sessions: { provider: ObjectStoreStagingProvider; ref: StagingSessionRef; kv: MemoryKvStore }[] = [];
+    for (const policy of [POLICY, ROW_PATH]) {
+      const { provider } = staging();
+      const kv = new MemoryKvStore();
+      const ex = await exportUnit({
+        source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
+        staging: provider,
+        kv,
+        unit: { vendor: 'postgres', endpointId: 'arrow-tc-both', unitId, sinkId: 'x' },
+        mode: 'full',
+        policy,
+        deadLetter,
+      });
+      expect(ex.stats.rowsExported).toBe(TOTAL);
+      sessions.push({ provider, ref: ex.sessionRef, kv });
+    }
+    const [transcoded, rows] = await Promise.all(sessions.map((s) => stagedRows(s.provider, s.ref)));
+    expect(transcoded.length).toBeGreaterThanOrEqual(3);
+    expect(transcoded.map((s) => s.length)).toEqual(rows.map((s) => s.length));
+    for (let i = 0; i < rows.length; i++) expect(transcoded[i]).toEqual(rows[i]);
+    expect(transcoded.flat().length).toBe(TOTAL);
+
+    // both staged sessions imported (the import transcodes either), into targets equal to the source
+    for (const [i, s] of sessions.entries()) {
+      const target = `dst_both_${i}`;
+      await env.query(`CREATE TABLE "${env.schema}".${target} (LIKE "${env.schema}".src INCLUDING ALL)`);
+      const res = await importUnit({
+        sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.${target}` } }),
+        staging: s.provider,
+        kv: s.kv,
+        unit: { vendor: 'postgres', endpointId: 'arrow-tc-both', unitId, sinkId: 'x' },
+        mode: 'full',
+        sessionRef: s.ref,
+        policy: POLICY,
+      });
+      expect(res.stats.rowsImported).toBe(TOTAL);
+      expect(await diff('src', target)).toEqual([]);
+    }
+  }, 180_000);
+
+  it('a damaged staged Arrow slice fails the import with staging_corrupt and commits nothing', async () => {
+    const unitId = `${env.schema}.src`;
+    const { root, provider } = staging();
+    const base = {
+      staging: provider,
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'arrow-tc-corrupt', unitId, sinkId: 'corrupt' },
+      mode: 'full' as const,
+      policy: { ...POLICY, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 } },
+    };
+    const ex = await exportUnit({
+      ...base,
+      source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
+    });
+    const files = sliceFiles(root);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    // one byte in the middle of slice 1 of 3 (same size): the sha256 no longer matches
+    const buf = readFileSync(files[1]);
+    const at = Math.floor(buf.length / 2);
+    buf[at] ^= 0x01;
+    writeFileSync(files[1], buf);
+    await env.query(`CREATE TABLE "${env.schema}".dst_corrupt (LIKE "${env.schema}".src INCLUDING ALL)`);
+    const err = await importUnit({
+      ...base,
+      sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.dst_corrupt` } }),
+      sessionRef: ex.sessionRef,
+      disposition: 'append',
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(IngestError.is(err, 'staging_corrupt'), String(err)).toBe(true);
+    const { rows } = await env.query(`SELECT count(*)::int AS n FROM "${env.schema}".dst_corrupt`);
+    expect(rows[0].n, 'no row of a damaged session reaches the target').toBe(0);
+  }, 120_000);
+});
