@@ -24,6 +24,12 @@ export interface ReadHints {
   sliceMaxRows?: number;
   /** How many slices the pipeline exports concurrently. */
   exportConcurrency?: number;
+  /**
+   * `policy.maxRowBytes`, given to {@link SourceEndpoint.readEncoded}: a source that stages encoded bytes of a codec
+   * whose rows are not lines (Arrow) refuses a row whose own text is longer with `row_rejected`. (The pipeline checks
+   * rows it receives, and the lines of line codecs, itself.)
+   */
+  maxRowBytes?: number;
 }
 
 /**

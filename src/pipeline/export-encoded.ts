@@ -3,6 +3,7 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { LineSizeCheck } from '../util/line-size-check.js';
 import { closingIteration, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 
@@ -38,7 +39,14 @@ export async function exportEncodedSlice(
   const codec = writer.encoding;
   let batches: AsyncIterable<{ bytes: Uint8Array; schema?: RecordSchema }> | undefined;
   try {
-    batches = codec && writer.writeEncoded ? source.readEncoded?.(codec, { ...req, slice }, rc.ctx()) : undefined;
+    batches =
+      codec && writer.writeEncoded
+        ? source.readEncoded?.(
+            codec,
+            { ...req, slice, hints: { ...req.hints, maxRowBytes: rc.policy.maxRowBytes } },
+            rc.ctx(),
+          )
+        : undefined;
   } catch (err) {
     await writer.abort?.(err).catch(() => {});
     throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, { slice: slice.index });
@@ -48,7 +56,7 @@ export async function exportEncodedSlice(
     return false;
   }
   const encoded = batches;
-  const rowSizes = new RowSizeCheck(rc, slice.index);
+  const rowSizes = rowSizeCheck(rc, slice.index, codec!);
   await withSpan(
     'ingestion.slice',
     { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
@@ -61,7 +69,7 @@ export async function exportEncodedSlice(
         );
         for await (const { bytes: chunk, schema } of bytes) {
           if (schema && !progress.schema) progress.schema = schema;
-          rowSizes.check(chunk);
+          rowSizes?.check(chunk);
           await stagingCall(
             rc,
             () => writer.writeEncoded!(chunk, { schema: progress.schema }),
@@ -101,37 +109,24 @@ export async function exportEncodedSlice(
   return true;
 }
 
+/** Codecs whose rows are lines: `policy.maxRowBytes` applies to their encoded lines here; others' sources check it. */
+const LINE_CODECS = new Set(['pg-copy', 'mysql-tsv', 'ndjson']);
+
 /**
  * `policy.maxRowBytes` on encoded bytes of a newline-terminated codec (a row is a line): a row longer than the limit
- * fails the slice with `row_rejected`, as on the row path (where the limit applies to the row's estimated size).
+ * fails the slice with `row_rejected`, as on the row path (where the limit applies to the row's estimated size). For a
+ * codec whose rows are not lines (Arrow) the source applies it to its own text (`ReadHints.maxRowBytes`).
  */
-class RowSizeCheck {
-  #line = 0;
-  #row = 0;
-  constructor(
-    readonly rc: RunContext,
-    readonly slice: number,
-  ) {}
-
-  check(bytes: Uint8Array): void {
-    const max = this.rc.policy.maxRowBytes;
-    let start = 0;
-    for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) {
-      this.#fits(this.#line + (i - start), max);
-      this.#line = 0;
-      this.#row++;
-      start = i + 1;
-    }
-    this.#line += bytes.byteLength - start;
-    this.#fits(this.#line, max);
-  }
-
-  #fits(length: number, max: number): void {
-    if (length <= max) return;
-    throw new IngestError(
-      'row_rejected',
-      `Row ${this.#row} of slice ${this.slice} is over ${max} bytes as encoded text, over policy.maxRowBytes (${this.rc.where(this.slice)})`,
-      { details: { slice: this.slice, row: this.#row, bytes: length, maxRowBytes: max } },
-    );
-  }
+function rowSizeCheck(rc: RunContext, slice: number, codec: string): LineSizeCheck | undefined {
+  if (!LINE_CODECS.has(codec)) return undefined;
+  const max = rc.policy.maxRowBytes;
+  return new LineSizeCheck(
+    max,
+    (row, bytes) =>
+      new IngestError(
+        'row_rejected',
+        `Row ${row} of slice ${slice} is over ${max} bytes as encoded text, over policy.maxRowBytes (${rc.where(slice)})`,
+        { details: { slice, row, bytes, maxRowBytes: max } },
+      ),
+  );
 }

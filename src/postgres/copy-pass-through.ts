@@ -5,8 +5,9 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
 import type { EncodedBatch } from '../contracts/source-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
-import type { IngestError } from '../errors/ingest-error.js';
+import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
+import { LineSizeCheck } from '../util/line-size-check.js';
 import { quoteIdentifier } from './identifiers.js';
 import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
 import type { CopyTextColumn, CopyTranscoderFactory } from './transcode.js';
@@ -110,8 +111,21 @@ export async function* transcodeCopyText(
   batches: AsyncIterable<EncodedBatch>,
   load: () => Promise<CopyTranscoderFactory>,
   columns: () => CopyTextColumn[],
+  sizes?: { maxRowBytes: number; slice: number },
 ): AsyncGenerator<EncodedBatch> {
   const factory = await load();
+  // `maxRowBytes` on the rows' COPY text, for codecs whose staged rows are not lines (the pipeline checks lines)
+  const check = sizes
+    ? new LineSizeCheck(
+        sizes.maxRowBytes,
+        (row, bytes) =>
+          new IngestError(
+            'row_rejected',
+            `Row ${row} of slice ${sizes.slice} is over ${sizes.maxRowBytes} bytes as COPY text, over policy.maxRowBytes`,
+            { details: { slice: sizes.slice, row, bytes, maxRowBytes: sizes.maxRowBytes } },
+          ),
+      )
+    : undefined;
   let transcoder: Awaited<ReturnType<CopyTranscoderFactory>> | undefined;
   let schema: RecordSchema | undefined;
   let pending = true;
@@ -119,6 +133,7 @@ export async function* transcodeCopyText(
     if (batch.schema && !schema) schema = batch.schema;
     if (!schema) throw new Error('transcodeCopyText: the first COPY batch carries no schema');
     transcoder ??= await factory(columns(), schema);
+    check?.check(batch.bytes);
     for (const bytes of transcoder.push(batch.bytes)) {
       if (bytes.byteLength === 0) continue;
       yield pending ? { bytes, schema } : { bytes };

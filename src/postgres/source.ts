@@ -422,7 +422,10 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     });
     if (!transcoder) return copyText;
     ctx.logger?.debug?.(`${what}: COPY text transcoded to ${codec}, no row objects`, { slice: req.slice.index, codec });
-    return transcodeCopyText(copyText, transcoder, () => columns);
+    // NDJSON rows are lines, checked by the pipeline; for other codecs `maxRowBytes` applies to the COPY text here
+    const maxRowBytes = req.hints?.maxRowBytes;
+    const sizes = maxRowBytes !== undefined && codec !== 'ndjson' ? { maxRowBytes, slice: req.slice.index } : undefined;
+    return transcodeCopyText(copyText, transcoder, () => columns, sizes);
   }
 
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */

@@ -25,79 +25,11 @@ import {
 } from '../../src/index.js';
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { usePostgres } from '../helpers/pg.js';
+import { createMatrix, diffTables } from './fixtures/pg-type-matrix.js';
 
 const env = usePostgres('arrow_tc');
 const tmp = mkdtempSync(join(tmpdir(), 'pg-arrow-tc-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** The type matrix of test/integration/postgres-type-matrix.test.ts. */
-const COLUMNS = `
-  id integer PRIMARY KEY,
-  i2 smallint, i4 integer, i8 bigint,
-  num numeric, num12 numeric(12,2), num_big numeric(1000,500),
-  f4 real, f8 double precision,
-  t text, vc varchar(10), ch char(8), b boolean,
-  by bytea,
-  d date, tm time, tm3 time(3), ttz timetz, ts timestamp, ts3 timestamp(3), tstz timestamptz, tstz0 timestamptz(0),
-  iv interval, u uuid,
-  j json, jb jsonb,
-  a_int int[], a_text text[], a_num numeric[], a_2d int[][], a_tstz timestamptz[], a_jsonb jsonb[], a_bytea bytea[],
-  a_mood mood[], a_vc varchar(5)[],
-  mo mood, pos posint, short shorttext,
-  ip inet, net cidr, mac macaddr,
-  r4 int4range, rtz tstzrange,
-  bt bit(4), vb varbit(8),
-  money money, x xml, tsv tsvector`;
-
-const ROWS = `
-INSERT INTO src VALUES
-(1, -32768, -2147483648, -9223372036854775808,
- 'NaN', '-9999999999.99', ('1' || repeat('0', 499) || '.' || repeat('9', 500))::numeric,
- 'NaN', 'Infinity',
- E'quote '' dq " bs \\\\ nl \\n cr \\r tab \\t , ; \\\\. end', 'ü€😀 x', 'ab', true,
- '\\x00',
- 'infinity', '00:00:00', '23:59:59.999', '00:00:00+14:59', 'infinity', '2024-02-29 23:59:59.999', '-infinity', '2024-01-01 00:00:00.5+05:30',
- '1 year 2 mons 3 days 04:05:06.789012', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
- '{"b": 1.50, "a": 12345678901234567890123, "a": 1.00000000000000000001}', '{"big": 12345678901234567890123, "p": 1.50, "x": 1.00000000000000000001, "n": {"u": "ü😀\\u0001"}}',
- '{1,NULL,3}', '{"a,b","c\\"d",NULL,"NULL","","back\\\\slash","{}"}', '{NaN,1.50,-0.000000000000000000001}', '{{1,2},{3,NULL}}',
- '{"2024-01-01 00:00:00.000001+00",infinity,-infinity,NULL}', ARRAY['{"a": 1.50}'::jsonb, NULL, '[1, 12345678901234567890]'], '{"\\\\x00ff",NULL,"\\\\x"}',
- '{happy,NULL,sad}', '{abcde,"",NULL}',
- 'happy', 1, 'tiny',
- '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03',
- '[1,10)', '["2024-01-01 00:00:00.000001+00","2024-06-01 12:00:00+02")',
- B'1010', B'101',
- '-92233720368547758.08', '<a x="1">t &amp; ü</a>', 'a fat cat:3 sat:1,4'),
-(2, 32767, 2147483647, 9223372036854775807,
- '-1e-30', '0.01', '-0.5',
- '-Infinity', 'NaN',
- '', '', '', false,
- '\\x',
- '-infinity', '24:00:00', '00:00:00.001', '23:59:59.999999-15:59', '-infinity', '4713-01-01 00:00:00 BC', 'infinity', '0044-03-15 12:00:00+00 BC',
- '-1 days -00:00:00.000001', '00000000-0000-0000-0000-000000000000',
- '[]', '"just a string"',
- '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
- 'sad', 2147483647, '',
- '::1', '::/0', 'ff:ff:ff:ff:ff:ff',
- 'empty', '(,)',
- B'0000', B'',
- '92233720368547758.07', '<r/>', ''),
-(3, 0, 0, 0,
- '12345678901234567890123456789.123456789012345678901234567890', '0', '0',
- '-0', '-0',
- 'line1
-line2', 'x', 'abcdefgh', NULL,
- '\\x0001020300ff',
- '0044-03-15 BC', '12:34:56.789012', NULL, '12:00:00-03:30', '294276-12-31 23:59:59.999999', '1970-01-01 00:00:00.001', '2000-01-01 00:00:00.000001+00', '1800-01-01 00:00:00+00',
- '-178000000 years', NULL,
- '{"a": [1, 2.0, -0, 1e400], "": null}', '{"a": [1, 2.0, -0, 1e-400], "": null, "k": "\\\\u0000"}',
- '{-2147483648}', '{" lead","trail ","x y"}', '{Infinity,-Infinity}', '{{{1}},{{2}}}', '{"4713-01-01 00:00:00+00 BC"}', '{"\\"s\\""}', '{}',
- '{}', '{"a\\"b"}',
- NULL, NULL, NULL,
- NULL, NULL, NULL,
- '(,5]', '["-infinity","infinity"]',
- NULL, B'11111111',
- '0', NULL, NULL);
-INSERT INTO src (id) VALUES (4)`;
 
 /** Generated rows: the common types across and beyond the fast ranges, escapes, 4-byte characters, NULLs. */
 const BULK = 9_000;
@@ -131,38 +63,17 @@ FROM generate_series(5, ${BULK + 4}) g`;
 const TOTAL = BULK + 4;
 
 beforeAll(async () => {
-  const s = `"${env.schema}"`;
-  await env.query(`SET search_path = ${s}; CREATE TYPE ${s}.mood AS ENUM ('happy', 'sad', 'it''s "complicated"');
-    CREATE DOMAIN ${s}.posint AS integer CHECK (VALUE > 0);
-    CREATE DOMAIN ${s}.shorttext AS varchar(8);
-    CREATE TABLE ${s}.src (${COLUMNS})`);
+  await createMatrix(env);
   const c = await env.pool.connect();
   try {
-    await c.query(`SET search_path = ${s}, public; SET TimeZone = 'America/St_Johns'`);
-    await c.query(ROWS);
+    await c.query(`SET search_path = "${env.schema}", public; SET TimeZone = 'America/St_Johns'`);
     await c.query(BULK_ROWS);
   } finally {
     c.release();
   }
 }, 60_000);
 
-/** Whole rows (`w::text`) in one table and not the other, both ways, with multiplicity. */
-async function diff(a: string, b: string): Promise<string[]> {
-  const s = `"${env.schema}"`;
-  const q = (x: string, y: string) =>
-    `SELECT '${x}: ' || d.whole FROM (SELECT w::text AS whole FROM ${s}.${x} w EXCEPT ALL SELECT w::text FROM ${s}.${y} w) d`;
-  const c = await env.pool.connect();
-  try {
-    await c.query(`SET TimeZone = 'Pacific/Chatham'`);
-    const [ab, ba] = [
-      await c.query({ text: q(a, b), rowMode: 'array' }),
-      await c.query({ text: q(b, a), rowMode: 'array' }),
-    ];
-    return [...ab.rows, ...ba.rows].map((r) => String(r[0]));
-  } finally {
-    c.release();
-  }
-}
+const diff = (a: string, b: string) => diffTables(env, a, b);
 
 let dirs = 0;
 /** A filesystem staging of its own; `batchRows: 3` makes the row path's record batches recognisable. */
@@ -361,4 +272,29 @@ describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows'
     const { rows } = await env.query(`SELECT count(*)::int AS n FROM "${env.schema}".dst_corrupt`);
     expect(rows[0].n, 'no row of a damaged session reaches the target').toBe(0);
   }, 120_000);
+
+  it('policy.maxRowBytes applies to the rows (their COPY text), not to the Arrow bytes: small rows pass, a big one is refused', async () => {
+    const s = env.schema;
+    await env.query(`CREATE TABLE "${s}".sized (id int PRIMARY KEY, name text)`);
+    await env.query(`INSERT INTO "${s}".sized SELECT g, 'name-' || g FROM generate_series(1, 10000) g`);
+    const unitId = `${s}.sized`;
+    const base = {
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'arrow-tc-sized', unitId },
+      mode: 'full' as const,
+      policy: { maxRowBytes: 20_000, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } },
+    };
+    const source = () => new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } });
+    const ok = await exportUnit({ ...base, source: source(), staging: staging().provider });
+    expect(ok.stats.rowsExported).toBe(10_000);
+    await env.query(`UPDATE "${s}".sized SET name = repeat('x', 30000) WHERE id = 4321`);
+    const err = await exportUnit({
+      ...base,
+      kv: new MemoryKvStore(),
+      source: source(),
+      staging: staging().provider,
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'row_rejected' });
+    expect(String((err as Error).message)).toMatch(/over 20000 bytes as COPY text, over policy\.maxRowBytes/);
+  });
 });
