@@ -134,10 +134,22 @@ export async function* ndjsonBlocks(bytes: AsyncIterable<Uint8Array>, maxLineByt
       carry.push(rest);
       carryBytes = rest.length;
     }
-    yield head.toString('utf8');
+    // in blocks of at most BLOCK_BYTES where lines allow: a longer string is born in V8's old space, and the garbage
+    // of a long run there is what grew the peak RSS (docs/decisions/0008-transcoded-row-paths.md)
+    let from = 0;
+    while (head.length - from > BLOCK_BYTES) {
+      const nl = head.lastIndexOf(10, from + BLOCK_BYTES);
+      if (nl < from) break;
+      yield head.toString('utf8', from, nl);
+      from = nl + 1;
+    }
+    yield head.toString('utf8', from);
   }
   if (carry.length > 0) yield Buffer.concat(carry).toString('utf8');
 }
+
+/** Text handed out by {@link ndjsonBlocks} at once, where lines allow. */
+const BLOCK_BYTES = 64 * 1024;
 
 /**
  * Call `fn` for every non-empty line of a block from {@link ndjsonBlocks}, with its 1-based line number (counting

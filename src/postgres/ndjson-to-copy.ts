@@ -219,29 +219,41 @@ class NdjsonToCopyText {
  */
 export const ndjsonToCopyText: StagedToCsv = async function* (bytes, opts) {
   const t = new NdjsonToCopyText(opts.schema, opts.columns, opts.origin);
-  let pending = '';
+  // Lines are written into byte pieces as they come, not joined into one long string: a string built over a whole
+  // piece survives young-generation collections and is promoted, and old-space garbage is what grew the peak RSS.
+  const size = opts.pieceBytes;
+  let piece = Buffer.allocUnsafe(size);
+  let used = 0;
   let rows = 0;
   let lineNo = 0;
   for await (const text of ndjsonBlocks(bytes, DEFAULT_MAX_LINE_BYTES)) {
-    const pieces: string[] = [];
+    const full: Buffer[] = [];
     const counts: number[] = [];
     lineNo = forEachLine(text, lineNo, DEFAULT_MAX_LINE_BYTES, (line, n) => {
-      pending += t.line(line, n);
-      rows++;
-      if (pending.length >= opts.pieceBytes) {
-        pieces.push(pending);
+      const out = t.line(line, n);
+      // at most 3 bytes of UTF-8 per UTF-16 unit
+      if (used + out.length * 3 > size && used > 0) {
+        full.push(piece.subarray(0, used));
         counts.push(rows);
-        pending = '';
+        piece = Buffer.allocUnsafe(size);
+        used = 0;
         rows = 0;
       }
+      if (out.length * 3 > size) {
+        full.push(Buffer.from(out, 'utf8'));
+        counts.push(1);
+      } else {
+        used += piece.write(out, used, 'utf8');
+        rows++;
+      }
     });
-    for (let i = 0; i < pieces.length; i++) {
+    for (let i = 0; i < full.length; i++) {
       opts.onRows?.(counts[i]);
-      yield Buffer.from(pieces[i], 'utf8');
+      yield full[i];
     }
   }
-  if (pending.length > 0) {
+  if (used > 0) {
     opts.onRows?.(rows);
-    yield Buffer.from(pending, 'utf8');
+    yield piece.subarray(0, used);
   }
 };

@@ -35,6 +35,22 @@ describe('ndjsonCodec', () => {
     for (const piece of [1, 3, 7, 64, 1 << 20]) expect(await decodeAll(codec, bytes, piece)).toEqual(rows);
   });
 
+  it('reads chunks far larger than its text blocks (64 KiB) line for line, naming the right line on errors', async () => {
+    const codec = ndjsonCodec();
+    // lines from a few bytes to 90 KB (longer than a block), with empty lines between some of them
+    const many: Row[] = Array.from({ length: 400 }, (_, i) => ({ i, pad: 'x'.repeat(i % 97 === 0 ? 90_000 : i * 13) }));
+    const lines = many.map((r) => JSON.stringify(r));
+    const text = `${lines.map((l, i) => (i % 50 === 0 ? `${l}\n` : l)).join('\n')}\n`;
+    for (const piece of [1 << 20, 300_000, 65_536, 4_099]) {
+      expect(await decodeAll(codec, Buffer.from(text), piece)).toEqual(many);
+    }
+    const physical = text.split('\n');
+    const bad = physical.length - 3; // 0-based index of a line near the end
+    physical[bad] = '{"broken":';
+    const err = await decodeAll(codec, Buffer.from(physical.join('\n')), 1 << 20).catch((e) => e);
+    expect(err).toMatchObject({ code: 'staging_corrupt', details: { line: bad + 1 } });
+  });
+
   it('accepts a final line without newline and skips empty lines', async () => {
     const codec = ndjsonCodec();
     const bytes = Buffer.from('{"a":1}\n\n{"a":{"$i":"2"}}', 'utf8');
