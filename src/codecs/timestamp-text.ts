@@ -66,6 +66,52 @@ export function isFastTimestampText(s: string, suffix: string): boolean {
   return true;
 }
 
+/** Two ASCII digits at `i` of bytes as a number, or -1. */
+function b2(s: Uint8Array, i: number): number {
+  const a = s[i] - 48;
+  const b = s[i + 1] - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * {@link isFastTimestampText} on the UTF-8 bytes `s[from, to)`, `suffix` given as ASCII: the same texts, for
+ * transcoders that work on bytes (docs/decisions/0008-transcoded-row-paths.md).
+ */
+export function isFastTimestampBytes(s: Uint8Array, from: number, to: number, suffix: string): boolean {
+  const n = to - from;
+  const sl = suffix.length;
+  if (n < 19 + sl || n > 26 + sl) return false;
+  for (let k = 0; k < sl; k++) if (s[to - sl + k] !== suffix.charCodeAt(k)) return false;
+  const c10 = s[from + 10];
+  if (
+    s[from + 4] !== 45 ||
+    s[from + 7] !== 45 ||
+    (c10 !== 32 && c10 !== 84) ||
+    s[from + 13] !== 58 ||
+    s[from + 16] !== 58
+  )
+    return false;
+  const y1 = b2(s, from);
+  const y2 = b2(s, from + 2);
+  const month = b2(s, from + 5);
+  const day = b2(s, from + 8);
+  const hour = b2(s, from + 11);
+  const minute = b2(s, from + 14);
+  const second = b2(s, from + 17);
+  if (y1 < 17 || y1 > 22 || y2 < 0 || (y1 === 22 && y2 > 50) || month < 1 || month > 12 || day < 1) return false;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  if (day > daysInMonth(y1 * 100 + y2, month)) return false;
+  const end = to - sl;
+  if (end > from + 19) {
+    if (s[from + 19] !== 46 || end === from + 20) return false;
+    for (let i = from + 20; i < end; i++) {
+      const c = s[i] - 48;
+      if (c < 0 || c > 9) return false;
+    }
+  }
+  return true;
+}
+
 /**
  * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
  * 1970, or `undefined` when the text is not of that form or out of the fast range (years 1700–2250).

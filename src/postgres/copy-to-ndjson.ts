@@ -1,4 +1,4 @@
-import { isFastTimestampText } from '../codecs/timestamp-text.js';
+import { isFastTimestampBytes, isFastTimestampText } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -12,12 +12,20 @@ import { TEXT_PARSERS } from './type-mapping.js';
  * the same line from the text without the row object: each column gets a writer chosen by its parser, and a writer
  * that cannot prove its text equal to the row path's (a value outside its fast form) writes `fieldJsonText(parse(text))`,
  * the row path's own function. The bytes are identical (tested on every PostgreSQL type).
+ *
+ * Most fields never become strings: printable ASCII text is already the content of its JSON string (COPY's escapes
+ * `\\ \t \n \r \b \f` are JSON's; a quote is escaped on the way), canonical integers, booleans and timestamps of
+ * 1700–2250 are rewritten byte by byte. A field with a control character, a byte over 0x7f (UTF-8 or not: it is decoded
+ * as `pg` decodes it), `\v` or another escape is decoded and written by its `FieldWriter`.
  */
 
 /** Unescaped COPY text of a non-null value → the JSON text `encodeRow` writes for `parse(text)`. */
 type FieldWriter = (text: string) => string;
 
 const NL = 0x0a;
+const TAB = 0x09;
+/** Bytes of NDJSON written into one output piece (at least). */
+const PIECE_BYTES = 128 * 1024;
 
 /**
  * `YYYY-MM-DD HH:MM:SS[.f]` (+ suffix) in the fast range → ISO text with 6 fractional digits, as `isoText` writes the
@@ -54,29 +62,169 @@ function writerFor(col: CopyTextColumn, kind: Conversion | undefined): FieldWrit
   return generic;
 }
 
+/**
+ * A field's COPY bytes `src[from, to)` (not `\N`) written into `out` at `pos` as the JSON text of its `FieldWriter`,
+ * byte for byte; returns the position after it, or -1 when the bytes are not of the writer's fast form (the caller
+ * then decodes the field and uses the `FieldWriter`). `out` has room for `2 × (to − from) + 16` bytes.
+ */
+type ByteWriter = (src: Buffer, from: number, to: number, out: Buffer, pos: number) => number;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether the byte after a backslash makes a COPY escape that is also JSON's escape of the same character:
+ * `\\ \t \n \r \b \f` (COPY's `\v`, octal and hex escapes are not JSON's).
+ */
+function sharedEscape(b: number): boolean {
+  return b === BACKSLASH || b === 0x74 || b === 0x6e || b === 0x72 || b === 0x62 || b === 0x66;
+}
+
+/**
+ * COPY text of a string → the content of its `JSON.stringify` (no quotes around), when the bytes are printable
+ * ASCII (no control character, nothing over 0x7f) and their escapes are ones JSON writes alike. Quotes are escaped
+ * when `quotes` is set, refused otherwise. -1 when the field needs the general path.
+ */
+function jsonContent(src: Buffer, from: number, to: number, out: Buffer, pos: number, quotes: boolean): number {
+  let p = pos;
+  for (let i = from; i < to; i++) {
+    const b = src[i];
+    if (b < 0x20 || b > 0x7f) return -1;
+    if (b === QUOTE) {
+      if (!quotes) return -1;
+      out[p++] = BACKSLASH;
+    } else if (b === BACKSLASH) {
+      const n = src[i + 1];
+      if (i + 1 >= to || !sharedEscape(n)) return -1;
+      out[p++] = BACKSLASH;
+      out[p++] = n;
+      i++;
+      continue;
+    }
+    out[p++] = b;
+  }
+  return p;
+}
+
+/** Canonical integer bytes (`0`, `-?[1-9][0-9]*`, at most `max` bytes), as {@link canonicalInteger}. */
+function canonicalBytes(src: Buffer, from: number, to: number, max: number): boolean {
+  const n = to - from;
+  if (n === 0 || n > max) return false;
+  let i = src[from] === 0x2d ? from + 1 : from;
+  if (i === to) return false;
+  if (src[i] === 0x30) return n === 1;
+  for (; i < to; i++) {
+    const c = src[i];
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+function copyBytes(src: Buffer, from: number, to: number, out: Buffer, pos: number): number {
+  for (let i = from; i < to; i++) out[pos++] = src[i];
+  return pos;
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const J_OPEN = Buffer.from('{"$j":"');
+const J_CLOSE = Buffer.from('"}');
+
+/** The fast byte form of the column's `FieldWriter`, or `undefined` when it has none. */
+function byteWriterFor(col: CopyTextColumn, kind: Conversion | undefined): ByteWriter | undefined {
+  const parse = col.parse;
+  const P = TEXT_PARSERS;
+  if (kind === undefined) {
+    switch (parse) {
+      case P.identity:
+        return (src, from, to, out, pos) => {
+          out[pos] = QUOTE;
+          const p = jsonContent(src, from, to, out, pos + 1, false);
+          if (p < 0) return -1;
+          out[p] = QUOTE;
+          return p + 1;
+        };
+      case P.int:
+        return (src, from, to, out, pos) =>
+          canonicalBytes(src, from, to, 11) ? copyBytes(src, from, to, out, pos) : -1;
+      case P.bool:
+        return (src, from, to, out, pos) => {
+          if (to - from !== 1) return -1;
+          const word = src[from] === 0x74 ? TRUE : src[from] === 0x66 ? FALSE : undefined;
+          return word ? copyBytes(word, 0, word.length, out, pos) : -1;
+        };
+      case P.json:
+        return (src, from, to, out, pos) => {
+          let p = copyBytes(J_OPEN, 0, J_OPEN.length, out, pos);
+          p = jsonContent(src, from, to, out, p, true);
+          return p < 0 ? -1 : copyBytes(J_CLOSE, 0, J_CLOSE.length, out, p);
+        };
+      default:
+        return undefined;
+    }
+  }
+  if (kind === 'timestamp' && (parse === P.timestamptz || parse === P.timestamp)) {
+    // `YYYY-MM-DD HH:MM:SS[.f]` (+ `+00`) → `"YYYY-MM-DDTHH:MM:SS.ffffff"` (+ `Z`), as `isoOf`
+    const zoned = parse === P.timestamptz;
+    const suffix = zoned ? '+00' : '';
+    return (src, from, to, out, pos) => {
+      if (!isFastTimestampBytes(src, from, to, suffix)) return -1;
+      out[pos++] = QUOTE;
+      pos = copyBytes(src, from, from + 10, out, pos);
+      out[pos++] = 0x54; // T
+      pos = copyBytes(src, from + 11, from + 19, out, pos);
+      out[pos++] = 0x2e; // .
+      const end = to - suffix.length;
+      let digits = 0;
+      for (let i = from + 20; i < end; i++, digits++) out[pos++] = src[i];
+      for (; digits < 6; digits++) out[pos++] = 0x30;
+      if (zoned) out[pos++] = 0x5a; // Z
+      out[pos++] = QUOTE;
+      return pos;
+    };
+  }
+  if (kind === 'int64' && parse === P.bigint) {
+    return (src, from, to, out, pos) => {
+      if (!canonicalBytes(src, from, to, 20)) return -1;
+      out[pos] = QUOTE;
+      const p = copyBytes(src, from, to, out, pos + 1);
+      out[p] = QUOTE;
+      return p + 1;
+    };
+  }
+  return undefined;
+}
+
 class CopyToNdjson implements CopyTranscoder {
   readonly #writers: FieldWriter[];
+  /** The writers' fast byte forms (`undefined`: the column always takes its `FieldWriter`). */
+  readonly #bytes: (ByteWriter | undefined)[];
   /** Column indices in the order `for…in` visits the row object's keys (integer-like names first). */
   readonly #order: number[];
   /** `{"name":` for the first key, `,"name":` for the others, in `#order`. */
-  readonly #prefixes: string[];
+  readonly #prefixes: Buffer[];
   readonly #width: number;
-  /** The fields of the current line (reused). */
-  readonly #fields: string[];
+  /** Start and end of each field of the current line in the chunk (reused). */
+  readonly #starts: number[];
+  readonly #ends: number[];
   #carry: Buffer | undefined;
   #line = 0;
 
   constructor(columns: CopyTextColumn[], schema: RecordSchema) {
     const plan = compileRowPlan(schema);
     this.#width = columns.length;
-    this.#fields = new Array(columns.length).fill('');
+    this.#starts = new Array(columns.length).fill(0);
+    this.#ends = new Array(columns.length).fill(0);
     this.#writers = columns.map((c) => writerFor(c, plan?.kindOf.get(c.name)));
+    this.#bytes = columns.map((c) => byteWriterFor(c, plan?.kindOf.get(c.name)));
     const probe: Record<string, number> = {};
     for (let i = 0; i < columns.length; i++) {
       Object.defineProperty(probe, columns[i].name, { value: i, enumerable: true, writable: true, configurable: true });
     }
     this.#order = Object.keys(probe).map((k) => probe[k]);
-    this.#prefixes = this.#order.map((i, j) => `${j === 0 ? '{' : ','}${keyText(columns[i].name)}`);
+    this.#prefixes = this.#order.map((i, j) =>
+      Buffer.from(`${j === 0 ? '{' : ','}${keyText(columns[i].name)}`, 'utf8'),
+    );
   }
 
   push(chunk: Uint8Array): Uint8Array[] {
@@ -91,7 +239,7 @@ class CopyToNdjson implements CopyTranscoder {
       return [];
     }
     if (last < buf.length - 1) this.#carry = Buffer.from(buf.subarray(last + 1));
-    return [Buffer.from(this.#lines(buf.toString('utf8', 0, last)), 'utf8')];
+    return this.#lines(buf, last);
   }
 
   end(): Uint8Array[] {
@@ -112,51 +260,81 @@ class CopyToNdjson implements CopyTranscoder {
     );
   }
 
-  /** NDJSON lines (each with its newline) of COPY text lines joined by newlines (no final one). */
-  #lines(text: string): string {
+  /**
+   * NDJSON lines (each with its newline) of the COPY text lines in `src[0, last]` (`src[last]` is a newline), written
+   * byte by byte where the field's bytes allow (see {@link ByteWriter}) and through the field's `FieldWriter`
+   * otherwise, into pieces of about `PIECE_BYTES`.
+   */
+  #lines(src: Buffer, last: number): Uint8Array[] {
+    const bytes = this.#bytes;
     const writers = this.#writers;
     const order = this.#order;
     const prefixes = this.#prefixes;
     const width = this.#width;
-    let out = '';
+    const starts = this.#starts;
+    const ends = this.#ends;
+    const pieces: Uint8Array[] = [];
+    let out = Buffer.allocUnsafe(Math.max(PIECE_BYTES, 2 * last + 1024));
+    let pos = 0;
+    /** Room for `n` more bytes (a full piece is handed on, a new one started). */
+    const room = (n: number) => {
+      if (pos + n <= out.length) return;
+      pieces.push(out.subarray(0, pos));
+      out = Buffer.allocUnsafe(Math.max(PIECE_BYTES, n));
+      pos = 0;
+    };
     let start = 0;
-    while (start <= text.length) {
-      let end = text.indexOf('\n', start);
-      if (end < 0) end = text.length;
+    while (start <= last) {
+      const end = src.indexOf(NL, start);
       this.#line++;
       if (width === 0) {
         start = end + 1;
-        out += '{}\n';
+        room(3);
+        pos += out.write('{}\n', pos, 'latin1');
         continue;
       }
-      const fields = this.#fields;
       let from = start;
       for (let i = 0; i < width - 1; i++) {
-        const to = text.indexOf('\t', from);
+        const to = src.indexOf(TAB, from);
         if (to < 0 || to > end) throw this.#width_(i + 1);
-        fields[i] = text.slice(from, to);
+        starts[i] = from;
+        ends[i] = to;
         from = to + 1;
       }
-      const extra = text.indexOf('\t', from);
+      const extra = src.indexOf(TAB, from);
       if (extra >= 0 && extra < end) throw this.#width_(width + 1);
-      fields[width - 1] = text.slice(from, end);
+      starts[width - 1] = from;
+      ends[width - 1] = end;
       start = end + 1;
       for (let j = 0; j < order.length; j++) {
         const i = order[j];
-        let f = fields[i];
-        out += prefixes[j];
-        if (f.includes('\\')) {
-          if (f === '\\N') {
-            out += 'null';
-            continue;
-          }
-          f = unescapeCopy(f, this.#line);
+        const f = starts[i];
+        const t = ends[i];
+        const prefix = prefixes[j];
+        room(prefix.length + 2 * (t - f) + 16);
+        pos = copyBytes(prefix, 0, prefix.length, out, pos);
+        if (t - f === 2 && src[f] === BACKSLASH && src[f + 1] === 0x4e) {
+          pos += out.write('null', pos, 'latin1');
+          continue;
         }
-        out += writers[i](f);
+        const fast = bytes[i];
+        const p = fast ? fast(src, f, t, out, pos) : -1;
+        if (p >= 0) {
+          pos = p;
+          continue;
+        }
+        let text = src.toString('utf8', f, t);
+        if (text.includes('\\')) text = unescapeCopy(text, this.#line);
+        const json = writers[i](text);
+        room(3 * json.length);
+        pos += out.write(json, pos, 'utf8');
       }
-      out += '}\n';
+      room(2);
+      out[pos++] = 0x7d; // }
+      out[pos++] = NL;
     }
-    return out;
+    if (pos > 0) pieces.push(out.subarray(0, pos));
+    return pieces;
   }
 }
 

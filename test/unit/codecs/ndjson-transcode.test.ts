@@ -4,7 +4,7 @@ import { decodeLine } from '../../../src/codecs/ndjson-codec.js';
 import { compileRowPlan, encodeRow } from '../../../src/codecs/value-encoding.js';
 import { JsonText, type RecordSchema, type Row, Timestamp, type Value } from '../../../src/index.js';
 import { type CopyColumn, CsvEncoder } from '../../../src/postgres/copy-encoding.js';
-import { escapeCopyText, unescapeCopy } from '../../../src/postgres/copy-text.js';
+import { unescapeCopy } from '../../../src/postgres/copy-text.js';
 import { copyToNdjson } from '../../../src/postgres/copy-to-ndjson.js';
 import { ndjsonToCopyText } from '../../../src/postgres/ndjson-to-copy.js';
 import type { CopyTextColumn } from '../../../src/postgres/transcode.js';
@@ -304,14 +304,47 @@ const TYPES: [string, number, string, string[]][] = [
       '294276-12-31 23:59:59.999999+00',
     ],
   ],
-  ['j', 114, 'json', ['{"b": 1.50, "a": "x\\"y"}', '[]', '"s"', '{"k": "\\u0000"}']],
+  ['j', 114, 'json', ['{"b": 1.50, "a": "x\\"y"}', '[]', '"s"', '{"k": "\\u0000"}', '{"p": "a\\\\b\\tc"}', '{"ü": 1}']],
   ['jb', 3802, 'json', ['{"big": 12345678901234567890123}', '{"t": "tab\\there"}']],
   ['by', 17, 'binary', ['\\x', '\\x00ff10']],
-  ['t', 25, 'string', ['', 'a\tb', 'back\\slash', 'nl\nx', 'ü€😀', '\\N', '"q"', '\u0001ctl']],
+  [
+    't',
+    25,
+    'string',
+    [
+      '',
+      'a\tb',
+      'back\\slash',
+      'nl\nx',
+      'ü€😀',
+      '\\N',
+      '"q"',
+      '\u0001ctl',
+      'v\vt',
+      'b\bf\f',
+      'del\u007f',
+      'cr\r',
+      '\\',
+    ],
+  ],
   ['ai', 1007, 'json', ['{1,NULL,3}', '{}', '{{1,2},{3,4}}']],
   ['at', 1009, 'json', ['{"a,b","c\\"d",NULL}']],
   ['other', 600, 'string', ['(1,2)']],
 ];
+
+/** A value as PostgreSQL's COPY TO writes it in text format: backslash, \b \f \n \r \t \v escaped, others raw. */
+function pgCopyEscape(t: string): string {
+  const ESC: Record<string, string> = {
+    '\\': '\\\\',
+    '\b': '\\b',
+    '\f': '\\f',
+    '\n': '\\n',
+    '\r': '\\r',
+    '\t': '\\t',
+    '\v': '\\v',
+  };
+  return t.replace(/[\\\b\f\n\r\t\v]/g, (c) => ESC[c]);
+}
 
 function columnsOf(names: string[]): CopyTextColumn[] {
   return names.map((name) => {
@@ -355,7 +388,7 @@ describe('COPY text → NDJSON (PostgreSQL source transcoder)', () => {
             }),
           );
           const copy = texts
-            .map((r) => `${r.map((t) => (t === null ? '\\N' : escapeCopyText(t))).join('\t')}\n`)
+            .map((r) => `${r.map((t) => (t === null ? '\\N' : pgCopyEscape(t))).join('\t')}\n`)
             .join('');
           const plan = compileRowPlan(schema);
           const expected = texts
@@ -382,6 +415,30 @@ describe('COPY text → NDJSON (PostgreSQL source transcoder)', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('reads bytes that are not UTF-8 as the row path does (U+FFFD, as pg decodes them)', async () => {
+    const columns = columnsOf(['t', 'j', 'i8']);
+    const schema: RecordSchema = {
+      fields: [
+        { name: 't', type: 'string', nullable: true },
+        { name: 'j', type: 'json', nullable: true },
+        { name: 'i8', type: 'int64', nullable: true },
+      ],
+    };
+    const line = Buffer.concat([
+      Buffer.from('a'),
+      Buffer.from([0xff, 0xc3]),
+      Buffer.from('b\t{"k": "'),
+      Buffer.from([0xe2, 0x82]),
+      Buffer.from('"}\t7\n'),
+    ]);
+    const t = await copyToNdjson(columns, schema);
+    const out = Buffer.concat([...t.push(line), ...t.end()]);
+    const [a, j] = line.toString('utf8').slice(0, -1).split('\t');
+    const row: Row = { t: columns[0].parse(a), j: columns[1].parse(j), i8: columns[2].parse('7') };
+    // compared as bytes: raw invalid bytes in the output would decode to the same string
+    expect(out.equals(Buffer.from(`${encodeRow(row, compileRowPlan(schema))}\n`, 'utf8'))).toBe(true);
   });
 
   it('refuses COPY text that ends inside a row or has another number of fields', async () => {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  isFastTimestampBytes,
+  isFastTimestampText,
   isoText,
   parseIsoTimestamp,
   parsePgTimestamp,
@@ -72,5 +74,46 @@ describe('timestamp text fast paths', () => {
     }
     expect(parseIsoTimestamp('2024-01-01T00:00:00.000000+00')).toBeUndefined();
     expect(parseIsoTimestamp('infinityZ')).toBeUndefined();
+  });
+
+  it('judges bytes as it judges text (isFastTimestampBytes = isFastTimestampText), on valid and mutated texts', () => {
+    const base = [
+      '2024-02-29 23:59:59.123456',
+      '1700-01-01 00:00:00',
+      '2250-12-31 23:59:59.9',
+      '2000-01-01T12:00:00.05',
+    ];
+    const alphabet = '0123456789-: T.+Z9';
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    let checked = 0;
+    for (const b of base) {
+      for (const suffix of ['+00', '', 'Z']) {
+        for (let k = 0; k < 3000; k++) {
+          let t = b + suffix;
+          // 0–2 characters replaced, inserted or removed
+          for (let m = rnd(3); m > 0; m--) {
+            const at = rnd(t.length + 1);
+            const c = alphabet[rnd(alphabet.length)];
+            const op = rnd(3);
+            t =
+              op === 0
+                ? t.slice(0, at) + c + t.slice(at + 1)
+                : op === 1
+                  ? t.slice(0, at) + c + t.slice(at)
+                  : t.slice(0, at) + t.slice(at + 1);
+          }
+          const bytes = Buffer.from(`xx${t}yy`, 'latin1');
+          expect(isFastTimestampBytes(bytes, 2, bytes.length - 2, suffix), `${t} (${suffix})`).toBe(
+            isFastTimestampText(t, suffix),
+          );
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(36_000);
   });
 });
