@@ -216,8 +216,15 @@ export async function resumeCrashRound(s: CrashSetup): Promise<void> {
 }
 
 /**
- * A round killed at a random moment (`CRASH_AFTER_MS` after the worker's start); when `killRecovery`, the first
- * recovery process is killed at a random moment as well.
+ * How long a worker of a setup took when the kill came too late (it committed first): random kills are drawn within
+ * that span, so they land inside runs however fast the code or the machine is (a fixed 1.5 s window let most kills
+ * miss once the transcoded paths made runs short on a quiet machine).
+ */
+const runSpans = new WeakMap<CrashSetup, number>();
+
+/**
+ * A round killed at a random moment (`CRASH_AFTER_MS` after the worker's start, within the span a whole run of this
+ * setup was seen to take); when `killRecovery`, the first recovery process is killed at a random moment as well.
  */
 export async function randomCrashRound(
   s: CrashSetup,
@@ -227,12 +234,17 @@ export async function randomCrashRound(
 ): Promise<void> {
   const label = `${s.staging}/${s.disposition}/random#${round}`;
   await addSourceRows(s.pg.pool, s.pg.schema, 200 + Math.floor(rnd() * 1800));
-  const delay = Math.floor(rnd() * 1500);
+  const span = runSpans.get(s) ?? 1500;
+  const delay = Math.floor(rnd() * span);
+  const started = performance.now();
   const first = await spawnWorker({ ...s.env(), CRASH_AFTER_MS: String(delay) }, { script: s.script }).done;
   if (first.crashed) s.figures.kills++;
-  else expect([0, 20], `${label}: ${explain(first)}`).toContain(first.code);
+  else {
+    expect([0, 20], `${label}: ${explain(first)}`).toContain(first.code);
+    if (first.code === 0) runSpans.set(s, Math.max(300, Math.round(performance.now() - started)));
+  }
   await checkRound(s, `${label} after the kill (${delay} ms)`, false);
-  await recover(s, label, killRecovery ? Math.floor(rnd() * 1500) : undefined);
+  await recover(s, label, killRecovery ? Math.floor(rnd() * span) : undefined);
   s.figures.rounds.push(label);
 }
 
