@@ -113,6 +113,27 @@ export function isFastTimestampBytes(s: Uint8Array, from: number, to: number, su
 }
 
 /**
+ * {@link fastMicros} on the UTF-8 bytes `b[p, q)` (suffix `+00` when `zoned`): µs since 1970, or NaN when the text is
+ * not of the fast form or outside 1700–2250. For transcoders that work on bytes.
+ */
+export function fastMicrosOfBytes(b: Uint8Array, p: number, q: number, zoned: boolean): number {
+  const suffix = zoned ? '+00' : '';
+  if (!isFastTimestampBytes(b, p, q, suffix)) return Number.NaN;
+  const end = q - suffix.length;
+  let micros = 0;
+  let scale = 100_000;
+  for (let i = p + 20; i < end; i++) {
+    micros += (b[i] - 48) * scale;
+    scale /= 10;
+  }
+  const v =
+    daysFromCivil(b2(b, p) * 100 + b2(b, p + 2), b2(b, p + 5), b2(b, p + 8)) * MICROS_PER_DAY +
+    (b2(b, p + 11) * 3600 + b2(b, p + 14) * 60 + b2(b, p + 17)) * 1_000_000 +
+    micros;
+  return v >= MIN_FAST && v < MAX_FAST ? v : Number.NaN;
+}
+
+/**
  * `YYYY-MM-DD[ T]HH:MM:SS[.f{1,6}]` followed by exactly `suffix` (`'+00'`, `'Z'` or `''`): microseconds since
  * 1970, or `undefined` when the text is not of that form or out of the fast range (years 1700–2250).
  */

@@ -10,9 +10,9 @@ import {
   fits,
   toArrowValue,
 } from '../arrow/arrow-types.js';
+import { fastMicrosOfBytes } from '../codecs/timestamp-text.js';
 import type { Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { daysFromCivil } from '../values/civil-days.js';
 
 /*
  * Column accumulators of the COPY text → Arrow transcoder (copy-to-arrow.ts): each reads one field of a COPY text
@@ -575,62 +575,6 @@ export class BoolColumn extends CopyColumnBuffer {
     this.#bits = new Uint8Array((this.cap + 7) >> 3);
     return data;
   }
-}
-
-const MICROS_PER_DAY = 86_400_000_000;
-/** 1700-01-01 and 2251-01-01 in µs since 1970: the fast range of src/codecs/timestamp-text.ts (safe integers). */
-const MIN_FAST = -8_520_336_000_000_000;
-const MAX_FAST = 8_867_491_200_000_000;
-
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-}
-
-function d2(b: Uint8Array, i: number): number {
-  const x = b[i] - 48;
-  const y = b[i + 1] - 48;
-  return x >= 0 && x <= 9 && y >= 0 && y <= 9 ? x * 10 + y : -1;
-}
-
-/**
- * `YYYY-MM-DD HH:MM:SS[.f{1,6}]` (+ `+00` when `zoned`) in `b[p, q)` → µs since 1970, or NaN when the text is not
- * of that form or outside 1700–2250 (the same rule as `fastMicros` of src/codecs/timestamp-text.ts, on bytes).
- */
-export function fastMicrosOfBytes(b: Uint8Array, p: number, q: number, zoned: boolean): number {
-  const sl = zoned ? 3 : 0;
-  const n = q - p;
-  if (n < 19 + sl || n > 26 + sl) return Number.NaN;
-  const c10 = b[p + 10];
-  if (b[p + 4] !== 45 || b[p + 7] !== 45 || (c10 !== 32 && c10 !== 84) || b[p + 13] !== 58 || b[p + 16] !== 58)
-    return Number.NaN;
-  const y1 = d2(b, p);
-  const y2 = d2(b, p + 2);
-  const month = d2(b, p + 5);
-  const day = d2(b, p + 8);
-  const hour = d2(b, p + 11);
-  const minute = d2(b, p + 14);
-  const second = d2(b, p + 17);
-  if (y1 < 17 || y1 > 22 || y2 < 0 || month < 1 || month > 12 || day < 1) return Number.NaN;
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return Number.NaN;
-  const year = y1 * 100 + y2;
-  if (day > daysInMonth(year, month)) return Number.NaN;
-  const end = q - sl;
-  if (zoned && (b[end] !== 43 || b[end + 1] !== 48 || b[end + 2] !== 48)) return Number.NaN;
-  let micros = 0;
-  if (end > p + 19) {
-    if (b[p + 19] !== 46 || end === p + 20) return Number.NaN;
-    let scale = 100_000;
-    for (let i = p + 20; i < end; i++) {
-      const c = b[i] - 48;
-      if (!(c >= 0 && c <= 9)) return Number.NaN;
-      micros += c * scale;
-      scale /= 10;
-    }
-  }
-  const v =
-    daysFromCivil(year, month, day) * MICROS_PER_DAY + (hour * 3600 + minute * 60 + second) * 1_000_000 + micros;
-  return v >= MIN_FAST && v < MAX_FAST ? v : Number.NaN;
 }
 
 /** `timestamp` / `timestamptz` text as timestamp[us] (UTC for timestamptz), by arithmetic in the common range. */

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  fastMicros,
+  fastMicrosOfBytes,
   isFastTimestampBytes,
   isFastTimestampText,
   isoText,
@@ -110,6 +112,10 @@ describe('timestamp text fast paths', () => {
           expect(isFastTimestampBytes(bytes, 2, bytes.length - 2, suffix), `${t} (${suffix})`).toBe(
             isFastTimestampText(t, suffix),
           );
+          if (suffix !== 'Z') {
+            const micros = fastMicrosOfBytes(bytes, 2, bytes.length - 2, suffix === '+00');
+            expect(Number.isNaN(micros) ? undefined : micros, t).toBe(fastMicros(t, suffix));
+          }
           checked++;
         }
       }
