@@ -75,6 +75,8 @@ export function arrowCodec(options: ArrowCodecOptions = {}): RecordCodec {
     decode: (bytes) => decodeArrow(bytes),
     // rows counted from message metadata, no decode (verification in one pass)
     rowCounter: arrowRowCounter,
+    // a source that writes Arrow bytes itself (PostgresSource, transcoded) cuts record batches here too
+    batchRows,
   };
 }
 

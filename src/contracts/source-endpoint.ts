@@ -30,6 +30,11 @@ export interface ReadHints {
    * rows it receives, and the lines of line codecs, itself.)
    */
   maxRowBytes?: number;
+  /**
+   * Rows per record batch of the staging codec ({@link RecordCodec.batchRows}, e.g. Arrow's `batchRows`), given to
+   * {@link SourceEndpoint.readEncoded}: a source that writes that codec's bytes itself cuts its batches at this count.
+   */
+  batchRows?: number;
 }
 
 /**

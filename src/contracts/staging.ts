@@ -185,6 +185,12 @@ export interface RecordWriter {
    */
   readonly encoding?: string;
   /**
+   * Optional pass-through: the rows per record batch of the codec {@link RecordWriter.encoding}
+   * ({@link RecordCodec.batchRows}), for a source that writes that codec's bytes itself (given to it as
+   * {@link ReadHints.batchRows}). `undefined` when the codec does not group rows.
+   */
+  readonly encodingBatchRows?: number;
+  /**
    * Optional pass-through: append bytes already encoded with the codec {@link RecordWriter.encoding} (e.g.
    * PostgreSQL `COPY … TO STDOUT` text for `pg-copy`), staged unchanged. The writer counts the rows with the codec's
    * {@link RecordCodec.rowCounter}, hashes and sizes the bytes as it does for rows. A writer takes either rows or
@@ -241,4 +247,9 @@ export interface RecordCodec {
    * Codecs with one can take encoded bytes unchanged ({@link RecordWriter.writeEncoded}) and are verified without decoding.
    */
   rowCounter?(): RowCounter;
+  /**
+   * Optional: rows per record batch, for codecs that group rows (Arrow's `batchRows`). A source that writes this
+   * codec's bytes itself ({@link SourceEndpoint.readEncoded}) cuts its batches at the same count.
+   */
+  readonly batchRows?: number;
 }

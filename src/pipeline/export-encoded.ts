@@ -43,7 +43,11 @@ export async function exportEncodedSlice(
       codec && writer.writeEncoded
         ? source.readEncoded?.(
             codec,
-            { ...req, slice, hints: { ...req.hints, maxRowBytes: rc.policy.maxRowBytes } },
+            {
+              ...req,
+              slice,
+              hints: { ...req.hints, maxRowBytes: rc.policy.maxRowBytes, batchRows: writer.encodingBatchRows },
+            },
             rc.ctx(),
           )
         : undefined;

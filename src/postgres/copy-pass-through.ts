@@ -10,7 +10,7 @@ import { throwIfAborted } from '../util/abort.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
 import { quoteIdentifier } from './identifiers.js';
 import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
-import type { CopyTextColumn, CopyTranscoderFactory } from './transcode.js';
+import type { CopyTextColumn, CopyTranscoderFactory, CopyTranscoderOptions } from './transcode.js';
 
 /*
  * The PostgreSQL-to-PostgreSQL pass-through (docs/decisions/0006-postgres-pass-through-and-pipelining.md): the source
@@ -106,12 +106,14 @@ export async function* copyOutSlice(host: CopyOutHost): AsyncGenerator<EncodedBa
  * The batches of {@link copyOutSlice} transcoded into another codec's bytes (docs/decisions/0008-transcoded-row-paths.md):
  * the transcoder is built when the first batch arrives (after the read resolved the unit: `columns()`), and the
  * first batch out carries the schema, as in the pass-through. An empty slice still yields one empty batch.
+ * `sizes`: `policy.maxRowBytes` applied to each row's COPY text; `options`: given to the transcoder's factory.
  */
 export async function* transcodeCopyText(
   batches: AsyncIterable<EncodedBatch>,
   load: () => Promise<CopyTranscoderFactory>,
   columns: () => CopyTextColumn[],
   sizes?: { maxRowBytes: number; slice: number },
+  options?: CopyTranscoderOptions,
 ): AsyncGenerator<EncodedBatch> {
   const factory = await load();
   // `maxRowBytes` on the rows' COPY text, for codecs whose staged rows are not lines (the pipeline checks lines)
@@ -132,7 +134,7 @@ export async function* transcodeCopyText(
   for await (const batch of batches) {
     if (batch.schema && !schema) schema = batch.schema;
     if (!schema) throw new Error('transcodeCopyText: the first COPY batch carries no schema');
-    transcoder ??= await factory(columns(), schema);
+    transcoder ??= await factory(columns(), schema, options);
     check?.check(batch.bytes);
     for (const bytes of transcoder.push(batch.bytes)) {
       if (bytes.byteLength === 0) continue;

@@ -19,7 +19,7 @@ import {
   WidenColumn,
 } from './arrow-copy-columns.js';
 import { ArrowChunkSink } from './arrow-ipc-sink.js';
-import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory } from './transcode.js';
+import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory, CopyTranscoderOptions } from './transcode.js';
 import { TEXT_PARSERS } from './type-mapping.js';
 
 /*
@@ -31,8 +31,10 @@ import { TEXT_PARSERS } from './type-mapping.js';
  * the codec's own conversion for that field (arrow-copy-columns.ts).
  */
 
-/** Rows per record batch: the Arrow codec's default `batchRows`. */
+/** Rows per record batch unless the codec says otherwise: the Arrow codec's default `batchRows`. */
 const BATCH_ROWS = 10_000;
+/** Rows the column buffers make room for at first (they grow by doubling). */
+const INITIAL_ROWS = 10_000;
 /** A record batch is also cut when its variable-length data reaches this size (wide rows). */
 const BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -84,6 +86,8 @@ class CopyToArrow implements CopyTranscoder {
   readonly #columns: CopyColumnBuffer[];
   /** For each schema field (Arrow column order), its COPY column. */
   readonly #order: number[];
+  /** Rows per record batch: the codec's `batchRows`, as the row path cuts them. */
+  readonly #batchRows: number;
   #rows = 0;
   #line = 0;
   /** Where the line being parsed starts. */
@@ -97,7 +101,10 @@ class CopyToArrow implements CopyTranscoder {
   readonly #sink = new ArrowChunkSink();
   readonly #st: ParseState = { lossy: false, end: 0, line: 0 };
 
-  constructor(columns: CopyTextColumn[], schema: RecordSchema) {
+  constructor(columns: CopyTextColumn[], schema: RecordSchema, options: CopyTranscoderOptions = {}) {
+    const { batchRows } = options;
+    this.#batchRows =
+      batchRows !== undefined && Number.isSafeInteger(batchRows) && batchRows > 0 ? batchRows : BATCH_ROWS;
     this.#fields = schema.fields;
     this.#copyColumns = columns;
     const at = new Map(columns.map((c, i) => [c.name, i]));
@@ -108,7 +115,7 @@ class CopyToArrow implements CopyTranscoder {
       return i;
     });
     const fieldOf = new Map(schema.fields.map((f) => [f.name, f]));
-    this.#columns = columns.map((c) => columnFor(fieldOf.get(c.name)!, c, BATCH_ROWS));
+    this.#columns = columns.map((c) => columnFor(fieldOf.get(c.name)!, c, this.#cap()));
   }
 
   push(chunk: Uint8Array): Uint8Array[] {
@@ -156,6 +163,11 @@ class CopyToArrow implements CopyTranscoder {
     return out;
   }
 
+  /** Initial row capacity of a column buffer. */
+  #cap(): number {
+    return Math.min(this.#batchRows, INITIAL_ROWS);
+  }
+
   #assertOpen(): void {
     if (this.#done) throw new Error('copyToArrow: transcoder already ended');
   }
@@ -201,7 +213,7 @@ class CopyToArrow implements CopyTranscoder {
         if (t !== (c === last ? NL : TAB)) throw this.#badLine(buf, p, c);
         p++;
       }
-      if (++this.#rows >= BATCH_ROWS) this.#flush(out);
+      if (++this.#rows >= this.#batchRows) this.#flush(out);
     }
     return p;
   }
@@ -217,7 +229,7 @@ class CopyToArrow implements CopyTranscoder {
     }
     const at = this.#copyColumns.findIndex((c) => c.name === name);
     const col = this.#copyColumns[at];
-    this.#columns[at] = new GenericColumn(col.name, 'json', col.parse, BATCH_ROWS);
+    this.#columns[at] = new GenericColumn(col.name, 'json', col.parse, this.#cap());
     this.#withAbsent = true;
   }
 
@@ -284,4 +296,5 @@ function mismatch(columns: CopyTextColumn[], schema: RecordSchema): Error {
  * COPY text of a PostgreSQL source → the Arrow codec's IPC stream, without row objects (see the file comment).
  * @internal
  */
-export const copyToArrow: CopyTranscoderFactory = async (columns, schema) => new CopyToArrow(columns, schema);
+export const copyToArrow: CopyTranscoderFactory = async (columns, schema, options) =>
+  new CopyToArrow(columns, schema, options);

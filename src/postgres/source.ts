@@ -425,7 +425,8 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
     // NDJSON rows are lines, checked by the pipeline; for other codecs `maxRowBytes` applies to the COPY text here
     const maxRowBytes = req.hints?.maxRowBytes;
     const sizes = maxRowBytes !== undefined && codec !== 'ndjson' ? { maxRowBytes, slice: req.slice.index } : undefined;
-    return transcodeCopyText(copyText, transcoder, () => columns, sizes);
+    const batchRows = req.hints?.batchRows;
+    return transcodeCopyText(copyText, transcoder, () => columns, sizes, batchRows ? { batchRows } : undefined);
   }
 
   /** End the pool the source built from `connectionString` (an injected pool is left open). Idempotent. */

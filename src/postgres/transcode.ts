@@ -31,8 +31,20 @@ export interface CopyTranscoder {
   end(): Uint8Array[];
 }
 
-/** Builds the transcoder of one slice; `schema` is the unit's schema (what the row path gives the codec). */
-export type CopyTranscoderFactory = (columns: CopyTextColumn[], schema: RecordSchema) => Promise<CopyTranscoder>;
+/** How the codec groups rows, for transcoders of codecs that do (`ReadHints.batchRows`: Arrow's `batchRows`). */
+export interface CopyTranscoderOptions {
+  batchRows?: number;
+}
+
+/**
+ * Builds the transcoder of one slice; `schema` is the unit's schema (what the row path gives the codec), `options`
+ * the codec's own grouping (what the row path's codec would cut at).
+ */
+export type CopyTranscoderFactory = (
+  columns: CopyTextColumn[],
+  schema: RecordSchema,
+  options?: CopyTranscoderOptions,
+) => Promise<CopyTranscoder>;
 
 /**
  * Turns a slice's staged bytes (verified by the reader: `ImportSlice.reader.iterEncoded`) into the COPY CSV lines

@@ -118,6 +118,11 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     return this.#host.codec.rowCounter ? this.#host.codec.id : undefined;
   }
 
+  /** The session codec's rows per record batch (Arrow's `batchRows`), for sources that write its bytes themselves. */
+  get encodingBatchRows(): number | undefined {
+    return this.encoding === undefined ? undefined : this.#host.codec.batchRows;
+  }
+
   /**
    * Pass-through: stage bytes already encoded with the session's codec unchanged (hashed, sized and row-counted
    * like encoded rows). A writer takes rows or bytes, not both.

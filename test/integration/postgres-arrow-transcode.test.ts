@@ -76,14 +76,15 @@ beforeAll(async () => {
 const diff = (a: string, b: string) => diffTables(env, a, b);
 
 let dirs = 0;
-/** A filesystem staging of its own; `batchRows: 3` makes the row path's record batches recognisable. */
+const BATCH_ROWS = 700;
+/** A filesystem staging of its own; `batchRows: 700` (not the default) is where both paths must cut record batches. */
 function staging() {
   const root = join(tmp, `s${++dirs}`);
   return {
     root,
     provider: new ObjectStoreStagingProvider({
       store: new FileSystemObjectStore({ root }),
-      codec: arrowCodec({ batchRows: 3 }),
+      codec: arrowCodec({ batchRows: BATCH_ROWS }),
     }),
   };
 }
@@ -148,6 +149,7 @@ describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows'
       await env.query(`CREATE TABLE "${env.schema}".${target} (LIKE "${env.schema}".src INCLUDING ALL)`);
       const unitId = `${env.schema}.src`;
       const { root, provider } = staging();
+      const debugs: string[] = [];
       const res = await runUnit({
         source: new PostgresSource({ pool: sourcePool(), units: { [unitId]: {} } }),
         sink: new PostgresSink({ pool: sinkPool(), tables: { [unitId]: `${env.schema}.${target}` } }),
@@ -157,17 +159,22 @@ describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows'
         mode: 'full',
         policy,
         deadLetter,
+        logger: { debug: (m: string) => debugs.push(m), info() {}, warn() {}, error() {} },
       });
       expect(res.stats.rowsExported).toBe(TOTAL);
       expect(res.stats.rowsImported).toBe(TOTAL);
       expect(res.stats.slices).toBeGreaterThanOrEqual(3);
       expect(await diff('src', target)).toEqual([]);
-      // Which path staged the slices: the row path cuts record batches at the codec's batchRows (3), the
-      // transcoder at 10,000 rows (a slice here is one batch, or a few where the matrix widens a column).
-      const sizes = (await Promise.all(sliceFiles(root).map(batchSizes))).flat();
+      // Which path staged the slices (the source says so when it transcodes) …
+      const transcoded = debugs.filter((m) => m.includes('transcoded to arrow')).length;
+      if (path === 'transcoded') expect(transcoded).toBe(res.stats.slices);
+      else expect(transcoded).toBe(0);
+      // … and both cut record batches at the codec's batchRows (a slice ends one early, so does a widened column)
+      const perSlice = await Promise.all(sliceFiles(root).map(batchSizes));
+      const sizes = perSlice.flat();
       expect(sizes.reduce((a, b) => a + b, 0)).toBe(TOTAL);
-      if (path === 'transcoded') expect(Math.max(...sizes)).toBeGreaterThan(3);
-      else expect(Math.max(...sizes)).toBeLessThanOrEqual(3);
+      expect(Math.max(...sizes)).toBe(BATCH_ROWS);
+      expect(perSlice.every((s) => s.slice(0, -1).filter((n) => n !== BATCH_ROWS).length <= 1)).toBe(true);
     }, 120_000);
   }
 

@@ -27,7 +27,7 @@ import { type ColumnInfo, fieldSchema } from '../../../src/postgres/catalog.js';
 import { type CopyColumn, CsvEncoder } from '../../../src/postgres/copy-encoding.js';
 import { escapeCopyText } from '../../../src/postgres/copy-text.js';
 import { copyToArrow } from '../../../src/postgres/copy-to-arrow.js';
-import type { CopyTextColumn } from '../../../src/postgres/transcode.js';
+import type { CopyTextColumn, CopyTranscoderOptions } from '../../../src/postgres/transcode.js';
 import { createTypeParsers } from '../../../src/postgres/type-mapping.js';
 import { decodeAll, encodeAll } from './codec-helpers.js';
 
@@ -149,7 +149,7 @@ function copyText(rows: TextRow[]): Buffer {
 }
 
 /** The row path: each field through the column's parser, one row object per line, the Arrow codec's encode. */
-async function rowPath(t: Table, rows: TextRow[], batch = 1000): Promise<Buffer> {
+async function rowPath(t: Table, rows: TextRow[], batch = 1000, codec = arrowCodec()): Promise<Buffer> {
   const objects: Row[] = rows.map((r) => {
     const row: Row = {};
     t.copyColumns.forEach((c, i) => {
@@ -159,7 +159,7 @@ async function rowPath(t: Table, rows: TextRow[], batch = 1000): Promise<Buffer>
   });
   const batches: Row[][] = [];
   for (let i = 0; i < objects.length; i += batch) batches.push(objects.slice(i, i + batch));
-  return encodeAll(arrowCodec(), batches, t.schema);
+  return encodeAll(codec, batches, t.schema);
 }
 
 /** A deterministic generator (tests must be repeatable). */
@@ -175,8 +175,14 @@ function rng(seed: number) {
 }
 
 /** COPY text fed to the transcoder in pieces of random sizes (1 byte up to `max`). */
-async function transcode(t: Table, text: Buffer, random: () => number, max = 300): Promise<Buffer> {
-  const tr = await copyToArrow(t.copyColumns, t.schema);
+async function transcode(
+  t: Table,
+  text: Buffer,
+  random: () => number,
+  max = 300,
+  options?: CopyTranscoderOptions,
+): Promise<Buffer> {
+  const tr = await copyToArrow(t.copyColumns, t.schema, options);
   const out: Uint8Array[] = [];
   for (let at = 0; at < text.length; ) {
     const n = random() < 0.1 ? 1 : 1 + Math.floor(random() * max);
@@ -221,6 +227,18 @@ async function csvOf(
   }))
     out.push(piece);
   return { csv: Buffer.concat(out), rows };
+}
+
+/** The row count of every record batch in `bytes`, over all its IPC streams. */
+async function batchLengths(bytes: Uint8Array): Promise<number[]> {
+  const out: number[] = [];
+  for await (const reader of RecordBatchReader.readAll(
+    (async function* () {
+      yield bytes;
+    })(),
+  ))
+    for await (const batch of reader) out.push(batch.numRows);
+  return out;
 }
 
 /** The Arrow schema (fields, types, metadata) of each IPC stream in `bytes`. */
@@ -407,7 +425,7 @@ describe('copyToArrow and arrowToCsv (every type the Arrow codec maps)', () => {
     expect((await csvOf(ALL, bytes)).csv.length).toBe(0);
   });
 
-  it('cut record batches at 10,000 rows and read them back in order', async () => {
+  it('cut record batches at 10,000 rows, or at the codec’s batchRows, as the row path does, and read them back in order', async () => {
     const t = table(['id', 'i8', 't', 'tstz'].map(byName));
     const rows: TextRow[] = Array.from({ length: 25_003 }, (_, i) => [
       String(i),
@@ -416,6 +434,18 @@ describe('copyToArrow and arrowToCsv (every type the Arrow codec maps)', () => {
       i % 5 === 0 ? null : `2024-01-01 00:00:00.${String(i % 1_000_000).padStart(6, '0')}+00`,
     ]);
     await check(t, rows, 7);
+    const text = copyText(rows);
+    expect(await batchLengths(await transcode(t, text, rng(8)))).toEqual([10_000, 10_000, 5_003]);
+    for (const batchRows of [3, 2_500, 30_000]) {
+      const got = await transcode(t, text, rng(batchRows), 300, { batchRows });
+      // the row path with the same codec options, in source batches of 1,000 rows
+      const expected = await rowPath(t, rows, 1_000, arrowCodec({ batchRows }));
+      expect(await batchLengths(got)).toEqual(await batchLengths(expected));
+      expect(await decodeAll(arrowCodec(), got)).toEqual(await decodeAll(arrowCodec(), expected));
+    }
+    // a hint that is no positive integer is ignored (the codec's default)
+    for (const batchRows of [0, -5, 2.5, Number.NaN])
+      expect(await batchLengths(await transcode(t, text, rng(9), 300, { batchRows }))).toEqual([10_000, 10_000, 5_003]);
   });
 });
 
