@@ -3,19 +3,47 @@
  * the last value and arrive later (date, coarse timestamp, char(8), bit(4), numeric(5,2), composite), infinite and
  * NULL cursor values, and transactions that commit late (with and without `lag`). Every scenario runs planned
  * (sliced by primary key) and unplanned, into an append target without a key, so a duplicate or a lost row shows in
- * SQL counts.
+ * SQL counts; planned runs also on the byte paths (pass-through `pg-copy`, transcoded NDJSON and Arrow staged on
+ * disk), which read each slice with `COPY` instead of rows.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
-import type { ReadRequest, SliceSpec, SourceEndpoint } from '../../src/index.js';
-import { checkpointKey, IngestError, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
-import { type PostgresCheckpoint, PostgresSink, PostgresSource } from '../../src/postgres/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
+import { FileSystemObjectStore } from '../../src/fs/index.js';
+import type { ReadRequest, RecordCodec, SliceSpec, SourceEndpoint, StagingProvider } from '../../src/index.js';
+import {
+  checkpointKey,
+  IngestError,
+  MemoryKvStore,
+  MemoryStagingProvider,
+  ndjsonCodec,
+  ObjectStoreStagingProvider,
+  runUnit,
+} from '../../src/index.js';
+import { type PostgresCheckpoint, PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
 import { testContext } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const env = usePostgres('bound');
+const tmp = mkdtempSync(join(tmpdir(), 'pg-bound-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 type Mode = 'planned' | 'unplanned';
+/** The staging codec of a byte path (planned slices read with COPY); none: memory staging, rows. */
+type Bytes = 'pg-copy' | 'ndjson' | 'arrow';
+const CODECS: Record<Bytes, () => RecordCodec> = { 'pg-copy': pgCopyCodec, ndjson: ndjsonCodec, arrow: arrowCodec };
+/** Every way a run reads: planned and unplanned through rows, planned through each byte path. */
+const PATHS: { mode: Mode; bytes?: Bytes }[] = [
+  { mode: 'planned' },
+  { mode: 'unplanned' },
+  { mode: 'planned', bytes: 'pg-copy' },
+  { mode: 'planned', bytes: 'ndjson' },
+  { mode: 'planned', bytes: 'arrow' },
+];
+const label = (p: { mode: Mode; bytes?: Bytes }) => (p.bytes ? `${p.mode}, ${p.bytes} bytes` : p.mode);
 
 /** The source as a pipeline without a planner sees it: one unplanned read. */
 function unplanned(source: PostgresSource): SourceEndpoint<PostgresCheckpoint> {
@@ -37,6 +65,7 @@ async function setup(opts: {
   mode: Mode;
   lag?: string | number;
   exported?: string[];
+  bytes?: Bytes;
 }) {
   const name = `t${++seq}_${opts.mode}`;
   const src = `"${env.schema}"."${name}"`;
@@ -46,7 +75,14 @@ async function setup(opts: {
   await env.query(`CREATE TABLE ${dst} AS SELECT ${exported.map((c) => `"${c}"`).join(', ')} FROM ${src} WITH NO DATA`);
   const unitId = `${env.schema}.${name}`;
   const pool = env.newPool({ max: 4 });
-  const source = new PostgresSource({
+  let rowReads = 0;
+  // counts the reads of rows: a byte path must not make any
+  const source = new (class extends PostgresSource {
+    override read(...args: Parameters<PostgresSource['read']>) {
+      rowReads++;
+      return super.read(...args);
+    }
+  })({
     pool,
     units: {
       [unitId]: {
@@ -62,7 +98,12 @@ async function setup(opts: {
     ledgerTable: `${env.schema}.ledger`,
   });
   const kv = new MemoryKvStore();
-  const staging = new MemoryStagingProvider();
+  const staging: StagingProvider = opts.bytes
+    ? new ObjectStoreStagingProvider({
+        store: new FileSystemObjectStore({ root: join(tmp, name) }),
+        codec: CODECS[opts.bytes](),
+      })
+    : new MemoryStagingProvider();
   const unit = { vendor: 'postgres', endpointId: 'pg', unitId };
   const run = async () => {
     if (opts.mode === 'planned') await env.query(`ANALYZE ${src}`);
@@ -87,7 +128,7 @@ async function setup(opts: {
     return { missing: missing.rows, twice: twice.rows };
   };
   const checkpoint = async () => (await kv.get<PostgresCheckpoint>(checkpointKey(unit)))?.value ?? null;
-  return { src, dst, run, check, checkpoint, kv, unit, source, sink };
+  return { src, dst, run, check, checkpoint, kv, unit, source, sink, rowReads: () => rowReads };
 }
 
 interface Scenario {
@@ -235,9 +276,10 @@ const sql = (stmt: string, src: string) => stmt.replaceAll('{src}', src);
 
 describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
   for (const s of scenarios) {
-    for (const mode of ['planned', 'unplanned'] as const) {
-      it(`${s.name} (${mode})`, async () => {
-        const t = await setup({ columns: s.columns, cursor: s.cursor, mode, exported: s.exported });
+    for (const path of PATHS) {
+      const { mode } = path;
+      it(`${s.name} (${label(path)})`, async () => {
+        const t = await setup({ columns: s.columns, cursor: s.cursor, mode, exported: s.exported, bytes: path.bytes });
         for (const stmt of s.seed) await env.query(sql(stmt, t.src));
         const total = Number((await env.query(`SELECT count(*) AS n FROM ${t.src}`)).rows[0].n);
         const first = await t.run();
@@ -267,6 +309,7 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
           value: before?.value,
           version: before?.version,
         });
+        if (path.bytes) expect(t.rowReads()).toBe(0);
       });
     }
   }
@@ -290,10 +333,11 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
     expect((await t.check()).twice).toEqual([]);
   });
 
-  for (const mode of ['planned', 'unplanned'] as const) {
-    it(`a transaction that commits late is lost without lag and read once with lag (${mode})`, async () => {
+  for (const path of PATHS) {
+    const { mode } = path;
+    it(`a transaction that commits late is lost without lag and read once with lag (${label(path)})`, async () => {
       for (const lag of [undefined, '10 minutes', 600] as const) {
-        const t = await setup({ columns: 'ts timestamptz NOT NULL', cursor: ['ts'], mode, lag });
+        const t = await setup({ columns: 'ts timestamptz NOT NULL', cursor: ['ts'], mode, lag, bytes: path.bytes });
         await env.query(
           `INSERT INTO ${t.src} SELECT g, 'v' || g, TIMESTAMPTZ '2024-05-01 12:00:00+00' + g * interval '1 second' FROM generate_series(1, 90) g`,
         );
@@ -328,6 +372,7 @@ describe('PostgreSQL incremental boundaries', { timeout: 60_000 }, () => {
           // a third run re-reads the window and exports nothing
           expect((await t.run()).stats.rowsExported).toBe(0);
         }
+        if (path.bytes) expect(t.rowReads()).toBe(0);
       }
     });
   }
