@@ -10,7 +10,7 @@
  *   DISPOSITION                       'append' | 'merge'
  *   STAGING                           'fs' (FS_ROOT) | 's3' (S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY)
  *   STAGING_PREFIX                    key prefix of the staging sessions (default 'ingestion')
- *   CODEC                             staging codec: 'ndjson' (default) | 'pg-copy' (the PostgreSQL pass-through)
+ *   CODEC                             staging codec: 'ndjson' (default) | 'pg-copy' (the PostgreSQL pass-through) | 'arrow'
  *   CRASH_AT / CRASH_N                SIGKILL at the N-th (default 1st) hit of a named point (see crash-worker-points.ts)
  *   PAUSE_AT / PAUSE_N                SIGSTOP at the N-th hit of a named point (the parent sends SIGCONT)
  *   CRASH_AFTER_MS                    SIGKILL after this many milliseconds, wherever the run is
@@ -124,6 +124,24 @@ function wrapSession(session: StagingSession): StagingSession {
   });
 
   async function* encodedWithCrashPoint(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    if (env.CODEC === 'arrow') {
+      // Arrow rows are not lines: the point is reached inside the first chunk of every slice, with the sink's
+      // COPY transaction open and the slice's bytes partly read (what the sink wrote by then is the transcoder's)
+      let first = importing;
+      for await (const chunk of chunks) {
+        if (!first || chunk.length < 2) {
+          yield chunk;
+          continue;
+        }
+        first = false;
+        const at = chunk.length >> 1;
+        yield chunk.subarray(0, at);
+        await new Promise((res) => setTimeout(res, 50));
+        hit('copy');
+        yield chunk.subarray(at);
+      }
+      return;
+    }
     for await (const chunk of chunks) {
       let at = -1;
       for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
@@ -195,7 +213,13 @@ function wrapPool(pool: pg.Pool): pg.Pool {
 
 async function stagingProvider(): Promise<StagingProvider> {
   const prefix = env.STAGING_PREFIX ?? 'ingestion';
-  const codec = env.CODEC === 'pg-copy' ? pgCopyCodec() : undefined;
+  const codec =
+    env.CODEC === 'pg-copy'
+      ? pgCopyCodec()
+      : env.CODEC === 'arrow'
+        ? // loaded only here: apache-arrow is an optional peer
+          (await import('../../../src/arrow/index.js')).arrowCodec()
+        : undefined;
   if ((env.STAGING ?? 'fs') === 's3') {
     // Loaded only here: the AWS SDK takes a while to import.
     const { S3Client } = await import('@aws-sdk/client-s3');
