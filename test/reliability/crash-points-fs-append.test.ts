@@ -5,21 +5,13 @@
  */
 import { describe, it } from 'vitest';
 import { usePostgres } from '../helpers/pg.js';
-import { chainedCrashRound, namedCrashRound, resumeCrashRound, useCrashSetup } from './crash-suite.js';
-import { POINTS } from './workers/crash-worker-points.js';
+import { chainedCrashRound, namedPointTests, useCrashSetup } from './crash-suite.js';
 
 const pg = usePostgres('rel_cp_fs_append');
 const s = useCrashSetup('crash-points-fs-append', pg, 'append', 'fs');
 
 describe('crash at every named point — filesystem staging, append', () => {
-  for (const point of POINTS.filter((p) => p !== 'resume')) {
-    it(`a SIGKILL at ${point} loses and duplicates nothing`, () => namedCrashRound(s, point), 120_000);
-  }
-  it(
-    'a SIGKILL of the process that resumes a crashed run loses and duplicates nothing',
-    () => resumeCrashRound(s),
-    180_000,
-  );
+  namedPointTests(s);
   it(
     'a SIGKILL before the plan is recorded, then one right after the resumed export emptied its session, does not wedge the unit',
     () => chainedCrashRound(s, ['state-exporting', 'session-destroyed']),

@@ -26,6 +26,7 @@ import {
   spawnWorker,
   type WorkerOutcome,
 } from './harness.js';
+import { POINTS } from './workers/crash-worker-points.js';
 
 export interface CrashFigures {
   kills: number;
@@ -60,6 +61,31 @@ export interface CrashVariant {
 
 /** Worker settings shared by every round: several slices per run, a short lease. */
 export const COMMON_ENV = { SLICE_MAX_ROWS: '2500', CHUNK_SIZE: '500', LEASE_TTL_MS: '1500', CRASH_ROWS: '700' };
+
+/**
+ * Tests (inside a `describe`) of every named crash point, and of a kill of the process that resumes a crashed run.
+ */
+export function namedPointTests(s: CrashSetup): void {
+  for (const point of POINTS.filter((p) => p !== 'resume')) {
+    it(`a SIGKILL at ${point} loses and duplicates nothing`, () => namedCrashRound(s, point), 120_000);
+  }
+  it(
+    'a SIGKILL of the process that resumes a crashed run loses and duplicates nothing',
+    () => resumeCrashRound(s),
+    180_000,
+  );
+}
+
+/** A test (after the rounds of `s`) that every slice they staged has the file extension `ext` of one codec. */
+export function stagedCodecTest(s: CrashSetup, codec: string, ext: string): void {
+  it(`the rounds staged ${codec} slices only (that codec really ran)`, async () => {
+    const keys: string[] = [];
+    for await (const info of s.store().list(`${s.prefix}/`)) keys.push(info.key);
+    const slices = keys.filter((k) => /\/\d{6}\.[a-z.]+$/.test(k));
+    expect(slices.length).toBeGreaterThan(10);
+    expect(slices.filter((k) => !k.endsWith(ext))).toEqual([]);
+  });
+}
 
 /**
  * Register hooks for one crash setup (tables, seed rows, staging location, worker bundle, figures) and return it.
