@@ -377,7 +377,8 @@ export class PostgresSource implements SourceEndpoint<PostgresCheckpoint> {
    * Pass-through (codec `pg-copy`, see `pgCopyCodec`): one planned slice as the bytes of
    * `COPY (SELECT … the slice …) TO STDOUT`, in the same snapshot and text settings as `read`, staged unchanged.
    * For `ndjson` the same COPY text is transcoded value by value into the NDJSON lines `read` + the codec would
-   * have staged, byte for byte, without row objects (docs/decisions/0008-transcoded-row-paths.md).
+   * have staged, byte for byte; for `arrow` into record batches (of `req.hints.batchRows` rows) that decode to the
+   * rows `read` gives — both without row objects (docs/decisions/0008-transcoded-row-paths.md).
    * `undefined` for another codec or an unplanned slice (the pipeline then uses `read`).
    * @throws IngestError `source_failed` (retryable for connection errors), `aborted`, `not_found`
    */
