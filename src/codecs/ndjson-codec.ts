@@ -105,6 +105,17 @@ export async function* decodeNdjson(
  * @internal
  */
 export async function* ndjsonBlocks(bytes: AsyncIterable<Uint8Array>, maxLineBytes: number): AsyncGenerator<string> {
+  for await (const block of ndjsonByteBlocks(bytes, maxLineBytes)) yield block.toString('utf8');
+}
+
+/**
+ * {@link ndjsonBlocks} as bytes: blocks of whole lines (the newline after the block's last line removed), not decoded.
+ * @internal
+ */
+export async function* ndjsonByteBlocks(
+  bytes: AsyncIterable<Uint8Array>,
+  maxLineBytes: number,
+): AsyncGenerator<Buffer> {
   let carry: Buffer[] = [];
   let carryBytes = 0;
   let lines = 0;
@@ -140,15 +151,15 @@ export async function* ndjsonBlocks(bytes: AsyncIterable<Uint8Array>, maxLineByt
     while (head.length - from > BLOCK_BYTES) {
       const nl = head.lastIndexOf(10, from + BLOCK_BYTES);
       if (nl < from) break;
-      yield head.toString('utf8', from, nl);
+      yield head.subarray(from, nl);
       from = nl + 1;
     }
-    yield head.toString('utf8', from);
+    yield head.subarray(from);
   }
-  if (carry.length > 0) yield Buffer.concat(carry).toString('utf8');
+  if (carry.length > 0) yield Buffer.concat(carry);
 }
 
-/** Text handed out by {@link ndjsonBlocks} at once, where lines allow. */
+/** Bytes handed out by {@link ndjsonByteBlocks} at once, where lines allow. */
 const BLOCK_BYTES = 64 * 1024;
 
 /**
@@ -196,7 +207,8 @@ export function decodeLine(line: string, plan: RowPlan | undefined, n: number): 
   }
 }
 
-function lineTooLong(line: number, max: number): IngestError {
+/** `row_rejected` for line `line` longer than `max` bytes. @internal */
+export function lineTooLong(line: number, max: number): IngestError {
   return new IngestError('row_rejected', `Line ${line} is longer than maxLineBytes (${max} bytes)`, {
     details: { line, maxLineBytes: max },
   });

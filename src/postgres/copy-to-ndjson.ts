@@ -3,7 +3,14 @@ import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../code
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { unescapeCopy } from './copy-text.js';
-import { type CopyTextColumn, type CopyTranscoder, type CopyTranscoderFactory, canonicalInteger } from './transcode.js';
+import {
+  type CopyTextColumn,
+  type CopyTranscoder,
+  type CopyTranscoderFactory,
+  canonicalInteger,
+  canonicalIntegerBytes,
+  copyBytes,
+} from './transcode.js';
 import { TEXT_PARSERS } from './type-mapping.js';
 
 /*
@@ -106,25 +113,6 @@ function jsonContent(src: Buffer, from: number, to: number, out: Buffer, pos: nu
   return p;
 }
 
-/** Canonical integer bytes (`0`, `-?[1-9][0-9]*`, at most `max` bytes), as {@link canonicalInteger}. */
-function canonicalBytes(src: Buffer, from: number, to: number, max: number): boolean {
-  const n = to - from;
-  if (n === 0 || n > max) return false;
-  let i = src[from] === 0x2d ? from + 1 : from;
-  if (i === to) return false;
-  if (src[i] === 0x30) return n === 1;
-  for (; i < to; i++) {
-    const c = src[i];
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
-}
-
-function copyBytes(src: Buffer, from: number, to: number, out: Buffer, pos: number): number {
-  for (let i = from; i < to; i++) out[pos++] = src[i];
-  return pos;
-}
-
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 const J_OPEN = Buffer.from('{"$j":"');
@@ -146,7 +134,7 @@ function byteWriterFor(col: CopyTextColumn, kind: Conversion | undefined): ByteW
         };
       case P.int:
         return (src, from, to, out, pos) =>
-          canonicalBytes(src, from, to, 11) ? copyBytes(src, from, to, out, pos) : -1;
+          canonicalIntegerBytes(src, from, to, 11) ? copyBytes(src, from, to, out, pos) : -1;
       case P.bool:
         return (src, from, to, out, pos) => {
           if (to - from !== 1) return -1;
@@ -185,7 +173,7 @@ function byteWriterFor(col: CopyTextColumn, kind: Conversion | undefined): ByteW
   }
   if (kind === 'int64' && parse === P.bigint) {
     return (src, from, to, out, pos) => {
-      if (!canonicalBytes(src, from, to, 20)) return -1;
+      if (!canonicalIntegerBytes(src, from, to, 20)) return -1;
       out[pos] = QUOTE;
       const p = copyBytes(src, from, to, out, pos + 1);
       out[p] = QUOTE;

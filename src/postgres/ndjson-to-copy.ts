@@ -1,14 +1,16 @@
-import { DEFAULT_MAX_LINE_BYTES, decodeLine, forEachLine, ndjsonBlocks } from '../codecs/ndjson-codec.js';
-import { isFastTimestampText } from '../codecs/timestamp-text.js';
+import { isUtf8 } from 'node:buffer';
+import { DEFAULT_MAX_LINE_BYTES, decodeLine, lineTooLong, ndjsonByteBlocks } from '../codecs/ndjson-codec.js';
+import { isFastTimestampBytes } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, type RowPlan } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
-import { canonicalInteger, type StagedToCsv } from './transcode.js';
+import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
 
 /*
  * NDJSON → COPY text, value by value (docs/decisions/0008-transcoded-row-paths.md). The row path imports a line as
  * `CsvEncoder.encodeRow(decodeRow(line, plan))`; this sends every field the same text from the line itself — no
- * JSON.parse, no row object, no bigint, Timestamp or JsonText — by scanning the forms the NDJSON encoder writes:
+ * JSON.parse, no row object, no bigint, Timestamp or JsonText, no string — by scanning the bytes of the forms the NDJSON
+ * encoder writes and copying each field's bytes from the line into the output:
  *
  * - A JSON string's escaped content is already COPY text for the same string when it holds no `\u` escape and no
  *   raw control character: JSON's `\\ \b \f \n \r \t` are COPY's own escapes, and `\"`, `\/` read as `"` and `/`
@@ -18,60 +20,98 @@ import { canonicalInteger, type StagedToCsv } from './transcode.js';
  *
  * Anything else in a line — whitespace, another tag, an array or object, a `\u` escape, a non-canonical number, a
  * string in a `json` target column, a key with an escape — sends that line through the row path's own functions
- * (`decodeLine` + `CsvEncoder.encodeTextRow`), so its text and its errors are the row path's.
+ * (`decodeLine` + `CsvEncoder.encodeTextRow`), so its text and its errors are the row path's. A block of lines that is
+ * not valid UTF-8 is first re-encoded from the text the row path decodes (U+FFFD for invalid bytes), so its fields are
+ * the row path's too.
  */
 
-/**
- * ISO text of a staged Timestamp (`YYYY-MM-DDTHH:MM:SS[.f]`, `Z` when zoned) in the fast range → the text `pgText`
- * writes for the Timestamp the row path revives from it (fraction without trailing zeros, `+00` when zoned).
- */
-function pgTextOfIso(p: string): string | undefined {
-  const zoned = p.charCodeAt(p.length - 1) === 90; // 'Z'
-  if (!isFastTimestampText(p, zoned ? 'Z' : '')) return undefined;
-  const end = p.length - (zoned ? 1 : 0);
-  let fracEnd = end;
-  while (fracEnd > 20 && p.charCodeAt(fracEnd - 1) === 48) fracEnd--;
-  const frac = fracEnd > 20 ? `.${p.slice(20, fracEnd)}` : '';
-  return `${p.slice(0, 10)} ${p.slice(11, 19)}${frac}${zoned ? '+00' : ''}`;
-}
-
-/**
- * Escaped JSON string content that is not COPY text of the same string as it stands: a raw control character (not
- * JSON), or a backslash before anything but `" \ / b f n r t` (a `\u` escape, or not JSON).
- */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: raw control characters are what the check looks for
-const NOT_COPY_TEXT = /[\u0000-\u001f]|\\[^"\\/bfnrt]/;
 /** A JSON number. */
 const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 const QUOTE = 34;
+const TAB = 9;
+const NL = 10;
 const BACKSLASH = 92;
 
-/** Index of the quote closing the JSON string whose content starts at `from`, or -1. */
-function stringEnd(l: string, from: number): number {
-  let e = l.indexOf('"', from);
-  while (e !== -1) {
-    let bs = 0;
-    while (l.charCodeAt(e - 1 - bs) === BACKSLASH) bs++;
-    if ((bs & 1) === 0) return e;
-    e = l.indexOf('"', e + 1);
+/**
+ * Set by {@link stringEndBytes}: the string's escaped content is COPY text of the same string as it stands — no raw
+ * control character (not JSON), no backslash before anything but `" \ / b f n r t` (a `\u` escape, or not JSON).
+ */
+let plainText = true;
+
+/**
+ * Index of the quote closing the JSON string whose content starts at `b[from]` (before `to`), or -1; sets
+ * {@link plainText}: no raw control character and no escape but `\" \\ \/ \b \f \n \r \t`.
+ */
+function stringEndBytes(b: Buffer, from: number, to: number): number {
+  plainText = true;
+  for (let i = from; i < to; i++) {
+    const x = b[i];
+    if (x === QUOTE) return i;
+    if (x === BACKSLASH) {
+      const y = b[++i];
+      if (
+        y !== QUOTE &&
+        y !== BACKSLASH &&
+        y !== 0x2f &&
+        y !== 0x62 &&
+        y !== 0x66 &&
+        y !== 0x6e &&
+        y !== 0x72 &&
+        y !== 0x74
+      )
+        plainText = false;
+    } else if (x < 0x20) plainText = false;
   }
   return -1;
 }
 
-/** The end (exclusive) of a number or literal token starting at `from`. */
-function tokenEnd(l: string, from: number): number {
-  let e = from;
-  const n = l.length;
-  while (e < n) {
-    const c = l.charCodeAt(e);
-    if (c === 44 || c === 125) return e; // ',' '}'
-    e++;
+/**
+ * ISO bytes `b[from, to)` of a staged Timestamp (`YYYY-MM-DDTHH:MM:SS[.f]`, `Z` when zoned), already checked to be in
+ * the fast range → the text `pgText` writes for the Timestamp the row path revives from it (fraction without trailing
+ * zeros, `+00` when zoned), written into `out` at `pos`.
+ */
+function putPgTextOfIso(b: Buffer, from: number, to: number, out: Buffer, pos: number): number {
+  const zoned = b[to - 1] === 90; // 'Z'
+  const end = to - (zoned ? 1 : 0);
+  let fracEnd = end;
+  while (fracEnd > from + 20 && b[fracEnd - 1] === 48) fracEnd--;
+  pos = copyBytes(b, from, from + 10, out, pos);
+  out[pos++] = 0x20;
+  pos = copyBytes(b, from + 11, from + 19, out, pos);
+  if (fracEnd > from + 20) {
+    out[pos++] = 0x2e; // '.'
+    pos = copyBytes(b, from + 20, fracEnd, out, pos);
   }
-  return e;
+  if (zoned) {
+    out[pos++] = 0x2b; // '+'
+    out[pos++] = 0x30;
+    out[pos++] = 0x30;
+  }
+  return pos;
 }
 
-const NULL_TEXT = '\\N';
+/** Whether `b[pos, e)` starts with the bytes of `head` (short: a key, a tag). */
+function startsWithBytes(b: Buffer, pos: number, e: number, head: Buffer): boolean {
+  const n = head.length;
+  if (pos + n > e) return false;
+  for (let i = 0; i < n; i++) if (b[pos + i] !== head[i]) return false;
+  return true;
+}
+
+/** What a target column gets from the line being scanned as bytes. */
+const F_NULL = 0;
+/** The field's bytes `[from, to)`, copied. */
+const F_COPY = 1;
+/** ISO timestamp bytes, rewritten as PostgreSQL's text. */
+const F_TIMESTAMP = 2;
+/** Literals. */
+const F_T = 3;
+const F_F = 4;
+const F_TRUE = 5;
+const F_FALSE = 6;
+
+const J_TAG = Buffer.from('{"$j":"', 'latin1');
 
 class NdjsonToCopyText {
   readonly #columns: CopyColumn[];
@@ -80,11 +120,13 @@ class NdjsonToCopyText {
   readonly #encoder: CsvEncoder;
   /** Target column index by staged key. */
   readonly #byKey = new Map<string, number>();
-  /** The keys of the previous line in order (`"name":` texts and their columns): the likely keys of this one. */
-  readonly #seenKeys: string[] = [];
-  readonly #seenCols: number[] = [];
-  /** COPY text of each target column in the current line (`undefined`: not in the line → NULL). */
-  readonly #fields: (string | undefined)[];
+  /** What each target column gets from the current line (`F_*`), and from which bytes. */
+  readonly #what: Uint8Array;
+  readonly #from: Int32Array;
+  readonly #to: Int32Array;
+  /** The keys of the previous line in order (`"name":` bytes and their columns): the likely keys of this one. */
+  readonly #keyBytes: Buffer[] = [];
+  readonly #keyCols: number[] = [];
   rows = 0;
 
   constructor(schema: RecordSchema, columns: CopyColumn[], origin: CopyOrigin) {
@@ -93,123 +135,163 @@ class NdjsonToCopyText {
     this.#kinds = columns.map((c) => this.#plan?.kindOf.get(c.name));
     this.#encoder = new CsvEncoder(columns, origin);
     for (let i = 0; i < columns.length; i++) this.#byKey.set(columns[i].name, i);
-    this.#fields = new Array(columns.length);
+    this.#what = new Uint8Array(columns.length);
+    this.#from = new Int32Array(columns.length);
+    this.#to = new Int32Array(columns.length);
   }
 
-  /** The COPY text line (with its newline) of NDJSON line `lineNo`. */
-  line(line: string, lineNo: number): string {
+  /** Room `lineBytes` needs for a line of `n` bytes. */
+  room(n: number): number {
+    return n + 3 * this.#what.length + 1;
+  }
+
+  /**
+   * Write the COPY text line (with its newline) of the NDJSON line `b[from, to)` (valid UTF-8) into `out` at `pos`
+   * (at least {@link room} bytes free): the position after it, or -1 when the line needs `line` (nothing counted).
+   */
+  lineBytes(b: Buffer, from: number, to: number, out: Buffer, pos: number): number {
+    if (!this.#scanBytes(b, from, to)) return -1;
     this.rows++;
-    if (this.#scan(line)) {
-      const fields = this.#fields;
-      let out = fields[0] ?? NULL_TEXT;
-      for (let i = 1; i < fields.length; i++) out += `\t${fields[i] ?? NULL_TEXT}`;
-      return `${out}\n`;
+    const what = this.#what;
+    for (let c = 0; c < what.length; c++) {
+      if (c > 0) out[pos++] = TAB;
+      switch (what[c]) {
+        case F_NULL:
+          out[pos++] = BACKSLASH;
+          out[pos++] = 0x4e; // N
+          break;
+        case F_COPY:
+          pos = copyBytes(b, this.#from[c], this.#to[c], out, pos);
+          break;
+        case F_TIMESTAMP:
+          pos = putPgTextOfIso(b, this.#from[c], this.#to[c], out, pos);
+          break;
+        case F_T:
+          out[pos++] = 0x74;
+          break;
+        case F_F:
+          out[pos++] = 0x66;
+          break;
+        default:
+          pos += out.write(what[c] === F_TRUE ? 'true' : 'false', pos, 'latin1');
+      }
     }
-    this.#encoder.rows = this.rows - 1;
-    return this.#encoder.encodeTextRow(decodeLine(line, this.#plan, lineNo));
+    out[pos++] = NL;
+    return pos;
   }
 
-  /** Fill `#fields` from a line of the encoder's forms; `false` when the line needs the row path. */
-  #scan(l: string): boolean {
-    const fields = this.#fields;
-    fields.fill(undefined);
-    if (fields.length === 0) return false;
-    const n = l.length;
-    if (l.charCodeAt(0) !== 123 || l.charCodeAt(n - 1) !== 125) return false;
-    if (n === 2) return true; // {}
-    let pos = 1;
+  #set(col: number, what: number, from: number, to: number): void {
+    this.#what[col] = what;
+    this.#from[col] = from;
+    this.#to[col] = to;
+  }
+
+  /** Fill `#what` from the bytes `b[s, e)` of a line of the encoder's forms; `false` when the line needs the row path. */
+  #scanBytes(b: Buffer, s: number, e: number): boolean {
+    this.#what.fill(F_NULL);
+    if (this.#what.length === 0) return false;
+    if (b[s] !== 123 || b[e - 1] !== 125) return false;
+    if (e - s === 2) return true; // {}
+    let pos = s + 1;
     for (let k = 0; ; k++) {
-      // the key: most lines repeat the previous line's keys in the same order
       let col: number;
-      const guess = this.#seenKeys[k];
-      if (guess !== undefined && l.startsWith(guess, pos)) {
-        col = this.#seenCols[k];
+      const guess = this.#keyBytes[k];
+      if (guess !== undefined && startsWithBytes(b, pos, e, guess)) {
+        col = this.#keyCols[k];
         pos += guess.length;
       } else {
-        if (l.charCodeAt(pos) !== QUOTE) return false;
-        const e = l.indexOf('"', pos + 1);
-        if (e === -1 || l.charCodeAt(e + 1) !== 58) return false; // ':'
-        const key = l.slice(pos + 1, e);
-        if (key.includes('\\')) return false;
-        col = this.#byKey.get(key) ?? -1;
-        this.#seenKeys[k] = l.slice(pos, e + 2);
-        this.#seenCols[k] = col;
-        pos = e + 2;
+        if (b[pos] !== QUOTE) return false;
+        let q = pos + 1;
+        while (q < e && b[q] !== QUOTE) {
+          if (b[q] === BACKSLASH) return false; // a key with an escape
+          q++;
+        }
+        if (q >= e || b[q + 1] !== 58) return false; // ':'
+        col = this.#byKey.get(b.toString('utf8', pos + 1, q)) ?? -1;
+        this.#keyBytes[k] = Buffer.from(b.subarray(pos, q + 2));
+        this.#keyCols[k] = col;
+        pos = q + 2;
       }
-      const end = this.#value(l, pos, col);
+      const end = this.#valueBytes(b, pos, e, col);
       if (end < 0) return false;
-      const c = l.charCodeAt(end);
+      const c = b[end];
       if (c === 125) {
-        // '}' closes the row only at the end of the line
-        if (end !== n - 1) return false;
-        if (this.#seenKeys.length > k + 1) {
-          this.#seenKeys.length = k + 1;
-          this.#seenCols.length = k + 1;
+        if (end !== e - 1) return false;
+        if (this.#keyBytes.length > k + 1) {
+          this.#keyBytes.length = k + 1;
+          this.#keyCols.length = k + 1;
         }
         return true;
       }
-      if (c !== 44) return false; // ','
+      if (c !== 44) return false;
       pos = end + 1;
     }
   }
 
-  /** Read the value at `pos` into column `col` (-1: not a target column); its end, or -1 for the row path. */
-  #value(l: string, pos: number, col: number): number {
-    const c = l.charCodeAt(pos);
+  /** Read the value at `pos` (before `e`) into column `col` (-1: not a target column); its end, or -1 for the row path. */
+  #valueBytes(b: Buffer, pos: number, e: number, col: number): number {
+    const c = b[pos];
     const kind = col >= 0 ? this.#kinds[col] : undefined;
     const target = col >= 0 ? this.#columns[col] : undefined;
     if (c === QUOTE) {
-      const e = stringEnd(l, pos + 1);
-      if (e < 0) return -1;
-      if (col < 0) return e + 1;
-      const content = l.slice(pos + 1, e);
+      const q = stringEndBytes(b, pos + 1, e);
+      if (q < 0) return -1;
+      if (col < 0) return q + 1;
       if (kind === 'int64') {
-        if (!canonicalInteger(content, 20)) return -1;
-        this.#fields[col] = content;
+        if (!canonicalIntegerBytes(b, pos + 1, q, 20)) return -1;
+        this.#set(col, F_COPY, pos + 1, q);
       } else if (kind === 'timestamp') {
         if (target!.kind === 'json') return -1;
-        const t = pgTextOfIso(content);
-        if (t === undefined) return -1;
-        this.#fields[col] = t;
+        if (!isFastTimestampBytes(b, pos + 1, q, b[q - 1] === 90 ? 'Z' : '')) return -1;
+        this.#set(col, F_TIMESTAMP, pos + 1, q);
       } else if (kind === undefined && target!.kind !== 'json') {
-        if (NOT_COPY_TEXT.test(content)) return -1;
-        this.#fields[col] = content;
+        if (!plainText) return -1;
+        this.#set(col, F_COPY, pos + 1, q);
       } else return -1;
-      return e + 1;
+      return q + 1;
     }
     if (c === 123) {
       // only a JsonText tag: {"$j":"…"}
-      if (!l.startsWith('{"$j":"', pos)) return -1;
-      const e = stringEnd(l, pos + 7);
-      if (e < 0 || l.charCodeAt(e + 1) !== 125) return -1;
+      if (!startsWithBytes(b, pos, e, J_TAG)) return -1;
+      const q = stringEndBytes(b, pos + 7, e);
+      if (q < 0 || b[q + 1] !== 125) return -1;
       if (col >= 0) {
-        if (kind !== undefined) return -1;
-        const content = l.slice(pos + 7, e);
-        if (NOT_COPY_TEXT.test(content)) return -1;
-        this.#fields[col] = content;
+        if (kind !== undefined || !plainText) return -1;
+        this.#set(col, F_COPY, pos + 7, q);
       }
-      return e + 2;
+      return q + 2;
     }
-    const e = tokenEnd(l, pos);
-    const token = l.slice(pos, e);
+    let t = pos;
+    while (t < e) {
+      const x = b[t];
+      if (x === 44 || x === 125) break; // ',' '}'
+      t++;
+    }
+    const token = b.toString('latin1', pos, t);
     const literal = token === 'null' || token === 'true' || token === 'false';
     if (!literal && !JSON_NUMBER.test(token)) return -1;
-    // a literal or number of a key the target does not have: skipped
-    if (col < 0) return e;
+    if (col < 0) return t;
     if (token === 'null') {
-      this.#fields[col] = undefined; // NULL (a later duplicate key wins, as in JSON.parse)
-      return e;
+      this.#what[col] = F_NULL; // a later duplicate key wins, as in JSON.parse
+      return t;
     }
     if (kind === 'timestamp' || kind === 'binary') return -1;
-    if (token === 'true' || token === 'false') {
-      this.#fields[col] = target!.kind === 'json' ? token : token === 'true' ? 't' : 'f';
-      return e;
+    if (literal) {
+      const json = target!.kind === 'json';
+      this.#what[col] = token === 'true' ? (json ? F_TRUE : F_T) : json ? F_FALSE : F_F;
+      return t;
     }
     if (target!.kind === 'json') return -1;
-    // a number: its JSON text when that is how String() writes the parsed number (not `-0`, `1.50`, `1E5`)
     if (String(Number(token)) !== token) return -1;
-    this.#fields[col] = token;
-    return e;
+    this.#set(col, F_COPY, pos, t);
+    return t;
+  }
+
+  /** The COPY text line (with its newline) of NDJSON line `lineNo` through the row path's functions. */
+  line(line: string, lineNo: number): string {
+    this.rows++;
+    this.#encoder.rows = this.rows - 1;
+    return this.#encoder.encodeTextRow(decodeLine(line, this.#plan, lineNo));
   }
 }
 
@@ -219,6 +301,7 @@ class NdjsonToCopyText {
  */
 export const ndjsonToCopyText: StagedToCsv = async function* (bytes, opts) {
   const t = new NdjsonToCopyText(opts.schema, opts.columns, opts.origin);
+  const max = DEFAULT_MAX_LINE_BYTES;
   // Lines are written into byte pieces as they come, not joined into one long string: a string built over a whole
   // piece survives young-generation collections and is promoted, and old-space garbage is what grew the peak RSS.
   const size = opts.pieceBytes;
@@ -226,31 +309,77 @@ export const ndjsonToCopyText: StagedToCsv = async function* (bytes, opts) {
   let used = 0;
   let rows = 0;
   let lineNo = 0;
-  for await (const text of ndjsonBlocks(bytes, DEFAULT_MAX_LINE_BYTES)) {
-    const full: Buffer[] = [];
-    const counts: number[] = [];
-    lineNo = forEachLine(text, lineNo, DEFAULT_MAX_LINE_BYTES, (line, n) => {
-      const out = t.line(line, n);
-      // at most 3 bytes of UTF-8 per UTF-16 unit
-      if (used + out.length * 3 > size && used > 0) {
-        full.push(piece.subarray(0, used));
-        counts.push(rows);
-        piece = Buffer.allocUnsafe(size);
-        used = 0;
-        rows = 0;
-      }
-      if (out.length * 3 > size) {
-        full.push(Buffer.from(out, 'utf8'));
-        counts.push(1);
+  const full: Buffer[] = [];
+  const counts: number[] = [];
+  /** Room for `n` more bytes in the piece (a full piece is handed on first). */
+  const reserve = (n: number) => {
+    if (used + n > size && used > 0) {
+      full.push(piece.subarray(0, used));
+      counts.push(rows);
+      piece = Buffer.allocUnsafe(size);
+      used = 0;
+      rows = 0;
+    }
+  };
+  /** A COPY text line from the row path's functions (a string). */
+  const text = (line: string, n: number) => {
+    const out = t.line(line, n);
+    // at most 3 bytes of UTF-8 per UTF-16 unit
+    reserve(out.length * 3);
+    if (out.length * 3 > size) {
+      full.push(Buffer.from(out, 'utf8'));
+      counts.push(1);
+    } else {
+      used += piece.write(out, used, 'utf8');
+      rows++;
+    }
+  };
+  /** Line `n`, `b[s, e)`: scanned as bytes into the piece, or into a piece of its own when longer than one. */
+  const lineOf = (b: Buffer, s: number, e: number, n: number) => {
+    if (e - s <= max) {
+      const room = t.room(e - s);
+      if (room <= size) {
+        reserve(room);
+        const end = t.lineBytes(b, s, e, piece, used);
+        if (end >= 0) {
+          used = end;
+          rows++;
+          return;
+        }
       } else {
-        used += piece.write(out, used, 'utf8');
-        rows++;
+        const own = Buffer.allocUnsafe(room);
+        const end = t.lineBytes(b, s, e, own, 0);
+        if (end >= 0) {
+          reserve(size + 1);
+          full.push(own.subarray(0, end));
+          counts.push(1);
+          return;
+        }
       }
-    });
+    }
+    const line = b.toString('utf8', s, e);
+    // the limit counts UTF-16 units, as the row path's `forEachLine` does
+    if (line.length > max) throw lineTooLong(n, max);
+    text(line, n);
+  };
+  for await (const block of ndjsonByteBlocks(bytes, max)) {
+    // not UTF-8: the bytes of the text the row path decodes (U+FFFD for what is not UTF-8; newlines stay in place)
+    const b = isUtf8(block) ? block : Buffer.from(block.toString('utf8'), 'utf8');
+    const n = b.length;
+    // every line of the block, empty ones skipped but counted (as `forEachLine`)
+    for (let s = 0; s <= n; ) {
+      let e = b.indexOf(NL, s);
+      if (e < 0) e = n;
+      lineNo++;
+      if (e > s) lineOf(b, s, e, lineNo);
+      s = e + 1;
+    }
     for (let i = 0; i < full.length; i++) {
       opts.onRows?.(counts[i]);
       yield full[i];
     }
+    full.length = 0;
+    counts.length = 0;
   }
   if (used > 0) {
     opts.onRows?.(rows);

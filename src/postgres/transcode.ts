@@ -81,3 +81,24 @@ export function canonicalInteger(t: string, max: number): boolean {
   }
   return true;
 }
+
+/** {@link canonicalInteger} of the bytes `b[from, to)`. */
+export function canonicalIntegerBytes(b: Uint8Array, from: number, to: number, max: number): boolean {
+  const n = to - from;
+  if (n === 0 || n > max) return false;
+  let i = b[from] === 45 ? from + 1 : from;
+  if (i === to) return false;
+  if (b[i] === 48) return n === 1;
+  for (; i < to; i++) {
+    const c = b[i];
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** Copy `src[from, to)` into `out` at `pos` (room checked by the caller); the position after it. */
+export function copyBytes(src: Buffer, from: number, to: number, out: Buffer, pos: number): number {
+  if (to - from > 24) return pos + src.copy(out, pos, from, to);
+  for (let i = from; i < to; i++) out[pos++] = src[i];
+  return pos;
+}

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeLine } from '../../../src/codecs/ndjson-codec.js';
@@ -152,14 +153,23 @@ function rowPath(line: string, n: number, rowNo: number): { text: string } | { e
   }
 }
 
-async function transcode(lines: string[], piece: number): Promise<{ text: string } | { error: string; code: string }> {
+/**
+ * The transcoder's COPY text of `lines` read in chunks of `piece` bytes, written in pieces of `pieceBytes` (64: most
+ * lines are longer than a piece and get one of their own).
+ */
+async function transcode(
+  lines: string[] | Buffer,
+  piece: number,
+  pieceBytes = 64,
+): Promise<{ text: string } | { error: string; code: string }> {
   const chunks: string[] = [];
+  const bytes = Buffer.isBuffer(lines) ? lines : Buffer.from(lines.map((l) => `${l}\n`).join(''));
   try {
-    for await (const c of ndjsonToCopyText(pieces(Buffer.from(lines.map((l) => `${l}\n`).join('')), piece), {
+    for await (const c of ndjsonToCopyText(pieces(bytes, piece), {
       schema: SCHEMA,
       columns: TARGET,
       origin: ORIGIN,
-      pieceBytes: 64,
+      pieceBytes,
     }))
       chunks.push(Buffer.from(c).toString('utf8'));
   } catch (err) {
@@ -171,25 +181,60 @@ async function transcode(lines: string[], piece: number): Promise<{ text: string
 describe('NDJSON → COPY text (PostgreSQL sink transcoder)', () => {
   it('writes every line of encoded rows as the row path does, whatever the chunking', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(row, { maxLength: 12 }), fc.integer({ min: 1, max: 300 }), async (rows, piece) => {
-        const lines = rows.map((r) => encodeRow(r, compileRowPlan(SCHEMA)));
-        const expected = lines.map((l, i) => rowPath(l, i + 1, i + 1));
-        const firstError = expected.findIndex((e) => 'error' in e);
-        const got = await transcode(lines, piece);
-        if (firstError >= 0) expect(got).toEqual(expected[firstError]);
-        else expect(loaded(got)).toEqual(loaded({ text: expected.map((e) => (e as { text: string }).text).join('') }));
-      }),
-      { numRuns: 400 },
+      fc.asyncProperty(
+        fc.array(row, { maxLength: 12 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.constantFrom(64, 1000, 65_536),
+        async (rows, piece, pieceBytes) => {
+          const lines = rows.map((r) => encodeRow(r, compileRowPlan(SCHEMA)));
+          const expected = lines.map((l, i) => rowPath(l, i + 1, i + 1));
+          const firstError = expected.findIndex((e) => 'error' in e);
+          const got = await transcode(lines, piece, pieceBytes);
+          if (firstError >= 0) expect(got).toEqual(expected[firstError]);
+          else
+            expect(loaded(got)).toEqual(loaded({ text: expected.map((e) => (e as { text: string }).text).join('') }));
+        },
+      ),
+      { numRuns: 600 },
     );
   });
 
   it('reads lines the encoder never writes as the row path does, errors included', async () => {
     for (const line of FOREIGN) {
-      const got = await transcode(['{"s":"first"}', line], 7);
       const first = rowPath('{"s":"first"}', 1, 1);
       const second = rowPath(line, 2, 2);
       const expected = 'error' in second ? second : { text: (first as { text: string }).text + second.text };
-      expect(loaded(got), line).toEqual(loaded(expected));
+      for (const pieceBytes of [64, 65_536]) {
+        const got = await transcode(['{"s":"first"}', line], 7, pieceBytes);
+        expect(loaded(got), line).toEqual(loaded(expected));
+      }
+    }
+  });
+
+  it('reads a block that is not UTF-8 as the row path does (U+FFFD), and the valid lines around it', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"s":"before","at":"2024-01-01T00:00:00.500000Z"}\n{"s":"a'),
+      Buffer.from([0xff, 0xc3]),
+      Buffer.from('b","id":"5"}\n{"s":"after ü","id":"-12"}\n'),
+    ]);
+    const lines = bytes.toString('utf8').split('\n').filter(Boolean);
+    expect(lines[1]).toContain('\ufffd');
+    const expected = { text: lines.map((l, i) => (rowPath(l, i + 1, i + 1) as { text: string }).text).join('') };
+    for (const [piece, pieceBytes] of [
+      [5, 64],
+      [1000, 65_536],
+    ]) {
+      expect(loaded(await transcode(bytes, piece, pieceBytes))).toEqual(loaded(expected));
+      // what COPY receives is UTF-8 (PostgreSQL refuses the invalid bytes themselves)
+      const out: Uint8Array[] = [];
+      for await (const c of ndjsonToCopyText(pieces(bytes, piece), {
+        schema: SCHEMA,
+        columns: TARGET,
+        origin: ORIGIN,
+        pieceBytes,
+      }))
+        out.push(c);
+      expect(isUtf8(Buffer.concat(out))).toBe(true);
     }
   });
 
