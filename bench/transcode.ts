@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- transcode [--rows N] [--runs R] [--no-write]` (default 1,000,000 rows, best of 3 runs): the four
+ * `npm run bench -- transcode [--rows N] [--runs R] [--unicode] [--no-write]` (default 1,000,000 rows, best of 3 runs): the four
  * transcoders between PostgreSQL COPY text and staged bytes (docs/decisions/0008-transcoded-row-paths.md), each
  * against the row path it replaces, in the same process on the same bytes — no database, no disk, no hashing:
  *
@@ -14,7 +14,8 @@
  * - import, Arrow → COPY text: row path = `arrowCodec().decode` + `encodeTextRow`; transcoder = `arrowToCopyText`.
  *
  * Rows: the e2e table (id bigint, name text, amount numeric(12,2), created_at timestamptz with microseconds, tags
- * jsonb) as PostgreSQL prints it, generated here. Ratio = row path seconds / transcoder seconds (higher is better).
+ * jsonb) as PostgreSQL prints it, generated here; `--unicode` names them `nämé "q" <n>` instead of `name-<n>` (non-ASCII
+ * text and quotes, which a transcoder may handle apart from plain ASCII). Ratio = row path seconds / transcoder seconds (higher is better).
  * Writes the table to docs/performance.md (section `transcode`) unless `--no-write`.
  */
 import { createHash } from 'node:crypto';
@@ -78,7 +79,7 @@ function columns(): CopyTextColumn[] {
 }
 
 /** COPY text of `n` rows of the e2e table as PostgreSQL prints it (UTC, ISO, fraction without trailing zeros). */
-function copyText(n: number): Buffer {
+function copyText(n: number, unicode: boolean): Buffer {
   const base = Date.UTC(2024, 0, 1);
   const parts: string[] = [];
   for (let i = 1; i <= n; i++) {
@@ -89,7 +90,9 @@ function copyText(n: number): Buffer {
       .replace(/0+$/, '');
     const ts = `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)}${frac ? `.${frac}` : ''}+00`;
     const amount = ((i % 1_000_000) / 100).toFixed(2);
-    parts.push(`${i}\tname-${i}\t${amount}\t${ts}\t{"k": ${i % 10}, "tags": ["a", ${i % 7}, true]}\n`);
+    parts.push(
+      `${i}\t${unicode ? 'nämé "q" ' : 'name-'}${i}\t${amount}\t${ts}\t{"k": ${i % 10}, "tags": ["a", ${i % 7}, true]}\n`,
+    );
   }
   return Buffer.from(parts.join(''), 'utf8');
 }
@@ -200,7 +203,8 @@ export async function main(args: string[]): Promise<void> {
   const runs = arg('--runs', 3);
   const load0 = loadavg()[0];
   console.log(`transcode bench: ${rows.toLocaleString('en-US')} rows, best of ${runs}, load ${load0.toFixed(1)}`);
-  const text = copyText(rows);
+  const unicode = args.includes('--unicode');
+  const text = copyText(rows, unicode);
   const results: Line[] = [];
   const ndjson = ndjsonCodec();
   const arrow = arrowCodec({ batchRows: BATCH });
@@ -249,7 +253,7 @@ export async function main(args: string[]): Promise<void> {
   const md = [
     '## Transcoders alone (`npm run bench -- transcode`)',
     '',
-    `\`npm run bench -- transcode --rows ${rows}\` — ${rows.toLocaleString('en-US')} rows of the e2e table as PostgreSQL's COPY text`,
+    `\`npm run bench -- transcode --rows ${rows}${unicode ? ' --unicode' : ''}\` — ${rows.toLocaleString('en-US')} rows of the e2e table as PostgreSQL's COPY text${unicode ? ' (names with `ä`, `é` and quotes)' : ''}`,
     `(${(text.length / 1048576).toFixed(1)} MiB), generated in the process; each path in memory, chunks of 64 KiB, best of ${runs} runs.`,
     'Row path = what the transcoder replaces (the type parsers, a row object per line, the codec; or the codec decode and',
     '`CsvEncoder.encodeTextRow`); ratio = row path seconds / transcoder seconds. No database, disk or hashing: the',

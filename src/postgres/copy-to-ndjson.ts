@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { isFastTimestampBytes, isFastTimestampText } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
@@ -20,10 +21,11 @@ import { TEXT_PARSERS } from './type-mapping.js';
  * that cannot prove its text equal to the row path's (a value outside its fast form) writes `fieldJsonText(parse(text))`,
  * the row path's own function. The bytes are identical (tested on every PostgreSQL type).
  *
- * Most fields never become strings: printable ASCII text is already the content of its JSON string (COPY's escapes
- * `\\ \t \n \r \b \f` are JSON's; a quote is escaped on the way), canonical integers, booleans and timestamps of
- * 1700–2250 are rewritten byte by byte. A field with a control character, a byte over 0x7f (UTF-8 or not: it is decoded
- * as `pg` decodes it), `\v` or another escape is decoded and written by its `FieldWriter`.
+ * Most fields never become strings: text without control characters is already the content of its JSON string
+ * (COPY's escapes `\\ \t \n \r \b \f` are JSON's; a quote is escaped on the way; characters over U+007F are copied as
+ * their UTF-8 bytes when the lines are valid UTF-8), canonical integers, booleans and timestamps of 1700–2250 are
+ * rewritten byte by byte. A field with a control character, a byte over 0x7f in lines that are not valid UTF-8 (it is
+ * decoded as `pg` decodes it), `\v` or another escape is decoded and written by its `FieldWriter`.
  */
 
 /** Unescaped COPY text of a non-null value → the JSON text `encodeRow` writes for `parse(text)`. */
@@ -88,15 +90,21 @@ function sharedEscape(b: number): boolean {
 }
 
 /**
- * COPY text of a string → the content of its `JSON.stringify` (no quotes around), when the bytes are printable
- * ASCII (no control character, nothing over 0x7f) and their escapes are ones JSON writes alike. Quotes are escaped
- * when `quotes` is set, refused otherwise. -1 when the field needs the general path.
+ * Set by `#lines` for the lines it writes: their bytes are valid UTF-8, so a byte over 0x7f belongs to a character
+ * `pg` decodes as it stands and `JSON.stringify` writes unescaped (valid UTF-8 holds no lone surrogate).
+ */
+let utf8Lines = false;
+
+/**
+ * COPY text of a string → the content of its `JSON.stringify` (no quotes around), when the bytes hold no control
+ * character, nothing over 0x7f unless the lines are valid UTF-8 ({@link utf8Lines}), and only escapes JSON writes
+ * alike. Quotes are escaped when `quotes` is set, refused otherwise. -1 when the field needs the general path.
  */
 function jsonContent(src: Buffer, from: number, to: number, out: Buffer, pos: number, quotes: boolean): number {
   let p = pos;
   for (let i = from; i < to; i++) {
     const b = src[i];
-    if (b < 0x20 || b > 0x7f) return -1;
+    if (b < 0x20 || (b > 0x7f && !utf8Lines)) return -1;
     if (b === QUOTE) {
       if (!quotes) return -1;
       out[p++] = BACKSLASH;
@@ -127,7 +135,7 @@ function byteWriterFor(col: CopyTextColumn, kind: Conversion | undefined): ByteW
       case P.identity:
         return (src, from, to, out, pos) => {
           out[pos] = QUOTE;
-          const p = jsonContent(src, from, to, out, pos + 1, false);
+          const p = jsonContent(src, from, to, out, pos + 1, true);
           if (p < 0) return -1;
           out[p] = QUOTE;
           return p + 1;
@@ -262,6 +270,7 @@ class CopyToNdjson implements CopyTranscoder {
     const starts = this.#starts;
     const ends = this.#ends;
     const pieces: Uint8Array[] = [];
+    utf8Lines = isUtf8(src.subarray(0, last + 1));
     let out = Buffer.allocUnsafe(Math.max(PIECE_BYTES, 2 * last + 1024));
     let pos = 0;
     /** Room for `n` more bytes (a full piece is handed on, a new one started). */
