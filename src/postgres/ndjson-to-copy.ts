@@ -112,6 +112,8 @@ const F_TRUE = 5;
 const F_FALSE = 6;
 
 const J_TAG = Buffer.from('{"$j":"', 'latin1');
+/** The column of a key the target lacks but the staged schema types (its value must go through the row path). */
+const TYPED_ELSEWHERE = -2;
 
 class NdjsonToCopyText {
   readonly #columns: CopyColumn[];
@@ -203,15 +205,18 @@ class NdjsonToCopyText {
         if (b[pos] !== QUOTE) return false;
         let q = pos + 1;
         while (q < e && b[q] !== QUOTE) {
-          if (b[q] === BACKSLASH) return false; // a key with an escape
+          if (b[q] === BACKSLASH || b[q] < 0x20) return false; // a key with an escape, or not JSON
           q++;
         }
         if (q >= e || b[q + 1] !== 58) return false; // ':'
-        col = this.#byKey.get(b.toString('utf8', pos + 1, q)) ?? -1;
+        const key = b.toString('utf8', pos + 1, q);
+        // a typed key the target lacks is still checked by the row path's decoder (e.g. a malformed int64): row path
+        col = this.#byKey.get(key) ?? (this.#plan?.kindOf.has(key) ? TYPED_ELSEWHERE : -1);
         this.#keyBytes[k] = Buffer.from(b.subarray(pos, q + 2));
         this.#keyCols[k] = col;
         pos = q + 2;
       }
+      if (col === TYPED_ELSEWHERE) return false;
       const end = this.#valueBytes(b, pos, e, col);
       if (end < 0) return false;
       const c = b[end];
@@ -235,7 +240,8 @@ class NdjsonToCopyText {
     const target = col >= 0 ? this.#columns[col] : undefined;
     if (c === QUOTE) {
       const q = stringEndBytes(b, pos + 1, e);
-      if (q < 0) return -1;
+      // a string the row path's JSON.parse would refuse is refused there, in any key
+      if (q < 0 || !plainText) return -1;
       if (col < 0) return q + 1;
       if (kind === 'int64') {
         if (!canonicalIntegerBytes(b, pos + 1, q, 20)) return -1;
@@ -245,7 +251,6 @@ class NdjsonToCopyText {
         if (!isFastTimestampBytes(b, pos + 1, q, b[q - 1] === 90 ? 'Z' : '')) return -1;
         this.#set(col, F_TIMESTAMP, pos + 1, q);
       } else if (kind === undefined && target!.kind !== 'json') {
-        if (!plainText) return -1;
         this.#set(col, F_COPY, pos + 1, q);
       } else return -1;
       return q + 1;
@@ -254,9 +259,9 @@ class NdjsonToCopyText {
       // only a JsonText tag: {"$j":"…"}
       if (!startsWithBytes(b, pos, e, J_TAG)) return -1;
       const q = stringEndBytes(b, pos + 7, e);
-      if (q < 0 || b[q + 1] !== 125) return -1;
+      if (q < 0 || !plainText || b[q + 1] !== 125) return -1;
       if (col >= 0) {
-        if (kind !== undefined || !plainText) return -1;
+        if (kind !== undefined) return -1;
         this.#set(col, F_COPY, pos + 7, q);
       }
       return q + 2;

@@ -37,9 +37,13 @@ const SCHEMA: RecordSchema = {
     { name: '__proto__', type: 'string', nullable: true },
     { name: '7', type: 'string', nullable: true },
     { name: 'only_staged', type: 'string', nullable: true },
+    { name: 'typed_staged', type: 'int64', nullable: true },
   ],
 };
-/** Target columns: a json target for `jt`, one column the staging lacks (`missing`), `only_staged` left out. */
+/**
+ * Target columns: a json target for `jt`, one column the staging lacks (`missing`), `only_staged` and `typed_staged`
+ * left out.
+ */
 const TARGET: CopyColumn[] = [
   { name: 'id', kind: 'scalar' },
   { name: 'at', kind: 'scalar' },
@@ -140,6 +144,15 @@ const FOREIGN = [
   'not json',
   '[1,2]',
   '{"7":"{1,2}","constructor":"c","__proto__":"p"}',
+  // keys the target lacks: their values are still JSON the row path must parse, typed ones still revived
+  '{"s":"a","zz":"bad \\a escape"}',
+  '{"s":"a","zz":"raw\ttab"}',
+  '{"s":"a","zz":{"$j":"\\q"}}',
+  '{"s":"a","zz":"\\u00e9 fine"}',
+  '{"s":"a","k\u0001":1}',
+  '{"s":"a","typed_staged":"abc"}',
+  '{"s":"a","typed_staged":"1.5"}',
+  '{"s":"a","typed_staged":"12"}',
 ];
 
 /** What the row path makes of one line: its COPY text, or its error. */
