@@ -1,10 +1,8 @@
 import {
-  AsyncByteQueue,
   type Builder,
   makeBuilder,
   makeData,
   RecordBatch,
-  RecordBatchReader,
   RecordBatchStreamWriter,
   Schema,
   Struct,
@@ -14,6 +12,7 @@ import { parseCodecOptions } from '../codecs/codec-options.js';
 import type { RecordCodec } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { ArrowChunkSink, arrowBatches, rowsOfBatch } from './arrow-batches.js';
 import { arrowRowCounter } from './arrow-row-counter.js';
 import {
   absentField,
@@ -22,15 +21,10 @@ import {
   belongsTo,
   builderTypeOf,
   type ColumnKind,
-  cellReader,
   fieldTypeOf,
   fits,
-  fromArrowValue,
   inferType,
-  isAbsentField,
-  keyOf,
   kindForField,
-  logicalTypeOf,
   toArrowValue,
 } from './arrow-types.js';
 
@@ -85,27 +79,6 @@ interface Column {
   type: ColumnKind;
 }
 
-/** Collects what a RecordBatchStreamWriter emits, so each record batch can be handed on as bytes at once. */
-class ChunkSink extends AsyncByteQueue {
-  chunks: Uint8Array[] = [];
-  override write(value: ArrayBufferView | ArrayBufferLike | string): void {
-    if (typeof value === 'string') value = Buffer.from(value, 'utf8');
-    const u =
-      value instanceof Uint8Array
-        ? value
-        : ArrayBuffer.isView(value)
-          ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
-          : new Uint8Array(value);
-    if (u.byteLength > 0) this.chunks.push(u);
-  }
-  take(): Uint8Array | undefined {
-    if (this.chunks.length === 0) return undefined;
-    const out = Buffer.concat(this.chunks);
-    this.chunks = [];
-    return out;
-  }
-}
-
 class StreamEncoder {
   readonly #batchRows: number;
   readonly #strict: boolean;
@@ -116,7 +89,7 @@ class StreamEncoder {
   #builders: Builder[] = [];
   #absent: Builder | undefined;
   #rows = 0;
-  #sink = new ChunkSink();
+  #sink = new ArrowChunkSink();
   #writer: RecordBatchStreamWriter | undefined;
   #schema: Schema | undefined;
   /** The declared fields (strict mode). */
@@ -316,71 +289,5 @@ async function* encodeArrow(
 }
 
 async function* decodeArrow(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Row[]> {
-  let readers: AsyncIterable<Awaited<ReturnType<typeof RecordBatchReader.from>>>;
-  try {
-    readers = RecordBatchReader.readAll(bytes) as AsyncIterable<Awaited<ReturnType<typeof RecordBatchReader.from>>>;
-  } catch (err) {
-    throw corrupt(err);
-  }
-  const it = readers[Symbol.asyncIterator]();
-  while (true) {
-    let step: IteratorResult<Awaited<ReturnType<typeof RecordBatchReader.from>>>;
-    try {
-      step = await it.next();
-    } catch (err) {
-      throw corrupt(err);
-    }
-    if (step.done) return;
-    const reader = step.value;
-    const batchIt = (reader as AsyncIterable<RecordBatch>)[Symbol.asyncIterator]();
-    while (true) {
-      let b: IteratorResult<RecordBatch>;
-      try {
-        b = await batchIt.next();
-      } catch (err) {
-        throw corrupt(err);
-      }
-      if (b.done) break;
-      yield rowsOf(b.value);
-    }
-  }
-}
-
-function rowsOf(batch: RecordBatch): Row[] {
-  const all = batch.schema.fields;
-  const absentAt = all.findIndex(isAbsentField);
-  const fields = all.filter((_, i) => i !== absentAt);
-  const vectors = all.map((_, i) => batch.getChildAt(i)!).filter((_, i) => i !== absentAt);
-  const absent = absentAt >= 0 ? batch.getChildAt(absentAt)! : undefined;
-  const types = fields.map(logicalTypeOf);
-  const cells = vectors.map((v, i) => cellReader(types[i], v));
-  const names = fields.map(keyOf);
-  const n = batch.numRows;
-  const rows: Row[] = new Array(n);
-  for (let r = 0; r < n; r++) {
-    const row: Row = {};
-    const gaps = absent?.get(r) as string | null | undefined;
-    const skip = gaps ? new Set(gaps.split(',').map(Number)) : undefined;
-    for (let c = 0; c < names.length; c++) {
-      if (skip?.has(c)) continue;
-      const value = fromArrowValue(types[c], cells[c](r));
-      const name = names[c];
-      if (name === '__proto__')
-        Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
-      else row[name] = value;
-    }
-    rows[r] = row;
-  }
-  return rows;
-}
-
-function corrupt(err: unknown): IngestError {
-  if (IngestError.is(err)) return err;
-  return new IngestError(
-    'staging_corrupt',
-    `Invalid Arrow IPC stream: ${err instanceof Error ? err.message : String(err)}`,
-    {
-      cause: err,
-    },
-  );
+  for await (const batch of arrowBatches(bytes)) yield rowsOfBatch(batch);
 }

@@ -1,14 +1,6 @@
-import { type RecordBatch, RecordBatchReader, type Schema } from 'apache-arrow';
-import {
-  type ColumnKind,
-  cellReader,
-  fromArrowValue,
-  isAbsentField,
-  keyOf,
-  logicalTypeOf,
-} from '../arrow/arrow-types.js';
-import type { Row } from '../contracts/values.js';
-import { IngestError } from '../errors/ingest-error.js';
+import type { Schema } from 'apache-arrow';
+import { arrowBatches, rowsOfBatch } from '../arrow/arrow-batches.js';
+import { type ColumnKind, isAbsentField, keyOf, logicalTypeOf } from '../arrow/arrow-types.js';
 import { type CellWriter, CsvOut, cellWriter, type WriteContext, writeNull } from './arrow-csv-writers.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
 import type { StagedToCsv } from './transcode.js';
@@ -46,72 +38,6 @@ function planOf(schema: Schema, columns: CopyColumn[]): BatchPlan {
   };
 }
 
-/** The rows `arrowCodec().decode` yields for a batch (its `rowsOf`), for batches taken through the row path. */
-function rowsOf(batch: RecordBatch): Row[] {
-  const all = batch.schema.fields;
-  const absentAt = all.findIndex(isAbsentField);
-  const at = all.map((_, i) => i).filter((i) => i !== absentAt);
-  const types = at.map((i) => logicalTypeOf(all[i]));
-  const cells = at.map((i, k) => cellReader(types[k], batch.getChildAt(i)!));
-  const names = at.map((i) => keyOf(all[i]));
-  const absent = absentAt >= 0 ? batch.getChildAt(absentAt)! : undefined;
-  const rows: Row[] = new Array(batch.numRows);
-  for (let r = 0; r < batch.numRows; r++) {
-    const row: Row = {};
-    const gaps = absent?.get(r) as string | null | undefined;
-    const skip = gaps ? new Set(gaps.split(',').map(Number)) : undefined;
-    for (let c = 0; c < names.length; c++) {
-      if (skip?.has(c)) continue;
-      const value = fromArrowValue(types[c], cells[c](r));
-      if (names[c] === '__proto__')
-        Object.defineProperty(row, names[c], { value, enumerable: true, writable: true, configurable: true });
-      else row[names[c]] = value;
-    }
-    rows[r] = row;
-  }
-  return rows;
-}
-
-function corrupt(err: unknown): IngestError {
-  if (IngestError.is(err)) return err;
-  return new IngestError(
-    'staging_corrupt',
-    `Invalid Arrow IPC stream: ${err instanceof Error ? err.message : String(err)}`,
-    { cause: err },
-  );
-}
-
-/** The record batches of every IPC stream in `bytes`, failures as the codec reports them (`staging_corrupt`). */
-async function* batchesOf(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<RecordBatch> {
-  let readers: AsyncIterable<AsyncIterable<RecordBatch>>;
-  try {
-    readers = RecordBatchReader.readAll(bytes) as unknown as AsyncIterable<AsyncIterable<RecordBatch>>;
-  } catch (err) {
-    throw corrupt(err);
-  }
-  const it = readers[Symbol.asyncIterator]();
-  while (true) {
-    let step: IteratorResult<AsyncIterable<RecordBatch>>;
-    try {
-      step = await it.next();
-    } catch (err) {
-      throw corrupt(err);
-    }
-    if (step.done) return;
-    const batches = step.value[Symbol.asyncIterator]();
-    while (true) {
-      let b: IteratorResult<RecordBatch>;
-      try {
-        b = await batches.next();
-      } catch (err) {
-        throw corrupt(err);
-      }
-      if (b.done) break;
-      yield b.value;
-    }
-  }
-}
-
 async function* transcode(
   bytes: AsyncIterable<Uint8Array>,
   opts: { columns: CopyColumn[]; origin: CopyOrigin; pieceBytes: number; onRows?: (rows: number) => void },
@@ -126,13 +52,13 @@ async function* transcode(
   let planned: { schema: Schema; plan: BatchPlan } | undefined;
   let pieceRows = 0;
   const none: CellWriter = () => writeNull(ctx);
-  for await (const batch of batchesOf(bytes)) {
+  for await (const batch of arrowBatches(bytes)) {
     if (planned?.schema !== batch.schema) planned = { schema: batch.schema, plan: planOf(batch.schema, columns) };
     const { plan } = planned;
     const n = batch.numRows;
     if (plan.absent) {
       // the row path, whole batch (rows with absent keys)
-      const rows = rowsOf(batch);
+      const rows = rowsOfBatch(batch);
       encoder.rows = ctx.base;
       for (let r = 0; r < n; r++) {
         const line = text ? encoder.encodeTextRow(rows[r]) : encoder.encodeRow(rows[r]);

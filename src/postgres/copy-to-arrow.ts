@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { type Data, makeData, RecordBatch, RecordBatchStreamWriter, Schema, Struct, Utf8 } from 'apache-arrow';
+import { ArrowChunkSink } from '../arrow/arrow-batches.js';
 import { absentField, arrowField, type ColumnKind, kindForField } from '../arrow/arrow-types.js';
 import type { FieldSchema, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -18,7 +19,6 @@ import {
   Utf8Column,
   WidenColumn,
 } from './arrow-copy-columns.js';
-import { ArrowChunkSink } from './arrow-ipc-sink.js';
 import type { CopyTextColumn, CopyTranscoder, CopyTranscoderFactory, CopyTranscoderOptions } from './transcode.js';
 import { TEXT_PARSERS } from './type-mapping.js';
 
