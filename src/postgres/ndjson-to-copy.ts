@@ -112,6 +112,26 @@ const F_TRUE = 5;
 const F_FALSE = 6;
 
 const J_TAG = Buffer.from('{"$j":"', 'latin1');
+const NOT_LITERAL = -1;
+
+/** The JSON literal `b[from, to)`: `F_NULL`, `F_T` (true), `F_F` (false), or `NOT_LITERAL`. */
+function literalAt(b: Buffer, from: number, to: number): number {
+  const n = to - from;
+  if (n === 4) {
+    if (b[from] === 0x6e && b[from + 1] === 0x75 && b[from + 2] === 0x6c && b[from + 3] === 0x6c) return F_NULL;
+    if (b[from] === 0x74 && b[from + 1] === 0x72 && b[from + 2] === 0x75 && b[from + 3] === 0x65) return F_T;
+  } else if (n === 5) {
+    if (
+      b[from] === 0x66 &&
+      b[from + 1] === 0x61 &&
+      b[from + 2] === 0x6c &&
+      b[from + 3] === 0x73 &&
+      b[from + 4] === 0x65
+    )
+      return F_F;
+  }
+  return NOT_LITERAL;
+}
 /** The column of a key the target lacks but the staged schema types (its value must go through the row path). */
 const TYPED_ELSEWHERE = -2;
 
@@ -272,18 +292,19 @@ class NdjsonToCopyText {
       if (x === 44 || x === 125) break; // ',' '}'
       t++;
     }
-    const token = b.toString('latin1', pos, t);
-    const literal = token === 'null' || token === 'true' || token === 'false';
-    if (!literal && !JSON_NUMBER.test(token)) return -1;
+    // the literals are told by their bytes (no string per NULL); a number's text is checked as a string
+    const literal = literalAt(b, pos, t);
+    const token = literal === NOT_LITERAL ? b.toString('latin1', pos, t) : '';
+    if (literal === NOT_LITERAL && !JSON_NUMBER.test(token)) return -1;
     if (col < 0) return t;
-    if (token === 'null') {
+    if (literal === F_NULL) {
       this.#what[col] = F_NULL; // a later duplicate key wins, as in JSON.parse
       return t;
     }
     if (kind === 'timestamp' || kind === 'binary') return -1;
-    if (literal) {
+    if (literal !== NOT_LITERAL) {
       const json = target!.kind === 'json';
-      this.#what[col] = token === 'true' ? (json ? F_TRUE : F_T) : json ? F_FALSE : F_F;
+      this.#what[col] = literal === F_T ? (json ? F_TRUE : F_T) : json ? F_FALSE : F_F;
       return t;
     }
     if (target!.kind === 'json') return -1;
