@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { Disposition } from '../contracts/sink-endpoint.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import { redact } from '../errors/redact.js';
-import { configInvalid, type RunPolicy } from '../pipeline/options.js';
+import type { RunPolicy } from '../pipeline/options.js';
 import { fnv1a64 } from '../temporal/run-id.js';
 
 /**

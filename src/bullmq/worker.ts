@@ -1,6 +1,6 @@
 import { type ConnectionOptions, WaitingError, Worker, type WorkerOptions } from 'bullmq';
 import { z } from 'zod';
-import { configInvalid } from '../pipeline/options.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import { toLogger } from '../util/logger.js';
 import type { IngestionJobData } from './job-data.js';
 import {

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { mySqlConnectionStringIssues } from '../mysql/connection-string.js';
-import { configInvalid } from '../pipeline/options.js';
 import { connectionStringProblem } from '../postgres/connection-string.js';
 import { resolveEnvRefs } from './env-refs.js';
 

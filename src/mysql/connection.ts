@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import mysql from 'mysql2';
 import { z } from 'zod';
+import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
-import { configInvalid } from '../pipeline/options.js';
 import { mySqlConnectionStringIssues } from './connection-string.js';
 import { wrapMySqlError } from './errors.js';
 

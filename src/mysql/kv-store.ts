@@ -2,9 +2,9 @@ import { type Kysely, type RawBuilder, sql, type Transaction } from 'kysely';
 import { z } from 'zod';
 import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { assertKvKey, kvConflict, kvPutOptions } from '../kv/kv-common.js';
-import { configInvalid } from '../pipeline/options.js';
 import { isMySqlConnectionError } from './errors.js';
 import { assertMySqlIdentifier } from './identifiers.js';
 

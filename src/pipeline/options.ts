@@ -5,7 +5,7 @@ import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingHandle, StagingProvider, StagingSessionRef } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
-import { IngestError } from '../errors/ingest-error.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import type { RetryPolicy } from '../util/retry.js';
 
 /** Which unit a run is for; the checkpoint key is derived from it. @public */
@@ -307,17 +307,6 @@ export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unkn
     .safeParse(opts);
   if (!res.success)
     throw configInvalid(`Invalid ${kind === 'run' ? 'runUnit' : `${kind}Unit`} options`, res.error.issues);
-}
-
-/** Build the `config_invalid` error from zod issues: every issue, with its path. */
-export function configInvalid(prefix: string, issues: readonly z.core.$ZodIssue[]): IngestError {
-  const list = issues.map((i) => ({
-    path: i.path.map(String).join('.') || '(root)',
-    message: i.message,
-    code: i.code,
-  }));
-  const text = list.map((i) => `${i.path}: ${i.message}`).join('; ');
-  return new IngestError('config_invalid', `${prefix}: ${text}`, { details: { issues: list } });
 }
 
 /** Fill in policy defaults. */

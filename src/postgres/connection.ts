@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { z } from 'zod';
+import { configInvalid } from '../errors/config-invalid.js';
 import { registerSecret } from '../errors/redact.js';
-import { configInvalid } from '../pipeline/options.js';
 import { connectionStringField } from './connection-string.js';
 
 /**

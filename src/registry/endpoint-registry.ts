@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
-import { configInvalid } from '../pipeline/options.js';
 
 /** Builds an endpoint from its validated config. @public */
 export type EndpointFactory<Config, E extends SourceEndpoint<any> | SinkEndpoint> = (config: Config) => E | Promise<E>;
