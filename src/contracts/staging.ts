@@ -191,6 +191,11 @@ export interface RecordWriter {
    */
   readonly encodingBatchRows?: number;
   /**
+   * Optional pass-through: whether each row of the codec {@link RecordWriter.encoding} is one line
+   * ({@link RecordCodec.rowsAreLines}).
+   */
+  readonly encodingRowsAreLines?: boolean;
+  /**
    * Optional pass-through: append bytes already encoded with the codec {@link RecordWriter.encoding} (e.g.
    * PostgreSQL `COPY … TO STDOUT` text for `pg-copy`), staged unchanged. The writer counts the rows with the codec's
    * {@link RecordCodec.rowCounter}, hashes and sizes the bytes as it does for rows. A writer takes either rows or
@@ -247,6 +252,13 @@ export interface RecordCodec {
    * Codecs with one can take encoded bytes unchanged ({@link RecordWriter.writeEncoded}) and are verified without decoding.
    */
   rowCounter?(): RowCounter;
+  /**
+   * Optional: `true` when every row of this codec's bytes is one newline-terminated line (NDJSON, PostgreSQL COPY
+   * text, MySQL LOAD DATA text). The pipeline then applies `policy.maxRowBytes` to the encoded lines of a
+   * pass-through export; for other codecs the source checks it on its own text.
+   * @defaultValue `false`
+   */
+  readonly rowsAreLines?: boolean;
   /**
    * Optional: rows per record batch, for codecs that group rows (Arrow's `batchRows`). A source that writes this
    * codec's bytes itself ({@link SourceEndpoint.readEncoded}) cuts its batches at the same count.
