@@ -98,8 +98,8 @@ export interface StagingProvider {
 export interface SealOptions {
   /**
    * The slice indices the session must hold, exactly (e.g. the planned slices). When the manifest lists other
-   * slices (one missing, one extra — another writer changed it), `seal()` refuses with a retryable
-   * `staging_failed` and deletes nothing.
+   * slices (one missing, one extra — another writer changed it), `seal()` refuses with `staging_conflict`
+   * (retryable) and deletes nothing.
    */
   expectedSlices?: readonly number[];
 }
@@ -148,7 +148,7 @@ export interface StagingSession {
   /**
    * Export done: manifest + `_SUCCESS`; no more writers. With `expectedSlices`, the manifest must list exactly
    * those slices.
-   * @throws IngestError `staging_failed` (retryable) when the manifest disagrees with `expectedSlices`;
+   * @throws IngestError `staging_conflict` (retryable) when the manifest disagrees with `expectedSlices`;
    * `lease_lost` when a holder with a higher fencing token claimed the session
    */
   seal(opts?: SealOptions): Promise<void>;

@@ -424,7 +424,7 @@ class ObjectStoreStagingSession implements StagingSession {
         const want = [...opts.expectedSlices].sort((a, b) => a - b);
         if (have.length !== want.length || have.some((v, i) => v !== want[i])) {
           throw new IngestError(
-            'staging_failed',
+            'staging_conflict',
             `Cannot seal staging session ${this.id}: its manifest lists slices [${have.join(', ')}], expected [${want.join(', ')}]`,
             { retryable: true, details: { sessionId: this.id, have, want } },
           );
