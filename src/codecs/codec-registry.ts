@@ -22,15 +22,26 @@ export type CodecSpec = BuiltinCodecId | RecordCodec;
  * @public
  */
 export function resolveCodec(spec: CodecSpec | undefined = 'ndjson'): RecordCodec {
-  if (spec === 'ndjson') return ndjsonCodec();
-  if (spec === 'ndjson.gz') return ndjsonGzipCodec();
-  if (typeof spec === 'object' && spec !== null && isCodec(spec)) return spec;
+  const codec = typeof spec === 'string' ? builtinCodec(spec) : isCodec(spec) ? spec : undefined;
+  if (codec) return codec;
   const shown = typeof spec === 'string' ? JSON.stringify(spec) : typeof spec;
   throw new IngestError(
     'config_invalid',
     `Unknown codec ${shown}: expected 'ndjson', 'ndjson.gz' or a RecordCodec (e.g. arrowCodec() from '@nucleus/ingestion/arrow')`,
     { details: { issues: ['codec: unknown codec'] } },
   );
+}
+
+const BUILTIN: Record<BuiltinCodecId, () => RecordCodec> = { ndjson: ndjsonCodec, 'ndjson.gz': ndjsonGzipCodec };
+
+/** The built-in codec of `id` (a {@link BuiltinCodecId}), or `undefined` for another id. @internal */
+export function builtinCodec(id: string): RecordCodec | undefined {
+  return Object.hasOwn(BUILTIN, id) ? BUILTIN[id as BuiltinCodecId]() : undefined;
+}
+
+/** Whether `value` is a {@link CodecSpec}: a built-in codec id or a {@link RecordCodec}. @internal */
+export function isCodecSpec(value: unknown): value is CodecSpec {
+  return typeof value === 'string' ? Object.hasOwn(BUILTIN, value) : isCodec(value);
 }
 
 /** Whether `value` has the shape of a {@link RecordCodec}. */

@@ -52,6 +52,7 @@ export function ndjsonCodec(options: NdjsonCodecOptions = {}): RecordCodec {
     // one newline per row (JSON text never holds a raw newline): counted without decoding, so staged bytes can be
     // taken unchanged (RecordWriter.writeEncoded) and read unchanged (RecordReader.iterEncoded)
     rowCounter: () => newlineRowCounter('NDJSON'),
+    rowsAreLines: true,
   };
 }
 

@@ -98,8 +98,8 @@ export interface StagingProvider {
 export interface SealOptions {
   /**
    * The slice indices the session must hold, exactly (e.g. the planned slices). When the manifest lists other
-   * slices (one missing, one extra — another writer changed it), `seal()` refuses with a retryable
-   * `staging_failed` and deletes nothing.
+   * slices (one missing, one extra — another writer changed it), `seal()` refuses with `staging_conflict`
+   * (retryable) and deletes nothing.
    */
   expectedSlices?: readonly number[];
 }
@@ -148,7 +148,7 @@ export interface StagingSession {
   /**
    * Export done: manifest + `_SUCCESS`; no more writers. With `expectedSlices`, the manifest must list exactly
    * those slices.
-   * @throws IngestError `staging_failed` (retryable) when the manifest disagrees with `expectedSlices`;
+   * @throws IngestError `staging_conflict` (retryable) when the manifest disagrees with `expectedSlices`;
    * `lease_lost` when a holder with a higher fencing token claimed the session
    */
   seal(opts?: SealOptions): Promise<void>;
@@ -190,6 +190,11 @@ export interface RecordWriter {
    * {@link ReadHints.batchRows}). `undefined` when the codec does not group rows.
    */
   readonly encodingBatchRows?: number;
+  /**
+   * Optional pass-through: whether each row of the codec {@link RecordWriter.encoding} is one line
+   * ({@link RecordCodec.rowsAreLines}).
+   */
+  readonly encodingRowsAreLines?: boolean;
   /**
    * Optional pass-through: append bytes already encoded with the codec {@link RecordWriter.encoding} (e.g.
    * PostgreSQL `COPY … TO STDOUT` text for `pg-copy`), staged unchanged. The writer counts the rows with the codec's
@@ -247,6 +252,13 @@ export interface RecordCodec {
    * Codecs with one can take encoded bytes unchanged ({@link RecordWriter.writeEncoded}) and are verified without decoding.
    */
   rowCounter?(): RowCounter;
+  /**
+   * Optional: `true` when every row of this codec's bytes is one newline-terminated line (NDJSON, PostgreSQL COPY
+   * text, MySQL LOAD DATA text). The pipeline then applies `policy.maxRowBytes` to the encoded lines of a
+   * pass-through export; for other codecs the source checks it on its own text.
+   * @defaultValue `false`
+   */
+  readonly rowsAreLines?: boolean;
   /**
    * Optional: rows per record batch, for codecs that group rows (Arrow's `batchRows`). A source that writes this
    * codec's bytes itself ({@link SourceEndpoint.readEncoded}) cuts its batches at the same count.

@@ -1,41 +1,4 @@
-import type { JsonText } from '../values/json-text.js';
-import type { Timestamp } from '../values/timestamp.js';
-
-/**
- * A JSON value: what checkpoints, session refs, provenance and config are made of.
- * @public
- */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/**
- * A row value. Richer than {@link Json}: `bigint`, `Date`, `Uint8Array`, {@link Timestamp} and {@link JsonText}
- * survive staging exactly (see `docs/decisions/0003-exact-values.md`).
- *
- * - `Timestamp`: a timestamp to the microsecond or ±infinity (what the PostgreSQL source returns for
- *   `timestamp`/`timestamptz`); `Date` keeps working for values a user produces (milliseconds).
- * - `JsonText`: JSON exactly as the source wrote it (what the PostgreSQL source returns for `json`/`jsonb`).
- * - exact strings for decimals (`'1.50'`, `'NaN'`), dates (`'2024-01-31'`, `'infinity'`, `'0044-03-15 BC'`) and
- *   every type a database prints as text (time, interval, uuid, inet, ranges, …); numbers keep `NaN`, `±Infinity`, `-0`.
- * @public
- */
-export type Value =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Date
-  | Timestamp
-  | JsonText
-  | Uint8Array
-  | Value[]
-  | { [key: string]: Value };
-
-/**
- * One record. Keys are data: a key such as `__proto__` is an own property, never a prototype.
- * @public
- */
-export type Row = Record<string, Value>;
+export type { Json, Row, Value } from '../values/value.js';
 
 /**
  * Logical field types of a {@link RecordSchema}.

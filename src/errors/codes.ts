@@ -10,6 +10,10 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'Staged data does not match its manifest (rows, bytes, sha256, missing or extra slice).',
   },
+  staging_conflict: {
+    retryable: true,
+    summary: 'Another writer changed the staging session: sealing refused because its manifest is not the export plan.',
+  },
   invalid_key: { retryable: false, summary: 'An object key is not portable or tries to escape its root.' },
   not_found: { retryable: false, summary: 'An object, session or entry does not exist.' },
   sink_failed: { retryable: true, summary: 'The sink endpoint failed while importing.' },

@@ -56,6 +56,7 @@ export function mySqlLoadDataCodec(): RecordCodec {
     encode: encodeLoadData,
     decode: decodeLoadData,
     rowCounter: loadDataRowCounter,
+    rowsAreLines: true,
   };
 }
 

@@ -1,7 +1,9 @@
 import type { FieldSchema, FieldType, LogicalType, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { stringifyJsonExact } from '../postgres/json-exact.js';
-import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql } from './values.js';
+import { stringifyJsonExact } from '../values/value.js';
+import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql, ValueRejected } from './values.js';
+
+export { ValueRejected };
 
 /** How a column's values are read and written. @internal */
 export type MySqlKind =
@@ -278,16 +280,6 @@ export function columnDecoder(
     default:
       // decimal (exact text), strings, enum, set, time, uuid, inet: the server's text form
       return (f) => f.string();
-  }
-}
-
-/** Why a value cannot be written into a column (a row error naming the column). @internal */
-export class ValueRejected extends Error {
-  constructor(
-    readonly column: string,
-    why: string,
-  ) {
-    super(`column ${JSON.stringify(column)}: ${why}`);
   }
 }
 

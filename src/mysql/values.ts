@@ -4,9 +4,18 @@
  */
 import type { Value } from '../contracts/values.js';
 import { civilFromDays, daysFromCivil } from '../values/civil-days.js';
-import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
-import { ValueRejected } from './type-mapping.js';
+import { JsonText } from '../values/value.js';
+
+/** Why a value cannot be written into a column (a row error naming the column). @internal */
+export class ValueRejected extends Error {
+  constructor(
+    readonly column: string,
+    why: string,
+  ) {
+    super(`column ${JSON.stringify(column)}: ${why}`);
+  }
+}
 
 /**
  * `2024-01-02 03:04:05.123456` → a Timestamp: DATETIME is a local date-time (unzoned), TIMESTAMP an instant (our

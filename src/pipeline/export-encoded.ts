@@ -60,7 +60,7 @@ export async function exportEncodedSlice(
     return false;
   }
   const encoded = batches;
-  const rowSizes = rowSizeCheck(rc, slice.index, codec!);
+  const rowSizes = rowSizeCheck(rc, slice.index, writer.encodingRowsAreLines);
   await withSpan(
     'ingestion.slice',
     { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
@@ -113,16 +113,13 @@ export async function exportEncodedSlice(
   return true;
 }
 
-/** Codecs whose rows are lines: `policy.maxRowBytes` applies to their encoded lines here; others' sources check it. */
-const LINE_CODECS = new Set(['pg-copy', 'mysql-tsv', 'ndjson']);
-
 /**
  * `policy.maxRowBytes` on encoded bytes of a newline-terminated codec (a row is a line): a row longer than the limit
  * fails the slice with `row_rejected`, as on the row path (where the limit applies to the row's estimated size). For a
  * codec whose rows are not lines (Arrow) the source applies it to its own text (`ReadHints.maxRowBytes`).
  */
-function rowSizeCheck(rc: RunContext, slice: number, codec: string): LineSizeCheck | undefined {
-  if (!LINE_CODECS.has(codec)) return undefined;
+function rowSizeCheck(rc: RunContext, slice: number, rowsAreLines: boolean | undefined): LineSizeCheck | undefined {
+  if (!rowsAreLines) return undefined;
   const max = rc.policy.maxRowBytes;
   return new LineSizeCheck(
     max,

@@ -1,13 +1,9 @@
 import { pgText } from '../codecs/timestamp-text.js';
 import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
-import { escapeCopyText } from './copy-text.js';
-import { stringifyJsonExact } from './json-exact.js';
-
-/** How a target column takes its text. */
-export type ColumnKind = 'json' | 'array' | 'bytea' | 'scalar';
+import { JsonText, stringifyJsonExact } from '../values/value.js';
+import { arrayLiteral, type ColumnKind, escapeCopyText, scalarText } from './copy-text.js';
 
 /** A target column the encoder writes. */
 export interface CopyColumn {
@@ -21,56 +17,6 @@ export interface CopyColumn {
 export interface CopyOrigin {
   slice: number;
   table: string;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function hex(bytes: Uint8Array): string {
-  if (bytes.length > 64) return `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
-  let s = '\\x';
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]];
-  return s;
-}
-
-/** A PostgreSQL array literal (`{1,"a b",NULL,{2}}`) for a JS array, every element quoted. */
-export function arrayLiteral(values: Value[], elem: ColumnKind = 'scalar'): string {
-  const parts = values.map((v) => {
-    if (v === null || v === undefined) return 'NULL';
-    if (Array.isArray(v) && elem !== 'json') return arrayLiteral(v, elem);
-    const s = scalarText(v, elem);
-    return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-  });
-  return `{${parts.join(',')}}`;
-}
-
-/**
- * The text PostgreSQL reads for one value of a column of `kind`: `Timestamp` → its exact text in UTC (`BC`,
- * `infinity`), `JsonText` → its text verbatim, decimal strings verbatim, floats with `NaN`/`Infinity`/`-0`.
- */
-function scalarText(v: Value, kind: ColumnKind): string {
-  if (v instanceof JsonText) return v.text;
-  if (v instanceof Timestamp) return kind === 'json' ? JSON.stringify(v.toISOString()) : pgText(v);
-  switch (typeof v) {
-    case 'string':
-      return kind === 'json' ? JSON.stringify(v) : v;
-    case 'number':
-      if (kind === 'json') return stringifyJsonExact(v);
-      return Object.is(v, -0) ? '-0' : String(v);
-    case 'bigint':
-      return v.toString();
-    case 'boolean':
-      return kind === 'json' ? String(v) : v ? 't' : 'f';
-    default:
-      break;
-  }
-  if (kind === 'json') return stringifyJsonExact(v);
-  if (v instanceof Date) {
-    if (Number.isNaN(v.getTime())) throw new RangeError('Invalid Date');
-    return v.toISOString();
-  }
-  if (v instanceof Uint8Array) return hex(v);
-  if (Array.isArray(v)) return kind === 'array' ? arrayLiteral(v) : stringifyJsonExact(v);
-  return stringifyJsonExact(v);
 }
 
 /**

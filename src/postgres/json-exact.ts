@@ -1,1 +1,1 @@
-export { parseJsonExact, stringifyJsonExact } from '../values/json-exact.js';
+export { parseJsonExact, stringifyJsonExact } from '../values/value.js';

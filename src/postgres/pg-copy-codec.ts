@@ -44,5 +44,6 @@ export function pgCopyCodec(): RecordCodec {
     encode: encodeCopyText,
     decode: decodeCopyText,
     rowCounter: copyTextRowCounter,
+    rowsAreLines: true,
   };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { IngestError } from '../errors/ingest-error.js';
 import { raceAbort, throwIfAborted } from '../util/abort.js';
-import { assertSliceSize, type SliceReaderHost } from './object-store-slice-reader.js';
+import { closeInBackground, openSlice, type SliceReaderHost, sliceErrors } from './slice-reader-host.js';
 
 /**
  * Pass-through read of one finished slice: its bytes exactly as staged, verified against the manifest — size
@@ -23,10 +23,7 @@ export async function* readEncodedSlice(
       details: { sessionId: host.sessionId, slice: index },
     });
   }
-  const where = `slice ${slice.index} of staging session ${host.sessionId}`;
-  const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
-  const corrupt = (why: string, cause?: unknown) =>
-    new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
+  const { where, details, corrupt } = sliceErrors(host, slice);
   const codec = host.codecFor(slice);
   if (!codec.rowCounter) {
     throw new IngestError('staging_failed', `${where} cannot be read as bytes: codec ${codec.id} has no row counter`, {
@@ -35,14 +32,7 @@ export async function* readEncodedSlice(
     });
   }
   const counter = codec.rowCounter();
-  let source: AsyncIterator<Uint8Array>;
-  try {
-    await assertSliceSize(host, slice, corrupt, signal);
-    source = (await host.store.get(slice.key, { signal }))[Symbol.asyncIterator]();
-  } catch (err) {
-    if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
-    throw IngestError.wrap(err, 'staging_failed', `Could not open ${where}`, details);
-  }
+  const source = await openSlice(host, slice, signal);
   const hash = createHash('sha256');
   let bytes = 0;
   let held: Uint8Array | undefined;
@@ -69,12 +59,7 @@ export async function* readEncodedSlice(
       held = chunk;
     }
   } finally {
-    // Do not wait: after an abort the pending read may never settle.
-    if (!ended) {
-      Promise.resolve()
-        .then(() => source.return?.())
-        .catch(() => {});
-    }
+    if (!ended) closeInBackground(source);
   }
   if (bytes !== slice.bytes) throw corrupt(`${bytes} bytes were read, the manifest says ${slice.bytes}`);
   const sha256 = hash.digest('hex');

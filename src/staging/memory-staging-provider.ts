@@ -247,7 +247,7 @@ class MemorySession implements StagingSession {
       const want = [...opts.expectedSlices].sort((a, b) => a - b);
       if (have.length !== want.length || have.some((v, i) => v !== want[i])) {
         throw new IngestError(
-          'staging_failed',
+          'staging_conflict',
           `Cannot seal session ${this.id}: it holds slices [${have.join(', ')}], expected [${want.join(', ')}]`,
           { retryable: true, details: { sessionId: this.id, have, want } },
         );

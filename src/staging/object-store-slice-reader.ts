@@ -1,23 +1,19 @@
 import { createHash } from 'node:crypto';
-import type { ObjectInfo, ObjectStore } from '../contracts/object-store.js';
-import type { RecordCodec, RecordReader } from '../contracts/staging.js';
+import type { ObjectInfo } from '../contracts/object-store.js';
+import type { RecordReader } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { raceAbort, sleep, throwIfAborted } from '../util/abort.js';
+import { raceAbort, throwIfAborted } from '../util/abort.js';
 import { readEncodedSlice } from './encoded-slice-reader.js';
 import { parseSliceName } from './layout.js';
 import type { StagingManifest, StagingManifestSlice } from './manifest.js';
-
-/** What a reader needs from its session. */
-export interface SliceReaderHost {
-  readonly sessionId: string;
-  readonly runDir: string;
-  readonly store: ObjectStore;
-  /** The manifest as it is in the store now (validated). */
-  loadManifest(signal?: AbortSignal): Promise<StagingManifest>;
-  /** The codec a slice was written with. */
-  codecFor(slice: StagingManifestSlice): RecordCodec;
-}
+import {
+  assertSliceSize,
+  closeInBackground,
+  openSlice,
+  type SliceReaderHost,
+  sliceErrors,
+} from './slice-reader-host.js';
 
 /**
  * A verifying reader: every slice is checked against its manifest entry — size from `head()` before reading,
@@ -77,8 +73,10 @@ async function* readBatches(
   }
 }
 
-/** Objects in the run directory that look like slices but are not in the manifest mean tampering or a lost update. */
-/** Refuse slice objects the manifest does not list; returns what the listing says of the listed ones. */
+/**
+ * Refuse slice objects the manifest does not list (tampering or a lost update); returns what the listing says of the
+ * listed ones.
+ */
 async function assertNoStrangers(
   host: SliceReaderHost,
   manifest: StagingManifest,
@@ -130,20 +128,9 @@ async function* verifiedSlice(
   schema: RecordSchema | undefined,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<Row[]> {
-  const where = `slice ${slice.index} of staging session ${host.sessionId}`;
-  const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
-  const corrupt = (why: string, cause?: unknown) =>
-    new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
+  const { where, details, corrupt } = sliceErrors(host, slice);
   const codec = host.codecFor(slice);
-
-  let source: AsyncIterator<Uint8Array>;
-  try {
-    await assertSliceSize(host, slice, corrupt, signal);
-    source = (await host.store.get(slice.key, { signal }))[Symbol.asyncIterator]();
-  } catch (err) {
-    if (IngestError.is(err, 'not_found')) throw corrupt(`its object ${slice.key} is missing`, err);
-    throw IngestError.wrap(err, 'staging_failed', `Could not open ${where}`, details);
-  }
+  const source = await openSlice(host, slice, signal);
 
   const hash = createHash('sha256');
   let bytes = 0;
@@ -190,12 +177,7 @@ async function* verifiedSlice(
     if (IngestError.is(err, 'staging_corrupt') && err.details.sessionId === host.sessionId) throw err;
     throw corrupt(`it cannot be decoded as ${codec.id} (${err instanceof Error ? err.message : String(err)})`, err);
   } finally {
-    // Do not wait: after an abort the pending read may never settle.
-    if (!ended) {
-      Promise.resolve()
-        .then(() => source.return?.())
-        .catch(() => {});
-    }
+    if (!ended) closeInBackground(source);
   }
   if (bytes !== slice.bytes) throw corrupt(`${bytes} bytes were read, the manifest says ${slice.bytes}`);
   const sha256 = hash.digest('hex');
@@ -249,23 +231,16 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     // S3: the object with the uploaded etag and size holds the uploaded bytes; the import's own read still checks
     // sha256, bytes and rows as it streams (docs/decisions/0008-transcoded-row-paths.md, "one read per S3 slice")
     if (provenByListing(host, slice, listed.get(slice.key))) continue;
-    const where = `slice ${slice.index} of staging session ${host.sessionId}`;
-    const details = { sessionId: host.sessionId, slice: slice.index, key: slice.key };
-    const corrupt = (why: string, cause?: unknown) =>
-      new IngestError('staging_corrupt', `${where} is corrupt: ${why}`, { cause, details });
+    const { where, details, corrupt } = sliceErrors(host, slice);
     await assertSliceSize(host, slice, corrupt, signal);
     const hash = createHash('sha256');
     let bytes = 0;
-    // Plain NDJSON holds exactly one newline per row, so rows are counted without decoding; other codecs decode.
-    const countLines = slice.codec === 'ndjson';
-    // Codecs with a row counter (pg-copy) are counted without decoding too.
-    const counter = countLines ? undefined : host.codecFor(slice).rowCounter?.();
-    let lines = 0;
+    // Codecs with a row counter (NDJSON, pg-copy: one newline per row) are counted without decoding; others decode.
+    const counter = host.codecFor(slice).rowCounter?.();
     try {
       for await (const chunk of await host.store.get(slice.key, { signal })) {
         hash.update(chunk);
         bytes += chunk.byteLength;
-        if (countLines) for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
         counter?.push(chunk);
       }
     } catch (err) {
@@ -275,36 +250,17 @@ export async function verifySession(host: SliceReaderHost, signal?: AbortSignal)
     if (bytes !== slice.bytes) throw corrupt(`read ${bytes} bytes, the manifest says ${slice.bytes}`);
     const sha256 = hash.digest('hex');
     if (sha256 !== slice.sha256) throw corrupt(`its sha256 is ${sha256}, the manifest says ${slice.sha256}`);
-    let rows = lines;
+    let rows = 0;
     if (counter) {
       try {
         rows = counter.end();
       } catch (err) {
         throw corrupt(`it is not whole rows of ${slice.codec} (${(err as Error).message})`, err);
       }
-    } else if (!countLines) {
-      rows = 0;
+    } else {
       for await (const batch of verifiedSlice(host, slice, slice.schema ?? manifest.schema, signal))
         rows += batch.length;
     }
     if (rows !== slice.rows) throw corrupt(`it holds ${rows} rows, the manifest says ${slice.rows}`);
   }
-}
-
-/** The slice object exists with the manifest's size (or `corrupt` is thrown). */
-export async function assertSliceSize(
-  host: SliceReaderHost,
-  slice: StagingManifestSlice,
-  corrupt: (why: string) => IngestError,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  let info = await host.store.head(slice.key);
-  // Some stores (s3rver, eventually consistent gateways) briefly report a stale size right after a write:
-  // look twice more before calling a size mismatch corruption.
-  for (let attempt = 1; info && info.size !== slice.bytes && attempt < 3; attempt++) {
-    await sleep(50 * attempt, signal);
-    info = await host.store.head(slice.key);
-  }
-  if (!info) throw corrupt(`its object ${slice.key} is missing`);
-  if (info.size !== slice.bytes) throw corrupt(`its object is ${info.size} bytes, the manifest says ${slice.bytes}`);
 }

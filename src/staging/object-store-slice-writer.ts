@@ -123,6 +123,11 @@ export class ObjectStoreSliceWriter implements RecordWriter {
     return this.encoding === undefined ? undefined : this.#host.codec.batchRows;
   }
 
+  /** Whether each row of the session codec is one line, for `policy.maxRowBytes` on encoded bytes. */
+  get encodingRowsAreLines(): boolean | undefined {
+    return this.encoding === undefined ? undefined : this.#host.codec.rowsAreLines;
+  }
+
   /**
    * Pass-through: stage bytes already encoded with the session's codec unchanged (hashed, sized and row-counted
    * like encoded rows). A writer takes rows or bytes, not both.

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { type CodecSpec, isCodec, resolveCodec } from '../codecs/codec-registry.js';
-import { ndjsonCodec } from '../codecs/ndjson-codec.js';
-import { ndjsonGzipCodec } from '../codecs/ndjson-gzip-codec.js';
+import { builtinCodec, type CodecSpec, isCodecSpec, resolveCodec } from '../codecs/codec-registry.js';
 import type { IngestionContext } from '../contracts/context.js';
 import type { ObjectStore } from '../contracts/object-store.js';
 import type {
@@ -66,12 +64,7 @@ const optionsSchema = z
         typeof (s as { bucket?: unknown }).bucket === 'string',
       'must be an ObjectStore (bucket, put, get, head, list, delete)',
     ),
-    codec: z
-      .custom<CodecSpec>(
-        (c) => c === 'ndjson' || c === 'ndjson.gz' || isCodec(c),
-        "must be 'ndjson', 'ndjson.gz' or a RecordCodec",
-      )
-      .optional(),
+    codec: z.custom<CodecSpec>(isCodecSpec, "must be 'ndjson', 'ndjson.gz' or a RecordCodec").optional(),
     prefix: z.string().min(1).optional(),
   })
   .strict();
@@ -238,11 +231,10 @@ export class ObjectStoreStagingProvider implements StagingProvider {
     return run;
   }
 
-  /** The codec that reads a slice written with codec `id`. */
+  /** The codec that reads a slice written with codec `id`: this provider's, or a built-in one of the codec registry. */
   codecById(id: string, where: string): RecordCodec {
-    if (id === this.codec.id) return this.codec;
-    if (id === 'ndjson') return ndjsonCodec();
-    if (id === 'ndjson.gz') return ndjsonGzipCodec();
+    const codec = id === this.codec.id ? this.codec : builtinCodec(id);
+    if (codec) return codec;
     throw new IngestError(
       'staging_failed',
       `${where} was written with codec ${JSON.stringify(id)}, but this provider is configured with ${JSON.stringify(this.codec.id)}`,
@@ -432,7 +424,7 @@ class ObjectStoreStagingSession implements StagingSession {
         const want = [...opts.expectedSlices].sort((a, b) => a - b);
         if (have.length !== want.length || have.some((v, i) => v !== want[i])) {
           throw new IngestError(
-            'staging_failed',
+            'staging_conflict',
             `Cannot seal staging session ${this.id}: its manifest lists slices [${have.join(', ')}], expected [${want.join(', ')}]`,
             { retryable: true, details: { sessionId: this.id, have, want } },
           );

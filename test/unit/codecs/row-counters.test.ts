@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { arrowCodec } from '../../../src/arrow/index.js';
-import type { RecordCodec, Row } from '../../../src/index.js';
+import { ndjsonCodec, ndjsonGzipCodec, type RecordCodec, type Row } from '../../../src/index.js';
+import { mySqlLoadDataCodec } from '../../../src/mysql/index.js';
 import { pgCopyCodec } from '../../../src/postgres/index.js';
 
 const schema = {
@@ -68,5 +69,15 @@ describe('row counters', () => {
     expect(await decodedRows(codec, bytes, false)).toBe(total + 1);
     for (const size of [1, 3, 8, 100, 65536, bytes.length]) expect(count(codec, bytes, size)).toBe(total + 1);
     expect(() => count(codec, bytes.subarray(0, bytes.length - 3), 1000)).toThrow(/inside a message/);
+  });
+
+  it('codecs whose rows are lines say so (rowsAreLines: policy.maxRowBytes applies to their lines); others do not', async () => {
+    for (const codec of [ndjsonCodec(), pgCopyCodec(), mySqlLoadDataCodec()]) {
+      expect(codec.rowsAreLines, codec.id).toBe(true);
+      const bytes = await encode(codec, batches);
+      expect(bytes.filter((b) => b === 0x0a).length, codec.id).toBe(total);
+      expect(bytes.at(-1), codec.id).toBe(0x0a);
+    }
+    for (const codec of [ndjsonGzipCodec(), arrowCodec()]) expect(codec.rowsAreLines, codec.id).toBeFalsy();
   });
 });

@@ -89,8 +89,9 @@ describe.each(providers)('fencing of %s', (_name, make) => {
     await writeSlice(session, 2, rowsOf(6, 9));
     for (const expected of [[0, 1, 2], [0], [0, 1]]) {
       const err = await session.seal({ expectedSlices: expected }).catch((e) => e);
-      expect(IngestError.is(err, 'staging_failed'), String(err)).toBe(true);
+      expect(IngestError.is(err, 'staging_conflict'), String(err)).toBe(true);
       expect(err.retryable).toBe(true);
+      expect(err.details).toMatchObject({ have: [0, 2], want: expected });
     }
     const desc = await session.describe();
     expect(desc.sealed).toBe(false);
@@ -123,7 +124,7 @@ describe('a stale manifest write racing the new holder (object store)', () => {
     await writeSlice(fresh, 0, rowsOf(1, 5));
     await store.put(manifestKey, Buffer.from(before.replace('"fence": 9', '"fence": 5')));
     const err = await fresh.seal({ expectedSlices: [0] }).catch((e) => e);
-    expect(IngestError.is(err, 'staging_failed')).toBe(true);
+    expect(IngestError.is(err, 'staging_conflict')).toBe(true);
     expect(err.message).toContain('expected [0]');
     // The slice object the stale write orphaned was not deleted: a retry of the export can record it again.
     const keys: string[] = [];
@@ -177,6 +178,57 @@ describe('runUnit: a holder paused past its lease during the export', () => {
     expect(await readText(store, `${runDir}/manifest.json`)).toBe(manifest);
     expect(await kv.get(checkpointKey(unit))).toEqual(cp);
     expect(ids(sink.rows('users'))).toEqual(range(1, 300));
+  });
+});
+
+describe('runUnit: a seal refused because the manifest is not the plan', () => {
+  it('fails with staging_conflict without an immediate retry; the next call stages the lost slice and loads every row once', async () => {
+    const store = new MemoryObjectStore();
+    const inner = new ObjectStoreStagingProvider({ store });
+    let tamper = true;
+    // Just before the first seal, a stale write drops the last slice from the manifest (its object stays).
+    const wrap = (session: StagingSession): StagingSession =>
+      new Proxy(session, {
+        get(target, prop) {
+          if (prop === 'seal' && tamper) {
+            return async (opts?: { expectedSlices?: readonly number[] }) => {
+              tamper = false;
+              const key = `${String(target.ref.runDir)}/manifest.json`;
+              const manifest = JSON.parse(await readText(store, key));
+              manifest.slices.pop();
+              await store.put(key, Buffer.from(JSON.stringify(manifest)));
+              return target.seal(opts);
+            };
+          }
+          const v = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    const staging: StagingProvider = {
+      id: inner.id,
+      allocateSession: async (ctx) => wrap(await inner.allocateSession(ctx)),
+      openSession: async (ref) => wrap(await inner.openSession(ref)),
+      sweep: (opts) => inner.sweep(opts),
+    };
+    const sink = new MemorySink();
+    const events: string[] = [];
+    const opts = {
+      source: new MemorySource({ units: { users: { rows: rowsOf(1, 250), cursorField: 'id', batchSize: 50 } } }),
+      sink,
+      staging,
+      kv: new MemoryKvStore(),
+      unit: { endpointId: 'mem', unitId: 'users', vendor: 'memory' },
+      policy: { sliceMaxRows: 100, retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 } },
+      onEvent: (e: { type: string }) => events.push(e.type),
+    };
+    const err = await runUnit(opts).catch((e) => e);
+    expect(IngestError.is(err, 'staging_conflict'), String(err)).toBe(true);
+    expect(err).toMatchObject({ retryable: true, details: { have: [0, 1], want: [0, 1, 2] } });
+    expect(events).not.toContain('retry.scheduled');
+    expect(sink.rows('users')).toEqual([]);
+    const result = await runUnit(opts);
+    expect(result.stats.rowsImported).toBe(250);
+    expect(ids(sink.rows('users'))).toEqual(range(1, 250));
   });
 });
 
