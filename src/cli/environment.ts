@@ -7,6 +7,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
 import { FileKvStore } from '../fs/file-kv-store.js';
 import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
+import { createEndpoint, type EndpointOf } from '../host/endpoints.js';
 import { MemoryKvStore } from '../memory/memory-kv-store.js';
 import type { UnitRef } from '../pipeline/options.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
@@ -161,14 +162,14 @@ export function unitRefOf(
   };
 }
 
-/** Create the pipeline file's source through the registry. @internal */
-export function createSource(registry: EndpointRegistry, file: PipelineFile): Promise<SourceEndpoint<any>> {
-  return registry.createSource({ endpointId: file.source.type, config: file.source.config ?? {} });
-}
-
-/** Create the pipeline file's sink through the registry. @internal */
-export function createSink(registry: EndpointRegistry, file: PipelineFile): Promise<SinkEndpoint> {
-  return registry.createSink({ endpointId: file.sink.type, config: file.sink.config ?? {} });
+/** Create the pipeline file's source or sink through the registry. @internal */
+export function createFileEndpoint<R extends keyof EndpointOf>(
+  registry: EndpointRegistry,
+  file: PipelineFile,
+  role: R,
+): Promise<EndpointOf[R]> {
+  const spec = file[role];
+  return createEndpoint(registry, role, { endpointId: spec.type, config: spec.config ?? {} });
 }
 
 /**
@@ -180,7 +181,10 @@ export async function createEndpoints(
   registry: EndpointRegistry,
   file: PipelineFile,
 ): Promise<{ source: SourceEndpoint<any>; sink: SinkEndpoint }> {
-  const [source, sink] = await Promise.allSettled([createSource(registry, file), createSink(registry, file)]);
+  const [source, sink] = await Promise.allSettled([
+    createFileEndpoint(registry, file, 'source'),
+    createFileEndpoint(registry, file, 'sink'),
+  ]);
   if (source.status === 'fulfilled' && sink.status === 'fulfilled') return { source: source.value, sink: sink.value };
   const failures = [source, sink].flatMap((r, i) =>
     r.status === 'rejected' ? [{ role: i === 0 ? 'source' : 'sink', err: r.reason }] : [],
