@@ -2,18 +2,15 @@ import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq
 import { z } from 'zod';
 import type { IngestionEvent, Logger } from '../contracts/context.js';
 import type { Json } from '../contracts/values.js';
-import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redact } from '../errors/redact.js';
 import { resolveEndpoint } from '../host/endpoints.js';
 import type { IngestionHeartbeatDetails } from '../host/heartbeat.js';
-import { hostOptionsShape, type IngestionHostOptions, mergePolicy } from '../host/host-options.js';
+import { checkHostOptions, hostOptionsShape, type IngestionHostOptions, mergePolicy } from '../host/host-options.js';
 import { runHostedUnit } from '../host/run-hosted-unit.js';
 import { jobRunId } from '../host/run-id.js';
-import { stagingChoice } from '../host/staging-choice.js';
 import type { LeaseValue } from '../pipeline/lease.js';
 import type { RunUnitResult } from '../pipeline/options.js';
-import { toLogger } from '../util/logger.js';
 import { type IngestionJobData, parseJobData } from './job-data.js';
 
 /**
@@ -138,18 +135,11 @@ export function checkLeaseFitsLock(leaseTtlMs: number, lockDurationMs: number, w
  * @public
  */
 export function createIngestionProcessor(options: IngestionProcessorOptions): IngestionProcessor {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) throw configInvalid('Invalid createIngestionProcessor options', parsed.error.issues);
+  const { pickStaging, logger } = checkHostOptions(optionsSchema, options, 'createIngestionProcessor');
   const lockMs = options.lockDurationMs;
   if (options.policy?.leaseTtlMs !== undefined) {
     checkLeaseFitsLock(options.policy.leaseTtlMs, lockMs, 'Invalid createIngestionProcessor options');
   }
-  const pickStaging = stagingChoice(
-    options.staging,
-    options.defaultStagingProviderId,
-    'Invalid createIngestionProcessor options',
-  );
-  const logger: Logger = toLogger(options.logger);
   const intervalMs = options.progressIntervalMs ?? 1000;
   const margin = options.leaseWaitMarginMs ?? 250;
 

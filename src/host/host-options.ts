@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import type { Logger } from '../contracts/context.js';
 import type { KvStore } from '../contracts/kv-store.js';
+import { configInvalid } from '../errors/config-invalid.js';
 import type { RunPolicy } from '../pipeline/options.js';
+import { toLogger } from '../util/logger.js';
 import type { EndpointWiring } from './endpoints.js';
-import type { StagingProviders } from './staging-choice.js';
+import { type StagingChoice, type StagingProviders, stagingChoice } from './staging-choice.js';
 
 /** Everything a worker (BullMQ processor, Temporal activities) needs besides the endpoints. @public */
 export interface IngestionHostOptions extends EndpointWiring {
@@ -43,6 +45,23 @@ export const hostOptionsShape = {
   defaultSinkId: z.string().min(1).optional(),
   workspaceId: z.string().min(1).optional(),
 };
+
+/**
+ * Check a host's options once, with the orchestrator's schema (built on {@link hostOptionsShape}), and index its
+ * staging providers.
+ * @throws IngestError `config_invalid`: `Invalid <name> options` and every issue
+ * @internal
+ */
+export function checkHostOptions(
+  schema: z.ZodType,
+  options: IngestionHostOptions,
+  name: string,
+): { pickStaging: StagingChoice; logger: Logger } {
+  const parsed = schema.safeParse(options);
+  if (!parsed.success) throw configInvalid(`Invalid ${name} options`, parsed.error.issues);
+  const pickStaging = stagingChoice(options.staging, options.defaultStagingProviderId, `Invalid ${name} options`);
+  return { pickStaging, logger: toLogger(options.logger) };
+}
 
 /** The call's policy over the host's, field by field (`retry` merged one level deeper). @internal */
 export function mergePolicy(base: RunPolicy | undefined, over: RunPolicy | undefined): RunPolicy {

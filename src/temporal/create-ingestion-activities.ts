@@ -1,17 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import type { Logger } from '../contracts/context.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { resolveEndpoint } from '../host/endpoints.js';
 import type { IngestionHeartbeatDetails } from '../host/heartbeat.js';
-import { hostOptionsShape, mergePolicy } from '../host/host-options.js';
+import { checkHostOptions, hostOptionsShape, mergePolicy } from '../host/host-options.js';
 import { type HostedKind, runHostedUnit } from '../host/run-hosted-unit.js';
 import { temporalRunId } from '../host/run-id.js';
-import { stagingChoice } from '../host/staging-choice.js';
 import { checkpointKey } from '../pipeline/keys.js';
 import { jsonEqual } from '../util/deep-equal.js';
-import { toLogger } from '../util/logger.js';
 import type { IngestionActivities, IngestionActivitiesOptions, IngestionActivityInput } from './activity-types.js';
 import { toActivityFailure } from './to-failure.js';
 
@@ -71,14 +68,7 @@ const inputSchema = z.object({
  * @public
  */
 export function createIngestionActivities(options: IngestionActivitiesOptions): IngestionActivities {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) throw configInvalid('Invalid createIngestionActivities options', parsed.error.issues);
-  const pickStaging = stagingChoice(
-    options.staging,
-    options.defaultStagingProviderId,
-    'Invalid createIngestionActivities options',
-  );
-  const logger: Logger = toLogger(options.logger);
+  const { pickStaging, logger } = checkHostOptions(optionsSchema, options, 'createIngestionActivities');
   const intervalMs = options.heartbeatIntervalMs ?? 1000;
 
   async function execute(kind: HostedKind, rawInput: IngestionActivityInput): Promise<any> {
