@@ -89,18 +89,15 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
   const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  try {
-    const kv = new PostgresKvStore({
-      db,
-      ...(spec.table ? { table: spec.table } : {}),
-      ...(spec.schema ? { schema: spec.schema } : {}),
-    });
-    await kv.migrate();
-    return { kv, close: () => db.destroy() };
-  } catch (err) {
-    await db.destroy().catch(() => {});
-    throw err;
-  }
+  return migrated(
+    db,
+    () =>
+      new PostgresKvStore({
+        db,
+        ...(spec.table ? { table: spec.table } : {}),
+        ...(spec.schema ? { schema: spec.schema } : {}),
+      }),
+  );
 }
 
 /** `kv: { type: mysql, connectionString, table?, database? }`: a {@link MySqlKvStore} on a small pool of its own. */
@@ -124,12 +121,24 @@ async function openMySqlKv(spec: Extract<NonNullable<PipelineFile['kv']>, { type
   const options = parseMySqlConnectionString(spec.connectionString);
   const pool = mysqlModule.default.createPool({ ...options, charset: 'utf8mb4', connectionLimit: 4 });
   const db = new Kysely<any>({ dialect: new MysqlDialect({ pool }) });
+  return migrated(
+    db,
+    () =>
+      new MySqlKvStore({
+        db,
+        ...(spec.table ? { table: spec.table } : {}),
+        ...(spec.database ? { database: spec.database } : {}),
+      }),
+  );
+}
+
+/** A SQL KvStore on `db` with its table created; `db` is destroyed when that fails, and on close. */
+async function migrated(
+  db: { destroy(): Promise<void> },
+  create: () => KvStore & { migrate(): Promise<void> },
+): Promise<OpenKv> {
   try {
-    const kv = new MySqlKvStore({
-      db,
-      ...(spec.table ? { table: spec.table } : {}),
-      ...(spec.database ? { database: spec.database } : {}),
-    });
+    const kv = create();
     await kv.migrate();
     return { kv, close: () => db.destroy() };
   } catch (err) {
