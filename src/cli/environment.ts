@@ -89,15 +89,8 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
   const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  return migrated(
-    db,
-    () =>
-      new PostgresKvStore({
-        db,
-        ...(spec.table ? { table: spec.table } : {}),
-        ...(spec.schema ? { schema: spec.schema } : {}),
-      }),
-  );
+  const { type: _type, connectionString: _url, ...where } = spec; // table, schema
+  return migrated(db, () => new PostgresKvStore({ db, ...where }));
 }
 
 /** `kv: { type: mysql, connectionString, table?, database? }`: a {@link MySqlKvStore} on a small pool of its own. */
@@ -121,15 +114,8 @@ async function openMySqlKv(spec: Extract<NonNullable<PipelineFile['kv']>, { type
   const options = parseMySqlConnectionString(spec.connectionString);
   const pool = mysqlModule.default.createPool({ ...options, charset: 'utf8mb4', connectionLimit: 4 });
   const db = new Kysely<any>({ dialect: new MysqlDialect({ pool }) });
-  return migrated(
-    db,
-    () =>
-      new MySqlKvStore({
-        db,
-        ...(spec.table ? { table: spec.table } : {}),
-        ...(spec.database ? { database: spec.database } : {}),
-      }),
-  );
+  const { type: _type, connectionString: _url, ...where } = spec; // table, database
+  return migrated(db, () => new MySqlKvStore({ db, ...where }));
 }
 
 /** A SQL KvStore on `db` with its table created; `db` is destroyed when that fails, and on close. */
