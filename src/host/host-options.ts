@@ -1,16 +1,17 @@
 import { z } from 'zod';
 import type { Logger } from '../contracts/context.js';
 import type { KvStore } from '../contracts/kv-store.js';
+import type { StagingProvider } from '../contracts/staging.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import type { RunPolicy } from '../pipeline/options.js';
 import { toLogger } from '../util/logger.js';
 import type { EndpointWiring } from './endpoints.js';
-import { type StagingChoice, type StagingProviders, stagingChoice } from './staging-choice.js';
+import { type StagingChoice, stagingChoice } from './staging-choice.js';
 
 /** Everything a worker (BullMQ processor, Temporal activities) needs besides the endpoints. @public */
 export interface IngestionHostOptions extends EndpointWiring {
   /** One staging provider, or several by id (chosen per call with `stagingProviderId`). Shared by every worker (S3). */
-  staging: StagingProviders;
+  staging: StagingProvider | Record<string, StagingProvider>;
   /** Checkpoints, run state and leases; shared by every worker (e.g. `PostgresKvStore`). */
   kv: KvStore;
   /** Provider used when a call names none. @defaultValue the only provider, else `'default'` */

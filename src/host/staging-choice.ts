@@ -1,7 +1,7 @@
 import type { StagingProvider } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
 
-/** One staging provider, or several by id. @public */
+/** One staging provider, or several by id. @internal */
 export type StagingProviders = StagingProvider | Record<string, StagingProvider>;
 
 /** Picks the provider a call names, else the default. @internal */
