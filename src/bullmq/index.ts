@@ -6,7 +6,8 @@
  * @packageDocumentation
  */
 
-export type { EndpointConfigRef, EndpointResolver, EndpointWiring, IngestionHostOptions } from './host.js';
+export type { EndpointConfigRef, EndpointResolver, EndpointWiring } from '../host/endpoints.js';
+export type { IngestionHostOptions } from '../host/host-options.js';
 export { type IngestionJobData, ingestionJobDataSchema, ingestionJobId } from './job-data.js';
 export {
   createIngestionProcessor,

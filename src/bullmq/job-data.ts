@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { Disposition } from '../contracts/sink-endpoint.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { redact } from '../errors/redact.js';
+import { fnv1a64 } from '../host/run-id.js';
 import type { RunPolicy } from '../pipeline/options.js';
-import { fnv1a64 } from '../temporal/run-id.js';
 
 /**
  * What one BullMQ job of the ingestion queue carries: which unit to run and how. Plain JSON of ids and numbers —
@@ -126,15 +126,4 @@ export function ingestionJobId(unit: {
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .slice(0, MAX_READABLE);
   return `unit.${readable}-${fnv1a64(parts.join('\u0000'))}`;
-}
-
-/**
- * The ingestion run id of a job: stable across retries and stalls of one job (so a job that committed but died
- * before BullMQ heard of it gets the committed result on its next attempt, not a second run), new for a job
- * added later under the same id.
- * @internal
- */
-export function jobRunId(jobId: string, timestamp: number): string {
-  const safe = jobId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 160);
-  return `bullmq.${safe}.${timestamp.toString(36)}`;
 }

@@ -1,19 +1,17 @@
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import { z } from 'zod';
 import type { IngestionEvent, Logger } from '../contracts/context.js';
-import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
-import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { Json } from '../contracts/values.js';
-import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redact } from '../errors/redact.js';
+import { resolveEndpoint } from '../host/endpoints.js';
+import type { IngestionHeartbeatDetails } from '../host/heartbeat.js';
+import { checkHostOptions, hostOptionsShape, type IngestionHostOptions, mergePolicy } from '../host/host-options.js';
+import { runHostedUnit } from '../host/run-hosted-unit.js';
+import { jobRunId } from '../host/run-id.js';
 import type { LeaseValue } from '../pipeline/lease.js';
 import type { RunUnitResult } from '../pipeline/options.js';
-import { runUnit } from '../pipeline/run-unit.js';
-import { HeartbeatThrottle, type IngestionHeartbeatDetails } from '../temporal/heartbeat.js';
-import { toLogger } from '../util/logger.js';
-import { createEndpoint, type IngestionHostOptions, mergePolicy, pickStaging, resolveEndpoint } from './host.js';
-import { type IngestionJobData, jobRunId, parseJobData } from './job-data.js';
+import { type IngestionJobData, parseJobData } from './job-data.js';
 
 /**
  * The abort reason {@link IngestionWorker.close} gives the runs it stops: the processor hands such a job back to
@@ -80,20 +78,7 @@ export type IngestionProcessor = (
 ) => Promise<IngestionJobResult>;
 
 const optionsSchema = z.object({
-  registry: z.custom(
-    (v) => v != null && typeof (v as any).createSource === 'function' && typeof (v as any).createSink === 'function',
-    { error: 'Expected `registry` to be an EndpointRegistry' },
-  ),
-  staging: z.custom((v) => v != null && typeof v === 'object', {
-    error: 'Expected `staging` to be a StagingProvider or a record of them',
-  }),
-  kv: z.custom((v) => v != null && ['get', 'put', 'delete', 'list'].every((f) => typeof (v as any)[f] === 'function'), {
-    error: 'Expected `kv` to implement get(), put(), delete(), list()',
-  }),
-  resolveEndpoint: z
-    .custom((v) => typeof v === 'function', { error: 'Expected `resolveEndpoint` to be a function' })
-    .optional(),
-  endpoints: z.record(z.string(), z.object({ endpointId: z.string().min(1), config: z.unknown() })).optional(),
+  ...hostOptionsShape,
   lockDurationMs: z
     .number({ error: "Expected `lockDurationMs` to be a number of milliseconds (the Worker's lockDuration)" })
     .int({ error: 'Expected `lockDurationMs` to be an integer' })
@@ -150,20 +135,16 @@ export function checkLeaseFitsLock(leaseTtlMs: number, lockDurationMs: number, w
  * @public
  */
 export function createIngestionProcessor(options: IngestionProcessorOptions): IngestionProcessor {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) throw configInvalid('Invalid createIngestionProcessor options', parsed.error.issues);
+  const { pickStaging, logger } = checkHostOptions(optionsSchema, options, 'createIngestionProcessor');
   const lockMs = options.lockDurationMs;
   if (options.policy?.leaseTtlMs !== undefined) {
     checkLeaseFitsLock(options.policy.leaseTtlMs, lockMs, 'Invalid createIngestionProcessor options');
   }
-  const logger: Logger = toLogger(options.logger);
   const intervalMs = options.progressIntervalMs ?? 1000;
   const margin = options.leaseWaitMarginMs ?? 250;
 
   // Three declared parameters: BullMQ passes an AbortSignal only to processors whose length is >= 3.
   return async (job, token, signal) => {
-    const opened: Array<SourceEndpoint<any> | SinkEndpoint> = [];
-    let throttle: HeartbeatThrottle | undefined;
     let updates: Promise<unknown> = Promise.resolve();
     try {
       const data = parseJobData(job.data, `data of job ${job.id}`);
@@ -175,56 +156,41 @@ export function createIngestionProcessor(options: IngestionProcessorOptions): In
       const policy = mergePolicy(options.policy, data.policy);
       policy.leaseTtlMs ??= lockMs;
       checkLeaseFitsLock(policy.leaseTtlMs, lockMs, `Job ${job.id}`);
-      const staging = pickStaging(options.staging, data.stagingProviderId, options.defaultStagingProviderId);
-      const runId = jobRunId(String(job.id), job.timestamp);
-      const unit = {
-        workspaceId: data.workspaceId ?? options.workspaceId ?? 'default',
-        vendor: data.vendor ?? sourceRef.endpointId,
-        endpointId: data.endpointId,
-        unitId: data.unitId,
-        sinkId,
-      };
-
-      throttle = new HeartbeatThrottle({
-        runId,
-        attempt: job.attemptsMade + 1,
-        phase: 'starting',
-        intervalMs,
-        send: (details) => {
-          updates = updates.then(() =>
-            job
-              .updateProgress(details as unknown as object)
-              .catch((err: unknown) =>
-                logger.warn('could not update job progress', { jobId: job.id, error: String(err) }),
-              ),
-          );
-        },
-      });
-      throttle.start();
-      const t = throttle;
-
-      const source = await createEndpoint<SourceEndpoint<any>>(options, data.endpointId, sourceRef, 'source');
-      opened.push(source);
-      const sink = await createEndpoint<SinkEndpoint>(options, sinkId, sinkRef, 'sink');
-      opened.push(sink);
-      const result = await runUnit({
-        source,
-        sink,
-        staging,
+      const result = await runHostedUnit('run', {
+        wiring: options,
+        sourceRef,
+        sinkRef,
+        staging: pickStaging(data.stagingProviderId, `Job ${job.id}`),
         kv: options.kv,
-        unit,
+        unit: {
+          workspaceId: data.workspaceId ?? options.workspaceId ?? 'default',
+          vendor: data.vendor ?? sourceRef.endpointId,
+          endpointId: data.endpointId,
+          unitId: data.unitId,
+          sinkId,
+        },
         mode: data.mode,
         disposition: data.disposition,
         primaryKey: data.primaryKey,
-        runId,
+        runId: jobRunId(String(job.id), job.timestamp),
         policy,
         signal,
         logger,
         workerId: options.workerId,
-        onEvent: (event) => {
-          t.onEvent(event);
-          options.onEvent?.(event, job);
+        heartbeat: {
+          attempt: job.attemptsMade + 1,
+          intervalMs,
+          send: (details) => {
+            updates = updates.then(() =>
+              job
+                .updateProgress(details as unknown as object)
+                .catch((err: unknown) =>
+                  logger.warn('could not update job progress', { jobId: job.id, error: String(err) }),
+                ),
+            );
+          },
         },
+        onEvent: options.onEvent && ((event) => options.onEvent!(event, job)),
       });
       return {
         status: 'committed',
@@ -236,9 +202,7 @@ export function createIngestionProcessor(options: IngestionProcessorOptions): In
     } catch (err) {
       return await settleFailure(err, job, token, signal, logger, margin);
     } finally {
-      throttle?.stop();
       await updates;
-      await Promise.all(opened.map((e) => (e as { close?: () => Promise<void> }).close?.().catch(() => {})));
     }
   };
 }

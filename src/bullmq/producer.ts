@@ -5,8 +5,8 @@ import type { UnitMetadata } from '../contracts/endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { type EndpointWiring, openEndpoint } from '../host/endpoints.js';
 import { noopLogger, toLogger } from '../util/logger.js';
-import { createEndpoint, type EndpointWiring, resolveEndpoint } from './host.js';
 import { type IngestionJobData, ingestionJobId, parseJobData } from './job-data.js';
 
 /** The BullMQ job name of ingestion jobs. @public */
@@ -188,13 +188,7 @@ export class IngestionProducer {
           'enqueueEndpoint needs `source`, or a `registry` in the producer options',
         );
       }
-      const ref = await resolveEndpoint(this.#wiring as EndpointWiring, shared.endpointId, 'source');
-      source = await createEndpoint<SourceEndpoint<any>>(
-        this.#wiring as EndpointWiring,
-        shared.endpointId,
-        ref,
-        'source',
-      );
+      source = await openEndpoint(this.#wiring as EndpointWiring, shared.endpointId, 'source');
     }
     try {
       if (typeof source.collectMetadata !== 'function') {

@@ -7,6 +7,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
 import { FileKvStore } from '../fs/file-kv-store.js';
 import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
+import { createEndpoint, type EndpointOf } from '../host/endpoints.js';
 import { MemoryKvStore } from '../memory/memory-kv-store.js';
 import type { UnitRef } from '../pipeline/options.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
@@ -88,18 +89,8 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
   const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  try {
-    const kv = new PostgresKvStore({
-      db,
-      ...(spec.table ? { table: spec.table } : {}),
-      ...(spec.schema ? { schema: spec.schema } : {}),
-    });
-    await kv.migrate();
-    return { kv, close: () => db.destroy() };
-  } catch (err) {
-    await db.destroy().catch(() => {});
-    throw err;
-  }
+  const { type: _type, connectionString: _url, ...where } = spec; // table, schema
+  return migrated(db, () => new PostgresKvStore({ db, ...where }));
 }
 
 /** `kv: { type: mysql, connectionString, table?, database? }`: a {@link MySqlKvStore} on a small pool of its own. */
@@ -123,12 +114,17 @@ async function openMySqlKv(spec: Extract<NonNullable<PipelineFile['kv']>, { type
   const options = parseMySqlConnectionString(spec.connectionString);
   const pool = mysqlModule.default.createPool({ ...options, charset: 'utf8mb4', connectionLimit: 4 });
   const db = new Kysely<any>({ dialect: new MysqlDialect({ pool }) });
+  const { type: _type, connectionString: _url, ...where } = spec; // table, database
+  return migrated(db, () => new MySqlKvStore({ db, ...where }));
+}
+
+/** A SQL KvStore on `db` with its table created; `db` is destroyed when that fails, and on close. */
+async function migrated(
+  db: { destroy(): Promise<void> },
+  create: () => KvStore & { migrate(): Promise<void> },
+): Promise<OpenKv> {
   try {
-    const kv = new MySqlKvStore({
-      db,
-      ...(spec.table ? { table: spec.table } : {}),
-      ...(spec.database ? { database: spec.database } : {}),
-    });
+    const kv = create();
     await kv.migrate();
     return { kv, close: () => db.destroy() };
   } catch (err) {
@@ -161,14 +157,14 @@ export function unitRefOf(
   };
 }
 
-/** Create the pipeline file's source through the registry. @internal */
-export function createSource(registry: EndpointRegistry, file: PipelineFile): Promise<SourceEndpoint<any>> {
-  return registry.createSource({ endpointId: file.source.type, config: file.source.config ?? {} });
-}
-
-/** Create the pipeline file's sink through the registry. @internal */
-export function createSink(registry: EndpointRegistry, file: PipelineFile): Promise<SinkEndpoint> {
-  return registry.createSink({ endpointId: file.sink.type, config: file.sink.config ?? {} });
+/** Create the pipeline file's source or sink through the registry. @internal */
+export function createFileEndpoint<R extends keyof EndpointOf>(
+  registry: EndpointRegistry,
+  file: PipelineFile,
+  role: R,
+): Promise<EndpointOf[R]> {
+  const spec = file[role];
+  return createEndpoint(registry, role, { endpointId: spec.type, config: spec.config ?? {} });
 }
 
 /**
@@ -180,7 +176,10 @@ export async function createEndpoints(
   registry: EndpointRegistry,
   file: PipelineFile,
 ): Promise<{ source: SourceEndpoint<any>; sink: SinkEndpoint }> {
-  const [source, sink] = await Promise.allSettled([createSource(registry, file), createSink(registry, file)]);
+  const [source, sink] = await Promise.allSettled([
+    createFileEndpoint(registry, file, 'source'),
+    createFileEndpoint(registry, file, 'sink'),
+  ]);
   if (source.status === 'fulfilled' && sink.status === 'fulfilled') return { source: source.value, sink: sink.value };
   const failures = [source, sink].flatMap((r, i) =>
     r.status === 'rejected' ? [{ role: i === 0 ? 'source' : 'sink', err: r.reason }] : [],

@@ -1,53 +1,24 @@
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
-import type { IngestionEvent, Logger } from '../contracts/context.js';
-import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
-import type { SourceEndpoint } from '../contracts/source-endpoint.js';
-import type { StagingProvider } from '../contracts/staging.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { exportUnit } from '../pipeline/export-unit.js';
-import { importUnit } from '../pipeline/import-unit.js';
+import { resolveEndpoint } from '../host/endpoints.js';
+import type { IngestionHeartbeatDetails } from '../host/heartbeat.js';
+import { checkHostOptions, hostOptionsShape, mergePolicy } from '../host/host-options.js';
+import { type HostedKind, runHostedUnit } from '../host/run-hosted-unit.js';
+import { temporalRunId } from '../host/run-id.js';
 import { checkpointKey } from '../pipeline/keys.js';
-import type { RunPolicy } from '../pipeline/options.js';
-import { runUnit } from '../pipeline/run-unit.js';
 import { jsonEqual } from '../util/deep-equal.js';
-import { toLogger } from '../util/logger.js';
-import type {
-  EndpointConfigRef,
-  IngestionActivities,
-  IngestionActivitiesOptions,
-  IngestionActivityInput,
-} from './activity-types.js';
-import { HeartbeatThrottle, type IngestionHeartbeatDetails } from './heartbeat.js';
-import { temporalRunId } from './run-id.js';
+import type { IngestionActivities, IngestionActivitiesOptions, IngestionActivityInput } from './activity-types.js';
 import { toActivityFailure } from './to-failure.js';
 
 const optionsSchema = z.object({
-  registry: z.custom(
-    (v) => v != null && typeof (v as any).createSource === 'function' && typeof (v as any).createSink === 'function',
-    {
-      error: 'Expected `registry` to be an EndpointRegistry',
-    },
-  ),
-  staging: z.custom((v) => v != null && typeof v === 'object', {
-    error: 'Expected `staging` to be a StagingProvider or a record of them',
-  }),
-  kv: z.custom((v) => v != null && ['get', 'put', 'delete', 'list'].every((f) => typeof (v as any)[f] === 'function'), {
-    error: 'Expected `kv` to implement get(), put(), delete(), list()',
-  }),
-  defaultStagingProviderId: z.string().min(1).optional(),
+  ...hostOptionsShape,
   heartbeatIntervalMs: z
     .number({ error: 'Expected `heartbeatIntervalMs` to be a positive integer' })
     .int({ error: 'Expected `heartbeatIntervalMs` to be a positive integer' })
     .positive({ error: 'Expected `heartbeatIntervalMs` to be a positive integer' })
     .optional(),
-  resolveEndpoint: z
-    .custom((v) => typeof v === 'function', { error: 'Expected `resolveEndpoint` to be a function' })
-    .optional(),
-  endpoints: z.record(z.string(), z.object({ endpointId: z.string().min(1), config: z.unknown() })).optional(),
-  defaultSinkId: z.string().min(1).optional(),
-  workspaceId: z.string().min(1).optional(),
 });
 
 const inputSchema = z.object({
@@ -66,8 +37,6 @@ const inputSchema = z.object({
   sessionRef: z.object({ provider: z.string(), sessionId: z.string(), runId: z.string() }).passthrough().optional(),
   stagingHandles: z.array(z.object({ bucket: z.string(), key: z.string() }).passthrough()).optional(),
 });
-
-type Kind = 'run' | 'export' | 'import';
 
 /**
  * Temporal activities that run the ingestion pipeline: `runIngestionUnit` (export → import → commit),
@@ -99,53 +68,13 @@ type Kind = 'run' | 'export' | 'import';
  * @public
  */
 export function createIngestionActivities(options: IngestionActivitiesOptions): IngestionActivities {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) throw configInvalid('Invalid createIngestionActivities options', parsed.error.issues);
-  const providers = normalizeStaging(options.staging, options.defaultStagingProviderId);
-  const logger: Logger = toLogger(options.logger);
+  const { pickStaging, logger } = checkHostOptions(optionsSchema, options, 'createIngestionActivities');
   const intervalMs = options.heartbeatIntervalMs ?? 1000;
 
-  async function resolve(id: string, role: 'source' | 'sink'): Promise<EndpointConfigRef> {
-    const ref = options.resolveEndpoint ? await options.resolveEndpoint(id, role) : options.endpoints?.[id];
-    if (!ref) {
-      throw new IngestError(
-        'config_invalid',
-        `Unknown ${role} endpoint "${id}": no resolveEndpoint and no entry in endpoints`,
-        {
-          details: { endpointId: id, role },
-        },
-      );
-    }
-    return ref;
-  }
-
-  async function create<T extends SourceEndpoint | SinkEndpoint>(
-    id: string,
-    ref: EndpointConfigRef,
-    role: 'source' | 'sink',
-  ): Promise<T> {
-    try {
-      const spec = { endpointId: ref.endpointId, config: ref.config };
-      return (
-        role === 'source' ? await options.registry.createSource(spec) : await options.registry.createSink(spec)
-      ) as T;
-    } catch (err) {
-      // The registry reports bad configs as `config_invalid`; anything else comes from the factory (a connection…).
-      throw IngestError.wrap(
-        err,
-        role === 'source' ? 'source_failed' : 'sink_failed',
-        `Cannot create ${role} endpoint "${id}" (${ref.endpointId})`,
-        { endpointId: id, role },
-      );
-    }
-  }
-
-  async function execute(kind: Kind, rawInput: IngestionActivityInput): Promise<any> {
+  async function execute(kind: HostedKind, rawInput: IngestionActivityInput): Promise<any> {
     const actx = Context.current();
     const info = actx.info;
     const signal = actx.cancellationSignal;
-    const opened: Array<SourceEndpoint | SinkEndpoint> = [];
-    let throttle: HeartbeatThrottle | undefined;
     try {
       const res = inputSchema.safeParse(rawInput);
       if (!res.success) throw configInvalid(`Invalid ${activityName(kind)} input`, res.error.issues);
@@ -158,14 +87,17 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
         );
       }
       // The key's vendor defaults to the source's descriptor id; an import takes it from the exported session.
-      const sourceRef = kind === 'import' ? undefined : await resolve(input.endpointId, 'source');
+      const sourceRef = kind === 'import' ? undefined : await resolveEndpoint(options, input.endpointId, 'source');
       const vendor =
         input.vendor ??
         (kind === 'import' ? input.sessionRef?.vendor : undefined) ??
-        (sourceRef ?? (await resolve(input.endpointId, 'source'))).endpointId;
+        (sourceRef ?? (await resolveEndpoint(options, input.endpointId, 'source'))).endpointId;
       const workspaceId = input.workspaceId ?? options.workspaceId ?? 'default';
       const unit = { workspaceId, vendor, endpointId: input.endpointId, unitId: input.unitId, sinkId };
-      const staging = pickStaging(providers, input.stagingProviderId ?? input.sessionRef?.provider, kind);
+      const staging = pickStaging(
+        input.stagingProviderId ?? input.sessionRef?.provider,
+        `Invalid ${activityName(kind)} input`,
+      );
       const runId =
         input.runId ??
         (kind === 'import'
@@ -174,12 +106,10 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
               workflowRunId: info.workflowExecution?.runId ?? info.activityRunId ?? '',
               activityId: info.activityId,
             }));
-      const policy = mergePolicy(options.policy, input.policy);
 
-      const log = logger;
       if (info.attempt > 1) {
         const hint = info.heartbeatDetails as Partial<IngestionHeartbeatDetails> | undefined;
-        log.info(`Retrying ${activityName(kind)} (attempt ${info.attempt}); resuming from the KvStore run state`, {
+        logger.info(`Retrying ${activityName(kind)} (attempt ${info.attempt}); resuming from the KvStore run state`, {
           runId: runId ?? null,
           unitId: input.unitId,
           lastHeartbeat:
@@ -188,41 +118,26 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
               : null,
         });
       }
-      if (input.checkpoint !== undefined) await compareCheckpoint(input, unit, log);
+      if (input.checkpoint !== undefined) await compareCheckpoint(input, unit);
 
-      throttle = new HeartbeatThrottle({
-        runId: runId ?? '',
-        attempt: info.attempt,
-        phase: 'starting',
-        intervalMs,
-        send: (d) => actx.heartbeat(d),
+      return await runHostedUnit(kind, {
+        wiring: options,
+        sourceRef,
+        staging,
+        kv: options.kv,
+        unit,
+        mode: input.mode,
+        disposition: input.disposition,
+        primaryKey: input.primaryKey,
+        sessionRef: input.sessionRef,
+        stagingHandles: input.stagingHandles,
+        runId,
+        policy: mergePolicy(options.policy, input.policy),
+        signal,
+        logger,
+        heartbeat: { attempt: info.attempt, intervalMs, send: (d) => actx.heartbeat(d) },
+        onEvent: options.onEvent,
       });
-      throttle.start();
-      const t = throttle;
-      const onEvent = (event: IngestionEvent) => {
-        t.onEvent(event);
-        options.onEvent?.(event);
-      };
-      const common = { staging, kv: options.kv, unit, mode: input.mode, runId, policy, signal, onEvent, logger: log };
-
-      if (kind === 'import') {
-        const sink = await create<SinkEndpoint>(sinkId!, await resolve(sinkId!, 'sink'), 'sink');
-        opened.push(sink);
-        return await importUnit({
-          ...common,
-          sink,
-          sessionRef: input.sessionRef,
-          stagingHandles: input.stagingHandles,
-          disposition: input.disposition,
-          primaryKey: input.primaryKey,
-        });
-      }
-      const source = await create<SourceEndpoint>(input.endpointId, sourceRef!, 'source');
-      opened.push(source);
-      if (kind === 'export') return await exportUnit({ ...common, source });
-      const sink = await create<SinkEndpoint>(sinkId!, await resolve(sinkId!, 'sink'), 'sink');
-      opened.push(sink);
-      return await runUnit({ ...common, source, sink, disposition: input.disposition, primaryKey: input.primaryKey });
     } catch (err) {
       logger.warn(`${activityName(kind)} failed`, {
         unitId: rawInput?.unitId,
@@ -230,20 +145,13 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
         message: err instanceof Error ? err.message : String(err),
       });
       throw toActivityFailure(err, signal);
-    } finally {
-      throttle?.stop();
-      await Promise.all(opened.map((e) => e.close?.().catch(() => {})));
     }
   }
 
-  async function compareCheckpoint(
-    input: IngestionActivityInput,
-    unit: Parameters<typeof checkpointKey>[0],
-    log: Logger,
-  ) {
+  async function compareCheckpoint(input: IngestionActivityInput, unit: Parameters<typeof checkpointKey>[0]) {
     const stored = await options.kv.get(checkpointKey(unit));
     if (!jsonEqual(stored?.value ?? null, input.checkpoint ?? null)) {
-      log.warn('The checkpoint passed by the workflow differs from the KvStore; the KvStore wins', {
+      logger.warn('The checkpoint passed by the workflow differs from the KvStore; the KvStore wins', {
         unitId: input.unitId,
         storedVersion: stored?.version ?? null,
       });
@@ -257,72 +165,6 @@ export function createIngestionActivities(options: IngestionActivitiesOptions): 
   };
 }
 
-function activityName(kind: Kind): string {
+function activityName(kind: HostedKind): string {
   return kind === 'run' ? 'runIngestionUnit' : kind === 'export' ? 'exportIngestionUnit' : 'importIngestionUnit';
-}
-
-function isProvider(v: unknown): v is StagingProvider {
-  return (
-    v != null &&
-    typeof (v as StagingProvider).allocateSession === 'function' &&
-    typeof (v as StagingProvider).openSession === 'function'
-  );
-}
-
-interface Providers {
-  byId: Map<string, StagingProvider>;
-  defaultId: string | undefined;
-}
-
-function normalizeStaging(staging: IngestionActivitiesOptions['staging'], defaultId: string | undefined): Providers {
-  const byId = new Map<string, StagingProvider>();
-  if (isProvider(staging)) {
-    byId.set(staging.id, staging);
-    return { byId, defaultId: defaultId ?? staging.id };
-  }
-  const entries = Object.entries(staging);
-  const bad = entries.filter(([, p]) => !isProvider(p)).map(([k]) => k);
-  if (entries.length === 0 || bad.length > 0) {
-    throw new IngestError(
-      'config_invalid',
-      entries.length === 0
-        ? 'Invalid createIngestionActivities options: staging: Expected at least one StagingProvider'
-        : `Invalid createIngestionActivities options: staging: ${bad.map((k) => `"${k}"`).join(', ')} is not a StagingProvider`,
-    );
-  }
-  for (const [key, p] of entries) {
-    byId.set(key, p);
-    if (!byId.has(p.id)) byId.set(p.id, p);
-  }
-  const fallback = entries.length === 1 ? entries[0][0] : 'default';
-  const chosen = defaultId ?? fallback;
-  if (defaultId !== undefined && !byId.has(defaultId)) {
-    throw new IngestError(
-      'config_invalid',
-      `Invalid createIngestionActivities options: defaultStagingProviderId: "${defaultId}" is not a configured provider`,
-    );
-  }
-  return { byId, defaultId: byId.has(chosen) ? chosen : undefined };
-}
-
-function pickStaging(providers: Providers, id: string | undefined, kind: Kind): StagingProvider {
-  const key = id ?? providers.defaultId;
-  const p = key === undefined ? undefined : providers.byId.get(key);
-  if (!p) {
-    throw new IngestError(
-      'config_invalid',
-      `Invalid ${activityName(kind)} input: stagingProviderId: unknown staging provider "${key ?? '(none)'}" (known: ${[...providers.byId.keys()].join(', ')})`,
-    );
-  }
-  return p;
-}
-
-function mergePolicy(base: RunPolicy | undefined, override: RunPolicy | undefined): RunPolicy | undefined {
-  if (!base) return override;
-  if (!override) return base;
-  return {
-    ...base,
-    ...override,
-    retry: base.retry || override.retry ? { ...base.retry, ...override.retry } : undefined,
-  };
 }

@@ -4,10 +4,11 @@
  * @packageDocumentation
  */
 
+export type { EndpointConfigRef, EndpointResolver } from '../host/endpoints.js';
+export type { IngestionHeartbeatDetails } from '../host/heartbeat.js';
+export { temporalRunId } from '../host/run-id.js';
 export type { RunProgress } from '../telemetry/progress.js';
 export type {
-  EndpointConfigRef,
-  EndpointResolver,
   ExportActivityResult,
   IngestionActivities,
   IngestionActivitiesOptions,
@@ -15,6 +16,4 @@ export type {
   IngestionActivityResult,
 } from './activity-types.js';
 export { createIngestionActivities } from './create-ingestion-activities.js';
-export type { IngestionHeartbeatDetails } from './heartbeat.js';
-export { temporalRunId } from './run-id.js';
 export { NON_RETRYABLE_ERROR_TYPES, toActivityFailure } from './to-failure.js';

@@ -3,7 +3,7 @@ import type { RecordSchema, Row } from '../../contracts/values.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
 import { plainJson as toPlainJson } from '../../sinks/plain-json.js';
 import { abortable } from '../../util/abort.js';
-import { createSource, unitRefOf } from '../environment.js';
+import { createFileEndpoint, unitRefOf } from '../environment.js';
 import { renderTable, truncate } from '../format.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
@@ -23,7 +23,7 @@ export async function previewCommand(o: {
   tty: boolean;
   out: { write(s: string): unknown; columns?: number };
 }): Promise<number> {
-  const source = await createSource(o.registry, o.file);
+  const source = await createFileEndpoint(o.registry, o.file, 'source');
   const unit = unitRefOf(o.file, o.unitId);
   const ctx: IngestionContext = {
     workspaceId: unit.workspaceId,

@@ -36,3 +36,14 @@ export function fnv1a64(text: string): string {
   }
   return h.toString(16).padStart(16, '0');
 }
+
+/**
+ * The ingestion run id of a BullMQ job: stable across retries and stalls of one job (so a job that committed but died
+ * before BullMQ heard of it gets the committed result on its next attempt, not a second run), new for a job
+ * added later under the same id.
+ * @internal
+ */
+export function jobRunId(jobId: string, timestamp: number): string {
+  const safe = jobId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 160);
+  return `bullmq.${safe}.${timestamp.toString(36)}`;
+}

@@ -2,14 +2,14 @@ import type { IngestionEvent } from '../contracts/context.js';
 import { applyProgressEvent, newRunProgress, type RunProgress } from '../telemetry/progress.js';
 
 /**
- * What the ingestion activities send with every Temporal heartbeat.
+ * What a host reports while a unit runs: the details of every Temporal heartbeat, the progress of a BullMQ job.
  *
- * Details are a progress report and a hint for humans (Temporal UI, `describe`), never the truth: a retried
- * activity resumes from the run state in the KvStore, so stale or missing details give the same result.
+ * Details are a progress report and a hint for humans (Temporal UI, `describe`, dashboards), never the truth: a
+ * retried activity or job resumes from the run state in the KvStore, so stale or missing details give the same result.
  * @public
  */
 export interface IngestionHeartbeatDetails extends RunProgress {
-  /** Temporal attempt that sent this heartbeat. */
+  /** Attempt (Temporal activity or BullMQ job, from 1) that sent this heartbeat. */
   attempt: number;
   /** ISO-8601 time of the heartbeat. */
   at: string;
