@@ -7,7 +7,9 @@
  * `npm run api:update` rewrites api/; test/unit/api-report.test.ts regenerates it in memory and fails on a difference,
  * so a change of the public API shows up in review, in the same commit (docs/decisions/0012-public-api-report.md).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -268,13 +270,27 @@ export function generateApiReport(): Map<string, string> {
     ].join('\n\n');
     report.set(
       entry.file,
-      `# API report: \`${entry.specifier}\`\n\n` +
-        'Generated from the emitted declarations by `npm run api:update` (scripts/api-report.ts); do not edit. ' +
-        '`npm test` fails while the public API and this file differ.\n\n' +
-        `\`\`\`ts\n${body}\n\`\`\`\n`,
+      formatted(
+        entry.file,
+        `# API report: \`${entry.specifier}\`\n\n` +
+          'Generated from the emitted declarations by `npm run api:update` (scripts/api-report.ts); do not edit. ' +
+          '`npm test` fails while the public API and this file differ.\n\n' +
+          `\`\`\`ts\n${body}\n\`\`\`\n`,
+      ),
     );
   });
   return report;
+}
+
+/** The text as `biome format` leaves it (the report is checked by `biome ci` like every file). */
+function formatted(file: string, text: string): string {
+  const biome = createRequire(import.meta.url).resolve('@biomejs/biome/bin/biome');
+  return execFileSync(process.execPath, [biome, 'format', `--stdin-file-path=${join('api', file)}`], {
+    cwd: root,
+    input: text,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** The checked-in report: file name under api/ → content. */
