@@ -7,10 +7,10 @@
  * only the new rows. Delete .demo/ to start over.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runCli } from '../src/cli/cli.js';
-import { FileKvStore, FileSystemObjectStore } from '../src/fs/index.js';
-import { checkpointKey, ObjectStoreStagingProvider, type RunState, runStateKey } from '../src/index.js';
+import { FileKvStore } from '../src/fs/index.js';
+import { checkpointKey } from '../src/index.js';
 
 const dir = resolve('.demo');
 mkdirSync(dir, { recursive: true });
@@ -50,22 +50,11 @@ const code = await runCli(['run', pipelineFile], {
   },
 });
 
-// Where the bytes went: the staged handles of the run, from its run state.
+// Where the next run starts: the unit's checkpoint, the KvStore entry at `checkpointKey(…)`.
 const kv = new FileKvStore({ path: pipeline.kv.path });
-const state = (
-  await kv.get(
-    runStateKey(checkpointKey({ vendor: 'sample', endpointId: 'shop', unitId: 'orders', sinkId: 'warehouse' })),
-  )
-)?.value as RunState | undefined;
-if (state) {
-  const staging = new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: pipeline.staging.root }) });
-  const session = await staging.openSession(state.sessionRef);
-  const handles = await session.handles();
-  console.log(`\nstaged handles of run ${state.runId} (${state.phase}):`);
-  // A handle is { bucket, key }; on the filesystem store the key is relative to the staging root.
-  for (const h of handles)
-    console.log(`  ${relative(process.cwd(), join(pipeline.staging.root, h.key))}  rows=${h.metadata?.rows ?? '?'}`);
-  await session.close();
-}
+const checkpoint = await kv.get(
+  checkpointKey({ vendor: 'sample', endpointId: 'shop', unitId: 'orders', sinkId: 'warehouse' }),
+);
+console.log(`\ncheckpoint: ${JSON.stringify(checkpoint?.value ?? null)} (version ${checkpoint?.version ?? 0})`);
 console.log('\nrun `npm run demo` again: only the new orders move.');
 process.exitCode = code;

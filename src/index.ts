@@ -9,7 +9,6 @@
 export { type BuiltinCodecId, type CodecSpec, resolveCodec } from './codecs/codec-registry.js';
 export { type NdjsonCodecOptions, ndjsonCodec } from './codecs/ndjson-codec.js';
 export { type NdjsonGzipCodecOptions, ndjsonGzipCodec } from './codecs/ndjson-gzip-codec.js';
-export { decodeTaggedJson, encodeTaggedJson } from './codecs/value-encoding.js';
 // contracts
 export type {
   Capability,
@@ -90,8 +89,7 @@ export { MemoryKvStore } from './memory/memory-kv-store.js';
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
 // pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
 export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
-export { type CheckpointKeyParts, checkpointKey, leaseKey, runStateKey } from './pipeline/keys.js';
-export type { LeaseValue } from './pipeline/lease.js';
+export { type CheckpointKeyParts, checkpointKey } from './pipeline/keys.js';
 // pipeline
 export type {
   BaseRunOptions,
@@ -106,7 +104,6 @@ export type {
   RunUnitResult,
   UnitRef,
 } from './pipeline/options.js';
-export type { RunReceipt, RunState, SealedSliceRecord } from './pipeline/run-state.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
 export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
 // registry
@@ -126,14 +123,13 @@ export {
   objectStoreSinkConfigSchema,
   objectStoreSinkDescriptor,
 } from './sinks/object-store-sink.js';
-export type { ObjectStoreSessionRef, StagingManifest, StagingManifestSlice } from './staging/manifest.js';
 export { MemoryStagingProvider } from './staging/memory-staging-provider.js';
 export {
   ObjectStoreStagingProvider,
   type ObjectStoreStagingProviderOptions,
 } from './staging/object-store-staging-provider.js';
 export { newRunId } from './util/ids.js';
-export { noopLogger, toLogger } from './util/logger.js';
+export { noopLogger } from './util/logger.js';
 // utilities
 export { assertValidObjectKey, objectKeyProblem } from './util/object-key.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './util/retry.js';

@@ -51,8 +51,16 @@ const incrementalSchema = z
   .object({
     /** Query parameter the API filters on, e.g. `'updated_since'`. */
     param: name('incremental.param'),
-    /** Record field the checkpoint is taken from, e.g. `'updated_at'` (a dotted path is allowed). */
-    field: name('incremental.field'),
+    /**
+     * The record field the checkpoint is taken from, as a one-entry list: `['updated_at']` (a dotted path is allowed).
+     * The name every source uses for its cursor (docs/concepts.md, "Cursors").
+     */
+    cursorColumns: z
+      .array(name('incremental.cursorColumns[]'))
+      .length(1, { error: 'Expected `incremental.cursorColumns` to name one field' })
+      .optional(),
+    /** @deprecated Use `cursorColumns: [field]`; removed in 0.3. */
+    field: name('incremental.field').optional(),
     /** How the field's values compare and are sent: ISO-8601 strings or epoch numbers. @defaultValue 'iso' */
     format: z.enum(['iso', 'epoch']).optional(),
     /**
@@ -61,7 +69,14 @@ const incrementalSchema = z
      */
     inclusive: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => (i.cursorColumns === undefined) !== (i.field === undefined), {
+    error: 'Expected `incremental.cursorColumns` (or the deprecated `incremental.field`), not both',
+  });
+
+/** The field an incremental unit's checkpoint is taken from (`cursorColumns[0]`, or the deprecated `field`). @internal */
+export const cursorFieldOf = (inc: { cursorColumns?: string[]; field?: string }): string =>
+  inc.cursorColumns?.[0] ?? inc.field!;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 

@@ -6,17 +6,17 @@ import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { registerSecret } from '../errors/redact.js';
 import { type FetchPolicy, fetchJson, type JsonResponse } from './fetch-json.js';
-import { type HttpJsonConfig, type HttpUnitConfig, httpJsonConfigSchema } from './http-json-config.js';
+import { cursorFieldOf, type HttpJsonConfig, type HttpUnitConfig, httpJsonConfigSchema } from './http-json-config.js';
 import { getPath, nextLink } from './json-path.js';
 
 /**
- * Checkpoint of an incremental HTTP unit: the largest value of the unit's `incremental.field` seen in the records
- * (never the wall clock), sent as the `incremental.param` query parameter on the next run.
+ * Checkpoint of an incremental HTTP unit: the largest value of the unit's cursor field (`incremental.cursorColumns`)
+ * seen in the records (never the wall clock), sent as the `incremental.param` query parameter on the next run.
  * @public
  */
 export interface HttpCheckpoint {
   [key: string]: Json;
-  /** Largest `incremental.field` value seen so far, as the API returned it. */
+  /** Largest cursor field value seen so far, as the API returned it. */
   since: string | number;
 }
 
@@ -55,11 +55,11 @@ const SECRET_HEADER = /auth|token|key|secret|cookie|session/i;
  * Response bodies are capped while they stream (`maxResponseBytes`). The bearer token is read from an environment
  * variable or a {@link SecretProvider} and registered as a secret: it never appears in an error, log or event.
  *
- * Incremental units take the checkpoint from the records: the largest `incremental.field` value seen. It is sent
- * as `incremental.param` on the next run; since most APIs treat that parameter as inclusive (`>=`), records whose
- * field is `<=` the checkpoint are dropped client-side (set `inclusive: false` for an API that filters with `>`).
- * Checkpoints of intermediate pages are only safe resume points if the API returns records in ascending field
- * order; the run's final checkpoint is always the maximum over every page.
+ * Incremental units take the checkpoint from the records: the largest value of the `incremental.cursorColumns`
+ * field. It is sent as `incremental.param` on the next run; since most APIs treat that parameter as inclusive
+ * (`>=`), records whose field is `<=` the checkpoint are dropped client-side (set `inclusive: false` for an API
+ * that filters with `>`). Checkpoints of intermediate pages are only safe resume points if the API returns records
+ * in ascending field order; the run's final checkpoint is always the maximum over every page.
  *
  * @example
  * ```ts
@@ -72,7 +72,7 @@ const SECRET_HEADER = /auth|token|key|secret|cookie|session/i;
  *       path: '/issues',
  *       recordsPath: 'data.items',
  *       pagination: { style: 'cursor', cursorPath: 'meta.next', cursorParam: 'cursor' },
- *       incremental: { param: 'updated_since', field: 'updated_at' },
+ *       incremental: { param: 'updated_since', cursorColumns: ['updated_at'] },
  *     },
  *   },
  * });
@@ -120,7 +120,7 @@ export class HttpJsonSource implements SourceEndpoint<HttpCheckpoint> {
       unitId,
       title: u.title ?? unitId,
       kind: 'resource',
-      ...(u.incremental ? { cursorColumns: [u.incremental.field] } : {}),
+      ...(u.incremental ? { cursorColumns: [cursorFieldOf(u.incremental)] } : {}),
       capabilities: u.incremental
         ? ['metadata.preview', 'ingest.full', 'ingest.incremental']
         : ['metadata.preview', 'ingest.full'],
@@ -158,6 +158,7 @@ export class HttpJsonSource implements SourceEndpoint<HttpCheckpoint> {
   async *read(req: ReadRequest<HttpCheckpoint>, ctx: IngestionContext): AsyncGenerator<SourceBatch<HttpCheckpoint>> {
     const unit = this.#unit(req.unitId);
     const inc = unit.incremental;
+    const field = inc && cursorFieldOf(inc);
     const epoch = inc?.format === 'epoch';
     const since = inc && req.mode === 'incremental' && req.checkpoint ? req.checkpoint.since : undefined;
     const dropAtOrBelow = since !== undefined && inc?.inclusive !== false ? rank(since, epoch) : undefined;
@@ -172,13 +173,13 @@ export class HttpJsonSource implements SourceEndpoint<HttpCheckpoint> {
     for await (const records of this.#pages(req.unitId, unit, params, headers, ctx)) {
       const rows: Row[] = [];
       for (const record of records) {
-        if (inc) {
-          const value = getPath(record, inc.field);
+        if (field) {
+          const value = getPath(record, field);
           const r = typeof value === 'string' || typeof value === 'number' ? rank(value, epoch) : Number.NaN;
           if (Number.isNaN(r)) {
             if (!warned) {
               ctx.logger.warn(
-                `HTTP unit ${req.unitId}: a record lacks a comparable "${inc.field}"; it is kept, the checkpoint ignores it`,
+                `HTTP unit ${req.unitId}: a record lacks a comparable "${field}"; it is kept, the checkpoint ignores it`,
               );
               warned = true;
             }

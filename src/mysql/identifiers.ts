@@ -1,13 +1,13 @@
 import { IngestError } from '../errors/ingest-error.js';
 
-/** MySQL's and MariaDB's identifier limit, in characters (longer names are refused by the server). */
-export const MAX_MYSQL_IDENTIFIER_CHARS = 64;
+/** MySQL's and MariaDB's identifier limit, in characters (longer names are refused by the server). @public */
+export const MAX_IDENTIFIER_CHARS = 64;
 
 /**
  * A MySQL table address: database and table name, both unquoted.
  * @public
  */
-export interface MySqlTableName {
+export interface TableName {
   /** The database (MySQL's "schema"). */
   database: string;
   /** The table or view name. */
@@ -19,19 +19,28 @@ export interface MySqlTableName {
  *
  * @example
  * ```ts
- * import { quoteMySqlIdentifier } from '@nucleus/ingestion/mysql';
- * quoteMySqlIdentifier('we`ird'); // '`we``ird`'
+ * import { quoteIdentifier } from '@nucleus/ingestion/mysql';
+ * quoteIdentifier('we`ird'); // '`we``ird`'
  * ```
  * @throws IngestError `config_invalid` when the name is empty, contains NUL, ends with a space or exceeds 64 characters.
  * @public
  */
-export function quoteMySqlIdentifier(name: string, what = 'identifier'): string {
-  assertMySqlIdentifier(name, what);
+export function quoteIdentifier(name: string, what = 'identifier'): string {
+  assertIdentifier(name, what);
   return `\`${name.replace(/`/g, '``')}\``;
 }
 
-/** Refuse names MySQL cannot store (empty, NUL, trailing space, over 64 characters). @internal */
-export function assertMySqlIdentifier(name: string, what = 'identifier'): void {
+/**
+ * Refuse names MySQL cannot store (empty, NUL, trailing space, over 64 characters).
+ * @example
+ * ```ts
+ * import { assertIdentifier } from '@nucleus/ingestion/mysql';
+ * assertIdentifier('orders '); // throws: ends with a space
+ * ```
+ * @throws IngestError `config_invalid` naming the identifier.
+ * @public
+ */
+export function assertIdentifier(name: string, what = 'identifier'): void {
   const fail = (why: string) => {
     throw new IngestError('config_invalid', `The ${what} ${JSON.stringify(name)} ${why}`, {
       details: { identifier: name },
@@ -44,22 +53,21 @@ export function assertMySqlIdentifier(name: string, what = 'identifier'): void {
   if (name.includes('\u0000')) fail('contains a NUL character');
   if (name.endsWith(' ')) fail('ends with a space, which MySQL does not allow');
   const chars = [...name].length;
-  if (chars > MAX_MYSQL_IDENTIFIER_CHARS)
-    fail(`is ${chars} characters long; MySQL allows at most ${MAX_MYSQL_IDENTIFIER_CHARS}`);
+  if (chars > MAX_IDENTIFIER_CHARS) fail(`is ${chars} characters long; MySQL allows at most ${MAX_IDENTIFIER_CHARS}`);
 }
 
 /**
  * `` `db`.`name` ``, both parts quoted.
  * @example
  * ```ts
- * import { mySqlQualifiedName } from '@nucleus/ingestion/mysql';
- * mySqlQualifiedName({ database: 'shop', name: 'orders' }); // '`shop`.`orders`'
+ * import { qualifiedName } from '@nucleus/ingestion/mysql';
+ * qualifiedName({ database: 'shop', name: 'orders' }); // '`shop`.`orders`'
  * ```
  * @throws IngestError `config_invalid` for names MySQL would refuse.
  * @public
  */
-export function mySqlQualifiedName(t: MySqlTableName): string {
-  return `${quoteMySqlIdentifier(t.database, 'database name')}.${quoteMySqlIdentifier(t.name, 'table name')}`;
+export function qualifiedName(t: TableName): string {
+  return `${quoteIdentifier(t.database, 'database name')}.${quoteIdentifier(t.name, 'table name')}`;
 }
 
 /**
@@ -69,20 +77,20 @@ export function mySqlQualifiedName(t: MySqlTableName): string {
  *
  * @example
  * ```ts
- * import { parseMySqlTableName } from '@nucleus/ingestion/mysql';
- * parseMySqlTableName('shop.orders'); // { database: 'shop', name: 'orders' }
+ * import { parseTableName } from '@nucleus/ingestion/mysql';
+ * parseTableName('shop.orders'); // { database: 'shop', name: 'orders' }
  * ```
  * @throws IngestError `config_invalid` when there is no database part or a quoted part is unterminated.
  * @public
  */
-export function parseMySqlTableName(ref: string, defaultDatabase?: string): MySqlTableName {
+export function parseTableName(ref: string, defaultDatabase?: string): TableName {
   const bad = (why: string) =>
     new IngestError('config_invalid', `${why} in ${JSON.stringify(ref)}`, { details: { unitId: ref } });
   if (typeof ref !== 'string' || !ref) throw bad('Expected a table reference');
   const [database, rest] = readPart(ref, 0, bad);
   if (rest === ref.length) {
     if (defaultDatabase !== undefined) {
-      assertMySqlIdentifier(database, 'table name');
+      assertIdentifier(database, 'table name');
       return { database: defaultDatabase, name: database };
     }
     throw new IngestError('config_invalid', `Expected ${JSON.stringify(ref)} to be 'database.table'`, {
@@ -96,8 +104,8 @@ export function parseMySqlTableName(ref: string, defaultDatabase?: string): MySq
     if (end !== ref.length) throw bad('Unexpected text after the table name');
     name = n;
   } else name = ref.slice(rest + 1);
-  assertMySqlIdentifier(database, 'database name');
-  assertMySqlIdentifier(name, 'table name');
+  assertIdentifier(database, 'database name');
+  assertIdentifier(name, 'table name');
   return { database, name };
 }
 
@@ -124,15 +132,31 @@ function readPart(ref: string, i: number, bad: (why: string) => IngestError): [s
 }
 
 /**
- * Format a table address as a unit id that {@link parseMySqlTableName} reads back (quoting only when needed).
+ * Format a table address as a unit id that {@link parseTableName} reads back (quoting only when needed).
  * @example
  * ```ts
- * import { formatMySqlTableName } from '@nucleus/ingestion/mysql';
- * formatMySqlTableName({ database: 'my db', name: 'orders' }); // '`my db`.orders'
+ * import { formatTableName } from '@nucleus/ingestion/mysql';
+ * formatTableName({ database: 'my db', name: 'orders' }); // '`my db`.orders'
  * ```
  * @public
  */
-export function formatMySqlTableName(t: MySqlTableName): string {
+export function formatTableName(t: TableName): string {
   const part = (s: string) => (/^[A-Za-z0-9_$]+$/.test(s) ? s : `\`${s.replace(/`/g, '``')}\``);
   return `${part(t.database)}.${/^[^`]/.test(t.name) ? t.name : part(t.name)}`;
 }
+
+// The MySQL-prefixed names of 0.1, kept for one minor version (docs/decisions/0012-public-api-report.md).
+/** @deprecated Use {@link MAX_IDENTIFIER_CHARS}; removed in 0.3. */
+export const MAX_MYSQL_IDENTIFIER_CHARS = MAX_IDENTIFIER_CHARS;
+/** @deprecated Use {@link TableName}; removed in 0.3. */
+export type MySqlTableName = TableName;
+/** @deprecated Use {@link quoteIdentifier}; removed in 0.3. */
+export const quoteMySqlIdentifier: typeof quoteIdentifier = quoteIdentifier;
+/** @deprecated Use {@link assertIdentifier}; removed in 0.3. @internal */
+export const assertMySqlIdentifier: typeof assertIdentifier = assertIdentifier;
+/** @deprecated Use {@link qualifiedName}; removed in 0.3. */
+export const mySqlQualifiedName: typeof qualifiedName = qualifiedName;
+/** @deprecated Use {@link parseTableName}; removed in 0.3. */
+export const parseMySqlTableName: typeof parseTableName = parseTableName;
+/** @deprecated Use {@link formatTableName}; removed in 0.3. */
+export const formatMySqlTableName: typeof formatTableName = formatTableName;

@@ -6,12 +6,19 @@
 
 export type { MySqlPoolLike } from './connection.js';
 export {
+  assertIdentifier,
   formatMySqlTableName,
+  formatTableName,
+  MAX_IDENTIFIER_CHARS,
   MAX_MYSQL_IDENTIFIER_CHARS,
   type MySqlTableName,
   mySqlQualifiedName,
   parseMySqlTableName,
+  parseTableName,
+  qualifiedName,
+  quoteIdentifier,
   quoteMySqlIdentifier,
+  type TableName,
 } from './identifiers.js';
 export { MySqlKvStore, type MySqlKvStoreOptions } from './kv-store.js';
 export { MYSQL_LOAD_DATA_CODEC_ID, mySqlLoadDataCodec } from './load-data-codec.js';

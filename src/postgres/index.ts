@@ -14,7 +14,6 @@ export {
   quoteIdentifier,
   type TableName,
 } from './identifiers.js';
-export { parseJsonExact, stringifyJsonExact } from './json-exact.js';
 export { PostgresKvStore, type PostgresKvStoreOptions } from './kv-store.js';
 export { PG_COPY_CODEC_ID, pgCopyCodec } from './pg-copy-codec.js';
 export { CdmJdbcSink, cdmJdbcSink, PostgresSink } from './sink.js';

@@ -10,7 +10,12 @@ import { throwIfAborted } from '../util/abort.js';
 export interface MemorySourceUnit {
   /** The rows, or a function producing them (called on every read). */
   rows?: Row[] | (() => Iterable<Row> | AsyncIterable<Row>);
-  /** Incremental by this field: a run reads rows whose value is greater than the checkpoint's. */
+  /**
+   * Incremental by this column (one): a run reads rows whose value is greater than the checkpoint's. The name every
+   * source uses for its cursor (docs/concepts.md, "Cursors").
+   */
+  cursorColumns?: string[];
+  /** @deprecated Use `cursorColumns: [field]`; removed in 0.3. */
   cursorField?: string;
   /** Rows per batch. @defaultValue 1000 */
   batchSize?: number;
@@ -29,16 +34,22 @@ export interface MemorySourceOptions {
 /** Checkpoint of a {@link MemorySource} unit. @public */
 export type MemoryCheckpoint = { cursor: Json } & { [k: string]: Json };
 
-const unitSchema = z.object({
-  /** The rows, or a function producing them (called on every read). */
-  rows: z
-    .union([z.array(z.record(z.string(), z.any())), z.custom<() => Iterable<Row>>((v) => typeof v === 'function')])
-    .optional(),
-  cursorField: z.string().min(1).optional(),
-  batchSize: z.number().int().positive().optional(),
-  schema: z.any().optional(),
-  planSlices: z.number().int().positive().optional(),
-});
+const unitSchema = z
+  .object({
+    /** The rows, or a function producing them (called on every read). */
+    rows: z
+      .union([z.array(z.record(z.string(), z.any())), z.custom<() => Iterable<Row>>((v) => typeof v === 'function')])
+      .optional(),
+    cursorColumns: z
+      .array(z.string().min(1))
+      .length(1, { error: 'Expected `cursorColumns` to name one column (MemorySource compares one value)' })
+      .optional(),
+    cursorField: z.string().min(1).optional(),
+    batchSize: z.number().int().positive().optional(),
+    schema: z.any().optional(),
+    planSlices: z.number().int().positive().optional(),
+  })
+  .refine((u) => !(u.cursorColumns && u.cursorField), { error: 'Expected `cursorColumns` or `cursorField`, not both' });
 
 /** Config schema of the memory source. @public */
 export const memorySourceConfig = z.object({ units: z.record(z.string(), unitSchema), id: z.string().optional() });
@@ -61,7 +72,7 @@ export const memorySourceDescriptor: EndpointDescriptor<MemorySourceOptions> = {
  * @example
  * ```ts
  * import { MemorySource } from '@nucleus/ingestion/testing';
- * const source = new MemorySource({ units: { users: { rows: [{ id: 1n, name: 'Ada' }], cursorField: 'id' } } });
+ * const source = new MemorySource({ units: { users: { rows: [{ id: 1n, name: 'Ada' }], cursorColumns: ['id'] } } });
  * ```
  * @public
  */
@@ -101,7 +112,7 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
       kind: 'memory',
       ...(u.schema ? { schema: u.schema } : {}),
       ...(Array.isArray(u.rows) ? { estimatedRows: u.rows.length } : {}),
-      ...(u.cursorField ? { cursorColumns: [u.cursorField] } : {}),
+      ...(cursorOf(u) ? { cursorColumns: [cursorOf(u)!] } : {}),
     }));
   }
 
@@ -129,8 +140,8 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
     this.reads++;
     const u = this.#unit(req.unitId);
     const size = u.batchSize ?? 1000;
-    const after =
-      req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
+    const cursor = cursorOf(u);
+    const after = req.mode === 'incremental' && cursor && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
     const bounds = req.slice?.bounds as { from: number; to: number; upper?: Json } | undefined;
     let max: Value | undefined = after;
     let batch: Row[] = [];
@@ -140,7 +151,7 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
       if (bounds && (i < bounds.from || i >= bounds.to)) continue;
       throwIfAborted(ctx.signal, 'MemorySource read');
       batch.push(row);
-      if (u.cursorField) max = maxValue(max, row[u.cursorField]);
+      if (cursor) max = maxValue(max, row[cursor]);
       if (batch.length >= size) {
         yield { rows: batch, ...this.#cp(u, max), ...(u.schema ? { schema: u.schema } : {}) };
         batch = [];
@@ -152,13 +163,13 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
   async #plan(req: ReadRequest<MemoryCheckpoint>): Promise<ExportPlan<MemoryCheckpoint>> {
     this.plans++;
     const u = this.#unit(req.unitId);
-    const after =
-      req.mode === 'incremental' && u.cursorField && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
+    const cursor = cursorOf(u);
+    const after = req.mode === 'incremental' && cursor && req.checkpoint ? (req.checkpoint.cursor as Value) : undefined;
     let count = 0;
     let upper: Value | undefined = after;
     for await (const row of this.#selected(u, req.unitId, after, undefined)) {
       count++;
-      if (u.cursorField) upper = maxValue(upper, row[u.cursorField]);
+      if (cursor) upper = maxValue(upper, row[cursor]);
     }
     const n = Math.max(1, Math.min(u.planSlices ?? 1, count || 1));
     const per = Math.ceil(count / n);
@@ -179,7 +190,7 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
   }
 
   #cp(u: MemorySourceUnit, max: Value | undefined): { checkpoint?: MemoryCheckpoint } {
-    return u.cursorField && max !== undefined ? { checkpoint: { cursor: toJson(max) } } : {};
+    return cursorOf(u) && max !== undefined ? { checkpoint: { cursor: toJson(max) } } : {};
   }
 
   async *#selected(
@@ -188,17 +199,18 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
     after: Value | undefined,
     upper: Value | undefined,
   ): AsyncIterable<Row> {
+    const cursor = cursorOf(u);
     const rows: Row[] = [];
     for await (const row of this.#rows(unitId)) {
-      if (u.cursorField) {
-        const v = row[u.cursorField];
+      if (cursor) {
+        const v = row[cursor];
         if (after !== undefined && compare(v, fromJson(after, v)) <= 0) continue;
         if (upper !== undefined && compare(v, fromJson(upper, v)) > 0) continue;
         rows.push(row);
       } else yield row;
     }
-    if (u.cursorField) {
-      rows.sort((a, b) => compare(a[u.cursorField!], b[u.cursorField!]));
+    if (cursor) {
+      rows.sort((a, b) => compare(a[cursor], b[cursor]));
       yield* rows;
     }
   }
@@ -216,6 +228,10 @@ export class MemorySource implements SourceEndpoint<MemoryCheckpoint> {
   }
 }
 
+/** The unit's cursor column: `cursorColumns[0]`, or the deprecated `cursorField`. */
+function cursorOf(u: MemorySourceUnit): string | undefined {
+  return u.cursorColumns?.[0] ?? u.cursorField;
+}
 function toJson(v: Value): Json {
   if (typeof v === 'bigint') return { $bigint: v.toString() };
   if (v instanceof Date) return { $date: v.toISOString() };

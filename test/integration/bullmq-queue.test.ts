@@ -20,13 +20,12 @@ import {
   EndpointRegistry,
   IngestError,
   type KvStore,
-  leaseKey,
   MemoryKvStore,
   MemoryStagingProvider,
   type Row,
-  runStateKey,
   type SourceEndpoint,
 } from '../../src/index.js';
+import { leaseKey, runStateKey } from '../../src/pipeline/keys.js';
 import {
   failAtBatch,
   MemorySink,

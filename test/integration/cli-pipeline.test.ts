@@ -9,7 +9,8 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileKvStore } from '../../src/fs/index.js';
-import { checkpointKey, runStateKey } from '../../src/index.js';
+import { checkpointKey } from '../../src/index.js';
+import { runStateKey } from '../../src/pipeline/keys.js';
 import { runCli, workspace } from './cli-helpers.js';
 
 function pipeline(dir: string, opts: { rows?: number; sinkRoot?: string } = {}): string {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseJsonExact, stringifyJsonExact } from '../../src/postgres/index.js';
+import { parseJsonExact, stringifyJsonExact } from '../../src/values/json-exact.js';
 
 describe('parseJsonExact / stringifyJsonExact', () => {
   it('keeps integers beyond 2^53 exactly, as bigint', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTaggedJson, encodeTaggedJson, IngestError, type Value } from '../../../src/index.js';
+import { decodeTaggedJson, encodeTaggedJson } from '../../../src/codecs/value-encoding.js';
+import { IngestError, type Value } from '../../../src/index.js';
 
 const roundTrip = (v: Value) => decodeTaggedJson(encodeTaggedJson(v));
 

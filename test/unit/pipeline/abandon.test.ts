@@ -12,11 +12,11 @@ import {
   ObjectStoreStagingProvider,
   type RejectedRow,
   type Row,
-  runStateKey,
   runUnit,
   type StagingProvider,
   sweepStaging,
 } from '../../../src/index.js';
+import { runStateKey } from '../../../src/pipeline/keys.js';
 import { failAtBatch, failOnce, slow } from '../../../src/testing/index.js';
 import { ids, memoryRun, range, rowsOf } from './helpers.js';
 

@@ -7,14 +7,13 @@ import { describe, expect, it } from 'vitest';
 import {
   IngestError,
   type KvStore,
-  leaseKey,
   MemoryObjectStore,
   ObjectStoreStagingProvider,
   type Row,
-  runStateKey,
   runUnit,
   type SourceEndpoint,
 } from '../../../src/index.js';
+import { leaseKey, runStateKey } from '../../../src/pipeline/keys.js';
 import { failAtBatch, failOnce, type MemorySource } from '../../../src/testing/index.js';
 import { ids, memoryRun, range, rowsOf } from './helpers.js';
 

@@ -14,10 +14,10 @@ import {
   MemoryObjectStore,
   MemoryStagingProvider,
   ObjectStoreStagingProvider,
-  runStateKey,
   runUnit,
   type StagingProvider,
 } from '../../../src/index.js';
+import { runStateKey } from '../../../src/pipeline/keys.js';
 import { failOnce } from '../../../src/testing/index.js';
 import { ids, memoryRun, range, rowsOf } from './helpers.js';
 

@@ -10,9 +10,9 @@ import {
   MemoryStagingProvider,
   type Row,
   type RunUnitOptions,
-  runStateKey,
   runUnit,
 } from '../../../src/index.js';
+import { runStateKey } from '../../../src/pipeline/keys.js';
 import { failAtBatch, failOnce, MemorySink, MemorySource, slow } from '../../../src/testing/index.js';
 
 const rowsOf = (from: number, to: number): Row[] =>

@@ -7,8 +7,8 @@ import {
   ObjectStoreStagingProvider,
   type PutOptions,
   type Row,
-  type StagingManifest,
 } from '../../../src/index.js';
+import type { StagingManifest } from '../../../src/staging/manifest.js';
 import { testContext } from '../../../src/testing/index.js';
 
 async function keysOf(store: ObjectStore, prefix = ''): Promise<string[]> {
