@@ -2,7 +2,7 @@ import type { Json } from './values.js';
 
 /**
  * A console- or pino-like logger. Every method takes a message and optional structured fields.
- * `console` satisfies it; pass a pino logger through {@link toLogger} if you want fields merged pino-style.
+ * `console` satisfies it, and so does a pino logger: every entry point adapts one (fields merged pino-style).
  * @public
  */
 export interface Logger {
