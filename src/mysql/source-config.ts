@@ -1,28 +1,23 @@
 import { z } from 'zod';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import { type SqlCheckpoint, type SqlCheckpointV1, type SqlUnitConfig, unitsSchema } from '../sql/source-config.js';
-import type { MySqlPoolLike } from './connection.js';
-import { mySqlConnectionStringSchema } from './connection.js';
+import { type SqlSourceConfig, sqlSourceConfigSchema, sqlSourceDescriptor } from '../sql/source-config.js';
+import { type MySqlPoolLike, mySqlConnectionStringSchema } from './connection.js';
 import { parseMySqlTableName } from './identifiers.js';
 import type { ZeroDatePolicy } from './type-mapping.js';
 
-/** Per-unit settings of {@link MySqlSource} (cursor, `lag`, `boundaryMaxRows`, key, columns). @public */
-export type MySqlUnitConfig = SqlUnitConfig;
+/** The unit settings and checkpoints every SQL source shares (docs/decisions/0005-incremental-boundaries.md). */
+export type {
+  SqlCheckpoint as MySqlCheckpoint,
+  SqlCheckpointV1 as MySqlCheckpointV1,
+  SqlUnitConfig as MySqlUnitConfig,
+} from '../sql/source-config.js';
 
-/** JSON config of the `mysql` source. @public */
-export interface MySqlSourceConfig {
-  /** `mysql://user:password@host:3306/db`; the password is registered as a secret and never reported. */
-  connectionString?: string;
-  /** Settings per unit id (`database.table`). */
-  units?: Record<string, MySqlUnitConfig>;
+/** JSON config of the `mysql` source; unit ids are `database.table`. @public */
+export interface MySqlSourceConfig extends SqlSourceConfig {
   /** Databases `collectMetadata` lists; every non-system database when absent. */
   databases?: string[];
-  /** Rows per batch when the run gives no `chunkSize` hint. @defaultValue 10000 */
-  batchSize?: number;
   /** A batch is cut once its rows hold about this many bytes, whatever the row count. @defaultValue 16777216 */
   batchMaxBytes?: number;
-  /** Pool size when the source builds its own pool. @defaultValue 4 */
-  maxConnections?: number;
   /**
    * Zero and partial-zero dates (`0000-00-00`, `2024-00-10`, `0000-00-00 00:00:00`) are not dates: `'null'` reads
    * them as `null` (date and time fields are then declared nullable, and each read logs how many it met), `'error'`
@@ -46,39 +41,15 @@ export interface MySqlSourceOptions extends MySqlSourceConfig {
  * ```
  * @public
  */
-export const mySqlSourceConfigSchema = z
-  .object({
-    connectionString: mySqlConnectionStringSchema.optional(),
-    units: unitsSchema(parseMySqlTableName),
-    databases: z.array(z.string().min(1)).optional(),
-    batchSize: z.number().int().positive().max(1_000_000).optional(),
-    batchMaxBytes: z.number().int().min(65_536).optional(),
-    maxConnections: z.number().int().positive().max(256).optional(),
-    zeroDates: z.enum(['null', 'error']).optional(),
-  })
-  .strict();
+export const mySqlSourceConfigSchema = sqlSourceConfigSchema(mySqlConnectionStringSchema, parseMySqlTableName, {
+  databases: z.array(z.string().min(1)).optional(),
+  batchMaxBytes: z.number().int().min(65_536).optional(),
+  zeroDates: z.enum(['null', 'error']).optional(),
+});
 
-/**
- * Descriptor of the MySQL/MariaDB source: id `mysql`, family `jdbc`, every capability.
- * @public
- */
-export const mySqlSourceDescriptor: EndpointDescriptor<MySqlSourceConfig> = {
-  id: 'mysql',
-  role: 'source',
-  family: 'jdbc',
-  title: 'MySQL / MariaDB',
-  version: '1.0.0',
-  capabilities: ['metadata.collect', 'metadata.preview', 'ingest.full', 'ingest.incremental'],
-  config: mySqlSourceConfigSchema,
-};
-
-/**
- * A checkpoint of the MySQL source (version 2, {@link SqlCheckpoint}): cursor values are the server's exact text
- * (`CAST(… AS CHAR)`: DATETIME(6) as `2024-01-02 03:04:05.123456`, TIMESTAMP in UTC, DECIMAL and BIGINT UNSIGNED with
- * every digit, binary as hex).
- * @public
- */
-export type MySqlCheckpoint = SqlCheckpoint;
-
-/** The checkpoint format of version 1 (`{ columns, values, key }`): still read, and migrated on the next commit. @public */
-export type MySqlCheckpointV1 = SqlCheckpointV1;
+/** Descriptor of the MySQL/MariaDB source: id `mysql`, family `jdbc`, every capability. @public */
+export const mySqlSourceDescriptor: EndpointDescriptor<MySqlSourceConfig> = sqlSourceDescriptor(
+  'mysql',
+  'MySQL / MariaDB',
+  mySqlSourceConfigSchema,
+);

@@ -1,29 +1,25 @@
 import { z } from 'zod';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import { type SqlCheckpoint, type SqlCheckpointV1, type SqlUnitConfig, unitsSchema } from '../sql/source-config.js';
+import { type SqlSourceConfig, sqlSourceConfigSchema, sqlSourceDescriptor } from '../sql/source-config.js';
 import { connectionStringSchema, type PgPoolLike } from './connection.js';
 import { parseTableName } from './identifiers.js';
 
-/** Per-unit settings of {@link PostgresSource} (cursor, `lag`, `boundaryMaxRows`, key, columns). @public */
-export type PostgresUnitConfig = SqlUnitConfig;
+/** The unit settings and checkpoints every SQL source shares (docs/decisions/0005-incremental-boundaries.md). */
+export type {
+  SqlCheckpoint as PostgresCheckpoint,
+  SqlCheckpointV1 as PostgresCheckpointV1,
+  SqlUnitConfig as PostgresUnitConfig,
+} from '../sql/source-config.js';
 
-/** JSON config of the `postgres` source (what the registry stores). @public */
-export interface PostgresSourceConfig {
-  /** `postgres://user:password@host:5432/db`; the password is registered as a secret and never reported. */
-  connectionString?: string;
-  /** Settings per unit id (`schema.table`). */
-  units?: Record<string, PostgresUnitConfig>;
+/** JSON config of the `postgres` source (what the registry stores); unit ids are `schema.table`. @public */
+export interface PostgresSourceConfig extends SqlSourceConfig {
   /** Schemas `collectMetadata` lists; every non-system schema when absent. */
   schemas?: string[];
-  /** Most rows per FETCH (and per batch) when the run gives no `chunkSize` hint. @defaultValue 10000 */
-  batchSize?: number;
   /**
    * Target bytes per FETCH: the rows per FETCH adapt to the observed row size so a batch of wide rows stays near this
    * size (at least one row per FETCH). @defaultValue 256 KiB
    */
   fetchMaxBytes?: number;
-  /** Pool size when the source builds its own pool. @defaultValue 4 */
-  maxConnections?: number;
 }
 
 /** Options of {@link PostgresSource}: the JSON config, or an injected pool instead of a connection string. @public */
@@ -41,42 +37,19 @@ export interface PostgresSourceOptions extends PostgresSourceConfig {
  * ```
  * @public
  */
-export const postgresSourceConfigSchema = z
-  .object({
-    connectionString: connectionStringSchema.optional(),
-    units: unitsSchema(parseTableName),
-    schemas: z.array(z.string().min(1)).optional(),
-    batchSize: z.number().int().positive().max(1_000_000).optional(),
-    fetchMaxBytes: z
-      .number()
-      .int()
-      .min(64 * 1024)
-      .max(1024 * 1024 * 1024)
-      .optional(),
-    maxConnections: z.number().int().positive().max(256).optional(),
-  })
-  .strict();
+export const postgresSourceConfigSchema = sqlSourceConfigSchema(connectionStringSchema, parseTableName, {
+  schemas: z.array(z.string().min(1)).optional(),
+  fetchMaxBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(1024 * 1024 * 1024)
+    .optional(),
+});
 
-/**
- * Descriptor of the PostgreSQL source: id `postgres`, family `jdbc`, every capability.
- * @public
- */
-export const postgresSourceDescriptor: EndpointDescriptor<PostgresSourceConfig> = {
-  id: 'postgres',
-  role: 'source',
-  family: 'jdbc',
-  title: 'PostgreSQL',
-  version: '1.0.0',
-  capabilities: ['metadata.collect', 'metadata.preview', 'ingest.full', 'ingest.incremental'],
-  config: postgresSourceConfigSchema,
-};
-
-/**
- * A checkpoint of the PostgreSQL source (version 2, {@link SqlCheckpoint}): cursor values are PostgreSQL's own text
- * of the column (`2024-01-01 00:00:00.000001+00`, `123.450`, `ab      ` for `char(8)`, `1010` for `bit(4)`).
- * @public
- */
-export type PostgresCheckpoint = SqlCheckpoint;
-
-/** The checkpoint format of version 1.x (`{ columns, values, key }`): still read, and migrated on the next commit. @public */
-export type PostgresCheckpointV1 = SqlCheckpointV1;
+/** Descriptor of the PostgreSQL source: id `postgres`, family `jdbc`, every capability. @public */
+export const postgresSourceDescriptor: EndpointDescriptor<PostgresSourceConfig> = sqlSourceDescriptor(
+  'postgres',
+  'PostgreSQL',
+  postgresSourceConfigSchema,
+);

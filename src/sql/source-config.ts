@@ -4,6 +4,7 @@
  * @internal
  */
 import { z } from 'zod';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import { IngestError } from '../errors/ingest-error.js';
 
 /** Per-unit settings of a SQL source (`PostgresSource`, `MySqlSource`). @public */
@@ -43,8 +44,42 @@ const columnList = (what: string) =>
     })
     .min(1, { error: `Expected \`${what}\` to name at least one column` });
 
-/** zod schema of `units`: settings per unit id, every id checked with the dialect's `parse`. @internal */
-export function unitsSchema(parse: (id: string) => unknown) {
+/** What the JSON config of every SQL source holds (each engine's config adds its own fields). @public */
+export interface SqlSourceConfig {
+  /** The server's URL (`postgres://…`, `mysql://…`); the password is registered as a secret and never reported. */
+  connectionString?: string;
+  /** Settings per unit id (`schema.table`; on MySQL `database.table`). */
+  units?: Record<string, SqlUnitConfig>;
+  /** Most rows per batch (on PostgreSQL also per FETCH) when the run gives no `chunkSize` hint. @defaultValue 10000 */
+  batchSize?: number;
+  /** Pool size when the source builds its own pool. @defaultValue 4 */
+  maxConnections?: number;
+}
+
+/** zod schema of a SQL source's config: the shared fields, unit ids checked with the engine's `parse`, and `own`. @internal */
+export function sqlSourceConfigSchema<T extends z.ZodRawShape>(
+  connectionString: z.ZodType<string>,
+  parse: (id: string) => unknown,
+  own: T,
+) {
+  return z
+    .object({
+      connectionString: connectionString.optional(),
+      units: unitsSchema(parse),
+      batchSize: z.number().int().positive().max(1_000_000).optional(),
+      maxConnections: z.number().int().positive().max(256).optional(),
+      ...own,
+    })
+    .strict();
+}
+
+/** The descriptor of a SQL source: family `jdbc`, every capability. @internal */
+export function sqlSourceDescriptor<C>(id: string, title: string, config: z.ZodType<C>): EndpointDescriptor<C> {
+  const capabilities = ['metadata.collect', 'metadata.preview', 'ingest.full', 'ingest.incremental'] as const;
+  return { id, role: 'source', family: 'jdbc', title, version: '1.0.0', capabilities: [...capabilities], config };
+}
+
+function unitsSchema(parse: (id: string) => unknown) {
   return z
     .record(
       z.string(),
