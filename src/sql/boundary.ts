@@ -13,7 +13,7 @@
  * @internal
  */
 import { invalidCheckpoint, type SqlCheckpoint } from './source-config.js';
-import type { SliceQuery, SourceColumn, SourceDialect, SourceUnit } from './source-dialect.js';
+import type { Dedupe, SliceQuery, SourceColumn, SourceDialect, SourceUnit, SqlParams } from './source-dialect.js';
 
 /** The dialect expressions the pure part uses. */
 type Sql<C extends SourceColumn> = Pick<
@@ -22,7 +22,7 @@ type Sql<C extends SourceColumn> = Pick<
 >;
 
 /** Bound parameters of one statement. */
-export class Params {
+export class Params implements SqlParams {
   readonly values: unknown[] = [];
   constructor(private readonly d: Pick<SourceDialect<any, unknown>, 'param' | 'cast'>) {}
   /** A parameter as it is. */
@@ -34,12 +34,6 @@ export class Params {
   add<C extends SourceColumn>(value: string, c: C): string {
     return this.d.cast(this.raw(value), c);
   }
-}
-
-/** Which copies of each fingerprint a region keeps: those after the `seen` copies, at most `expect` copies in all. */
-export interface Dedupe {
-  seen: string;
-  expect: string | null;
 }
 
 /** Where the previous run left off (a version-1 checkpoint converted, see `source-plan.ts`). */
@@ -279,7 +273,9 @@ export function readParts<C extends SourceColumn>(
       b.from && b.upper
         ? `(${g.between(b.from, b.upper, p)} AND (${g.afterResume(r, p)} OR ${g.inOldWindow(r, p)}))`
         : 'FALSE';
-    parts.push({ where: [`(${window} OR ${g.special})`], p, dedupe: { seen: r?.seen ?? '', expect: b.expect } });
+    // `expect` holds this key range's fingerprints only; the range condition lets the server skip the others
+    const where = [`(${window} OR ${g.special})`, ...g.pkRange(b, p)];
+    parts.push({ where, p, dedupe: { seen: r?.seen ?? '', expect: b.expect } });
   }
   return parts;
 }

@@ -6,12 +6,26 @@
  */
 import type { IngestionContext } from '../contracts/context.js';
 import type { RecordSchema, Row, Value } from '../contracts/values.js';
-import type { Dedupe, Params } from './boundary.js';
 import type { SqlDialect, SqlTable } from './dialect.js';
 
 /** A column as the shared code needs it (each engine's catalog column extends it). */
 export interface SourceColumn {
   name: string;
+}
+
+/** Bound parameters of one statement (`Params` in boundary.ts). */
+export interface SqlParams {
+  readonly values: unknown[];
+  /** A parameter as it is; returns its placeholder. */
+  raw(value: unknown): string;
+  /** A text value cast to the column's type. */
+  add(value: string, c: SourceColumn): string;
+}
+
+/** Which copies of each fingerprint a region keeps: those after the `seen` copies, at most `expect` copies in all. */
+export interface Dedupe {
+  seen: string;
+  expect: string | null;
 }
 
 /** A table or view as the engine's catalog describes it (`schema` is MySQL's database). */
@@ -24,7 +38,7 @@ export interface SourceTable<C extends SourceColumn> extends SqlTable {
 }
 
 /** `lag` checked against its cursor column: SQL for the window start (as text) below `upper`, never below `floor`. */
-export type LagStart = (p: Params, upper: string, floor: string | null) => string;
+export type LagStart = (p: SqlParams, upper: string, floor: string | null) => string;
 
 /** A unit resolved against the catalog. */
 export interface SourceUnit<C extends SourceColumn> {
@@ -78,12 +92,12 @@ export interface SourceDialect<C extends SourceColumn, S> extends SqlDialect {
   /** Check `lag` against the first cursor column. @throws IngestError `config_invalid` */
   lag(unitId: string, c: C | undefined, lag: string | number): LagStart;
   /** n−1 distinct primary-key cut points splitting the rows of `where` into n ranges of about `rows / n` rows. */
-  splitPoints(s: S, unit: SourceUnit<C>, where: string, p: Params, n: number, rows: number): Promise<string[]>;
+  splitPoints(s: S, unit: SourceUnit<C>, where: string, p: SqlParams, n: number, rows: number): Promise<string[]>;
   /**
    * Dedupe in SQL: the columns `names` (quoted) of the rows of `from` (`table t WHERE …`) minus the copies in
    * `d.seen`, at most `d.expect` copies. Absent: the client filters by the fingerprint column ({@link SliceQuery.dedupe}).
    */
-  dedupeSql?(names: string[], fp: string, from: string, p: Params, d: Dedupe): string;
+  dedupeSql?(names: string[], fp: string, from: string, p: SqlParams, d: Dedupe): string;
   /** Stream the rows of one query in batches of at most `batchRows`. */
   stream(s: S, unit: SourceUnit<C>, q: SliceQuery, ctx: IngestionContext, batchRows: number): AsyncIterable<Row[]>;
   /** End a pool the source built itself. */
