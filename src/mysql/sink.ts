@@ -2,12 +2,13 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
-import type { Value } from '../contracts/values.js';
+import type { ImportSlice } from '../contracts/sink-endpoint.js';
+import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import type { ImportProgress } from '../sql/import-progress.js';
 import { type LedgerSinkDialect, type LoadPlan, RowProblem, type SliceLoader } from '../sql/ledger-dialect.js';
-import { LedgerSink } from '../sql/ledger-sink.js';
+import { LedgerSink, SqlLedgerSink } from '../sql/ledger-sink.js';
+import { countLines, rowText } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { describeMySqlTable, type MySqlColumnInfo } from './catalog.js';
 import { endPool, type MySqlPoolLike, MySqlSession, parseMySqlEndpointOptions } from './connection.js';
@@ -62,35 +63,19 @@ const encodingOf = (c: MySqlColumnInfo): LoadDataEncoding =>
  * @throws IngestError `config_invalid` for bad options; `import` throws `row_rejected`, `sink_failed` (retryable for connection errors), `aborted`.
  * @public
  */
-export class MySqlSink implements SinkEndpoint {
+export class MySqlSink extends SqlLedgerSink {
   readonly descriptor: EndpointDescriptor<MySqlSinkConfig> = mySqlSinkDescriptor;
-  readonly #sink: LedgerSink<MySqlSession, MySqlColumnInfo>;
 
   constructor(options: MySqlSinkOptions) {
-    const { config, connection } = parseMySqlEndpointOptions('MySqlSink', mySqlSinkConfigSchema, options);
-    const { pool } = connection;
-    const schema = config.schema ?? config.database;
-    const end = connection.owned ? () => endPool(pool) : undefined;
-    this.#sink = new LedgerSink(mySqlLedgerDialect(pool, config), { ...config, schema }, end);
+    const { config, connection: c } = parseMySqlEndpointOptions('MySqlSink', mySqlSinkConfigSchema, options);
+    const core = { ...config, schema: config.schema ?? config.database };
+    super(new LedgerSink(mySqlLedgerDialect(c.pool, config), core, c.owned ? () => endPool(c.pool) : undefined));
   }
 
-  /** The target table of a unit: `tables[unitId]`, else the sink database + the unit's table name. @throws IngestError `config_invalid` */
+  /** The target table of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */
   targetOf(unitId: string, database?: string): MySqlTableName {
-    const t = this.#sink.targetOf(unitId, database);
+    const t = this.target(unitId, database);
     return { database: t.schema, name: t.name };
-  }
-
-  /**
-   * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
-   * @throws IngestError `row_rejected` (naming column, row and slice), `config_invalid`, `sink_failed`, `aborted`
-   */
-  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
-    return this.#sink.import(req, ctx);
-  }
-
-  /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
-  close(): Promise<void> {
-    return this.#sink.close();
   }
 }
 
@@ -244,8 +229,7 @@ class Loader implements SliceLoader<MySqlSession> {
     async function* chunks(): AsyncGenerator<Uint8Array> {
       for await (const chunk of slice.reader.iterEncoded!()) {
         self.#checkAborted();
-        let n = 0;
-        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) n++;
+        const n = countLines(chunk);
         sent += n;
         yield chunk;
         self.progress.add(n, slice.index);
@@ -265,30 +249,18 @@ class Loader implements SliceLoader<MySqlSession> {
 
   /** Rows encoded (values checked against their columns) as LOAD DATA text. */
   async #loadRows(s: MySqlSession, table: string, slice: ImportSlice): Promise<number> {
-    const cols = this.plan.columns;
     let sent = 0;
-    const self = this;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let text = '';
-      for await (const batch of slice.reader.iterBatches(self.#batch)) {
-        self.#checkAborted();
-        for (const row of batch) {
-          const values = self.#encode(row, sent + 1);
-          sent++;
-          let line = '';
-          for (let i = 0; i < values.length; i++) line += (i ? '\t' : '') + tsvField(values[i]);
-          text += `${line}\n`;
-          if (text.length >= INFILE_CHUNK) {
-            yield Buffer.from(text, 'utf8');
-            text = '';
-          }
-        }
-        self.progress.add(batch.length, slice.index);
-      }
-      if (text) yield Buffer.from(text, 'utf8');
-    }
-    const fields = cols.map((c) => ({ column: c.name, encoding: encodingOf(c) }));
-    await this.#checkLoaded(s, await this.#loadData(s, table, slice, fields, chunks()), sent);
+    const encode = (row: Row, n: number) => {
+      const values = this.#encode(row, n);
+      sent = n;
+      let line = '';
+      for (let i = 0; i < values.length; i++) line += (i ? '\t' : '') + tsvField(values[i]);
+      return `${line}\n`;
+    };
+    const on = { batch: () => this.#checkAborted(), rows: (n: number) => this.progress.add(n, slice.index) };
+    const chunks = rowText(slice.reader.iterBatches(this.#batch), INFILE_CHUNK, encode, on);
+    const fields = this.plan.columns.map((c) => ({ column: c.name, encoding: encodingOf(c) }));
+    await this.#checkLoaded(s, await this.#loadData(s, table, slice, fields, chunks), sent);
     return sent;
   }
 
@@ -353,7 +325,7 @@ class Loader implements SliceLoader<MySqlSession> {
   }
 
   /** Encode row number `row` (values checked against their columns); a bad value is a RowProblem naming the column. */
-  #encode(row: Record<string, Value>, n: number): Array<string | Uint8Array | null> {
+  #encode(row: Row, n: number): Array<string | Uint8Array | null> {
     const cols = this.plan.columns;
     const out = new Array<string | Uint8Array | null>(cols.length);
     try {

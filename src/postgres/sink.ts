@@ -4,8 +4,8 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
-import type { FieldSchema } from '../contracts/values.js';
+import type { ImportRequest } from '../contracts/sink-endpoint.js';
+import type { FieldSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import type { ImportProgress } from '../sql/import-progress.js';
 import {
@@ -15,7 +15,8 @@ import {
   RowProblem,
   type SliceLoader,
 } from '../sql/ledger-dialect.js';
-import { LedgerSink } from '../sql/ledger-sink.js';
+import { LedgerSink, SqlLedgerSink } from '../sql/ledger-sink.js';
+import { rowText } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { type ColumnInfo, describeTable } from './catalog.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
@@ -83,33 +84,17 @@ const session = (client: pg.PoolClient): PgSession => ({
  * @throws IngestError `config_invalid` for bad options; `import` throws `row_rejected`, `sink_failed` (retryable for connection errors), `sink_busy` (retryable), `aborted`.
  * @public
  */
-export class PostgresSink implements SinkEndpoint {
+export class PostgresSink extends SqlLedgerSink {
   readonly descriptor: EndpointDescriptor<PostgresSinkConfig> = postgresSinkDescriptor;
-  readonly #sink: LedgerSink<PgSession, ColumnInfo>;
 
   constructor(options: PostgresSinkOptions) {
-    const { config, connection } = parseEndpointOptions('PostgresSink', postgresSinkConfigSchema, options);
-    const { pool } = connection;
-    const end = connection.owned ? () => pool.end().catch(() => {}) : undefined;
-    this.#sink = new LedgerSink(pgLedgerDialect(pool, config), config, end);
+    const { config, connection: c } = parseEndpointOptions('PostgresSink', postgresSinkConfigSchema, options);
+    super(new LedgerSink(pgDialect(c.pool, config), config, c.owned ? () => c.pool.end().catch(() => {}) : undefined));
   }
 
   /** The target table of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */
   targetOf(unitId: string): TableName {
-    return this.#sink.targetOf(unitId);
-  }
-
-  /**
-   * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
-   * @throws IngestError `row_rejected` (naming column and slice), `config_invalid`, `sink_failed`, `sink_busy`, `aborted`
-   */
-  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
-    return this.#sink.import(req, ctx);
-  }
-
-  /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
-  close(): Promise<void> {
-    return this.#sink.close();
+    return this.target(unitId);
   }
 }
 
@@ -142,7 +127,7 @@ export function cdmJdbcSink(options: PostgresSinkOptions): CdmJdbcSink {
 }
 
 /** PostgreSQL's part of the ledger sink (docs/decisions/0009-one-sql-layer.md). */
-function pgLedgerDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDialect<PgSession, ColumnInfo> {
+function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDialect<PgSession, ColumnInfo> {
   return {
     ...postgresDialect,
     sinkName: 'PostgresSink',
@@ -311,41 +296,24 @@ function copyLoader(
         seen.rows > 0
           ? Math.max(1, Math.min(maxRows, Math.floor(READ_BATCH_BYTES / Math.max(1, seen.chars / seen.rows))))
           : Math.min(maxRows, FIRST_READ_BATCH);
-      async function* chunks() {
-        let pending = '';
-        let row = 0;
-        for await (const batch of slice.reader.iterBatches(batchSize)) {
-          throwIfAborted(signal, what);
-          for (let i = 0; i < batch.length; i++) {
-            row++;
-            let text: string;
-            try {
-              text = encoder.encodeRow(batch[i]);
-              if (pending.length + text.length > COPY_CHUNK_BYTES && pending.length > 0) {
-                yield Buffer.from(pending, 'utf8');
-                pending = '';
-              }
-              pending += text;
-              seen.rows++;
-              seen.chars += text.length;
-            } catch (err) {
-              if (!(err instanceof RangeError)) throw err;
-              throw new IngestError(
-                'row_rejected',
-                `Row ${row} of slice ${slice.index} of run ${ctx.runId} is too large to encode for COPY into ${plan.targetSql}: ${err.message}`,
-                { cause: err, details: { table: plan.targetSql, slice: slice.index, row } },
-              );
-            }
-            if (pending.length >= COPY_CHUNK_BYTES) {
-              yield Buffer.from(pending, 'utf8');
-              pending = '';
-            }
-          }
-          onRows(batch.length);
+      const encode = (row: Row, n: number) => {
+        try {
+          const text = encoder.encodeRow(row);
+          seen.rows++;
+          seen.chars += text.length;
+          return text;
+        } catch (err) {
+          if (!(err instanceof RangeError)) throw err;
+          throw new IngestError(
+            'row_rejected',
+            `Row ${n} of slice ${slice.index} of run ${ctx.runId} is too large to encode for COPY into ${plan.targetSql}: ${err.message}`,
+            { cause: err, details: { table: plan.targetSql, slice: slice.index, row: n } },
+          );
         }
-        if (pending) yield Buffer.from(pending, 'utf8');
-      }
-      await copy(client, copySql, chunks());
+      };
+      const batch = () => throwIfAborted(signal, what);
+      const chunks = rowText(slice.reader.iterBatches(batchSize), COPY_CHUNK_BYTES, encode, { batch, rows: onRows });
+      await copy(client, copySql, chunks);
       return encoder.rows;
     },
   };

@@ -1,5 +1,6 @@
 import type { IngestionContext } from '../contracts/context.js';
-import type { ImportRequest, ImportResult, ImportSlice } from '../contracts/sink-endpoint.js';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
@@ -19,6 +20,15 @@ import {
 
 const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
 const DISPOSITIONS = ['append', 'replace', 'merge'];
+
+/** One import under way. */
+interface Job<S, C extends LedgerColumn> {
+  req: ImportRequest;
+  ctx: IngestionContext;
+  plan: LoadPlan<C>;
+  loader: SliceLoader<S>;
+  progress: ImportProgress;
+}
 
 /** The options every ledger sink takes. @internal */
 export interface LedgerSinkConfig {
@@ -101,9 +111,8 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
         ctx,
         req.slices.reduce((n, x) => n + x.rows, 0),
       );
-      const loader = await d.loader(s, plan, req, ctx, progress);
-      if (req.disposition === 'replace') return await this.#replace(s, req, ctx, plan, loader, progress);
-      return await this.#perSlice(s, req, ctx, plan, loader, progress);
+      const job = { req, ctx, plan, progress, loader: await d.loader(s, plan, req, ctx, progress) };
+      return await (req.disposition === 'replace' ? this.#replace(s, job) : this.#perSlice(s, job));
     } catch (err) {
       healthy = d.reusableAfter(err);
       if (IngestError.is(err)) throw err;
@@ -201,166 +210,125 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     return pk;
   }
 
-  async #perSlice(
-    first: S,
-    req: ImportRequest,
-    ctx: IngestionContext,
-    plan: LoadPlan<C>,
-    loader: SliceLoader<S>,
-    progress: ImportProgress,
-  ): Promise<ImportResult> {
+  async #perSlice(first: S, job: Job<S, C>): Promise<ImportResult> {
+    const { req, ctx, plan, loader, progress } = job;
     const d = this.dialect;
     const pk = req.disposition === 'merge' ? this.#mergeKey(req, plan) : [];
     // merge keeps slice order (a later slice's version of a key wins); append slices are independent. Connections
     // beyond the caller's are never waited for: a pool of one, or one busy with the application, cannot deadlock.
     const limit = pk.length ? 1 : Math.min(this.config.importConcurrency ?? 2, d.poolSize());
-    let committed = 0;
-    let skipped = 0;
+    const stage = pk.length ? d.stage : undefined;
     const what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`;
-    await runBounded(
-      req.slices,
-      limit,
-      async (slice, s) => {
-        if ((await this.#slice(s, req, ctx, plan, pk, slice, loader, progress)) === undefined) skipped++;
-        else committed++;
-      },
-      { first, more: () => d.open(what, { runId: ctx.runId }), release: (s, healthy) => s.release(healthy) },
-    );
+    let committed = 0;
+    const one = async (slice: ImportSlice, s: S) => {
+      throwIfAborted(ctx.signal, what);
+      if (stage?.drop) await s.query(stage.drop);
+      try {
+        const rows = await this.#transaction(s, job, [slice.index], { slice: slice.index }, async () => {
+          if (!stage) return [await loader.load(s, plan.targetSql, slice)];
+          const cols = plan.columns.map((c) => d.quote(c.name));
+          await s.query(stage.create(cols.join(', '), plan.targetSql));
+          const rows = await loader.load(s, stage.table, slice);
+          const rest = plan.columns.filter((c) => !pk.includes(c.name)).map((c) => d.quote(c.name));
+          await s.query(
+            stage.merge(
+              plan.targetSql,
+              cols,
+              pk.map((k) => d.quote(k)),
+              rest,
+            ),
+          );
+          return [rows];
+        });
+        if (rows === undefined) progress.add(slice.rows, slice.index, true);
+        else {
+          committed++;
+          progress.commit(rows, slice.index);
+        }
+      } finally {
+        if (stage?.drop) await s.query(stage.drop).catch(() => s.poison?.());
+      }
+    };
+    const more = () => d.open(what, { runId: ctx.runId });
+    await runBounded(req.slices, limit, one, { first, more, release: (s, healthy) => s.release(healthy) });
+    const skipped = req.slices.length - committed;
     return {
       rowsImported: progress.rows,
-      provenance: this.#provenance(plan, req, committed, skipped, progress.committedRows, loader),
+      provenance: this.#provenance(job, committed, skipped, progress.committedRows),
     };
   }
 
-  /** One slice in one transaction: claim it in the ledger (or skip it: returns undefined), load it, commit. */
-  async #slice(
+  /** Every slice after emptying the target, in one transaction with the ledger rows. */
+  async #replace(s: S, job: Job<S, C>): Promise<ImportResult> {
+    const { req, plan, loader, progress } = job;
+    const n = req.slices.length;
+    const at = { slice: -1 };
+    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
+      await s.query(this.dialect.clear(plan.targetSql));
+      const counts: number[] = [];
+      for (const slice of req.slices) {
+        at.slice = slice.index;
+        counts.push(await loader.load(s, plan.targetSql, slice));
+      }
+      return counts;
+    });
+    if (rows === undefined) {
+      for (const x of req.slices) progress.add(x.rows, x.index, true);
+      return { rowsImported: progress.rows, provenance: this.#provenance(job, 0, n, 0) };
+    }
+    progress.commit(rows, at.slice);
+    return { rowsImported: rows, provenance: this.#provenance(job, n, 0, rows) };
+  }
+
+  /**
+   * In one transaction: claim `slices` in the ledger — or roll back and return undefined when one was claimed
+   * before — then `load` them (their row counts, in order), write the counts in the ledger and commit; returns the
+   * rows loaded. A row that does not fit is `row_rejected` naming `at.slice`.
+   */
+  async #transaction(
     s: S,
-    req: ImportRequest,
-    ctx: IngestionContext,
-    plan: LoadPlan<C>,
-    pk: string[],
-    slice: ImportSlice,
-    loader: SliceLoader<S>,
-    progress: ImportProgress,
+    job: Job<S, C>,
+    slices: number[],
+    at: { slice: number },
+    load: () => Promise<number[]>,
   ): Promise<number | undefined> {
     const d = this.dialect;
-    throwIfAborted(ctx.signal, `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`);
-    const stage = pk.length ? d.stage : undefined;
-    if (stage?.drop) await s.query(stage.drop);
+    const { req, ctx, plan } = job;
+    const ledger = this.#ledger!;
+    const target = d.format(plan.target);
     await s.query(d.begin);
     let open = true;
     try {
-      if (!(await this.#claim(s, req, ctx, plan, [slice.index]))) {
+      const claim = { runId: ctx.runId, unitId: req.unitId, slices, target, disposition: req.disposition };
+      if (!(await d.claim(s, ledger, claim))) {
         await s.query('ROLLBACK');
         open = false;
-        progress.add(slice.rows, slice.index, true);
         return undefined;
       }
-      let rows: number;
-      if (stage) {
-        const cols = plan.columns.map((c) => d.quote(c.name));
-        await s.query(stage.create(cols.join(', '), plan.targetSql));
-        rows = await loader.load(s, stage.table, slice);
-        const rest = plan.columns.filter((c) => !pk.includes(c.name)).map((c) => d.quote(c.name));
+      const counts = await load();
+      const [p1, p2, p3, p4] = [1, 2, 3, 4].map((i) => d.param(i));
+      for (let i = 0; i < counts.length; i++) {
         await s.query(
-          stage.merge(
-            plan.targetSql,
-            cols,
-            pk.map((k) => d.quote(k)),
-            rest,
-          ),
+          `UPDATE ${d.qualified(ledger)} SET ${d.quote('rows')} = ${p1} WHERE run_id = ${p2} AND unit_id = ${p3} AND slice = ${p4}`,
+          [counts[i], ctx.runId, req.unitId, slices[i]],
         );
-      } else rows = await loader.load(s, plan.targetSql, slice);
-      await this.#setRows(s, req, ctx, slice.index, rows);
-      await s.query('COMMIT');
-      open = false;
-      progress.commit(rows, slice.index);
-      return rows;
-    } catch (err) {
-      if (open) await s.query('ROLLBACK').catch(() => s.poison?.());
-      throw this.#rowError(err, plan, slice.index, ctx.runId);
-    } finally {
-      if (stage?.drop) await s.query(stage.drop).catch(() => s.poison?.());
-    }
-  }
-
-  /** Every slice after emptying the target, in one transaction with the ledger rows. */
-  async #replace(
-    s: S,
-    req: ImportRequest,
-    ctx: IngestionContext,
-    plan: LoadPlan<C>,
-    loader: SliceLoader<S>,
-    progress: ImportProgress,
-  ): Promise<ImportResult> {
-    const d = this.dialect;
-    await s.query(d.begin);
-    let open = true;
-    let current = -1;
-    try {
-      if (!(await this.#claim(s, req, ctx, plan, req.slices.length ? req.slices.map((x) => x.index) : [-1]))) {
-        await s.query('ROLLBACK');
-        open = false;
-        for (const x of req.slices) progress.add(x.rows, x.index, true);
-        return {
-          rowsImported: progress.rows,
-          provenance: this.#provenance(plan, req, 0, req.slices.length, 0, loader),
-        };
-      }
-      await s.query(d.clear(plan.targetSql));
-      let imported = 0;
-      for (const slice of req.slices) {
-        current = slice.index;
-        const rows = await loader.load(s, plan.targetSql, slice);
-        await this.#setRows(s, req, ctx, slice.index, rows);
-        imported += rows;
       }
       await s.query('COMMIT');
       open = false;
-      progress.commit(imported, current);
-      return {
-        rowsImported: imported,
-        provenance: this.#provenance(plan, req, req.slices.length, 0, imported, loader),
-      };
+      return counts.reduce((a, b) => a + b, 0);
     } catch (err) {
       if (open) await s.query('ROLLBACK').catch(() => s.poison?.());
-      throw this.#rowError(err, plan, current, ctx.runId);
+      throw this.#rowError(err, plan, at.slice, ctx.runId);
     }
   }
 
-  #claim(s: S, req: ImportRequest, ctx: IngestionContext, plan: LoadPlan<C>, slices: number[]): Promise<boolean> {
-    const { runId } = ctx;
-    const { unitId, disposition } = req;
-    return this.dialect.claim(s, this.#ledger!, {
-      runId,
-      unitId,
-      slices,
-      target: this.dialect.format(plan.target),
-      disposition,
-    });
-  }
-
-  async #setRows(s: S, req: ImportRequest, ctx: IngestionContext, slice: number, rows: number): Promise<void> {
+  #provenance(job: Job<S, C>, committed: number, skipped: number, rows: number) {
     const d = this.dialect;
-    await s.query(
-      `UPDATE ${d.qualified(this.#ledger!)} SET ${d.quote('rows')} = ${d.param(1)} WHERE run_id = ${d.param(2)} AND unit_id = ${d.param(3)} AND slice = ${d.param(4)}`,
-      [rows, ctx.runId, req.unitId, slice],
-    );
-  }
-
-  #provenance(
-    plan: LoadPlan<C>,
-    req: ImportRequest,
-    committed: number,
-    skipped: number,
-    rows: number,
-    loader: SliceLoader<S>,
-  ) {
     return {
-      target: this.dialect.format(plan.target),
-      ledger: this.dialect.format(this.#ledger!),
-      disposition: req.disposition,
-      ...loader.provenance?.(),
+      target: d.format(job.plan.target),
+      ledger: d.format(this.#ledger!),
+      disposition: job.req.disposition,
+      ...job.loader.provenance?.(),
       slicesCommitted: committed,
       slicesSkipped: skipped,
       rowsCommitted: rows,
@@ -378,5 +346,39 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       `Slice ${slice} of run ${runId}: a row does not fit ${plan.targetSql}${column ? ` column ${JSON.stringify(column)}` : ''}${row ? ` (row ${row} of the slice)` : ''}: ${p.message}`,
       { cause: p.cause ?? p, details: { table: plan.targetSql, column, slice, row, ...p.code } },
     );
+  }
+}
+
+/**
+ * What the SQL sinks (`PostgresSink`, `MySqlSink`) have in common: `import` and `close` answered by the one ledger
+ * sink algorithm with the engine's dialect (docs/decisions/0009-one-sql-layer.md). Not constructed directly.
+ * @public
+ */
+export abstract class SqlLedgerSink implements SinkEndpoint {
+  abstract readonly descriptor: EndpointDescriptor;
+  readonly #core: LedgerSink<any, any>;
+
+  /** @internal */
+  protected constructor(core: LedgerSink<any, any>) {
+    this.#core = core;
+  }
+
+  /**
+   * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
+   * @throws IngestError `row_rejected` (naming column, row and slice), `config_invalid`, `sink_failed` (retryable for
+   * connection errors), `sink_busy` (PostgreSQL, retryable), `aborted`
+   */
+  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    return this.#core.import(req, ctx);
+  }
+
+  /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
+  close(): Promise<void> {
+    return this.#core.close();
+  }
+
+  /** @internal */
+  protected target(unitId: string, schema?: string): SqlTable {
+    return this.#core.targetOf(unitId, schema);
   }
 }
