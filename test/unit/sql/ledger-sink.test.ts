@@ -3,6 +3,8 @@ import type { ImportRequest, ImportSlice } from '../../../src/contracts/sink-end
 import type { RecordReader } from '../../../src/contracts/staging.js';
 import type { Row } from '../../../src/contracts/values.js';
 import { IngestError } from '../../../src/errors/ingest-error.js';
+import { MySqlSink } from '../../../src/mysql/index.js';
+import { PostgresSink } from '../../../src/postgres/index.js';
 import type { SqlDialect } from '../../../src/sql/dialect.js';
 import {
   type LedgerColumn,
@@ -215,5 +217,26 @@ describe('rowText / countLines', () => {
     expect(pieces).toEqual(['1aaaa\n', '2bbbb\n', '3cccc\n']);
     expect(seen).toEqual([2, 1]);
     expect(countLines(Buffer.from(pieces.join('')))).toBe(3);
+  });
+});
+
+describe('one option name across the SQL sinks', () => {
+  const pool = { getConnection() {}, end() {} };
+  it('MySqlSink takes `schema` (MySQL database), `database` stays a deprecated alias; two different values are refused', () => {
+    expect(new MySqlSink({ pool, schema: 'dwh' }).targetOf('x.t')).toEqual({ database: 'dwh', name: 't' });
+    expect(new MySqlSink({ pool, database: 'dwh' }).targetOf('x.t')).toEqual({ database: 'dwh', name: 't' });
+    expect(new MySqlSink({ pool, schema: 'dwh', database: 'dwh' }).targetOf('x.t')).toEqual({
+      database: 'dwh',
+      name: 't',
+    });
+    expect(() => new MySqlSink({ pool, schema: 'dwh', database: 'other' })).toThrow(
+      expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/`schema`.*`database`/) }),
+    );
+    expect(
+      new PostgresSink({ pool: { connect() {}, query() {}, end() {} } as never, schema: 'dwh' }).targetOf('x.t'),
+    ).toEqual({
+      schema: 'dwh',
+      name: 't',
+    });
   });
 });
