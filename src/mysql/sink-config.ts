@@ -13,11 +13,20 @@ export type MySqlLoadMethod = 'auto' | 'load-data' | 'insert';
 export interface MySqlSinkConfig {
   /** `mysql://user:password@host:3306/db`; the password is registered as a secret and never reported. */
   connectionString?: string;
-  /** Database of target tables (target = this database + the unit's table name). @defaultValue the connection's database */
+  /**
+   * Schema (MySQL's database) of target tables (target = this schema + the unit's table name); the same name as
+   * PostgreSQL's `schema`. @defaultValue the connection's database
+   */
+  schema?: string;
+  /**
+   * The former name of {@link MySqlSinkConfig.schema}, still read; giving both with different values is
+   * `config_invalid`.
+   * @deprecated Use `schema` (MySQL's database is its schema); `database` goes away in the next major version.
+   */
   database?: string;
-  /** Explicit targets: unit id → `database.table` (or a table name in the sink database). */
+  /** Explicit targets: unit id → `database.table` (or a table name in the sink schema). */
   tables?: Record<string, string>;
-  /** Load ledger, `database.table` or a table name in the sink database. @defaultValue '_nucleus_ingest_ledger' */
+  /** Load ledger, `database.table` or a table name in the sink schema. @defaultValue '_nucleus_ingest_ledger' */
   ledgerTable?: string;
   /** Pool size when the sink builds its own pool. @defaultValue 4 */
   maxConnections?: number;
@@ -49,6 +58,7 @@ export interface MySqlSinkOptions extends MySqlSinkConfig {
 export const mySqlSinkConfigSchema = z
   .object({
     connectionString: mySqlConnectionStringSchema.optional(),
+    schema: z.string().min(1).max(64).optional(),
     database: z.string().min(1).max(64).optional(),
     tables: z.record(z.string().min(1), z.string().min(1)).optional(),
     ledgerTable: z.string().min(1).optional(),
@@ -58,7 +68,11 @@ export const mySqlSinkConfigSchema = z
     loadMethod: z.enum(['auto', 'load-data', 'insert']).optional(),
     maxStatementBytes: z.number().int().min(65_536).max(1_073_741_824).optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.schema === undefined || c.database === undefined || c.schema === c.database, {
+    error: 'Pass `schema` (or its deprecated alias `database`), not both with different values',
+    path: ['database'],
+  });
 
 /**
  * Descriptor of the MySQL/MariaDB sink (id `mysql`).

@@ -6,6 +6,7 @@ import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
 import type { EncodedBatch } from '../contracts/source-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { countLines } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
 import { quoteIdentifier } from './identifiers.js';
@@ -223,11 +224,7 @@ export async function copyInSlice(
   async function* chunks(): AsyncGenerator<Uint8Array> {
     for await (const chunk of slice.reader.iterEncoded!()) {
       throwIfAborted(signal, what);
-      if (onRows) {
-        let n = 0;
-        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) n++;
-        onRows(n);
-      }
+      onRows?.(countLines(chunk));
       yield chunk;
     }
   }

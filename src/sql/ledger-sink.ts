@@ -1,0 +1,384 @@
+import type { IngestionContext } from '../contracts/context.js';
+import type { EndpointDescriptor } from '../contracts/endpoint.js';
+import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { RecordSchema } from '../contracts/values.js';
+import { IngestError } from '../errors/ingest-error.js';
+import { throwIfAborted } from '../util/abort.js';
+import { runBounded } from '../util/concurrency.js';
+import type { SqlTable } from './dialect.js';
+import { ImportProgress } from './import-progress.js';
+import { inferSchema } from './infer-schema.js';
+import {
+  type LedgerColumn,
+  type LedgerSession,
+  type LedgerSinkDialect,
+  type LedgerTableInfo,
+  type LoadPlan,
+  RowProblem,
+  type SliceLoader,
+} from './ledger-dialect.js';
+
+const DEFAULT_LEDGER = '_nucleus_ingest_ledger';
+const DISPOSITIONS = ['append', 'replace', 'merge'];
+
+/** One import under way. */
+interface Job<S, C extends LedgerColumn> {
+  req: ImportRequest;
+  ctx: IngestionContext;
+  plan: LoadPlan<C>;
+  loader: SliceLoader<S>;
+  progress: ImportProgress;
+}
+
+/** The options every ledger sink takes. @internal */
+export interface LedgerSinkConfig {
+  schema?: string;
+  tables?: Record<string, string>;
+  ledgerTable?: string;
+  importConcurrency?: number;
+}
+
+/**
+ * The exactly-once SQL sink, one algorithm for every engine (docs/decisions/0009-one-sql-layer.md); the engine's part
+ * is its {@link LedgerSinkDialect}. Creates the ledger and the missing target (from the staged or inferred schema),
+ * then: `append` and `merge` commit per slice — in ONE transaction it claims `(run_id, unit_id, slice)` in the
+ * ledger (a slice already there is skipped), loads the slice (for `merge` into a temporary stage table, then upserts
+ * it keeping the last row of a key), writes the slice's row count in the ledger and commits; `append` slices load in
+ * parallel, each on its own connection. `replace` empties the target and loads every slice in one transaction.
+ * @internal
+ */
+export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
+  #schema: string | undefined;
+  #ledger: SqlTable | undefined;
+  #ledgerReady: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(
+    readonly dialect: LedgerSinkDialect<S, C>,
+    readonly config: LedgerSinkConfig,
+    /** Ends the pool the sink owns (none for an injected pool). */
+    readonly end?: () => Promise<void>,
+  ) {
+    const d = dialect;
+    this.#schema = config.schema ?? d.defaultSchema;
+    if (this.#schema !== undefined) d.quote(this.#schema, 'sink schema name');
+    for (const t of Object.values(config.tables ?? {})) d.parse(t, d.tablesNeedSchema ? undefined : 'x');
+    if (config.ledgerTable) d.parse(config.ledgerTable, this.#schema ?? 'x');
+  }
+
+  /** The target of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */
+  targetOf(unitId: string, schema = this.#schema ?? ''): SqlTable {
+    const { tables } = this.config;
+    const explicit = tables?.[unitId];
+    if (explicit !== undefined && Object.hasOwn(tables!, unitId))
+      return this.dialect.parse(explicit, this.dialect.tablesNeedSchema ? undefined : schema);
+    return { schema, name: this.dialect.parse(unitId, schema).name };
+  }
+
+  /** Import the staged slices, idempotent per `(ctx.runId, unitId, slice)` through the ledger. */
+  async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    const d = this.dialect;
+    if (this.#closed) throw new IngestError('config_invalid', `${d.sinkName} already closed`);
+    let what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)} (run ${ctx.runId})`;
+    if (!DISPOSITIONS.includes(req.disposition)) {
+      throw new IngestError(
+        'config_invalid',
+        `${what}: unknown disposition ${JSON.stringify(req.disposition)} (append, replace or merge)`,
+      );
+    }
+    if (d.maxRunIdBytes !== undefined && Buffer.byteLength(ctx.runId, 'utf8') > d.maxRunIdBytes) {
+      throw new IngestError(
+        'config_invalid',
+        `${d.sinkName}: run id ${JSON.stringify(ctx.runId.slice(0, 40))}… is longer than ${d.maxRunIdBytes} bytes`,
+      );
+    }
+    throwIfAborted(ctx.signal, what);
+    const details = { unitId: req.unitId, endpointId: ctx.endpointId, sinkId: ctx.sinkId, runId: ctx.runId };
+    const s = await d.open(what, details);
+    let healthy = true;
+    try {
+      this.#schema ??= await d.currentSchema?.(s);
+      const target = this.targetOf(req.unitId);
+      const targetSql = d.qualified(target);
+      what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)} into ${targetSql} (run ${ctx.runId})`;
+      const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
+      for (const f of fields?.fields ?? []) d.quote(f.name, 'column name');
+      await this.#ensureLedger(s);
+      const info =
+        (await d.describe(s, target)) ?? (await this.#createTarget(s, target, targetSql, fields, req.primaryKey, ctx));
+      const plan = this.#plan(target, targetSql, info, fields);
+      const progress = new ImportProgress(
+        ctx,
+        req.slices.reduce((n, x) => n + x.rows, 0),
+      );
+      const job = { req, ctx, plan, progress, loader: await d.loader(s, plan, req, ctx, progress) };
+      return await (req.disposition === 'replace' ? this.#replace(s, job) : this.#perSlice(s, job));
+    } catch (err) {
+      healthy = d.reusableAfter(err);
+      if (IngestError.is(err)) throw err;
+      throw d.importError?.(err, what, details) ?? d.wrap(err, 'sink_failed', `${what} failed`, details);
+    } finally {
+      s.release(healthy);
+    }
+  }
+
+  /** End the pool the sink built (an injected pool is left open). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.end?.();
+  }
+
+  async #ensureLedger(s: S): Promise<void> {
+    const d = this.dialect;
+    const ledger = (this.#ledger ??= d.parse(this.config.ledgerTable ?? DEFAULT_LEDGER, this.#schema));
+    this.#ledgerReady ??= d.createTable(s, ledger, d.ledgerDdl(d.qualified(ledger)));
+    try {
+      await this.#ledgerReady;
+    } catch (err) {
+      this.#ledgerReady = undefined;
+      throw err;
+    }
+  }
+
+  async #createTarget(
+    s: S,
+    target: SqlTable,
+    targetSql: string,
+    schema: RecordSchema | undefined,
+    primaryKey: string[] | undefined,
+    ctx: IngestionContext,
+  ): Promise<LedgerTableInfo<C>> {
+    const d = this.dialect;
+    if (!schema?.fields.length) {
+      throw new IngestError(
+        'config_invalid',
+        `Target ${targetSql} does not exist and the staged data has no schema to create it from`,
+      );
+    }
+    const pk = primaryKey ?? schema.primaryKey ?? [];
+    const cols: string[] = [];
+    for (const f of schema.fields) {
+      const inKey = pk.includes(f.name);
+      const type = await d.columnType(s, f, inKey, targetSql, ctx);
+      cols.push(`${d.quote(f.name, 'column name')} ${type}${f.nullable && !inKey ? ' NULL' : ' NOT NULL'}`);
+    }
+    if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => d.quote(k, 'primary key column')).join(', ')})`);
+    await d.createTable(s, target, `CREATE TABLE IF NOT EXISTS ${targetSql} (${cols.join(', ')})${d.tableOptions}`);
+    const info = await d.describe(s, target);
+    if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
+    return info;
+  }
+
+  /** The target's columns of the staged fields, in their order; generated columns compute their own values. */
+  #plan(target: SqlTable, targetSql: string, info: LedgerTableInfo<C>, schema: RecordSchema | undefined): LoadPlan<C> {
+    const fold = this.dialect.caseInsensitiveColumns ? (n: string) => n.toLowerCase() : (n: string) => n;
+    const byName = new Map(info.columns.map((c) => [fold(c.name), c]));
+    const names = schema?.fields.length ? schema.fields.map((f) => f.name) : info.columns.map((c) => c.name);
+    const missing = names.filter((n) => !byName.has(fold(n)));
+    if (missing.length) {
+      throw new IngestError(
+        'config_invalid',
+        `Target ${targetSql} has no column ${missing.map((m) => JSON.stringify(m)).join(', ')} for the staged field${missing.length > 1 ? 's' : ''}`,
+        { details: { table: targetSql, missing } },
+      );
+    }
+    // the staged field's name is used to read rows
+    const columns = names.map((n) => ({ ...byName.get(fold(n))!, name: n })).filter((c) => !c.generated);
+    return { target, targetSql, columns, info, schema };
+  }
+
+  #mergeKey(req: ImportRequest, plan: LoadPlan<C>): string[] {
+    const { info, targetSql } = plan;
+    const pk = req.primaryKey ?? req.schema?.primaryKey ?? info.primaryKey;
+    if (!pk?.length) {
+      throw new IngestError(
+        'config_invalid',
+        `merge into ${targetSql} needs a primary key (none given, none staged, none on the table)`,
+      );
+    }
+    for (const k of pk) this.dialect.quote(k, 'primary key column');
+    const same = (a: string[]) =>
+      a.length === pk.length && [...a].sort().join('\u0000') === [...pk].sort().join('\u0000');
+    if (info.uniqueKeys && !same(info.primaryKey) && !info.uniqueKeys.some(same)) {
+      throw new IngestError(
+        'config_invalid',
+        `merge into ${targetSql} on ${JSON.stringify(pk)} needs a primary key or unique index on exactly those columns`,
+        { details: { table: targetSql, primaryKey: pk } },
+      );
+    }
+    return pk;
+  }
+
+  async #perSlice(first: S, job: Job<S, C>): Promise<ImportResult> {
+    const { req, ctx, plan, loader, progress } = job;
+    const d = this.dialect;
+    const pk = req.disposition === 'merge' ? this.#mergeKey(req, plan) : [];
+    // merge keeps slice order (a later slice's version of a key wins); append slices are independent. Connections
+    // beyond the caller's are never waited for: a pool of one, or one busy with the application, cannot deadlock.
+    const limit = pk.length ? 1 : Math.min(this.config.importConcurrency ?? 2, d.poolSize());
+    const stage = pk.length ? d.stage : undefined;
+    const what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`;
+    let committed = 0;
+    const one = async (slice: ImportSlice, s: S) => {
+      throwIfAborted(ctx.signal, what);
+      if (stage?.drop) await s.query(stage.drop);
+      try {
+        const rows = await this.#transaction(s, job, [slice.index], { slice: slice.index }, async () => {
+          if (!stage) return [await loader.load(s, plan.targetSql, slice)];
+          const cols = plan.columns.map((c) => d.quote(c.name));
+          await s.query(stage.create(cols.join(', '), plan.targetSql));
+          const rows = await loader.load(s, stage.table, slice);
+          const rest = plan.columns.filter((c) => !pk.includes(c.name)).map((c) => d.quote(c.name));
+          await s.query(
+            stage.merge(
+              plan.targetSql,
+              cols,
+              pk.map((k) => d.quote(k)),
+              rest,
+            ),
+          );
+          return [rows];
+        });
+        if (rows === undefined) progress.add(slice.rows, slice.index, true);
+        else {
+          committed++;
+          progress.commit(rows, slice.index);
+        }
+      } finally {
+        if (stage?.drop) await s.query(stage.drop).catch(() => s.poison?.());
+      }
+    };
+    const more = () => d.open(what, { runId: ctx.runId });
+    await runBounded(req.slices, limit, one, { first, more, release: (s, healthy) => s.release(healthy) });
+    const skipped = req.slices.length - committed;
+    return {
+      rowsImported: progress.rows,
+      provenance: this.#provenance(job, committed, skipped, progress.committedRows),
+    };
+  }
+
+  /** Every slice after emptying the target, in one transaction with the ledger rows. */
+  async #replace(s: S, job: Job<S, C>): Promise<ImportResult> {
+    const { req, plan, loader, progress } = job;
+    const n = req.slices.length;
+    const at = { slice: -1 };
+    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
+      await s.query(this.dialect.clear(plan.targetSql));
+      const counts: number[] = [];
+      for (const slice of req.slices) {
+        at.slice = slice.index;
+        counts.push(await loader.load(s, plan.targetSql, slice));
+      }
+      return counts;
+    });
+    if (rows === undefined) {
+      for (const x of req.slices) progress.add(x.rows, x.index, true);
+      return { rowsImported: progress.rows, provenance: this.#provenance(job, 0, n, 0) };
+    }
+    progress.commit(rows, at.slice);
+    return { rowsImported: rows, provenance: this.#provenance(job, n, 0, rows) };
+  }
+
+  /**
+   * In one transaction: claim `slices` in the ledger — or roll back and return undefined when one was claimed
+   * before — then `load` them (their row counts, in order), write the counts in the ledger and commit; returns the
+   * rows loaded. A row that does not fit is `row_rejected` naming `at.slice`.
+   */
+  async #transaction(
+    s: S,
+    job: Job<S, C>,
+    slices: number[],
+    at: { slice: number },
+    load: () => Promise<number[]>,
+  ): Promise<number | undefined> {
+    const d = this.dialect;
+    const { req, ctx, plan } = job;
+    const ledger = this.#ledger!;
+    const target = d.format(plan.target);
+    await s.query(d.begin);
+    let open = true;
+    try {
+      const claim = { runId: ctx.runId, unitId: req.unitId, slices, target, disposition: req.disposition };
+      if (!(await d.claim(s, ledger, claim))) {
+        await s.query('ROLLBACK');
+        open = false;
+        return undefined;
+      }
+      const counts = await load();
+      const [p1, p2, p3, p4] = [1, 2, 3, 4].map((i) => d.param(i));
+      for (let i = 0; i < counts.length; i++) {
+        await s.query(
+          `UPDATE ${d.qualified(ledger)} SET ${d.quote('rows')} = ${p1} WHERE run_id = ${p2} AND unit_id = ${p3} AND slice = ${p4}`,
+          [counts[i], ctx.runId, req.unitId, slices[i]],
+        );
+      }
+      await s.query('COMMIT');
+      open = false;
+      return counts.reduce((a, b) => a + b, 0);
+    } catch (err) {
+      if (open) await s.query('ROLLBACK').catch(() => s.poison?.());
+      throw this.#rowError(err, plan, at.slice, ctx.runId);
+    }
+  }
+
+  #provenance(job: Job<S, C>, committed: number, skipped: number, rows: number) {
+    const d = this.dialect;
+    return {
+      target: d.format(job.plan.target),
+      ledger: d.format(this.#ledger!),
+      disposition: job.req.disposition,
+      ...job.loader.provenance?.(),
+      slicesCommitted: committed,
+      slicesSkipped: skipped,
+      rowsCommitted: rows,
+    };
+  }
+
+  /** A failure inside a slice: a row that does not fit becomes `row_rejected` naming the column, row and slice. */
+  #rowError(err: unknown, plan: LoadPlan<C>, slice: number, runId: string): unknown {
+    if (IngestError.is(err)) return err;
+    const p = err instanceof RowProblem ? err : this.dialect.rowProblem(err);
+    if (!p) return err;
+    const { column, row } = p;
+    return new IngestError(
+      'row_rejected',
+      `Slice ${slice} of run ${runId}: a row does not fit ${plan.targetSql}${column ? ` column ${JSON.stringify(column)}` : ''}${row ? ` (row ${row} of the slice)` : ''}: ${p.message}`,
+      { cause: p.cause ?? p, details: { table: plan.targetSql, column, slice, row, ...p.code } },
+    );
+  }
+}
+
+/**
+ * What the SQL sinks (`PostgresSink`, `MySqlSink`) have in common: `import` and `close` answered by the one ledger
+ * sink algorithm with the engine's dialect (docs/decisions/0009-one-sql-layer.md). Not constructed directly.
+ * @public
+ */
+export abstract class SqlLedgerSink implements SinkEndpoint {
+  abstract readonly descriptor: EndpointDescriptor;
+  readonly #core: LedgerSink<any, any>;
+
+  /** @internal */
+  protected constructor(core: LedgerSink<any, any>) {
+    this.#core = core;
+  }
+
+  /**
+   * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
+   * @throws IngestError `row_rejected` (naming column, row and slice), `config_invalid`, `sink_failed` (retryable for
+   * connection errors), `sink_busy` (PostgreSQL, retryable), `aborted`
+   */
+  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    return this.#core.import(req, ctx);
+  }
+
+  /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
+  close(): Promise<void> {
+    return this.#core.close();
+  }
+
+  /** @internal */
+  protected target(unitId: string, schema?: string): SqlTable {
+    return this.#core.targetOf(unitId, schema);
+  }
+}
