@@ -1,4 +1,5 @@
 import { IngestError } from '../errors/ingest-error.js';
+import { splitQualifiedName } from '../sql/qualified-name.js';
 
 /** MySQL's and MariaDB's identifier limit, in characters (longer names are refused by the server). @public */
 export const MAX_IDENTIFIER_CHARS = 64;
@@ -84,51 +85,18 @@ export function qualifiedName(t: TableName): string {
  * @public
  */
 export function parseTableName(ref: string, defaultDatabase?: string): TableName {
-  const bad = (why: string) =>
-    new IngestError('config_invalid', `${why} in ${JSON.stringify(ref)}`, { details: { unitId: ref } });
-  if (typeof ref !== 'string' || !ref) throw bad('Expected a table reference');
-  const [database, rest] = readPart(ref, 0, bad);
-  if (rest === ref.length) {
-    if (defaultDatabase !== undefined) {
-      assertIdentifier(database, 'table name');
-      return { database: defaultDatabase, name: database };
-    }
-    throw new IngestError('config_invalid', `Expected ${JSON.stringify(ref)} to be 'database.table'`, {
+  if (typeof ref !== 'string' || !ref)
+    throw new IngestError('config_invalid', `Expected a table reference in ${JSON.stringify(ref)}`, {
       details: { unitId: ref },
     });
+  const { first: database, name, defaulted } = splitQualifiedName(ref, '`', 'database', defaultDatabase);
+  if (defaulted) {
+    assertIdentifier(name, 'table name');
+    return { database, name };
   }
-  if (ref[rest] !== '.') throw bad("Expected a '.' after the database");
-  let name: string;
-  if (ref[rest + 1] === '`') {
-    const [n, end] = readPart(ref, rest + 1, bad);
-    if (end !== ref.length) throw bad('Unexpected text after the table name');
-    name = n;
-  } else name = ref.slice(rest + 1);
   assertIdentifier(database, 'database name');
   assertIdentifier(name, 'table name');
   return { database, name };
-}
-
-function readPart(ref: string, i: number, bad: (why: string) => IngestError): [string, number] {
-  if (ref[i] !== '`') {
-    const dot = ref.indexOf('.', i);
-    return dot < 0 ? [ref.slice(i), ref.length] : [ref.slice(i, dot), dot];
-  }
-  let out = '';
-  let j = i + 1;
-  while (j < ref.length) {
-    if (ref[j] === '`') {
-      if (ref[j + 1] === '`') {
-        out += '`';
-        j += 2;
-        continue;
-      }
-      return [out, j + 1];
-    }
-    out += ref[j];
-    j++;
-  }
-  throw bad('Unterminated quoted identifier');
 }
 
 /**

@@ -1,4 +1,5 @@
 import { IngestError } from '../errors/ingest-error.js';
+import { splitQualifiedName } from '../sql/qualified-name.js';
 
 /** PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes of UTF-8. Longer names are truncated silently by the server. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -84,58 +85,11 @@ export function qualifiedName(t: TableName): string {
  * @public
  */
 export function parseTableName(ref: string, defaultSchema?: string): TableName {
-  const [schema, rest] = readPart(ref, 0);
-  if (rest === ref.length) {
-    if (defaultSchema !== undefined) return { schema: defaultSchema, name: schema };
-    throw new IngestError('config_invalid', `Expected ${JSON.stringify(ref)} to be 'schema.table'`, {
-      details: { unitId: ref },
-    });
-  }
-  if (ref[rest] !== '.') {
-    throw new IngestError('config_invalid', `Expected a '.' after the schema in ${JSON.stringify(ref)}`, {
-      details: { unitId: ref },
-    });
-  }
-  let name: string;
-  if (ref[rest + 1] === '"') {
-    const [n, end] = readPart(ref, rest + 1);
-    if (end !== ref.length) {
-      throw new IngestError('config_invalid', `Unexpected text after the table name in ${JSON.stringify(ref)}`, {
-        details: { unitId: ref },
-      });
-    }
-    name = n;
-  } else {
-    name = ref.slice(rest + 1);
-  }
+  const { first: schema, name, defaulted } = splitQualifiedName(ref, '"', 'schema', defaultSchema);
+  if (defaulted) return { schema, name };
   assertIdentifier(schema, 'schema name');
   assertIdentifier(name, 'table name');
   return { schema, name };
-}
-
-/** Read one part starting at `i`: a quoted identifier, or everything up to the next dot. Returns [name, index after]. */
-function readPart(ref: string, i: number): [string, number] {
-  if (ref[i] !== '"') {
-    const dot = ref.indexOf('.', i);
-    return dot < 0 ? [ref.slice(i), ref.length] : [ref.slice(i, dot), dot];
-  }
-  let out = '';
-  let j = i + 1;
-  while (j < ref.length) {
-    if (ref[j] === '"') {
-      if (ref[j + 1] === '"') {
-        out += '"';
-        j += 2;
-        continue;
-      }
-      return [out, j + 1];
-    }
-    out += ref[j];
-    j++;
-  }
-  throw new IngestError('config_invalid', `Unterminated quoted identifier in ${JSON.stringify(ref)}`, {
-    details: { unitId: ref },
-  });
 }
 
 /**
