@@ -10,7 +10,7 @@ const rows = Array.from({ length: 30 }, (_, i) => ({ id: i + 1, email: `user${i 
 
 describe('my users pipeline', () => {
   it('delivers every row once, even when the sink fails the first time', async () => {
-    const source = new MemorySource({ units: { users: { rows, cursorField: 'id', batchSize: 7 } } });
+    const source = new MemorySource({ units: { users: { rows, cursorColumns: ['id'], batchSize: 7 } } });
     const sink = new MemorySink();
     const kv = new MemoryKvStore();
     const staging = new MemoryStagingProvider();

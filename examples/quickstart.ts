@@ -12,7 +12,7 @@ const orders = Array.from({ length: 1000 }, (_, i) => ({
   created_at: new Date(Date.UTC(2026, 0, 1) + i * 60_000),
 }));
 
-const source = new MemorySource({ units: { orders: { rows: orders, cursorField: 'id', batchSize: 250 } } });
+const source = new MemorySource({ units: { orders: { rows: orders, cursorColumns: ['id'], batchSize: 250 } } });
 const sink = new MemorySink();
 const staging = new MemoryStagingProvider();
 const kv = new MemoryKvStore();

@@ -43,7 +43,7 @@ function wire(rows: Array<Record<string, unknown>>) {
     staging: new MemoryStagingProvider(),
     kv: new MemoryKvStore(),
     endpoints: {
-      crm: { endpointId: 'memory', config: { units: { users: { rows, cursorField: 'id' } } } },
+      crm: { endpointId: 'memory', config: { units: { users: { rows, cursorColumns: ['id'] } } } },
       lake: { endpointId: 'memory', config: {} },
     },
     defaultSinkId: 'lake',

@@ -24,7 +24,7 @@ export interface DescribeSourceOptions {
  * ```ts
  * import { MemorySource } from '@nucleus/ingestion/testing';
  * import { describeSourceEndpoint } from '@nucleus/ingestion/testing/vitest';
- * describeSourceEndpoint('memory', () => new MemorySource({ units: { u: { rows, cursorField: 'id', batchSize: 10 } } }), { unitId: 'u' });
+ * describeSourceEndpoint('memory', () => new MemorySource({ units: { u: { rows, cursorColumns: ['id'], batchSize: 10 } } }), { unitId: 'u' });
  * ```
  * @public
  */
