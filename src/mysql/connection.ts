@@ -4,11 +4,10 @@ import { z } from 'zod';
 import { IngestError } from '../errors/ingest-error.js';
 import {
   connectionStringField,
+  endpointOptionsParser,
   guardErrors,
-  parseSqlEndpointOptions,
   registerUrlPassword,
   type SqlEndpointPool,
-  type SqlPoolDriver,
 } from '../sql/endpoint-options.js';
 import { mySqlConnectionStringIssues } from './connection-string.js';
 import { wrapMySqlError } from './errors.js';
@@ -86,18 +85,19 @@ export const mySqlConnectionStringSchema = connectionStringField(
 /** A pool the endpoint uses, and whether it must end it on close. @internal */
 export type MySqlEndpointPool = SqlEndpointPool<MySqlPoolLike>;
 
-const mySqlPools: SqlPoolDriver<MySqlPoolLike> = {
+/**
+ * Validate a MySQL endpoint's options once (JSON config, injected mysql2 pool, connectionString XOR pool) in one
+ * `config_invalid`; then resolve the pool (an injected `mysql2/promise` pool: the callback pool behind it).
+ * @throws IngestError `config_invalid`
+ * @internal
+ */
+export const parseMySqlEndpointOptions = endpointOptionsParser<MySqlPoolLike>({
   check: z.custom<MySqlPoolLike>(
     (v) => typeof (v as any)?.getConnection === 'function' || typeof (v as any)?.pool?.getConnection === 'function',
     { error: 'Expected `pool` to be a mysql2 pool (mysql2.createPool() or mysql2/promise)' },
   ),
-  // a mysql2/promise pool: getConnection() returns a promise and the core (callback) pool is `.pool`
-  adopt: (pool) => {
-    const inner = (pool as { pool?: MySqlPoolLike }).pool;
-    return inner && typeof inner.getConnection === 'function' && typeof (pool as any).promise !== 'function'
-      ? inner
-      : pool;
-  },
+  adopt: (pool: any) =>
+    typeof pool.pool?.getConnection === 'function' && typeof pool.promise !== 'function' ? pool.pool : pool,
   own: (connectionString, max) => {
     const pool = mysql.createPool({
       ...parseMySqlConnectionString(connectionString),
@@ -107,21 +107,7 @@ const mySqlPools: SqlPoolDriver<MySqlPoolLike> = {
     pool.on('error' as never, () => {});
     return pool;
   },
-};
-
-/**
- * Validate a MySQL endpoint's options once (JSON config, injected mysql2 pool, connectionString XOR pool) in one
- * `config_invalid`; then resolve the pool.
- * @throws IngestError `config_invalid`
- * @internal
- */
-export function parseMySqlEndpointOptions<C extends { connectionString?: string; maxConnections?: number }>(
-  what: string,
-  schema: z.ZodType<C>,
-  options: (C & { pool?: MySqlPoolLike }) | undefined,
-): { config: C; connection: MySqlEndpointPool } {
-  return parseSqlEndpointOptions(what, schema, options, mySqlPools);
-}
+});
 
 /** End a pool, ignoring errors. @internal */
 export function endPool(pool: MySqlPoolLike): Promise<void> {
@@ -152,8 +138,6 @@ export class MySqlSession {
   #broken = false;
 
   private constructor(readonly raw: any) {
-    // one listener per connection, however often it is checked out: an 'error' without a listener would be an
-    // uncaught exception in the host; the failure still reaches the caller through the pending query
     guardErrors(raw, () => broken.add(raw));
   }
 

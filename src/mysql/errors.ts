@@ -1,6 +1,4 @@
-import type { IngestErrorCode } from '../errors/codes.js';
-import type { IngestError } from '../errors/ingest-error.js';
-import { isSocketError, wrapDriverError } from '../sql/driver-errors.js';
+import { type DriverErrorWrap, isSocketError, wrapDriverError } from '../sql/driver-errors.js';
 
 /** Fields of a server or driver error as mysql2 reports them (structural). */
 export interface MySqlErrorFields {
@@ -38,12 +36,7 @@ export function isMySqlConnectionError(err: unknown): boolean {
  * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
  * @internal
  */
-export function wrapMySqlError(
-  err: unknown,
-  code: IngestErrorCode,
-  message: string,
-  details: Record<string, unknown> = {},
-): IngestError {
+export const wrapMySqlError: DriverErrorWrap = (err, code, message, details = {}) => {
   const { code: c, errno } = (err ?? {}) as MySqlErrorFields;
   const n = typeof errno === 'number' ? errno : undefined;
   return wrapDriverError(err, code, message, {
@@ -51,7 +44,7 @@ export function wrapMySqlError(
     tag: typeof c === 'string' ? ` (${c}${n === undefined ? '' : ` ${n}`})` : '',
     details: { ...details, ...(typeof c === 'string' && { mysqlCode: c }), ...(n !== undefined && { errno: n }) },
   });
-}
+};
 
 /**
  * Server errors that mean "this row does not fit the target": out of range, truncated, incorrect value, too long,

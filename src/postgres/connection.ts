@@ -1,11 +1,10 @@
 import pg from 'pg';
 import { z } from 'zod';
 import {
+  endpointOptionsParser,
   guardErrors,
-  parseSqlEndpointOptions,
   registerUrlPassword,
   type SqlEndpointPool,
-  type SqlPoolDriver,
 } from '../sql/endpoint-options.js';
 import { connectionStringField } from './connection-string.js';
 
@@ -28,7 +27,12 @@ export const connectionStringSchema = connectionStringField('connectionString');
 /** A pool the endpoint uses, and whether it must end it on close. */
 export type EndpointPool = SqlEndpointPool<PgPoolLike>;
 
-const pgPools: SqlPoolDriver<PgPoolLike> = {
+/**
+ * Validate a PostgreSQL endpoint's options once (JSON config, injected `pg` pool, connectionString XOR pool) in one
+ * `config_invalid`; then resolve the pool.
+ * @throws IngestError `config_invalid`
+ */
+export const parseEndpointOptions = endpointOptionsParser<PgPoolLike>({
   check: z.custom<PgPoolLike>(
     (v) => typeof (v as PgPoolLike)?.connect === 'function' && typeof (v as PgPoolLike).query === 'function',
     { error: 'Expected `pool` to be a pg.Pool (with connect() and query())' },
@@ -39,26 +43,11 @@ const pgPools: SqlPoolDriver<PgPoolLike> = {
     pool.on('error', () => {});
     return pool;
   },
-};
-
-/**
- * Validate a PostgreSQL endpoint's options once (JSON config, injected `pg` pool, connectionString XOR pool) in one
- * `config_invalid`; then resolve the pool.
- * @throws IngestError `config_invalid`
- */
-export function parseEndpointOptions<C extends { connectionString?: string; maxConnections?: number }>(
-  what: string,
-  schema: z.ZodType<C>,
-  options: (C & { pool?: PgPoolLike }) | undefined,
-): { config: C; connection: EndpointPool } {
-  return parseSqlEndpointOptions(what, schema, options, pgPools);
-}
+});
 
 /**
  * A checked-out `pg` client emits `error` when its connection drops; without a listener that event would be an
  * uncaught exception in the host. The failure still reaches the caller through the pending query's rejection.
  * @internal
  */
-export function guardClient<C extends { on(event: 'error', fn: (err: Error) => void): unknown }>(client: C): C {
-  return guardErrors(client);
-}
+export const guardClient = guardErrors;

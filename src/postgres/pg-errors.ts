@@ -1,18 +1,11 @@
-import type { IngestErrorCode } from '../errors/codes.js';
-import type { IngestError } from '../errors/ingest-error.js';
-import { isSocketError, wrapDriverError } from '../sql/driver-errors.js';
+import { type DriverErrorWrap, isSocketError, wrapDriverError } from '../sql/driver-errors.js';
 
 /** Fields of a server error as `pg` reports them (structural: no dependency on pg's classes). */
 export interface PgErrorFields {
   code?: string;
   message?: string;
   column?: string;
-  table?: string;
-  schema?: string;
   where?: string;
-  detail?: string;
-  constraint?: string;
-  severity?: string;
 }
 
 const CONNECTION_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
@@ -37,19 +30,14 @@ export function isConnectionError(err: unknown): boolean {
  * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
  * The message keeps the server's text and SQLSTATE (never the connection string: IngestError scrubs it).
  */
-export function wrapPgError(
-  err: unknown,
-  code: IngestErrorCode,
-  message: string,
-  details: Record<string, unknown> = {},
-): IngestError {
+export const wrapPgError: DriverErrorWrap = (err, code, message, details = {}) => {
   const s = (err as PgErrorFields)?.code;
   return wrapDriverError(err, code, message, {
     transient: isConnectionError(err),
     tag: typeof s === 'string' && s.length === 5 ? ` (SQLSTATE ${s})` : '',
     details: { ...details, ...(typeof s === 'string' && { sqlstate: s }) },
   });
-}
+};
 
 /** The column named by a server error: its `column` field, or the `column x:` part of a COPY `where`. */
 export function errorColumn(err: unknown): string | undefined {

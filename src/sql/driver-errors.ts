@@ -1,6 +1,14 @@
 import type { IngestErrorCode } from '../errors/codes.js';
 import { IngestError } from '../errors/ingest-error.js';
 
+/** The `wrap(err, code, message, details)` of a driver (see {@link wrapDriverError}). @internal */
+export type DriverErrorWrap = (
+  err: unknown,
+  code: IngestErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+) => IngestError;
+
 /**
  * Wrap a driver error as an IngestError with `code` and the message `<message>: <driver's message><tag>` (`tag`
  * names the server's code: ` (SQLSTATE 23505)`), retryable when `transient`. Never a connection string: IngestError

@@ -19,29 +19,29 @@ export interface SqlPoolDriver<P> {
 }
 
 /**
- * Validate an endpoint's options once: its JSON config with `schema`, the injected pool, and the
- * connectionString-XOR-pool rule, reporting every issue in one `config_invalid`. Then resolve the pool (an owned one
- * has `maxConnections`, default 4).
- * @throws IngestError `config_invalid`
+ * The endpoint-options parser of one driver. It validates an endpoint's options once: its JSON config with `schema`,
+ * the injected pool, and the connectionString-XOR-pool rule, reporting every issue in one `config_invalid`; then
+ * resolves the pool (an owned one has `maxConnections`, default 4).
  * @internal
  */
-export function parseSqlEndpointOptions<C extends { connectionString?: string; maxConnections?: number }, P>(
-  what: string,
-  schema: z.ZodType<C>,
-  options: (C & { pool?: P }) | undefined,
-  driver: SqlPoolDriver<P>,
-): { config: C; connection: SqlEndpointPool<P> } {
-  const { pool, ...config } = options ?? ({} as C & { pool?: P });
-  const issues = [...(schema.safeParse(config).error?.issues ?? [])];
-  if (pool !== undefined)
-    issues.push(...(driver.check.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
-  const given = [options?.connectionString, pool].filter((v) => v !== undefined).length;
-  const xor = given ? 'Pass either `connectionString` or `pool`, not both' : 'Expected `connectionString` or `pool`';
-  if (given !== 1) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as z.core.$ZodIssue);
-  if (issues.length) throw configInvalid(`Invalid ${what} options`, issues);
-  const c = config as unknown as C;
-  if (pool !== undefined) return { config: c, connection: { pool: driver.adopt?.(pool) ?? pool, owned: false } };
-  return { config: c, connection: { pool: driver.own(c.connectionString!, c.maxConnections ?? 4), owned: true } };
+export function endpointOptionsParser<P>(driver: SqlPoolDriver<P>) {
+  return <C extends { connectionString?: string; maxConnections?: number }>(
+    what: string,
+    schema: z.ZodType<C>,
+    options: (C & { pool?: P }) | undefined,
+  ): { config: C; connection: SqlEndpointPool<P> } => {
+    const { pool, ...config } = options ?? ({} as C & { pool?: P });
+    const issues = [...(schema.safeParse(config).error?.issues ?? [])];
+    if (pool !== undefined)
+      issues.push(...(driver.check.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
+    const given = [options?.connectionString, pool].filter((v) => v !== undefined).length;
+    const xor = given ? 'Pass either `connectionString` or `pool`, not both' : 'Expected `connectionString` or `pool`';
+    if (given !== 1) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as z.core.$ZodIssue);
+    if (issues.length) throw configInvalid(`Invalid ${what} options`, issues);
+    const c = config as unknown as C;
+    if (pool !== undefined) return { config: c, connection: { pool: driver.adopt?.(pool) ?? pool, owned: false } };
+    return { config: c, connection: { pool: driver.own(c.connectionString!, c.maxConnections ?? 4), owned: true } };
+  };
 }
 
 /**
