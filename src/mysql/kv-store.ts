@@ -1,17 +1,11 @@
-import { type Kysely, sql } from 'kysely';
-import { type KvDialect, SqlKvStore } from '../sql/kv-store.js';
+import { sql } from 'kysely';
+import { type KvDialect, SqlKvStore, type SqlKvStoreOptions } from '../sql/kv-store.js';
 import { mySqlDialect } from './dialect.js';
 
 /** Options of {@link MySqlKvStore}. @public */
-export interface MySqlKvStoreOptions {
-  /** A kysely instance on `MysqlDialect` (a `mysql2` pool); MySQL 8 and MariaDB 10.6+ both work. */
-  db: Kysely<any>;
-  /** @defaultValue 'kv_entries' */
-  table?: string;
-  /** Database of the table; the connection's default database when absent. */
+export interface MySqlKvStoreOptions extends SqlKvStoreOptions {
+  /** Database of the table; the connection's default database when absent. MySQL 8 and MariaDB 10.6+ both work. */
   database?: string;
-  /** Rows fetched per round trip by `list`. @defaultValue 500 */
-  listPageSize?: number;
 }
 
 /**
@@ -22,8 +16,6 @@ export interface MySqlKvStoreOptions {
  */
 const mySqlKv: KvDialect = {
   ...mySqlDialect,
-  store: 'MySqlKvStore',
-  schemaOption: 'database',
   ddl: (t, _database, index) => [
     sql`CREATE TABLE IF NOT EXISTS ${t} (
       namespace VARBINARY(255) NOT NULL,
@@ -38,6 +30,8 @@ const mySqlKv: KvDialect = {
       KEY ${index} (expires_at)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ],
+  store: 'MySqlKvStore',
+  schemaOption: 'database',
   now: sql`UTC_TIMESTAMP(3)`,
   nowPlus: (ms) => sql`(UTC_TIMESTAMP(3) + INTERVAL ${sql.lit(ms * 1000)} MICROSECOND)`,
   epochMs: (column) => sql`TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${sql.ref(column)}) DIV 1000`,

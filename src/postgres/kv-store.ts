@@ -1,17 +1,11 @@
-import { type Kysely, sql } from 'kysely';
-import { type KvDialect, SqlKvStore } from '../sql/kv-store.js';
+import { sql } from 'kysely';
+import { type KvDialect, SqlKvStore, type SqlKvStoreOptions } from '../sql/kv-store.js';
 import { postgresDialect } from './dialect.js';
 
 /** Options of {@link PostgresKvStore}. @public */
-export interface PostgresKvStoreOptions {
-  /** Any kysely instance on a PostgreSQL dialect (a `pg` Pool through `PostgresDialect`, PGlite, …). */
-  db: Kysely<any>;
-  /** @defaultValue 'kv_entries' */
-  table?: string;
+export interface PostgresKvStoreOptions extends SqlKvStoreOptions {
   /** Schema of the table, created by `migrate()` when missing; unqualified (the connection's `search_path`) when absent. */
   schema?: string;
-  /** Rows fetched per round trip by `list`. @defaultValue 500 */
-  listPageSize?: number;
 }
 
 /**
@@ -21,8 +15,6 @@ export interface PostgresKvStoreOptions {
  */
 const postgresKv: KvDialect = {
   ...postgresDialect,
-  store: 'PostgresKvStore',
-  schemaOption: 'schema',
   ddl: (t, schema, index) => [
     ...(schema === undefined ? [] : [sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`]),
     sql`CREATE TABLE IF NOT EXISTS ${t} (
@@ -38,6 +30,8 @@ const postgresKv: KvDialect = {
     )`,
     sql`CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_at) WHERE expires_at IS NOT NULL`,
   ],
+  store: 'PostgresKvStore',
+  schemaOption: 'schema',
   now: sql`statement_timestamp()`,
   nowPlus: (ms) => sql`(statement_timestamp() + ${sql.lit(ms)} * interval '1 millisecond')`,
   epochMs: (column) => sql`floor(extract(epoch FROM ${sql.ref(column)}) * 1000)::bigint`,

@@ -34,10 +34,15 @@ export interface KvDialect extends SqlDialect {
   readonly migrateRaces: ReadonlySet<string | number | undefined>;
 }
 
-/** Options of every SQL KvStore; the table's schema is the option {@link KvDialect.schemaOption}. @internal */
-export type SqlKvStoreOptions = { db: Kysely<any>; table?: string; listPageSize?: number } & Partial<
-  Record<'schema' | 'database', string>
->;
+/** Options every SQL KvStore takes. @public */
+export interface SqlKvStoreOptions {
+  /** A kysely instance on the engine's dialect (`PostgresDialect` on a `pg` Pool, PGlite, `MysqlDialect`, …). */
+  db: Kysely<any>;
+  /** @defaultValue 'kv_entries' */
+  table?: string;
+  /** Rows fetched per round trip by `list`. @defaultValue 500 */
+  listPageSize?: number;
+}
 
 /** A selected row, as the driver returns it: keys and values as text or bytes, numbers as text or numbers. */
 type Row = Record<string, any>;
@@ -66,7 +71,7 @@ export class SqlKvStore implements KvStore {
   readonly #pageSize: number;
   readonly #live: RawBuilder<unknown>;
 
-  protected constructor(d: KvDialect, options: SqlKvStoreOptions) {
+  protected constructor(d: KvDialect, options: SqlKvStoreOptions & { schema?: string; database?: string }) {
     const name = z.string().min(1).optional();
     const res = z
       .object({
