@@ -220,16 +220,11 @@ export class SqlKvStore implements KvStore {
     for (const f of ['namespace', 'scopeId', 'key'] as const) {
       if (key[f].includes('\u0000'))
         throw new IngestError('config_invalid', `KV key \`${f}\` must not contain NUL characters`);
-      const bytes = Buffer.byteLength(key[f], 'utf8');
-      const max = this.#d.keyBytes?.[f] ?? Number.POSITIVE_INFINITY;
-      if (bytes > max)
-        throw new IngestError(
-          'config_invalid',
-          `KV key \`${f}\` is ${bytes} bytes long; ${this.#d.store} allows at most ${max}`,
-          {
-            details: { field: f, bytes },
-          },
-        );
+      const [bytes, max] = [Buffer.byteLength(key[f], 'utf8'), this.#d.keyBytes?.[f] ?? Number.POSITIVE_INFINITY];
+      if (bytes > max) {
+        const message = `KV key \`${f}\` is ${bytes} bytes long; ${this.#d.store} allows at most ${max}`;
+        throw new IngestError('config_invalid', message, { details: { field: f, bytes } });
+      }
     }
   }
 
