@@ -35,6 +35,7 @@ const mySqlKv: KvDialect = {
   now: sql`UTC_TIMESTAMP(3)`,
   nowPlus: (ms) => sql`(UTC_TIMESTAMP(3) + INTERVAL ${sql.lit(ms * 1000)} MICROSECOND)`,
   epochMs: (column) => sql`TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${sql.ref(column)}) DIV 1000`,
+  returning: false,
   valueText: sql`value`,
   keyBytes: { namespace: 255, scopeId: 255, key: 1024 },
   serverCode: (err) => (err as { errno?: number })?.errno,

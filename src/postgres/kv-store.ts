@@ -35,6 +35,7 @@ const postgresKv: KvDialect = {
   now: sql`statement_timestamp()`,
   nowPlus: (ms) => sql`(statement_timestamp() + ${sql.lit(ms)} * interval '1 millisecond')`,
   epochMs: (column) => sql`floor(extract(epoch FROM ${sql.ref(column)}) * 1000)::bigint`,
+  returning: true,
   valueText: sql`value::text`,
   serverCode: (err) => (err as { code?: string })?.code,
   // unique_violation (a concurrent first insert), deadlock_detected, serialization_failure

@@ -24,6 +24,8 @@ export interface KvDialect extends SqlDialect {
   epochMs(column: string): RawBuilder<unknown>;
   /** The `value` column as JSON text (never parsed by the driver). */
   readonly valueText: RawBuilder<unknown>;
+  /** Whether `INSERT` / `UPDATE … RETURNING` gives the written row (else it is read back). */
+  readonly returning: boolean;
   /** UTF-8 byte limits of the key fields, when the key columns bound them. */
   readonly keyBytes?: Readonly<Record<'namespace' | 'scopeId' | 'key', number>>;
   /** The server's code of an error (SQLSTATE / errno); `undefined` for client-side failures (then retryable). */
@@ -70,6 +72,7 @@ export class SqlKvStore implements KvStore {
   readonly #table: RawBuilder<unknown>;
   readonly #pageSize: number;
   readonly #live: RawBuilder<unknown>;
+  readonly #columns: RawBuilder<unknown>;
 
   protected constructor(d: KvDialect, options: SqlKvStoreOptions & { schema?: string; database?: string }) {
     const name = z.string().min(1).optional();
@@ -93,6 +96,9 @@ export class SqlKvStore implements KvStore {
     this.#table = this.#schema === undefined ? sql.id(this.#tableName) : sql.id(this.#schema, this.#tableName);
     this.#pageSize = options.listPageSize ?? 500;
     this.#live = sql`(expires_at IS NULL OR expires_at > ${d.now})`;
+    this.#columns = sql`namespace, scope_id, ${KEY}, ${d.valueText} AS value_text, version,
+      ${d.epochMs('updated_at')} AS updated_ms, ${d.epochMs('expires_at')} AS expires_ms,
+      CASE WHEN ${this.#live} THEN 1 ELSE 0 END AS live`;
   }
 
   /**
@@ -137,14 +143,16 @@ export class SqlKvStore implements KvStore {
           const version = live ? Number(cur.version) : undefined;
           if (expectedVersion === null ? live : expectedVersion !== undefined && version !== expectedVersion)
             return { conflict: version };
-          await (cur === undefined
-            ? sql`INSERT INTO ${this.#table} (namespace, scope_id, ${KEY}, value, version, created_at, updated_at, expires_at)
-                VALUES (${key.namespace}, ${key.scopeId}, ${key.key}, ${text}, 1, ${now}, ${now}, ${expires})`
-            : sql`UPDATE ${this.#table} SET value = ${text}, version = version + 1,
-                created_at = ${live ? sql`created_at` : now}, updated_at = ${now}, expires_at = ${expires}
-                WHERE ${is(key)}`
-          ).execute(trx);
-          return { entry: toEntry<T>((await this.#row(trx, key))!) };
+          const change =
+            cur === undefined
+              ? sql`INSERT INTO ${this.#table} (namespace, scope_id, ${KEY}, value, version, created_at, updated_at, expires_at)
+                  VALUES (${key.namespace}, ${key.scopeId}, ${key.key}, ${text}, 1, ${now}, ${now}, ${expires})`
+              : sql`UPDATE ${this.#table} SET value = ${text}, version = version + 1,
+                  created_at = ${live ? sql`created_at` : now}, updated_at = ${now}, expires_at = ${expires}
+                  WHERE ${is(key)}`;
+          const returning = this.#d.returning ? sql`RETURNING ${this.#columns}` : sql``;
+          const written = await sql<Row>`${change} ${returning}`.execute(trx);
+          return { entry: toEntry<T>(written.rows[0] ?? (await this.#row(trx, key))!) };
         });
     const out = await this.#run('put', key, async () => {
       for (let attempt = 1; ; attempt++) {
@@ -207,12 +215,7 @@ export class SqlKvStore implements KvStore {
   }
 
   async #select(db: Kysely<any>, where: RawBuilder<unknown>, tail: RawBuilder<unknown>): Promise<Row[]> {
-    const d = this.#d;
-    const res = await sql<Row>`SELECT namespace, scope_id, ${KEY}, ${d.valueText} AS value_text, version,
-      ${d.epochMs('updated_at')} AS updated_ms, ${d.epochMs('expires_at')} AS expires_ms,
-      CASE WHEN ${this.#live} THEN 1 ELSE 0 END AS live
-      FROM ${this.#table} WHERE ${where} ${tail}`.execute(db);
-    return res.rows;
+    return (await sql<Row>`SELECT ${this.#columns} FROM ${this.#table} WHERE ${where} ${tail}`.execute(db)).rows;
   }
 
   #check(key: KvKey): void {
