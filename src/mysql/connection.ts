@@ -1,9 +1,14 @@
 import type { Readable } from 'node:stream';
 import mysql from 'mysql2';
 import { z } from 'zod';
-import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { registerSecret } from '../errors/redact.js';
+import {
+  connectionStringField,
+  endpointOptionsParser,
+  guardErrors,
+  registerUrlPassword,
+  type SqlEndpointPool,
+} from '../sql/endpoint-options.js';
 import { mySqlConnectionStringIssues } from './connection-string.js';
 import { wrapMySqlError } from './errors.js';
 
@@ -52,8 +57,8 @@ export function parseMySqlConnectionString(text: string): mysql.PoolOptions {
       details: { issues },
     });
   }
+  registerUrlPassword(text);
   const url = new URL(text);
-  if (url.password) registerSecret(decodeURIComponent(url.password));
   const opts: mysql.PoolOptions = {
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: url.port ? Number(url.port) : 3306,
@@ -70,69 +75,39 @@ export function parseMySqlConnectionString(text: string): mysql.PoolOptions {
   return opts;
 }
 
-export const mySqlConnectionStringSchema = z
-  .string({ error: 'Expected `connectionString` to be a string' })
-  .min(1, { error: 'Expected `connectionString` to be non-empty' })
-  .superRefine((s, ctx) => {
-    for (const message of mySqlConnectionStringIssues(s)) ctx.addIssue({ code: 'custom', message });
-  });
-
-export const mySqlPoolSchema = z.custom<MySqlPoolLike>(
-  (v) =>
-    v != null &&
-    typeof v === 'object' &&
-    (typeof (v as any).getConnection === 'function' || typeof (v as any).pool?.getConnection === 'function'),
-  { error: 'Expected `pool` to be a mysql2 pool (mysql2.createPool() or mysql2/promise)' },
+/** A connection string mysql2 can connect with (see {@link mySqlConnectionStringIssues}); a secret. @internal */
+export const mySqlConnectionStringSchema = connectionStringField(
+  'connectionString',
+  mySqlConnectionStringIssues,
+  'mysql://user:password@host:port/database',
 );
 
-/** The callback pool behind a callback or promise pool. */
-function corePool(pool: MySqlPoolLike): MySqlPoolLike {
-  const inner = (pool as { pool?: MySqlPoolLike }).pool;
-  // a mysql2/promise pool: getConnection() returns a promise and the core pool is `.pool`
-  if (inner && typeof inner.getConnection === 'function' && typeof (pool as any).promise !== 'function') return inner;
-  return pool;
-}
-
 /** A pool the endpoint uses, and whether it must end it on close. @internal */
-export interface MySqlEndpointPool {
-  pool: MySqlPoolLike;
-  owned: boolean;
-}
+export type MySqlEndpointPool = SqlEndpointPool<MySqlPoolLike>;
 
 /**
- * Validate an endpoint's options once (JSON config, injected pool, connectionString XOR pool), reporting every
- * issue in one `config_invalid`; then resolve the pool.
+ * Validate a MySQL endpoint's options once (JSON config, injected mysql2 pool, connectionString XOR pool) in one
+ * `config_invalid`; then resolve the pool (an injected `mysql2/promise` pool: the callback pool behind it).
  * @throws IngestError `config_invalid`
  * @internal
  */
-export function parseMySqlEndpointOptions<C extends { connectionString?: string; maxConnections?: number }>(
-  what: string,
-  schema: z.ZodType<C>,
-  options: (C & { pool?: MySqlPoolLike }) | undefined,
-): { config: C; connection: MySqlEndpointPool } {
-  const { pool, ...config } = options ?? ({} as C & { pool?: MySqlPoolLike });
-  const issues = [...(schema.safeParse(config).error?.issues ?? [])];
-  if (pool !== undefined)
-    issues.push(...(mySqlPoolSchema.safeParse(pool).error?.issues.map((i) => ({ ...i, path: ['pool'] })) ?? []));
-  const o = (options ?? {}) as { connectionString?: unknown; pool?: unknown };
-  const xor =
-    o.connectionString !== undefined && o.pool !== undefined
-      ? 'Pass either `connectionString` or `pool`, not both'
-      : o.connectionString === undefined && o.pool === undefined
-        ? 'Expected `connectionString` or `pool`'
-        : undefined;
-  if (xor) issues.push({ code: 'custom', path: [], message: xor, input: undefined } as z.core.$ZodIssue);
-  if (issues.length) throw configInvalid(`Invalid ${what} options`, issues);
-  const c = config as unknown as C;
-  if (pool !== undefined) return { config: c, connection: { pool: corePool(pool), owned: false } };
-  const p = mysql.createPool({
-    ...parseMySqlConnectionString(c.connectionString!),
-    ...EXACT_POOL_OPTIONS,
-    connectionLimit: c.maxConnections ?? 4,
-  });
-  p.on('error' as never, () => {});
-  return { config: c, connection: { pool: p, owned: true } };
-}
+export const parseMySqlEndpointOptions = endpointOptionsParser<MySqlPoolLike>({
+  check: z.custom<MySqlPoolLike>(
+    (v) => typeof (v as any)?.getConnection === 'function' || typeof (v as any)?.pool?.getConnection === 'function',
+    { error: 'Expected `pool` to be a mysql2 pool (mysql2.createPool() or mysql2/promise)' },
+  ),
+  adopt: (pool: any) =>
+    typeof pool.pool?.getConnection === 'function' && typeof pool.promise !== 'function' ? pool.pool : pool,
+  own: (connectionString, max) => {
+    const pool = mysql.createPool({
+      ...parseMySqlConnectionString(connectionString),
+      ...EXACT_POOL_OPTIONS,
+      connectionLimit: max,
+    });
+    pool.on('error' as never, () => {});
+    return pool;
+  },
+});
 
 /** End a pool, ignoring errors. @internal */
 export function endPool(pool: MySqlPoolLike): Promise<void> {
@@ -145,7 +120,6 @@ export function endPool(pool: MySqlPoolLike): Promise<void> {
   });
 }
 
-const guarded = new WeakSet<object>();
 const broken = new WeakSet<object>();
 
 /** A query's result: rows (or the OK packet) and field descriptions. */
@@ -164,12 +138,7 @@ export class MySqlSession {
   #broken = false;
 
   private constructor(readonly raw: any) {
-    // one listener per connection, however often it is checked out: an 'error' without a listener would be an
-    // uncaught exception in the host; the failure still reaches the caller through the pending query
-    if (!guarded.has(raw)) {
-      guarded.add(raw);
-      raw.on?.('error', () => broken.add(raw));
-    }
+    guardErrors(raw, () => broken.add(raw));
   }
 
   /** Check out a connection and apply the session settings. */

@@ -1,5 +1,4 @@
-import type { IngestErrorCode } from '../errors/codes.js';
-import { IngestError } from '../errors/ingest-error.js';
+import { type DriverErrorWrap, isSocketError, wrapDriverError } from '../sql/driver-errors.js';
 
 /** Fields of a server or driver error as mysql2 reports them (structural). */
 export interface MySqlErrorFields {
@@ -17,6 +16,9 @@ const RETRYABLE_ERRNO = new Set([
   2003, 2006, 2013, 2055, 1927, 4031,
 ]);
 
+const LOST =
+  /Connection lost|Pool is closed|Can't add new command when connection is in closed state|connect ETIMEDOUT/i;
+
 /**
  * Whether an error means the connection or the server failed (worth a retry), rather than the statement:
  * Node socket errors, mysql2's `PROTOCOL_*` / fatal errors, lost connections, deadlocks and lock wait timeouts.
@@ -24,14 +26,9 @@ const RETRYABLE_ERRNO = new Set([
  */
 export function isMySqlConnectionError(err: unknown): boolean {
   const e = err as MySqlErrorFields;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, …
-  if (code.startsWith('PROTOCOL_')) return true;
-  if (typeof e?.errno === 'number' && RETRYABLE_ERRNO.has(e.errno)) return true;
-  if (e?.fatal === true) return true;
-  const msg = typeof e?.message === 'string' ? e.message : '';
-  return /Connection lost|Pool is closed|Can't add new command when connection is in closed state|connect ETIMEDOUT/i.test(
-    msg,
+  if (typeof e?.code === 'string' && e.code.startsWith('PROTOCOL_')) return true;
+  return (
+    (typeof e?.errno === 'number' && RETRYABLE_ERRNO.has(e.errno)) || e?.fatal === true || isSocketError(err, LOST)
   );
 }
 
@@ -39,26 +36,15 @@ export function isMySqlConnectionError(err: unknown): boolean {
  * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
  * @internal
  */
-export function wrapMySqlError(
-  err: unknown,
-  code: IngestErrorCode,
-  message: string,
-  details: Record<string, unknown> = {},
-): IngestError {
-  if (IngestError.is(err)) return err;
-  const e = err as MySqlErrorFields;
-  const text = err instanceof Error ? err.message : String(err);
-  const tag = typeof e?.code === 'string' ? ` (${e.code}${typeof e.errno === 'number' ? ` ${e.errno}` : ''})` : '';
-  return new IngestError(code, `${message}: ${text}${tag}`, {
-    cause: err,
-    retryable: isMySqlConnectionError(err),
-    details: {
-      ...details,
-      ...(typeof e?.code === 'string' ? { mysqlCode: e.code } : {}),
-      ...(typeof e?.errno === 'number' ? { errno: e.errno } : {}),
-    },
+export const wrapMySqlError: DriverErrorWrap = (err, code, message, details = {}) => {
+  const { code: c, errno } = (err ?? {}) as MySqlErrorFields;
+  const n = typeof errno === 'number' ? errno : undefined;
+  return wrapDriverError(err, code, message, {
+    transient: isMySqlConnectionError(err),
+    tag: typeof c === 'string' ? ` (${c}${n === undefined ? '' : ` ${n}`})` : '',
+    details: { ...details, ...(typeof c === 'string' && { mysqlCode: c }), ...(n !== undefined && { errno: n }) },
   });
-}
+};
 
 /**
  * Server errors that mean "this row does not fit the target": out of range, truncated, incorrect value, too long,

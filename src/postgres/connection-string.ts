@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { connectionStringField as sqlConnectionStringField } from '../sql/endpoint-options.js';
 
 /**
  * Why a PostgreSQL connection string cannot be used, or `undefined` when it can. The string itself never appears in
@@ -34,11 +34,9 @@ export function connectionStringProblem(value: string, field = 'connectionString
  * @internal
  */
 export function connectionStringField(field = 'connectionString') {
-  return z
-    .string({ error: `Expected \`${field}\` to be a string` })
-    .superRefine((value, ctx) => {
-      const problem = connectionStringProblem(value, field);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    })
-    .meta({ writeOnly: true, description: 'postgres://user:password@host:port/database (a secret: never reported)' });
+  return sqlConnectionStringField(
+    field,
+    (value) => [connectionStringProblem(value, field) ?? []].flat(),
+    'postgres://user:password@host:port/database',
+  );
 }

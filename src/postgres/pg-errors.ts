@@ -1,58 +1,43 @@
-import type { IngestErrorCode } from '../errors/codes.js';
-import { IngestError } from '../errors/ingest-error.js';
+import { type DriverErrorWrap, isSocketError, wrapDriverError } from '../sql/driver-errors.js';
 
 /** Fields of a server error as `pg` reports them (structural: no dependency on pg's classes). */
 export interface PgErrorFields {
   code?: string;
   message?: string;
   column?: string;
-  table?: string;
-  schema?: string;
   where?: string;
-  detail?: string;
-  constraint?: string;
-  severity?: string;
 }
 
 const CONNECTION_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
+const LOST =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
 
 /**
  * Whether an error means the connection or the server failed (worth a retry), rather than the statement.
  * Node socket errors, `Connection terminated`, SQLSTATE classes 08 (connection), 53 (resources), 57 (operator
- * intervention, e.g. admin shutdown), 58 (system error), and 40001/40P01 (serialization failure, deadlock).
+ * intervention, e.g. admin shutdown; not 57014, a cancelled statement), 58 (system error), and 40001/40P01
+ * (serialization failure, deadlock).
  */
 export function isConnectionError(err: unknown): boolean {
-  const e = err as PgErrorFields & { message?: string };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, ENOTFOUND, …
-  if (code.length === 5 && CONNECTION_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return code !== '57014';
-  if (code === '40001' || code === '40P01') return true;
-  const msg = typeof e?.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
-    msg,
-  );
+  const code = (err as PgErrorFields)?.code;
+  if (code === '57014') return false;
+  if (typeof code === 'string' && code.length === 5 && CONNECTION_SQLSTATE_CLASSES.includes(code.slice(0, 2)))
+    return true;
+  return code === '40001' || code === '40P01' || isSocketError(err, LOST);
 }
 
 /**
  * Wrap a database error as an IngestError with `code`; retryable when it is a connection failure.
  * The message keeps the server's text and SQLSTATE (never the connection string: IngestError scrubs it).
  */
-export function wrapPgError(
-  err: unknown,
-  code: IngestErrorCode,
-  message: string,
-  details: Record<string, unknown> = {},
-): IngestError {
-  if (IngestError.is(err)) return err;
-  const e = err as PgErrorFields;
-  const text = err instanceof Error ? err.message : String(err);
-  const sqlstate = typeof e?.code === 'string' && e.code.length === 5 ? ` (SQLSTATE ${e.code})` : '';
-  return new IngestError(code, `${message}: ${text}${sqlstate}`, {
-    cause: err,
-    retryable: isConnectionError(err),
-    details: { ...details, ...(typeof e?.code === 'string' ? { sqlstate: e.code } : {}) },
+export const wrapPgError: DriverErrorWrap = (err, code, message, details = {}) => {
+  const s = (err as PgErrorFields)?.code;
+  return wrapDriverError(err, code, message, {
+    transient: isConnectionError(err),
+    tag: typeof s === 'string' && s.length === 5 ? ` (SQLSTATE ${s})` : '',
+    details: { ...details, ...(typeof s === 'string' && { sqlstate: s }) },
   });
-}
+};
 
 /** The column named by a server error: its `column` field, or the `column x:` part of a COPY `where`. */
 export function errorColumn(err: unknown): string | undefined {
