@@ -1,5 +1,5 @@
 import type { RecordSchema } from '../contracts/values.js';
-import type { MySqlTableName } from './identifiers.js';
+import type { TableName } from './identifiers.js';
 import { type MySqlColumnType, mySqlFieldSchema, parseColumnType } from './type-mapping.js';
 
 /** One column as information_schema describes it. @internal */
@@ -15,7 +15,7 @@ export interface MySqlColumnInfo extends MySqlColumnType {
 }
 
 /** A table or view with its columns and keys. @internal */
-export interface MySqlTableInfo extends MySqlTableName {
+export interface MySqlTableInfo extends TableName {
   kind: 'table' | 'view' | 'system versioned' | 'sequence';
   columns: MySqlColumnInfo[];
   primaryKey: string[];
@@ -141,7 +141,7 @@ async function describe(db: Queryable, where: string, values: unknown[]): Promis
 }
 
 /** One table or view, or undefined when it does not exist. @internal */
-export async function describeMySqlTable(db: Queryable, t: MySqlTableName): Promise<MySqlTableInfo | undefined> {
+export async function describeMySqlTable(db: Queryable, t: TableName): Promise<MySqlTableInfo | undefined> {
   return (await describe(db, 'TABLE_SCHEMA = ? AND TABLE_NAME = ?', [t.database, t.name]))[0];
 }
 

@@ -1,14 +1,8 @@
 import type { SqlDialect, SqlTable } from '../sql/dialect.js';
 import { isMySqlConnectionError, isMySqlRowError, wrapMySqlError } from './errors.js';
-import {
-  formatMySqlTableName,
-  type MySqlTableName,
-  mySqlQualifiedName,
-  parseMySqlTableName,
-  quoteMySqlIdentifier,
-} from './identifiers.js';
+import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from './identifiers.js';
 
-const toMySql = (t: SqlTable): MySqlTableName => ({ database: t.schema, name: t.name });
+const toMySql = (t: SqlTable): TableName => ({ database: t.schema, name: t.name });
 
 /**
  * MySQL's and MariaDB's answers to the neutral {@link SqlDialect} (docs/decisions/0009-one-sql-layer.md): a
@@ -18,11 +12,11 @@ const toMySql = (t: SqlTable): MySqlTableName => ({ database: t.schema, name: t.
 export const mySqlDialect: SqlDialect = {
   id: 'mysql',
   title: 'MySQL',
-  quote: quoteMySqlIdentifier,
-  qualified: (t) => mySqlQualifiedName(toMySql(t)),
-  format: (t) => formatMySqlTableName(toMySql(t)),
+  quote: quoteIdentifier,
+  qualified: (t) => qualifiedName(toMySql(t)),
+  format: (t) => formatTableName(toMySql(t)),
   parse: (ref, defaultSchema) => {
-    const t = parseMySqlTableName(ref, defaultSchema);
+    const t = parseTableName(ref, defaultSchema);
     return { schema: t.database, name: t.name };
   },
   param: () => '?',

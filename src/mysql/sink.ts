@@ -14,7 +14,7 @@ import { describeMySqlTable, type MySqlColumnInfo } from './catalog.js';
 import { endPool, type MySqlPoolLike, MySqlSession, parseMySqlEndpointOptions } from './connection.js';
 import { mySqlDialect } from './dialect.js';
 import { isMySqlRowError, mySqlErrorPosition } from './errors.js';
-import type { MySqlTableName } from './identifiers.js';
+import type { TableName } from './identifiers.js';
 import { type LoadDataEncoding, loadDataEncodingOf, MYSQL_LOAD_DATA_CODEC_ID } from './load-data-codec.js';
 import {
   type MySqlLoadMethod,
@@ -73,7 +73,7 @@ export class MySqlSink extends SqlLedgerSink {
   }
 
   /** The target table of a unit: `tables[unitId]`, else the sink schema + the unit's table name. @throws IngestError `config_invalid` */
-  targetOf(unitId: string, database?: string): MySqlTableName {
+  targetOf(unitId: string, database?: string): TableName {
     const t = this.target(unitId, database);
     return { database: t.schema, name: t.name };
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import { type SqlSourceConfig, sqlSourceConfigSchema, sqlSourceDescriptor } from '../sql/source-config.js';
 import { type MySqlPoolLike, mySqlConnectionStringSchema } from './connection.js';
-import { parseMySqlTableName } from './identifiers.js';
+import { parseTableName } from './identifiers.js';
 import type { ZeroDatePolicy } from './type-mapping.js';
 
 /** The unit settings and checkpoints every SQL source shares (docs/decisions/0005-incremental-boundaries.md). */
@@ -41,7 +41,7 @@ export interface MySqlSourceOptions extends MySqlSourceConfig {
  * ```
  * @public
  */
-export const mySqlSourceConfigSchema = sqlSourceConfigSchema(mySqlConnectionStringSchema, parseMySqlTableName, {
+export const mySqlSourceConfigSchema = sqlSourceConfigSchema(mySqlConnectionStringSchema, parseTableName, {
   databases: z.array(z.string().min(1)).optional(),
   batchMaxBytes: z.number().int().min(65_536).optional(),
   zeroDates: z.enum(['null', 'error']).optional(),
