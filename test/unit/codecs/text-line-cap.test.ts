@@ -3,10 +3,17 @@
  * a line split across many chunks once, not by repeated concatenation.
  */
 import { describe, expect, it } from 'vitest';
-import type { RecordCodec, RecordSchema, Row } from '../../../src/index.js';
+import {
+  MemoryObjectStore,
+  ObjectStoreStagingProvider,
+  type RecordCodec,
+  type RecordSchema,
+  type Row,
+} from '../../../src/index.js';
 import { decodeLoadData, mySqlLoadDataCodec } from '../../../src/mysql/load-data-codec.js';
 import { decodeCopyText } from '../../../src/postgres/copy-text.js';
 import { pgCopyCodec } from '../../../src/postgres/index.js';
+import { testContext } from '../../../src/testing/index.js';
 
 const schema: RecordSchema = {
   fields: [
@@ -61,5 +68,31 @@ describe.each(cases)('%s text decoder line cap', (format, codec, decode) => {
     expect(rows).toHaveLength(2);
     expect(rows[0]).toEqual({ id: 7, t: 'z'.repeat(2048 * 4096) });
     expect(rows[1]).toEqual({ id: 8, t: null });
+  });
+});
+
+describe('a staged slice with a line over the cap', () => {
+  it('fails staging_corrupt naming the slice and the line', async () => {
+    // the staged pg-copy codec, read with a 100-byte cap instead of 64 MiB
+    const codec: RecordCodec = { ...pgCopyCodec(), decode: (bytes, s) => decodeCopyText(bytes, s, 100) };
+    const staging = new ObjectStoreStagingProvider({ store: new MemoryObjectStore(), codec });
+    const session = await staging.allocateSession(testContext({ runId: 'r1' }));
+    for (const rows of [
+      [{ id: 1, t: 'a' }],
+      [
+        { id: 2, t: 'b' },
+        { id: 3, t: 'c'.repeat(200) },
+      ],
+    ]) {
+      const w = session.writer({ schema });
+      await w.writeBatch(rows);
+      await w.close();
+    }
+    await session.seal();
+    const err = await rowsOf(session.reader().iterBatches(10)).catch((e) => e);
+    expect(err).toMatchObject({ code: 'staging_corrupt', retryable: false, details: { slice: 1 } });
+    expect(err.message).toMatch(
+      /slice 1 of staging session .*COPY text line 2 is longer than the line cap of 100 bytes/,
+    );
   });
 });
