@@ -34,6 +34,10 @@ export const ERROR_CODES = {
     retryable: true,
     summary: 'The sink is held by another importer (a slice claim waited past its lock timeout); retry later.',
   },
+  dependency_missing: {
+    retryable: false,
+    summary: 'An optional peer package the call needs is not installed; the message names it and the install command.',
+  },
   internal: { retryable: false, summary: 'A bug: an invariant of the library did not hold.' },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 

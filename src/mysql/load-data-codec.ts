@@ -1,4 +1,5 @@
 import { newlineRowCounter } from '../codecs/newline-row-counter.js';
+import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines } from '../codecs/text-lines.js';
 import type { RecordCodec, RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -15,8 +16,6 @@ import { jsonText, timestampFromMySql } from './values.js';
 
 /** Codec id of MySQL LOAD DATA text staging ({@link mySqlLoadDataCodec}). @public */
 export const MYSQL_LOAD_DATA_CODEC_ID = 'mysql-tsv';
-
-const NL = 0x0a;
 
 /**
  * MySQL `LOAD DATA` text as a staging codec (id `mysql-tsv`, extension `.mysqltsv`): the MySQL-to-MySQL
@@ -205,39 +204,18 @@ async function* encodeLoadData(batches: AsyncIterable<Row[]>, schema?: RecordSch
 
 /**
  * LOAD DATA text → rows typed like the MySQL source types them. One batch per input chunk of whole lines.
- * @throws IngestError `staging_corrupt` for a line that is not LOAD DATA text of the schema's columns.
+ * @throws IngestError `staging_corrupt` for a line that is not LOAD DATA text of the schema's columns, or longer than
+ * `maxLineBytes` (default 64 MiB).
+ * @internal
  */
-async function* decodeLoadData(bytes: AsyncIterable<Uint8Array>, schema?: RecordSchema): AsyncGenerator<Row[]> {
+export async function* decodeLoadData(
+  bytes: AsyncIterable<Uint8Array>,
+  schema?: RecordSchema,
+  maxLineBytes = DEFAULT_MAX_TEXT_LINE_BYTES,
+): AsyncGenerator<Row[]> {
   const plans = fieldPlans(schema, 'decode');
   const risky = plans.some((p) => p.name === '__proto__');
-  let carry: Buffer | undefined;
-  let lineNo = 0;
-  for await (const chunk of bytes) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const last = buf.lastIndexOf(NL);
-    if (last < 0) {
-      carry = carry ? Buffer.concat([carry, buf]) : buf;
-      continue;
-    }
-    const head = carry ? Buffer.concat([carry, buf.subarray(0, last + 1)]) : buf.subarray(0, last + 1);
-    carry = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : undefined;
-    const text = head.toString('utf8');
-    const rows: Row[] = [];
-    let start = 0;
-    while (start < text.length) {
-      const end = text.indexOf('\n', start);
-      if (end < 0) break;
-      lineNo++;
-      rows.push(parseLine(text.slice(start, end), plans, lineNo, risky));
-      start = end + 1;
-    }
-    if (rows.length) yield rows;
-  }
-  if (carry?.length) {
-    throw new IngestError('staging_corrupt', `LOAD DATA text ends inside row ${lineNo + 1} (no final newline)`, {
-      details: { line: lineNo + 1 },
-    });
-  }
+  yield* decodeTextLines(bytes, 'LOAD DATA', maxLineBytes, (line, n) => parseLine(line, plans, n, risky));
 }
 
 function parseLine(line: string, plans: FieldPlan[], lineNo: number, risky: boolean): Row {

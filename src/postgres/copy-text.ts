@@ -1,4 +1,5 @@
 import { newlineRowCounter } from '../codecs/newline-row-counter.js';
+import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines } from '../codecs/text-lines.js';
 import { pgText } from '../codecs/timestamp-text.js';
 import type { RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
@@ -13,8 +14,6 @@ import { createTypeParsers, parseArrayLiteral } from './type-mapping.js';
  * newline, a carriage return and a tab written `\\`, `\n`, `\r`, `\t`. A raw 0x0A byte therefore always ends a row
  * (UTF-8 never uses 0x0A inside a multi-byte character), which is what lets the rows be counted without decoding.
  */
-
-const NL = 0x0a;
 
 /**
  * Counts the rows of COPY text: one per newline byte. `end()` throws when the bytes end inside a row.
@@ -234,45 +233,17 @@ function reject(row: number, column: string, why: string, cause?: unknown): Inge
 /**
  * COPY text → rows, typed by the schema like the PostgreSQL source types them (the generic path: a sink that is not
  * PostgreSQL reads pass-through slices as rows). One batch per input chunk of whole lines.
- * @throws IngestError `staging_corrupt` for a line that is not COPY text of the schema's columns.
+ * @throws IngestError `staging_corrupt` for a line that is not COPY text of the schema's columns, or longer than
+ * `maxLineBytes` (default 64 MiB).
  */
 export async function* decodeCopyText(
   bytes: AsyncIterable<Uint8Array>,
   schema: RecordSchema | undefined,
+  maxLineBytes = DEFAULT_MAX_TEXT_LINE_BYTES,
 ): AsyncGenerator<Row[]> {
   const cols = plan(schema);
   const risky = cols.some((c) => c.name === '__proto__');
-  let carry: Buffer | undefined;
-  let lineNo = 0;
-  const rowsOf = (text: string): Row[] => {
-    const out: Row[] = [];
-    let start = 0;
-    while (start < text.length) {
-      const end = text.indexOf('\n', start);
-      if (end < 0) break;
-      lineNo++;
-      out.push(parseLine(text.slice(start, end), cols, lineNo, risky));
-      start = end + 1;
-    }
-    return out;
-  };
-  for await (const chunk of bytes) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const last = buf.lastIndexOf(NL);
-    if (last < 0) {
-      carry = carry ? Buffer.concat([carry, buf]) : buf;
-      continue;
-    }
-    const head = carry ? Buffer.concat([carry, buf.subarray(0, last + 1)]) : buf.subarray(0, last + 1);
-    carry = last + 1 < buf.length ? Buffer.from(buf.subarray(last + 1)) : undefined;
-    const rows = rowsOf(head.toString('utf8'));
-    if (rows.length) yield rows;
-  }
-  if (carry?.length) {
-    throw new IngestError('staging_corrupt', `COPY text ends inside row ${lineNo + 1} (no final newline)`, {
-      details: { line: lineNo + 1 },
-    });
-  }
+  yield* decodeTextLines(bytes, 'COPY', maxLineBytes, (line, n) => parseLine(line, cols, n, risky));
 }
 
 function parseLine(line: string, cols: ColumnPlan[], lineNo: number, risky: boolean): Row {

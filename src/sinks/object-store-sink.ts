@@ -7,6 +7,7 @@ import { FIELD_TYPES, type FieldType, type Json, type RecordSchema, type Row } f
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
+import { loadOptionalPeer } from '../util/optional-peer.js';
 import { formatCsv, formatNdjson } from './row-formats.js';
 
 /** File formats of {@link ObjectStoreSink}. @public */
@@ -158,6 +159,7 @@ export class ObjectStoreSink implements SinkEndpoint {
   /**
    * Write every slice of the request as one file, then `_SUCCESS`, then switch the pointer.
    * @throws IngestError `unsupported` for `merge`; `row_rejected` when a row does not fit the file's columns;
+   * `dependency_missing` for `format: 'parquet'` without `hyparquet-writer` installed;
    * `sink_failed` when the store fails; `aborted` when `ctx.signal` fires (the pointer is left as it was).
    */
   async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
@@ -229,7 +231,12 @@ export class ObjectStoreSink implements SinkEndpoint {
       case 'csv':
         return formatCsv(batches, staged);
       case 'parquet': {
-        const { encodeParquet } = await import('../parquet/index.js');
+        const load = () => import('../parquet/index.js');
+        const { encodeParquet } = await loadOptionalPeer(
+          'hyparquet-writer',
+          load,
+          "ObjectStoreSink's format 'parquet'",
+        );
         const p = this.#config.parquet ?? {};
         return encodeParquet(batches, {
           rowGroupSize: p.rowGroupSize,

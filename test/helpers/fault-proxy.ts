@@ -50,6 +50,8 @@ export interface FaultProxy {
   readonly multipart: { created: Set<string>; completed: Set<string>; aborted: Set<string> };
   /** Uploads created but neither completed nor aborted. */
   incompleteUploads(): string[];
+  /** The fault kinds this proxy was given that never fired: a test asserts it is empty. */
+  unfiredKinds(): FaultKind[];
   /** Stop injecting (requests still flow through). */
   setEnabled(on: boolean): void;
   close(): Promise<void>;
@@ -228,6 +230,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     multipart,
     incompleteUploads: () =>
       [...multipart.created].filter((id) => !multipart.completed.has(id) && !multipart.aborted.has(id)),
+    unfiredKinds: () => kinds.filter((k) => stats.faults[k] === 0),
     setEnabled(on) {
       enabled = on;
     },

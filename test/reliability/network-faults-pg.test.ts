@@ -96,8 +96,8 @@ function hookedPool(): pg.Pool {
 
 async function terminate(pid: number | undefined): Promise<void> {
   if (!pid) throw new Error('no backend pid');
-  await env.pool.query('SELECT pg_terminate_backend($1)', [pid]);
-  figures.backendsTerminated++;
+  const { rows } = await env.pool.query('SELECT pg_terminate_backend($1) AS ok', [pid]);
+  if (rows[0]?.ok) figures.backendsTerminated++;
 }
 
 async function runOnce(onEvent?: (e: IngestionEvent) => void) {
@@ -128,6 +128,7 @@ async function runOnce(onEvent?: (e: IngestionEvent) => void) {
 /** Run with a fault, then (if it failed retryably) again without, until committed; check the invariants. */
 async function scenario(name: string, arm: () => (e: IngestionEvent) => void): Promise<void> {
   await addSourceRows(env.pool, env.schema, 3000);
+  const firedBefore = proxy.stats.dropped + figures.backendsTerminated;
   let committed = false;
   try {
     await runOnce(arm());
@@ -149,6 +150,10 @@ async function scenario(name: string, arm: () => (e: IngestionEvent) => void): P
   const escaped = uncaught.splice(0);
   figures.uncaughtExceptions += escaped.length;
   expect(escaped, `${name}: errors escaped as uncaught exceptions`).toEqual([]);
+  // the fault must have fired: a connection the proxy dropped, or a backend pg_terminate_backend ended
+  expect(proxy.stats.dropped + figures.backendsTerminated, `${name}: the fault never fired`).toBeGreaterThan(
+    firedBefore,
+  );
   const mid = await checkInvariants(
     env.pool,
     env.schema,

@@ -86,6 +86,7 @@ describe('a GET cut off mid-body', () => {
       expect(IngestError.is(err), String(err)).toBe(true);
       expect(err).toMatchObject({ code: 'staging_failed', retryable: false });
       expect(String(err.message)).toMatch(/changed while it was read/);
+      expect(proxy.stats.faults.cut, 'the cut fired').toBe(1);
       expect(proxy.stats.ranged, 'the resumption was asked for').toBe(1);
     } finally {
       await proxy.close();

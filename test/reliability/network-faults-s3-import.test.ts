@@ -165,6 +165,7 @@ async function scenario(
   const importRetries = events.filter((e) => e.type === 'retry.scheduled' && e.phase === 'import').length;
   figures.importRetries += importRetries;
   expect(committed, `${name}: no run committed (${failures.map((f) => f.message).join(' | ')})`).toBe(true);
+  expect(proxy.unfiredKinds(), `${name}: fault kinds that never fired`).toEqual([]);
   await checkExactlyOnce(prefix, name);
   figures.scenarios.push(name);
   return { proxy, importRetries, failures, events };

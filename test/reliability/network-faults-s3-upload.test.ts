@@ -152,6 +152,7 @@ async function faulted(
     expect(await openUploads(prefix), `${name}: incomplete uploads (ListMultipartUploads)`).toEqual([]);
     const faults = Object.values(proxy.stats.faults).reduce((n, x) => n + x, 0);
     expect(faults, `${name}: faults injected`).toBe(o.times);
+    expect(proxy.unfiredKinds(), `${name}: fault kinds that never fired`).toEqual([]);
     figures.cases.push(name);
     figures.faultsInjected += faults;
     for (const [k, v] of Object.entries(proxy.stats.faults)) figures.faults[k] = (figures.faults[k] ?? 0) + v;
@@ -222,6 +223,7 @@ describe('slice uploads under targeted S3 faults', () => {
       const err = await stage(proxy.url, prefix, { planned: true, storeRetry: 2, policyRetry: 1 }).catch((e) => e);
       expect(err).toMatchObject({ code: 'staging_failed', retryable: true });
       expect(String(err.message)).toMatch(/000001\.ndjson/);
+      expect(proxy.stats.faults['500'], 'both faults fired').toBe(2);
       expect(proxy.incompleteUploads()).toEqual([]);
       expect(await openUploads(prefix)).toEqual([]);
       figures.cases.push('planned, policy.retry 1: fails retryably');
@@ -327,6 +329,7 @@ describe('slice uploads under targeted S3 faults', () => {
       expect(pool.idleCount, 'the source connection is back in the pool').toBe(pool.totalCount);
       const faults = Object.values(proxy.stats.faults).reduce((n, x) => n + x, 0);
       expect(faults).toBe(2);
+      expect(proxy.unfiredKinds(), 'fault kinds that never fired').toEqual([]);
       figures.cases.push('unplanned PostgreSQL stream, pool of one: re-exported');
       figures.faultsInjected += faults;
       for (const [k, v] of Object.entries(proxy.stats.faults)) figures.faults[k] = (figures.faults[k] ?? 0) + v;

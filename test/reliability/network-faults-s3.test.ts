@@ -116,6 +116,7 @@ async function faultyRun(seed: number, rate: number, kinds: FaultKind[], storeAt
     figures.incompleteUploads += proxy.incompleteUploads().length;
     const faults = Object.values(proxy.stats.faults).reduce((n, x) => n + x, 0);
     expect(faults, `${label}: the proxy must actually have injected faults`).toBeGreaterThan(0);
+    expect(proxy.unfiredKinds(), `${label}: fault kinds that never fired`).toEqual([]);
     expect(proxy.multipart.created.size, `${label}: slices must go up as multipart uploads`).toBeGreaterThan(0);
 
     expect(b.result.stats.rowsImported, label).toBe(ROWS);
