@@ -1,4 +1,4 @@
-import type { Row } from '../contracts/values.js';
+import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
 
@@ -52,4 +52,60 @@ export async function* decodeTextLines(
       details: { line: lineNo + 1 },
     });
   }
+}
+
+/** How a column of tab-separated text becomes a value (its text already unescaped). @internal */
+export interface TextColumn {
+  name: string;
+  parse(text: string): Value;
+}
+
+/** The `staging_corrupt` error for a field of line `lineNo` that does not decode. @internal */
+export function textFieldError(format: string, lineNo: number, column: string, err: unknown): IngestError {
+  return new IngestError(
+    'staging_corrupt',
+    `${format} text line ${lineNo}, column ${JSON.stringify(column)}: ${(err as Error).message}`,
+    { cause: err, details: { line: lineNo, column } },
+  );
+}
+
+/**
+ * One line of tab-separated text with `\N` for NULL (COPY text, LOAD DATA text) → a row of `cols`. `unescapeField`
+ * undoes the format's backslash escapes of a field that has one (its errors pass through). A `__proto__` column is
+ * kept as data, never as a prototype.
+ * @throws IngestError `staging_corrupt` naming the line (and the column) when the line does not fit `cols`.
+ * @internal
+ */
+export function parseTextRow(
+  line: string,
+  lineNo: number,
+  format: string,
+  cols: readonly TextColumn[],
+  unescapeField: (raw: string, lineNo: number, column: string) => string,
+): Row {
+  const fields = line.split('\t');
+  if (fields.length !== cols.length) {
+    throw new IngestError(
+      'staging_corrupt',
+      `${format} text line ${lineNo} has ${fields.length} columns, the schema has ${cols.length}`,
+      { details: { line: lineNo } },
+    );
+  }
+  const row: Row = {};
+  for (let i = 0; i < cols.length; i++) {
+    const raw = fields[i];
+    let v: Value = null;
+    if (raw !== '\\N') {
+      const text = raw.includes('\\') ? unescapeField(raw, lineNo, cols[i].name) : raw;
+      try {
+        v = cols[i].parse(text);
+      } catch (err) {
+        throw textFieldError(format, lineNo, cols[i].name, err);
+      }
+    }
+    if (cols[i].name === '__proto__')
+      Object.defineProperty(row, cols[i].name, { value: v, enumerable: true, writable: true, configurable: true });
+    else row[cols[i].name] = v;
+  }
+  return row;
 }

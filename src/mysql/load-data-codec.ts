@@ -1,5 +1,5 @@
 import { newlineRowCounter } from '../codecs/newline-row-counter.js';
-import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines } from '../codecs/text-lines.js';
+import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines, parseTextRow, textFieldError } from '../codecs/text-lines.js';
 import type { RecordCodec, RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -214,40 +214,16 @@ export async function* decodeLoadData(
   maxLineBytes = DEFAULT_MAX_TEXT_LINE_BYTES,
 ): AsyncGenerator<Row[]> {
   const plans = fieldPlans(schema, 'decode');
-  const risky = plans.some((p) => p.name === '__proto__');
-  yield* decodeTextLines(bytes, 'LOAD DATA', maxLineBytes, (line, n) => parseLine(line, plans, n, risky));
-}
-
-function parseLine(line: string, plans: FieldPlan[], lineNo: number, risky: boolean): Row {
-  const fields = line.split('\t');
-  if (fields.length !== plans.length) {
-    throw new IngestError(
-      'staging_corrupt',
-      `LOAD DATA text line ${lineNo} has ${fields.length} columns, the schema has ${plans.length}`,
-      { details: { line: lineNo } },
-    );
-  }
-  const row: Row = {};
-  for (let i = 0; i < plans.length; i++) {
-    const raw = fields[i];
-    let v: Value;
-    if (raw === '\\N') v = null;
-    else {
-      try {
-        v = plans[i].parse(raw.includes('\\') ? unescapeLoadData(raw) : raw);
-      } catch (err) {
-        throw new IngestError(
-          'staging_corrupt',
-          `LOAD DATA text line ${lineNo}, column ${JSON.stringify(plans[i].name)}: ${(err as Error).message}`,
-          { cause: err, details: { line: lineNo, column: plans[i].name } },
-        );
-      }
+  const unescapeField = (raw: string, n: number, column: string) => {
+    try {
+      return unescapeLoadData(raw);
+    } catch (err) {
+      throw textFieldError('LOAD DATA', n, column, err);
     }
-    if (risky)
-      Object.defineProperty(row, plans[i].name, { value: v, enumerable: true, writable: true, configurable: true });
-    else row[plans[i].name] = v;
-  }
-  return row;
+  };
+  yield* decodeTextLines(bytes, 'LOAD DATA', maxLineBytes, (line, n) =>
+    parseTextRow(line, n, 'LOAD DATA', plans, unescapeField),
+  );
 }
 
 const UNESCAPED: Record<string, string> = { '0': '\0', n: '\n', r: '\r', t: '\t', b: '\b', Z: '\x1a' };

@@ -1,5 +1,5 @@
 import { newlineRowCounter } from '../codecs/newline-row-counter.js';
-import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines } from '../codecs/text-lines.js';
+import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines, parseTextRow } from '../codecs/text-lines.js';
 import { pgText } from '../codecs/timestamp-text.js';
 import type { RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
@@ -242,41 +242,7 @@ export async function* decodeCopyText(
   maxLineBytes = DEFAULT_MAX_TEXT_LINE_BYTES,
 ): AsyncGenerator<Row[]> {
   const cols = plan(schema);
-  const risky = cols.some((c) => c.name === '__proto__');
-  yield* decodeTextLines(bytes, 'COPY', maxLineBytes, (line, n) => parseLine(line, cols, n, risky));
-}
-
-function parseLine(line: string, cols: ColumnPlan[], lineNo: number, risky: boolean): Row {
-  const fields = line.split('\t');
-  if (fields.length !== cols.length) {
-    throw new IngestError(
-      'staging_corrupt',
-      `COPY text line ${lineNo} has ${fields.length} columns, the schema has ${cols.length}`,
-      { details: { line: lineNo } },
-    );
-  }
-  const row: Row = {};
-  for (let i = 0; i < cols.length; i++) {
-    const raw = fields[i];
-    let v: Value;
-    if (raw === '\\N') v = null;
-    else {
-      const text = raw.includes('\\') ? unescapeCopy(raw, lineNo) : raw;
-      try {
-        v = cols[i].parse(text);
-      } catch (err) {
-        throw new IngestError(
-          'staging_corrupt',
-          `COPY text line ${lineNo}, column ${JSON.stringify(cols[i].name)}: ${(err as Error).message}`,
-          { cause: err, details: { line: lineNo, column: cols[i].name } },
-        );
-      }
-    }
-    if (risky)
-      Object.defineProperty(row, cols[i].name, { value: v, enumerable: true, writable: true, configurable: true });
-    else row[cols[i].name] = v;
-  }
-  return row;
+  yield* decodeTextLines(bytes, 'COPY', maxLineBytes, (line, n) => parseTextRow(line, n, 'COPY', cols, unescapeCopy));
 }
 
 const SIMPLE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
