@@ -8,7 +8,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import type { UnitRef } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
-import { isPending } from './run-phases.js';
+import { canMove, isPending, RUN_PHASES } from './run-policy.js';
 
 /** Options of {@link abandonRun}. @public */
 export interface AbandonRunOptions {
@@ -99,7 +99,7 @@ const schema = z
 export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunResult> {
   const parsed = schema.safeParse(opts);
   if (!parsed.success) throw configInvalid('Invalid abandonRun options', parsed.error.issues);
-  const rc = await RunContext.open({
+  let rc = await RunContext.open({
     kv: opts.kv,
     unit: opts.unit,
     staging: opts.staging as StagingProvider,
@@ -125,14 +125,14 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
         { details: { runId: st.runId, asked: opts.runId } },
       );
     }
-    if (st.phase === 'imported') {
+    if (!canMove(st.phase, 'abandoned')) {
       throw new IngestError(
         'run_state_invalid',
         `Run ${st.runId} of ${where} is already imported; run the unit again to commit it (abandoning would load its rows twice)`,
         { details: { runId: st.runId, phase: st.phase } },
       );
     }
-    rc.runId = st.runId;
+    rc = rc.forRun(st.runId);
     await rc.lease.setRunId(st.runId);
     const phase = st.phase;
     const abandoned = {
@@ -153,7 +153,7 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
       checkpointVersion: rc.checkpoint.version,
       sessionRef: st.sessionRef,
       sessionMarked,
-      partlyImported: phase === 'importing',
+      partlyImported: RUN_PHASES[phase].inSink === 'some',
     };
   } catch (err) {
     await rc.close(true);

@@ -74,6 +74,11 @@ export class Lease {
     }
   }
 
+  /** The run the lease is held for. */
+  get runId(): string {
+    return this.value.runId;
+  }
+
   /** Record the run id once it is known (a resumed run adopts the earlier id). */
   async setRunId(runId: string): Promise<void> {
     if (this.value.runId === runId) return;

@@ -3,7 +3,6 @@ import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
-import { jsonEqual } from '../util/deep-equal.js';
 import {
   type ExportOptions,
   type ExportResult,
@@ -14,7 +13,8 @@ import {
 } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
-import { advance, isPending, type RunCall } from './run-phases.js';
+import { advance, markLanded, type RunCall } from './run-phases.js';
+import { type CallFacts, decide, FIRST_PHASE, type Refusal, RUN_PHASES, receiptNeeded } from './run-policy.js';
 import type { RunState } from './run-state.js';
 
 /**
@@ -88,160 +88,166 @@ interface DriveArgs {
 
 type AnyOptions = RunUnitOptions | ExportOptions | ImportOptions;
 
-/** What a call decided to do before it moves any phase. */
-type Start = { kind: 'repeat'; state: RunState } | { kind: 'resume'; state: RunState } | { kind: 'fresh' };
+/** What one call holds, for its failure path: the session, the run it drives, whether it started a new run state. */
+interface Attempt {
+  session?: StagingSession;
+  call?: RunCall;
+  fresh: boolean;
+  saved: boolean;
+}
 
+/** Load (lease, checkpoint, run state), decide (run-policy.ts, no I/O), act (settle, open the session, advance). */
 async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult | ExportResult> {
-  const rc = RunContext.create(opts);
-  if (args.source) {
-    // An unknown unit is refused before the lease is taken or any state is written.
-    try {
-      await checkUnit(rc, args.source);
-    } catch (err) {
-      const e = toRunError(rc, err);
-      rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
-      rc.dispose();
-      throw e;
-    }
-  }
-  await rc.acquire();
-  let call: RunCall | undefined;
-  let fresh = false;
-  let stateSaved = false;
-  let session: StagingSession | undefined;
+  let rc = RunContext.create(opts);
+  // An unknown unit is refused before the lease is taken or any state is written.
+  if (args.source) await checkUnit(rc, args.source);
+  rc = await rc.acquire();
+  const run: Attempt = { fresh: false, saved: false };
   try {
     const out = await withSpan('ingestion.run', rc.attrs(), async (span) => {
-      const mode =
-        opts.mode ?? (args.source?.descriptor?.capabilities?.includes('ingest.incremental') ? 'incremental' : 'full');
-      const start = await decide(rc, opts, args, mode);
-      if (start.kind === 'repeat') {
-        rc.runId = start.state.runId;
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.openSession(start.state.sessionRef),
-          'reopening the session',
-        ).catch(() => undefined);
-        return result(rc, start.state, session, args.until, { resumed: true, repeated: true });
-      }
-
-      let st: RunState;
       const imp = opts as RunUnitOptions;
-      if (start.kind === 'resume') {
-        st = start.state;
-        if (args.sessionRunId !== undefined && args.sessionRunId !== st.runId) {
-          throw new IngestError(
-            'run_state_invalid',
-            `Session of run ${args.sessionRunId} is not the unit's pending run ${st.runId}`,
-          );
-        }
-        if (args.source === undefined && st.phase === 'exporting') {
-          throw new IngestError(
-            'run_state_invalid',
-            `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
-          );
-        }
-        if (args.sink) assertSameImport(rc, st, imp);
-        rc.runId = st.runId;
-        await rc.lease.setRunId(st.runId);
-        st.attempts++;
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.openSession(st.sessionRef),
-          'reopening the session',
-        ).catch(async (err) => {
-          // A run killed while it re-created its session (unplanned export restart) may leave no session behind;
-          // nothing was imported from it yet, so export into a fresh one under the same run id.
-          if (st.phase !== 'exporting' || !IngestError.is(err, 'not_found')) throw err;
-          rc.logger.warn('pending export has no staging session left; exporting again', { runId: st.runId });
-          return stagingStep(rc, 'export', () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
-        });
-        await claim(rc, session);
-      } else {
-        if (args.source === undefined) {
-          throw new IngestError(
-            'run_state_invalid',
-            `No exported run to import for ${rc.where()}: run exportUnit first`,
-            { details: { phase: rc.loadedState?.phase ?? null } },
-          );
-        }
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.allocateSession(rc.ctx()),
-          'allocating the session',
-        );
-        await claim(rc, session);
-        const held = await stagingStep(rc, 'export', () => session!.describe(), 'describing the session');
-        if (held.slices.length > 0 || held.sealed || held.landed) {
-          const s = session;
-          session = undefined;
-          await s.close().catch(() => {});
-          throw new IngestError(
-            'run_state_invalid',
-            `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
-            { details: { runId: rc.runId, slices: held.slices.length, sealed: held.sealed, landed: held.landed } },
-          );
-        }
-        fresh = true;
-        const now = new Date().toISOString();
-        st = {
-          runId: rc.runId,
-          phase: 'exporting',
-          mode,
-          stagingProvider: opts.staging.id,
-          sessionRef: session.ref,
-          baseCheckpointVersion: rc.checkpoint.version,
-          ...(args.sink ? { disposition: imp.disposition ?? 'append' } : {}),
-          ...(args.sink && imp.primaryKey ? { primaryKey: imp.primaryKey } : {}),
-          startedAt: now,
-          updatedAt: now,
-          attempts: 1,
-        };
+      const capable = args.source?.descriptor?.capabilities?.includes('ingest.incremental');
+      const facts: CallFacts = {
+        runId: opts.runId,
+        sessionRunId: args.sessionRunId,
+        mode: opts.mode ?? (capable ? 'incremental' : 'full'),
+        stagingProvider: opts.staging.id,
+        exports: args.source !== undefined,
+        imports: args.sink !== undefined,
+        disposition: imp.disposition,
+        primaryKey: imp.primaryKey,
+      };
+      const named = receiptNeeded(rc.loadedState, facts);
+      const receipt = named === undefined ? undefined : await rc.stateStore.receipt(named);
+      const start = decide({ state: rc.loadedState, receipt }, rc.checkpoint, facts);
+
+      if (start.settle) await settle(rc, rc.loadedState!, start.settle);
+      if (start.kind === 'refuse') throw refusal(rc, start.refusal, start.state, imp);
+      if (start.kind === 'repeat') {
+        rc = rc.forRun(start.state.runId);
+        run.session = await openSession(rc, start.state).catch(() => undefined);
+        return result(rc, start.state, run.session, !args.sink, { resumed: true, repeated: true });
       }
-      call = {
+      const resumed = start.kind === 'resume';
+      let state: RunState;
+      if (resumed) {
+        rc = rc.forRun(start.state.runId);
+        await rc.lease.setRunId(rc.runId);
+        run.session = await reopen(rc, start.state);
+        state = start.state;
+      } else {
+        run.session = await freshSession(rc, run);
+        run.fresh = true;
+        state = newRunState(rc, run.session, facts.mode, args.sink ? imp : undefined);
+      }
+      const call: RunCall = (run.call = {
         rc,
-        state: st,
-        session,
+        state,
+        session: run.session,
         ...(args.source ? { source: args.source } : {}),
         ...(args.sink ? { sink: args.sink } : {}),
-        resumed: start.kind === 'resume',
-        disposition: imp.disposition ?? st.disposition ?? 'append',
-        ...((imp.primaryKey ?? st.primaryKey) ? { primaryKey: (imp.primaryKey ?? st.primaryKey)! } : {}),
-        skipEmpty: args.until === 'committed' && args.source !== undefined,
-      };
-      await rc.stateStore.save(st);
-      stateSaved = true;
-      span.setAttribute('ingestion.run_id', rc.runId);
-      rc.emit({ type: 'run.started', mode: st.mode, checkpoint: rc.checkpoint.value });
-      if (call.resumed) {
-        const kept = (await stagingStep(rc, 'export', () => session!.describe(), 'describing the session')).slices
-          .length;
-        rc.emit({ type: 'run.resumed', phase: st.phase, slicesKept: kept });
-        rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: st.phase, slicesKept: kept });
-      }
-
-      await advance(call, args.until);
-      session = call.sessionGone ? undefined : call.session;
-      return result(rc, st, session, st.phase === 'committed' ? 'committed' : 'exported', {
-        resumed: call.resumed,
+        resumed,
+        disposition: imp.disposition ?? state.disposition ?? 'append',
+        ...((imp.primaryKey ?? state.primaryKey) ? { primaryKey: (imp.primaryKey ?? state.primaryKey)! } : {}),
+        skipEmpty: args.source !== undefined && args.sink !== undefined,
       });
+      await rc.stateStore.save(state, state.phase, resumed ? { attempts: state.attempts + 1 } : {});
+      run.saved = true;
+      span.setAttribute('ingestion.run_id', rc.runId);
+      rc.emit({ type: 'run.started', mode: state.mode, checkpoint: rc.checkpoint.value });
+      if (resumed) {
+        const kept = (await stagingStep(rc, 'export', () => call.session.describe(), 'describing the session')).slices
+          .length;
+        rc.emit({ type: 'run.resumed', phase: state.phase, slicesKept: kept });
+        rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: state.phase, slicesKept: kept });
+      }
+      await advance(call, args.until);
+      return result(rc, state, heldSession(run), !args.sink, { resumed });
     });
     await rc.close(true);
     return out;
   } catch (err) {
     const e = await fencedOrSelf(rc, toRunError(rc, err));
-    if (call) session = call.sessionGone ? undefined : call.session;
-    if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, call, session, { fresh, stateSaved }, e);
+    if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, run, e);
     rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
     rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
     // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
     await rc.close(e.code !== 'lease_lost');
     throw e;
   } finally {
-    await session?.close().catch(() => {});
+    await heldSession(run)
+      ?.close()
+      .catch(() => {});
   }
+}
+
+/** The session the call holds now (an empty run destroyed its own). */
+function heldSession(run: Attempt): StagingSession | undefined {
+  return run.call ? (run.call.sessionGone ? undefined : run.call.session) : run.session;
+}
+
+/** A new run's state, in the first phase of the table; a call that imports records how. */
+function newRunState(
+  rc: RunContext,
+  session: StagingSession,
+  mode: 'full' | 'incremental',
+  imp: RunUnitOptions | undefined,
+): RunState {
+  const now = new Date().toISOString();
+  return {
+    runId: rc.runId,
+    phase: FIRST_PHASE,
+    mode,
+    stagingProvider: rc.opts.staging.id,
+    sessionRef: session.ref,
+    baseCheckpointVersion: rc.checkpoint.version,
+    ...(imp ? { disposition: imp.disposition ?? 'append' } : {}),
+    ...(imp?.primaryKey ? { primaryKey: imp.primaryKey } : {}),
+    startedAt: now,
+    updatedAt: now,
+    attempts: 1,
+  };
+}
+
+/**
+ * A fresh run's session, claimed. A session that already holds slices or markers means the run id was used before
+ * (by a store that lost its receipt): refused, and that session is left alone.
+ * @throws IngestError `run_state_invalid`, `staging_failed`
+ */
+async function freshSession(rc: RunContext, run: Attempt): Promise<StagingSession> {
+  const session = (run.session = await allocate(rc));
+  await claim(rc, session);
+  const held = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
+  if (held.slices.length === 0 && !held.sealed && !held.landed) return session;
+  run.session = undefined;
+  await session.close().catch(() => {});
+  throw new IngestError(
+    'run_state_invalid',
+    `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
+    { details: { runId: rc.runId, slices: held.slices.length, sealed: held.sealed, landed: held.landed } },
+  );
+}
+
+/**
+ * The pending run's session, claimed. A run killed while it re-created its session (unplanned export restart) may
+ * leave none behind; where the table says so (nothing was imported from it yet), it exports into a new one.
+ */
+async function reopen(rc: RunContext, state: RunState): Promise<StagingSession> {
+  const session = await openSession(rc, state).catch((err) => {
+    if (RUN_PHASES[state.phase].sessionGone !== 'export again' || !IngestError.is(err, 'not_found')) throw err;
+    rc.logger.warn('pending export has no staging session left; exporting again', { runId: state.runId });
+    return allocate(rc);
+  });
+  await claim(rc, session);
+  return session;
+}
+
+function openSession(rc: RunContext, state: RunState): Promise<StagingSession> {
+  return stagingStep(rc, 'export', () => rc.opts.staging.openSession(state.sessionRef), 'reopening the session');
+}
+
+function allocate(rc: RunContext): Promise<StagingSession> {
+  return stagingStep(rc, 'export', () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
 }
 
 /**
@@ -249,14 +255,10 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
  * it replaced is put back), so the next call starts afresh instead of "resuming" an empty run. Any other pending
  * run records the error and stays resumable.
  */
-async function leaveNothingOrRecord(
-  rc: RunContext,
-  call: RunCall | undefined,
-  session: StagingSession | undefined,
-  how: { fresh: boolean; stateSaved: boolean },
-  e: IngestError,
-): Promise<void> {
-  if (how.fresh && session && (!call || call.state.phase === 'exporting')) {
+async function leaveNothingOrRecord(rc: RunContext, run: Attempt, e: IngestError): Promise<void> {
+  const { call } = run;
+  const session = heldSession(run);
+  if (run.fresh && session && (!call || call.state.phase === FIRST_PHASE)) {
     const staged = await session
       .describe()
       .then((d) => d.slices.length)
@@ -264,7 +266,7 @@ async function leaveNothingOrRecord(
     if (staged === 0) {
       try {
         await session.destroy();
-        if (call && how.stateSaved) await rc.stateStore.rollback(call.state, rc.loadedState);
+        if (call && run.saved) await rc.stateStore.rollback(call.state, rc.loadedState);
         rc.logger.info('run failed before it staged a row; nothing left behind', { runId: rc.runId, code: e.code });
         return;
       } catch (cleanup) {
@@ -272,74 +274,77 @@ async function leaveNothingOrRecord(
       }
     }
   }
-  if (call && how.stateSaved) await rc.stateStore.recordFailure(call.state, e);
+  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e);
 }
 
-/**
- * What this call does: repeat a finished run's result, resume the unit's pending run, or start a fresh run.
- * @throws IngestError `run_state_invalid` for a run id that was abandoned or superseded, or a pending run in
- * another staging provider
- */
-async function decide(rc: RunContext, opts: AnyOptions, args: DriveArgs, mode: 'full' | 'incremental'): Promise<Start> {
-  const loaded = rc.loadedState;
-  const resumable = await classify(rc, loaded, mode, opts.staging.id);
-  const named = args.sessionRunId ?? opts.runId;
-  if (named === undefined || resumable?.runId === named) {
-    return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+/** Finish the loaded run as `decide()` said: land it (it committed before it crashed), or retire its id. */
+async function settle(rc: RunContext, loaded: RunState, how: 'land' | 'supersede'): Promise<void> {
+  if (how === 'supersede') {
+    await rc.stateStore.writeReceipt(loaded, 'superseded');
+    rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
+      runId: loaded.runId,
+      phase: loaded.phase,
+    });
+    return;
   }
-  // The call names a run: if that run finished, it is never run again.
-  if (loaded && loaded.runId === named && !isPending(loaded.phase)) {
-    if (loaded.phase === 'committed') return { kind: 'repeat', state: loaded };
-    throw runIdUsed(rc, named, loaded.phase);
-  }
-  const receipt = await rc.stateStore.receipt(named);
-  if (receipt) {
-    if (receipt.outcome === 'committed') return { kind: 'repeat', state: receipt.state as unknown as RunState };
-    throw runIdUsed(rc, named, receipt.outcome);
-  }
-  return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+  await rc.stateStore.finishCommitted(loaded, { committedCheckpoint: rc.checkpoint.value });
+  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
+  if (session) await markLanded(rc, session).finally(() => session.close().catch(() => {}));
+  rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
 }
 
-function runIdUsed(rc: RunContext, runId: string, outcome: string): IngestError {
-  return new IngestError(
-    'run_state_invalid',
-    `Run id ${runId} names a run that was ${outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
-    { details: { runId, outcome } },
-  );
-}
-
-/**
- * A resume must import the way the pending run recorded: another disposition or primary key could skip slices
- * the sink never loaded that way.
- * @throws IngestError `run_state_invalid`
- */
-function assertSameImport(rc: RunContext, st: RunState, opts: RunUnitOptions): void {
-  const issues: string[] = [];
-  if (st.disposition !== undefined && opts.disposition !== undefined && opts.disposition !== st.disposition) {
-    issues.push(`disposition ${opts.disposition} (the run recorded ${st.disposition})`);
+/** The error a refused call throws (`run_state_invalid`); `state` is the run `decide()` refused over. */
+function refusal(rc: RunContext, r: Refusal, state: RunState | undefined, opts: RunUnitOptions): IngestError {
+  const st = state!;
+  switch (r.why) {
+    case 'run-id-used':
+      return new IngestError(
+        'run_state_invalid',
+        `Run id ${r.runId} names a run that was ${r.outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
+        { details: { runId: r.runId, outcome: r.outcome } },
+      );
+    case 'other-staging':
+      return new IngestError(
+        'run_state_invalid',
+        `Run ${st.runId} of ${rc.where()} is pending in staging provider "${st.stagingProvider}", but this call uses "${rc.opts.staging.id}"; finish it with that provider`,
+        { details: { phase: st.phase } },
+      );
+    case 'other-run':
+      return new IngestError(
+        'run_state_invalid',
+        `Session of run ${r.sessionRunId} is not the unit's pending run ${st.runId}`,
+      );
+    case 'still-exporting':
+      return new IngestError(
+        'run_state_invalid',
+        `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
+      );
+    case 'nothing-exported':
+      return new IngestError('run_state_invalid', `No exported run to import for ${rc.where()}: run exportUnit first`, {
+        details: { phase: rc.loadedState?.phase ?? null },
+      });
+    case 'import-differs': {
+      // Another disposition or primary key could skip slices the sink never loaded that way.
+      const pk = (k: string[] | null | undefined) => (k ? JSON.stringify(k) : 'none');
+      const issues = r.differs.map((d) =>
+        d === 'disposition'
+          ? `disposition ${opts.disposition} (the run recorded ${st.disposition})`
+          : `primaryKey ${pk(opts.primaryKey)} (the run recorded ${pk(st.primaryKey)})`,
+      );
+      return new IngestError(
+        'run_state_invalid',
+        `Pending run ${st.runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
+        {
+          details: {
+            runId: st.runId,
+            phase: st.phase,
+            disposition: st.disposition ?? null,
+            primaryKey: st.primaryKey ?? null,
+          },
+        },
+      );
+    }
   }
-  if (
-    st.disposition !== undefined &&
-    opts.primaryKey !== undefined &&
-    !jsonEqual(opts.primaryKey, st.primaryKey ?? null)
-  ) {
-    issues.push(
-      `primaryKey ${JSON.stringify(opts.primaryKey)} (the run recorded ${st.primaryKey ? JSON.stringify(st.primaryKey) : 'none'})`,
-    );
-  }
-  if (issues.length === 0) return;
-  throw new IngestError(
-    'run_state_invalid',
-    `Pending run ${st.runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
-    {
-      details: {
-        runId: st.runId,
-        phase: st.phase,
-        disposition: st.disposition ?? null,
-        primaryKey: st.primaryKey ?? null,
-      },
-    },
-  );
 }
 
 /** Claim the session with this holder's fencing token (a stale holder's later manifest writes are refused). */
@@ -349,7 +354,7 @@ async function claim(rc: RunContext, session: StagingSession): Promise<void> {
 
 /**
  * Refuse a unit the source does not have, before any state is written: the source's `checkUnit`, else its
- * `collectMetadata`, else no check.
+ * `collectMetadata`, else no check. A refused call reports `run.failed` and lets go of the caller's signal.
  * @throws IngestError `config_invalid` for an unknown unit; `source_failed` when the source cannot tell
  */
 async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<void> {
@@ -363,76 +368,33 @@ async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<v
       }
     }
   } catch (err) {
-    if (IngestError.is(err, 'not_found')) {
-      throw new IngestError(
-        'config_invalid',
-        `Unknown unit "${rc.unitId}": source ${rc.endpointId} has no such unit (${err.message}); nothing was run or written`,
-        { cause: err, details: { endpointId: rc.endpointId, unitId: rc.unitId } },
-      );
-    }
-    throw IngestError.wrap(err, 'source_failed', `Source failed while checking unit "${rc.unitId}" (${rc.where()})`);
-  }
-}
-
-/**
- * Decide whether the unit's run state is a pending run to resume. A run whose checkpoint base moved is
- * stale — unless it is our own commit that crashed before the run state said so; then finish it. A stale run
- * that may have imported slices gets a `superseded` receipt, so its id is never run again.
- */
-async function classify(
-  rc: RunContext,
-  loaded: RunState | undefined,
-  mode: 'full' | 'incremental',
-  stagingId: string,
-): Promise<RunState | undefined> {
-  if (!loaded || !isPending(loaded.phase)) return undefined;
-  if (loaded.baseCheckpointVersion !== rc.checkpoint.version) {
-    if (loaded.phase === 'imported' && jsonEqual(loaded.plannedCheckpoint ?? null, rc.checkpoint.value)) {
-      const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
-      await session?.markLanded().catch(() => {});
-      await session?.close().catch(() => {});
-      const done: Partial<RunState> = { committedCheckpoint: rc.checkpoint.value, lastError: null };
-      await rc.stateStore.writeReceipt({ ...loaded, ...done, phase: 'committed' }, 'committed');
-      await rc.stateStore.save(loaded, 'committed', done);
-      rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
-      return undefined;
-    }
-    await supersede(rc, loaded);
-    return undefined;
-  }
-  if (loaded.stagingProvider !== stagingId) {
-    if (loaded.phase === 'exporting') return undefined;
-    throw new IngestError(
-      'run_state_invalid',
-      `Run ${loaded.runId} of ${rc.where()} is pending in staging provider "${loaded.stagingProvider}", but this call uses "${stagingId}"; finish it with that provider`,
-      { details: { phase: loaded.phase } },
+    const e = toRunError(
+      rc,
+      IngestError.is(err, 'not_found')
+        ? new IngestError(
+            'config_invalid',
+            `Unknown unit "${rc.unitId}": source ${rc.endpointId} has no such unit (${err.message}); nothing was run or written`,
+            { cause: err, details: { endpointId: rc.endpointId, unitId: rc.unitId } },
+          )
+        : IngestError.wrap(err, 'source_failed', `Source failed while checking unit "${rc.unitId}" (${rc.where()})`),
     );
+    rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
+    rc.dispose();
+    throw e;
   }
-  if (loaded.phase === 'exporting' && loaded.mode !== mode) return undefined;
-  return loaded;
-}
-
-/** A pending run that will never finish: if the sink may hold slices of it, its run id is retired. */
-async function supersede(rc: RunContext, loaded: RunState): Promise<void> {
-  if (loaded.phase === 'exporting') return;
-  await rc.stateStore.writeReceipt(loaded, 'superseded');
-  rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
-    runId: loaded.runId,
-    phase: loaded.phase,
-  });
 }
 
 async function result(
   rc: RunContext,
   state: RunState,
   session: StagingSession | undefined,
-  until: 'exported' | 'committed',
+  exportOnly: boolean,
   how: { resumed: boolean; repeated?: boolean },
 ): Promise<RunUnitResult | ExportResult> {
   const handles = session ? await session.handles().catch(() => []) : [];
   const completedAt = new Date().toISOString();
   const rejected = state.rowsRejected ? { rowsRejected: state.rowsRejected } : {};
-  if (until === 'exported') {
+  if (exportOnly) {
     return {
       runId: state.runId,
       sessionRef: state.sessionRef,
@@ -475,7 +437,7 @@ async function result(
  * holder's, and this run must neither record its error in the run state nor release the new holder's lease.
  */
 async function fencedOrSelf(rc: RunContext, e: IngestError): Promise<IngestError> {
-  if (e.code === 'lease_lost' || !rc.lease) return e;
+  if (e.code === 'lease_lost') return e;
   try {
     await rc.lease.renew();
     return e;
