@@ -99,7 +99,7 @@ const schema = z
 export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunResult> {
   const parsed = schema.safeParse(opts);
   if (!parsed.success) throw configInvalid('Invalid abandonRun options', parsed.error.issues);
-  let rc = await RunContext.open({
+  let rc = await RunContext.create({
     kv: opts.kv,
     unit: opts.unit,
     staging: opts.staging as StagingProvider,
@@ -107,7 +107,7 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
     ...(opts.leaseTtlMs ? { policy: { leaseTtlMs: opts.leaseTtlMs } } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  }).acquire();
   try {
     const st = rc.loadedState;
     const where = `endpoint ${rc.endpointId}, unit ${rc.unitId}`;

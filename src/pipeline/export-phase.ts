@@ -178,16 +178,10 @@ async function exportPlannedSlice(
       progress.rejected.count = rejectedBefore;
       throw err;
     }
-    progress.slicesStaged++;
     span.setAttribute('ingestion.rows', rows);
-    rc.emit({
-      type: 'slice.staged',
-      slice: slice.index,
-      rows,
-      rowsExported: progress.rowsExported,
-      slicesStaged: progress.slicesStaged,
-      slicesPlanned: progress.slicesPlanned,
-    });
+    progress.slicesStaged++;
+    const { rowsExported, slicesStaged, slicesPlanned } = progress;
+    rc.emit({ type: 'slice.staged', slice: slice.index, rows, rowsExported, slicesStaged, slicesPlanned });
   });
 }
 

@@ -20,26 +20,15 @@ type EventInput = {
   >;
 }[IngestionEvent['type']];
 
-/** The unit's checkpoint entry as a call found it (`version: null`: there is none). @internal */
-export interface Checkpoint {
-  readonly value: Json | null;
-  readonly version: number | null;
-}
+/** What the contexts of one call share: the abort controller (following the user's signal), the run-state store. */
+type Wire = { readonly controller: AbortController; readonly detach: () => void; readonly stateStore: RunStateStore };
 
-/** What contexts of one call share: the abort controller, the listeners, the run-state store (it tracks a version). */
-interface Wire {
-  readonly controller: AbortController;
-  readonly detach: () => void;
-  readonly stateStore: RunStateStore;
-  readonly startedAt: string;
-}
-
-/** What acquiring the lease brought: the lease, and the checkpoint and run state read under it. */
-interface Held {
+/** What acquiring the lease brought: the lease, and the checkpoint (`version: null`: none) and run state under it. */
+type Held = {
   readonly lease: Lease;
-  readonly checkpoint: Checkpoint;
+  readonly checkpoint: { readonly value: Json | null; readonly version: number | null };
   readonly loadedState: RunState | undefined;
-}
+};
 
 /**
  * Everything one pipeline call shares: resolved options, the lease, the checkpoint it started from,
@@ -60,8 +49,7 @@ export class RunContext {
   readonly workerId: string;
   readonly stateStore: RunStateStore;
   readonly signal: AbortSignal;
-  readonly startedAt: string;
-  readonly checkpoint: Checkpoint;
+  readonly checkpoint: Held['checkpoint'];
   /** The unit's run state as loaded (may belong to an earlier run). */
   readonly loadedState: RunState | undefined;
   readonly #wire: Wire;
@@ -86,7 +74,6 @@ export class RunContext {
     this.#wire = wire ?? wireUp(opts, new RunStateStore(opts.kv, runStateKey(this.cpKey)));
     this.stateStore = this.#wire.stateStore;
     this.signal = this.#wire.controller.signal;
-    this.startedAt = this.#wire.startedAt;
     this.#held = held;
     this.checkpoint = held?.checkpoint ?? { value: null, version: null };
     this.loadedState = held?.loadedState;
@@ -95,14 +82,6 @@ export class RunContext {
   /** A context without the lease yet (no I/O): for checks that must happen before any state is written. */
   static create(opts: BaseRunOptions): RunContext {
     return new RunContext(opts, opts.runId ?? newRunId(), undefined);
-  }
-
-  /**
-   * A context holding the unit's lease, with the checkpoint and run state loaded.
-   * @throws IngestError `lease_held`, `aborted`, `kv_failed`
-   */
-  static open(opts: BaseRunOptions): Promise<RunContext> {
-    return RunContext.create(opts).acquire();
   }
 
   /** The unit's lease (the fencing token is its `epoch`). @throws IngestError `internal` before {@link acquire} */
@@ -232,12 +211,7 @@ function wireUp(opts: BaseRunOptions, stateStore: RunStateStore): Wire {
   const onUserAbort = () => controller.abort(user?.reason);
   if (user?.aborted) controller.abort(user.reason);
   else user?.addEventListener('abort', onUserAbort, { once: true });
-  return {
-    controller,
-    detach: () => user?.removeEventListener('abort', onUserAbort),
-    stateStore,
-    startedAt: new Date().toISOString(),
-  };
+  return { controller, detach: () => user?.removeEventListener('abort', onUserAbort), stateStore };
 }
 
 function kvError(err: unknown, message: string): IngestError {

@@ -38,50 +38,30 @@ export interface PhaseRule {
  * The transition table and resume policy of a run. docs/architecture.md shows it; a unit test checks they agree.
  * @internal
  */
+// biome-ignore format: one row per phase, as in docs/architecture.md
 export const RUN_PHASES: Readonly<Record<RunPhase, PhaseRule>> = {
-  exporting: {
-    pending: true,
-    step: 'export',
-    next: ['exported', 'committed', 'abandoned'],
-    checkpointMoved: 'drop',
-    stagingChanged: 'drop',
-    modeChanged: 'drop',
-    sessionGone: 'export again',
-    inSink: 'nothing',
-  },
-  exported: {
-    pending: true,
-    step: 'import',
-    next: ['importing', 'abandoned'],
-    checkpointMoved: 'supersede',
-    stagingChanged: 'refuse',
-    modeChanged: 'resume',
-    sessionGone: 'fail',
-    inSink: 'nothing',
-  },
-  importing: {
-    pending: true,
-    step: 'import',
-    next: ['imported', 'abandoned'],
-    checkpointMoved: 'supersede',
-    stagingChanged: 'refuse',
-    modeChanged: 'resume',
-    sessionGone: 'fail',
-    inSink: 'some',
-  },
-  imported: {
-    pending: true,
-    step: 'commit',
-    next: ['committed'],
-    checkpointMoved: 'land',
-    stagingChanged: 'refuse',
-    modeChanged: 'resume',
-    sessionGone: 'fail',
-    inSink: 'all',
-  },
+  //                  step      next                                    checkpoint   staging   mode      session gone    in sink
+  exporting: pending('export', ['exported', 'committed', 'abandoned'], 'drop',      'drop',   'drop',   'export again', 'nothing'),
+  exported:  pending('import', ['importing', 'abandoned'],              'supersede', 'refuse', 'resume', 'fail',         'nothing'),
+  importing: pending('import', ['imported', 'abandoned'],               'supersede', 'refuse', 'resume', 'fail',         'some'),
+  imported:  pending('commit', ['committed'],                           'land',      'refuse', 'resume', 'fail',         'all'),
   committed: finished('all'),
   abandoned: finished('some'),
 };
+
+type Column<K extends keyof PhaseRule> = NonNullable<PhaseRule[K]>;
+
+function pending(
+  step: Column<'step'>,
+  next: RunPhase[],
+  checkpointMoved: Column<'checkpointMoved'>,
+  stagingChanged: Column<'stagingChanged'>,
+  modeChanged: Column<'modeChanged'>,
+  sessionGone: Column<'sessionGone'>,
+  inSink: Column<'inSink'>,
+): PhaseRule {
+  return { pending: true, step, next, checkpointMoved, stagingChanged, modeChanged, sessionGone, inSink };
+}
 
 function finished(inSink: PhaseRule['inSink']): PhaseRule {
   const none = { step: null, checkpointMoved: null, stagingChanged: null, modeChanged: null, sessionGone: null };

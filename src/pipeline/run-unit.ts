@@ -1,6 +1,8 @@
+import type { Span } from '@opentelemetry/api';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
+import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
 import {
@@ -14,7 +16,15 @@ import {
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
 import { advance, markLanded, type RunCall } from './run-phases.js';
-import { type CallFacts, decide, FIRST_PHASE, type Refusal, RUN_PHASES, receiptNeeded } from './run-policy.js';
+import {
+  type CallFacts,
+  decide,
+  FIRST_PHASE,
+  type Refusal,
+  RUN_PHASES,
+  receiptNeeded,
+  type Start,
+} from './run-policy.js';
 import type { RunState } from './run-state.js';
 
 /**
@@ -88,97 +98,124 @@ interface DriveArgs {
 
 type AnyOptions = RunUnitOptions | ExportOptions | ImportOptions;
 
-/** What one call holds, for its failure path: the session, the run it drives, whether it started a new run state. */
+/** What one call holds, owned by its `drive()`: the context (it adopts the run's id), the session, the run. */
 interface Attempt {
+  rc: RunContext;
   session?: StagingSession;
   call?: RunCall;
+  /** This call started the run (the failure path may remove it), and saved its run state. */
   fresh: boolean;
   saved: boolean;
 }
 
-/** Load (lease, checkpoint, run state), decide (run-policy.ts, no I/O), act (settle, open the session, advance). */
+/** Load (lease, checkpoint, run state, a receipt), decide (`decide()`, no I/O), act. */
 async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult | ExportResult> {
-  let rc = RunContext.create(opts);
+  const unchecked = RunContext.create(opts);
   // An unknown unit is refused before the lease is taken or any state is written.
-  if (args.source) await checkUnit(rc, args.source);
-  rc = await rc.acquire();
-  const run: Attempt = { fresh: false, saved: false };
+  if (args.source) await checkUnit(unchecked, args.source);
+  const run: Attempt = { rc: await unchecked.acquire(), fresh: false, saved: false };
   try {
-    const out = await withSpan('ingestion.run', rc.attrs(), async (span) => {
-      const imp = opts as RunUnitOptions;
-      const capable = args.source?.descriptor?.capabilities?.includes('ingest.incremental');
-      const facts: CallFacts = {
-        runId: opts.runId,
-        sessionRunId: args.sessionRunId,
-        mode: opts.mode ?? (capable ? 'incremental' : 'full'),
-        stagingProvider: opts.staging.id,
-        exports: args.source !== undefined,
-        imports: args.sink !== undefined,
-        disposition: imp.disposition,
-        primaryKey: imp.primaryKey,
-      };
-      const named = receiptNeeded(rc.loadedState, facts);
-      const receipt = named === undefined ? undefined : await rc.stateStore.receipt(named);
-      const start = decide({ state: rc.loadedState, receipt }, rc.checkpoint, facts);
-
-      if (start.settle) await settle(rc, rc.loadedState!, start.settle);
-      if (start.kind === 'refuse') throw refusal(rc, start.refusal, start.state, imp);
-      if (start.kind === 'repeat') {
-        rc = rc.forRun(start.state.runId);
-        run.session = await openSession(rc, start.state).catch(() => undefined);
-        return result(rc, start.state, run.session, !args.sink, { resumed: true, repeated: true });
-      }
-      const resumed = start.kind === 'resume';
-      let state: RunState;
-      if (resumed) {
-        rc = rc.forRun(start.state.runId);
-        await rc.lease.setRunId(rc.runId);
-        run.session = await reopen(rc, start.state);
-        state = start.state;
-      } else {
-        run.session = await freshSession(rc, run);
-        run.fresh = true;
-        state = newRunState(rc, run.session, facts.mode, args.sink ? imp : undefined);
-      }
-      const call: RunCall = (run.call = {
-        rc,
-        state,
-        session: run.session,
-        ...(args.source ? { source: args.source } : {}),
-        ...(args.sink ? { sink: args.sink } : {}),
-        resumed,
-        disposition: imp.disposition ?? state.disposition ?? 'append',
-        ...((imp.primaryKey ?? state.primaryKey) ? { primaryKey: (imp.primaryKey ?? state.primaryKey)! } : {}),
-        skipEmpty: args.source !== undefined && args.sink !== undefined,
-      });
-      await rc.stateStore.save(state, state.phase, resumed ? { attempts: state.attempts + 1 } : {});
-      run.saved = true;
-      span.setAttribute('ingestion.run_id', rc.runId);
-      rc.emit({ type: 'run.started', mode: state.mode, checkpoint: rc.checkpoint.value });
-      if (resumed) {
-        const kept = (await stagingStep(rc, 'export', () => call.session.describe(), 'describing the session')).slices
-          .length;
-        rc.emit({ type: 'run.resumed', phase: state.phase, slicesKept: kept });
-        rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: state.phase, slicesKept: kept });
-      }
-      await advance(call, args.until);
-      return result(rc, state, heldSession(run), !args.sink, { resumed });
+    const out = await withSpan('ingestion.run', run.rc.attrs(), async (span) => {
+      const { loadedState, checkpoint, stateStore } = run.rc;
+      const facts = callFacts(opts, args);
+      const named = receiptNeeded(loadedState, facts);
+      const receipt = named === undefined ? undefined : await stateStore.receipt(named);
+      const start = decide({ state: loadedState, receipt }, checkpoint, facts);
+      return act(run, start, args, facts, span);
     });
-    await rc.close(true);
+    await run.rc.close(true);
     return out;
   } catch (err) {
-    const e = await fencedOrSelf(rc, toRunError(rc, err));
-    if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, run, e);
-    rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
-    rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
-    // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
-    await rc.close(e.code !== 'lease_lost');
-    throw e;
+    throw await failed(run, err);
   } finally {
     await heldSession(run)
       ?.close()
       .catch(() => {});
   }
+}
+
+function callFacts(opts: AnyOptions, args: DriveArgs): CallFacts {
+  const { disposition, primaryKey } = opts as RunUnitOptions;
+  const incremental = args.source?.descriptor?.capabilities?.includes('ingest.incremental');
+  return {
+    runId: opts.runId,
+    sessionRunId: args.sessionRunId,
+    mode: opts.mode ?? (incremental ? 'incremental' : 'full'),
+    stagingProvider: opts.staging.id,
+    exports: args.source !== undefined,
+    imports: args.sink !== undefined,
+    disposition,
+    primaryKey,
+  };
+}
+
+/** Act on what `decide()` said: settle the loaded run, refuse, repeat a result, or open the run and advance it. */
+async function act(
+  run: Attempt,
+  start: Start<RunState>,
+  args: DriveArgs,
+  facts: CallFacts,
+  span: Span,
+): Promise<RunUnitResult | ExportResult> {
+  const imp = run.rc.opts as RunUnitOptions;
+  if (start.settle) await settle(run.rc, run.rc.loadedState!, start.settle);
+  if (start.kind === 'refuse') throw refusal(run.rc, start.refusal, start.state, imp);
+  if (start.kind === 'repeat') {
+    const rc = (run.rc = run.rc.forRun(start.state.runId));
+    run.session = await openSession(rc, start.state).catch(() => undefined);
+    return result(rc, start.state, run.session, !args.sink, { resumed: true, repeated: true });
+  }
+  const resumed = start.kind === 'resume';
+  let state: RunState;
+  if (resumed) {
+    run.rc = run.rc.forRun(start.state.runId);
+    await run.rc.lease.setRunId(run.rc.runId);
+    run.session = await reopen(run.rc, start.state);
+    state = start.state;
+  } else {
+    run.session = await freshSession(run);
+    run.fresh = true;
+    state = newRunState(run.rc, run.session, facts.mode, args.sink ? imp : undefined);
+  }
+  const { rc } = run;
+  const primaryKey = imp.primaryKey ?? state.primaryKey;
+  const call: RunCall = (run.call = {
+    rc,
+    state,
+    session: run.session,
+    ...(args.source ? { source: args.source } : {}),
+    ...(args.sink ? { sink: args.sink } : {}),
+    resumed,
+    disposition: imp.disposition ?? state.disposition ?? 'append',
+    ...(primaryKey ? { primaryKey } : {}),
+    skipEmpty: args.source !== undefined && args.sink !== undefined,
+  });
+  await rc.stateStore.save(state, state.phase, resumed ? { attempts: state.attempts + 1 } : {});
+  run.saved = true;
+  span.setAttribute('ingestion.run_id', rc.runId);
+  rc.emit({ type: 'run.started', mode: state.mode, checkpoint: rc.checkpoint.value });
+  if (resumed) {
+    const kept = (await stagingStep(rc, 'export', () => call.session.describe(), 'describing the session')).slices;
+    rc.emit({ type: 'run.resumed', phase: state.phase, slicesKept: kept.length });
+    rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: state.phase, slicesKept: kept.length });
+  }
+  await advance(call, args.until);
+  return result(rc, state, heldSession(run), !args.sink, { resumed });
+}
+
+/**
+ * The failure path: the error to report (`lease_lost` when the run was fenced meanwhile); a fresh run that staged
+ * nothing is removed, any other records the error in its run state; the lease is released unless fenced.
+ */
+async function failed(run: Attempt, err: unknown): Promise<IngestError> {
+  const { rc } = run;
+  const e = await fencedOrSelf(rc, toRunError(rc, err));
+  if (e.code !== 'lease_lost') await leaveNothingOrRecord(run, e);
+  rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
+  rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
+  // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
+  await rc.close(e.code !== 'lease_lost');
+  return e;
 }
 
 /** The session the call holds now (an empty run destroyed its own). */
@@ -214,7 +251,8 @@ function newRunState(
  * (by a store that lost its receipt): refused, and that session is left alone.
  * @throws IngestError `run_state_invalid`, `staging_failed`
  */
-async function freshSession(rc: RunContext, run: Attempt): Promise<StagingSession> {
+async function freshSession(run: Attempt): Promise<StagingSession> {
+  const { rc } = run;
   const session = (run.session = await allocate(rc));
   await claim(rc, session);
   const held = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
@@ -255,8 +293,8 @@ function allocate(rc: RunContext): Promise<StagingSession> {
  * it replaced is put back), so the next call starts afresh instead of "resuming" an empty run. Any other pending
  * run records the error and stays resumable.
  */
-async function leaveNothingOrRecord(rc: RunContext, run: Attempt, e: IngestError): Promise<void> {
-  const { call } = run;
+async function leaveNothingOrRecord(run: Attempt, e: IngestError): Promise<void> {
+  const { rc, call } = run;
   const session = heldSession(run);
   if (run.fresh && session && (!call || call.state.phase === FIRST_PHASE)) {
     const staged = await session
@@ -296,52 +334,39 @@ async function settle(rc: RunContext, loaded: RunState, how: 'land' | 'supersede
 /** The error a refused call throws (`run_state_invalid`); `state` is the run `decide()` refused over. */
 function refusal(rc: RunContext, r: Refusal, state: RunState | undefined, opts: RunUnitOptions): IngestError {
   const st = state!;
+  const refuse = (message: string, details?: Record<string, Json>) =>
+    new IngestError('run_state_invalid', message, { ...(details ? { details } : {}) });
+  const pk = (k: string[] | null | undefined) => (k ? JSON.stringify(k) : 'none');
   switch (r.why) {
     case 'run-id-used':
-      return new IngestError(
-        'run_state_invalid',
+      return refuse(
         `Run id ${r.runId} names a run that was ${r.outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
-        { details: { runId: r.runId, outcome: r.outcome } },
+        { runId: r.runId, outcome: r.outcome },
       );
     case 'other-staging':
-      return new IngestError(
-        'run_state_invalid',
+      return refuse(
         `Run ${st.runId} of ${rc.where()} is pending in staging provider "${st.stagingProvider}", but this call uses "${rc.opts.staging.id}"; finish it with that provider`,
-        { details: { phase: st.phase } },
+        { phase: st.phase },
       );
     case 'other-run':
-      return new IngestError(
-        'run_state_invalid',
-        `Session of run ${r.sessionRunId} is not the unit's pending run ${st.runId}`,
-      );
+      return refuse(`Session of run ${r.sessionRunId} is not the unit's pending run ${st.runId}`);
     case 'still-exporting':
-      return new IngestError(
-        'run_state_invalid',
-        `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
-      );
+      return refuse(`Run ${st.runId} has not finished exporting; run exportUnit again to finish it`);
     case 'nothing-exported':
-      return new IngestError('run_state_invalid', `No exported run to import for ${rc.where()}: run exportUnit first`, {
-        details: { phase: rc.loadedState?.phase ?? null },
+      return refuse(`No exported run to import for ${rc.where()}: run exportUnit first`, {
+        phase: rc.loadedState?.phase ?? null,
       });
     case 'import-differs': {
       // Another disposition or primary key could skip slices the sink never loaded that way.
-      const pk = (k: string[] | null | undefined) => (k ? JSON.stringify(k) : 'none');
       const issues = r.differs.map((d) =>
         d === 'disposition'
           ? `disposition ${opts.disposition} (the run recorded ${st.disposition})`
           : `primaryKey ${pk(opts.primaryKey)} (the run recorded ${pk(st.primaryKey)})`,
       );
-      return new IngestError(
-        'run_state_invalid',
-        `Pending run ${st.runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
-        {
-          details: {
-            runId: st.runId,
-            phase: st.phase,
-            disposition: st.disposition ?? null,
-            primaryKey: st.primaryKey ?? null,
-          },
-        },
+      const { runId, phase, disposition = null, primaryKey = null } = st;
+      return refuse(
+        `Pending run ${runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
+        { runId, phase, disposition, primaryKey },
       );
     }
   }
@@ -384,6 +409,7 @@ async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<v
   }
 }
 
+/** The call's result: an export's (exportUnit) or a run's, which ends the run (`run.completed`). */
 async function result(
   rc: RunContext,
   state: RunState,
@@ -392,36 +418,29 @@ async function result(
   how: { resumed: boolean; repeated?: boolean },
 ): Promise<RunUnitResult | ExportResult> {
   const handles = session ? await session.handles().catch(() => []) : [];
-  const completedAt = new Date().toISOString();
-  const rejected = state.rowsRejected ? { rowsRejected: state.rowsRejected } : {};
+  const stats = {
+    rowsExported: state.rowsExported ?? 0,
+    ...(exportOnly ? {} : { rowsImported: state.rowsImported ?? 0 }),
+    ...(state.rowsRejected ? { rowsRejected: state.rowsRejected } : {}),
+    slices: state.slices ?? 0,
+    bytesStaged: state.bytesStaged ?? 0,
+    startedAt: state.startedAt,
+    completedAt: new Date().toISOString(),
+  };
   if (exportOnly) {
+    const planned = state.plannedCheckpoint ?? null;
     return {
       runId: state.runId,
       sessionRef: state.sessionRef,
       stagingHandles: handles,
-      plannedCheckpoint: state.plannedCheckpoint ?? null,
-      stats: {
-        rowsExported: state.rowsExported ?? 0,
-        ...rejected,
-        slices: state.slices ?? 0,
-        bytesStaged: state.bytesStaged ?? 0,
-        startedAt: state.startedAt,
-        completedAt,
-      },
+      plannedCheckpoint: planned,
+      stats,
     };
   }
   const out: RunUnitResult = {
     runId: state.runId,
     newCheckpoint: state.committedCheckpoint !== undefined ? state.committedCheckpoint : rc.checkpoint.value,
-    stats: {
-      rowsExported: state.rowsExported ?? 0,
-      rowsImported: state.rowsImported ?? 0,
-      ...rejected,
-      slices: state.slices ?? 0,
-      bytesStaged: state.bytesStaged ?? 0,
-      startedAt: state.startedAt,
-      completedAt,
-    },
+    stats: stats as RunUnitResult['stats'],
     stagingHandles: handles,
     resumed: how.resumed,
     ...(how.repeated ? { repeated: true } : {}),
