@@ -173,12 +173,10 @@ async function markSession(
     const session = await stagingStep(rc, 'commit', () => staging.openSession(ref), 'opening the session to abandon');
     try {
       if (session.fence) {
-        const fence = session.fence.bind(session);
-        await stagingStep(rc, 'commit', () => fence(rc.lease.epoch), 'claiming the session to abandon');
+        await stagingStep(rc, 'commit', () => session.fence!(rc.lease.epoch), 'claiming the session to abandon');
       }
       if (!session.markAbandoned) return false;
-      const mark = session.markAbandoned.bind(session);
-      await stagingStep(rc, 'commit', () => mark(), 'marking the session _ABANDONED');
+      await stagingStep(rc, 'commit', () => session.markAbandoned!(), 'marking the session _ABANDONED');
       return true;
     } finally {
       await session.close().catch(() => {});

@@ -21,7 +21,7 @@ interface ExportProgress {
   schema?: RecordSchema;
 }
 
-/** What the export step hands back to the phase table (`run-phases.ts`), which seals and records it. */
+/** What the export phase hands back to the export step (`run-phases.ts`), which seals and records it. */
 export interface ExportOutcome {
   session: StagingSession;
   plannedCheckpoint: Json | null;

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { RunPhase as ContractPhase } from '../../../src/contracts/context.js';
 import {
   type CallFacts,
   canMove,
@@ -35,6 +36,11 @@ const importUnit: CallFacts = { ...runUnit, exports: false };
 const exportUnit: CallFacts = { ...runUnit, imports: false };
 
 describe('the phase table', () => {
+  it('has a row for each phase the contracts name (the two unions are one: tsc checks)', () => {
+    expectTypeOf<RunPhase>().toEqualTypeOf<ContractPhase>();
+    expect(PHASES).toEqual(['exporting', 'exported', 'importing', 'imported', 'committed', 'abandoned']);
+  });
+
   it('gives every pending phase one step and the finished ones none, and starts runs exporting', () => {
     for (const p of PHASES) expect(RUN_PHASES[p].step !== null).toBe(RUN_PHASES[p].pending);
     expect(PHASES.filter(isPending)).toEqual(['exporting', 'exported', 'importing', 'imported']);
