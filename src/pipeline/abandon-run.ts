@@ -8,7 +8,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import type { UnitRef } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
-import { isPending } from './run-phases.js';
+import { canMove, isPending, RUN_PHASES } from './run-policy.js';
 
 /** Options of {@link abandonRun}. @public */
 export interface AbandonRunOptions {
@@ -99,7 +99,7 @@ const schema = z
 export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunResult> {
   const parsed = schema.safeParse(opts);
   if (!parsed.success) throw configInvalid('Invalid abandonRun options', parsed.error.issues);
-  const rc = await RunContext.open({
+  let rc = await RunContext.create({
     kv: opts.kv,
     unit: opts.unit,
     staging: opts.staging as StagingProvider,
@@ -107,7 +107,7 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
     ...(opts.leaseTtlMs ? { policy: { leaseTtlMs: opts.leaseTtlMs } } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
-  });
+  }).acquire();
   try {
     const st = rc.loadedState;
     const where = `endpoint ${rc.endpointId}, unit ${rc.unitId}`;
@@ -125,14 +125,14 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
         { details: { runId: st.runId, asked: opts.runId } },
       );
     }
-    if (st.phase === 'imported') {
+    if (!canMove(st.phase, 'abandoned')) {
       throw new IngestError(
         'run_state_invalid',
         `Run ${st.runId} of ${where} is already imported; run the unit again to commit it (abandoning would load its rows twice)`,
         { details: { runId: st.runId, phase: st.phase } },
       );
     }
-    rc.runId = st.runId;
+    rc = rc.forRun(st.runId);
     await rc.lease.setRunId(st.runId);
     const phase = st.phase;
     const abandoned = {
@@ -153,7 +153,7 @@ export async function abandonRun(opts: AbandonRunOptions): Promise<AbandonRunRes
       checkpointVersion: rc.checkpoint.version,
       sessionRef: st.sessionRef,
       sessionMarked,
-      partlyImported: phase === 'importing',
+      partlyImported: RUN_PHASES[phase].inSink === 'some',
     };
   } catch (err) {
     await rc.close(true);
@@ -173,12 +173,10 @@ async function markSession(
     const session = await stagingStep(rc, 'commit', () => staging.openSession(ref), 'opening the session to abandon');
     try {
       if (session.fence) {
-        const fence = session.fence.bind(session);
-        await stagingStep(rc, 'commit', () => fence(rc.lease.epoch), 'claiming the session to abandon');
+        await stagingStep(rc, 'commit', () => session.fence!(rc.lease.epoch), 'claiming the session to abandon');
       }
       if (!session.markAbandoned) return false;
-      const mark = session.markAbandoned.bind(session);
-      await stagingStep(rc, 'commit', () => mark(), 'marking the session _ABANDONED');
+      await stagingStep(rc, 'commit', () => session.markAbandoned!(), 'marking the session _ABANDONED');
       return true;
     } finally {
       await session.close().catch(() => {});

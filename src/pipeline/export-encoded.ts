@@ -93,21 +93,9 @@ export async function exportEncodedSlice(
       progress.slicesStaged++;
       recordRows('exported', rows, rc.attrs());
       span.setAttribute('ingestion.rows', rows);
-      rc.emit({
-        type: 'export.progress',
-        slice: slice.index,
-        rowsExported: progress.rowsExported,
-        slicesStaged: progress.slicesStaged,
-        slicesPlanned: progress.slicesPlanned,
-      });
-      rc.emit({
-        type: 'slice.staged',
-        slice: slice.index,
-        rows,
-        rowsExported: progress.rowsExported,
-        slicesStaged: progress.slicesStaged,
-        slicesPlanned: progress.slicesPlanned,
-      });
+      const { rowsExported, slicesStaged, slicesPlanned } = progress;
+      rc.emit({ type: 'export.progress', slice: slice.index, rowsExported, slicesStaged, slicesPlanned });
+      rc.emit({ type: 'slice.staged', slice: slice.index, rows, rowsExported, slicesStaged, slicesPlanned });
     },
   );
   return true;

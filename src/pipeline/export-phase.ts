@@ -21,7 +21,7 @@ interface ExportProgress {
   schema?: RecordSchema;
 }
 
-/** What the export step hands back to the phase table (`run-phases.ts`), which seals and records it. */
+/** What the export phase hands back to the export step (`run-phases.ts`), which seals and records it. */
 export interface ExportOutcome {
   session: StagingSession;
   plannedCheckpoint: Json | null;
@@ -178,16 +178,10 @@ async function exportPlannedSlice(
       progress.rejected.count = rejectedBefore;
       throw err;
     }
-    progress.slicesStaged++;
     span.setAttribute('ingestion.rows', rows);
-    rc.emit({
-      type: 'slice.staged',
-      slice: slice.index,
-      rows,
-      rowsExported: progress.rowsExported,
-      slicesStaged: progress.slicesStaged,
-      slicesPlanned: progress.slicesPlanned,
-    });
+    progress.slicesStaged++;
+    const { rowsExported, slicesStaged, slicesPlanned } = progress;
+    rc.emit({ type: 'slice.staged', slice: slice.index, rows, rowsExported, slicesStaged, slicesPlanned });
   });
 }
 

@@ -74,6 +74,11 @@ export class Lease {
     }
   }
 
+  /** The run the lease is held for. */
+  get runId(): string {
+    return this.value.runId;
+  }
+
   /** Record the run id once it is known (a resumed run adopts the earlier id). */
   async setRunId(runId: string): Promise<void> {
     if (this.value.runId === runId) return;
@@ -93,10 +98,7 @@ export class Lease {
         const entry = await this.kv.put<LeaseValue>(
           this.key,
           { ...this.value, expiresAt },
-          {
-            expectedVersion: this.#token,
-            ttlMs: this.ttlMs,
-          },
+          { expectedVersion: this.#token, ttlMs: this.ttlMs },
         );
         this.#token = entry.version;
       } catch (err) {
@@ -104,11 +106,7 @@ export class Lease {
           throw new IngestError(
             'lease_lost',
             `Lease on ${this.key.key} was lost (token ${this.#token} is stale); this run is fenced off`,
-            {
-              cause: err,
-              retryable: true,
-              details: { token: this.#token },
-            },
+            { cause: err, retryable: true, details: { token: this.#token } },
           );
         }
         throw err;
@@ -146,9 +144,7 @@ export class Lease {
       await this.kv.put<LeaseValue>(
         this.key,
         { ...this.value, state: 'released', expiresAt: new Date().toISOString() },
-        {
-          expectedVersion: this.#token,
-        },
+        { expectedVersion: this.#token },
       );
     });
     this.#chain = op.catch(() => {});

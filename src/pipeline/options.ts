@@ -311,16 +311,6 @@ export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unkn
 
 /** Fill in policy defaults. */
 export function resolvePolicy(policy: RunPolicy | undefined): ResolvedRunPolicy {
-  const p = policy ?? {};
-  return {
-    chunkSize: p.chunkSize ?? DEFAULTS.chunkSize,
-    sliceMaxRows: p.sliceMaxRows ?? DEFAULTS.sliceMaxRows,
-    sliceMaxBytes: p.sliceMaxBytes ?? DEFAULTS.sliceMaxBytes,
-    maxRowBytes: p.maxRowBytes ?? DEFAULTS.maxRowBytes,
-    exportConcurrency: p.exportConcurrency ?? DEFAULTS.exportConcurrency,
-    retry: { ...DEFAULTS.retry, ...(p.retry ?? {}) },
-    leaseTtlMs: p.leaseTtlMs ?? DEFAULTS.leaseTtlMs,
-    keepStaging: p.keepStaging ?? DEFAULTS.keepStaging,
-    onRejectedRow: p.onRejectedRow ?? DEFAULTS.onRejectedRow,
-  };
+  const given = Object.fromEntries(Object.entries(policy ?? {}).filter(([, v]) => v !== undefined));
+  return { ...DEFAULTS, ...given, retry: { ...DEFAULTS.retry, ...(policy?.retry ?? {}) } };
 }

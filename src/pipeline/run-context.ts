@@ -20,9 +20,21 @@ type EventInput = {
   >;
 }[IngestionEvent['type']];
 
+/** What the contexts of one call share: the abort controller (following the user's signal), the run-state store. */
+type Wire = { readonly controller: AbortController; readonly detach: () => void; readonly stateStore: RunStateStore };
+
+/** What acquiring the lease brought: the lease, and the checkpoint (`version: null`: none) and run state under it. */
+type Held = {
+  readonly lease: Lease;
+  readonly checkpoint: { readonly value: Json | null; readonly version: number | null };
+  readonly loadedState: RunState | undefined;
+};
+
 /**
  * Everything one pipeline call shares: resolved options, the lease, the checkpoint it started from,
- * the unit's run state, the combined abort signal, and event/log plumbing.
+ * the unit's run state as loaded, the combined abort signal, and event/log plumbing. Immutable: acquiring the lease
+ * ({@link RunContext.acquire}) and adopting a pending run's id ({@link RunContext.forRun}) return new contexts that
+ * share the signal and the run-state store.
  * @internal
  */
 export class RunContext {
@@ -34,20 +46,21 @@ export class RunContext {
   readonly policy: ResolvedRunPolicy;
   readonly logger: Logger;
   readonly cpKey: KvKey;
+  readonly workerId: string;
   readonly stateStore: RunStateStore;
   readonly signal: AbortSignal;
-  readonly workerId: string;
-  readonly startedAt = new Date().toISOString();
-  runId: string;
-  lease!: Lease;
-  checkpoint: { value: Json | null; version: number | null } = { value: null, version: null };
+  readonly checkpoint: Held['checkpoint'];
   /** The unit's run state as loaded (may belong to an earlier run). */
-  loadedState: RunState | undefined;
-  readonly #controller = new AbortController();
-  readonly #onEvent: ((e: IngestionEvent) => void) | undefined;
-  readonly #detach: () => void;
+  readonly loadedState: RunState | undefined;
+  readonly #wire: Wire;
+  readonly #held: Held | undefined;
 
-  private constructor(readonly opts: BaseRunOptions) {
+  private constructor(
+    readonly opts: BaseRunOptions,
+    readonly runId: string,
+    wire: Wire | undefined,
+    held?: Held,
+  ) {
     const u = opts.unit;
     this.workspaceId = u.workspaceId ?? 'default';
     this.vendor = u.vendor ?? 'default';
@@ -57,53 +70,47 @@ export class RunContext {
     this.policy = resolvePolicy(opts.policy);
     this.logger = opts.logger ? toLogger(opts.logger) : noopLogger;
     this.cpKey = checkpointKey({ ...u, vendor: this.vendor, workspaceId: this.workspaceId });
-    this.stateStore = new RunStateStore(opts.kv, runStateKey(this.cpKey));
     this.workerId = opts.workerId ?? `${hostname()}:${process.pid}`;
-    this.runId = opts.runId ?? newRunId();
-    this.#onEvent = opts.onEvent;
-    const user = opts.signal;
-    const onUserAbort = () => this.#controller.abort(user?.reason);
-    if (user?.aborted) this.#controller.abort(user.reason);
-    else user?.addEventListener('abort', onUserAbort, { once: true });
-    this.#detach = () => user?.removeEventListener('abort', onUserAbort);
-    this.signal = this.#controller.signal;
+    this.#wire = wire ?? wireUp(opts, new RunStateStore(opts.kv, runStateKey(this.cpKey)));
+    this.stateStore = this.#wire.stateStore;
+    this.signal = this.#wire.controller.signal;
+    this.#held = held;
+    this.checkpoint = held?.checkpoint ?? { value: null, version: null };
+    this.loadedState = held?.loadedState;
   }
 
   /** A context without the lease yet (no I/O): for checks that must happen before any state is written. */
   static create(opts: BaseRunOptions): RunContext {
-    return new RunContext(opts);
+    return new RunContext(opts, opts.runId ?? newRunId(), undefined);
+  }
+
+  /** The unit's lease (the fencing token is its `epoch`). @throws IngestError `internal` before {@link acquire} */
+  get lease(): Lease {
+    if (!this.#held) throw new IngestError('internal', `Run ${this.runId} has no lease yet (${this.where()})`);
+    return this.#held.lease;
   }
 
   /**
-   * Acquire the unit's lease and load the checkpoint and run state.
+   * Acquire the unit's lease and load the checkpoint and run state; returns the context that holds them.
    * @throws IngestError `lease_held`, `aborted`, `kv_failed`
    */
-  static async open(opts: BaseRunOptions): Promise<RunContext> {
-    const rc = new RunContext(opts);
-    await rc.acquire();
-    return rc;
-  }
-
-  /**
-   * Acquire the unit's lease and load the checkpoint and run state.
-   * @throws IngestError `lease_held`, `aborted`, `kv_failed`
-   */
-  async acquire(): Promise<void> {
-    const opts = this.opts;
+  async acquire(): Promise<RunContext> {
+    const { opts } = this;
+    let lease: Lease;
     try {
       if (this.signal.aborted) throw abortError(this.signal, 'Run');
-      this.lease = await Lease.acquire(opts.kv, leaseKey(this.cpKey), {
+      lease = await Lease.acquire(opts.kv, leaseKey(this.cpKey), {
         owner: this.workerId,
         runId: this.runId,
         ttlMs: this.policy.leaseTtlMs,
       });
     } catch (err) {
-      this.#detach();
+      this.#wire.detach();
       throw kvError(err, 'Could not acquire the unit lease');
     }
-    this.lease.startRenewal((err) => {
-      this.logger.error('lease lost; aborting run', { runId: this.runId, unitId: this.unitId });
-      this.#controller.abort(
+    lease.startRenewal((err) => {
+      this.logger.error('lease lost; aborting run', { runId: lease.runId, unitId: this.unitId });
+      this.#wire.controller.abort(
         IngestError.is(err, 'lease_lost')
           ? err
           : new IngestError('lease_lost', 'Lease could not be renewed; aborting to stay fenced', { cause: err }),
@@ -111,17 +118,24 @@ export class RunContext {
     });
     try {
       const entry = await opts.kv.get(this.cpKey);
-      this.checkpoint = entry ? { value: entry.value, version: entry.version } : { value: null, version: null };
-      this.loadedState = await this.stateStore.load();
+      const checkpoint = entry ? { value: entry.value, version: entry.version } : { value: null, version: null };
+      const loadedState = await this.stateStore.load();
+      return new RunContext(opts, this.runId, this.#wire, { lease, checkpoint, loadedState });
     } catch (err) {
-      await this.close(false);
+      this.#wire.detach();
+      lease.abandon();
       throw kvError(err, 'Could not read the checkpoint or run state');
     }
   }
 
+  /** This context for run `runId` (a resumed or repeated run keeps its own id). */
+  forRun(runId: string): RunContext {
+    return runId === this.runId ? this : new RunContext(this.opts, runId, this.#wire, this.#held);
+  }
+
   /** Give up before the lease was taken (detach from the user's signal). */
   dispose(): void {
-    this.#detach();
+    this.#wire.detach();
   }
 
   /** The context handed to endpoint calls. */
@@ -134,7 +148,7 @@ export class RunContext {
       runId: this.runId,
       vendor: this.vendor,
       signal: this.signal,
-      ...(this.lease ? { fencingToken: this.lease.epoch } : {}),
+      ...(this.#held ? { fencingToken: this.#held.lease.epoch } : {}),
       logger: this.logger,
       emit: (e) => this.emit(e),
     };
@@ -142,7 +156,8 @@ export class RunContext {
 
   /** Deliver an event to `onEvent` with ids and time filled in; a throwing listener is logged, not fatal. */
   emit(e: EventInput | IngestionEvent): void {
-    if (!this.#onEvent) return;
+    const onEvent = this.opts.onEvent;
+    if (!onEvent) return;
     const event = {
       at: new Date().toISOString(),
       runId: this.runId,
@@ -153,7 +168,7 @@ export class RunContext {
       ...redactDeep(e),
     } as IngestionEvent;
     try {
-      this.#onEvent(event);
+      onEvent(event);
     } catch (err) {
       this.logger.warn('onEvent listener threw', { error: err instanceof Error ? err.message : String(err) });
     }
@@ -182,11 +197,21 @@ export class RunContext {
 
   /** Release (normal end or failure) or abandon (crash-like) the lease, detach from the user's signal. */
   async close(release: boolean): Promise<void> {
-    this.#detach();
-    if (!this.lease) return;
-    if (release) await this.lease.release();
-    else this.lease.abandon();
+    this.#wire.detach();
+    if (!this.#held) return;
+    if (release) await this.#held.lease.release();
+    else this.#held.lease.abandon();
   }
+}
+
+/** The call's abort controller, following the user's signal. */
+function wireUp(opts: BaseRunOptions, stateStore: RunStateStore): Wire {
+  const controller = new AbortController();
+  const user = opts.signal;
+  const onUserAbort = () => controller.abort(user?.reason);
+  if (user?.aborted) controller.abort(user.reason);
+  else user?.addEventListener('abort', onUserAbort, { once: true });
+  return { controller, detach: () => user?.removeEventListener('abort', onUserAbort), stateStore };
 }
 
 function kvError(err: unknown, message: string): IngestError {

@@ -1,103 +1,51 @@
-import type { RunPhase } from '../contracts/context.js';
 import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
-import { jsonEqual } from '../util/deep-equal.js';
 import { exportPhase } from './export-phase.js';
 import { importPhase } from './import-phase.js';
 import { assertSlices, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
+import { nextStep, type StepName, sameJson } from './run-policy.js';
 import type { RunState } from './run-state.js';
 
 /*
- * The phases of a run, in one table (docs/decisions/0004-run-phases.md).
+ * The steps of a run: the one function that moves a run out of each pending phase (the table that says which step
+ * a phase has, and where it may go, is `RUN_PHASES` in run-policy.ts; docs/decisions/0004-run-phases.md).
  *
  * Modelled on dlt's load-package job states (new → started → completed/failed, a package dropped as a whole) and
  * Kafka Connect's split of `put` (hand records to the sink, idempotently) from `preCommit` (only then move the
- * offset). Each pending phase has exactly one step that moves the run forward; every step ends with one run-state
- * write through `RunStateStore.save(state, to)`, which checks `to` against this table.
- *
- *   phase       pending  step      moves to                         on resume
- *   exporting   yes      export    exported | committed (empty)     re-read unfinished planned slices (or the stream)
- *   exported    yes      import    importing → imported             import from staging, source not called
- *   importing   yes      import    imported                         import again (the sink skips committed slices)
- *   imported    yes      commit    committed                        only write the checkpoint
- *   committed   no       —         —                                a call repeating its run id gets its result
- *   abandoned   no       —         —                                (abandonRun) a call repeating its run id is refused
- *
- * Any pending phase may also move to `abandoned` (abandonRun), except `imported`: its rows are in the sink, so
- * the only way forward is to commit.
+ * offset). Every step ends with one run-state write through `RunStateStore`, which checks the move against the table.
  */
-
-/** What a phase means and where a run may go from it. @internal */
-export interface PhaseRule {
-  /** A later call resumes a run in this phase. */
-  readonly pending: boolean;
-  /** Phases a run may move to (a save in the same phase is always allowed). */
-  readonly next: readonly RunPhase[];
-  readonly summary: string;
-}
-
-/** The transition table of a run. @internal */
-export const RUN_PHASES: Readonly<Record<RunPhase, PhaseRule>> = {
-  exporting: {
-    pending: true,
-    next: ['exported', 'committed', 'abandoned'],
-    summary: 'reading the source into the staging session',
-  },
-  exported: { pending: true, next: ['importing', 'abandoned'], summary: 'session sealed (_SUCCESS)' },
-  importing: { pending: true, next: ['imported', 'abandoned'], summary: 'the sink is importing the sealed slices' },
-  imported: { pending: true, next: ['committed'], summary: 'the sink returned; the checkpoint is not written yet' },
-  committed: { pending: false, next: [], summary: 'checkpoint written (or nothing new: left as it was)' },
-  abandoned: { pending: false, next: [], summary: 'dropped by abandonRun(); checkpoint left where it was' },
-};
-
-/** A run in this phase is unfinished and resumable. @internal */
-export function isPending(phase: RunPhase | undefined): boolean {
-  return phase !== undefined && (RUN_PHASES[phase]?.pending ?? false);
-}
 
 /**
- * Refuse a phase change the table does not list.
- * @throws IngestError `internal`
+ * One call's run, as the steps see it; owned by the `drive()` call that made it. `state` changes only through
+ * `RunStateStore` (its one writer); `session` is the session the run holds now (the export may replace it).
+ * @internal
  */
-export function assertTransition(runId: string, from: RunPhase, to: RunPhase): void {
-  if (from === to) return;
-  if (!RUN_PHASES[from]?.next.includes(to)) {
-    throw new IngestError('internal', `Run ${runId} cannot move from phase ${from} to ${to}`, {
-      details: { from, to },
-    });
-  }
-}
-
-/** One call's run, as the steps see it. @internal */
 export interface RunCall {
-  rc: RunContext;
-  state: RunState;
+  readonly rc: RunContext;
+  readonly state: RunState;
   session: StagingSession;
-  source?: SourceEndpoint<any>;
-  sink?: SinkEndpoint;
-  resumed: boolean;
+  readonly source?: SourceEndpoint<any>;
+  readonly sink?: SinkEndpoint;
+  readonly resumed: boolean;
   /** How the sink imports (the recorded one, or the call's). */
-  disposition: Disposition;
-  primaryKey?: string[];
+  readonly disposition: Disposition;
+  readonly primaryKey?: string[];
   /** `runUnit`: an incremental run with nothing new ends at once, leaving the checkpoint untouched. */
-  skipEmpty: boolean;
+  readonly skipEmpty: boolean;
   /** Set when the session was destroyed (an empty run). */
   sessionGone?: boolean;
 }
 
-type Step = (call: RunCall) => Promise<void>;
-
-/** The step that moves a run out of each pending phase. */
-const STEPS: Readonly<Partial<Record<RunPhase, Step>>> = {
-  exporting: exportStep,
-  exported: importStep,
-  importing: importStep,
-  imported: commitStep,
+/** The function behind each step name of the table. */
+const STEPS: Readonly<Record<StepName, (call: RunCall) => Promise<void>>> = {
+  export: exportStep,
+  import: importStep,
+  commit: commitStep,
 };
 
 /**
@@ -107,10 +55,9 @@ const STEPS: Readonly<Partial<Record<RunPhase, Step>>> = {
 export async function advance(call: RunCall, until: 'exported' | 'committed'): Promise<void> {
   for (;;) {
     const phase = call.state.phase;
-    if (until === 'exported' && phase !== 'exporting') return;
-    const step = STEPS[phase];
+    const step = nextStep(phase, until);
     if (!step) return;
-    await step(call);
+    await STEPS[step](call);
     if (call.state.phase === phase) {
       throw new IngestError('internal', `Step of phase ${phase} did not move run ${call.state.runId}`);
     }
@@ -142,17 +89,14 @@ async function exportStep(call: RunCall): Promise<void> {
     // Nothing new: stage nothing, write no checkpoint. The run is finished, so its id keeps its result.
     await stagingStep(rc, 'export', () => session.destroy(), 'removing the empty session');
     call.sessionGone = true;
-    const done: Partial<RunState> = {
+    await rc.stateStore.finishCommitted(state, {
       empty: true,
       rowsExported: 0,
       rowsImported: 0,
       slices: 0,
       bytesStaged: 0,
       committedCheckpoint: rc.checkpoint.value,
-      lastError: null,
-    };
-    await rc.stateStore.writeReceipt({ ...state, ...done, phase: 'committed' }, 'committed');
-    await rc.stateStore.save(state, 'committed', done);
+    });
     rc.emit({ type: 'export.completed', rowsExported: 0, slices: 0, bytesStaged: 0 });
     rc.logger.info('nothing new since the checkpoint; nothing staged, checkpoint left as it was', {
       runId: state.runId,
@@ -211,7 +155,7 @@ async function commitStep(call: RunCall): Promise<void> {
     const planned = state.plannedCheckpoint ?? null;
     let checkpoint: Json | null = rc.checkpoint.value;
     let version = rc.checkpoint.version ?? 0;
-    if (planned !== null && !(rc.checkpoint.version !== null && jsonEqual(planned, rc.checkpoint.value))) {
+    if (planned !== null && !(rc.checkpoint.version !== null && sameJson(planned, rc.checkpoint.value))) {
       try {
         const entry = await rc.opts.kv.put(rc.cpKey, planned, { expectedVersion: rc.checkpoint.version });
         checkpoint = planned;
@@ -227,14 +171,19 @@ async function commitStep(call: RunCall): Promise<void> {
         throw IngestError.wrap(err, 'kv_failed', `Could not write the checkpoint (${rc.where()})`);
       }
     }
-    rc.checkpoint = { value: checkpoint, version };
-    const done: Partial<RunState> = { lastError: null, committedCheckpoint: checkpoint };
-    await rc.stateStore.writeReceipt({ ...state, ...done, phase: 'committed' }, 'committed');
-    await rc.stateStore.save(state, 'committed', done);
+    await rc.stateStore.finishCommitted(state, { committedCheckpoint: checkpoint });
     rc.emit({ type: 'checkpoint.committed', checkpoint, version });
-    // The run is committed: a _LANDED that still cannot be written only leaves the session to the sweep's abandon rule.
-    await stagingStep(rc, 'commit', () => session.markLanded(), 'writing _LANDED').catch((err) =>
-      rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
-    );
+    await markLanded(rc, session);
   });
+}
+
+/**
+ * Write `_LANDED` on a committed run's session. The run is committed: a `_LANDED` that still cannot be written only
+ * leaves the session to the sweep's abandon rule.
+ * @internal
+ */
+export async function markLanded(rc: RunContext, session: StagingSession): Promise<void> {
+  await stagingStep(rc, 'commit', () => session.markLanded(), 'writing _LANDED').catch((err) =>
+    rc.logger.warn('could not write _LANDED (the sweep will treat the run as abandoned)', { error: String(err) }),
+  );
 }

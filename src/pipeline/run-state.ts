@@ -5,7 +5,7 @@ import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
 import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { assertTransition } from './run-phases.js';
+import { canMove } from './run-policy.js';
 
 /** One sealed slice as the run state records it (to check the session before import and commit). @public */
 export interface SealedSliceRecord {
@@ -84,7 +84,7 @@ export interface RunReceipt {
 /**
  * The only writer of run state and run receipts. Every write is a compare-and-set on the version read last,
  * so only the lease holder's writes land; every phase change is checked against the transition table in
- * `run-phases.ts`.
+ * `run-policy.ts`.
  * @internal
  */
 export class RunStateStore {
@@ -108,11 +108,26 @@ export class RunStateStore {
    * transition the table does not allow
    */
   async save(state: RunState, to: RunPhase = state.phase, patch: Partial<RunState> = {}): Promise<void> {
-    assertTransition(state.runId, state.phase, to);
+    if (!canMove(state.phase, to)) {
+      throw new IngestError('internal', `Run ${state.runId} cannot move from phase ${state.phase} to ${to}`, {
+        details: { from: state.phase, to },
+      });
+    }
     Object.assign(state, patch);
     state.phase = to;
     state.updatedAt = new Date().toISOString();
     await this.#put(state);
+  }
+
+  /**
+   * The one way a run ends committed: its `committed` receipt first (from then on its id returns its result), then
+   * the run state. `done` says what it committed (`committedCheckpoint`, counters).
+   * @throws IngestError `lease_lost`, `kv_failed`, `internal` (a phase that cannot commit)
+   */
+  async finishCommitted(state: RunState, done: Partial<RunState>): Promise<void> {
+    const patch: Partial<RunState> = { lastError: null, ...done };
+    await this.writeReceipt({ ...state, ...patch, phase: 'committed' }, 'committed');
+    await this.save(state, 'committed', patch);
   }
 
   /** Record a failure on the pending run (never throws: the run's own error is what the caller reports). */

@@ -1,9 +1,10 @@
+import type { Span } from '@opentelemetry/api';
 import type { SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
+import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
-import { jsonEqual } from '../util/deep-equal.js';
 import {
   type ExportOptions,
   type ExportResult,
@@ -14,7 +15,16 @@ import {
 } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
-import { advance, isPending, type RunCall } from './run-phases.js';
+import { advance, markLanded, type RunCall } from './run-phases.js';
+import {
+  type CallFacts,
+  decide,
+  FIRST_PHASE,
+  type Refusal,
+  RUN_PHASES,
+  receiptNeeded,
+  type Start,
+} from './run-policy.js';
 import type { RunState } from './run-state.js';
 
 /**
@@ -88,160 +98,194 @@ interface DriveArgs {
 
 type AnyOptions = RunUnitOptions | ExportOptions | ImportOptions;
 
-/** What a call decided to do before it moves any phase. */
-type Start = { kind: 'repeat'; state: RunState } | { kind: 'resume'; state: RunState } | { kind: 'fresh' };
+/** What one call holds, owned by its `drive()`: the context (it adopts the run's id), the session, the run. */
+interface Attempt {
+  rc: RunContext;
+  session?: StagingSession;
+  call?: RunCall;
+  /** This call started the run (the failure path may remove it), and saved its run state. */
+  fresh: boolean;
+  saved: boolean;
+}
 
+/** Load (lease, checkpoint, run state, a receipt), decide (`decide()`, no I/O), act. */
 async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult | ExportResult> {
-  const rc = RunContext.create(opts);
-  if (args.source) {
-    // An unknown unit is refused before the lease is taken or any state is written.
-    try {
-      await checkUnit(rc, args.source);
-    } catch (err) {
-      const e = toRunError(rc, err);
-      rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
-      rc.dispose();
-      throw e;
-    }
-  }
-  await rc.acquire();
-  let call: RunCall | undefined;
-  let fresh = false;
-  let stateSaved = false;
-  let session: StagingSession | undefined;
+  const unchecked = RunContext.create(opts);
+  // An unknown unit is refused before the lease is taken or any state is written.
+  if (args.source) await checkUnit(unchecked, args.source);
+  const run: Attempt = { rc: await unchecked.acquire(), fresh: false, saved: false };
   try {
-    const out = await withSpan('ingestion.run', rc.attrs(), async (span) => {
-      const mode =
-        opts.mode ?? (args.source?.descriptor?.capabilities?.includes('ingest.incremental') ? 'incremental' : 'full');
-      const start = await decide(rc, opts, args, mode);
-      if (start.kind === 'repeat') {
-        rc.runId = start.state.runId;
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.openSession(start.state.sessionRef),
-          'reopening the session',
-        ).catch(() => undefined);
-        return result(rc, start.state, session, args.until, { resumed: true, repeated: true });
-      }
-
-      let st: RunState;
-      const imp = opts as RunUnitOptions;
-      if (start.kind === 'resume') {
-        st = start.state;
-        if (args.sessionRunId !== undefined && args.sessionRunId !== st.runId) {
-          throw new IngestError(
-            'run_state_invalid',
-            `Session of run ${args.sessionRunId} is not the unit's pending run ${st.runId}`,
-          );
-        }
-        if (args.source === undefined && st.phase === 'exporting') {
-          throw new IngestError(
-            'run_state_invalid',
-            `Run ${st.runId} has not finished exporting; run exportUnit again to finish it`,
-          );
-        }
-        if (args.sink) assertSameImport(rc, st, imp);
-        rc.runId = st.runId;
-        await rc.lease.setRunId(st.runId);
-        st.attempts++;
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.openSession(st.sessionRef),
-          'reopening the session',
-        ).catch(async (err) => {
-          // A run killed while it re-created its session (unplanned export restart) may leave no session behind;
-          // nothing was imported from it yet, so export into a fresh one under the same run id.
-          if (st.phase !== 'exporting' || !IngestError.is(err, 'not_found')) throw err;
-          rc.logger.warn('pending export has no staging session left; exporting again', { runId: st.runId });
-          return stagingStep(rc, 'export', () => opts.staging.allocateSession(rc.ctx()), 'allocating the session');
-        });
-        await claim(rc, session);
-      } else {
-        if (args.source === undefined) {
-          throw new IngestError(
-            'run_state_invalid',
-            `No exported run to import for ${rc.where()}: run exportUnit first`,
-            { details: { phase: rc.loadedState?.phase ?? null } },
-          );
-        }
-        session = await stagingStep(
-          rc,
-          'export',
-          () => opts.staging.allocateSession(rc.ctx()),
-          'allocating the session',
-        );
-        await claim(rc, session);
-        const held = await stagingStep(rc, 'export', () => session!.describe(), 'describing the session');
-        if (held.slices.length > 0 || held.sealed || held.landed) {
-          const s = session;
-          session = undefined;
-          await s.close().catch(() => {});
-          throw new IngestError(
-            'run_state_invalid',
-            `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
-            { details: { runId: rc.runId, slices: held.slices.length, sealed: held.sealed, landed: held.landed } },
-          );
-        }
-        fresh = true;
-        const now = new Date().toISOString();
-        st = {
-          runId: rc.runId,
-          phase: 'exporting',
-          mode,
-          stagingProvider: opts.staging.id,
-          sessionRef: session.ref,
-          baseCheckpointVersion: rc.checkpoint.version,
-          ...(args.sink ? { disposition: imp.disposition ?? 'append' } : {}),
-          ...(args.sink && imp.primaryKey ? { primaryKey: imp.primaryKey } : {}),
-          startedAt: now,
-          updatedAt: now,
-          attempts: 1,
-        };
-      }
-      call = {
-        rc,
-        state: st,
-        session,
-        ...(args.source ? { source: args.source } : {}),
-        ...(args.sink ? { sink: args.sink } : {}),
-        resumed: start.kind === 'resume',
-        disposition: imp.disposition ?? st.disposition ?? 'append',
-        ...((imp.primaryKey ?? st.primaryKey) ? { primaryKey: (imp.primaryKey ?? st.primaryKey)! } : {}),
-        skipEmpty: args.until === 'committed' && args.source !== undefined,
-      };
-      await rc.stateStore.save(st);
-      stateSaved = true;
-      span.setAttribute('ingestion.run_id', rc.runId);
-      rc.emit({ type: 'run.started', mode: st.mode, checkpoint: rc.checkpoint.value });
-      if (call.resumed) {
-        const kept = (await stagingStep(rc, 'export', () => session!.describe(), 'describing the session')).slices
-          .length;
-        rc.emit({ type: 'run.resumed', phase: st.phase, slicesKept: kept });
-        rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: st.phase, slicesKept: kept });
-      }
-
-      await advance(call, args.until);
-      session = call.sessionGone ? undefined : call.session;
-      return result(rc, st, session, st.phase === 'committed' ? 'committed' : 'exported', {
-        resumed: call.resumed,
-      });
+    const out = await withSpan('ingestion.run', run.rc.attrs(), async (span) => {
+      const { loadedState, checkpoint, stateStore } = run.rc;
+      const facts = callFacts(opts, args);
+      const named = receiptNeeded(loadedState, facts);
+      const receipt = named === undefined ? undefined : await stateStore.receipt(named);
+      const start = decide({ state: loadedState, receipt }, checkpoint, facts);
+      return act(run, start, args, facts, span);
     });
-    await rc.close(true);
+    await run.rc.close(true);
     return out;
   } catch (err) {
-    const e = await fencedOrSelf(rc, toRunError(rc, err));
-    if (call) session = call.sessionGone ? undefined : call.session;
-    if (e.code !== 'lease_lost') await leaveNothingOrRecord(rc, call, session, { fresh, stateSaved }, e);
-    rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
-    rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
-    // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
-    await rc.close(e.code !== 'lease_lost');
-    throw e;
+    throw await failed(run, err);
   } finally {
-    await session?.close().catch(() => {});
+    await heldSession(run)
+      ?.close()
+      .catch(() => {});
   }
+}
+
+function callFacts(opts: AnyOptions, args: DriveArgs): CallFacts {
+  const { disposition, primaryKey } = opts as RunUnitOptions;
+  const incremental = args.source?.descriptor?.capabilities?.includes('ingest.incremental');
+  return {
+    runId: opts.runId,
+    sessionRunId: args.sessionRunId,
+    mode: opts.mode ?? (incremental ? 'incremental' : 'full'),
+    stagingProvider: opts.staging.id,
+    exports: args.source !== undefined,
+    imports: args.sink !== undefined,
+    disposition,
+    primaryKey,
+  };
+}
+
+/** Act on what `decide()` said: settle the loaded run, refuse, repeat a result, or open the run and advance it. */
+async function act(
+  run: Attempt,
+  start: Start<RunState>,
+  args: DriveArgs,
+  facts: CallFacts,
+  span: Span,
+): Promise<RunUnitResult | ExportResult> {
+  const imp = run.rc.opts as RunUnitOptions;
+  if (start.settle) await settle(run.rc, run.rc.loadedState!, start.settle);
+  if (start.kind === 'refuse') throw refusal(run.rc, start.refusal, start.state, imp);
+  if (start.kind === 'repeat') {
+    const rc = (run.rc = run.rc.forRun(start.state.runId));
+    run.session = await openSession(rc, start.state).catch(() => undefined);
+    return result(rc, start.state, run.session, !args.sink, { resumed: true, repeated: true });
+  }
+  const resumed = start.kind === 'resume';
+  let state: RunState;
+  if (resumed) {
+    run.rc = run.rc.forRun(start.state.runId);
+    await run.rc.lease.setRunId(run.rc.runId);
+    run.session = await reopen(run.rc, start.state);
+    state = start.state;
+  } else {
+    run.session = await freshSession(run);
+    run.fresh = true;
+    state = newRunState(run.rc, run.session, facts.mode, args.sink ? imp : undefined);
+  }
+  const { rc } = run;
+  const primaryKey = imp.primaryKey ?? state.primaryKey;
+  const call: RunCall = (run.call = {
+    rc,
+    state,
+    session: run.session,
+    ...(args.source ? { source: args.source } : {}),
+    ...(args.sink ? { sink: args.sink } : {}),
+    resumed,
+    disposition: imp.disposition ?? state.disposition ?? 'append',
+    ...(primaryKey ? { primaryKey } : {}),
+    skipEmpty: args.source !== undefined && args.sink !== undefined,
+  });
+  await rc.stateStore.save(state, state.phase, resumed ? { attempts: state.attempts + 1 } : {});
+  run.saved = true;
+  span.setAttribute('ingestion.run_id', rc.runId);
+  rc.emit({ type: 'run.started', mode: state.mode, checkpoint: rc.checkpoint.value });
+  if (resumed) {
+    const kept = (await stagingStep(rc, 'export', () => call.session.describe(), 'describing the session')).slices;
+    rc.emit({ type: 'run.resumed', phase: state.phase, slicesKept: kept.length });
+    rc.logger.info('resuming run from staged data', { runId: rc.runId, phase: state.phase, slicesKept: kept.length });
+  }
+  await advance(call, args.until);
+  return result(rc, state, heldSession(run), !args.sink, { resumed });
+}
+
+/**
+ * The failure path: the error to report (`lease_lost` when the run was fenced meanwhile); a fresh run that staged
+ * nothing is removed, any other records the error in its run state; the lease is released unless fenced.
+ */
+async function failed(run: Attempt, err: unknown): Promise<IngestError> {
+  const { rc } = run;
+  const e = await fencedOrSelf(rc, toRunError(rc, err));
+  if (e.code !== 'lease_lost') await leaveNothingOrRecord(run, e);
+  rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
+  rc.logger.error('run failed', { runId: rc.runId, code: e.code, retryable: e.retryable });
+  // A failed run releases its lease at once; a fenced one leaves the new holder's lease alone.
+  await rc.close(e.code !== 'lease_lost');
+  return e;
+}
+
+/** The session the call holds now (an empty run destroyed its own). */
+function heldSession(run: Attempt): StagingSession | undefined {
+  return run.call ? (run.call.sessionGone ? undefined : run.call.session) : run.session;
+}
+
+/** A new run's state, in the first phase of the table; a call that imports records how. */
+function newRunState(
+  rc: RunContext,
+  session: StagingSession,
+  mode: 'full' | 'incremental',
+  imp: RunUnitOptions | undefined,
+): RunState {
+  const now = new Date().toISOString();
+  return {
+    runId: rc.runId,
+    phase: FIRST_PHASE,
+    mode,
+    stagingProvider: rc.opts.staging.id,
+    sessionRef: session.ref,
+    baseCheckpointVersion: rc.checkpoint.version,
+    ...(imp ? { disposition: imp.disposition ?? 'append' } : {}),
+    ...(imp?.primaryKey ? { primaryKey: imp.primaryKey } : {}),
+    startedAt: now,
+    updatedAt: now,
+    attempts: 1,
+  };
+}
+
+/**
+ * A fresh run's session, claimed. A session that already holds slices or markers means the run id was used before
+ * (by a store that lost its receipt): refused, and that session is left alone.
+ * @throws IngestError `run_state_invalid`, `staging_failed`
+ */
+async function freshSession(run: Attempt): Promise<StagingSession> {
+  const { rc } = run;
+  const session = (run.session = await allocate(rc));
+  await claim(rc, session);
+  const held = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
+  if (held.slices.length === 0 && !held.sealed && !held.landed) return session;
+  run.session = undefined;
+  await session.close().catch(() => {});
+  throw new IngestError(
+    'run_state_invalid',
+    `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
+    { details: { runId: rc.runId, slices: held.slices.length, sealed: held.sealed, landed: held.landed } },
+  );
+}
+
+/**
+ * The pending run's session, claimed. A run killed while it re-created its session (unplanned export restart) may
+ * leave none behind; where the table says so (nothing was imported from it yet), it exports into a new one.
+ */
+async function reopen(rc: RunContext, state: RunState): Promise<StagingSession> {
+  const session = await openSession(rc, state).catch((err) => {
+    if (RUN_PHASES[state.phase].sessionGone !== 'export again' || !IngestError.is(err, 'not_found')) throw err;
+    rc.logger.warn('pending export has no staging session left; exporting again', { runId: state.runId });
+    return allocate(rc);
+  });
+  await claim(rc, session);
+  return session;
+}
+
+function openSession(rc: RunContext, state: RunState): Promise<StagingSession> {
+  return stagingStep(rc, 'export', () => rc.opts.staging.openSession(state.sessionRef), 'reopening the session');
+}
+
+function allocate(rc: RunContext): Promise<StagingSession> {
+  return stagingStep(rc, 'export', () => rc.opts.staging.allocateSession(rc.ctx()), 'allocating the session');
 }
 
 /**
@@ -249,14 +293,10 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
  * it replaced is put back), so the next call starts afresh instead of "resuming" an empty run. Any other pending
  * run records the error and stays resumable.
  */
-async function leaveNothingOrRecord(
-  rc: RunContext,
-  call: RunCall | undefined,
-  session: StagingSession | undefined,
-  how: { fresh: boolean; stateSaved: boolean },
-  e: IngestError,
-): Promise<void> {
-  if (how.fresh && session && (!call || call.state.phase === 'exporting')) {
+async function leaveNothingOrRecord(run: Attempt, e: IngestError): Promise<void> {
+  const { rc, call } = run;
+  const session = heldSession(run);
+  if (run.fresh && session && (!call || call.state.phase === FIRST_PHASE)) {
     const staged = await session
       .describe()
       .then((d) => d.slices.length)
@@ -264,7 +304,7 @@ async function leaveNothingOrRecord(
     if (staged === 0) {
       try {
         await session.destroy();
-        if (call && how.stateSaved) await rc.stateStore.rollback(call.state, rc.loadedState);
+        if (call && run.saved) await rc.stateStore.rollback(call.state, rc.loadedState);
         rc.logger.info('run failed before it staged a row; nothing left behind', { runId: rc.runId, code: e.code });
         return;
       } catch (cleanup) {
@@ -272,74 +312,64 @@ async function leaveNothingOrRecord(
       }
     }
   }
-  if (call && how.stateSaved) await rc.stateStore.recordFailure(call.state, e);
+  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e);
 }
 
-/**
- * What this call does: repeat a finished run's result, resume the unit's pending run, or start a fresh run.
- * @throws IngestError `run_state_invalid` for a run id that was abandoned or superseded, or a pending run in
- * another staging provider
- */
-async function decide(rc: RunContext, opts: AnyOptions, args: DriveArgs, mode: 'full' | 'incremental'): Promise<Start> {
-  const loaded = rc.loadedState;
-  const resumable = await classify(rc, loaded, mode, opts.staging.id);
-  const named = args.sessionRunId ?? opts.runId;
-  if (named === undefined || resumable?.runId === named) {
-    return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+/** Finish the loaded run as `decide()` said: land it (it committed before it crashed), or retire its id. */
+async function settle(rc: RunContext, loaded: RunState, how: 'land' | 'supersede'): Promise<void> {
+  if (how === 'supersede') {
+    await rc.stateStore.writeReceipt(loaded, 'superseded');
+    rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
+      runId: loaded.runId,
+      phase: loaded.phase,
+    });
+    return;
   }
-  // The call names a run: if that run finished, it is never run again.
-  if (loaded && loaded.runId === named && !isPending(loaded.phase)) {
-    if (loaded.phase === 'committed') return { kind: 'repeat', state: loaded };
-    throw runIdUsed(rc, named, loaded.phase);
-  }
-  const receipt = await rc.stateStore.receipt(named);
-  if (receipt) {
-    if (receipt.outcome === 'committed') return { kind: 'repeat', state: receipt.state as unknown as RunState };
-    throw runIdUsed(rc, named, receipt.outcome);
-  }
-  return resumable ? { kind: 'resume', state: resumable } : { kind: 'fresh' };
+  await rc.stateStore.finishCommitted(loaded, { committedCheckpoint: rc.checkpoint.value });
+  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
+  if (session) await markLanded(rc, session).finally(() => session.close().catch(() => {}));
+  rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
 }
 
-function runIdUsed(rc: RunContext, runId: string, outcome: string): IngestError {
-  return new IngestError(
-    'run_state_invalid',
-    `Run id ${runId} names a run that was ${outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
-    { details: { runId, outcome } },
-  );
-}
-
-/**
- * A resume must import the way the pending run recorded: another disposition or primary key could skip slices
- * the sink never loaded that way.
- * @throws IngestError `run_state_invalid`
- */
-function assertSameImport(rc: RunContext, st: RunState, opts: RunUnitOptions): void {
-  const issues: string[] = [];
-  if (st.disposition !== undefined && opts.disposition !== undefined && opts.disposition !== st.disposition) {
-    issues.push(`disposition ${opts.disposition} (the run recorded ${st.disposition})`);
+/** The error a refused call throws (`run_state_invalid`); `state` is the run `decide()` refused over. */
+function refusal(rc: RunContext, r: Refusal, state: RunState | undefined, opts: RunUnitOptions): IngestError {
+  const st = state!;
+  const refuse = (message: string, details?: Record<string, Json>) =>
+    new IngestError('run_state_invalid', message, { ...(details ? { details } : {}) });
+  const pk = (k: string[] | null | undefined) => (k ? JSON.stringify(k) : 'none');
+  switch (r.why) {
+    case 'run-id-used':
+      return refuse(
+        `Run id ${r.runId} names a run that was ${r.outcome} (endpoint ${rc.endpointId}, unit ${rc.unitId}); a run id is used by one run only — start a new run with a new id`,
+        { runId: r.runId, outcome: r.outcome },
+      );
+    case 'other-staging':
+      return refuse(
+        `Run ${st.runId} of ${rc.where()} is pending in staging provider "${st.stagingProvider}", but this call uses "${rc.opts.staging.id}"; finish it with that provider`,
+        { phase: st.phase },
+      );
+    case 'other-run':
+      return refuse(`Session of run ${r.sessionRunId} is not the unit's pending run ${st.runId}`);
+    case 'still-exporting':
+      return refuse(`Run ${st.runId} has not finished exporting; run exportUnit again to finish it`);
+    case 'nothing-exported':
+      return refuse(`No exported run to import for ${rc.where()}: run exportUnit first`, {
+        phase: rc.loadedState?.phase ?? null,
+      });
+    case 'import-differs': {
+      // Another disposition or primary key could skip slices the sink never loaded that way.
+      const issues = r.differs.map((d) =>
+        d === 'disposition'
+          ? `disposition ${opts.disposition} (the run recorded ${st.disposition})`
+          : `primaryKey ${pk(opts.primaryKey)} (the run recorded ${pk(st.primaryKey)})`,
+      );
+      const { runId, phase, disposition = null, primaryKey = null } = st;
+      return refuse(
+        `Pending run ${runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
+        { runId, phase, disposition, primaryKey },
+      );
+    }
   }
-  if (
-    st.disposition !== undefined &&
-    opts.primaryKey !== undefined &&
-    !jsonEqual(opts.primaryKey, st.primaryKey ?? null)
-  ) {
-    issues.push(
-      `primaryKey ${JSON.stringify(opts.primaryKey)} (the run recorded ${st.primaryKey ? JSON.stringify(st.primaryKey) : 'none'})`,
-    );
-  }
-  if (issues.length === 0) return;
-  throw new IngestError(
-    'run_state_invalid',
-    `Pending run ${st.runId} of ${rc.where()} cannot be resumed with ${issues.join(' and ')}; resume it as it was, or drop it with abandonRun()`,
-    {
-      details: {
-        runId: st.runId,
-        phase: st.phase,
-        disposition: st.disposition ?? null,
-        primaryKey: st.primaryKey ?? null,
-      },
-    },
-  );
 }
 
 /** Claim the session with this holder's fencing token (a stale holder's later manifest writes are refused). */
@@ -349,7 +379,7 @@ async function claim(rc: RunContext, session: StagingSession): Promise<void> {
 
 /**
  * Refuse a unit the source does not have, before any state is written: the source's `checkUnit`, else its
- * `collectMetadata`, else no check.
+ * `collectMetadata`, else no check. A refused call reports `run.failed` and lets go of the caller's signal.
  * @throws IngestError `config_invalid` for an unknown unit; `source_failed` when the source cannot tell
  */
 async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<void> {
@@ -363,103 +393,54 @@ async function checkUnit(rc: RunContext, source: SourceEndpoint<any>): Promise<v
       }
     }
   } catch (err) {
-    if (IngestError.is(err, 'not_found')) {
-      throw new IngestError(
-        'config_invalid',
-        `Unknown unit "${rc.unitId}": source ${rc.endpointId} has no such unit (${err.message}); nothing was run or written`,
-        { cause: err, details: { endpointId: rc.endpointId, unitId: rc.unitId } },
-      );
-    }
-    throw IngestError.wrap(err, 'source_failed', `Source failed while checking unit "${rc.unitId}" (${rc.where()})`);
-  }
-}
-
-/**
- * Decide whether the unit's run state is a pending run to resume. A run whose checkpoint base moved is
- * stale — unless it is our own commit that crashed before the run state said so; then finish it. A stale run
- * that may have imported slices gets a `superseded` receipt, so its id is never run again.
- */
-async function classify(
-  rc: RunContext,
-  loaded: RunState | undefined,
-  mode: 'full' | 'incremental',
-  stagingId: string,
-): Promise<RunState | undefined> {
-  if (!loaded || !isPending(loaded.phase)) return undefined;
-  if (loaded.baseCheckpointVersion !== rc.checkpoint.version) {
-    if (loaded.phase === 'imported' && jsonEqual(loaded.plannedCheckpoint ?? null, rc.checkpoint.value)) {
-      const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
-      await session?.markLanded().catch(() => {});
-      await session?.close().catch(() => {});
-      const done: Partial<RunState> = { committedCheckpoint: rc.checkpoint.value, lastError: null };
-      await rc.stateStore.writeReceipt({ ...loaded, ...done, phase: 'committed' }, 'committed');
-      await rc.stateStore.save(loaded, 'committed', done);
-      rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
-      return undefined;
-    }
-    await supersede(rc, loaded);
-    return undefined;
-  }
-  if (loaded.stagingProvider !== stagingId) {
-    if (loaded.phase === 'exporting') return undefined;
-    throw new IngestError(
-      'run_state_invalid',
-      `Run ${loaded.runId} of ${rc.where()} is pending in staging provider "${loaded.stagingProvider}", but this call uses "${stagingId}"; finish it with that provider`,
-      { details: { phase: loaded.phase } },
+    const e = toRunError(
+      rc,
+      IngestError.is(err, 'not_found')
+        ? new IngestError(
+            'config_invalid',
+            `Unknown unit "${rc.unitId}": source ${rc.endpointId} has no such unit (${err.message}); nothing was run or written`,
+            { cause: err, details: { endpointId: rc.endpointId, unitId: rc.unitId } },
+          )
+        : IngestError.wrap(err, 'source_failed', `Source failed while checking unit "${rc.unitId}" (${rc.where()})`),
     );
+    rc.emit({ type: 'run.failed', code: e.code, message: e.message, retryable: e.retryable });
+    rc.dispose();
+    throw e;
   }
-  if (loaded.phase === 'exporting' && loaded.mode !== mode) return undefined;
-  return loaded;
 }
 
-/** A pending run that will never finish: if the sink may hold slices of it, its run id is retired. */
-async function supersede(rc: RunContext, loaded: RunState): Promise<void> {
-  if (loaded.phase === 'exporting') return;
-  await rc.stateStore.writeReceipt(loaded, 'superseded');
-  rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
-    runId: loaded.runId,
-    phase: loaded.phase,
-  });
-}
-
+/** The call's result: an export's (exportUnit) or a run's, which ends the run (`run.completed`). */
 async function result(
   rc: RunContext,
   state: RunState,
   session: StagingSession | undefined,
-  until: 'exported' | 'committed',
+  exportOnly: boolean,
   how: { resumed: boolean; repeated?: boolean },
 ): Promise<RunUnitResult | ExportResult> {
   const handles = session ? await session.handles().catch(() => []) : [];
-  const completedAt = new Date().toISOString();
-  const rejected = state.rowsRejected ? { rowsRejected: state.rowsRejected } : {};
-  if (until === 'exported') {
+  const stats = {
+    rowsExported: state.rowsExported ?? 0,
+    ...(exportOnly ? {} : { rowsImported: state.rowsImported ?? 0 }),
+    ...(state.rowsRejected ? { rowsRejected: state.rowsRejected } : {}),
+    slices: state.slices ?? 0,
+    bytesStaged: state.bytesStaged ?? 0,
+    startedAt: state.startedAt,
+    completedAt: new Date().toISOString(),
+  };
+  if (exportOnly) {
+    const planned = state.plannedCheckpoint ?? null;
     return {
       runId: state.runId,
       sessionRef: state.sessionRef,
       stagingHandles: handles,
-      plannedCheckpoint: state.plannedCheckpoint ?? null,
-      stats: {
-        rowsExported: state.rowsExported ?? 0,
-        ...rejected,
-        slices: state.slices ?? 0,
-        bytesStaged: state.bytesStaged ?? 0,
-        startedAt: state.startedAt,
-        completedAt,
-      },
+      plannedCheckpoint: planned,
+      stats,
     };
   }
   const out: RunUnitResult = {
     runId: state.runId,
     newCheckpoint: state.committedCheckpoint !== undefined ? state.committedCheckpoint : rc.checkpoint.value,
-    stats: {
-      rowsExported: state.rowsExported ?? 0,
-      rowsImported: state.rowsImported ?? 0,
-      ...rejected,
-      slices: state.slices ?? 0,
-      bytesStaged: state.bytesStaged ?? 0,
-      startedAt: state.startedAt,
-      completedAt,
-    },
+    stats: stats as RunUnitResult['stats'],
     stagingHandles: handles,
     resumed: how.resumed,
     ...(how.repeated ? { repeated: true } : {}),
@@ -475,7 +456,7 @@ async function result(
  * holder's, and this run must neither record its error in the run state nor release the new holder's lease.
  */
 async function fencedOrSelf(rc: RunContext, e: IngestError): Promise<IngestError> {
-  if (e.code === 'lease_lost' || !rc.lease) return e;
+  if (e.code === 'lease_lost') return e;
   try {
     await rc.lease.renew();
     return e;

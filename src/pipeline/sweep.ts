@@ -2,7 +2,7 @@ import type { KvStore } from '../contracts/kv-store.js';
 import type { StagingProvider, StagingSessionRef, SweepReport } from '../contracts/staging.js';
 import { checkpointKey, leaseKey, runStateKey } from './keys.js';
 import type { LeaseValue } from './lease.js';
-import { isPending } from './run-phases.js';
+import { isPending } from './run-policy.js';
 import type { RunState } from './run-state.js';
 
 /** Options of {@link sweepStaging}. @public */
