@@ -141,7 +141,7 @@ export type IngestionEventType = IngestionEvent['type'];
  * `exporting` → `exported` (session sealed) → `importing` → `imported` (sink returned) → `committed`.
  * An incremental run that found nothing new goes from `exporting` straight to `committed` (nothing staged,
  * checkpoint untouched); `abandonRun()` moves a pending run to `abandoned` (the checkpoint stays where it was).
- * The allowed transitions are listed in `src/pipeline/run-phases.ts` (docs/decisions/0004-run-phases.md).
+ * The allowed transitions are listed in `src/pipeline/run-policy.ts` (docs/architecture.md).
  * @public
  */
 export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';

@@ -3,6 +3,7 @@ import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { runBounded } from '../util/concurrency.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
@@ -82,11 +83,15 @@ export async function exportPhase(
       progress.slicesPlanned = plan.length;
       progress.slicesStaged = done.size;
       const todo = plan.filter((s) => !done.has(s.index));
-      await pool(todo, rc.policy.exportConcurrency, rc.signal, (slice) =>
-        withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
-          signal: rc.signal,
-          onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
-        }),
+      await runBounded(
+        todo,
+        rc.policy.exportConcurrency,
+        (slice) =>
+          withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
+            signal: rc.signal,
+            onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
+          }),
+        { signal: rc.signal },
       );
       expectedSlices = plan.map((s) => s.index);
     } else {
@@ -366,25 +371,4 @@ async function callSource<T>(rc: RunContext, fn: () => Promise<T>, what: string)
   } catch (err) {
     throw IngestError.wrap(err, 'source_failed', `Source failed while ${what} (${rc.where()})`);
   }
-}
-
-/**
- * Run `fn` over `items` with at most `limit` at once. On the first failure no new item starts; the
- * function waits for the ones in flight, then rethrows the first error.
- */
-async function pool<T>(items: T[], limit: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && !signal.aborted && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.err;
 }
