@@ -105,7 +105,7 @@ export function checkLeaseFitsLock(leaseTtlMs: number, lockDurationMs: number, w
 }
 
 /**
- * Build the BullMQ processor that runs one unit per job with {@link runUnit}.
+ * Build the BullMQ processor that runs one unit per job with `runUnit`.
  *
  * - Job data is ids only ({@link IngestionJobData}, validated); endpoints come from the `registry` and the host's
  *   `resolveEndpoint`/`endpoints`, staging and KvStore from the options — nothing secret goes through Redis.

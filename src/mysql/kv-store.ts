@@ -44,8 +44,8 @@ const mySqlKv: KvDialect = {
 };
 
 /**
- * A {@link KvStore} on MySQL or MariaDB: versioned entries in one InnoDB table, on an injected kysely instance.
- * Compare-and-set, TTL tombstones and fencing versions as {@link SqlKvStore} describes.
+ * A `KvStore` on MySQL or MariaDB: versioned entries in one InnoDB table, on an injected kysely instance.
+ * Compare-and-set, TTL tombstones and fencing versions as the shared SQL KvStore does (ADR 0009).
  *
  * @example
  * ```ts

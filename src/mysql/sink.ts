@@ -43,7 +43,7 @@ const encodingOf = (c: MySqlColumnInfo): LoadDataEncoding =>
  * MySQL / MariaDB sink (descriptor id `mysql`): exactly-once loads with a ledger, `LOAD DATA LOCAL INFILE` streamed
  * from staging or multi-row `INSERT`s sized by bytes.
  *
- * - Creates the target from the staged {@link RecordSchema} when it is missing, keeping types: a field read from
+ * - Creates the target from the staged `RecordSchema` when it is missing, keeping types: a field read from
  *   MySQL gets its own `COLUMN_TYPE` back (with a non-UTF-8 character set); other fields map from their type and
  *   logical details (`numeric(12,2)` → `DECIMAL(12,2)`, `timestamptz` → `DATETIME(6)` holding UTC, `uuid` →
  *   `CHAR(36)`, `jsonb` and arrays → `JSON`; see docs/mysql.md).

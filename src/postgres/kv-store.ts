@@ -45,8 +45,8 @@ const postgresKv: KvDialect = {
 };
 
 /**
- * The canonical {@link KvStore}: versioned entries in one PostgreSQL table, on an injected kysely instance (any
- * kysely PostgreSQL dialect). Compare-and-set, TTL tombstones and fencing versions as {@link SqlKvStore} describes.
+ * The canonical `KvStore`: versioned entries in one PostgreSQL table, on an injected kysely instance (any
+ * kysely PostgreSQL dialect). Compare-and-set, TTL tombstones and fencing versions as the shared SQL KvStore does (ADR 0009).
  *
  * @example
  * ```ts

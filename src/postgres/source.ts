@@ -183,7 +183,7 @@ const wrapConnect = (err: unknown, what: string, ctx: IngestionContext) =>
  * PostgreSQL source (descriptor id `postgres`, family `jdbc`): one instance serves every table of a database;
  * a unit id is `schema.table`.
  *
- * - `collectMetadata` reads the catalog: tables and views, columns mapped to a {@link RecordSchema}, primary keys,
+ * - `collectMetadata` reads the catalog: tables and views, columns mapped to a `RecordSchema`, primary keys,
  *   row estimates (`pg_class.reltuples`).
  * - `read` streams through a server-side cursor (`DECLARE … CURSOR` + `FETCH n`, `n` sized by rows and by
  *   `fetchMaxBytes`) inside one `REPEATABLE READ, READ ONLY` transaction: never the whole result in memory, one

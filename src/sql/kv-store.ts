@@ -117,14 +117,17 @@ export class SqlKvStore implements KvStore {
     }
   }
 
-  /** {@inheritDoc KvStore.get} @throws IngestError `kv_failed` */
+  /** The live entry at `key`, or undefined. @throws IngestError `kv_failed` */
   async get<T extends Json>(key: KvKey): Promise<KvEntry<T> | undefined> {
     this.#check(key);
     const r = await this.#run('get', key, () => this.#row(this.#db, key));
     return r && Number(r.live) === 1 ? toEntry<T>(r) : undefined;
   }
 
-  /** {@inheritDoc KvStore.put} @throws IngestError `kv_conflict` when the compare-and-set loses; `kv_failed` */
+  /**
+   * Write `value` at `key`; `expectedVersion` makes it a compare-and-set (`null`: the key must not exist).
+   * @throws IngestError `kv_conflict` when the compare-and-set loses; `kv_failed`
+   */
   async put<T extends Json>(key: KvKey, value: T, opts: KvPutOptions = {}): Promise<KvEntry<T>> {
     this.#check(key);
     const { expectedVersion, ttlMs } = kvPutOptions(opts);
@@ -168,7 +171,7 @@ export class SqlKvStore implements KvStore {
     throw kvConflict(key, expectedVersion, out.conflict);
   }
 
-  /** {@inheritDoc KvStore.delete} The row stays as a tombstone: versions continue. @throws IngestError `kv_failed` */
+  /** Delete `key` (optionally only at `expectedVersion`); the row stays as a tombstone, so versions continue. @throws IngestError `kv_failed` */
   async delete(key: KvKey, opts: { expectedVersion?: number } = {}): Promise<boolean> {
     this.#check(key);
     const { now } = this.#d;
@@ -180,7 +183,7 @@ export class SqlKvStore implements KvStore {
     return Number(res.numAffectedRows ?? 0) > 0;
   }
 
-  /** {@inheritDoc KvStore.list} LIKE wildcards are matched literally; keys in bytewise order. @throws IngestError `kv_failed` */
+  /** The live entries under a prefix, keys in bytewise order (LIKE wildcards matched literally). @throws IngestError `kv_failed` */
   async *list(prefix: { namespace: string; scopeId: string; keyPrefix?: string }): AsyncIterable<KvEntry> {
     const pattern = `${(prefix.keyPrefix ?? '').replace(/[!%_]/g, (c) => `!${c}`)}%`;
     let after: string | undefined;
