@@ -17,4 +17,5 @@ export const nonRetryableErrorTypes: IngestErrorCode[] = [
   'unsupported',
   'checkpoint_invalid',
   'internal',
+  'dependency_missing',
 ];
