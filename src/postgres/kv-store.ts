@@ -10,8 +10,8 @@ export interface PostgresKvStoreOptions extends SqlKvStoreOptions {
 
 /**
  * PostgreSQL's part of the SQL KvStore: `text` keys in the "C" collation (bytewise order), `jsonb` values read back as
- * text (never through the driver's JSON parser), `timestamptz` times from `statement_timestamp()` (one clock per
- * statement, also inside the write's transaction), and the catalog races of concurrent `CREATE … IF NOT EXISTS`.
+ * text (never through the driver's JSON parser), `timestamptz` times from `statement_timestamp()`, every `put` one
+ * statement, and the catalog races of concurrent `CREATE … IF NOT EXISTS`.
  */
 const postgresKv: KvDialect = {
   ...postgresDialect,
@@ -36,6 +36,8 @@ const postgresKv: KvDialect = {
   nowPlus: (ms) => sql`(statement_timestamp() + ${sql.lit(ms)} * interval '1 millisecond')`,
   epochMs: (column) => sql`floor(extract(epoch FROM ${sql.ref(column)}) * 1000)::bigint`,
   returning: true,
+  // a stopped writer must not hold the key's row lock (a paused lease holder renewing): one statement per put
+  oneStatementPut: true,
   valueText: sql`value::text`,
   serverCode: (err) => (err as { code?: string })?.code,
   // unique_violation (a concurrent first insert), deadlock_detected, serialization_failure

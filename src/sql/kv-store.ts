@@ -26,6 +26,12 @@ export interface KvDialect extends SqlDialect {
   readonly valueText: RawBuilder<unknown>;
   /** Whether `INSERT` / `UPDATE … RETURNING` gives the written row (else it is read back). */
   readonly returning: boolean;
+  /**
+   * Whether a `put` is ONE statement (`UPDATE … WHERE version = n RETURNING` / `INSERT … ON CONFLICT DO UPDATE …
+   * RETURNING`) instead of a lock-decide-write transaction. One statement never holds a row lock across client round
+   * trips, so a writer stopped mid-`put` (a paused lease holder renewing its lease) cannot keep others from the key.
+   */
+  readonly oneStatementPut?: boolean;
   /** UTF-8 byte limits of the key fields, when the key columns bound them. */
   readonly keyBytes?: Readonly<Record<'namespace' | 'scopeId' | 'key', number>>;
   /** The server's code of an error (SQLSTATE / errno); `undefined` for client-side failures (then retryable). */
@@ -136,6 +142,7 @@ export class SqlKvStore implements KvStore {
       throw new IngestError('config_invalid', `Value of KV key ${JSON.stringify(key.key)} is not JSON`);
     const { now } = this.#d;
     const expires = ttlMs === undefined ? sql`NULL` : this.#d.nowPlus(ttlMs);
+    if (this.#d.oneStatementPut) return this.#putOneStatement<T>(key, text, expectedVersion, expires);
     const write = () =>
       this.#db
         .transaction()
@@ -169,6 +176,31 @@ export class SqlKvStore implements KvStore {
     });
     if (out.entry) return out.entry;
     throw kvConflict(key, expectedVersion, out.conflict);
+  }
+
+  /** `put` as one statement (see {@link KvDialect.oneStatementPut}); no row means the compare-and-set lost. */
+  async #putOneStatement<T extends Json>(
+    key: KvKey,
+    text: string,
+    expectedVersion: number | null | undefined,
+    expires: RawBuilder<unknown>,
+  ): Promise<KvEntry<T>> {
+    const { now } = this.#d;
+    const liveCur = sql`(cur.expires_at IS NULL OR cur.expires_at > ${now})`;
+    const query =
+      typeof expectedVersion === 'number'
+        ? sql<Row>`UPDATE ${this.#table} SET value = ${text}, version = version + 1, updated_at = ${now},
+            expires_at = ${expires} WHERE ${is(key)} AND version = ${expectedVersion} AND ${this.#live}
+            RETURNING ${this.#columns}`
+        : sql<Row>`INSERT INTO ${this.#table} AS cur (namespace, scope_id, ${KEY}, value, version, created_at,
+            updated_at, expires_at) VALUES (${key.namespace}, ${key.scopeId}, ${key.key}, ${text}, 1, ${now}, ${now},
+            ${expires}) ON CONFLICT (namespace, scope_id, ${KEY}) DO UPDATE SET value = EXCLUDED.value,
+            version = cur.version + 1, created_at = CASE WHEN ${liveCur} THEN cur.created_at ELSE ${now} END,
+            updated_at = ${now}, expires_at = EXCLUDED.expires_at
+            ${expectedVersion === null ? sql`WHERE NOT ${liveCur}` : sql``} RETURNING ${this.#columns}`;
+    const rows = await this.#run('put', key, async () => (await query.execute(this.#db)).rows);
+    if (rows.length) return toEntry<T>(rows[0]);
+    throw kvConflict(key, expectedVersion, (await this.get(key))?.version);
   }
 
   /** Delete `key` (optionally only at `expectedVersion`); the row stays as a tombstone, so versions continue. @throws IngestError `kv_failed` */

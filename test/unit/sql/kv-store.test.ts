@@ -1,4 +1,4 @@
-/** The SQL KvStore's write transaction without a server: reruns after a lost first-insert race, gives up, never writes on a lost CAS. */
+/** The SQL KvStore's writes without a server: MySQL's transaction (reruns after a lost first-insert race, gives up, never writes on a lost CAS), PostgreSQL's one statement. */
 import {
   type DatabaseConnection,
   Kysely,
@@ -53,8 +53,8 @@ function fake(engine: 'postgres' | 'mysql', answer: (sql: string) => Record<stri
   return { kv: pg ? new PostgresKvStore({ db }) : new MySqlKvStore({ db }), log };
 }
 
+// PostgreSQL puts are one statement (below); MySQL's are a lock-decide-write transaction
 describe.each([
-  ['postgres', { code: '23505', message: 'duplicate key value violates unique constraint' }],
   ['mysql', { errno: 1062, code: 'ER_DUP_ENTRY', message: "Duplicate entry 'n-s-k' for key 'PRIMARY'" }],
 ] as const)('SqlKvStore on %s', (engine, duplicate) => {
   it('a lost first-insert race runs the transaction again, which sees the winner: kv_conflict, nothing written', async () => {
@@ -88,11 +88,29 @@ describe.each([
       return sql.startsWith('SELECT') || sql.includes('RETURNING') ? [current] : [];
     });
     expect((await kv.put(key, 'back', { expectedVersion: null })).version).toBe(5);
-    // PostgreSQL's UPDATE … RETURNING gives the row; MySQL reads it back
-    const readBack = engine === 'mysql' ? ['SELECT'] : [];
+    // MySQL's UPDATE has no RETURNING: the row is read back
+    const readBack = ['SELECT'];
     expect(log).toEqual(['BEGIN', 'SELECT FOR UPDATE', 'UPDATE', ...readBack, 'COMMIT']);
     const err = await kv.put(key, 'stale', { expectedVersion: 4 }).catch((e) => e);
     expect(err.details).toMatchObject({ expectedVersion: 4, actualVersion: 5 });
     expect(log.slice(4 + readBack.length)).toEqual(['BEGIN', 'SELECT FOR UPDATE', 'COMMIT']);
+  });
+});
+
+describe('SqlKvStore on postgres', () => {
+  it('a put is one statement, never a transaction that a stopped writer could leave holding the row lock', async () => {
+    const { kv, log } = fake('postgres', (sql) => (sql.includes('RETURNING') ? [row(3, 1)] : []));
+    expect((await kv.put(key, 'v', { expectedVersion: 2 })).version).toBe(3);
+    expect((await kv.put(key, 'v', { expectedVersion: null })).version).toBe(3);
+    expect((await kv.put(key, 'v')).version).toBe(3);
+    expect(log).toEqual(['UPDATE', 'INSERT', 'INSERT']);
+  });
+
+  it('a lost compare-and-set writes nothing and names the live version', async () => {
+    const { kv, log } = fake('postgres', (sql) => (sql.startsWith('SELECT') ? [row(7, 1)] : []));
+    const err = await kv.put(key, 'v', { expectedVersion: 6 }).catch((e) => e);
+    expect(IngestError.is(err, 'kv_conflict')).toBe(true);
+    expect(err.details).toMatchObject({ expectedVersion: 6, actualVersion: 7 });
+    expect(log).toEqual(['UPDATE', 'SELECT']);
   });
 });
