@@ -18,4 +18,6 @@ export const nonRetryableErrorTypes: IngestErrorCode[] = [
   'checkpoint_invalid',
   'internal',
   'dependency_missing',
+  'schema_conflict',
+  'state_invalid',
 ];

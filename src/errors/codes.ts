@@ -38,6 +38,16 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'An optional peer package the call needs is not installed; the message names it and the install command.',
   },
+  schema_conflict: {
+    retryable: false,
+    summary:
+      "The source's schema changed in a way the unit's schema contract (or the target) does not allow; the message names the column, the old and new type and the remedies.",
+  },
+  state_invalid: {
+    retryable: false,
+    summary:
+      'A stored state entry (checkpoint, run state, receipt, lease) fails validation or has an unknown format; the message names the key.',
+  },
   internal: { retryable: false, summary: 'A bug: an invariant of the library did not hold.' },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 
