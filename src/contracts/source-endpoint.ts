@@ -119,6 +119,20 @@ export interface SourceEndpoint<Checkpoint extends Json = Json> {
     req: ReadRequest<Checkpoint> & { slice: SliceSpec },
     ctx: IngestionContext,
   ): AsyncIterable<EncodedBatch> | undefined;
+  /**
+   * Called by `runUnit` after a run committed: the sink took every slice **and** the checkpoint moved to
+   * `checkpoint` (also after an incremental run that found nothing new, with the unchanged checkpoint, and when a
+   * run that committed before a crash is landed). A source that holds a position upstream — a replication slot's
+   * confirmed flush LSN, a stream consumer's acknowledgements — releases everything up to `checkpoint` here, and
+   * never earlier, so a crash before this call re-reads from the upstream and the sink's ledger drops what it
+   * already has.
+   *
+   * Best effort: the run has already committed, so an error here is logged as a warning and does not fail the run.
+   * A source must therefore also release up to the stored checkpoint at the start of its next run
+   * ({@link ReadRequest.checkpoint} is that checkpoint).
+   */
+  confirm?(req: { unitId: string; checkpoint: Checkpoint | null }, ctx: IngestionContext): Promise<void>;
+
   /** Release connections. Optional. */
   close?(): Promise<void>;
 }

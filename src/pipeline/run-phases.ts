@@ -101,6 +101,7 @@ async function exportStep(call: RunCall): Promise<void> {
     rc.logger.info('nothing new since the checkpoint; nothing staged, checkpoint left as it was', {
       runId: state.runId,
     });
+    await confirmUpstream(rc, call.source, rc.checkpoint.value);
     return;
   }
 
@@ -174,7 +175,29 @@ async function commitStep(call: RunCall): Promise<void> {
     await rc.stateStore.finishCommitted(state, { committedCheckpoint: checkpoint });
     rc.emit({ type: 'checkpoint.committed', checkpoint, version });
     await markLanded(rc, session);
+    await confirmUpstream(rc, call.source, checkpoint);
   });
+}
+
+/**
+ * Tell the source that everything up to `checkpoint` is durable in the sink and in the KvStore
+ * ({@link SourceEndpoint.confirm}). The run has committed: a failure is logged, and the source confirms again at the
+ * start of its next run.
+ * @internal
+ */
+export async function confirmUpstream(
+  rc: RunContext,
+  source: SourceEndpoint<any> | undefined,
+  checkpoint: Json | null,
+): Promise<void> {
+  if (!source?.confirm) return;
+  try {
+    await source.confirm({ unitId: rc.unitId, checkpoint }, rc.ctx());
+  } catch (err) {
+    rc.logger.warn('the source could not confirm the committed checkpoint upstream; its next run confirms it', {
+      error: String(err),
+    });
+  }
 }
 
 /**

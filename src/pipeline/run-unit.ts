@@ -15,7 +15,7 @@ import {
 } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
-import { advance, markLanded, type RunCall } from './run-phases.js';
+import { advance, confirmUpstream, markLanded, type RunCall } from './run-phases.js';
 import {
   type CallFacts,
   decide,
@@ -158,7 +158,7 @@ async function act(
   span: Span,
 ): Promise<RunUnitResult | ExportResult> {
   const imp = run.rc.opts as RunUnitOptions;
-  if (start.settle) await settle(run.rc, run.rc.loadedState!, start.settle);
+  if (start.settle) await settle(run.rc, run.rc.loadedState!, start.settle, args.source);
   if (start.kind === 'refuse') throw refusal(run.rc, start.refusal, start.state, imp);
   if (start.kind === 'repeat') {
     const rc = (run.rc = run.rc.forRun(start.state.runId));
@@ -316,7 +316,12 @@ async function leaveNothingOrRecord(run: Attempt, e: IngestError): Promise<void>
 }
 
 /** Finish the loaded run as `decide()` said: land it (it committed before it crashed), or retire its id. */
-async function settle(rc: RunContext, loaded: RunState, how: 'land' | 'supersede'): Promise<void> {
+async function settle(
+  rc: RunContext,
+  loaded: RunState,
+  how: 'land' | 'supersede',
+  source: SourceEndpoint<any> | undefined,
+): Promise<void> {
   if (how === 'supersede') {
     await rc.stateStore.writeReceipt(loaded, 'superseded');
     rc.logger.warn('a pending run was superseded: the checkpoint moved under it', {
@@ -329,6 +334,7 @@ async function settle(rc: RunContext, loaded: RunState, how: 'land' | 'supersede
   const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
   if (session) await markLanded(rc, session).finally(() => session.close().catch(() => {}));
   rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
+  await confirmUpstream(rc, source, rc.checkpoint.value);
 }
 
 /** The error a refused call throws (`run_state_invalid`); `state` is the run `decide()` refused over. */
