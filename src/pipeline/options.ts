@@ -61,6 +61,8 @@ export interface RejectedRow {
   code: 'row_rejected';
   reason: string;
   details?: { bytes: number; maxRowBytes: number };
+  /** Where the source holds the record, when the source reported it (`SourceRejection.position`). */
+  position?: Json;
 }
 
 /**
