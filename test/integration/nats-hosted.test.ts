@@ -90,7 +90,7 @@ describe('JetStreamSource in the hosts', () => {
     cleanups.push(() => w.close());
     const producer = new IngestionProducer({ queue });
     await producer.enqueueUnit({ endpointId: 'events', unitId: 'ev' });
-    await waitUntil(() => sink.rows('ev').length === 2, 30_000);
+    await waitUntil(() => sink.rows('ev').length === 2, 30_000, 'the job to load 2 rows');
     expect(sink.rows('ev').map((r) => [r.n, r.stream_seq])).toEqual([
       [1, 1n],
       [2, 2n],
