@@ -146,6 +146,32 @@ describe('JetStreamSource → PostgreSQL', () => {
     await source.close();
   });
 
+  it('a run of poison messages only, dead-lettered, moves the checkpoint and creates nothing odd in the target', async () => {
+    const stream = await nats.stream();
+    const { source, sink, kv, staging } = setup(stream, { only: {} });
+    const seqs = await nats.publish(`${stream}.x`, ['{bad', 'also bad']);
+    const dead: RejectedRow[] = [];
+    const unit = { endpointId: 'nats', unitId: 'only' };
+    const opts = {
+      source,
+      sink,
+      kv,
+      staging,
+      unit,
+      deadLetter: { write: async (rows: RejectedRow[]) => void dead.push(...rows) },
+      policy: { onRejectedRow: 'dead-letter' as const },
+    };
+    const r = await runUnit(opts);
+    expect(r.stats.rowsImported).toBe(0);
+    expect(r.newCheckpoint).toEqual({ stream, seq: seqs[1] });
+    expect(dead).toHaveLength(2);
+    await nats.publish(`${stream}.x`, [{ id: 7, v: 'ok' }]);
+    expect((await runUnit(opts)).stats.rowsImported).toBe(1);
+    const { rows } = await pg.query(`SELECT id, v FROM "${pg.schema}".only`);
+    expect(rows).toEqual([{ id: 7, v: 'ok' }]);
+    await source.close();
+  });
+
   it('a member outside the run schema ends the run before it; the next run takes it (nothing dropped)', async () => {
     const stream = await nats.stream();
     const { source } = setup(stream, { s: {} });
