@@ -169,7 +169,7 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
     const unit = this.#unit(unitId);
     const nats = await this.#connect(unitId);
     await this.#streamInfo(nats, unitId, checkpoint);
-    const consumer = await this.#consumer(nats, unitId, unit, checkpoint, undefined);
+    const consumer = await this.#consumer(nats, unitId, unit, checkpoint);
     try {
       const info = (await consumer.info(true)) as ConsumerInfo;
       return info.num_pending;
@@ -247,7 +247,7 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
     const schema = unit.payload === undefined || unit.payload === 'columns' ? new RunSchema(rows.metaFields()) : null;
     let reported = false;
 
-    const consumer = await this.#consumer(nats, req.unitId, unit, checkpoint, ctx);
+    const consumer = await this.#consumer(nats, req.unitId, unit, checkpoint);
     try {
       const ci = (await consumer.info(true)) as ConsumerInfo;
       // Bounded by the stream as it was when the read began: publishers that go on do not keep a run alive.
@@ -339,13 +339,7 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
   }
 
   /** An ordered consumer at the message after `checkpoint`, or at the unit's start. */
-  async #consumer(
-    nats: Nats,
-    unitId: string,
-    unit: JetStreamUnitConfig,
-    checkpoint: JetStreamCheckpoint | null,
-    _ctx: IngestionContext | undefined,
-  ) {
+  async #consumer(nats: Nats, unitId: string, unit: JetStreamUnitConfig, checkpoint: JetStreamCheckpoint | null) {
     const start = unit.startAt;
     const from = checkpoint
       ? { deliver_policy: nats.deliverStartSequence, opt_start_seq: checkpoint.seq + 1 }
