@@ -1,5 +1,6 @@
 import type { SourceRejection } from '../contracts/source-endpoint.js';
 import type { FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
+import { estimateRowBytes } from '../util/rows.js';
 import { Timestamp } from '../values/timestamp.js';
 import { JsonText, parseJsonExact } from '../values/value.js';
 
@@ -59,6 +60,19 @@ export class MessageRows {
   }
 
   decode(m: StreamMessage): Decoded {
+    const d = this.#decode(m);
+    // The pipeline refuses a row whose estimated size is over maxRowBytes, without knowing where it came from; check
+    // here (only for payloads that could be near the limit) so the rejection carries the message's position.
+    const max = this.maxRowBytes;
+    if (d.row && max !== undefined && m.data.byteLength * 2 + 1024 > max) {
+      const estimate = estimateRowBytes(d.row);
+      if (estimate > max)
+        return this.#reject(m, `Row is about ${estimate} bytes, over policy.maxRowBytes ${max}`, estimate);
+    }
+    return d;
+  }
+
+  #decode(m: StreamMessage): Decoded {
     const bytes = m.data.byteLength;
     if (this.maxRowBytes !== undefined && bytes > this.maxRowBytes) {
       return this.#reject(m, `Payload is ${bytes} bytes, over policy.maxRowBytes ${this.maxRowBytes}`, bytes);

@@ -51,6 +51,12 @@ describe('MessageRows', () => {
     expect(rows.decode(msg('[1]')).rejected?.reason).toMatch(/not a JSON object/);
     expect(rows.decode(msg(new Uint8Array([0xc3]))).rejected?.reason).toMatch(/UTF-8/);
     expect(rows.decode(msg('{"subject":1}')).rejected?.reason).toMatch(/metadata column/);
+    // a payload under the limit whose row (with the metadata columns) is over it: rejected here, with its position
+    const near = new MessageRows('S', 'columns', DEFAULT_COLUMNS, 60);
+    expect(near.decode(msg('{"a": "0123456789"}')).rejected).toMatchObject({
+      position,
+      reason: expect.stringMatching(/^Row is about \d+ bytes/),
+    });
     const renamed = new MessageRows('S', 'columns', { ...DEFAULT_COLUMNS, subject: 'nats_subject' }, undefined);
     expect(renamed.decode(msg('{"subject":1}')).row).toMatchObject({ subject: 1, nats_subject: 'orders.created' });
   });
