@@ -296,6 +296,7 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
           }
           bytes += msgs[i].data.byteLength;
           last = i;
+          if (bytes >= maxBytes) break; // the message that reaches maxBytes is the run's last
         }
         remaining -= last + 1;
         if (last >= 0) {

@@ -98,6 +98,26 @@ describe('JetStreamSource → PostgreSQL', () => {
     await source.close();
   });
 
+  it('a run stops at the message that reaches maxBytes', async () => {
+    const stream = await nats.stream();
+    const payload = (n: number) => ({ n, pad: 'x'.repeat(84) }); // 100 bytes of JSON each
+    await nats.publish(
+      `${stream}.a`,
+      Array.from({ length: 10 }, (_, i) => payload(i)),
+    );
+    const ctx = testContext({ unitId: 'b' });
+    const seqsOf = async (s: JetStreamSource) => {
+      const out: number[] = [];
+      for await (const b of s.read({ unitId: 'b', mode: 'incremental', checkpoint: null }, ctx))
+        out.push(...b.rows.map((r) => Number(r.stream_seq)));
+      await s.close();
+      return out;
+    };
+    const bytes = new JetStreamSource({ servers: '127.0.0.1:4222', stream, units: { b: { maxBytes: 250 } } });
+    expect(JSON.stringify(payload(1)).length).toBe(100);
+    expect(await seqsOf(bytes)).toEqual([1, 2, 3]);
+  });
+
   it('a poison message fails the run with row_rejected by default, checkpoint untouched', async () => {
     const stream = await nats.stream();
     const { source, sink, kv, staging } = setup(stream, { p: {} });
