@@ -1,4 +1,4 @@
-import type { ConsumerInfo, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerInfo, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor, UnitMetadata } from '../contracts/endpoint.js';
@@ -43,6 +43,9 @@ export const jetStreamDescriptor: EndpointDescriptor<JetStreamConfig> = {
   capabilities: ['metadata.collect', 'metadata.preview', 'ingest.full', 'ingest.incremental'],
   config: jetStreamConfigSchema,
 };
+
+/** A read that receives nothing for this long ends with what it has (the rest was removed by the stream's limits). */
+const IDLE_MS = 5000;
 
 interface Nats {
   nc: NatsConnection;
@@ -248,29 +251,20 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
     let reported = false;
 
     const consumer = await this.#consumer(nats, req.unitId, unit, checkpoint);
+    let iter: ConsumerMessages | undefined;
+    let idle: ReturnType<typeof setInterval> | undefined;
+    let idledOut = false;
+    const onAbort = () => iter?.stop();
     try {
       const ci = (await consumer.info(true)) as ConsumerInfo;
       // Bounded by the stream as it was when the read began: publishers that go on do not keep a run alive.
       let remaining = Math.min(ci.num_pending, maxMessages);
+      if (remaining === 0) return;
       let bytes = 0;
       const deadline = Date.now() + maxReadMs;
-      while (remaining > 0 && bytes < maxBytes && Date.now() < deadline) {
-        if (ctx.signal.aborted) throw abortedError(req.unitId);
-        const msgs: JsMsg[] = [];
-        try {
-          const iter = await consumer.fetch({ max_messages: Math.min(fetchBatch, remaining), expires: 5000 });
-          const onAbort = () => iter.stop();
-          ctx.signal.addEventListener('abort', onAbort, { once: true });
-          try {
-            for await (const m of iter) msgs.push(m);
-          } finally {
-            ctx.signal.removeEventListener('abort', onAbort);
-          }
-        } catch (err) {
-          throw this.#failed(err, req.unitId, 'pulling messages');
-        }
-        if (ctx.signal.aborted) throw abortedError(req.unitId);
-        if (msgs.length === 0) break; // the rest was removed by the stream's limits meanwhile
+
+      /** One batch of pulled messages → rows, rejections and the checkpoint after the last message taken. */
+      const take = (msgs: JsMsg[]): { batch?: SourceBatch<JetStreamCheckpoint>; stop: boolean } => {
         const out: Row[] = [];
         const rejected: SourceRejection[] = [];
         let last = -1;
@@ -296,27 +290,79 @@ export class JetStreamSource implements SourceEndpoint<JetStreamCheckpoint> {
           }
           bytes += msgs[i].data.byteLength;
           last = i;
-          if (bytes >= maxBytes) break; // the message that reaches maxBytes is the run's last
-        }
-        remaining -= last + 1;
-        if (last >= 0) {
-          const batch: SourceBatch<JetStreamCheckpoint> = {
-            rows: out,
-            checkpoint: { stream: cfg.stream, seq: msgs[last].seq },
-          };
-          if (rejected.length) batch.rejected = rejected;
-          if (!reported && schema?.fixed) {
-            batch.schema = schema.schema();
-            reported = true;
-          } else if (!reported && !schema) {
-            batch.schema = { fields: rows.metaFields() } satisfies RecordSchema;
-            reported = true;
+          if (bytes >= maxBytes) {
+            stop = true; // the message that reaches maxBytes is the run's last
+            break;
           }
-          yield batch;
         }
-        if (stop) break;
+        if (last < 0) return { stop };
+        const batch: SourceBatch<JetStreamCheckpoint> = {
+          rows: out,
+          checkpoint: { stream: cfg.stream, seq: msgs[last].seq },
+        };
+        if (rejected.length) batch.rejected = rejected;
+        if (!reported && (schema ? schema.fixed : true)) {
+          batch.schema = schema ? schema.schema() : ({ fields: rows.metaFields() } satisfies RecordSchema);
+          reported = true;
+        }
+        return { batch, stop };
+      };
+
+      // consume() keeps pull requests in flight while a batch is staged; its buffer is one batch.
+      try {
+        iter = await consumer.consume({ max_messages: Math.min(fetchBatch, remaining) });
+      } catch (err) {
+        throw this.#failed(err, req.unitId, 'pulling messages');
+      }
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      // Messages counted at the start can be removed by the stream's limits before we get them: when nothing comes
+      // for a while, the read ends with what it has.
+      let lastAt = Date.now();
+      let suspended = false; // the pipeline is staging a batch: not idleness
+      idle = setInterval(() => {
+        if (suspended || Date.now() - lastAt < IDLE_MS) return;
+        idledOut = true;
+        iter?.stop();
+      }, IDLE_MS / 5);
+      let msgs: JsMsg[] = [];
+      let stop = false;
+      try {
+        for await (const m of iter) {
+          lastAt = Date.now();
+          msgs.push(m);
+          remaining--;
+          const end = remaining === 0 || m.info.pending === 0 || lastAt >= deadline;
+          if (msgs.length < fetchBatch && !end) continue;
+          const r = take(msgs);
+          msgs = [];
+          if (r.batch) {
+            suspended = true;
+            yield r.batch;
+            suspended = false;
+            lastAt = Date.now();
+          }
+          if (r.stop || end) {
+            stop = true;
+            break;
+          }
+        }
+      } catch (err) {
+        if (ctx.signal.aborted) throw abortedError(req.unitId);
+        throw this.#failed(err, req.unitId, 'pulling messages');
+      }
+      if (ctx.signal.aborted) throw abortedError(req.unitId);
+      if (!stop && msgs.length) {
+        if (idledOut)
+          ctx.logger.warn(
+            `JetStream unit ${req.unitId}: fewer messages than counted at the start (removed by the stream's limits meanwhile)`,
+          );
+        const r = take(msgs);
+        if (r.batch) yield r.batch;
       }
     } finally {
+      clearInterval(idle);
+      ctx.signal.removeEventListener('abort', onAbort);
+      iter?.stop();
       await (consumer as { delete?: () => Promise<unknown> }).delete?.().catch(() => {});
     }
   }

@@ -118,6 +118,30 @@ describe('JetStreamSource → PostgreSQL', () => {
     expect(await seqsOf(bytes)).toEqual([1, 2, 3]);
   });
 
+  it('messages removed by the stream limits during a read end it after an idle pause, with what it took', async () => {
+    const stream = await nats.stream();
+    await nats.publish(
+      `${stream}.a`,
+      Array.from({ length: 12 }, (_, i) => ({ n: i })),
+    );
+    const ctx = testContext({ unitId: 'g' });
+    const s = new JetStreamSource({ servers: '127.0.0.1:4222', stream, units: { g: {} }, fetchBatch: 2 });
+    const seqs: number[] = [];
+    let purged = false;
+    for await (const b of s.read({ unitId: 'g', mode: 'incremental', checkpoint: null }, ctx)) {
+      seqs.push(...b.rows.map((r) => Number(r.stream_seq)));
+      expect(b.checkpoint?.seq).toBe(seqs.at(-1));
+      if (!purged) {
+        purged = true;
+        await nats.jsm.streams.purge(stream);
+      }
+    }
+    expect(seqs.slice(0, 2)).toEqual([1, 2]);
+    expect(seqs.length).toBeLessThan(12);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // in order, no gap among what was taken
+    await s.close();
+  }, 30_000);
+
   it('a poison message fails the run with row_rejected by default, checkpoint untouched', async () => {
     const stream = await nats.stream();
     const { source, sink, kv, staging } = setup(stream, { p: {} });
