@@ -76,7 +76,7 @@ export const jetStreamConfigSchema = z
       .record(z.string().min(1), unitSchema)
       .refine((u) => Object.keys(u).length > 0, { error: 'Expected at least one unit' }),
     ...boundsShape,
-    /** Messages per pull request. @defaultValue 1000 */
+    /** Messages per batch, and the size of the client's pull buffer. @defaultValue 1000 */
     fetchBatch: posInt('fetchBatch').max(10_000).optional(),
     /** Names of the metadata columns. @defaultValue subject, stream_seq, timestamp, headers, payload */
     columns: columnsSchema.optional(),
