@@ -59,6 +59,7 @@ export type {
   SliceStagedEvent,
   SourceBatch,
   SourceEndpoint,
+  SourceRejection,
   StagedSlice,
   StagingHandle,
   StagingProvider,

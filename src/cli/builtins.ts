@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import { FileSystemObjectStore } from '../fs/file-system-object-store.js';
 import { HttpJsonSource, httpJsonDescriptor } from '../http/http-json-source.js';
+import { JetStreamSource, jetStreamDescriptor } from '../nats/jetstream-source.js';
 import { EndpointRegistry } from '../registry/endpoint-registry.js';
 import {
   ObjectStoreSink,
@@ -27,7 +28,7 @@ export const fileObjectStoreSinkDescriptor: EndpointDescriptor<FileObjectStoreSi
 };
 
 /**
- * The registry of `nucleus-ingest`: sources `sample`, `memory`, `http.json`; sink `object-store` (NDJSON, CSV or
+ * The registry of `nucleus-ingest`: sources `sample`, `memory`, `http.json`, `nats.jetstream`; sink `object-store` (NDJSON, CSV or
  * Parquet files under `root`); and, when the optional peers `pg`, `pg-copy-streams` and `kysely` are installed,
  * source `postgres` and sinks `postgres` / `cdm.jdbc`; with `mysql2` and `kysely`, source and sink `mysql`.
  * @internal
@@ -37,6 +38,8 @@ export async function createCliRegistry(): Promise<EndpointRegistry> {
   registry.register(sampleSourceDescriptor, (config) => new SampleSource(config));
   registry.register(memorySourceDescriptor, (config) => new MemorySource(config));
   registry.register(httpJsonDescriptor, (config) => new HttpJsonSource(config));
+  // loads @nats-io/* on first use: without them a run fails with dependency_missing
+  registry.register(jetStreamDescriptor, (config) => new JetStreamSource(config));
   registry.register(
     fileObjectStoreSinkDescriptor,
     ({ root, ...config }) => new ObjectStoreSink({ ...config, store: new FileSystemObjectStore({ root }) }),

@@ -179,7 +179,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         });
       }
       case 'status':
-        return await statusCommand(file, unitArg!, reporter, text ? io.stdout : undefined);
+        return await statusCommand(file, unitArg!, reporter, text ? io.stdout : undefined, registry);
       case 'abandon':
         return await abandonCommand(file, values.unit ?? [], reporter, { signal: controller.signal });
       default: {

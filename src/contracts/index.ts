@@ -29,6 +29,7 @@ export type {
   SliceSpec,
   SourceBatch,
   SourceEndpoint,
+  SourceRejection,
 } from './source-endpoint.js';
 export type {
   RecordCodec,

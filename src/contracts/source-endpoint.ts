@@ -47,6 +47,25 @@ export interface SourceBatch<C> {
   checkpoint?: C;
   /** Schema of the rows, if the source knows it (the first one reported wins). */
   schema?: RecordSchema;
+  /**
+   * Records of this batch's span that could not become rows (an undecodable payload, one over `maxRowBytes`): the
+   * run fails with `row_rejected`, or — with `policy.onRejectedRow: 'dead-letter'` — hands them to the dead-letter
+   * sink and goes on. The batch's `checkpoint` covers them either way.
+   */
+  rejected?: SourceRejection[];
+}
+
+/**
+ * A source record that could not become a row ({@link SourceBatch.rejected}).
+ * @public
+ */
+export interface SourceRejection {
+  /** Why, naming the record's position. */
+  reason: string;
+  /** Where the source holds the record, e.g. `{ stream, subject, seq }` for JetStream. */
+  position?: Json;
+  /** The record's size, when the size was the reason. */
+  bytes?: number;
 }
 
 /**

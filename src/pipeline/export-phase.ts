@@ -1,4 +1,11 @@
-import type { ExportPlan, ReadRequest, SliceSpec, SourceBatch, SourceEndpoint } from '../contracts/source-endpoint.js';
+import type {
+  ExportPlan,
+  ReadRequest,
+  SliceSpec,
+  SourceBatch,
+  SourceEndpoint,
+  SourceRejection,
+} from '../contracts/source-endpoint.js';
 import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
@@ -7,7 +14,7 @@ import { runBounded } from '../util/concurrency.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
-import type { RejectedRow } from './options.js';
+import type { DeadLetterSink, RejectedRow } from './options.js';
 import { closingIteration, retryEvent, stagingCall, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
@@ -57,6 +64,7 @@ export async function exportPhase(
         chunkSize: rc.policy.chunkSize,
         sliceMaxRows: rc.policy.sliceMaxRows,
         exportConcurrency: rc.policy.exportConcurrency,
+        maxRowBytes: rc.policy.maxRowBytes,
       },
     };
     const progress: ExportProgress = { rowsExported: 0, slicesStaged: 0, rejected: new RejectedRows(rc) };
@@ -155,6 +163,7 @@ async function exportPlannedSlice(
     try {
       for await (const batch of readSource(rc, source, { ...req, slice })) {
         if (batch.schema && !progress.schema) progress.schema = batch.schema;
+        if (batch.rejected?.length) await progress.rejected.fromSource(batch.rejected, slice.index, read);
         const kept = await progress.rejected.filter(batch.rows, slice.index, read);
         read += batch.rows.length;
         writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
@@ -228,6 +237,7 @@ async function exportStream(
   try {
     for await (const batch of readSource(rc, source, req)) {
       if (batch.schema && !progress.schema) progress.schema = batch.schema;
+      if (batch.rejected?.length) await progress.rejected.fromSource(batch.rejected, index, read);
       // The slicing below measures every row and refuses one over maxRowBytes; only dead-lettering filters first.
       const rows =
         rc.policy.onRejectedRow === 'dead-letter'
@@ -342,14 +352,46 @@ class RejectedRows {
       });
     }
     if (!entries) return rows;
+    await this.#deliver(deadLetter!, entries, slice, 'rows over maxRowBytes sent to the dead-letter sink');
+    return kept!;
+  }
+
+  /**
+   * Records the source could not turn into rows (`SourceBatch.rejected`): `row_rejected`, or — with
+   * `policy.onRejectedRow: 'dead-letter'` — handed to the dead-letter sink with the source's position.
+   */
+  async fromSource(rejected: SourceRejection[], slice: number, first: number): Promise<void> {
+    const { rc } = this;
+    const deadLetter = rc.policy.onRejectedRow === 'dead-letter' ? rc.opts.deadLetter : undefined;
+    if (!deadLetter) {
+      const r = rejected[0];
+      throw new IngestError('row_rejected', `Source record rejected: ${r.reason} (${rc.where(slice)})`, {
+        details: { slice, position: r.position ?? null, rejected: rejected.length },
+      });
+    }
+    const max = rc.policy.maxRowBytes;
+    const entries: RejectedRow[] = rejected.map((r) => ({
+      runId: rc.runId,
+      unitId: rc.unitId,
+      slice,
+      row: first,
+      code: 'row_rejected',
+      reason: r.reason,
+      ...(r.bytes !== undefined ? { details: { bytes: r.bytes, maxRowBytes: max } } : {}),
+      ...(r.position !== undefined ? { position: r.position } : {}),
+    }));
+    await this.#deliver(deadLetter, entries, slice, 'source records rejected, sent to the dead-letter sink');
+  }
+
+  async #deliver(deadLetter: DeadLetterSink, entries: RejectedRow[], slice: number, what: string): Promise<void> {
+    const { rc } = this;
     try {
-      await deadLetter!.write(entries, rc.ctx());
+      await deadLetter.write(entries, rc.ctx());
     } catch (err) {
       throw IngestError.wrap(err, 'sink_failed', `Dead-letter sink failed (${rc.where(slice)})`, { slice });
     }
     this.count += entries.length;
-    rc.logger.warn('rows over maxRowBytes sent to the dead-letter sink', { slice, rows: entries.length });
-    return kept!;
+    rc.logger.warn(what, { slice, rows: entries.length });
   }
 }
 

@@ -61,6 +61,11 @@ export interface RejectedRow {
   code: 'row_rejected';
   reason: string;
   details?: { bytes: number; maxRowBytes: number };
+  /**
+   * Where the source holds the record, when the source itself rejected it (`SourceRejection.position`); `row` is then
+   * the number of rows the read had produced before the record's batch.
+   */
+  position?: Json;
 }
 
 /**

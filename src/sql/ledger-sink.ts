@@ -104,8 +104,12 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
       for (const f of fields?.fields ?? []) d.quote(f.name, 'column name');
       await this.#ensureLedger(s);
-      const info =
-        (await d.describe(s, target)) ?? (await this.#createTarget(s, target, targetSql, fields, req.primaryKey, ctx));
+      const existing = await d.describe(s, target);
+      // Nothing staged, no schema and no target (a stream run whose records were all dead-lettered): nothing to
+      // append or merge, and nothing to create the target from.
+      if (!existing && !fields?.fields.length && req.slices.length === 0 && req.disposition !== 'replace')
+        return { rowsImported: 0 };
+      const info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req.primaryKey, ctx));
       const plan = this.#plan(target, targetSql, info, fields);
       const progress = new ImportProgress(
         ctx,

@@ -30,6 +30,7 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
       'source:http.json',
       'source:memory',
       'source:mysql',
+      'source:nats.jetstream',
       'source:postgres',
       'source:sample',
     ]);

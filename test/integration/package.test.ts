@@ -44,6 +44,7 @@ const HEAVY = [
   'vitest',
   'bullmq',
   'ioredis',
+  '@nats-io/',
 ];
 
 // A loader hook that records every bare specifier the process resolves.

@@ -23,6 +23,7 @@ const CONNECTORS = [
   'staging',
   'codecs',
   'sql',
+  'nats',
 ];
 
 /** Every `src/**\/*.ts` file (paths relative to the repository) with the src files it imports. */

@@ -1,8 +1,10 @@
 import type { KvEntry } from '../../contracts/kv-store.js';
+import type { SourceEndpoint } from '../../contracts/source-endpoint.js';
 import type { Json } from '../../contracts/values.js';
 import { redact, redactDeep } from '../../errors/redact.js';
 import { checkpointKey, leaseKey, runStateKey } from '../../pipeline/keys.js';
-import { unitRefOf, withKv } from '../environment.js';
+import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
+import { createFileEndpoint, unitRefOf, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
@@ -32,6 +34,7 @@ export async function statusCommand(
   unitId: string,
   reporter: Reporter,
   tty?: { write(text: string): unknown },
+  registry?: EndpointRegistry,
 ): Promise<number> {
   const unit = unitRefOf(file, unitId);
   const key = checkpointKey(unit);
@@ -40,16 +43,46 @@ export async function statusCommand(
   );
   const leaseValue = lease?.value as { state?: string; expiresAt?: string } | undefined;
   const live = leaseValue?.state === 'held' && !!leaseValue.expiresAt && Date.parse(leaseValue.expiresAt) > Date.now();
+  const lag = registry ? await lagOf(registry, file, unitId, checkpoint?.value ?? null) : undefined;
   const doc = {
     unit,
     key,
     checkpoint: entry(checkpoint),
     run: entry(run),
     lease: lease ? { ...entry(lease)!, live } : null,
+    ...(lag ? { lag } : {}),
   };
   if (tty) tty.write(`${describeStatus(doc)}\n`);
   else reporter.document('status', doc);
   return 0;
+}
+
+/** A source that can count what it holds after a checkpoint (a stream's pending messages, e.g. `JetStreamSource`). */
+interface LagSource {
+  pending(unitId: string, checkpoint: Json | null): Promise<number>;
+}
+
+/**
+ * The unit's lag, for sources that can tell it: `{ pending }` messages after the stored checkpoint, or `{ error }`
+ * when the source could not be asked (status never fails on it); `undefined` for other sources.
+ */
+async function lagOf(
+  registry: EndpointRegistry,
+  file: PipelineFile,
+  unitId: string,
+  checkpoint: Json | null,
+): Promise<{ pending: number } | { error: string } | undefined> {
+  if (!registry.descriptors().some((d) => d.id === file.source.type && d.family === 'stream')) return undefined;
+  let source: (SourceEndpoint<any> & Partial<LagSource>) | undefined;
+  try {
+    source = await createFileEndpoint(registry, file, 'source');
+    if (typeof source.pending !== 'function') return undefined;
+    return { pending: await source.pending(unitId, checkpoint) };
+  } catch (err) {
+    return { error: redact((err as Error).message) };
+  } finally {
+    await source?.close?.().catch(() => {});
+  }
 }
 
 /** The status as a few readable lines, for a terminal. */
@@ -59,6 +92,7 @@ function describeStatus(doc: {
   checkpoint: EntryView | null;
   run: EntryView | null;
   lease: (EntryView & { live: boolean }) | null;
+  lag?: { pending: number } | { error: string };
 }): string {
   const u = doc.unit;
   const run = doc.run?.value as
@@ -95,5 +129,10 @@ function describeStatus(doc: {
       ? `${doc.lease?.live ? 'held' : lease.state === 'held' ? 'expired' : 'free'}  (last holder ${lease.owner}, until ${lease.expiresAt})`
       : 'never taken',
   ]);
+  if (doc.lag)
+    rows.push([
+      'lag',
+      'pending' in doc.lag ? `${doc.lag.pending} messages after the checkpoint` : `unknown (${doc.lag.error})`,
+    ]);
   return rows.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n');
 }
