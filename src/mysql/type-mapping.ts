@@ -1,5 +1,6 @@
 import type { FieldSchema, FieldType, LogicalType, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { mySqlDecimalForPostgres, mySqlTextType } from '../sql/cross-types.js';
 import { stringifyJsonExact } from '../values/value.js';
 import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql, ValueRejected } from './values.js';
 
@@ -160,7 +161,10 @@ export function mySqlFieldSchema(
 ): FieldSchema {
   const dateLike = c.kind === 'date' || c.kind === 'datetime' || c.kind === 'timestamp';
   const logical: LogicalType = {};
+  // BIGINT UNSIGNED reaches 2^64−1, beyond every signed 64-bit type (Arrow, Parquet, PostgreSQL bigint): a decimal(20,0)
+  const wide = isUnsignedBigint(c);
   if (c.kind === 'decimal') Object.assign(logical, { precision: c.precision, scale: c.scale });
+  if (wide) Object.assign(logical, { precision: 20, scale: 0 });
   if (c.kind === 'datetime' || c.kind === 'timestamp' || c.kind === 'time') logical.precision = c.fsp;
   if (c.kind === 'datetime') logical.withTimeZone = false;
   if (c.kind === 'timestamp') logical.withTimeZone = true;
@@ -170,12 +174,17 @@ export function mySqlFieldSchema(
   if (c.kind === 'enum' && c.enumLabels) logical.enumLabels = [...c.enumLabels];
   const field: FieldSchema = {
     name: c.name,
-    type: FIELD_TYPES[c.kind],
+    type: wide ? 'decimal' : FIELD_TYPES[c.kind],
     nullable: c.nullable || (zeroDatesAsNull && dateLike),
     native: { dialect: 'mysql', type: nativeTypeOf(c) },
   };
   if (Object.keys(logical).length) field.logical = logical;
   return field;
+}
+
+/** `BIGINT UNSIGNED`: staged as a `decimal` of precision 20 (exact text), since it does not fit a signed int64. @internal */
+export function isUnsignedBigint(c: Pick<MySqlColumnType, 'dataType' | 'unsigned'>): boolean {
+  return c.unsigned && c.dataType === 'bigint';
 }
 
 /** A mysql2 typeCast field (the part we use). */
@@ -233,6 +242,7 @@ export function columnDecoder(
         return s === null ? null : Number(s);
       };
     case 'bigint':
+      if (isUnsignedBigint(c)) return (f) => f.string(); // a decimal(20,0): its exact text
       return (f) => {
         const s = f.string();
         return s === null ? null : BigInt(s);
@@ -374,6 +384,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     return t;
   }
   const l = x.logical ?? {};
+  const pgNative = x.native?.dialect === 'postgres' ? x.native.type : undefined;
+  if (pgNative === 'oid') return 'INT UNSIGNED';
   switch (f.type) {
     case 'int32':
       return x.native?.type === 'smallint' ? 'SMALLINT' : 'INT';
@@ -382,11 +394,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     case 'float64':
       return x.native?.type === 'real' ? 'FLOAT' : 'DOUBLE';
     case 'decimal':
-      if (l.precision !== undefined && l.precision >= 1 && l.precision <= 65) {
-        const s = Math.min(l.scale ?? 0, 30, l.precision);
-        return `DECIMAL(${l.precision},${s})`;
-      }
-      return 'DECIMAL(65,30)';
+      // a DECIMAL that holds every finite value, else the exact text (unbounded numeric, > 65 digits, > 30 decimals)
+      return mySqlDecimalForPostgres(l.precision, l.scale) ?? mySqlTextType(inKey);
     case 'boolean':
       return 'BOOLEAN';
     case 'timestamp':
@@ -394,6 +403,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     case 'date':
       return 'DATE';
     case 'time':
+      // a time with its offset (timetz) has no MySQL type: its text
+      if (l.withTimeZone) return 'VARCHAR(32)';
       return `TIME(${l.precision !== undefined && l.precision >= 0 && l.precision <= 6 ? l.precision : 6})`;
     case 'uuid':
       return 'CHAR(36) CHARACTER SET ascii';
@@ -406,10 +417,10 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
       return inKey ? 'VARBINARY(3072)' : 'LONGBLOB';
     default:
       if (l.enumLabels?.length) return `ENUM(${l.enumLabels.map((e) => `'${escapeString(e)}'`).join(',')})`;
-      if (l.length !== undefined && l.length <= 16_383) {
+      if (l.length !== undefined && l.length >= 1 && l.length <= 16_383) {
         const native = x.native?.type ?? '';
-        return /^(character|char|bpchar)\b(?! varying)/i.test(native)
-          ? `CHAR(${Math.min(l.length, 255)})`
+        return /^(character|char|bpchar)\b(?! varying)/i.test(native) && l.length <= 255
+          ? `CHAR(${l.length})`
           : `VARCHAR(${l.length})`;
       }
       return inKey ? 'VARCHAR(768)' : 'LONGTEXT';

@@ -7,6 +7,7 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest } from '../contracts/sink-endpoint.js';
 import type { FieldSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { postgresTypeForMySql } from '../sql/cross-types.js';
 import type { ImportProgress } from '../sql/import-progress.js';
 import {
   type LedgerSession,
@@ -331,7 +332,10 @@ async function columnType(
   table: string,
   ctx: IngestionContext,
 ): Promise<string> {
-  const generic = fieldTypeToPgType(f.type, f.logical);
+  // a MySQL column maps from its COLUMN_TYPE, under which every value fits (BIGINT UNSIGNED → numeric(20,0), …)
+  const generic =
+    (f.native?.dialect === 'mysql' ? postgresTypeForMySql(f.native.type) : undefined) ??
+    fieldTypeToPgType(f.type, f.logical);
   const native = f.native?.dialect === 'postgres' ? f.native.type : undefined;
   if (native === undefined) return generic;
   // to_regtype parses the name as a type (refusing anything else) and says whether it exists here

@@ -19,7 +19,7 @@ export interface PgTypeInfo {
 
 /**
  * The logical {@link FieldType} of a PostgreSQL type. The table in docs/postgresql.md is the reference:
- * `int2`/`int4` → `int32`, `int8` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
+ * `int2`/`int4` → `int32`, `int8` and `oid` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
  * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` ({@link Timestamp}), `date` → `date` ('YYYY-MM-DD'),
  * `time`/`timetz` → `time`, `interval` → `interval`, `uuid` → `uuid` (PostgreSQL's text), `json`/`jsonb` and every
  * array → `json`, `bytea` → `binary`; text-like types, enums and anything else → `string` (PostgreSQL's text form).
@@ -37,6 +37,7 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
     case 'int4':
       return 'int32';
     case 'int8':
+    case 'oid':
       return 'int64';
     case 'numeric':
       return 'decimal';
@@ -80,7 +81,7 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
  */
 export function pgLogicalType(formatted: string): LogicalType {
   const out: LogicalType = {};
-  const m = /^(.*?)(?:\((\d+)(?:,(\d+))?\))?( with(?:out)? time zone)?((?:\[\])*)$/.exec(formatted.trim());
+  const m = /^(.*?)(?:\((\d+)(?:,(-?\d+))?\))?( with(?:out)? time zone)?((?:\[\])*)$/.exec(formatted.trim());
   if (!m) return out;
   const [, base, a, b, zone] = m;
   const n = a === undefined ? undefined : Number(a);
@@ -136,7 +137,7 @@ export function fieldTypeToPgType(type: FieldType, logical: LogicalType = {}): s
       return 'text';
     case 'decimal':
       if (int(logical.precision) && logical.precision >= 1 && logical.precision <= 1000)
-        return `numeric(${logical.precision},${int(logical.scale) ? logical.scale : 0})`;
+        return `numeric(${logical.precision},${Number.isInteger(logical.scale) ? logical.scale : 0})`;
       return 'numeric';
     case 'timestamp':
       return logical.withTimeZone === false
@@ -325,7 +326,7 @@ export const TEXT_PARSERS = Object.freeze({
 const BY_NAME: Record<string, Parser> = {
   int2: int,
   int4: int,
-  oid: int,
+  oid: bigint,
   int8: bigint,
   numeric: identity,
   float4: float,
