@@ -2,7 +2,15 @@ import type { FieldSchema, FieldType, LogicalType, Value } from '../contracts/va
 import { IngestError } from '../errors/ingest-error.js';
 import { mySqlDecimalForPostgres, mySqlTextType } from '../sql/cross-types.js';
 import { stringifyJsonExact } from '../values/value.js';
-import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql, ValueRejected } from './values.js';
+import {
+  float4Text,
+  isJsonText,
+  isTimestamp,
+  jsonText,
+  mysqlTimestampText,
+  timestampFromMySql,
+  ValueRejected,
+} from './values.js';
 
 export { ValueRejected };
 
@@ -187,6 +195,11 @@ export function isUnsignedBigint(c: Pick<MySqlColumnType, 'dataType' | 'unsigned
   return c.unsigned && c.dataType === 'bigint';
 }
 
+/** `FLOAT` (an IEEE float4, `FLOAT(M,D)` included): the source selects it as a DOUBLE to read it exactly. @internal */
+export function isFloat4(c: Pick<MySqlColumnType, 'dataType'>): boolean {
+  return c.dataType === 'float';
+}
+
 /** A mysql2 typeCast field (the part we use). */
 export interface CastField {
   name: string;
@@ -248,6 +261,12 @@ export function columnDecoder(
         return s === null ? null : BigInt(s);
       };
     case 'float':
+      if (isFloat4(c))
+        return (f) => {
+          // read as CAST(… AS DOUBLE): the float4's exact value, kept as its shortest round-trip text
+          const s = f.string();
+          return s === null ? null : Number(float4Text(s));
+        };
       return (f) => {
         const s = f.string();
         return s === null ? null : Number(s);
@@ -311,7 +330,11 @@ export function sinkValue(v: Value | undefined, c: MySqlColumnType & { name: str
   if (typeof v === 'boolean') return v ? '1' : '0';
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new ValueRejected(c.name, `MySQL cannot store ${v}`);
-    return Object.is(v, -0) ? '-0' : String(v);
+    // into a FLOAT: the float4 value itself (MySQL refuses 3.4028235e38, the shortest text of the float4 maximum,
+    // as a double above FLT_MAX); a double beyond the float4 range is refused, not clipped
+    const n = isFloat4(c) ? Math.fround(v) : v;
+    if (!Number.isFinite(n)) throw new ValueRejected(c.name, `${v} is outside the range of FLOAT`);
+    return Object.is(n, -0) ? '-0' : String(n);
   }
   if (isTimestamp(v)) return mysqlTimestampText(v, c.name);
   if (v instanceof Date) return mysqlTimestampText(v, c.name);

@@ -57,6 +57,10 @@ const MY: Record<string, [string, string, string, Array<string | null>]> = {
   ],
   du: ['DECIMAL(10,2) UNSIGNED', 'CAST(du AS CHAR)', 'du::text', ['99999999.99', '0.00']],
   db: ['DOUBLE', 'CAST(db AS CHAR)', 'db::text', ['-1.7976931348623157e308', '5e-324']],
+  // FLOAT compared as the float4 widened to a double: 6 significant digits (16777200) would differ
+  fa: ['FLOAT', 'CAST(CAST(fa AS DOUBLE) AS CHAR)', 'fa::float8::text', ['16777216', '3.40282e38']],
+  fb: ['FLOAT', 'CAST(CAST(fb AS DOUBLE) AS CHAR)', 'fb::float8::text', ['0.1', '1.4e-45']],
+  fc: ['FLOAT(10,2)', 'CAST(CAST(fc AS DOUBLE) AS CHAR)', 'fc::float8::text', ['12345.67', '-1.17549e-38']],
   b1: ['BIT(1)', 'LPAD(BIN(b1), 1, 0)', 'b1::text', ["b'1'", "b'0'"]],
   b64: ['BIT(64)', 'LPAD(BIN(b64), 64, 0)', 'b64::text', ["b'1'", `b'${'1'.repeat(64)}'`]],
   yr: ['YEAR', 'CAST(yr AS CHAR)', 'yr::text', ['1901', '2155']],
@@ -99,7 +103,7 @@ const quoteIfBare = (c: string, v: string) =>
 function norm(c: string, v: unknown): string {
   if (v === null || v === undefined) return '∅';
   const s = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
-  if (c === 'db') return String(Number(s));
+  if (['db', 'fa', 'fb', 'fc'].includes(c)) return String(Number(s));
   if (c === 'tm' || c === 't0') return timeMicros(s);
   return s;
 }
@@ -133,6 +137,7 @@ describe('MariaDB → PostgreSQL: the created target holds every value of every 
       mu: 'integer',
       iu: 'bigint',
       bu: 'numeric(20,0)',
+      fa: 'real',
       du: 'numeric(10,2)',
       b64: 'bit(64)',
       d0: 'timestamp(0) without time zone',
@@ -171,6 +176,8 @@ const PG: Record<string, [string, string, string, string, Array<string | null>]>
   nu: ['numeric', 'nu::text', 'nu', 'longtext', ['1e-100', `${'9'.repeat(200)}.${'1'.repeat(50)}`]],
   nnan: ['numeric', 'nnan::text', 'nnan', 'longtext', ['NaN', '-Infinity']],
   db: ['double precision', 'db::text', 'CAST(db AS CHAR)', 'double', ['-1.7976931348623157e308', '5e-324']],
+  ra: ['real', 'ra::float8::text', 'CAST(CAST(ra AS DOUBLE) AS CHAR)', 'float', ['16777216', '3.4028235e38']],
+  rb: ['real', 'rb::float8::text', 'CAST(CAST(rb AS DOUBLE) AS CHAR)', 'float', ['0.1', '1e-45']],
   c3: ['character(3)', 'c3::text', 'c3', 'char(3)', ['ab', 'abc']],
   c300: ['character(300)', 'rtrim(c300)', 'RTRIM(c300)', 'varchar(300)', ['x', 'y'.repeat(300)]],
   vc: ['varchar(20000)', 'vc', 'vc', 'longtext', ['a ', 'z'.repeat(20000)]],
@@ -239,7 +246,9 @@ describe('PostgreSQL → MariaDB: the created target holds every value of every 
     const text = (rs: any[]) =>
       rs.map((x) => [
         String(x.id),
-        ...PG_COLS.map((c) => `${c}=${x[c] === null ? '∅' : c === 'db' ? String(Number(x[c])) : String(x[c])}`),
+        ...PG_COLS.map(
+          (c) => `${c}=${x[c] === null ? '∅' : ['db', 'ra', 'rb'].includes(c) ? String(Number(x[c])) : String(x[c])}`,
+        ),
       ]);
     expect(text(mine)).toEqual(text(theirs));
   });
