@@ -313,15 +313,18 @@ class Loader implements SliceLoader<MySqlSession> {
   /** LOAD DATA LOCAL turns bad values into warnings: any warning, or fewer rows than sent, rejects the slice. */
   async #checkLoaded(s: MySqlSession, res: any, sent: number): Promise<void> {
     const warnings = Number(res?.warningStatus ?? 0);
-    if (warnings > 0 || Number(res?.affectedRows) !== sent) {
-      const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
-      const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
-      const message = first
-        ? `${first.Message} (${first.Level} ${first.Code})`
-        : `${res?.affectedRows} of ${sent} rows loaded`;
-      const pos = mySqlErrorPosition(first?.Message);
-      throw new RowProblem(message, pos.column, pos.row, { errno: first?.Code });
-    }
+    if (warnings > 0 || Number(res?.affectedRows) !== sent)
+      await this.#rejectWarnings(s, `${res?.affectedRows} of ${sent} rows loaded`, 1);
+  }
+
+  /** The first warning or note of the last statement as a RowProblem (its row counted from `firstRow`). */
+  async #rejectWarnings(s: MySqlSession, otherwise: string, firstRow: number): Promise<never> {
+    const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
+    const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
+    const message = first ? `${first.Message} (${first.Level} ${first.Code})` : otherwise;
+    const pos = mySqlErrorPosition(first?.Message);
+    const row = pos.row !== undefined ? firstRow + pos.row - 1 : undefined;
+    throw new RowProblem(message, pos.column, row, { errno: first?.Code });
   }
 
   /** Encode row number `row` (values checked against their columns); a bad value is a RowProblem naming the column. */
@@ -345,8 +348,9 @@ class Loader implements SliceLoader<MySqlSession> {
     let total = 0;
     const flush = async () => {
       if (!inStatement) return;
+      let res: any;
       try {
-        await s.query(sql);
+        ({ rows: res } = await s.query(sql));
       } catch (err) {
         if (!isMySqlRowError(err)) throw err;
         const pos = mySqlErrorPosition((err as Error).message);
@@ -359,6 +363,9 @@ class Loader implements SliceLoader<MySqlSession> {
           err,
         );
       }
+      // strict mode refuses what does not fit, but a DECIMAL rounds extra decimals with only a note (1e-100 → 0.00):
+      // any warning or note rejects the slice, as LOAD DATA's does
+      if (Number(res?.warningStatus ?? 0) > 0) await this.#rejectWarnings(s, 'inserted', firstRow);
       firstRow = total + 1;
       sql = head;
       inStatement = 0;

@@ -340,7 +340,22 @@ export function sinkValue(v: Value | undefined, c: MySqlColumnType & { name: str
   if (v instanceof Date) return mysqlTimestampText(v, c.name);
   if (isJsonText(v)) return (v as { text: string }).text;
   if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  const bad = nonFiniteIn(v);
+  if (bad !== undefined)
+    throw new ValueRejected(c.name, `JSON has no form for ${bad} (inside an array or object); it would become null`);
   return stringifyJsonExact(v);
+}
+
+/** The first NaN or ±Infinity inside an array or record value (JSON text, timestamps and bytes are leaves). */
+function nonFiniteIn(v: Value): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : v;
+  if (v === null || typeof v !== 'object' || isJsonText(v) || isTimestamp(v) || v instanceof Date) return undefined;
+  if (v instanceof Uint8Array) return undefined;
+  for (const child of Array.isArray(v) ? v : Object.values(v)) {
+    const bad = nonFiniteIn(child);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
 }
 
 function describe(v: Value): string {
