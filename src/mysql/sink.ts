@@ -23,7 +23,15 @@ import {
   mySqlSinkConfigSchema,
   mySqlSinkDescriptor,
 } from './sink-config.js';
-import { mySqlTargetType, sinkValue, sqlLiteral, tsvField, ValueRejected } from './type-mapping.js';
+import {
+  keyCollated,
+  mySqlTargetType,
+  NOPAD_BIN,
+  sinkValue,
+  sqlLiteral,
+  tsvField,
+  ValueRejected,
+} from './type-mapping.js';
 
 const DEFAULT_BATCH = 10_000;
 const DEFAULT_STATEMENT_BYTES = 4 * 1024 * 1024;
@@ -86,6 +94,8 @@ function mySqlLedgerDialect(
 ): LedgerSinkDialect<MySqlSession, MySqlColumnInfo> {
   /** Whether the server takes LOAD DATA LOCAL, and its packet limit (asked once). */
   let server: Promise<{ localInfile: boolean; maxPacket: number }> | undefined;
+  /** The server's binary NO PAD collation for created text key columns (asked once). */
+  let nopadBin: Promise<string | undefined> | undefined;
   return {
     ...mySqlDialect,
     sinkName: 'MySqlSink',
@@ -124,7 +134,16 @@ function mySqlLedgerDialect(
           PRIMARY KEY (run_id, unit_id, slice)
         ) ENGINE=InnoDB`,
     createTable: async (s, _t, ddl) => void (await s.query(ddl)),
-    columnType: async (_s, f, inKey) => mySqlTargetType(f, inKey),
+    columnType: async (s, f, inKey) => {
+      const type = mySqlTargetType(f, inKey);
+      if (!inKey) return type;
+      nopadBin ??= s
+        .query(
+          `SELECT COLLATION_NAME AS c FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (${NOPAD_BIN.map((c) => `'${c}'`).join(', ')})`,
+        )
+        .then(({ rows }) => NOPAD_BIN.find((c) => (rows as Array<{ c: string }>).some((r) => r.c === c)));
+      return keyCollated(type, await nopadBin);
+    },
     describe: (s, t) => describeMySqlTable(s, { database: t.schema, name: t.name }),
     clear: (t) => `DELETE FROM ${t}`,
     async claim(s, ledger, c) {

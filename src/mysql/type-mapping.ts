@@ -465,6 +465,23 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
   }
 }
 
+/**
+ * Binary NO PAD collations, preferred first: MariaDB ≥ 10.2 has `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin` is
+ * NO PAD. Created text key columns use one, so keys compare as PostgreSQL (deterministic) and the source compare
+ * them: `'a'` ≠ `'a '` ≠ `'A'`, NFC ≠ NFD. @internal
+ */
+export const NOPAD_BIN = ['utf8mb4_nopad_bin', 'utf8mb4_0900_bin'] as const;
+
+/**
+ * A created key column's type with a binary NO PAD collation when it is a UTF-8 `VARCHAR` (the table's
+ * `utf8mb4_bin` is PAD SPACE: `'a'` and `'a '` would be one key); other types, and columns that name their own
+ * character set, are left as they are. @internal
+ */
+export function keyCollated(type: string, collation: string | undefined): string {
+  if (!collation || !/^varchar\(\d+\)$/i.test(type.trim())) return type;
+  return `${type} CHARACTER SET utf8mb4 COLLATE ${collation}`;
+}
+
 /** A native type text that is safe to splice into DDL: a known shape, quoted labels only. */
 function safeNativeType(t: string): boolean {
   return /^[a-z][a-z ]*(\((\d+(,\d+)?|'(?:[^'\\]|''|\\.)*'(,'(?:[^'\\]|''|\\.)*')*)\))?( unsigned)?( zerofill)?( CHARACTER SET [a-z0-9_]+)?( COLLATE [a-z0-9_]+)?$/i.test(
