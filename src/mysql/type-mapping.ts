@@ -325,7 +325,14 @@ export function sinkValue(v: Value | undefined, c: MySqlColumnType & { name: str
     if (typeof v === 'boolean') return v ? '1' : '0';
     throw new ValueRejected(c.name, `expected a bit string such as '0101', got ${describe(v)}`);
   }
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    if (c.kind === 'json' && isPgArrayText(v))
+      throw new ValueRejected(
+        c.name,
+        `PostgreSQL array text ${describe(v)} has no JSON form (a lower bound other than 1, or elements with their own delimiter)`,
+      );
+    return v;
+  }
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'boolean') return v ? '1' : '0';
   if (typeof v === 'number') {
@@ -344,6 +351,18 @@ export function sinkValue(v: Value | undefined, c: MySqlColumnType & { name: str
   if (bad !== undefined)
     throw new ValueRejected(c.name, `JSON has no form for ${bad} (inside an array or object); it would become null`);
   return stringifyJsonExact(v);
+}
+
+/** PostgreSQL array text the source keeps as a string (ADR 0014): `[0:2]={1,2,3}`, `{(1,1),(0,0);(2,2),(1,1)}`. */
+function isPgArrayText(v: string): boolean {
+  if (/^(\[-?\d+:-?\d+\])+=\{/.test(v)) return true;
+  if (v[0] !== '{') return false;
+  try {
+    JSON.parse(v);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** The first NaN or ±Infinity inside an array or record value (JSON text, timestamps and bytes are leaves). */

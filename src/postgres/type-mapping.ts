@@ -306,6 +306,21 @@ export function parseArrayLiteral(text: string, element: Parser): Value[] {
 
 const json: Parser = (s) => new JsonText(s);
 
+/** Element types whose array delimiter is not `,` (pg_type.typdelim): `box` separates elements with `;`. */
+const OWN_DELIMITER = new Set(['box']);
+
+/**
+ * The parser of an array type: nested JS arrays of the element's values when they hold the array exactly, else
+ * PostgreSQL's array text as a string (ADR 0014) — an array with a non-default lower bound (`[0:2]={1,2,3}`: JS
+ * arrays start at 0 and carry no bounds) and arrays of element types with their own delimiter (`box[]`, whose
+ * elements contain commas). The sink writes such a string back verbatim; a sink with no array type refuses it.
+ */
+function arrayParser(elemName: string): Parser {
+  if (OWN_DELIMITER.has(elemName)) return identity;
+  const elem = BY_NAME[elemName] ?? identity;
+  return (s) => (s.charCodeAt(0) === 0x5b /* [ */ ? s : parseArrayLiteral(s, elem));
+}
+
 /**
  * The text parsers of the type mapping, by what they do: transcoders (docs/decisions/0008-transcoded-row-paths.md)
  * recognise a column's parser by identity to pick a fast path that writes what the parser's value would be written as.
@@ -412,10 +427,7 @@ export interface TypeParsers {
 export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypeParsers {
   const extra = new Map<number, Parser>();
   for (const c of columns) {
-    if (c.typcategory === 'A' && !BUILTIN_ARRAYS[c.typid]) {
-      const elem = BY_NAME[c.elemname ?? ''] ?? identity;
-      extra.set(c.typid, (s) => parseArrayLiteral(s, elem));
-    }
+    if (c.typcategory === 'A' && !BUILTIN_ARRAYS[c.typid]) extra.set(c.typid, arrayParser(c.elemname ?? ''));
   }
   return {
     getTypeParser(oid: number, format?: string) {
@@ -423,10 +435,7 @@ export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypePars
       const name = BUILTIN_OIDS[oid];
       if (name) return BY_NAME[name];
       const elemName = BUILTIN_ARRAYS[oid];
-      if (elemName) {
-        const elem = BY_NAME[elemName] ?? identity;
-        return (s: string) => parseArrayLiteral(s, elem);
-      }
+      if (elemName) return arrayParser(elemName);
       return extra.get(oid) ?? identity;
     },
   };

@@ -34,6 +34,7 @@ const CASES: Record<string, [string, string, [string, string], string]> = {
   float_range: ['double precision', 'FLOAT', ['1', '3.4028234663852886e38'], '1e39'],
   array_nan: ['double precision[]', 'LONGTEXT', ['{1,2}', '{}'], '{1,NaN}'],
   array_infinity: ['double precision[]', 'LONGTEXT', ['{1}', '{NULL}'], '{{1},{-Infinity}}'],
+  array_bounds: ['integer[]', 'JSON', ['{1,2}', '{{1},{NULL}}'], '[0:2]={1,2,3}'],
   enum_label: ['text', "ENUM('a','b')", ['a', 'b'], 'c'],
   time_range: ['interval', 'TIME', ['838:59:59', '-838:59:59'], '839:00:00'],
 };
