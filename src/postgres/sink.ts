@@ -141,7 +141,8 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
       create: (cols, target) =>
         `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
       merge: (target, cols, keys, rest) =>
-        `INSERT INTO ${target} (${cols.join(', ')}) SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
+        // OVERRIDING SYSTEM VALUE: an identity key (GENERATED ALWAYS too) takes the source's values, as COPY does
+        `INSERT INTO ${target} (${cols.join(', ')}) OVERRIDING SYSTEM VALUE SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
     },
     async open(what, details) {
       try {
@@ -259,7 +260,9 @@ function copyLoader(
   return {
     async load({ client }, table, slice) {
       const onRows = (n: number) => progress.add(n, slice.index);
-      if (isPassThroughSlice(req, slice)) return copyInSlice(client, table, names, slice, { signal, what, onRows });
+      // the staged COPY text has every staged field: not when the target computes some (generated columns)
+      if (isPassThroughSlice(req, slice) && req.schema?.fields.length === names.length)
+        return copyInSlice(client, table, names, slice, { signal, what, onRows });
       const copyText = `COPY ${table} (${names.map((n) => quoteIdentifier(n)).join(', ')}) FROM STDIN`;
       const copySql = `${copyText} WITH (FORMAT csv)`;
       const origin = { slice: slice.index, table: plan.targetSql };
