@@ -62,6 +62,27 @@ function arrayText(values: Value[], elem: ColumnKind, dimensions: boolean): stri
   return `{${parts.join(',')}}`;
 }
 
+/**
+ * An array as PostgreSQL's `array_out` prints it (`{1,NULL,"a b","NULL"}`): an element is quoted only when it is
+ * empty, reads as NULL, or holds a brace, quote, comma, backslash or white space. What a text column gets for an
+ * array on every codec, as `array::text` and the pass-through give it.
+ */
+export function arrayOutText(values: Value[], elem: ColumnKind): string {
+  return arrayOut(values, elem, elem === 'json' && jsonTextLeaves(values));
+}
+
+function arrayOut(values: Value[], elem: ColumnKind, dimensions: boolean): string {
+  const parts = values.map((v) => {
+    if (v === null || v === undefined) return 'NULL';
+    if (Array.isArray(v) && (elem !== 'json' || dimensions)) return arrayOut(v, elem, dimensions);
+    const s = scalarText(v, elem);
+    return s === '' || /^null$/i.test(s) || /[{}",\\ \t\n\r\v\f]/.test(s)
+      ? `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`
+      : s;
+  });
+  return `{${parts.join(',')}}`;
+}
+
 /** Whether every leaf of nested arrays is a `JsonText` or null, with at least one `JsonText`. */
 function jsonTextLeaves(values: Value[]): boolean {
   let seen = false;

@@ -241,11 +241,16 @@ function copyLoader(
 ): SliceLoader<PgSession> {
   const kindOf = (t: string | null | undefined): CopyColumn['kind'] =>
     t === 'json' || t === 'jsonb' ? 'json' : t === 'bytea' ? 'bytea' : 'scalar';
-  const columns: CopyColumn[] = plan.columns.map((c) =>
-    c.typcategory === 'A'
-      ? { name: c.name, kind: 'array', elem: kindOf(c.elemname) }
-      : { name: c.name, kind: kindOf(c.typname) },
-  );
+  const staged = new Map(req.schema?.fields.map((f) => [f.name, f]));
+  const columns: CopyColumn[] = plan.columns.map((c) => {
+    if (c.typcategory === 'A') return { name: c.name, kind: 'array', elem: kindOf(c.elemname) };
+    const col: CopyColumn = { name: c.name, kind: kindOf(c.typname) };
+    // a PostgreSQL array landing in a text column: PostgreSQL's array text on every codec (ADR 0014)
+    const element = staged.get(c.name)?.logical?.element;
+    if (col.kind === 'scalar' && element)
+      col.arrayText = element === 'json' ? 'json' : element === 'binary' ? 'bytea' : 'scalar';
+    return col;
+  });
   const names = columns.map((c) => c.name);
   const { signal } = ctx;
   const what = `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`;

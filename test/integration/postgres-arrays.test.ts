@@ -66,7 +66,7 @@ const text = async (table: string) =>
   ).rows.map((r) => [r.id, ...NAMES.map((c) => `${c}=${r[c]}`)]);
 
 describe.each(codecs)('PostgreSQL arrays through %s staging', (name, staging) => {
-  it.each(['created', 'pre-created'] as const)('into a %s target, equal as text', async (target) => {
+  it.each(['created', 'pre-created', 'text-columns'] as const)('into a %s target, equal as text', async (target) => {
     const tag = `${name.replace(/\W/g, '_')}_${target.replace('-', '_')}`;
     const src = `src_${tag}`;
     const dst = `dst_${tag}`;
@@ -78,6 +78,10 @@ describe.each(codecs)('PostgreSQL arrays through %s staging', (name, staging) =>
         NAMES.map((c) => COLS[c][1][i]),
       );
     if (target === 'pre-created') await pg.query(`CREATE TABLE "${pg.schema}".${dst} (id integer PRIMARY KEY, ${ddl})`);
+    if (target === 'text-columns')
+      await pg.query(
+        `CREATE TABLE "${pg.schema}".${dst} (id integer PRIMARY KEY, ${NAMES.map((c) => `${c} text`).join(', ')})`,
+      );
     const unitId = `${pg.schema}.${src}`;
     const r = await runUnit({
       source: new PostgresSource({ pool: pg.newPool() }),
