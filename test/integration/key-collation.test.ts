@@ -88,3 +88,50 @@ describe.each([
     }
   });
 });
+
+describe('merge into a pre-created MariaDB target whose key collation pads or folds case', () => {
+  it.each(['utf8mb4_general_ci', 'utf8mb4_bin'])(
+    '%s: keys the source holds apart are refused before anything is written',
+    async (collation) => {
+      const src = `src_pre_${collation}`;
+      const dst = `dst_pre_${collation}`;
+      await seedPg(src, 1);
+      await my.query(
+        `CREATE TABLE ${dst} (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE ${collation} PRIMARY KEY, v INT)`,
+      );
+      const unitId = `${pg.schema}.${src}`;
+      for (const loadMethod of ['insert', 'load-data'] as const) {
+        const err = await runUnit({
+          source: new PostgresSource({ pool: pg.newPool() }),
+          sink: new MySqlSink({ pool: my.newPool(), tables: { [unitId]: dst }, loadMethod }),
+          staging: new MemoryStagingProvider(),
+          kv: new MemoryKvStore(),
+          unit: { vendor: 'postgres', endpointId: `pre-${loadMethod}`, unitId, sinkId: dst },
+          mode: 'full',
+          disposition: 'merge',
+          primaryKey: ['k'],
+        }).then(
+          () => undefined,
+          (e) => e,
+        );
+        expect(err).toMatchObject({ code: 'row_rejected', details: { column: 'k', slice: 0 } });
+        expect(String(err.message)).toContain(collation);
+        expect(await my.query(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM ${dst}`)).toEqual([{ n: '0' }]);
+      }
+      // keys that collide under no collation merge as before
+      await pg.query(`DELETE FROM "${pg.schema}".${src} WHERE k NOT IN ('a', 'ss', 'I')`);
+      const r = await runUnit({
+        source: new PostgresSource({ pool: pg.newPool() }),
+        sink: new MySqlSink({ pool: my.newPool(), tables: { [unitId]: dst } }),
+        staging: new MemoryStagingProvider(),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'postgres', endpointId: 'pre-ok', unitId, sinkId: dst },
+        mode: 'full',
+        disposition: 'merge',
+        primaryKey: ['k'],
+      });
+      expect(r.stats.rowsImported).toBe(3);
+      expect(await my.query(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM ${dst}`)).toEqual([{ n: '3' }]);
+    },
+  );
+});
