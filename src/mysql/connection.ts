@@ -134,7 +134,7 @@ export interface QueryResult {
  * @internal
  */
 export class MySqlSession {
-  #restore: { tz: string; mode: string } | undefined;
+  #restore: { tz: string; mode: string; notes: number } | undefined;
   #broken = false;
 
   private constructor(readonly raw: any) {
@@ -158,9 +158,12 @@ export class MySqlSession {
     }
     const s = new MySqlSession(raw);
     try {
-      const { rows } = await s.query('SELECT @@session.time_zone AS tz, @@session.sql_mode AS mode');
-      s.#restore = { tz: String(rows[0].tz), mode: String(rows[0].mode) };
-      await s.query(`SET SESSION time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}'`);
+      const { rows } = await s.query(
+        'SELECT @@session.time_zone AS tz, @@session.sql_mode AS mode, @@session.sql_notes AS notes',
+      );
+      s.#restore = { tz: String(rows[0].tz), mode: String(rows[0].mode), notes: Number(rows[0].notes) };
+      // sql_notes: a DECIMAL rounding extra decimals is only a note, which the sinks must see to refuse the row
+      await s.query(`SET SESSION time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', sql_notes = 1`);
     } catch (err) {
       s.release(false);
       throw wrapMySqlError(err, code, `${what}: cannot prepare the MySQL session`, details);
@@ -201,7 +204,8 @@ export class MySqlSession {
       return;
     }
     const r = this.#restore;
-    this.raw.query({ sql: 'SET SESSION time_zone = ?, sql_mode = ?', values: [r.tz, r.mode] }, (err: unknown) => {
+    const sql = 'SET SESSION time_zone = ?, sql_mode = ?, sql_notes = ?';
+    this.raw.query({ sql, values: [r.tz, r.mode, r.notes] }, (err: unknown) => {
       if (err) this.raw.destroy();
       else this.raw.release();
     });

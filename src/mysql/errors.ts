@@ -64,10 +64,11 @@ export function isMySqlRowError(err: unknown): boolean {
 /** `for column 'x' at row 3` → { column: 'x', row: 3 }. @internal */
 export function mySqlErrorPosition(text: string | undefined): { column?: string; row?: number } {
   if (!text) return {};
-  const col = /column '((?:[^']|'')*)'/i.exec(text) ?? /column `((?:[^`]|``)*)`/i.exec(text);
+  // MariaDB names the column `db`.`table`.`column`: the last part is the column
+  const col = /column '((?:[^']|'')*)'/i.exec(text) ?? /column (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)`/i.exec(text);
   const row = /at row (\d+)/i.exec(text);
   const out: { column?: string; row?: number } = {};
-  if (col) out.column = col[1];
+  if (col) out.column = col[1].includes('`') ? col[1].replace(/``/g, '`') : col[1].replace(/''/g, "'");
   if (row) out.row = Number(row[1]);
   return out;
 }

@@ -3,8 +3,15 @@ import { DEFAULT_MAX_TEXT_LINE_BYTES, decodeTextLines, parseTextRow, textFieldEr
 import type { RecordCodec, RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { type MySqlColumnType, type MySqlKind, sinkValue, ValueRejected, zeroDateSeen } from './type-mapping.js';
-import { jsonText, timestampFromMySql } from './values.js';
+import {
+  isFloat4,
+  type MySqlColumnType,
+  type MySqlKind,
+  sinkValue,
+  ValueRejected,
+  zeroDateSeen,
+} from './type-mapping.js';
+import { float4Text, jsonText, timestampFromMySql } from './values.js';
 
 /*
  * MySQL's LOAD DATA text format, as `LOAD DATA … FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'`
@@ -87,6 +94,12 @@ export function loadDataEncodingOf(f: FieldSchema): LoadDataEncoding {
   return 'text';
 }
 
+/** A float field whose values are float4s: MySQL `FLOAT`, PostgreSQL `real`. */
+function isFloat4Field(f: FieldSchema): boolean {
+  const n = f.native;
+  return n?.dialect === 'mysql' ? /^float\b/i.test(n.type) : n?.dialect === 'postgres' && n.type === 'real';
+}
+
 function kindOf(f: FieldSchema): MySqlKind {
   const d = f as FieldSchema & FieldDetails;
   switch (f.type) {
@@ -116,7 +129,8 @@ function fieldPlans(schema: RecordSchema | undefined, op: string): FieldPlan[] {
     throw new IngestError('config_invalid', `The mysql-tsv codec needs a schema to ${op} (it gives the column order)`);
   return schema.fields.map((f) => {
     const kind = kindOf(f);
-    const column = { name: f.name, kind, dataType: kind, columnType: kind, unsigned: false };
+    const dataType = kind === 'float' && !isFloat4Field(f) ? 'double' : kind;
+    const column = { name: f.name, kind, dataType, columnType: dataType, unsigned: false };
     let parse: (text: string) => Value;
     switch (kind) {
       case 'int':
@@ -280,10 +294,17 @@ export function loadDataFieldReader(
         return bits.slice(bits.length - n).padStart(n, '0');
       };
     }
+    case 'float':
+      // FLOAT is selected as a DOUBLE (its exact value): staged as the float4's shortest round-trip text
+      if (isFloat4(c))
+        return (f) => {
+          const s = f.string();
+          return s === null ? '\\N' : float4Text(s);
+        };
+      return (f) => f.string() ?? '\\N';
     case 'int':
     case 'bigint':
     case 'decimal':
-    case 'float':
     case 'year':
     case 'time':
       // digits, signs, dots, colons: nothing to escape

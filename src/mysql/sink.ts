@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import type { ImportSlice } from '../contracts/sink-endpoint.js';
+import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
 import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import type { ImportProgress } from '../sql/import-progress.js';
@@ -23,7 +23,15 @@ import {
   mySqlSinkConfigSchema,
   mySqlSinkDescriptor,
 } from './sink-config.js';
-import { mySqlTargetType, sinkValue, sqlLiteral, tsvField, ValueRejected } from './type-mapping.js';
+import {
+  keyCollated,
+  mySqlTargetType,
+  NOPAD_BIN,
+  sinkValue,
+  sqlLiteral,
+  tsvField,
+  ValueRejected,
+} from './type-mapping.js';
 
 const DEFAULT_BATCH = 10_000;
 const DEFAULT_STATEMENT_BYTES = 4 * 1024 * 1024;
@@ -86,6 +94,8 @@ function mySqlLedgerDialect(
 ): LedgerSinkDialect<MySqlSession, MySqlColumnInfo> {
   /** Whether the server takes LOAD DATA LOCAL, and its packet limit (asked once). */
   let server: Promise<{ localInfile: boolean; maxPacket: number }> | undefined;
+  /** The server's binary NO PAD collation for created text key columns (asked once). */
+  let nopadBin: Promise<string | undefined> | undefined;
   return {
     ...mySqlDialect,
     sinkName: 'MySqlSink',
@@ -94,7 +104,7 @@ function mySqlLedgerDialect(
     begin: 'START TRANSACTION',
     tableOptions: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin',
     stage: {
-      table: '_nucleus_stage',
+      table: STAGE_TABLE,
       // the AUTO_INCREMENT sequence keeps the slice's row order for the merge
       create: (cols, target) =>
         `CREATE TEMPORARY TABLE _nucleus_stage (_nucleus_seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB SELECT ${cols} FROM ${target} LIMIT 0`,
@@ -124,7 +134,16 @@ function mySqlLedgerDialect(
           PRIMARY KEY (run_id, unit_id, slice)
         ) ENGINE=InnoDB`,
     createTable: async (s, _t, ddl) => void (await s.query(ddl)),
-    columnType: async (_s, f, inKey) => mySqlTargetType(f, inKey),
+    columnType: async (s, f, inKey) => {
+      const type = mySqlTargetType(f, inKey);
+      if (!inKey) return type;
+      nopadBin ??= s
+        .query(
+          `SELECT COLLATION_NAME AS c FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (${NOPAD_BIN.map((c) => `'${c}'`).join(', ')})`,
+        )
+        .then(({ rows }) => NOPAD_BIN.find((c) => (rows as Array<{ c: string }>).some((r) => r.c === c)));
+      return keyCollated(type, await nopadBin);
+    },
     describe: (s, t) => describeMySqlTable(s, { database: t.schema, name: t.name }),
     clear: (t) => `DELETE FROM ${t}`,
     async claim(s, ledger, c) {
@@ -139,7 +158,7 @@ function mySqlLedgerDialect(
         return false;
       }
     },
-    async loader(s, plan, _req, ctx, progress) {
+    async loader(s, plan, req, ctx, progress) {
       server ??= s
         .query('SELECT @@GLOBAL.local_infile AS li, @@SESSION.max_allowed_packet AS mp')
         .then(({ rows }) => ({ localInfile: Number(rows[0].li) === 1, maxPacket: Number(rows[0].mp) }))
@@ -154,7 +173,9 @@ function mySqlLedgerDialect(
             ? 'load-data'
             : 'insert'
           : (config.loadMethod as 'insert');
-      return new Loader(config, method, maxPacket, plan, ctx, progress);
+      const loader = new Loader(config, method, maxPacket, plan, ctx, progress);
+      loader.paddedKeys = paddedMergeKeys(req, plan);
+      return loader;
     },
     rowProblem(err) {
       if (!isMySqlRowError(err)) return undefined;
@@ -169,6 +190,44 @@ function mySqlLedgerDialect(
     },
     reusableAfter: (err) => !(err as { fatal?: boolean })?.fatal,
   };
+}
+
+const STAGE_TABLE = '_nucleus_stage';
+
+/**
+ * The merge key's columns when one of them is text under a collation that is not binary NO PAD (a pre-created
+ * target's `utf8mb4_general_ci`, `utf8mb4_bin`, …): there, keys the source holds apart (`'a'`, `'a '`, `'A'`) can
+ * be one key, and `ON DUPLICATE KEY UPDATE` would fold their rows into one. Empty otherwise (no check needed).
+ */
+function paddedMergeKeys(req: ImportRequest, plan: LoadPlan<MySqlColumnInfo>): MySqlColumnInfo[] {
+  if (req.disposition !== 'merge') return [];
+  const pk = (req.primaryKey ?? req.schema?.primaryKey ?? plan.info.primaryKey).map((k) => k.toLowerCase());
+  const keys = plan.columns.filter((c) => pk.includes(c.name.toLowerCase()));
+  const text = (c: MySqlColumnInfo) => c.kind === 'string' || c.kind === 'enum' || c.kind === 'set';
+  const nopad = (c: MySqlColumnInfo) => (NOPAD_BIN as readonly string[]).includes(c.collation ?? '');
+  return keys.some((c) => text(c) && !nopad(c)) ? keys : [];
+}
+
+/**
+ * Refuse a slice holding two keys that are distinct byte for byte but one key under the target's collation, before
+ * the merge writes anything (`row_rejected` naming the column and the second row).
+ */
+async function refuseCollidingKeys(s: MySqlSession, keys: MySqlColumnInfo[]): Promise<void> {
+  const q = (c: MySqlColumnInfo) => mySqlDialect.quote(c.name);
+  const first = keys.find((c) => c.kind === 'string' || c.kind === 'enum' || c.kind === 'set') ?? keys[0];
+  const { rows } = await s.query(
+    `SELECT MAX(_nucleus_seq) AS seq, HEX(MIN(CAST(${q(first)} AS BINARY))) AS a, HEX(MAX(CAST(${q(first)} AS BINARY))) AS b
+       FROM ${STAGE_TABLE} GROUP BY ${keys.map(q).join(', ')}
+      HAVING COUNT(DISTINCT ${keys.map((c) => `CAST(${q(c)} AS BINARY)`).join(', ')}) > 1 LIMIT 1`,
+  );
+  const hit = (rows as Array<{ seq: number; a: string; b: string }>)[0];
+  if (!hit) return;
+  const text = (h: string) => JSON.stringify(Buffer.from(String(h), 'hex').toString('utf8'));
+  throw new RowProblem(
+    `the keys ${text(hit.a)} and ${text(hit.b)} are distinct in the source but one key under the target's collation ${first.collation ?? ''} (trailing spaces, case or accents): merging would fold their rows into one; use a binary NO PAD collation (utf8mb4_nopad_bin, utf8mb4_0900_bin) for the key`,
+    first.name,
+    Number(hit.seq),
+  );
 }
 
 /** Encodes staged rows and sends them with LOAD DATA LOCAL INFILE or multi-row INSERTs. */
@@ -207,7 +266,16 @@ class Loader implements SliceLoader<MySqlSession> {
   }
 
   /** Load one slice into `table`; returns the rows loaded. */
-  load(s: MySqlSession, table: string, slice: ImportSlice): Promise<number> {
+  async load(s: MySqlSession, table: string, slice: ImportSlice): Promise<number> {
+    const rows = await this.#load(s, table, slice);
+    if (table === STAGE_TABLE && this.paddedKeys.length) await refuseCollidingKeys(s, this.paddedKeys);
+    return rows;
+  }
+
+  /** Merge-key columns of a pre-created target compared with padding or case folding (see {@link paddedMergeKeys}). */
+  paddedKeys: MySqlColumnInfo[] = [];
+
+  #load(s: MySqlSession, table: string, slice: ImportSlice): Promise<number> {
     if (this.method === 'insert') return this.#insert(s, table, slice);
     if (this.#passThrough && slice.codec === MYSQL_LOAD_DATA_CODEC_ID && typeof slice.reader.iterEncoded === 'function')
       return this.#loadDataEncoded(s, table, slice, this.#passThrough);
@@ -313,15 +381,18 @@ class Loader implements SliceLoader<MySqlSession> {
   /** LOAD DATA LOCAL turns bad values into warnings: any warning, or fewer rows than sent, rejects the slice. */
   async #checkLoaded(s: MySqlSession, res: any, sent: number): Promise<void> {
     const warnings = Number(res?.warningStatus ?? 0);
-    if (warnings > 0 || Number(res?.affectedRows) !== sent) {
-      const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
-      const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
-      const message = first
-        ? `${first.Message} (${first.Level} ${first.Code})`
-        : `${res?.affectedRows} of ${sent} rows loaded`;
-      const pos = mySqlErrorPosition(first?.Message);
-      throw new RowProblem(message, pos.column, pos.row, { errno: first?.Code });
-    }
+    if (warnings > 0 || Number(res?.affectedRows) !== sent)
+      await this.#rejectWarnings(s, `${res?.affectedRows} of ${sent} rows loaded`, 1);
+  }
+
+  /** The first warning or note of the last statement as a RowProblem (its row counted from `firstRow`). */
+  async #rejectWarnings(s: MySqlSession, otherwise: string, firstRow: number): Promise<never> {
+    const { rows } = await s.query('SHOW WARNINGS LIMIT 5');
+    const first = (rows as Array<{ Level: string; Code: number; Message: string }>)[0];
+    const message = first ? `${first.Message} (${first.Level} ${first.Code})` : otherwise;
+    const pos = mySqlErrorPosition(first?.Message);
+    const row = pos.row !== undefined ? firstRow + pos.row - 1 : undefined;
+    throw new RowProblem(message, pos.column, row, { errno: first?.Code });
   }
 
   /** Encode row number `row` (values checked against their columns); a bad value is a RowProblem naming the column. */
@@ -345,8 +416,9 @@ class Loader implements SliceLoader<MySqlSession> {
     let total = 0;
     const flush = async () => {
       if (!inStatement) return;
+      let res: any;
       try {
-        await s.query(sql);
+        ({ rows: res } = await s.query(sql));
       } catch (err) {
         if (!isMySqlRowError(err)) throw err;
         const pos = mySqlErrorPosition((err as Error).message);
@@ -359,6 +431,9 @@ class Loader implements SliceLoader<MySqlSession> {
           err,
         );
       }
+      // strict mode refuses what does not fit, but a DECIMAL rounds extra decimals with only a note (1e-100 → 0.00):
+      // any warning or note rejects the slice, as LOAD DATA's does
+      if (Number(res?.warningStatus ?? 0) > 0) await this.#rejectWarnings(s, 'inserted', firstRow);
       firstRow = total + 1;
       sql = head;
       inStatement = 0;

@@ -24,7 +24,7 @@ import {
   mySqlSourceConfigSchema,
   mySqlSourceDescriptor,
 } from './source-config.js';
-import { type CastField, columnDecoder } from './type-mapping.js';
+import { type CastField, columnDecoder, isFloat4 } from './type-mapping.js';
 
 const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 /** Bytes of LOAD DATA text gathered before they are handed to the staging writer. */
@@ -207,6 +207,8 @@ function mySqlSourceDialect(
     recordSchema: (columns, primaryKey) => mySqlRecordSchema(columns, primaryKey, zeroDates === 'null'),
     cast,
     text: textExpr,
+    // FLOAT: the text protocol prints 6 significant digits; as a DOUBLE it is the float4 value exactly
+    select: (ref, c) => (isFloat4(c) ? `CAST(${ref} AS DOUBLE) AS ${q(c.name)}` : ref),
     sentinels: () => undefined,
     fingerprint: (refs, cols) =>
       `LEFT(MD5(CONCAT_WS(',', ${cols.map((c, i) => `QUOTE(${textExpr(refs[i], c)})`).join(', ')})), 16)`,

@@ -1,7 +1,16 @@
 import type { FieldSchema, FieldType, LogicalType, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { mySqlDecimalForPostgres, mySqlTextType } from '../sql/cross-types.js';
 import { stringifyJsonExact } from '../values/value.js';
-import { isJsonText, isTimestamp, jsonText, mysqlTimestampText, timestampFromMySql, ValueRejected } from './values.js';
+import {
+  float4Text,
+  isJsonText,
+  isTimestamp,
+  jsonText,
+  mysqlTimestampText,
+  timestampFromMySql,
+  ValueRejected,
+} from './values.js';
 
 export { ValueRejected };
 
@@ -160,7 +169,10 @@ export function mySqlFieldSchema(
 ): FieldSchema {
   const dateLike = c.kind === 'date' || c.kind === 'datetime' || c.kind === 'timestamp';
   const logical: LogicalType = {};
+  // BIGINT UNSIGNED reaches 2^64−1, beyond every signed 64-bit type (Arrow, Parquet, PostgreSQL bigint): a decimal(20,0)
+  const wide = isUnsignedBigint(c);
   if (c.kind === 'decimal') Object.assign(logical, { precision: c.precision, scale: c.scale });
+  if (wide) Object.assign(logical, { precision: 20, scale: 0 });
   if (c.kind === 'datetime' || c.kind === 'timestamp' || c.kind === 'time') logical.precision = c.fsp;
   if (c.kind === 'datetime') logical.withTimeZone = false;
   if (c.kind === 'timestamp') logical.withTimeZone = true;
@@ -170,12 +182,22 @@ export function mySqlFieldSchema(
   if (c.kind === 'enum' && c.enumLabels) logical.enumLabels = [...c.enumLabels];
   const field: FieldSchema = {
     name: c.name,
-    type: FIELD_TYPES[c.kind],
+    type: wide ? 'decimal' : FIELD_TYPES[c.kind],
     nullable: c.nullable || (zeroDatesAsNull && dateLike),
     native: { dialect: 'mysql', type: nativeTypeOf(c) },
   };
   if (Object.keys(logical).length) field.logical = logical;
   return field;
+}
+
+/** `BIGINT UNSIGNED`: staged as a `decimal` of precision 20 (exact text), since it does not fit a signed int64. @internal */
+export function isUnsignedBigint(c: Pick<MySqlColumnType, 'dataType' | 'unsigned'>): boolean {
+  return c.unsigned && c.dataType === 'bigint';
+}
+
+/** `FLOAT` (an IEEE float4, `FLOAT(M,D)` included): the source selects it as a DOUBLE to read it exactly. @internal */
+export function isFloat4(c: Pick<MySqlColumnType, 'dataType'>): boolean {
+  return c.dataType === 'float';
 }
 
 /** A mysql2 typeCast field (the part we use). */
@@ -233,11 +255,18 @@ export function columnDecoder(
         return s === null ? null : Number(s);
       };
     case 'bigint':
+      if (isUnsignedBigint(c)) return (f) => f.string(); // a decimal(20,0): its exact text
       return (f) => {
         const s = f.string();
         return s === null ? null : BigInt(s);
       };
     case 'float':
+      if (isFloat4(c))
+        return (f) => {
+          // read as CAST(… AS DOUBLE): the float4's exact value, kept as its shortest round-trip text
+          const s = f.string();
+          return s === null ? null : Number(float4Text(s));
+        };
       return (f) => {
         const s = f.string();
         return s === null ? null : Number(s);
@@ -296,18 +325,56 @@ export function sinkValue(v: Value | undefined, c: MySqlColumnType & { name: str
     if (typeof v === 'boolean') return v ? '1' : '0';
     throw new ValueRejected(c.name, `expected a bit string such as '0101', got ${describe(v)}`);
   }
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    if (c.kind === 'json' && isPgArrayText(v))
+      throw new ValueRejected(
+        c.name,
+        `PostgreSQL array text ${describe(v)} has no JSON form (a lower bound other than 1, or elements with their own delimiter)`,
+      );
+    return v;
+  }
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'boolean') return v ? '1' : '0';
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new ValueRejected(c.name, `MySQL cannot store ${v}`);
-    return Object.is(v, -0) ? '-0' : String(v);
+    // into a FLOAT: the float4 value itself (MySQL refuses 3.4028235e38, the shortest text of the float4 maximum,
+    // as a double above FLT_MAX); a double beyond the float4 range is refused, not clipped
+    const n = isFloat4(c) ? Math.fround(v) : v;
+    if (!Number.isFinite(n)) throw new ValueRejected(c.name, `${v} is outside the range of FLOAT`);
+    return Object.is(n, -0) ? '-0' : String(n);
   }
   if (isTimestamp(v)) return mysqlTimestampText(v, c.name);
   if (v instanceof Date) return mysqlTimestampText(v, c.name);
   if (isJsonText(v)) return (v as { text: string }).text;
   if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  const bad = nonFiniteIn(v);
+  if (bad !== undefined)
+    throw new ValueRejected(c.name, `JSON has no form for ${bad} (inside an array or object); it would become null`);
   return stringifyJsonExact(v);
+}
+
+/** PostgreSQL array text the source keeps as a string (ADR 0014): `[0:2]={1,2,3}`, `{(1,1),(0,0);(2,2),(1,1)}`. */
+function isPgArrayText(v: string): boolean {
+  if (/^(\[-?\d+:-?\d+\])+=\{/.test(v)) return true;
+  if (v[0] !== '{') return false;
+  try {
+    JSON.parse(v);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** The first NaN or ±Infinity inside an array or record value (JSON text, timestamps and bytes are leaves). */
+function nonFiniteIn(v: Value): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : v;
+  if (v === null || typeof v !== 'object' || isJsonText(v) || isTimestamp(v) || v instanceof Date) return undefined;
+  if (v instanceof Uint8Array) return undefined;
+  for (const child of Array.isArray(v) ? v : Object.values(v)) {
+    const bad = nonFiniteIn(child);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
 }
 
 function describe(v: Value): string {
@@ -374,6 +441,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     return t;
   }
   const l = x.logical ?? {};
+  const pgNative = x.native?.dialect === 'postgres' ? x.native.type : undefined;
+  if (pgNative === 'oid') return 'INT UNSIGNED';
   switch (f.type) {
     case 'int32':
       return x.native?.type === 'smallint' ? 'SMALLINT' : 'INT';
@@ -382,11 +451,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     case 'float64':
       return x.native?.type === 'real' ? 'FLOAT' : 'DOUBLE';
     case 'decimal':
-      if (l.precision !== undefined && l.precision >= 1 && l.precision <= 65) {
-        const s = Math.min(l.scale ?? 0, 30, l.precision);
-        return `DECIMAL(${l.precision},${s})`;
-      }
-      return 'DECIMAL(65,30)';
+      // a DECIMAL that holds every finite value, else the exact text (unbounded numeric, > 65 digits, > 30 decimals)
+      return mySqlDecimalForPostgres(l.precision, l.scale) ?? mySqlTextType(inKey);
     case 'boolean':
       return 'BOOLEAN';
     case 'timestamp':
@@ -394,6 +460,8 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
     case 'date':
       return 'DATE';
     case 'time':
+      // a time with its offset (timetz) has no MySQL type: its text
+      if (l.withTimeZone) return 'VARCHAR(32)';
       return `TIME(${l.precision !== undefined && l.precision >= 0 && l.precision <= 6 ? l.precision : 6})`;
     case 'uuid':
       return 'CHAR(36) CHARACTER SET ascii';
@@ -406,14 +474,31 @@ export function mySqlTargetType(f: FieldSchema, inKey: boolean): string {
       return inKey ? 'VARBINARY(3072)' : 'LONGBLOB';
     default:
       if (l.enumLabels?.length) return `ENUM(${l.enumLabels.map((e) => `'${escapeString(e)}'`).join(',')})`;
-      if (l.length !== undefined && l.length <= 16_383) {
+      if (l.length !== undefined && l.length >= 1 && l.length <= 16_383) {
         const native = x.native?.type ?? '';
-        return /^(character|char|bpchar)\b(?! varying)/i.test(native)
-          ? `CHAR(${Math.min(l.length, 255)})`
+        return /^(character|char|bpchar)\b(?! varying)/i.test(native) && l.length <= 255
+          ? `CHAR(${l.length})`
           : `VARCHAR(${l.length})`;
       }
       return inKey ? 'VARCHAR(768)' : 'LONGTEXT';
   }
+}
+
+/**
+ * Binary NO PAD collations, preferred first: MariaDB ≥ 10.2 has `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin` is
+ * NO PAD. Created text key columns use one, so keys compare as PostgreSQL (deterministic) and the source compare
+ * them: `'a'` ≠ `'a '` ≠ `'A'`, NFC ≠ NFD. @internal
+ */
+export const NOPAD_BIN = ['utf8mb4_nopad_bin', 'utf8mb4_0900_bin'] as const;
+
+/**
+ * A created key column's type with a binary NO PAD collation when it is a UTF-8 `VARCHAR` (the table's
+ * `utf8mb4_bin` is PAD SPACE: `'a'` and `'a '` would be one key); other types, and columns that name their own
+ * character set, are left as they are. @internal
+ */
+export function keyCollated(type: string, collation: string | undefined): string {
+  if (!collation || !/^varchar\(\d+\)$/i.test(type.trim())) return type;
+  return `${type} CHARACTER SET utf8mb4 COLLATE ${collation}`;
 }
 
 /** A native type text that is safe to splice into DDL: a known shape, quoted labels only. */

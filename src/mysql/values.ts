@@ -124,3 +124,19 @@ function fastMySqlText(micros: bigint): string | undefined {
   const text = `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)} ${pad(Math.floor(secs / 3600), 2)}:${pad(Math.floor(secs / 60) % 60, 2)}:${pad(secs % 60, 2)}`;
   return `${text}.${pad(us, 6)}`;
 }
+
+/**
+ * The shortest decimal text that reads back as the same IEEE float4 (what PostgreSQL prints for `real`): `text` is
+ * the float4 value widened to a double (`0.10000000149011612` → `0.1`, `16777216` → `16777216`).
+ * @internal
+ */
+export function float4Text(text: string): string {
+  const f = Math.fround(Number(text));
+  if (!Number.isFinite(f)) return String(f);
+  if (Object.is(f, -0)) return '-0';
+  for (let p = 1; p < 9; p++) {
+    const t = f.toPrecision(p);
+    if (Math.fround(Number(t)) === f) return String(Number(t));
+  }
+  return String(Number(f.toPrecision(9)));
+}

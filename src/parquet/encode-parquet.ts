@@ -2,7 +2,13 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
-import { exactJsonFields, inferRecordSchema, toColumns, toParquetSchema } from './parquet-schema.js';
+import {
+  exactJsonFields,
+  inferRecordSchema,
+  type ParquetSchemaElement,
+  toColumns,
+  toParquetSchema,
+} from './parquet-schema.js';
 
 /** Options of {@link encodeParquet}. @public */
 export interface ParquetEncodeOptions {
@@ -28,11 +34,12 @@ export const DEFAULT_ROW_GROUP_SIZE = 10_000;
  * so a consumer such as `ObjectStore.put` sees the file arrive in row-group-sized chunks and memory stays bounded
  * by the row-group size, not by the file's size. Built on `hyparquet-writer` (see docs/decisions/0002-parquet-writer.md).
  *
- * Types map as: `string`/`decimal` → UTF8, `int32` → INT32, `int64` → INT64, `float64` → DOUBLE,
+ * Types map as: `string` → UTF8, `decimal` with a precision ≤ 38 → DECIMAL(p,s) (`NaN` and values needing more digits
+ * are refused), other `decimal` → UTF8 (exact text), `uuid` → UUID, `int32` → INT32, `int64` → INT64, `float64` → DOUBLE,
  * `boolean` → BOOLEAN, `timestamp` → INT64 TIMESTAMP(MICROS) (`Timestamp` exact, `Date` ms × 1000, ±infinity as the
  * int64 max/min, `isAdjustedToUTC` unless `logical.withTimeZone` is false), `date` → INT32 DATE, `json` → JSON
- * (a column whose first row group holds `JsonText` is written as that exact text: UTF8 with logical type JSON),
- * `binary` → BYTE_ARRAY.
+ * (a column whose first row group holds `JsonText` is written as that exact text, converted and logical type JSON),
+ * `binary` → BYTE_ARRAY; a non-nullable field is REQUIRED.
  *
  * @example
  * ```ts
@@ -60,11 +67,12 @@ export async function* encodeParquet(
   let pending: Row[] = [];
   let written = 0;
   let exactJson: Set<string> = new Set();
+  let parquetSchema: ParquetSchemaElement[] = [];
 
   const open = (first: readonly Row[] = []): ParquetWriter => {
     out = new ByteWriter(64 * 1024);
     exactJson = exactJsonFields(schema ?? { fields: [] }, first);
-    const parquetSchema = toParquetSchema(schema ?? { fields: [] }, exactJson);
+    parquetSchema = toParquetSchema(schema ?? { fields: [] }, exactJson);
     writer = new ParquetWriter({ writer: out, schema: parquetSchema as never, codec, createdBy: '@nucleus/ingestion' });
     return writer;
   };
@@ -99,6 +107,9 @@ export async function* encodeParquet(
   if (pending.length > 0) flushGroup(pending);
   pending = [];
   const w = writer ?? open();
+  // exact JSON columns were written as bytes, past the writer's own JSON conversion (JSON.stringify: 1.50 → 1.5);
+  // the footer, written now, says converted type JSON as well, which readers such as DuckDB need to see JSON
+  for (const e of parquetSchema) if (e.logical_type?.type === 'JSON') e.converted_type = 'JSON';
   void w.finish();
   const tail = drain();
   if (tail) yield tail;

@@ -7,14 +7,51 @@ import { Timestamp } from '../values/timestamp.js';
 /** A Parquet schema element as hyparquet-writer takes it (structural, to keep the library's types out of ours). */
 export interface ParquetSchemaElement {
   name: string;
-  type?: 'BOOLEAN' | 'INT32' | 'INT64' | 'DOUBLE' | 'BYTE_ARRAY';
-  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'TIMESTAMP_MICROS' | 'DATE';
-  logical_type?: { type: 'JSON' } | { type: 'TIMESTAMP'; isAdjustedToUTC: boolean; unit: 'MICROS' };
+  type?: 'BOOLEAN' | 'INT32' | 'INT64' | 'DOUBLE' | 'BYTE_ARRAY' | 'FIXED_LEN_BYTE_ARRAY';
+  type_length?: number;
+  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'TIMESTAMP_MICROS' | 'DATE' | 'DECIMAL';
+  logical_type?:
+    | { type: 'JSON' }
+    | { type: 'UUID' }
+    | { type: 'DECIMAL'; precision: number; scale: number }
+    | { type: 'TIMESTAMP'; isAdjustedToUTC: boolean; unit: 'MICROS' };
+  precision?: number;
+  scale?: number;
   repetition_type?: 'REQUIRED' | 'OPTIONAL';
   num_children?: number;
 }
 
-const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted_type' | 'logical_type'>> = {
+/**
+ * The largest precision written as Parquet DECIMAL: 38 digits, what DuckDB, Spark, Arrow's decimal128 and most
+ * readers hold. A wider or unbounded `decimal` stays exact UTF8 text.
+ */
+export const PARQUET_DECIMAL_MAX_PRECISION = 38;
+
+/** A bounded `decimal` field written as Parquet DECIMAL(precision, scale), or undefined (exact text). */
+export function decimalOf(f: FieldSchema): { precision: number; scale: number } | undefined {
+  if (f.type !== 'decimal') return undefined;
+  const p = f.logical?.precision;
+  const s = f.logical?.scale ?? 0;
+  if (p === undefined || !Number.isInteger(p) || !Number.isInteger(s)) return undefined;
+  if (p < 1 || p > PARQUET_DECIMAL_MAX_PRECISION || s < 0 || s > p) return undefined;
+  return { precision: p, scale: s };
+}
+
+/** The physical type of a DECIMAL of `precision` digits: INT32 to 9, INT64 to 18, else the fewest bytes. */
+function decimalElement(precision: number, scale: number): Omit<ParquetSchemaElement, 'name'> {
+  const logical = { type: 'DECIMAL' as const, precision, scale };
+  const base = { converted_type: 'DECIMAL' as const, precision, scale, logical_type: logical };
+  if (precision <= 9) return { type: 'INT32', ...base };
+  if (precision <= 18) return { type: 'INT64', ...base };
+  // two's complement of 10^precision − 1 needs precision·log2(10) + 1 bits
+  const bytes = Math.ceil((precision * Math.log2(10) + 1) / 8);
+  return { type: 'FIXED_LEN_BYTE_ARRAY', type_length: bytes, ...base };
+}
+
+const PHYSICAL: Record<
+  FieldType,
+  Pick<ParquetSchemaElement, 'type' | 'type_length' | 'converted_type' | 'logical_type'>
+> = {
   string: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
   decimal: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
   int32: { type: 'INT32' },
@@ -27,7 +64,7 @@ const PHYSICAL: Record<FieldType, Pick<ParquetSchemaElement, 'type' | 'converted
   json: { type: 'BYTE_ARRAY', converted_type: 'JSON' },
   binary: { type: 'BYTE_ARRAY' },
   time: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
-  uuid: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  uuid: { type: 'FIXED_LEN_BYTE_ARRAY', type_length: 16, logical_type: { type: 'UUID' } },
   interval: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
 };
 
@@ -60,8 +97,11 @@ export function toParquetSchema(
     ...schema.fields.map((f) => ({
       name: f.name,
       ...(exactJson.has(f.name)
-        ? { type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, logical_type: { type: 'JSON' as const } }
-        : PHYSICAL[f.type]),
+        ? // the text verbatim, as bytes: logical type JSON without the writer's own JSON conversion
+          { type: 'BYTE_ARRAY' as const, logical_type: { type: 'JSON' as const } }
+        : decimalOf(f)
+          ? decimalElement(decimalOf(f)!.precision, decimalOf(f)!.scale)
+          : PHYSICAL[f.type]),
       ...(f.type === 'timestamp'
         ? {
             logical_type: {
@@ -160,10 +200,26 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJs
     return null;
   }
   switch (f.type) {
-    case 'string':
-    case 'decimal':
-    case 'time':
+    case 'decimal': {
+      const d = decimalOf(f);
+      if (!d) {
+        if (typeof v === 'string') return v;
+        break;
+      }
+      // the unscaled integer of an exact decimal text; NaN, ±Infinity and lost digits are refused, never rounded
+      const unscaled = typeof v === 'string' || typeof v === 'bigint' ? unscaledDecimal(String(v), d) : undefined;
+      if (typeof unscaled === 'bigint') return unscaled;
+      throw reject(
+        f,
+        row,
+        `is ${JSON.stringify(String(v))}, which DECIMAL(${d.precision},${d.scale}) cannot hold exactly`,
+      );
+    }
     case 'uuid':
+      if (typeof v === 'string' && UUID_RE.test(v)) return v;
+      break;
+    case 'string':
+    case 'time':
     case 'interval':
       if (typeof v === 'string') return v;
       break;
@@ -192,7 +248,7 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJs
       break;
     }
     case 'json':
-      if (exactJson.has(f.name)) return stringifyJsonExact(v);
+      if (exactJson.has(f.name)) return TEXT.encode(v instanceof JsonText ? v.text : stringifyJsonExact(v));
       // converted type JSON: the writer stringifies the value (a JsonText found only in a later row group is parsed)
       return v instanceof JsonText ? v.parse() : v;
     case 'binary':
@@ -200,6 +256,23 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJs
       break;
   }
   throw reject(f, row, `is ${describe(v)}, not ${f.type}`);
+}
+
+const TEXT = new TextEncoder();
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+const DECIMAL_RE = /^([+-]?)(\d*)(?:\.(\d*))?$/;
+
+/** `'-12.50'` at scale 2 → `-1250n`; undefined when the text is not a finite decimal or needs more digits. */
+export function unscaledDecimal(text: string, d: { precision: number; scale: number }): bigint | undefined {
+  const m = DECIMAL_RE.exec(text.trim());
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) return undefined;
+  const [, sign, int, frac = ''] = m;
+  // extra fractional digits are allowed only when they are zeros (never round)
+  if (frac.length > d.scale && /[^0]/.test(frac.slice(d.scale))) return undefined;
+  const digits = `${int}${frac.slice(0, d.scale).padEnd(d.scale, '0')}`.replace(/^0+(?=\d)/, '');
+  if (digits.replace(/^0+/, '').length > d.precision) return undefined;
+  const n = BigInt(digits || '0');
+  return sign === '-' ? -n : n;
 }
 
 function describe(v: Value): string {

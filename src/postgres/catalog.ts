@@ -21,6 +21,10 @@ export interface ColumnInfo extends PgTypeInfo {
   enumLabels?: string[] | null;
   /** pg_type.typcategory of an array's element type. */
   elemcategory?: string | null;
+  /** `STORED` for a generated column (a sink never writes it: it computes its own value). */
+  generated?: string;
+  /** An identity column: `always` (`GENERATED ALWAYS AS IDENTITY`) or `by default`. */
+  identity?: 'always' | 'by default';
 }
 
 /** A table or view with its columns, primary key and row estimate. */
@@ -55,7 +59,7 @@ SELECT a.attrelid::int8::text AS relid, a.attname AS name, bt.oid::int AS typid,
        bt.typelem::int AS typelem, et.typname AS elemname, NOT a.attnotnull AS nullable,
        format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
        format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype,
-       et.typcategory AS elemcategory,
+       et.typcategory AS elemcategory, a.attgenerated::text AS generated, a.attidentity::text AS identity,
        CASE WHEN ut.typnamespace = 'pg_catalog'::regnamespace THEN format_type(a.atttypid, a.atttypmod)
             ELSE quote_ident(un.nspname) || '.' || quote_ident(ut.typname)
                  || CASE WHEN ut.oid <> t.oid THEN repeat('[]', greatest(a.attndims, 1)) ELSE '' END
@@ -99,7 +103,7 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
     return info;
   });
   for (const c of cols.rows) {
-    byRel.get(c.relid)?.columns.push({
+    const column: ColumnInfo = {
       name: c.name,
       typid: c.typid,
       typname: c.typname,
@@ -113,7 +117,10 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
       native: c.native,
       enumLabels: c.enum_labels,
       elemcategory: c.elemcategory,
-    });
+    };
+    if (c.generated === 's') column.generated = 'STORED';
+    if (c.identity === 'a' || c.identity === 'd') column.identity = c.identity === 'a' ? 'always' : 'by default';
+    byRel.get(c.relid)?.columns.push(column);
   }
   for (const p of pks.rows) byRel.get(p.relid)?.primaryKey.push(p.name);
   return out;

@@ -3,7 +3,7 @@ import type { Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { Timestamp } from '../values/timestamp.js';
 import { JsonText, stringifyJsonExact } from '../values/value.js';
-import { arrayLiteral, type ColumnKind, escapeCopyText, scalarText } from './copy-text.js';
+import { arrayLiteral, arrayOutText, type ColumnKind, escapeCopyText, scalarText } from './copy-text.js';
 
 /** A target column the encoder writes. */
 export interface CopyColumn {
@@ -11,6 +11,11 @@ export interface CopyColumn {
   kind: ColumnKind;
   /** For arrays: how the elements take their text. */
   elem?: ColumnKind;
+  /**
+   * A text column fed by a PostgreSQL array field: a JS array is written as PostgreSQL prints the array (`{1,NaN}`,
+   * what `array::text` and the pass-through give), its elements taking their text as `arrayText` says.
+   */
+  arrayText?: ColumnKind;
 }
 
 /** Where rows come from, for error messages. */
@@ -110,7 +115,12 @@ export class CsvEncoder {
         }
         if (v instanceof Timestamp && c.kind !== 'json') return pgText(v);
         try {
-          s = c.kind === 'array' && Array.isArray(v) ? arrayLiteral(v, c.elem) : scalarText(v as Value, c.kind);
+          s =
+            c.kind === 'array' && Array.isArray(v)
+              ? arrayLiteral(v, c.elem)
+              : c.arrayText && Array.isArray(v)
+                ? arrayOutText(v, c.arrayText)
+                : scalarText(v as Value, c.kind);
         } catch (err) {
           throw this.#reject(c.name, `cannot encode value: ${(err as Error).message}`, err);
         }

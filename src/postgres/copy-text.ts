@@ -43,15 +43,60 @@ function hex(bytes: Uint8Array): string {
   return s;
 }
 
-/** A PostgreSQL array literal (`{1,"a b",NULL,{2}}`) for a JS array, every element quoted. */
+/**
+ * A PostgreSQL array literal (`{1,"a b",NULL,{2}}`) for a JS array, every element quoted. For `json[]`/`jsonb[]` a
+ * nested JS array is a dimension when the value came from PostgreSQL (every leaf a `JsonText` or SQL NULL: what the
+ * source reads), else a JSON array element (plain values from users).
+ */
 export function arrayLiteral(values: Value[], elem: ColumnKind = 'scalar'): string {
+  return arrayText(values, elem, elem === 'json' && jsonTextLeaves(values));
+}
+
+function arrayText(values: Value[], elem: ColumnKind, dimensions: boolean): string {
   const parts = values.map((v) => {
     if (v === null || v === undefined) return 'NULL';
-    if (Array.isArray(v) && elem !== 'json') return arrayLiteral(v, elem);
+    if (Array.isArray(v) && (elem !== 'json' || dimensions)) return arrayText(v, elem, dimensions);
     const s = scalarText(v, elem);
     return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   });
   return `{${parts.join(',')}}`;
+}
+
+/**
+ * An array as PostgreSQL's `array_out` prints it (`{1,NULL,"a b","NULL"}`): an element is quoted only when it is
+ * empty, reads as NULL, or holds a brace, quote, comma, backslash or white space. What a text column gets for an
+ * array on every codec, as `array::text` and the pass-through give it.
+ */
+export function arrayOutText(values: Value[], elem: ColumnKind): string {
+  return arrayOut(values, elem, elem === 'json' && jsonTextLeaves(values));
+}
+
+function arrayOut(values: Value[], elem: ColumnKind, dimensions: boolean): string {
+  const parts = values.map((v) => {
+    if (v === null || v === undefined) return 'NULL';
+    if (Array.isArray(v) && (elem !== 'json' || dimensions)) return arrayOut(v, elem, dimensions);
+    const s = scalarText(v, elem);
+    return s === '' || /^null$/i.test(s) || /[{}",\\ \t\n\r\v\f]/.test(s)
+      ? `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`
+      : s;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+/** Whether every leaf of nested arrays is a `JsonText` or null, with at least one `JsonText`. */
+function jsonTextLeaves(values: Value[]): boolean {
+  let seen = false;
+  const walk = (vs: Value[]): boolean => {
+    for (const v of vs) {
+      if (v === null || v === undefined) continue;
+      if (Array.isArray(v)) {
+        if (!walk(v)) return false;
+      } else if (v instanceof JsonText) seen = true;
+      else return false;
+    }
+    return true;
+  };
+  return walk(values) && seen;
 }
 
 /**

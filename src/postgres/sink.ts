@@ -7,6 +7,7 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest } from '../contracts/sink-endpoint.js';
 import type { FieldSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { postgresTypeForMySql } from '../sql/cross-types.js';
 import type { ImportProgress } from '../sql/import-progress.js';
 import {
   type LedgerSession,
@@ -140,7 +141,8 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
       create: (cols, target) =>
         `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
       merge: (target, cols, keys, rest) =>
-        `INSERT INTO ${target} (${cols.join(', ')}) SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
+        // OVERRIDING SYSTEM VALUE: an identity key (GENERATED ALWAYS too) takes the source's values, as COPY does
+        `INSERT INTO ${target} (${cols.join(', ')}) OVERRIDING SYSTEM VALUE SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
     },
     async open(what, details) {
       try {
@@ -239,11 +241,16 @@ function copyLoader(
 ): SliceLoader<PgSession> {
   const kindOf = (t: string | null | undefined): CopyColumn['kind'] =>
     t === 'json' || t === 'jsonb' ? 'json' : t === 'bytea' ? 'bytea' : 'scalar';
-  const columns: CopyColumn[] = plan.columns.map((c) =>
-    c.typcategory === 'A'
-      ? { name: c.name, kind: 'array', elem: kindOf(c.elemname) }
-      : { name: c.name, kind: kindOf(c.typname) },
-  );
+  const staged = new Map(req.schema?.fields.map((f) => [f.name, f]));
+  const columns: CopyColumn[] = plan.columns.map((c) => {
+    if (c.typcategory === 'A') return { name: c.name, kind: 'array', elem: kindOf(c.elemname) };
+    const col: CopyColumn = { name: c.name, kind: kindOf(c.typname) };
+    // a PostgreSQL array landing in a text column: PostgreSQL's array text on every codec (ADR 0014)
+    const element = staged.get(c.name)?.logical?.element;
+    if (col.kind === 'scalar' && element)
+      col.arrayText = element === 'json' ? 'json' : element === 'binary' ? 'bytea' : 'scalar';
+    return col;
+  });
   const names = columns.map((c) => c.name);
   const { signal } = ctx;
   const what = `PostgresSink.import of ${JSON.stringify(ctx.unitId)}`;
@@ -258,7 +265,9 @@ function copyLoader(
   return {
     async load({ client }, table, slice) {
       const onRows = (n: number) => progress.add(n, slice.index);
-      if (isPassThroughSlice(req, slice)) return copyInSlice(client, table, names, slice, { signal, what, onRows });
+      // the staged COPY text has every staged field: not when the target computes some (generated columns)
+      if (isPassThroughSlice(req, slice) && req.schema?.fields.length === names.length)
+        return copyInSlice(client, table, names, slice, { signal, what, onRows });
       const copyText = `COPY ${table} (${names.map((n) => quoteIdentifier(n)).join(', ')}) FROM STDIN`;
       const copySql = `${copyText} WITH (FORMAT csv)`;
       const origin = { slice: slice.index, table: plan.targetSql };
@@ -331,7 +340,10 @@ async function columnType(
   table: string,
   ctx: IngestionContext,
 ): Promise<string> {
-  const generic = fieldTypeToPgType(f.type, f.logical);
+  // a MySQL column maps from its COLUMN_TYPE, under which every value fits (BIGINT UNSIGNED → numeric(20,0), …)
+  const generic =
+    (f.native?.dialect === 'mysql' ? postgresTypeForMySql(f.native.type) : undefined) ??
+    fieldTypeToPgType(f.type, f.logical);
   const native = f.native?.dialect === 'postgres' ? f.native.type : undefined;
   if (native === undefined) return generic;
   // to_regtype parses the name as a type (refusing anything else) and says whether it exists here

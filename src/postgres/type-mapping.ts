@@ -19,7 +19,7 @@ export interface PgTypeInfo {
 
 /**
  * The logical {@link FieldType} of a PostgreSQL type. The table in docs/postgresql.md is the reference:
- * `int2`/`int4` → `int32`, `int8` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
+ * `int2`/`int4` → `int32`, `int8` and `oid` → `int64`, `numeric` → `decimal` (exact string), `float4`/`float8` → `float64`,
  * `bool` → `boolean`, `timestamp`/`timestamptz` → `timestamp` ({@link Timestamp}), `date` → `date` ('YYYY-MM-DD'),
  * `time`/`timetz` → `time`, `interval` → `interval`, `uuid` → `uuid` (PostgreSQL's text), `json`/`jsonb` and every
  * array → `json`, `bytea` → `binary`; text-like types, enums and anything else → `string` (PostgreSQL's text form).
@@ -37,6 +37,7 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
     case 'int4':
       return 'int32';
     case 'int8':
+    case 'oid':
       return 'int64';
     case 'numeric':
       return 'decimal';
@@ -80,7 +81,7 @@ export function pgTypeToFieldType(t: Pick<PgTypeInfo, 'typname' | 'typcategory'>
  */
 export function pgLogicalType(formatted: string): LogicalType {
   const out: LogicalType = {};
-  const m = /^(.*?)(?:\((\d+)(?:,(\d+))?\))?( with(?:out)? time zone)?((?:\[\])*)$/.exec(formatted.trim());
+  const m = /^(.*?)(?:\((\d+)(?:,(-?\d+))?\))?( with(?:out)? time zone)?((?:\[\])*)$/.exec(formatted.trim());
   if (!m) return out;
   const [, base, a, b, zone] = m;
   const n = a === undefined ? undefined : Number(a);
@@ -136,7 +137,7 @@ export function fieldTypeToPgType(type: FieldType, logical: LogicalType = {}): s
       return 'text';
     case 'decimal':
       if (int(logical.precision) && logical.precision >= 1 && logical.precision <= 1000)
-        return `numeric(${logical.precision},${int(logical.scale) ? logical.scale : 0})`;
+        return `numeric(${logical.precision},${Number.isInteger(logical.scale) ? logical.scale : 0})`;
       return 'numeric';
     case 'timestamp':
       return logical.withTimeZone === false
@@ -305,6 +306,21 @@ export function parseArrayLiteral(text: string, element: Parser): Value[] {
 
 const json: Parser = (s) => new JsonText(s);
 
+/** Element types whose array delimiter is not `,` (pg_type.typdelim): `box` separates elements with `;`. */
+const OWN_DELIMITER = new Set(['box']);
+
+/**
+ * The parser of an array type: nested JS arrays of the element's values when they hold the array exactly, else
+ * PostgreSQL's array text as a string (ADR 0014) — an array with a non-default lower bound (`[0:2]={1,2,3}`: JS
+ * arrays start at 0 and carry no bounds) and arrays of element types with their own delimiter (`box[]`, whose
+ * elements contain commas). The sink writes such a string back verbatim; a sink with no array type refuses it.
+ */
+function arrayParser(elemName: string): Parser {
+  if (OWN_DELIMITER.has(elemName)) return identity;
+  const elem = BY_NAME[elemName] ?? identity;
+  return (s) => (s.charCodeAt(0) === 0x5b /* [ */ ? s : parseArrayLiteral(s, elem));
+}
+
 /**
  * The text parsers of the type mapping, by what they do: transcoders (docs/decisions/0008-transcoded-row-paths.md)
  * recognise a column's parser by identity to pick a fast path that writes what the parser's value would be written as.
@@ -325,7 +341,7 @@ export const TEXT_PARSERS = Object.freeze({
 const BY_NAME: Record<string, Parser> = {
   int2: int,
   int4: int,
-  oid: int,
+  oid: bigint,
   int8: bigint,
   numeric: identity,
   float4: float,
@@ -411,10 +427,7 @@ export interface TypeParsers {
 export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypeParsers {
   const extra = new Map<number, Parser>();
   for (const c of columns) {
-    if (c.typcategory === 'A' && !BUILTIN_ARRAYS[c.typid]) {
-      const elem = BY_NAME[c.elemname ?? ''] ?? identity;
-      extra.set(c.typid, (s) => parseArrayLiteral(s, elem));
-    }
+    if (c.typcategory === 'A' && !BUILTIN_ARRAYS[c.typid]) extra.set(c.typid, arrayParser(c.elemname ?? ''));
   }
   return {
     getTypeParser(oid: number, format?: string) {
@@ -422,10 +435,7 @@ export function createTypeParsers(columns: readonly PgTypeInfo[] = []): TypePars
       const name = BUILTIN_OIDS[oid];
       if (name) return BY_NAME[name];
       const elemName = BUILTIN_ARRAYS[oid];
-      if (elemName) {
-        const elem = BY_NAME[elemName] ?? identity;
-        return (s: string) => parseArrayLiteral(s, elem);
-      }
+      if (elemName) return arrayParser(elemName);
       return extra.get(oid) ?? identity;
     },
   };

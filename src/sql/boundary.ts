@@ -18,7 +18,7 @@ import type { Dedupe, SliceQuery, SourceColumn, SourceDialect, SourceUnit, SqlPa
 /** The dialect expressions the pure part uses. */
 type Sql<C extends SourceColumn> = Pick<
   SourceDialect<C, unknown>,
-  'quote' | 'param' | 'cast' | 'sentinels' | 'tupleCompare' | 'fingerprint' | 'dedupeSql'
+  'quote' | 'param' | 'cast' | 'sentinels' | 'tupleCompare' | 'fingerprint' | 'dedupeSql' | 'select'
 >;
 
 /** Bound parameters of one statement. */
@@ -340,7 +340,7 @@ function legacyMySqlParts<C extends SourceColumn>(
 /** The statements of a read: one UNION ALL when the engine dedupes in SQL, else one per region. */
 export function sliceQueries<C extends SourceColumn>(d: Sql<C>, unit: SourceUnit<C>, parts: Part[]): SliceQuery[] {
   const g = regions(d, unit);
-  const cols = unit.columns.map(g.col).join(', ');
+  const cols = unit.columns.map((c) => d.select?.(g.col(c), c) ?? g.col(c)).join(', ');
   const from = (part: Part) => `${unit.table} t WHERE ${part.where.join(' AND ')}`;
   if (!d.dedupeSql) {
     return parts.map((part) =>

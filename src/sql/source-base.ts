@@ -100,7 +100,8 @@ export abstract class SqlSource<C extends SourceColumn, S> implements SourceEndp
     return this.#inSnapshot(req.unitId, ctx, 'preview', async (s, unit) => {
       const q = (c: C) => this.sql.quote(c.name);
       const order = unit.key.length ? ` ORDER BY ${unit.key.map(q).join(', ')}` : '';
-      const text = `SELECT ${unit.columns.map(q).join(', ')} FROM ${unit.table}${order} LIMIT ${limit}`;
+      const item = (c: C) => this.sql.select?.(q(c), c) ?? q(c);
+      const text = `SELECT ${unit.columns.map(item).join(', ')} FROM ${unit.table}${order} LIMIT ${limit}`;
       const rows: Row[] = [];
       for await (const batch of this.sql.stream(s, unit, { text, values: [] }, ctx, Math.max(1, limit)))
         rows.push(...batch);

@@ -85,6 +85,11 @@ export interface SourceDialect<C extends SourceColumn, S> extends SqlDialect {
   cast(param: string, c: C): string;
   /** The exact text of a column value (what checkpoints hold). */
   text(ref: string, c: C): string;
+  /**
+   * The select-list item reading column `c` (`ref` is `t.<quoted name>`), aliased to the column's name, where the
+   * engine's wire form of the bare column is not exact (MySQL's FLOAT: 6 digits). Absent or returning `ref`: the column.
+   */
+  select?(ref: string, c: C): string;
   /** The non-finite values of the column's type (SQL list), which never become the position. */
   sentinels(c: C): string | undefined;
   /** 16 hex digits: the first 8 bytes of the md5 of the row's text. */

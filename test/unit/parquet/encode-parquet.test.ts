@@ -89,6 +89,8 @@ describe('encodeParquet', () => {
     const { file } = await encode([rows], { schema });
     const meta = parquetMetadata(file);
     expect(meta.schema.find((e) => e.name === 'j')?.logical_type).toEqual({ type: 'JSON' });
+    // converted type JSON too (DuckDB reads the column as JSON only then), yet the bytes are the text verbatim
+    expect(meta.schema.find((e) => e.name === 'j')?.converted_type).toBe('JSON');
     expect(meta.schema.find((e) => e.name === 'local')?.logical_type).toEqual({
       type: 'TIMESTAMP',
       isAdjustedToUTC: false,
@@ -97,7 +99,10 @@ describe('encodeParquet', () => {
     const raw = await parquetReadObjects({
       file,
       utf8: true,
-      parsers: { timestampFromMicroseconds: (us: bigint) => us },
+      parsers: {
+        timestampFromMicroseconds: (us: bigint) => us,
+        jsonFromBytes: (b: Uint8Array) => new TextDecoder().decode(b),
+      },
     });
     expect(raw.map((r) => [r.at, r.local, r.j])).toEqual([
       [
@@ -111,6 +116,26 @@ describe('encodeParquet', () => {
     await expect(encode([[{ at: Timestamp.fromEpochMicros(2n ** 63n) }]], { schema })).rejects.toMatchObject({
       code: 'row_rejected',
     });
+  });
+
+  it('writes bounded decimals as DECIMAL and uuid as UUID, refusing what they cannot hold exactly', async () => {
+    const schema: RecordSchema = {
+      fields: [
+        { name: 'd', type: 'decimal', nullable: true, logical: { precision: 12, scale: 2 } },
+        { name: 'w', type: 'decimal', nullable: true, logical: { precision: 30, scale: 5 } },
+        { name: 'u', type: 'uuid', nullable: true },
+      ],
+    };
+    const { file } = await encode(
+      [[{ d: '-1.50', w: '-1234567890123456789012345.00001', u: '123e4567-e89b-12d3-a456-426614174000' }]],
+      { schema },
+    );
+    const meta = parquetMetadata(file);
+    expect(meta.schema.find((e) => e.name === 'd')).toMatchObject({ type: 'INT64', precision: 12, scale: 2 });
+    expect(meta.schema.find((e) => e.name === 'w')).toMatchObject({ type: 'FIXED_LEN_BYTE_ARRAY', precision: 30 });
+    expect(meta.schema.find((e) => e.name === 'u')?.logical_type).toEqual({ type: 'UUID' });
+    const bads: Row[] = [{ d: 'NaN' }, { d: '1.005' }, { d: '12345678901.00' }, { d: 'Infinity' }, { u: 'not-a-uuid' }];
+    for (const bad of bads) await expect(encode([[bad]], { schema })).rejects.toMatchObject({ code: 'row_rejected' });
   });
 
   it('yields one chunk per row group, so the consumer sees the file while it is written', async () => {
