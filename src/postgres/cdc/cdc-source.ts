@@ -423,7 +423,16 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
           continue;
         }
         bytes += frame.payload.length;
-        const m = decodePgOutput(frame.payload);
+        let m: ReturnType<typeof decodePgOutput>;
+        try {
+          m = decodePgOutput(frame.payload);
+        } catch (err) {
+          throw new IngestError(
+            'source_failed',
+            `${what}: cannot decode a pgoutput message at ${formatLsn(frame.walStart)} (${frame.payload.length} bytes, ${frame.payload.subarray(0, 48).toString('hex')}): ${(err as Error).message}`,
+            { cause: err, retryable: false, details: { unitId: unit.unitId, lsn: formatLsn(frame.walStart) } },
+          );
+        }
         switch (m.tag) {
           case 'begin':
             inTxn = true;

@@ -148,7 +148,9 @@ export class ReplicationConnection {
     await Promise.race([this.#client.end().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 
-  #onFrame(chunk: Buffer): void {
+  #onFrame(frame: Buffer): void {
+    // pg's parser reuses its buffer once the event returns: a queued frame needs its own copy
+    const chunk = Buffer.from(frame);
     const tag = chunk[0];
     if (tag === 0x77 /* w */) {
       const payload = chunk.subarray(25);
