@@ -11,7 +11,10 @@ afterAll(async () => {
   for (const c of closers.reverse()) await c().catch(() => {});
 });
 
-function setup(name: string, opts: { batchRows?: number; maxRows?: number; changes?: { deletes?: 'soft' } } = {}) {
+function setup(
+  name: string,
+  opts: { batchRows?: number; maxRows?: number; changes?: { deletes?: 'soft' }; heartbeatTable?: string } = {},
+) {
   const unitId = `app.${name}`;
   const source = new PostgresCdcSource({
     connectionString: cluster.url,
@@ -21,6 +24,7 @@ function setup(name: string, opts: { batchRows?: number; maxRows?: number; chang
     batchRows: opts.batchRows ?? 500,
     maxWaitMs: 5_000,
     ...(opts.maxRows && { maxRows: opts.maxRows }),
+    ...(opts.heartbeatTable && { heartbeatTable: opts.heartbeatTable }),
   });
   const sink = new PostgresSink({ connectionString: cluster.url, schema: 'tgt', changes: opts.changes });
   closers.push(
@@ -187,6 +191,49 @@ describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logic
     expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
     await db.query(`INSERT INTO ${t.table} (id, name) VALUES (77, 'after')`);
     await t.run();
+    expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
+  });
+
+  it("an idle unit: other tables' WAL and the heartbeat move its slot forward (empty runs release what they read)", async () => {
+    const t = setup('idle', { heartbeatTable: 'app.nucleus_heartbeat' });
+    await createSourceTable(db, t.table, 'pub_idle', 3);
+    await t.run();
+    await db.query('CREATE TABLE app.noise (id serial PRIMARY KEY, v text)');
+    await db.query("INSERT INTO app.noise (v) SELECT repeat('x', 200) FROM generate_series(1, 20000)");
+    const [before] = await t.source.status();
+    expect(before.lagBytes).toBeGreaterThan(1024 * 1024);
+    const r = await t.run();
+    expect(r.stats.rowsExported).toBe(0);
+    const [after] = await t.source.status();
+    expect(after.lagBytes).toBeLessThan(256 * 1024);
+    expect(Number((await db.query('SELECT count(*) AS n FROM app.nucleus_heartbeat')).rows[0].n)).toBe(1);
+  });
+
+  it('a slot PostgreSQL invalidated (max_slot_wal_keep_size) fails with checkpoint_invalid, not retryable', async () => {
+    const t = setup('inval');
+    await createSourceTable(db, t.table, 'pub_inval', 3);
+    await t.run();
+    await db.query(`ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`);
+    await db.query('SELECT pg_reload_conf()');
+    try {
+      for (let i = 0; i < 4; i++) {
+        await db.query("INSERT INTO app.noise (v) SELECT repeat('y', 100) FROM generate_series(1, 2000)");
+        await db.query('SELECT pg_switch_wal()');
+      }
+      await db.query('CHECKPOINT');
+      const [s] = await t.source.status();
+      expect(s.walStatus).toBe('lost');
+      expect(s.warning).toBe(true);
+      const err = await t.run().catch((e) => e);
+      expect(err.code).toBe('checkpoint_invalid');
+      expect(err.retryable).toBe(false);
+      expect(err.message).toContain('invalidated');
+      expect(err.message).toContain(t.unitId);
+    } finally {
+      await db.query('ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await db.query('SELECT pg_reload_conf()');
+    }
+    await t.run({ mode: 'full', disposition: 'replace' });
     expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
   });
 });
