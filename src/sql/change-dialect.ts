@@ -1,17 +1,17 @@
 /* The engine's part of applying change rows (docs/decisions/0015-postgres-cdc.md); imports nothing, so the ledger
  * dialect can name it without an import circle. */
 
-/** A session as applying changes uses it (structural: `LedgerSession` fits). */
+/** A session as applying changes uses it (structural: `LedgerSession` fits). @internal */
 interface ChangeSession {
   query(sql: string, params?: readonly unknown[]): Promise<unknown>;
 }
 
-/** A column as applying changes reads it (structural: `LedgerColumn` fits). */
+/** A column as applying changes reads it (structural: `LedgerColumn` fits). @internal */
 interface ChangeColumn {
   name: string;
 }
 
-/** A change that is applied on its own, between set-wise segments: a truncate, or an update that moved the key. */
+/** A change that is applied on its own, between set-wise segments: a truncate, or an update that moved the key. @internal */
 export interface ChangeBarrier {
   lsn: bigint;
   seq: number;
