@@ -31,6 +31,7 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
       'source:memory',
       'source:mysql',
       'source:postgres',
+      'source:postgres.cdc',
       'source:sample',
     ]);
     const sink = templates.find((t) => t.id === 'object-store');
