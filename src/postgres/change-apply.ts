@@ -51,7 +51,9 @@ export function pgChangeApply<S extends LedgerSession>(): ChangeApplyDialect<S, 
   return {
     stageTable: STAGE,
     metaColumns: () => META,
-    async createStage(s, cols, targetSql) {
+    async createStage(s, t) {
+      const cols = t.columns.map((c) => q(c.name)).join(', ');
+      const targetSql = t.targetSql;
       await s.query(
         `CREATE TEMP TABLE _nucleus_changes ON COMMIT DROP AS SELECT ${cols}, NULL::text AS _op, NULL::int8 AS _lsn, NULL::int4 AS _seq, NULL::timestamptz AS _commit_ts, NULL::jsonb AS _unchanged, NULL::jsonb AS _old_key FROM ${targetSql} WITH NO DATA`,
       );

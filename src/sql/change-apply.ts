@@ -30,7 +30,11 @@ export function changeImport(
 
 /** The loader plan of a change import: the target's columns, then the change fields (the staged order). @internal */
 export function stagePlan<C extends LedgerColumn>(plan: LoadPlan<C>, meta: C[]): LoadPlan<C> {
-  return { ...plan, columns: [...plan.columns, ...meta] };
+  return {
+    ...plan,
+    columns: [...plan.columns, ...meta],
+    info: { ...plan.info, columns: [...plan.info.columns, ...meta] },
+  };
 }
 
 /**
@@ -56,10 +60,9 @@ export async function applyChangeSlices<S extends LedgerSession, C extends Ledge
   onSlice: (slice: ImportSlice, rows: number | undefined) => void;
 }): Promise<{ committed: number; rows: number }> {
   const { s, dialect: d, target, loader } = opts;
-  const cols = target.columns.map((c) => opts.quote(c.name)).join(', ');
   if (target.deletes === 'soft') await d.ensureSoftDeleteColumns?.(s, target.targetSql);
   const applyOne = async (slice: ImportSlice) => {
-    await d.createStage(s, cols, target.targetSql);
+    await d.createStage(s, target);
     const rows = await loader.load(s, d.stageTable, slice);
     const barriers = await d.barriers(s);
     let from: ChangeBarrier | undefined;

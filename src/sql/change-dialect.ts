@@ -39,8 +39,8 @@ export interface ChangeApplyDialect<S extends ChangeSession, C extends ChangeCol
   metaColumns(): C[];
   /** The stage table's name, as the loader writes it. */
   readonly stageTable: string;
-  /** Create the (transaction-scoped) stage: the target's columns `cols` (quoted, comma-separated) + the change fields. */
-  createStage(s: S, cols: string, targetSql: string): Promise<void>;
+  /** Create the stage: the target's columns (every one nullable: a delete carries only its key) + the change fields. */
+  createStage(s: S, t: ChangeTarget<C>): Promise<void>;
   /** Remove the stage (when it outlives the transaction). */
   dropStage?(s: S): Promise<void>;
   /** The changes of the stage that must be applied one by one, in order. */
