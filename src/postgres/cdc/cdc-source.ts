@@ -91,6 +91,8 @@ const DEFAULTS = { maxRows: 100_000, maxBytes: 64 * 1024 * 1024, maxWaitMs: 30_0
 const LAG_WARN_BYTES = 1024 ** 3;
 /** How often an idle stream asks the server where it is. */
 const POLL_MS = 200;
+/** A stream whose server position has not moved for this long, outside a transaction, is caught up. */
+const IDLE_MS = 1_000;
 const SLOT_SQL = `SELECT slot_name, plugin, slot_type, active, active_pid, wal_status, restart_lsn::text AS restart_lsn,
   confirmed_flush_lsn::text AS confirmed_flush_lsn,
   pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)::int8 AS retained,
@@ -399,6 +401,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     let txn: { lsn: bigint; ts: Timestamp; seq: number; rows: Row[]; flushed: boolean } | undefined;
     let out: Row[] = [];
     let lastPoll = 0;
+    let idle = { at: -1n, since: Date.now() };
     const checkpointAt = (lsn: bigint): PostgresCdcCheckpoint => ({ v: 1, slot: unit.slot, lsn: formatLsn(lsn) });
 
     try {
@@ -416,12 +419,16 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
         if (frame.kind === 'keepalive') {
           if (frame.walEnd > received) received = frame.walEnd;
           if (frame.replyRequested) repl.status(received, false);
-          if (!inTxn && frame.walEnd >= target) {
+          // caught up: the server has sent everything up to the WAL position of the run's start, or it has had
+          // nothing more to send for a while (the start position can lie past the last record: a page header)
+          if (frame.walEnd !== idle.at) idle = { at: frame.walEnd, since: Date.now() };
+          if (!inTxn && (frame.walEnd >= target || Date.now() - idle.since >= IDLE_MS)) {
             if (frame.walEnd > position) position = frame.walEnd;
             break;
           }
           continue;
         }
+        idle = { at: -1n, since: Date.now() };
         bytes += frame.payload.length;
         let m: ReturnType<typeof decodePgOutput>;
         try {
