@@ -44,6 +44,22 @@ export type PostgresCdcSourceOptions = PostgresCdcSourceConfig;
 
 const SLOT = /^[a-z0-9_]{1,63}$/;
 
+/** Why `ref` is not a `schema.table` name, or undefined. */
+function tableProblem(ref: string): string | undefined {
+  try {
+    parseTableName(ref);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const tableRef = (what: string) =>
+  z.string().superRefine((v, ctx) => {
+    const problem = tableProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${what} ${JSON.stringify(v)}: ${problem}` });
+  });
+
 /**
  * zod schema of {@link PostgresCdcSourceConfig}.
  * @example
@@ -61,9 +77,9 @@ export const postgresCdcSourceConfigSchema: z.ZodType<PostgresCdcSourceConfig> =
       .string()
       .regex(/^[a-z0-9_]{1,40}$/, { error: 'Expected `slot` to be 1–40 lower-case letters, digits or underscores' }),
     units: z.union([
-      z.array(z.string()).min(1, { error: 'Expected `units` to name at least one table' }),
+      z.array(tableRef('unit')).min(1, { error: 'Expected `units` to name at least one table' }),
       z.record(
-        z.string(),
+        tableRef('unit'),
         z
           .object({
             slot: z
@@ -79,27 +95,10 @@ export const postgresCdcSourceConfigSchema: z.ZodType<PostgresCdcSourceConfig> =
     maxBytes: z.number().int().positive().optional(),
     maxWaitMs: z.number().int().positive().optional(),
     batchRows: z.number().int().positive().max(1_000_000).optional(),
-    heartbeatTable: z.string().min(1).optional(),
+    heartbeatTable: tableRef('heartbeatTable').optional(),
     lagWarnBytes: z.number().int().positive().optional(),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const ids = Array.isArray(c.units) ? c.units : Object.keys(c.units);
-    for (const id of ids) {
-      try {
-        parseTableName(id);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', path: ['units', id], message: (err as Error).message });
-      }
-    }
-    if (c.heartbeatTable) {
-      try {
-        parseTableName(c.heartbeatTable);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', path: ['heartbeatTable'], message: (err as Error).message });
-      }
-    }
-  }) as z.ZodType<PostgresCdcSourceConfig>;
+  .strict() as z.ZodType<PostgresCdcSourceConfig>;
 
 /** Descriptor of the PostgreSQL change-capture source: id `postgres.cdc`, family `jdbc`. @public */
 export const postgresCdcSourceDescriptor: EndpointDescriptor<PostgresCdcSourceConfig> = {
