@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
-import { IngestError, MemoryKvStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IngestError, MemoryKvStore, MemoryObjectStore, MemoryStagingProvider, runUnit } from '../../src/index.js';
 import { PostgresCdcSource, PostgresSink } from '../../src/postgres/index.js';
+import { ObjectStoreSink } from '../../src/sinks/object-store-sink.js';
 import { createSourceTable, diffAsText, insertRows, prng, writeOnce } from '../helpers/cdc.js';
 import { useLogicalCluster } from '../helpers/pg-logical.js';
 
@@ -58,9 +59,11 @@ async function drain(run: () => Promise<{ stats: { rowsExported: number } }>, ma
 
 describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logical)', () => {
   let db: pg.Pool;
-  it('snapshot while a writer changes the table, then stream: no gap, no overlap; deletes and TOAST kept', async () => {
+  beforeAll(async () => {
     db = cluster.pool();
     await db.query('CREATE SCHEMA app');
+  });
+  it('snapshot while a writer changes the table, then stream: no gap, no overlap; deletes and TOAST kept', async () => {
     const t = setup('items', { batchRows: 100 });
     await createSourceTable(db, t.table, 'pub_items', 3000);
 
@@ -198,7 +201,7 @@ describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logic
     const t = setup('idle', { heartbeatTable: 'app.nucleus_heartbeat' });
     await createSourceTable(db, t.table, 'pub_idle', 3);
     await t.run();
-    await db.query('CREATE TABLE app.noise (id serial PRIMARY KEY, v text)');
+    await db.query('CREATE TABLE IF NOT EXISTS app.noise (id serial PRIMARY KEY, v text)');
     await db.query("INSERT INTO app.noise (v) SELECT repeat('x', 200) FROM generate_series(1, 20000)");
     const [before] = await t.source.status();
     expect(before.lagBytes).toBeGreaterThan(1024 * 1024);
@@ -213,6 +216,7 @@ describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logic
     const t = setup('inval');
     await createSourceTable(db, t.table, 'pub_inval', 3);
     await t.run();
+    await db.query('CREATE TABLE IF NOT EXISTS app.noise (id serial PRIMARY KEY, v text)');
     await db.query(`ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`);
     await db.query('SELECT pg_reload_conf()');
     try {
@@ -235,5 +239,51 @@ describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logic
     }
     await t.run({ mode: 'full', disposition: 'replace' });
     expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
+  });
+
+  it('the object-store sink writes change files (append): one line per change with its op and position', async () => {
+    await db.query('CREATE TABLE app.files (id bigint PRIMARY KEY, v text)');
+    await db.query('CREATE PUBLICATION pub_files FOR TABLE app.files');
+    await db.query("INSERT INTO app.files VALUES (1, 'a'), (2, 'b')");
+    const source = new PostgresCdcSource({
+      connectionString: cluster.url,
+      publication: 'pub_files',
+      slot: 'files',
+      units: ['app.files'],
+      maxWaitMs: 5_000,
+    });
+    closers.push(() => source.close());
+    const store = new MemoryObjectStore();
+    const kv = new MemoryKvStore();
+    for (const format of ['ndjson', 'parquet'] as const) {
+      const sink = new ObjectStoreSink({ store, format, prefix: format });
+      const run = () =>
+        runUnit({
+          source,
+          sink,
+          staging: new MemoryStagingProvider(),
+          kv,
+          unit: { vendor: 'postgres', endpointId: `files-${format}`, unitId: 'app.files' },
+          disposition: 'append',
+        });
+      await run();
+      await db.query(`UPDATE app.files SET v = '${format}' WHERE id = 1`);
+      await db.query('DELETE FROM app.files WHERE id = 2');
+      await db.query('INSERT INTO app.files VALUES (2, $1)', [format]);
+      const r = await run();
+      expect(r.stats.rowsImported).toBe(3);
+    }
+    const lines: string[] = [];
+    for await (const o of store.list('ndjson/')) {
+      if (!o.key.endsWith('.ndjson')) continue;
+      let text = '';
+      for await (const chunk of await store.get(o.key)) text += Buffer.from(chunk).toString('utf8');
+      lines.push(...text.trim().split('\n'));
+    }
+    const changes = lines.map((l) => JSON.parse(l)).filter((x) => x._commit_ts !== null);
+    expect(changes.map((x) => `${x.id}:${x._op}`)).toEqual(['1:update', '2:delete', '2:insert']);
+    let parquet = 0;
+    for await (const o of store.list('parquet/')) if (o.key.endsWith('.parquet')) parquet++;
+    expect(parquet).toBeGreaterThanOrEqual(2);
   });
 });
