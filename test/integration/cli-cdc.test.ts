@@ -26,6 +26,9 @@ disposition: merge
 `,
     );
     const opts = { env: { PG_URL: cluster.url } };
+    // a preview reads the table directly: no slot is created (nor dropped)
+    const preview = await runCli(['--json', 'preview', file, 'app.items', '--limit', '3'], opts);
+    expect(preview.code).toBe(0);
     const before = await runCli(['--json', 'cdc', 'status', file], opts);
     expect(before.code).toBe(0);
     expect(before.lines.find((l) => l.type === 'cdc.status')?.slots[0]).toMatchObject({ exists: false });

@@ -107,6 +107,6 @@ export const postgresCdcSourceDescriptor: EndpointDescriptor<PostgresCdcSourceCo
   family: 'jdbc',
   title: 'PostgreSQL change data capture (logical replication, pgoutput)',
   version: '1.0.0',
-  capabilities: ['metadata.collect', 'ingest.full', 'ingest.incremental'],
+  capabilities: ['metadata.collect', 'metadata.preview', 'ingest.full', 'ingest.incremental'],
   config: postgresCdcSourceConfigSchema,
 };

@@ -78,6 +78,7 @@ interface Unit {
 /** A relation of the stream, decoded for one unit. */
 interface StreamRelation {
   columns: RelationColumn[];
+  names: string[];
   parse: Array<(text: string) => Value>;
   schema: RecordSchema;
   /** Indexes of the primary key (or replica identity) columns. */
@@ -183,10 +184,43 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
           kind: 'table',
           title: formatTableName(u.table),
           ...(info && { schema: changeSchema(recordSchema(info.columns, info.primaryKey)) }),
-          capabilities: ['ingest.full', 'ingest.incremental'],
+          capabilities: ['metadata.preview', 'ingest.full', 'ingest.incremental'],
         });
       }
       return out;
+    });
+  }
+
+  /**
+   * A few rows of a unit's table as change rows (`_op: 'insert'`), read directly: no slot is created or touched.
+   * @throws IngestError `not_found`, `source_failed`
+   */
+  async preview(
+    req: { unitId: string; limit: number },
+    _ctx?: IngestionContext,
+  ): Promise<{ rows: Row[]; schema?: RecordSchema }> {
+    this.#open();
+    const unit = this.#unit(req.unitId);
+    return this.#sql(`previewing ${JSON.stringify(unit.unitId)}`, async (c) => {
+      const info = await describeTable(c, unit.table);
+      if (!info)
+        throw new IngestError('not_found', `PostgresCdcSource: table ${formatTableName(unit.table)} does not exist`);
+      const names = info.columns.map((col) => col.name);
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      try {
+        await c.query(READ_SETTINGS);
+        const res = await c.query({
+          text: `SELECT ${names.map((n) => quoteIdentifier(n)).join(', ')} FROM ${qualifiedName(unit.table)} LIMIT ${Math.max(0, Math.floor(req.limit))}`,
+          rowMode: 'array',
+          types: createTypeParsers(info.columns),
+        });
+        const rows = (res.rows as Value[][]).map((v) =>
+          Object.assign(buildRow(names, v), meta('insert', 0n, 0, null, null, null)),
+        );
+        return { rows, schema: changeSchema(recordSchema(info.columns, info.primaryKey)) };
+      } finally {
+        await c.query('COMMIT').catch(() => {});
+      }
     });
   }
 
@@ -781,7 +815,7 @@ function streamRelation(
     ? pk.map((k) => names.indexOf(k))
     : columns.flatMap((c, i) => (c.key && columns.some((x) => !x.key) ? [i] : []));
   const schema = changeSchema({ fields, ...(pk.length && { primaryKey: [...pk] }) });
-  return { columns, parse, schema, key };
+  return { columns, names, parse, schema, key };
 }
 
 function sameSchema(a: RecordSchema, b: RecordSchema): boolean {
@@ -802,7 +836,7 @@ function changeRow(
   ts: Timestamp,
 ): Row {
   const tuple = m.tag === 'delete' ? m.old : m.row;
-  const names = r.columns.map((c) => c.name);
+  const names = r.names;
   const values: Value[] = new Array(names.length);
   const unchanged: string[] = [];
   for (let i = 0; i < names.length; i++) {
