@@ -286,4 +286,46 @@ describe('PostgresCdcSource → PostgresSink (private cluster, wal_level = logic
     for await (const o of store.list('parquet/')) if (o.key.endsWith('.parquet')) parquet++;
     expect(parquet).toBeGreaterThanOrEqual(2);
   });
+
+  it('two sinks of one unit read slots of their own: each target follows the source', async () => {
+    await createSourceTable(db, 'app.two', 'pub_two', 10);
+    const source = new PostgresCdcSource({
+      connectionString: cluster.url,
+      publication: 'pub_two',
+      slot: 'two',
+      units: ['app.two'],
+      maxWaitMs: 5_000,
+    });
+    closers.push(() => source.close());
+    const kv = new MemoryKvStore();
+    const sinks = {
+      a: new PostgresSink({ connectionString: cluster.url, schema: 'tgt_a' }),
+      b: new PostgresSink({ connectionString: cluster.url, schema: 'tgt_b' }),
+    };
+    closers.push(
+      () => sinks.a.close(),
+      () => sinks.b.close(),
+    );
+    const run = (sinkId: 'a' | 'b') =>
+      runUnit({
+        source,
+        sink: sinks[sinkId],
+        staging: new MemoryStagingProvider(),
+        kv,
+        unit: { vendor: 'postgres', endpointId: 'two', unitId: 'app.two', sinkId },
+        disposition: 'merge',
+      });
+    expect(source.slotOf('app.two', 'a')).not.toBe(source.slotOf('app.two', 'b'));
+    await run('a');
+    await db.query('DELETE FROM app.two WHERE id <= 3');
+    await run('a'); // confirms a's slot past the delete; b has not even started
+    await run('b');
+    await db.query("UPDATE app.two SET name = 'x' WHERE id = 5");
+    await run('b');
+    await run('a');
+    expect(await diffAsText(db, 'app.two', 'tgt_a.two')).toEqual({ missing: 0, extra: 0 });
+    expect(await diffAsText(db, 'app.two', 'tgt_b.two')).toEqual({ missing: 0, extra: 0 });
+    const slots = (await source.status({ sinkId: 'b' }))[0];
+    expect(slots.exists).toBe(true);
+  });
 });

@@ -1,13 +1,13 @@
 import { IngestError } from '../../errors/ingest-error.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
-import { createFileEndpoint } from '../environment.js';
+import { createFileEndpoint, unitRefOf } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
 /** What a change-capture source offers the `cdc` command (`PostgresCdcSource`). */
 interface SlotSource {
-  status(): Promise<Array<Record<string, unknown> & { unitId: string }>>;
-  dropSlot(unitId: string): Promise<boolean>;
+  status(opts: { sinkId?: string }): Promise<Array<Record<string, unknown> & { unitId: string }>>;
+  dropSlot(unitId: string, opts: { sinkId?: string }): Promise<boolean>;
   close?(): Promise<void>;
 }
 
@@ -30,8 +30,10 @@ export async function cdcCommand(o: {
     if (typeof source.status !== 'function' || typeof source.dropSlot !== 'function') {
       throw new IngestError('unsupported', "cdc: the pipeline's source is not a change-capture source (postgres.cdc)");
     }
+    // each sink of a unit reads a slot of its own: the pipeline's sink names it
+    const { sinkId } = unitRefOf(o.file, o.unitId ?? '');
     if (o.verb === 'status') {
-      const all = await source.status();
+      const all = await source.status({ sinkId });
       const slots = o.unitId ? all.filter((s) => s.unitId === o.unitId) : all;
       if (o.unitId && !slots.length)
         throw new IngestError('not_found', `cdc status: no unit ${JSON.stringify(o.unitId)}`);
@@ -49,7 +51,7 @@ export async function cdcCommand(o: {
     }
     if (o.verb === 'drop-slot') {
       if (!o.unitId) throw new IngestError('config_invalid', 'cdc drop-slot needs a pipeline file and a unit id');
-      const dropped = await source.dropSlot(o.unitId);
+      const dropped = await source.dropSlot(o.unitId, { sinkId });
       if (o.out)
         o.out.write(
           dropped

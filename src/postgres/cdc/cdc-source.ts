@@ -71,7 +71,10 @@ export interface PostgresCdcSlotStatus {
 interface Unit {
   unitId: string;
   table: TableName;
+  /** The unit's slot (for the sink the call is for). */
   slot: string;
+  /** The slot the unit config names, if any (used as it is, whatever the sink). */
+  explicitSlot?: string;
   publications: string[];
 }
 
@@ -161,6 +164,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
         unitId,
         table,
         slot: u.slot ?? slotName(c.slot, unitId, table),
+        ...(u.slot && { explicitSlot: u.slot }),
         publications: [u.publication ?? c.publication],
       });
     }
@@ -168,9 +172,12 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     this.#pool.on('error', () => {});
   }
 
-  /** The replication slot of a unit. @throws IngestError `not_found` */
-  slotOf(unitId: string): string {
-    return this.#unit(unitId).slot;
+  /**
+   * The replication slot of a unit, for the sink `sinkId` (each sink of a unit reads a slot of its own: a slot is
+   * confirmed up to one checkpoint). @throws IngestError `not_found`
+   */
+  slotOf(unitId: string, sinkId?: string): string {
+    return this.#unit(unitId, sinkId).slot;
   }
 
   /** The units, with the table's columns and the change fields as schema. */
@@ -238,7 +245,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     ctx: IngestionContext,
   ): AsyncIterable<SourceBatch<PostgresCdcCheckpoint>> {
     this.#open();
-    const unit = this.#unit(req.unitId);
+    const unit = this.#unit(req.unitId, ctx?.sinkId);
     const what = `PostgresCdcSource.read of ${JSON.stringify(unit.unitId)}`;
     try {
       if (req.checkpoint == null) yield* this.#snapshot(unit, ctx, what);
@@ -254,13 +261,13 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
    * the unit was there).
    * @throws IngestError `source_failed` (the pipeline logs it; the next run releases again)
    */
-  async confirm(req: { unitId: string; checkpoint: PostgresCdcCheckpoint | null }, _ctx?: IngestionContext) {
+  async confirm(req: { unitId: string; checkpoint: PostgresCdcCheckpoint | null }, ctx?: IngestionContext) {
     this.#open();
-    const unit = this.#unit(req.unitId);
+    const unit = this.#unit(req.unitId, ctx?.sinkId);
     if (!req.checkpoint) return;
     let lsn = this.#checkpointLsn(unit, req.checkpoint);
-    const scanned = this.#scanned.get(unit.unitId);
-    this.#scanned.delete(unit.unitId);
+    const scanned = this.#scanned.get(unit.slot);
+    this.#scanned.delete(unit.slot);
     if (scanned && scanned.from === req.checkpoint.lsn && scanned.to > lsn) lsn = scanned.to;
     try {
       await this.#advance(unit, lsn);
@@ -270,15 +277,16 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   }
 
   /**
-   * Each unit's slot: whether it exists, its WAL status, retained WAL and lag in bytes.
+   * Each unit's slot (for the sink `sinkId`): whether it exists, its WAL status, retained WAL and lag in bytes.
    * @throws IngestError `source_failed`
    */
-  async status(): Promise<PostgresCdcSlotStatus[]> {
+  async status(opts: { sinkId?: string } = {}): Promise<PostgresCdcSlotStatus[]> {
     this.#open();
     const warnAt = this.#config.lagWarnBytes ?? LAG_WARN_BYTES;
     return this.#sql('reading slot status', async (c) => {
       const out: PostgresCdcSlotStatus[] = [];
-      for (const u of this.#units.values()) {
+      for (const { unitId } of this.#units.values()) {
+        const u = this.#unit(unitId, opts.sinkId);
         const r = (await c.query(SLOT_SQL, [u.slot])).rows[0];
         if (!r) {
           out.push({ unitId: u.unitId, slot: u.slot, exists: false });
@@ -307,9 +315,9 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
    * unit's next run without a checkpoint (`mode: 'full'`) snapshots again. Returns false when there was no slot.
    * @throws IngestError `source_failed` (retryable while a walsender still holds the slot), `not_found`
    */
-  async dropSlot(unitId: string): Promise<boolean> {
+  async dropSlot(unitId: string, opts: { sinkId?: string } = {}): Promise<boolean> {
     this.#open();
-    const unit = this.#unit(unitId);
+    const unit = this.#unit(unitId, opts.sinkId);
     return this.#sql(`dropping slot ${unit.slot}`, (c) => dropSlot(c, unit.slot));
   }
 
@@ -585,7 +593,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
       if (total > 0) {
         if (out.length || position > emittedPosition) yield batch(checkpointAt(position));
       } else if (position > start) {
-        scannedRuns.set(unit.unitId, { from: startText, to: position });
+        scannedRuns.set(unit.slot, { from: startText, to: position });
       }
     }
   }
@@ -678,7 +686,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     return lsn;
   }
 
-  #unit(unitId: string): Unit {
+  #unit(unitId: string, sinkId?: string): Unit {
     const u = this.#units.get(unitId);
     if (!u) {
       throw new IngestError(
@@ -687,7 +695,8 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
         { details: { unitId } },
       );
     }
-    return u;
+    if (u.explicitSlot || !sinkId) return u;
+    return { ...u, slot: slotName(this.#config.slot, unitId, u.table, sinkId) };
   }
 
   #open(): void {
@@ -764,9 +773,15 @@ async function heartbeat(c: pg.PoolClient, table: string): Promise<void> {
   );
 }
 
-/** A slot name of at most 63 bytes: the base, the table's name (as far as it fits a slot name) and a short hash. */
-export function slotName(base: string, unitId: string, table: TableName): string {
-  const hash = createHash('sha256').update(unitId).digest('hex').slice(0, 8);
+/**
+ * A slot name of at most 63 bytes: the base, the table's name (as far as it fits a slot name) and a short hash of the
+ * unit id and the sink id (each sink of a unit has its own slot).
+ */
+export function slotName(base: string, unitId: string, table: TableName, sinkId?: string): string {
+  const hash = createHash('sha256')
+    .update(sinkId ? `${unitId}\u0000${sinkId}` : unitId)
+    .digest('hex')
+    .slice(0, 8);
   const name = table.name
     .toLowerCase()
     .replace(/[^a-z0-9_]/g, '_')
