@@ -49,6 +49,7 @@ export async function createCliRegistry(): Promise<EndpointRegistry> {
     registry.register(pgModule.postgresSourceDescriptor, (config) => new pgModule.PostgresSource(config));
     registry.register(pgModule.postgresSinkDescriptor, (config) => new pgModule.PostgresSink(config));
     registry.register(pgModule.cdmJdbcSinkDescriptor, (config) => new pgModule.CdmJdbcSink(config));
+    registry.register(pgModule.postgresCdcSourceDescriptor, (config) => new pgModule.PostgresCdcSource(config));
   }
   const mysqlModule = await importOptional(() => import('../mysql/index.js'));
   if (mysqlModule) {

@@ -6,6 +6,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
 import { createCliRegistry } from './builtins.js';
 import { abandonCommand } from './commands/abandon.js';
+import { cdcCommand } from './commands/cdc.js';
 import { previewCommand } from './commands/preview.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
@@ -45,6 +46,9 @@ Commands:
   abandon <pipeline> -u <unit> drop the unit's pending run; the checkpoint stays where it was
   sweep <pipeline> --older-than <duration> [--abandoned-after <duration>]
                               delete landed staging sessions older than the duration (e.g. 7d, 12h)
+  cdc status <pipeline> [unit]  replication slots of a postgres.cdc source: WAL status, retained WAL, lag
+  cdc drop-slot <pipeline> <unit>
+                              drop the unit's slot (only when asked; its next --mode full run snapshots again)
 
 Options:
   --json          JSON lines on stdout (events, results) instead of text
@@ -72,7 +76,7 @@ const OPTIONS = {
   version: { type: 'boolean' },
 } as const;
 
-const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'help'] as const;
+const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'cdc', 'help'] as const;
 
 function usageError(message: string): IngestError {
   return new IngestError('config_invalid', `${message} (see nucleus-ingest --help)`, { details: { usage: true } });
@@ -140,6 +144,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (command === 'templates') {
       if (args.length > 0) throw usageError('templates takes no arguments');
       return templatesCommand(registry, reporter, io.stdout, text);
+    }
+    if (command === 'cdc') {
+      const [verb, path, unitId, ...more] = args;
+      if (!path || more.length)
+        throw usageError('cdc needs an action (status, drop-slot), a pipeline file and a unit id');
+      const file = await loadPipelineFile(path, io.env);
+      return await cdcCommand({ verb, file, registry, unitId, reporter, out: text ? io.stdout : undefined });
     }
     const [pipelinePath, unitArg, ...rest] = args;
     if (!pipelinePath) throw usageError(`${command} needs a pipeline file`);

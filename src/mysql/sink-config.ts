@@ -34,6 +34,11 @@ export interface MySqlSinkConfig {
   batchSize?: number;
   /** `append` slices loaded at once, each on its own connection and transaction (capped by the pool size). @defaultValue 2 */
   importConcurrency?: number;
+  /**
+   * How change rows of a change-capture source are applied with `merge` and `replace` (docs/cdc.md): `deletes: 'soft'`
+   * keeps deleted rows with `_deleted_at`, `_op`, `_lsn`; `truncate: 'ignore'` keeps the target on a source TRUNCATE.
+   */
+  changes?: { deletes?: 'delete' | 'soft'; truncate?: 'apply' | 'ignore' };
   /** @defaultValue 'auto' */
   loadMethod?: MySqlLoadMethod;
   /** Upper bound of one multi-row INSERT (also capped by the server's `max_allowed_packet`). @defaultValue 4194304 */
@@ -65,6 +70,10 @@ export const mySqlSinkConfigSchema = z
     maxConnections: z.number().int().positive().max(256).optional(),
     batchSize: z.number().int().positive().max(1_000_000).optional(),
     importConcurrency: z.number().int().positive().max(64).optional(),
+    changes: z
+      .object({ deletes: z.enum(['delete', 'soft']).optional(), truncate: z.enum(['apply', 'ignore']).optional() })
+      .strict()
+      .optional(),
     loadMethod: z.enum(['auto', 'load-data', 'insert']).optional(),
     maxStatementBytes: z.number().int().min(65_536).max(1_073_741_824).optional(),
   })

@@ -11,6 +11,7 @@ import { LedgerSink, SqlLedgerSink } from '../sql/ledger-sink.js';
 import { countLines, rowText } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { describeMySqlTable, type MySqlColumnInfo } from './catalog.js';
+import { mySqlChangeApply } from './change-apply.js';
 import { endPool, type MySqlPoolLike, MySqlSession, parseMySqlEndpointOptions } from './connection.js';
 import { mySqlDialect } from './dialect.js';
 import { isMySqlRowError, mySqlErrorPosition } from './errors.js';
@@ -189,6 +190,7 @@ function mySqlLedgerDialect(
       );
     },
     reusableAfter: (err) => !(err as { fatal?: boolean })?.fatal,
+    changes: mySqlChangeApply(),
   };
 }
 

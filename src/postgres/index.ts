@@ -4,6 +4,16 @@
  * @packageDocumentation
  */
 
+export {
+  type PostgresCdcCheckpoint,
+  type PostgresCdcSlotStatus,
+  PostgresCdcSource,
+  type PostgresCdcSourceConfig,
+  type PostgresCdcSourceOptions,
+  type PostgresCdcUnitConfig,
+  postgresCdcSourceConfigSchema,
+  postgresCdcSourceDescriptor,
+} from './cdc/cdc-source-exports.js';
 export type { PgPoolLike } from './connection.js';
 export {
   assertIdentifier,

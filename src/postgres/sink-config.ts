@@ -33,6 +33,13 @@ export interface PostgresSinkConfig {
    * bound. @defaultValue 5000
    */
   ledgerLockTimeoutMs?: number;
+  /**
+   * How change rows of a change-capture source (`PostgresCdcSource`) are applied with `merge` and `replace`
+   * (docs/cdc.md): `deletes: 'delete'` (default) removes deleted rows, `'soft'` keeps them with `_deleted_at`, `_op`
+   * and `_lsn` columns; `truncate: 'apply'` (default) empties the target on a source TRUNCATE, `'ignore'` keeps it.
+   * With `append` the change rows are kept as they are: a change log.
+   */
+  changes?: { deletes?: 'delete' | 'soft'; truncate?: 'apply' | 'ignore' };
 }
 
 /** Options of {@link PostgresSink}: the JSON config, or an injected pool instead of a connection string. @public */
@@ -60,6 +67,10 @@ export const postgresSinkConfigSchema = z
     batchSize: z.number().int().positive().max(1_000_000).optional(),
     importConcurrency: z.number().int().positive().max(64).optional(),
     ledgerLockTimeoutMs: z.number().int().nonnegative().max(3_600_000).optional(),
+    changes: z
+      .object({ deletes: z.enum(['delete', 'soft']).optional(), truncate: z.enum(['apply', 'ignore']).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -20,6 +20,7 @@ import { LedgerSink, SqlLedgerSink } from '../sql/ledger-sink.js';
 import { rowText } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { type ColumnInfo, describeTable } from './catalog.js';
+import { pgChangeApply } from './change-apply.js';
 import { guardClient, type PgPoolLike, parseEndpointOptions } from './connection.js';
 import { type CopyColumn, CsvEncoder } from './copy-encoding.js';
 import { copyInSlice, isPassThroughSlice } from './copy-pass-through.js';
@@ -224,6 +225,7 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
           )
         : undefined,
     reusableAfter: () => false,
+    changes: pgChangeApply(),
   };
 }
 

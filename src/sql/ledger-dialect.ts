@@ -2,6 +2,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
 import type { FieldSchema, Json, RecordSchema } from '../contracts/values.js';
 import type { IngestError } from '../errors/ingest-error.js';
+import type { ChangeApplyDialect } from './change-dialect.js';
 import type { SqlDialect, SqlTable } from './dialect.js';
 import type { ImportProgress } from './import-progress.js';
 
@@ -131,6 +132,8 @@ export interface LedgerSinkDialect<S extends LedgerSession, C extends LedgerColu
   rowProblem(err: unknown): RowProblem | undefined;
   /** A failure with a meaning of its own, else undefined (wrapped as `sink_failed`). */
   importError?(err: unknown, what: string, details: Record<string, unknown>): IngestError | undefined;
+  /** How change rows are applied (merge/replace of a change-capture source); absent: refused as `unsupported`. */
+  readonly changes?: ChangeApplyDialect<S, C>;
   /** Whether the import's first connection may go back to the pool after `err`. */
   reusableAfter(err: unknown): boolean;
 }

@@ -5,6 +5,13 @@ import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { runBounded } from '../util/concurrency.js';
+import {
+  applyChangeSlices,
+  type ChangeApplyConfig,
+  changeImport,
+  changesUnsupported,
+  stagePlan,
+} from './change-apply.js';
 import type { SqlTable } from './dialect.js';
 import { ImportProgress } from './import-progress.js';
 import { inferSchema } from './infer-schema.js';
@@ -36,6 +43,8 @@ export interface LedgerSinkConfig {
   tables?: Record<string, string>;
   ledgerTable?: string;
   importConcurrency?: number;
+  /** How change rows (of a change-capture source) are applied with `merge` and `replace`. */
+  changes?: ChangeApplyConfig;
 }
 
 /**
@@ -101,7 +110,11 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       const target = this.targetOf(req.unitId);
       const targetSql = d.qualified(target);
       what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)} into ${targetSql} (run ${ctx.runId})`;
-      const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
+      const staged = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
+      // change rows are applied (merge, replace) to a target of the table's fields (docs/decisions/0015-postgres-cdc.md)
+      const change = changeImport(staged, req.disposition);
+      if (change?.apply && !d.changes) throw changesUnsupported(d.sinkName, req.unitId);
+      const fields = change?.fields ?? staged;
       for (const f of fields?.fields ?? []) d.quote(f.name, 'column name');
       await this.#ensureLedger(s);
       const existing = await d.describe(s, target);
@@ -109,12 +122,18 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       // append or merge, and nothing to create the target from.
       if (!existing && !fields?.fields.length && req.slices.length === 0 && req.disposition !== 'replace')
         return { rowsImported: 0 };
-      const info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req.primaryKey, ctx));
+      const info =
+        existing ??
+        (await this.#createTarget(s, target, targetSql, fields, change?.apply === false ? [] : req.primaryKey, ctx));
       const plan = this.#plan(target, targetSql, info, fields);
       const progress = new ImportProgress(
         ctx,
         req.slices.reduce((n, x) => n + x.rows, 0),
       );
+      if (change?.apply) {
+        const loader = await d.loader(s, stagePlan(plan, d.changes!.metaColumns()), req, ctx, progress);
+        return await this.#changes(s, { req, ctx, plan, progress, loader });
+      }
       const job = { req, ctx, plan, progress, loader: await d.loader(s, plan, req, ctx, progress) };
       return await (req.disposition === 'replace' ? this.#replace(s, job) : this.#perSlice(s, job));
     } catch (err) {
@@ -259,6 +278,32 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     return {
       rowsImported: progress.rows,
       provenance: this.#provenance(job, committed, skipped, progress.committedRows),
+    };
+  }
+
+  /** Change rows applied in order (docs/decisions/0015-postgres-cdc.md): per slice, or all after emptying for `replace`. */
+  async #changes(s: S, job: Job<S, C>): Promise<ImportResult> {
+    const { req, ctx, plan, loader, progress } = job;
+    const d = this.dialect;
+    const deletes = this.config.changes?.deletes ?? 'delete';
+    const r = await applyChangeSlices({
+      s,
+      dialect: d.changes!,
+      quote: (n) => d.quote(n),
+      target: { targetSql: plan.targetSql, columns: plan.columns, keys: this.#mergeKey(req, plan), deletes },
+      slices: req.slices,
+      loader,
+      replace: req.disposition === 'replace' ? { clear: d.clear(plan.targetSql) } : undefined,
+      config: this.config.changes ?? {},
+      signal: ctx.signal,
+      what: `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`,
+      transaction: (slices, at, load) => this.#transaction(s, job, slices, at, load),
+      onSlice: (slice, rows) =>
+        rows === undefined ? progress.add(slice.rows, slice.index, true) : progress.commit(rows, slice.index),
+    });
+    return {
+      rowsImported: progress.rows,
+      provenance: this.#provenance(job, r.committed, req.slices.length - r.committed, r.rows),
     };
   }
 

@@ -32,6 +32,7 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
       'source:mysql',
       'source:nats.jetstream',
       'source:postgres',
+      'source:postgres.cdc',
       'source:sample',
     ]);
     const sink = templates.find((t) => t.id === 'object-store');
