@@ -139,9 +139,16 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
       table: 'pg_temp._nucleus_stage',
       create: (cols, target) =>
         `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
-      merge: (target, cols, keys, rest) =>
-        `INSERT INTO ${target} (${cols.join(', ')}) SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
+      merge: (target, cols, keys, rest, nulls) => {
+        const sets = [...rest.map((c) => `${c} = EXCLUDED.${c}`), ...nulls.map((c) => `${c} = NULL`)];
+        return `INSERT INTO ${target} (${cols.join(', ')}) SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${sets.length ? `DO UPDATE SET ${sets.join(', ')}` : 'DO NOTHING'}`;
+      },
     },
+    typeRules: 'postgres',
+    columnTypeOf: (c) => c.formatted,
+    alterType: (t, c, type) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} TYPE ${type}`,
+    dropNotNull: (t, c) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} DROP NOT NULL`,
+    alterTable: ({ client }, t, sql) => ignoreRace(client, qualifiedName(t), sql),
     async open(what, details) {
       try {
         return session(await pool.connect());
@@ -321,9 +328,11 @@ function copyLoader(
 
 /**
  * The column type of a target the sink creates. A field with a PostgreSQL `native` type gets that exact type
- * (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`, `public.mood[]`) when the target database
- * knows it; a user-defined type it does not know falls back to the generic mapping of `type` + `logical`, with a
- * warning naming the column. Fields without a native type (another source) use the generic mapping.
+ * (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`) when it is a built-in type the target database
+ * knows. A created target never references a user-defined type (docs/decisions/0013-schema-evolution.md): a domain
+ * becomes its built-in base type, an enum, composite, range or array of them the generic mapping of `type` +
+ * `logical` (enum labels as `text`) — so dropping the source's schema never drops a target column. A type the
+ * database does not know falls back to the generic mapping, with a warning naming the column.
  */
 async function columnType(
   client: pg.PoolClient,
@@ -334,15 +343,33 @@ async function columnType(
   const generic = fieldTypeToPgType(f.type, f.logical);
   const native = f.native?.dialect === 'postgres' ? f.native.type : undefined;
   if (native === undefined) return generic;
-  // to_regtype parses the name as a type (refusing anything else) and says whether it exists here
-  const known =
-    NATIVE_TYPE.test(native) &&
-    !native.includes('--') &&
-    (await client
-      .query('SELECT to_regtype($1) IS NOT NULL AS ok', [native])
-      .then((r) => r.rows[0]?.ok === true)
-      .catch(() => false));
-  if (known) return native;
+  // to_regtype parses the name as a type (refusing anything else) and says whether it exists here, and whether it
+  // (or an array's element) is built in
+  const found =
+    NATIVE_TYPE.test(native) && !native.includes('--')
+      ? await client
+          .query(
+            `SELECT (SELECT n.nspname = 'pg_catalog' FROM pg_catalog.pg_namespace n WHERE n.oid = COALESCE(e.typnamespace, t.typnamespace)) AS builtin,
+                    t.typtype = 'd' AS domain, format_type(t.typbasetype, t.typtypmod) AS base,
+                    (SELECT b.typnamespace = 'pg_catalog'::regnamespace FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype) AS base_builtin
+             FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+             WHERE t.oid = to_regtype($1)`,
+            [native],
+          )
+          .then(
+            (r) => r.rows[0] as { builtin: boolean; domain: boolean; base: string; base_builtin: boolean } | undefined,
+          )
+          .catch(() => undefined)
+      : undefined;
+  if (found?.builtin) return native;
+  if (found?.domain && found.base_builtin) return found.base;
+  if (found) {
+    ctx.logger?.info?.(
+      `Creating ${table}: column ${JSON.stringify(f.name)} has the user-defined type ${JSON.stringify(native)}; using ${generic} (a created target never references the source's types)`,
+      { column: f.name, nativeType: native, type: generic },
+    );
+    return generic;
+  }
   ctx.logger?.warn?.(
     `Creating ${table}: column ${JSON.stringify(f.name)} has type ${JSON.stringify(native)}, which this database does not know; using ${generic}`,
     { column: f.name, nativeType: native, type: generic },
@@ -363,7 +390,8 @@ async function ignoreRace(client: pg.PoolClient, name: string, sql: string): Pro
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     const code = (err as { code?: string })?.code;
-    if (code === '23505' || code === '42P07' || code === '42P06' || code === '42710') return;
+    // 42701: a column another importer added meanwhile (ALTER TABLE … ADD COLUMN)
+    if (code === '23505' || code === '42P07' || code === '42P06' || code === '42710' || code === '42701') return;
     throw err;
   }
 }

@@ -6,6 +6,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { runBounded } from '../util/concurrency.js';
 import type { SqlTable } from './dialect.js';
+import { evolveTarget } from './evolve-target.js';
 import { ImportProgress } from './import-progress.js';
 import { inferSchema } from './infer-schema.js';
 import {
@@ -104,9 +105,12 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       const fields = req.schema?.fields.length ? req.schema : await inferSchema(req.slices);
       for (const f of fields?.fields ?? []) d.quote(f.name, 'column name');
       await this.#ensureLedger(s);
-      const info =
-        (await d.describe(s, target)) ?? (await this.#createTarget(s, target, targetSql, fields, req.primaryKey, ctx));
-      const plan = this.#plan(target, targetSql, info, fields);
+      const existing = await d.describe(s, target);
+      let info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req, ctx));
+      // a staged schema that differs from the target's evolves it before the first slice (evolve-target.ts)
+      if (existing && req.schema?.fields.length)
+        info = (await evolveTarget(d, s, target, targetSql, existing, req.schema, req, ctx)).info;
+      const plan = this.#plan(target, targetSql, info, fields, !!req.schema?.fields.length);
       const progress = new ImportProgress(
         ctx,
         req.slices.reduce((n, x) => n + x.rows, 0),
@@ -146,7 +150,7 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     target: SqlTable,
     targetSql: string,
     schema: RecordSchema | undefined,
-    primaryKey: string[] | undefined,
+    req: ImportRequest,
     ctx: IngestionContext,
   ): Promise<LedgerTableInfo<C>> {
     const d = this.dialect;
@@ -156,7 +160,8 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
         `Target ${targetSql} does not exist and the staged data has no schema to create it from`,
       );
     }
-    const pk = primaryKey ?? schema.primaryKey ?? [];
+    // append keeps history (a key may repeat): no unique key on a target it creates
+    const pk = req.disposition === 'append' ? [] : (req.primaryKey ?? schema.primaryKey ?? []);
     const cols: string[] = [];
     for (const f of schema.fields) {
       const inKey = pk.includes(f.name);
@@ -171,7 +176,13 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
   }
 
   /** The target's columns of the staged fields, in their order; generated columns compute their own values. */
-  #plan(target: SqlTable, targetSql: string, info: LedgerTableInfo<C>, schema: RecordSchema | undefined): LoadPlan<C> {
+  #plan(
+    target: SqlTable,
+    targetSql: string,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema | undefined,
+    staged: boolean,
+  ): LoadPlan<C> {
     const fold = this.dialect.caseInsensitiveColumns ? (n: string) => n.toLowerCase() : (n: string) => n;
     const byName = new Map(info.columns.map((c) => [fold(c.name), c]));
     const names = schema?.fields.length ? schema.fields.map((f) => f.name) : info.columns.map((c) => c.name);
@@ -185,7 +196,14 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     }
     // the staged field's name is used to read rows
     const columns = names.map((n) => ({ ...byName.get(fold(n))!, name: n })).filter((c) => !c.generated);
-    return { target, targetSql, columns, info, schema };
+    const written = new Set(names.map(fold));
+    const key = new Set(info.primaryKey.map(fold));
+    const absent = staged
+      ? info.columns
+          .filter((c) => !c.generated && !written.has(fold(c.name)) && !key.has(fold(c.name)))
+          .map((c) => c.name)
+      : [];
+    return { target, targetSql, columns, info, schema, absent };
   }
 
   #mergeKey(req: ImportRequest, plan: LoadPlan<C>): string[] {
@@ -230,12 +248,14 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
           await s.query(stage.create(cols.join(', '), plan.targetSql));
           const rows = await loader.load(s, stage.table, slice);
           const rest = plan.columns.filter((c) => !pk.includes(c.name)).map((c) => d.quote(c.name));
+          const nulls = plan.absent.filter((c) => !pk.includes(c)).map((c) => d.quote(c));
           await s.query(
             stage.merge(
               plan.targetSql,
               cols,
               pk.map((k) => d.quote(k)),
               rest,
+              nulls,
             ),
           );
           return [rows];
