@@ -1,7 +1,7 @@
 import type { KvEntry } from '../../contracts/kv-store.js';
 import type { Json } from '../../contracts/values.js';
 import { redact, redactDeep } from '../../errors/redact.js';
-import { checkpointKey, leaseKey, runStateKey } from '../../pipeline/keys.js';
+import { checkpointKey, leaseKey, runStateKey, schemaHistoryKey } from '../../pipeline/keys.js';
 import { unitRefOf, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
@@ -35,8 +35,8 @@ export async function statusCommand(
 ): Promise<number> {
   const unit = unitRefOf(file, unitId);
   const key = checkpointKey(unit);
-  const [checkpoint, run, lease] = await withKv(file.kv!, (kv) =>
-    Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key))]),
+  const [checkpoint, run, lease, schema] = await withKv(file.kv!, (kv) =>
+    Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key)), kv.get(schemaHistoryKey(key))]),
   );
   const leaseValue = lease?.value as { state?: string; expiresAt?: string } | undefined;
   const live = leaseValue?.state === 'held' && !!leaseValue.expiresAt && Date.parse(leaseValue.expiresAt) > Date.now();
@@ -46,6 +46,7 @@ export async function statusCommand(
     checkpoint: entry(checkpoint),
     run: entry(run),
     lease: lease ? { ...entry(lease)!, live } : null,
+    schema: schemaView(schema),
   };
   if (tty) tty.write(`${describeStatus(doc)}\n`);
   else reporter.document('status', doc);
@@ -59,6 +60,7 @@ function describeStatus(doc: {
   checkpoint: EntryView | null;
   run: EntryView | null;
   lease: (EntryView & { live: boolean }) | null;
+  schema: SchemaView | null;
 }): string {
   const u = doc.unit;
   const run = doc.run?.value as
@@ -95,5 +97,39 @@ function describeStatus(doc: {
       ? `${doc.lease?.live ? 'held' : lease.state === 'held' ? 'expired' : 'free'}  (last holder ${lease.owner}, until ${lease.expiresAt})`
       : 'never taken',
   ]);
+  const sc = doc.schema;
+  rows.push([
+    'schema',
+    sc
+      ? `version ${sc.version} (${sc.columns} columns, hash ${sc.hash}, since ${sc.seenAt})${sc.lastChange ? `; last change ${sc.lastChange.at}: ${sc.lastChange.summary}` : ''}`
+      : 'none recorded',
+  ]);
   return rows.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n');
+}
+
+/** The unit's schema history, in brief: version, hash, columns, last change (docs/schema-evolution.md). */
+interface SchemaView {
+  [k: string]: Json;
+  version: number;
+  hash: string;
+  seenAt: string;
+  columns: number;
+  lastChange: { at: string; fromVersion: number; summary: string } | null;
+}
+
+function schemaView(e: KvEntry | undefined): SchemaView | null {
+  const h = e?.value as
+    | {
+        current?: { version: number; hash: string; seenAt: string; columns: unknown[] };
+        lastChange?: SchemaView['lastChange'];
+      }
+    | undefined;
+  if (!h?.current) return null;
+  return {
+    version: h.current.version,
+    hash: h.current.hash,
+    seenAt: h.current.seenAt,
+    columns: Array.isArray(h.current.columns) ? h.current.columns.length : 0,
+    lastChange: h.lastChange ?? null,
+  };
 }
