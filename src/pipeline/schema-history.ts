@@ -195,7 +195,7 @@ export class SchemaGate {
     const diff = diffSchemas(before, schema);
     if (!hasChanges(diff)) return same;
     const contract = resolveSchemaContract(this.contract);
-    const decision = applyContract(before, diff, schema, contract);
+    const decision = applyContract(before, diff, schema, contract, { rebuild: this.disposition === 'replace' });
     if (!this.#emitted) {
       this.#emitted = true;
       rc.emit({

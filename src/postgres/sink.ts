@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -149,6 +150,18 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
     alterType: (t, c, type) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} TYPE ${type}`,
     dropNotNull: (t, c) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} DROP NOT NULL`,
     alterTable: ({ client }, t, sql) => ignoreRace(client, qualifiedName(t), sql),
+    swap: {
+      // short, per-target names (63 bytes at most whatever the target's name)
+      name: (name, role) => `_nucleus_${role}_${createHash('md5').update(name).digest('hex').slice(0, 16)}`,
+      statements(target, fresh) {
+        const old = `_nucleus_old_${createHash('md5').update(target.name).digest('hex').slice(0, 16)}`;
+        return [
+          `ALTER TABLE ${qualifiedName(target)} RENAME TO ${quoteIdentifier(old)}`,
+          `ALTER TABLE ${qualifiedName(fresh)} RENAME TO ${quoteIdentifier(target.name)}`,
+          `DROP TABLE ${qualifiedName({ schema: target.schema, name: old })}`,
+        ];
+      },
+    },
     async open(what, details) {
       try {
         return session(await pool.connect());
@@ -221,13 +234,19 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
           )
         : undefined,
     importError: (err, what, details) =>
-      (err as { code?: string })?.code === '42P10'
+      (err as { code?: string })?.code === '2BP01'
         ? new IngestError(
-            'config_invalid',
-            `${what}: merge needs a unique index or primary key on the merge key: ${(err as Error).message}`,
-            { cause: err, details },
+            'schema_conflict',
+            `${what}: replace rebuilt the target for the changed schema, but other objects depend on the old table (${(err as Error).message}); drop or recreate them, or ALTER the target yourself`,
+            { cause: err, retryable: false, details },
           )
-        : undefined,
+        : (err as { code?: string })?.code === '42P10'
+          ? new IngestError(
+              'config_invalid',
+              `${what}: merge needs a unique index or primary key on the merge key: ${(err as Error).message}`,
+              { cause: err, details },
+            )
+          : undefined,
     reusableAfter: () => false,
   };
 }

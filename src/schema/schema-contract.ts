@@ -85,7 +85,7 @@ export function filtersRows(f: RowFilter): boolean {
  * - Dropped columns: `freeze` refuses; any other mode takes the drop (the target keeps the column, NULL in rows
  *   written after the drop).
  * - Type changes: `evolve` takes widened and narrowed types (the target keeps the wider one); a type change that is
- *   neither is `incompatible` and refused. `freeze` refuses any. `discard_value` keeps the recorded type and writes
+ *   neither is `incompatible` and refused — unless `opts.rebuild` (a `replace`, which rebuilds the target). `freeze` refuses any. `discard_value` keeps the recorded type and writes
  *   NULL; `discard_row` keeps the recorded type and drops the rows holding a value. A narrowed type fits the
  *   recorded one: the discard modes take it as it is.
  * - Nullability: a column that became NOT NULL needs nothing. One that became nullable: `evolve` relaxes the
@@ -97,6 +97,7 @@ export function applyContract(
   diff: SchemaDiff,
   after: RecordSchema,
   c: ResolvedSchemaContract,
+  opts: { rebuild?: boolean } = {},
 ): ContractDecision {
   const filter: RowFilter = { omit: [], nullify: [], dropIfSet: [], dropIfNull: [] };
   const violations: ContractViolation[] = [];
@@ -123,7 +124,7 @@ export function applyContract(
       return;
     }
     if (c.dataType === 'evolve') {
-      if (t.kind === 'typeChanged')
+      if (t.kind === 'typeChanged' && !opts.rebuild)
         violations.push({ column: t.name, change: t.kind, reason: 'incompatible', from: t.from, to: t.to });
       return;
     }

@@ -151,6 +151,16 @@ export interface LedgerSinkDialect<S extends LedgerSession, C extends LedgerColu
   dropNotNull(targetSql: string, c: C): string;
   /** Run one `ALTER TABLE` of `t`; a change another importer made meanwhile (a duplicate column) is no error. */
   alterTable(s: S, t: SqlTable, sql: string): Promise<void>;
+  /**
+   * Where DDL is transactional (PostgreSQL): how `replace` swaps a table built beside the target into its place, in
+   * the load's transaction. Absent: a change `replace` cannot take in place is `schema_conflict`.
+   */
+  readonly swap?: {
+    /** The name of the table built beside `name` (`new`), or of the old one while it is swapped out (`old`). */
+    name(name: string, role: 'new' | 'old'): string;
+    /** The statements that swap `fresh` in for `target` and drop the old table. */
+    statements(target: SqlTable, fresh: SqlTable): string[];
+  };
   /** Whether the import's first connection may go back to the pool after `err`. */
   reusableAfter(err: unknown): boolean;
 }

@@ -3,6 +3,7 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import type { ColumnTypeChange, SchemaDiff } from '../schema/schema-diff.js';
 import { throwIfAborted } from '../util/abort.js';
 import { runBounded } from '../util/concurrency.js';
 import type { SqlTable } from './dialect.js';
@@ -106,15 +107,20 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       for (const f of fields?.fields ?? []) d.quote(f.name, 'column name');
       await this.#ensureLedger(s);
       const existing = await d.describe(s, target);
+      const progress = new ImportProgress(
+        ctx,
+        req.slices.reduce((n, x) => n + x.rows, 0),
+      );
+      // replace after a change the target cannot take in place: rebuilt beside it and swapped in (ADR 0013)
+      if (existing && req.disposition === 'replace' && req.schema?.fields.length && needsRebuild(req.schemaDiff)) {
+        if (d.swap) return await this.#replaceBySwap(s, req, ctx, target, targetSql, existing, req.schema, progress);
+        if (req.schemaDiff?.typeChanged.length) throw cannotRebuild(d.sinkName, targetSql, req.schemaDiff.typeChanged);
+      }
       let info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req, ctx));
       // a staged schema that differs from the target's evolves it before the first slice (evolve-target.ts)
       if (existing && req.schema?.fields.length)
         info = (await evolveTarget(d, s, target, targetSql, existing, req.schema, req, ctx)).info;
       const plan = this.#plan(target, targetSql, info, fields, !!req.schema?.fields.length);
-      const progress = new ImportProgress(
-        ctx,
-        req.slices.reduce((n, x) => n + x.rows, 0),
-      );
       const job = { req, ctx, plan, progress, loader: await d.loader(s, plan, req, ctx, progress) };
       return await (req.disposition === 'replace' ? this.#replace(s, job) : this.#perSlice(s, job));
     } catch (err) {
@@ -160,6 +166,22 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
         `Target ${targetSql} does not exist and the staged data has no schema to create it from`,
       );
     }
+    const cols = await this.#columnsDdl(s, targetSql, schema, req, ctx);
+    await d.createTable(s, target, `CREATE TABLE IF NOT EXISTS ${targetSql} (${cols})${d.tableOptions}`);
+    const info = await d.describe(s, target);
+    if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
+    return info;
+  }
+
+  /** The column list of a target created from the staged schema (with its primary key, but not for append). */
+  async #columnsDdl(
+    s: S,
+    targetSql: string,
+    schema: RecordSchema,
+    req: ImportRequest,
+    ctx: IngestionContext,
+  ): Promise<string> {
+    const d = this.dialect;
     // append keeps history (a key may repeat): no unique key on a target it creates
     const pk = req.disposition === 'append' ? [] : (req.primaryKey ?? schema.primaryKey ?? []);
     const cols: string[] = [];
@@ -169,10 +191,59 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       cols.push(`${d.quote(f.name, 'column name')} ${type}${f.nullable && !inKey ? ' NULL' : ' NOT NULL'}`);
     }
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => d.quote(k, 'primary key column')).join(', ')})`);
-    await d.createTable(s, target, `CREATE TABLE IF NOT EXISTS ${targetSql} (${cols.join(', ')})${d.tableOptions}`);
-    const info = await d.describe(s, target);
-    if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
-    return info;
+    return cols.join(', ');
+  }
+
+  /**
+   * `replace` after a change the target cannot take in place (a type changed or narrowed, a column dropped): in ONE
+   * transaction with the ledger rows, build the new table beside the target from the staged schema, load every slice
+   * into it, and swap it in (the old table is dropped). Readers see the old table until the commit; a crash leaves it
+   * as it was. Only where DDL is transactional ({@link LedgerSinkDialect.swap}).
+   */
+  async #replaceBySwap(
+    s: S,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    target: SqlTable,
+    targetSql: string,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema,
+    progress: ImportProgress,
+  ): Promise<ImportResult> {
+    const d = this.dialect;
+    const swap = d.swap!;
+    const fresh = { schema: target.schema, name: swap.name(target.name, 'new') };
+    const freshSql = d.qualified(fresh);
+    const placeholder = this.#plan(target, targetSql, info, undefined, false);
+    const job: Job<S, C> = { req, ctx, plan: placeholder, progress, loader: { load: async () => 0 } };
+    const n = req.slices.length;
+    const at = { slice: -1 };
+    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
+      await s.query(`DROP TABLE IF EXISTS ${freshSql}`);
+      await s.query(
+        `CREATE TABLE ${freshSql} (${await this.#columnsDdl(s, freshSql, schema, req, ctx)})${d.tableOptions}`,
+      );
+      const built = await d.describe(s, fresh);
+      if (!built) throw new IngestError('internal', `Created ${freshSql} but cannot find it in the catalog`);
+      const plan = this.#plan(fresh, freshSql, built, schema, true);
+      job.loader = await d.loader(s, plan, req, ctx, progress);
+      const counts: number[] = [];
+      for (const slice of req.slices) {
+        at.slice = slice.index;
+        counts.push(await job.loader.load(s, freshSql, slice));
+      }
+      for (const sql of swap.statements(target, fresh)) await s.query(sql);
+      return counts;
+    });
+    if (rows === undefined) {
+      for (const x of req.slices) progress.add(x.rows, x.index, true);
+      return { rowsImported: progress.rows, provenance: { ...this.#provenance(job, 0, n, 0), rebuilt: false } };
+    }
+    progress.commit(rows, at.slice);
+    ctx.logger?.info?.(`${d.sinkName}: replaced ${targetSql} by a table built from the staged schema`, {
+      table: targetSql,
+    });
+    return { rowsImported: rows, provenance: { ...this.#provenance(job, n, 0, rows), rebuilt: true } };
   }
 
   /** The target's columns of the staged fields, in their order; generated columns compute their own values. */
@@ -367,6 +438,20 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       { cause: p.cause ?? p, details: { table: plan.targetSql, column, slice, row, ...p.code } },
     );
   }
+}
+
+/** Whether a schema change needs the target rebuilt (`replace`): a type that changed or narrowed, a dropped column. */
+function needsRebuild(diff: SchemaDiff | undefined): boolean {
+  return !!diff && diff.typeChanged.length + diff.narrowed.length + diff.dropped.length > 0;
+}
+
+function cannotRebuild(sink: string, targetSql: string, changes: ColumnTypeChange[]): IngestError {
+  const list = changes.map((c) => `${JSON.stringify(c.name)} (${c.from} → ${c.to})`).join(', ');
+  return new IngestError(
+    'schema_conflict',
+    `${sink} cannot rebuild ${targetSql} for replace (its DDL is not transactional) after the type of column ${list} changed; ALTER the target column yourself, or drop the target so the next run creates it`,
+    { retryable: false, details: { table: targetSql, changes: changes.map((c) => ({ ...c })) } },
+  );
 }
 
 /**

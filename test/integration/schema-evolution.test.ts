@@ -340,4 +340,46 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
       ]),
     );
   });
+
+  it('replace after a type change: PostgreSQL rebuilds the table beside the old one and swaps it in; MariaDB refuses', async () => {
+    const u = unitOf(engine, 'ndjson', 'merge', 'repl');
+    const base = { ...u.base, disposition: 'replace' as const };
+    await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
+    await u.sql(
+      `INSERT INTO %t (id, name, qty, amount, legacy) VALUES (1, 'a', 1, 1.50, 'l1'), (2, 'b', 2, 2.50, 'l2')`,
+    );
+    await runUnit(base);
+    await u.landed();
+    // qty integer → varchar (neither wider nor narrower), legacy dropped
+    await u.sql(
+      engine.name === 'postgres'
+        ? 'ALTER TABLE %t ALTER COLUMN qty TYPE varchar(30)'
+        : 'ALTER TABLE %t MODIFY qty VARCHAR(30)',
+    );
+    await u.sql("UPDATE %t SET qty = 'many' WHERE id = 2");
+    await u.sql('ALTER TABLE %t DROP COLUMN legacy');
+    u.setHas(['id', 'name', 'qty', 'amount']);
+    // merge cannot take the type change: refused before anything is staged
+    const merged = await runUnit(u.base).catch((e) => e);
+    expect(merged.code).toBe('schema_conflict');
+    expect(merged.message).toContain('column "qty" changed type');
+    if (engine.name === 'mariadb') {
+      const err = await runUnit(base).catch((e) => e);
+      expect(err.code).toBe('schema_conflict');
+      expect(err.message).toContain('cannot rebuild');
+      return;
+    }
+    // a view on the target: the swap cannot drop the old table — rolled back, the old table stays as it was
+    await pg.query(`CREATE VIEW "${pg.schema}".v_repl AS SELECT id FROM "${pg.schema}".${u.dst}`);
+    const blocked = await runUnit(base).catch((e) => e);
+    expect(blocked.code).toBe('schema_conflict');
+    expect((await engine.columns(u.dst)).qty!.type).toBe('integer');
+    expect(await engine.text(u.dst, ['id'], ['id'])).toHaveLength(2);
+    await pg.query(`DROP VIEW "${pg.schema}".v_repl`);
+    await runUnit(base);
+    await u.landed();
+    const cols = await engine.columns(u.dst);
+    expect(Object.keys(cols).sort()).toEqual(['amount', 'id', 'name', 'qty']);
+    expect(cols.qty!.type).toBe('character varying(30)');
+  });
 });

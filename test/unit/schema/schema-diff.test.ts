@@ -145,6 +145,11 @@ describe('applyContract', () => {
     expect(out.schema).toEqual(after);
   });
 
+  it('evolve takes an incompatible type change when the disposition rebuilds the target (replace)', () => {
+    const out = applyContract(before, d, after, resolveSchemaContract('evolve'), { rebuild: true });
+    expect(out.violations).toEqual([]);
+  });
+
   it('freeze refuses every change, naming old and new types', () => {
     const out = applyContract(before, d, after, resolveSchemaContract('freeze'));
     expect(out.violations.map((v) => `${v.column}:${v.change}`).sort()).toEqual(
