@@ -67,7 +67,9 @@ const session = (client: pg.PoolClient): PgSession => ({
  * PostgreSQL sink (descriptor ids `postgres` and, as {@link CdmJdbcSink}, `cdm.jdbc`): exactly-once loads with
  * `COPY … FROM STDIN` and a load ledger.
  *
- * - Creates the target from the staged `RecordSchema` when it is missing (with its primary key).
+ * - Creates the target from the staged `RecordSchema` when it is missing (with its primary key, except for `append`),
+ *   and evolves an existing one before the first slice (`ADD COLUMN`, lossless `ALTER COLUMN … TYPE`, `DROP NOT NULL`;
+ *   docs/schema-evolution.md).
  * - `append` and `merge` commit per slice; in ONE transaction the sink claims the slice in the ledger
  *   (`(run_id, unit_id, slice)`, primary key), streams the slice with `COPY` (CSV, backpressure, never a whole slice
  *   in memory) — into the target for `append`, into a temporary table then `INSERT … ON CONFLICT (pk) DO UPDATE` for
