@@ -37,7 +37,7 @@ export interface SchemaVersion {
 
 /**
  * The JSON kept at `<checkpoint key>::schema`: the schema the unit's last committed run loaded, and up to
- * {@link SCHEMA_HISTORY_PAST} earlier ones (newest first).
+ * 5 earlier ones (newest first).
  * @public
  */
 export interface SchemaHistory {
