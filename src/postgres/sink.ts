@@ -157,10 +157,15 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
       name: (name, role) => `_nucleus_${role}_${createHash('md5').update(name).digest('hex').slice(0, 16)}`,
       statements(target, fresh) {
         const old = `_nucleus_old_${createHash('md5').update(target.name).digest('hex').slice(0, 16)}`;
+        // the new table's primary key index takes the name PostgreSQL gives a table's own (`<table>_pkey`, freed by the
+        // drop), so nothing named `_nucleus_…` stays beside the target
+        let base = target.name;
+        while (Buffer.byteLength(base) > 58) base = base.slice(0, -1);
         return [
           `ALTER TABLE ${qualifiedName(target)} RENAME TO ${quoteIdentifier(old)}`,
           `ALTER TABLE ${qualifiedName(fresh)} RENAME TO ${quoteIdentifier(target.name)}`,
           `DROP TABLE ${qualifiedName({ schema: target.schema, name: old })}`,
+          `ALTER INDEX IF EXISTS ${qualifiedName({ schema: target.schema, name: `${fresh.name}_pkey` })} RENAME TO ${quoteIdentifier(`${base}_pkey`)}`,
         ];
       },
     },

@@ -381,5 +381,10 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     const cols = await engine.columns(u.dst);
     expect(Object.keys(cols).sort()).toEqual(['amount', 'id', 'name', 'qty']);
     expect(cols.qty!.type).toBe('character varying(30)');
+    // a second rebuild (a narrowed type) swaps again
+    await u.sql('ALTER TABLE %t ALTER COLUMN qty TYPE varchar(10)');
+    await runUnit(base);
+    await u.landed();
+    expect((await engine.columns(u.dst)).qty!.type).toBe('character varying(10)');
   });
 });
