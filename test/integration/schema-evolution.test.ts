@@ -388,3 +388,46 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     expect((await engine.columns(u.dst)).qty!.type).toBe('character varying(10)');
   });
 });
+
+describe('schema evolution across engines: PostgreSQL → MariaDB (a target the MySQL sink created)', () => {
+  it('add, widen and drop at the PostgreSQL source evolve the MariaDB target; compared as text', async () => {
+    const src = 's_cross';
+    const dst = 'd_cross';
+    await pg.query(
+      `CREATE TABLE "${pg.schema}".${src} (id integer PRIMARY KEY, name varchar(10) NOT NULL, qty integer, legacy text)`,
+    );
+    await pg.query(`INSERT INTO "${pg.schema}".${src} VALUES (1, 'a', 1, 'l1'), (2, 'b', NULL, 'l2')`);
+    const unitId = `${pg.schema}.${src}`;
+    const base = {
+      source: new PostgresSource({ pool: pg.newPool() }),
+      sink: new MySqlSink({ pool: my.newPool(), tables: { [unitId]: dst } }),
+      staging: new ObjectStoreStagingProvider({
+        store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'evolve-cross-')) }),
+      }),
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'postgres', endpointId: 'ev-cross', unitId, sinkId: 'my' },
+      mode: 'full' as const,
+      disposition: 'merge' as const,
+    };
+    const compare = async (cols: string[], has: string[]) => {
+      const a = await postgres.text(src, cols, has);
+      const b = await mariadb.text(dst, cols, Object.keys(await mariadb.columns(dst)));
+      expect(sorted(b)).toEqual(sorted(a));
+    };
+    await runUnit(base);
+    await compare(['id', 'name', 'qty', 'legacy'], ['id', 'name', 'qty', 'legacy']);
+    await pg.query(
+      `ALTER TABLE "${pg.schema}".${src} ADD COLUMN region varchar(20), ALTER COLUMN name TYPE text, ALTER COLUMN qty TYPE bigint, DROP COLUMN legacy`,
+    );
+    await pg.query(
+      `UPDATE "${pg.schema}".${src} SET region = 'eu', name = 'a name much longer than ten', qty = 9007199254740993 WHERE id = 1`,
+    );
+    await runUnit(base);
+    const all = ['id', 'name', 'qty', 'legacy', 'region'];
+    await compare(all, ['id', 'name', 'qty', 'region']);
+    const cols = await mariadb.columns(dst);
+    expect(cols.qty!.type).toMatch(/^bigint/);
+    expect(cols.name!.type).toMatch(/text$/);
+    expect(cols.region!.nullable).toBe(true);
+  });
+});
