@@ -431,3 +431,42 @@ describe('schema evolution across engines: PostgreSQL → MariaDB (a target the 
     expect(cols.region!.nullable).toBe(true);
   });
 });
+
+describe('schema evolution across engines: MariaDB → PostgreSQL (a target the PostgreSQL sink created)', () => {
+  it('add, widen and drop at the MariaDB source evolve the PostgreSQL target; compared as text', async () => {
+    const src = 'm_cross';
+    const dst = 'p_cross';
+    await my.query(`CREATE TABLE ${src} (id INT PRIMARY KEY, name VARCHAR(10) NOT NULL, qty INT, legacy TEXT)`);
+    await my.query(`INSERT INTO ${src} VALUES (1, 'a', 1, 'l1'), (2, 'b', NULL, 'l2')`);
+    const unitId = `${my.database}.${src}`;
+    const base = {
+      source: new MySqlSource({ pool: my.newPool() }),
+      sink: new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.${dst}` } }),
+      staging: new ObjectStoreStagingProvider({
+        store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'evolve-cross-')) }),
+      }),
+      kv: new MemoryKvStore(),
+      unit: { vendor: 'mysql', endpointId: 'ev-cross-my', unitId, sinkId: 'pg' },
+      mode: 'full' as const,
+      disposition: 'merge' as const,
+    };
+    const compare = async (cols: string[], has: string[]) => {
+      const a = await mariadb.text(src, cols, has);
+      const b = await postgres.text(dst, cols, Object.keys(await postgres.columns(dst)));
+      expect(sorted(b)).toEqual(sorted(a));
+    };
+    await runUnit(base);
+    await compare(['id', 'name', 'qty', 'legacy'], ['id', 'name', 'qty', 'legacy']);
+    await my.query(
+      `ALTER TABLE ${src} ADD COLUMN region VARCHAR(20), MODIFY name TEXT NOT NULL, MODIFY qty BIGINT, DROP COLUMN legacy`,
+    );
+    await my.query(
+      `UPDATE ${src} SET region = 'eu', name = 'a name much longer than ten', qty = 9007199254740993 WHERE id = 1`,
+    );
+    await runUnit(base);
+    await compare(['id', 'name', 'qty', 'legacy', 'region'], ['id', 'name', 'qty', 'region']);
+    const cols = await postgres.columns(dst);
+    expect(cols.qty!.type).toBe('bigint');
+    expect(cols.name!.type).toBe('text');
+  });
+});
