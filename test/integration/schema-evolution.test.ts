@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
   exportUnit,
@@ -117,13 +118,25 @@ const ALL = ['id', 'name', 'qty', 'amount', 'legacy', 'region'];
 const sorted = (rows: Text[]) => [...rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 /** One unit of `engine` with its own source table, target, KvStore and staging. */
-function unitOf(engine: Engine, codec: 'ndjson' | 'pass-through', disposition: 'merge' | 'append', tag: string) {
+function unitOf(
+  engine: Engine,
+  codec: 'ndjson' | 'arrow' | 'pass-through',
+  disposition: 'merge' | 'append',
+  tag: string,
+) {
   const src = `s_${tag}`;
   const dst = `d_${tag}`;
   const kv = new MemoryKvStore();
   const staging = new ObjectStoreStagingProvider({
     store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'evolve-')) }),
-    codec: codec === 'ndjson' ? 'ndjson' : engine.passThrough === 'pg-copy' ? pgCopyCodec() : mySqlLoadDataCodec(),
+    codec:
+      codec === 'ndjson'
+        ? 'ndjson'
+        : codec === 'arrow'
+          ? arrowCodec()
+          : engine.passThrough === 'pg-copy'
+            ? pgCopyCodec()
+            : mySqlLoadDataCodec(),
   });
   const unitId = engine.unitId(src);
   const events: IngestionEvent[] = [];
@@ -177,9 +190,10 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     ['pass-through', 'append'],
     ['pass-through', 'merge'],
     ['ndjson', 'append'],
+    ['arrow', 'merge'],
   ] as const)('%s staging, %s', (codec, disposition) => {
     it('add, widen, drop, relax, narrow: each run equals the source as text; freeze refuses before staging', async () => {
-      const tag = `${codec === 'ndjson' ? 'n' : 'p'}${disposition[0]}`;
+      const tag = `${codec[0]}${disposition[0]}`;
       const u = unitOf(engine, codec, disposition, tag);
       await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
       await u.sql(
