@@ -3,7 +3,7 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import type { ColumnTypeChange, SchemaDiff } from '../schema/schema-diff.js';
+import { type ColumnTypeChange, type SchemaDiff, sqlTypeChange } from '../schema/schema-diff.js';
 import { throwIfAborted } from '../util/abort.js';
 import { runBounded } from '../util/concurrency.js';
 import type { SqlTable } from './dialect.js';
@@ -114,7 +114,8 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       // replace after a change the target cannot take in place: rebuilt beside it and swapped in (ADR 0013)
       if (existing && req.disposition === 'replace' && req.schema?.fields.length && needsRebuild(req.schemaDiff)) {
         if (d.swap) return await this.#replaceBySwap(s, req, ctx, target, targetSql, existing, req.schema, progress);
-        if (req.schemaDiff?.typeChanged.length) throw cannotRebuild(d.sinkName, targetSql, req.schemaDiff.typeChanged);
+        const unfit = await this.#unfit(s, existing, req.schema, req.schemaDiff?.typeChanged ?? [], targetSql, ctx);
+        if (unfit.length) throw cannotRebuild(d.sinkName, targetSql, unfit);
       }
       let info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req, ctx));
       // a staged schema that differs from the target's evolves it before the first slice (evolve-target.ts)
@@ -171,6 +172,32 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     const info = await d.describe(s, target);
     if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
     return info;
+  }
+
+  /**
+   * The changed types the target's columns cannot hold: a column the user already altered to the new type (or a
+   * wider one) fits, so a resumed run after that remedy loads.
+   */
+  async #unfit(
+    s: S,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema,
+    changes: ColumnTypeChange[],
+    targetSql: string,
+    ctx: IngestionContext,
+  ): Promise<ColumnTypeChange[]> {
+    const d = this.dialect;
+    const fold = d.caseInsensitiveColumns ? (n: string) => n.toLowerCase() : (n: string) => n;
+    const out: ColumnTypeChange[] = [];
+    for (const c of changes) {
+      const col = info.columns.find((x) => fold(x.name) === fold(c.name));
+      const f = schema.fields.find((x) => x.name === c.name);
+      if (!col || !f) continue;
+      const want = await d.columnType(s, f, info.primaryKey.includes(col.name), targetSql, ctx);
+      const move = sqlTypeChange(d.columnTypeOf(col), want, { mysql: d.typeRules === 'mysql' });
+      if (move !== 'same' && move !== 'narrowed') out.push(c);
+    }
+    return out;
   }
 
   /** The column list of a target created from the staged schema (with its primary key, but not for append). */
