@@ -21,6 +21,8 @@ export interface ColumnInfo extends PgTypeInfo {
   enumLabels?: string[] | null;
   /** pg_type.typcategory of an array's element type. */
   elemcategory?: string | null;
+  /** The column has a default or is an identity column (a target's own column: schema evolution leaves it alone). */
+  hasDefault?: boolean;
 }
 
 /** A table or view with its columns, primary key and row estimate. */
@@ -55,7 +57,7 @@ SELECT a.attrelid::int8::text AS relid, a.attname AS name, bt.oid::int AS typid,
        bt.typelem::int AS typelem, et.typname AS elemname, NOT a.attnotnull AS nullable,
        format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
        format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype,
-       et.typcategory AS elemcategory,
+       et.typcategory AS elemcategory, a.atthasdef OR a.attidentity <> '' AS hasdefault,
        CASE WHEN ut.typnamespace = 'pg_catalog'::regnamespace THEN format_type(a.atttypid, a.atttypmod)
             ELSE quote_ident(un.nspname) || '.' || quote_ident(ut.typname)
                  || CASE WHEN ut.oid <> t.oid THEN repeat('[]', greatest(a.attndims, 1)) ELSE '' END
@@ -113,6 +115,7 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
       native: c.native,
       enumLabels: c.enum_labels,
       elemcategory: c.elemcategory,
+      hasDefault: c.hasdefault === true,
     });
   }
   for (const p of pks.rows) byRel.get(p.relid)?.primaryKey.push(p.name);

@@ -22,7 +22,8 @@ export interface TargetEvolution {
  *   `ALTER COLUMN … TYPE` (only lossless moves, `sqlTypeChange`); a narrowed or otherwise changed type is left alone
  *   (the pipeline's contract refused what cannot load);
  * - a field that became nullable, and a target column the staged schema no longer has, lose their NOT NULL (outside
- *   the primary key), so rows written from now on can hold NULL there.
+ *   the primary key), so rows written from now on can hold NULL there. A target column with a default of its own (or
+ *   an identity) is the target's, not a dropped source column: left alone.
  *
  * Every step reads the catalog first and changes only what differs, so it is idempotent: a resumed import (or a
  * concurrent one) finds the work done. Returns the target as it is afterwards, and what changed.
@@ -71,7 +72,8 @@ export async function evolveTarget<S extends LedgerSession, C extends LedgerColu
     }
   }
   for (const c of info.columns) {
-    if (c.generated || staged.has(fold(c.name))) continue;
+    // a column with a default (or identity) is the target's own (`loaded_at DEFAULT now()`): left alone
+    if (c.generated || c.hasDefault || staged.has(fold(c.name))) continue;
     change.absent.push(c.name);
     if (c.nullable === false && !pk.has(fold(c.name))) {
       ddl.push(d.dropNotNull(targetSql, c));

@@ -21,6 +21,8 @@ export interface LedgerColumn {
   generated?: string;
   /** Whether the column takes NULL. */
   nullable?: boolean;
+  /** The column has a default (or is an identity / auto-increment column): the target's own, never nulled. */
+  hasDefault?: boolean;
 }
 
 /** A target table as its catalog describes it. @internal */
@@ -40,8 +42,9 @@ export interface LoadPlan<C extends LedgerColumn> {
   /** The staged (or inferred) schema the plan was built from. */
   schema: RecordSchema | undefined;
   /**
-   * Target columns the staged schema does not have (a column dropped at the source), outside the key: `merge` sets
-   * them to NULL, so no row written from now on keeps a stale value. Empty without a staged schema.
+   * Target columns the staged schema does not have (a column dropped at the source), outside the key and without a
+   * default of their own: `merge` sets them to NULL, so no row written from now on keeps a stale value. Empty without
+   * a staged schema.
    */
   absent: string[];
 }

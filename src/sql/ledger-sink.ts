@@ -298,7 +298,7 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     const key = new Set(info.primaryKey.map(fold));
     const absent = staged
       ? info.columns
-          .filter((c) => !c.generated && !written.has(fold(c.name)) && !key.has(fold(c.name)))
+          .filter((c) => !c.generated && !c.hasDefault && !written.has(fold(c.name)) && !key.has(fold(c.name)))
           .map((c) => c.name)
       : [];
     return { target, targetSql, columns, info, schema, absent };

@@ -265,6 +265,35 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     });
   });
 
+  it("merge leaves the target's own columns (with a default) alone; a column the source dropped gets NULL", async () => {
+    const u = unitOf(engine, 'ndjson', 'merge', 'own');
+    await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
+    await u.sql(
+      `INSERT INTO %t (id, name, qty, amount, legacy) VALUES (1, 'a', 1, 1.50, 'l1'), (2, 'b', 2, 2.50, 'l2')`,
+    );
+    const stamp =
+      engine.name === 'postgres'
+        ? 'timestamptz NOT NULL DEFAULT now()'
+        : 'DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)';
+    await engine.exec(
+      `CREATE TABLE ${engine.q(u.dst)} (id integer PRIMARY KEY, name varchar(10) NOT NULL, qty integer, amount decimal(10,2), legacy varchar(20) NOT NULL, loaded_at ${stamp})`,
+    );
+    await runUnit(u.base);
+    await u.sql('ALTER TABLE %t DROP COLUMN legacy');
+    await u.sql("UPDATE %t SET name = 'a2' WHERE id = 1");
+    await runUnit(u.base);
+    const cols = await engine.columns(u.dst);
+    expect(cols.loaded_at!.nullable).toBe(false);
+    expect(cols.legacy!.nullable).toBe(true);
+    const rows = await engine.text(u.dst, ['id', 'name', 'legacy', 'loaded_at'], Object.keys(cols));
+    expect(rows.map((r) => [r[0], r[1], r[2], r[3] === null])).toEqual(
+      expect.arrayContaining([
+        ['1', 'a2', null, false],
+        ['2', 'b', null, false],
+      ]),
+    );
+  });
+
   it('a run staged under v1 imports under v1 after the source changed; the next run evolves to v2', async () => {
     const u = unitOf(engine, 'pass-through', 'merge', 'resume');
     await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
