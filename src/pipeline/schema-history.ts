@@ -214,7 +214,11 @@ export class SchemaGate {
       });
     }
     if (decision.violations.length)
-      throw contractError({ unitId: rc.unitId, what: rc.where() }, decision.violations, contract);
+      throw contractError(
+        { unitId: rc.unitId, what: rc.where(), historyKey: schemaHistoryKey(rc.cpKey).key },
+        decision.violations,
+        contract,
+      );
     return decision;
   }
 

@@ -186,7 +186,7 @@ export function filterRows(rows: Row[], f: RowFilter): Row[] {
  * @internal
  */
 export function contractError(
-  where: { unitId: string; what: string },
+  where: { unitId: string; what: string; historyKey?: string },
   violations: ContractViolation[],
   c: ResolvedSchemaContract,
 ): IngestError {
@@ -214,7 +214,9 @@ export function contractError(
   if (violations.some((v) => v.reason === 'incompatible')) {
     remedies.push(
       "keep the recorded type with schemaContract { dataType: 'discard_value' } (values NULL) or 'discard_row'",
-      'or ALTER the target column to the new type yourself and reset the unit\'s schema history (ingest schema reset, or delete its "::schema" key), or rename the column at the source (a new column is added)',
+      `or ALTER the target column to the new type yourself and delete the unit's schema history${where.historyKey ? ` (KvStore key ${JSON.stringify(where.historyKey)})` : ''}`,
+      "or load it once with disposition 'replace' (PostgreSQL rebuilds the target)",
+      'or rename the column at the source (a new column is added)',
     );
   }
   const contract = `columns: ${c.columns}, dataType: ${c.dataType}`;

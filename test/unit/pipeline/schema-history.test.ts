@@ -106,6 +106,7 @@ describe('schema history and contract', () => {
     expect(err.code).toBe('schema_conflict');
     expect(err.message).toContain('column "name" changed type (string → int64)');
     expect(err.message).toContain("dataType: 'discard_value'");
+    expect(err.message).toContain('ingest::default::endpoint::mem::unit::users::sink::::schema');
     await t.run({ dataType: 'discard_value' });
     expect(t.sink.rows('users')).toEqual([
       { id: 1, name: 'a' },
