@@ -53,6 +53,8 @@ export type {
   RunResumedEvent,
   RunStartedEvent,
   RunStats,
+  SchemaChangedEvent,
+  SchemaEvolvedEvent,
   SessionDescription,
   SinkEndpoint,
   SliceSpec,
@@ -90,7 +92,7 @@ export { MemoryKvStore } from './memory/memory-kv-store.js';
 export { MemoryObjectStore, type MemoryObjectStoreOptions } from './memory/memory-object-store.js';
 // pipeline: run identity, abandon, dead letters, fencing (pipeline engineer)
 export { type AbandonRunOptions, type AbandonRunResult, abandonRun } from './pipeline/abandon-run.js';
-export { type CheckpointKeyParts, checkpointKey } from './pipeline/keys.js';
+export { type CheckpointKeyParts, checkpointKey, schemaHistoryKey } from './pipeline/keys.js';
 // pipeline
 export type {
   BaseRunOptions,
@@ -106,6 +108,7 @@ export type {
   UnitRef,
 } from './pipeline/options.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
+export { readSchemaHistory, type SchemaHistory, type SchemaVersion } from './pipeline/schema-history.js';
 export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
 // registry
 export {
@@ -114,6 +117,28 @@ export {
   type EndpointRequest,
   type EndpointTemplate,
 } from './registry/endpoint-registry.js';
+export {
+  applyContract,
+  type ContractDecision,
+  type ContractViolation,
+  filterRows,
+  filtersRows,
+  type ResolvedSchemaContract,
+  type RowFilter,
+  resolveSchemaContract,
+  type SchemaContract,
+  type SchemaContractMode,
+} from './schema/schema-contract.js';
+export {
+  type ColumnNullabilityChange,
+  type ColumnTypeChange,
+  diffSchemas,
+  hasChanges,
+  type SchemaDiff,
+  sqlTypeChange,
+  type TypeChangeKind,
+  typeText,
+} from './schema/schema-diff.js';
 export {
   type ObjectStorePointer,
   ObjectStoreSink,

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { IngestError } from '../errors/ingest-error.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
+import { SCHEMA_CONTRACT_MODES, type SchemaContractMode } from '../schema/schema-contract.js';
 import { createCliRegistry } from './builtins.js';
 import { abandonCommand } from './commands/abandon.js';
 import { cdcCommand } from './commands/cdc.js';
@@ -37,7 +38,7 @@ export interface CliIo {
 export const USAGE = `Usage: nucleus-ingest <command> [options]
 
 Commands:
-  run <pipeline.json|yaml> [--unit <id>]... [--mode full|incremental]
+  run <pipeline.json|yaml> [--unit <id>]... [--mode full|incremental] [--schema-contract <mode>]
                               run units: source → staging → sink, then commit the checkpoint
   templates                   registered endpoints and their config JSON Schema
   preview <pipeline> <unit> [--limit <n>]
@@ -66,6 +67,7 @@ Exit codes: 0 ok, 2 usage or config error, 3 retryable failure (run again to res
 const OPTIONS = {
   unit: { type: 'string', short: 'u', multiple: true },
   mode: { type: 'string' },
+  'schema-contract': { type: 'string' },
   limit: { type: 'string' },
   'older-than': { type: 'string' },
   'abandoned-after': { type: 'string' },
@@ -161,6 +163,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (values.mode !== undefined && values.mode !== 'full' && values.mode !== 'incremental') {
       throw usageError(`Expected \`--mode\` to be full or incremental, got "${values.mode}"`);
     }
+    const contract = values['schema-contract'];
+    if (contract !== undefined && !(SCHEMA_CONTRACT_MODES as readonly string[]).includes(contract)) {
+      throw usageError(
+        `Expected \`--schema-contract\` to be one of ${SCHEMA_CONTRACT_MODES.join(', ')}, got "${contract}"`,
+      );
+    }
     const file = await loadPipelineFile(pipelinePath, io.env);
     switch (command) {
       case 'run':
@@ -170,6 +178,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           reporter,
           units: values.unit ?? file.units ?? [],
           mode: values.mode as 'full' | 'incremental' | undefined,
+          ...(contract ? { schemaContract: contract as SchemaContractMode } : {}),
           signal: controller.signal,
           interrupted: () => interrupted,
         });

@@ -6,6 +6,7 @@ import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { mySqlConnectionStringIssues } from '../mysql/connection-string.js';
 import { connectionStringProblem } from '../postgres/connection-string.js';
+import { SCHEMA_CONTRACT_MODES } from '../schema/schema-contract.js';
 import { resolveEnvRefs } from './env-refs.js';
 
 const endpointSchema = (role: string) =>
@@ -57,6 +58,14 @@ const kvSchema = z.discriminatedUnion('type', [
     .strict(),
 ]);
 
+const contractMode = z.enum(SCHEMA_CONTRACT_MODES, {
+  error: `Expected a schema contract mode: ${SCHEMA_CONTRACT_MODES.join(', ')}`,
+});
+const schemaContractSchema = z.union([
+  contractMode,
+  z.object({ columns: contractMode.optional(), dataType: contractMode.optional() }).strict(),
+]);
+
 const pipelineSchema = z
   .object({
     version: z.literal(1).optional(),
@@ -70,6 +79,9 @@ const pipelineSchema = z
     disposition: z.enum(['append', 'replace', 'merge']).optional(),
     primaryKey: z.array(z.string().min(1)).min(1).optional(),
     policy: z.record(z.string(), z.unknown()).optional(),
+    /** Every unit's schema contract (docs/schema-evolution.md); `schemaContracts` overrides it per unit. */
+    schemaContract: schemaContractSchema.optional(),
+    schemaContracts: z.record(z.string(), schemaContractSchema).optional(),
   })
   .strict()
   .superRefine((file, ctx) => {

@@ -54,11 +54,13 @@ export function errorLine(e: { code: string; message: string; retryable: boolean
   const hint =
     e.code === 'config_invalid'
       ? 'fix the pipeline file or the command line'
-      : e.code === 'aborted'
-        ? 'interrupted; the run stays resumable'
-        : e.retryable
-          ? 'retryable: run the same command again to resume'
-          : 'permanent: fix the data, the target or the config first';
+      : e.code === 'schema_conflict'
+        ? 'the source schema changed: ALTER the target or choose a schemaContract (--schema-contract), as the message says'
+        : e.code === 'aborted'
+          ? 'interrupted; the run stays resumable'
+          : e.retryable
+            ? 'retryable: run the same command again to resume'
+            : 'permanent: fix the data, the target or the config first';
   return `error [${e.code}]${unitId ? ` ${unitId}` : ''}: ${e.message} (${hint})\n`;
 }
 

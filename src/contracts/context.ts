@@ -1,3 +1,5 @@
+import type { ResolvedSchemaContract, RowFilter } from '../schema/schema-contract.js';
+import type { SchemaDiff } from '../schema/schema-diff.js';
 import type { Json } from './values.js';
 
 /**
@@ -118,6 +120,41 @@ export interface RunFailedEvent extends EventBase {
 }
 
 /**
+ * The unit's source schema differs from the one recorded in its schema history (docs/schema-evolution.md). Emitted
+ * once per run, before anything is staged; `discarded` says what the schema contract leaves out.
+ * @public
+ */
+export interface SchemaChangedEvent extends EventBase {
+  type: 'schema.changed';
+  /** Version of the recorded schema the run compared with. */
+  fromVersion: number;
+  /** Version the run records when it commits. */
+  toVersion: number;
+  /** Hash of the schema the run stages. */
+  hash: string;
+  diff: SchemaDiff;
+  contract: ResolvedSchemaContract;
+  discarded?: RowFilter;
+}
+
+/**
+ * A sink changed its target to fit the staged schema: columns added, types widened, NOT NULL dropped, and columns
+ * the staged schema no longer has (NULL in every row written from now on).
+ * @public
+ */
+export interface SchemaEvolvedEvent extends EventBase {
+  type: 'schema.evolved';
+  /** The target, as the sink names it. */
+  target: string;
+  added: string[];
+  widened: Array<{ name: string; from: string; to: string }>;
+  /** Columns whose NOT NULL was dropped. */
+  nullable: string[];
+  /** Target columns absent from the staged schema: NULL in the rows this import writes. */
+  absent: string[];
+}
+
+/**
  * Typed progress events, delivered to `onEvent` and {@link IngestionContext.emit}.
  * @public
  */
@@ -131,7 +168,9 @@ export type IngestionEvent =
   | CheckpointCommittedEvent
   | RetryScheduledEvent
   | RunCompletedEvent
-  | RunFailedEvent;
+  | RunFailedEvent
+  | SchemaChangedEvent
+  | SchemaEvolvedEvent;
 
 /** Event type names. @public */
 export type IngestionEventType = IngestionEvent['type'];

@@ -15,6 +15,8 @@ export type {
   RunResumedEvent,
   RunStartedEvent,
   RunStats,
+  SchemaChangedEvent,
+  SchemaEvolvedEvent,
   SliceStagedEvent,
 } from './context.js';
 export type { Capability, EndpointDescriptor, UnitMetadata } from './endpoint.js';

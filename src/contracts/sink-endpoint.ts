@@ -1,3 +1,4 @@
+import type { SchemaDiff } from '../schema/schema-diff.js';
 import type { IngestionContext } from './context.js';
 import type { EndpointDescriptor } from './endpoint.js';
 import type { RecordReader, StagingHandle } from './staging.js';
@@ -33,6 +34,12 @@ export interface ImportRequest {
   slices: ImportSlice[];
   handles: StagingHandle[];
   schema?: RecordSchema;
+  /**
+   * How `schema` differs from the unit's recorded schema (absent when it does not, or none is recorded): a sink
+   * that keeps a typed target widens the columns listed in `widened` and relaxes those in `nullabilityChanged`
+   * (docs/schema-evolution.md).
+   */
+  schemaDiff?: SchemaDiff;
   disposition: Disposition;
   primaryKey?: string[];
 }

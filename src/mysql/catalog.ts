@@ -12,6 +12,8 @@ export interface MySqlColumnInfo extends MySqlColumnType {
   expression?: string;
   /** `auto_increment` is set on the column. */
   autoIncrement: boolean;
+  /** The column has a default of its own or is `auto_increment` (a target's own column: schema evolution leaves it alone). */
+  hasDefault?: boolean;
 }
 
 /** A table or view with its columns and keys. @internal */
@@ -46,7 +48,8 @@ const TABLES_SQL = `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS
 const COLUMNS_SQL = `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, IS_NULLABLE AS nullable,
     DATA_TYPE AS dataType, COLUMN_TYPE AS columnType, CHARACTER_MAXIMUM_LENGTH AS charLength,
     NUMERIC_PRECISION AS numPrecision, NUMERIC_SCALE AS numScale, DATETIME_PRECISION AS dtPrecision,
-    CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation, EXTRA AS extra, GENERATION_EXPRESSION AS expr
+    CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation, EXTRA AS extra, GENERATION_EXPRESSION AS expr,
+    COLUMN_DEFAULT AS dflt
   FROM information_schema.COLUMNS`;
 
 const KEYS_SQL = `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, INDEX_NAME AS idx, COLUMN_NAME AS col
@@ -114,6 +117,8 @@ async function describe(db: Queryable, where: string, values: unknown[]): Promis
       name,
       nullable: text(c.nullable) === 'YES',
       autoIncrement: extra.includes('AUTO_INCREMENT'),
+      // MariaDB writes a DEFAULT NULL as the text NULL: no default of its own
+      hasDefault: extra.includes('AUTO_INCREMENT') || (c.dflt !== null && text(c.dflt).toUpperCase() !== 'NULL'),
     };
     if (extra.includes('VIRTUAL GENERATED') || extra === 'VIRTUAL') col.generated = 'VIRTUAL';
     else if (extra.includes('STORED GENERATED') || extra === 'PERSISTENT' || extra === 'STORED')

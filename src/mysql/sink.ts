@@ -109,9 +109,28 @@ function mySqlLedgerDialect(
       // the AUTO_INCREMENT sequence keeps the slice's row order for the merge
       create: (cols, target) =>
         `CREATE TEMPORARY TABLE _nucleus_stage (_nucleus_seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB SELECT ${cols} FROM ${target} LIMIT 0`,
-      merge: (target, cols, keys, rest) =>
-        `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM _nucleus_stage ORDER BY _nucleus_seq ON DUPLICATE KEY UPDATE ${(rest.length ? rest : keys.slice(0, 1)).map((c) => `${c} = VALUES(${c})`).join(', ')}`,
+      merge: (target, cols, keys, rest, nulls) => {
+        const sets = [
+          ...(rest.length ? rest : keys.slice(0, 1)).map((c) => `${c} = VALUES(${c})`),
+          ...nulls.map((c) => `${c} = NULL`),
+        ];
+        return `INSERT INTO ${target} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM _nucleus_stage ORDER BY _nucleus_seq ON DUPLICATE KEY UPDATE ${sets.join(', ')}`;
+      },
       drop: 'DROP TEMPORARY TABLE IF EXISTS _nucleus_stage',
+    },
+    typeRules: 'mysql',
+    columnTypeOf: (c) => c.columnType,
+    alterType: (t, c, type) =>
+      `ALTER TABLE ${t} MODIFY COLUMN ${mySqlDialect.quote(c.name)} ${type}${c.nullable ? ' NULL' : ' NOT NULL'}`,
+    dropNotNull: (t, c) =>
+      `ALTER TABLE ${t} MODIFY COLUMN ${mySqlDialect.quote(c.name)} ${c.columnType}${c.charset ? ` CHARACTER SET ${c.charset}` : ''}${c.collation ? ` COLLATE ${c.collation}` : ''} NULL`,
+    async alterTable(s, _t, sql) {
+      try {
+        await s.query(sql);
+      } catch (err) {
+        // 1060: a column another importer added meanwhile
+        if ((err as { errno?: number }).errno !== 1060) throw err;
+      }
     },
     open: (what, details) => MySqlSession.open(pool, what, details, 'sink_failed'),
     async currentSchema(s) {

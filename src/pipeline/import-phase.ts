@@ -2,6 +2,7 @@ import type { ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordReader, StagingSession } from '../contracts/staging.js';
 import type { RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { diffSchemas, hasChanges } from '../schema/schema-diff.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
 import { withRetry } from '../util/retry.js';
@@ -24,6 +25,8 @@ export async function importPhase(
     sealedSlices?: SealedSliceRecord[];
     /** The plan's schema, used when staging holds none (nothing was staged). */
     schema?: RecordSchema;
+    /** The unit's recorded schema (its history's current version), to tell the sink what changed. */
+    previousSchema?: RecordSchema;
   },
 ): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
@@ -63,6 +66,7 @@ export async function importPhase(
     });
     const schema = desc.schema ?? opts.schema;
     const primaryKey = opts.primaryKey ?? schema?.primaryKey;
+    const schemaDiff = schema && opts.previousSchema ? diffSchemas(opts.previousSchema, schema) : undefined;
     const result = await withRetry(
       async () => {
         attemptRows = 0;
@@ -81,6 +85,7 @@ export async function importPhase(
               })),
               handles,
               ...(schema ? { schema } : {}),
+              ...(schemaDiff && hasChanges(schemaDiff) ? { schemaDiff } : {}),
               disposition: opts.disposition,
               ...(primaryKey ? { primaryKey } : {}),
             },

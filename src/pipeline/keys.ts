@@ -38,3 +38,8 @@ export function runStateKey(checkpoint: KvKey): KvKey {
 export function leaseKey(checkpoint: KvKey): KvKey {
   return { ...checkpoint, key: `${checkpoint.key}::lease` };
 }
+
+/** Key of a unit's schema history (docs/schema-evolution.md). @public */
+export function schemaHistoryKey(checkpoint: KvKey): KvKey {
+  return { ...checkpoint, key: `${checkpoint.key}::schema` };
+}

@@ -6,6 +6,7 @@ import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingHandle, StagingProvider, StagingSessionRef } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
+import { SCHEMA_CONTRACT_MODES, type SchemaContract } from '../schema/schema-contract.js';
 import type { RetryPolicy } from '../util/retry.js';
 
 /** Which unit a run is for; the checkpoint key is derived from it. @public */
@@ -118,6 +119,13 @@ export interface BaseRunOptions {
   workerId?: string;
   /** Receives rows over `policy.maxRowBytes` when `policy.onRejectedRow` is `'dead-letter'`. */
   deadLetter?: DeadLetterSink;
+  /**
+   * What a run does when the source's schema differs from the unit's recorded one (docs/schema-evolution.md):
+   * `'evolve'`, `'freeze'`, `'discard_value'`, `'discard_row'`, or one mode per entity (`{ columns, dataType }`).
+   * A refused change fails with `schema_conflict` before anything is staged.
+   * @defaultValue 'evolve'
+   */
+  schemaContract?: SchemaContract;
 }
 
 /** Options of {@link runUnit}. @public */
@@ -279,6 +287,17 @@ const baseShape = {
   logger: hasFn('logger', 'info', 'warn', 'error').optional(),
   workerId: z.string().min(1).max(256).optional(),
   deadLetter: hasFn('deadLetter', 'write').optional(),
+  schemaContract: z
+    .union([
+      z.enum(SCHEMA_CONTRACT_MODES),
+      z
+        .object({
+          columns: z.enum(SCHEMA_CONTRACT_MODES).optional(),
+          dataType: z.enum(SCHEMA_CONTRACT_MODES).optional(),
+        })
+        .strict(),
+    ])
+    .optional(),
 };
 
 const importExtras = {

@@ -10,6 +10,7 @@ import { assertSlices, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import { nextStep, type StepName, sameJson } from './run-policy.js';
 import type { RunState } from './run-state.js';
+import { readSchemaHistory, recordSchema, SchemaGate, versionSchema } from './schema-history.js';
 
 /*
  * The steps of a run: the one function that moves a run out of each pending phase (the table that says which step
@@ -67,7 +68,9 @@ export async function advance(call: RunCall, until: 'exported' | 'committed'): P
 /** exporting → exported (sealed), or → committed when an incremental run found nothing new. */
 async function exportStep(call: RunCall): Promise<void> {
   const { rc, state } = call;
-  const out = await exportPhase(rc, call.source!, call.session, state, call.resumed, (plan) =>
+  // the unit's schema contract: compared with the schema history before anything is staged (schema-history.ts)
+  const gate = new SchemaGate(rc, rc.opts.schemaContract, call.disposition);
+  const out = await exportPhase(rc, gate.wrap(call.source!), call.session, state, call.resumed, (plan) =>
     rc.stateStore.save(state, 'exporting', {
       plan: plan.slices,
       plannedCheckpoint: (plan.checkpoint ?? null) as Json | null,
@@ -128,7 +131,9 @@ async function importStep(call: RunCall): Promise<void> {
     disposition: call.disposition,
     ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
   });
+  const history = await readSchemaHistory(rc.opts.kv, rc.cpKey);
   const imported = await importPhase(rc, call.sink!, call.session, {
+    ...(history ? { previousSchema: versionSchema(history.current) } : {}),
     disposition: call.disposition,
     ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
     ...(state.sealedSlices ? { sealedSlices: state.sealedSlices } : {}),
@@ -149,9 +154,11 @@ async function commitStep(call: RunCall): Promise<void> {
     rc.throwIfAborted('Commit');
     // Fencing: renewing the lease is a compare-and-set on our token; a stale holder stops here.
     await rc.lease.renew();
+    let staged = state.schema;
     if (state.sealedSlices) {
       const desc = await stagingStep(rc, 'commit', () => session.describe(), 'describing the session');
       assertSlices(rc, desc, state.sealedSlices, 'imported');
+      staged = desc.schema ?? staged;
     }
     const planned = state.plannedCheckpoint ?? null;
     let checkpoint: Json | null = rc.checkpoint.value;
@@ -174,6 +181,13 @@ async function commitStep(call: RunCall): Promise<void> {
     }
     await rc.stateStore.finishCommitted(state, { committedCheckpoint: checkpoint });
     rc.emit({ type: 'checkpoint.committed', checkpoint, version });
+    // the schema the sink now holds becomes the unit's recorded one (best effort: a miss re-detects the change)
+    if (staged?.fields.length)
+      await recordSchema(rc.opts.kv, rc.cpKey, staged, rc.runId).catch((err) =>
+        rc.logger.warn('could not record the schema history; the next run compares with the older one', {
+          error: String(err),
+        }),
+      );
     await markLanded(rc, session);
     await confirmUpstream(rc, call.source, checkpoint);
   });

@@ -25,6 +25,8 @@ export interface ColumnInfo extends PgTypeInfo {
   generated?: string;
   /** An identity column: `always` (`GENERATED ALWAYS AS IDENTITY`) or `by default`. */
   identity?: 'always' | 'by default';
+  /** The column has a default or is an identity column (a target's own column: schema evolution leaves it alone). */
+  hasDefault?: boolean;
 }
 
 /** A table or view with its columns, primary key and row estimate. */
@@ -60,6 +62,7 @@ SELECT a.attrelid::int8::text AS relid, a.attname AS name, bt.oid::int AS typid,
        format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
        format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype,
        et.typcategory AS elemcategory, a.attgenerated::text AS generated, a.attidentity::text AS identity,
+       a.atthasdef OR a.attidentity <> '' AS hasdefault,
        CASE WHEN ut.typnamespace = 'pg_catalog'::regnamespace THEN format_type(a.atttypid, a.atttypmod)
             ELSE quote_ident(un.nspname) || '.' || quote_ident(ut.typname)
                  || CASE WHEN ut.oid <> t.oid THEN repeat('[]', greatest(a.attndims, 1)) ELSE '' END
@@ -117,6 +120,7 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
       native: c.native,
       enumLabels: c.enum_labels,
       elemcategory: c.elemcategory,
+      hasDefault: c.hasdefault === true,
     };
     if (c.generated === 's') column.generated = 'STORED';
     if (c.identity === 'a' || c.identity === 'd') column.identity = c.identity === 'a' ? 'always' : 'by default';

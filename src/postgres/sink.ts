@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -68,7 +69,9 @@ const session = (client: pg.PoolClient): PgSession => ({
  * PostgreSQL sink (descriptor ids `postgres` and, as {@link CdmJdbcSink}, `cdm.jdbc`): exactly-once loads with
  * `COPY … FROM STDIN` and a load ledger.
  *
- * - Creates the target from the staged `RecordSchema` when it is missing (with its primary key).
+ * - Creates the target from the staged `RecordSchema` when it is missing (with its primary key, except for `append`),
+ *   and evolves an existing one before the first slice (`ADD COLUMN`, lossless `ALTER COLUMN … TYPE`, `DROP NOT NULL`;
+ *   docs/schema-evolution.md).
  * - `append` and `merge` commit per slice; in ONE transaction the sink claims the slice in the ledger
  *   (`(run_id, unit_id, slice)`, primary key), streams the slice with `COPY` (CSV, backpressure, never a whole slice
  *   in memory) — into the target for `append`, into a temporary table then `INSERT … ON CONFLICT (pk) DO UPDATE` for
@@ -141,9 +144,33 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
       table: 'pg_temp._nucleus_stage',
       create: (cols, target) =>
         `CREATE TEMP TABLE _nucleus_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
-      merge: (target, cols, keys, rest) =>
+      merge: (target, cols, keys, rest, nulls) => {
+        const sets = [...rest.map((c) => `${c} = EXCLUDED.${c}`), ...nulls.map((c) => `${c} = NULL`)];
         // OVERRIDING SYSTEM VALUE: an identity key (GENERATED ALWAYS too) takes the source's values, as COPY does
-        `INSERT INTO ${target} (${cols.join(', ')}) OVERRIDING SYSTEM VALUE SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${rest.length ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}` : 'DO NOTHING'}`,
+        return `INSERT INTO ${target} (${cols.join(', ')}) OVERRIDING SYSTEM VALUE SELECT DISTINCT ON (${keys.join(', ')}) ${cols.join(', ')} FROM pg_temp._nucleus_stage ORDER BY ${keys.join(', ')}, ctid DESC ON CONFLICT (${keys.join(', ')}) ${sets.length ? `DO UPDATE SET ${sets.join(', ')}` : 'DO NOTHING'}`;
+      },
+    },
+    typeRules: 'postgres',
+    columnTypeOf: (c) => c.formatted,
+    alterType: (t, c, type) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} TYPE ${type}`,
+    dropNotNull: (t, c) => `ALTER TABLE ${t} ALTER COLUMN ${quoteIdentifier(c.name)} DROP NOT NULL`,
+    alterTable: ({ client }, t, sql) => ignoreRace(client, qualifiedName(t), sql),
+    swap: {
+      // short, per-target names (63 bytes at most whatever the target's name)
+      name: (name, role) => `_nucleus_${role}_${createHash('md5').update(name).digest('hex').slice(0, 16)}`,
+      statements(target, fresh) {
+        const old = `_nucleus_old_${createHash('md5').update(target.name).digest('hex').slice(0, 16)}`;
+        // the new table's primary key index takes the name PostgreSQL gives a table's own (`<table>_pkey`, freed by the
+        // drop), so nothing named `_nucleus_…` stays beside the target
+        let base = target.name;
+        while (Buffer.byteLength(base) > 58) base = base.slice(0, -1);
+        return [
+          `ALTER TABLE ${qualifiedName(target)} RENAME TO ${quoteIdentifier(old)}`,
+          `ALTER TABLE ${qualifiedName(fresh)} RENAME TO ${quoteIdentifier(target.name)}`,
+          `DROP TABLE ${qualifiedName({ schema: target.schema, name: old })}`,
+          `ALTER INDEX IF EXISTS ${qualifiedName({ schema: target.schema, name: `${fresh.name}_pkey` })} RENAME TO ${quoteIdentifier(`${base}_pkey`)}`,
+        ];
+      },
     },
     async open(what, details) {
       try {
@@ -217,13 +244,19 @@ function pgDialect(pool: PgPoolLike, config: PostgresSinkConfig): LedgerSinkDial
           )
         : undefined,
     importError: (err, what, details) =>
-      (err as { code?: string })?.code === '42P10'
+      (err as { code?: string })?.code === '2BP01'
         ? new IngestError(
-            'config_invalid',
-            `${what}: merge needs a unique index or primary key on the merge key: ${(err as Error).message}`,
-            { cause: err, details },
+            'schema_conflict',
+            `${what}: replace rebuilt the target for the changed schema, but other objects depend on the old table (${(err as Error).message}); drop or recreate them, or ALTER the target yourself`,
+            { cause: err, retryable: false, details },
           )
-        : undefined,
+        : (err as { code?: string })?.code === '42P10'
+          ? new IngestError(
+              'config_invalid',
+              `${what}: merge needs a unique index or primary key on the merge key: ${(err as Error).message}`,
+              { cause: err, details },
+            )
+          : undefined,
     reusableAfter: () => false,
     changes: pgChangeApply(),
   };
@@ -332,9 +365,11 @@ function copyLoader(
 
 /**
  * The column type of a target the sink creates. A field with a PostgreSQL `native` type gets that exact type
- * (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`, `public.mood[]`) when the target database
- * knows it; a user-defined type it does not know falls back to the generic mapping of `type` + `logical`, with a
- * warning naming the column. Fields without a native type (another source) use the generic mapping.
+ * (`numeric(12,2)`, `character(8)`, `timestamp(3) without time zone`) when it is a built-in type the target database
+ * knows. A created target never references a user-defined type (docs/decisions/0013-schema-evolution.md): a domain
+ * becomes its built-in base type, an enum, composite, range or array of them the generic mapping of `type` +
+ * `logical` (enum labels as `text`) — so dropping the source's schema never drops a target column. A type the
+ * database does not know falls back to the generic mapping, with a warning naming the column.
  */
 async function columnType(
   client: pg.PoolClient,
@@ -348,15 +383,33 @@ async function columnType(
     fieldTypeToPgType(f.type, f.logical);
   const native = f.native?.dialect === 'postgres' ? f.native.type : undefined;
   if (native === undefined) return generic;
-  // to_regtype parses the name as a type (refusing anything else) and says whether it exists here
-  const known =
-    NATIVE_TYPE.test(native) &&
-    !native.includes('--') &&
-    (await client
-      .query('SELECT to_regtype($1) IS NOT NULL AS ok', [native])
-      .then((r) => r.rows[0]?.ok === true)
-      .catch(() => false));
-  if (known) return native;
+  // to_regtype parses the name as a type (refusing anything else) and says whether it exists here, and whether it
+  // (or an array's element) is built in
+  const found =
+    NATIVE_TYPE.test(native) && !native.includes('--')
+      ? await client
+          .query(
+            `SELECT (SELECT n.nspname = 'pg_catalog' FROM pg_catalog.pg_namespace n WHERE n.oid = COALESCE(e.typnamespace, t.typnamespace)) AS builtin,
+                    t.typtype = 'd' AS domain, format_type(t.typbasetype, t.typtypmod) AS base,
+                    (SELECT b.typnamespace = 'pg_catalog'::regnamespace FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype) AS base_builtin
+             FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+             WHERE t.oid = to_regtype($1)`,
+            [native],
+          )
+          .then(
+            (r) => r.rows[0] as { builtin: boolean; domain: boolean; base: string; base_builtin: boolean } | undefined,
+          )
+          .catch(() => undefined)
+      : undefined;
+  if (found?.builtin) return native;
+  if (found?.domain && found.base_builtin) return found.base;
+  if (found) {
+    ctx.logger?.info?.(
+      `Creating ${table}: column ${JSON.stringify(f.name)} has the user-defined type ${JSON.stringify(native)}; using ${generic} (a created target never references the source's types)`,
+      { column: f.name, nativeType: native, type: generic },
+    );
+    return generic;
+  }
   ctx.logger?.warn?.(
     `Creating ${table}: column ${JSON.stringify(f.name)} has type ${JSON.stringify(native)}, which this database does not know; using ${generic}`,
     { column: f.name, nativeType: native, type: generic },
@@ -377,7 +430,8 @@ async function ignoreRace(client: pg.PoolClient, name: string, sql: string): Pro
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     const code = (err as { code?: string })?.code;
-    if (code === '23505' || code === '42P07' || code === '42P06' || code === '42710') return;
+    // 42701: a column another importer added meanwhile (ALTER TABLE … ADD COLUMN)
+    if (code === '23505' || code === '42P07' || code === '42P06' || code === '42710' || code === '42701') return;
     throw err;
   }
 }

@@ -192,7 +192,16 @@ export class ObjectStoreSink implements SinkEndpoint {
       }
       await this.#removeStray(runDir, new Set(files.map((f) => f.key)));
       const at = new Date().toISOString();
-      const success = { runId: ctx.runId, unitId: req.unitId, format, rows: rowsImported, files, completedAt: at };
+      // the schema the run's files carry: after a schema change, files of earlier runs keep theirs
+      const success = {
+        runId: ctx.runId,
+        unitId: req.unitId,
+        format,
+        rows: rowsImported,
+        files,
+        completedAt: at,
+        ...(req.schema ? { schema: req.schema } : {}),
+      };
       await this.#store.put(`${runDir}/_SUCCESS`, json(success), {
         contentType: 'application/json',
         signal: ctx.signal,

@@ -161,7 +161,8 @@ export function toCheckpoint(
   r: { upper: string[] | null; from: string[] | null; seen: string; seenRows: number },
 ): SqlCheckpoint {
   const columns = unit.cursor.map((c) => c.name);
-  return { version: 2, columns, values: r.upper, from: r.from, seen: r.seen, seenRows: r.seenRows };
+  const fingerprint = unit.fingerprint.map((c) => c.name);
+  return { version: 2, columns, values: r.upper, from: r.from, seen: r.seen, seenRows: r.seenRows, fingerprint };
 }
 
 /** SQL builders of one unit in one dialect. */

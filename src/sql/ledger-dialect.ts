@@ -20,6 +20,10 @@ export interface LedgerColumn {
   name: string;
   /** Set on a generated column: never written. */
   generated?: string;
+  /** Whether the column takes NULL. */
+  nullable?: boolean;
+  /** The column has a default (or is an identity / auto-increment column): the target's own, never nulled. */
+  hasDefault?: boolean;
 }
 
 /** A target table as its catalog describes it. @internal */
@@ -38,6 +42,12 @@ export interface LoadPlan<C extends LedgerColumn> {
   info: LedgerTableInfo<C>;
   /** The staged (or inferred) schema the plan was built from. */
   schema: RecordSchema | undefined;
+  /**
+   * Target columns the staged schema does not have (a column dropped at the source), outside the key and without a
+   * default of their own: `merge` sets them to NULL, so no row written from now on keeps a stale value. Empty without
+   * a staged schema.
+   */
+  absent: string[];
 }
 
 /** Loads one slice into a table inside the caller's transaction; returns the rows loaded. @internal */
@@ -97,8 +107,11 @@ export interface LedgerSinkDialect<S extends LedgerSession, C extends LedgerColu
     table: string;
     /** `cols`: the quoted target columns, comma-separated. */
     create(cols: string, targetSql: string): string;
-    /** Upsert the stage into the target, the last staged row of a key winning (arguments quoted). */
-    merge(targetSql: string, cols: string[], keys: string[], rest: string[]): string;
+    /**
+     * Upsert the stage into the target, the last staged row of a key winning (arguments quoted); `nulls` are set to
+     * NULL in rows the upsert updates.
+     */
+    merge(targetSql: string, cols: string[], keys: string[], rest: string[], nulls: string[]): string;
     /** Run before the slice transaction and after it, when the stage outlives a transaction. */
     drop?: string;
   };
@@ -134,6 +147,26 @@ export interface LedgerSinkDialect<S extends LedgerSession, C extends LedgerColu
   importError?(err: unknown, what: string, details: Record<string, unknown>): IngestError | undefined;
   /** How change rows are applied (merge/replace of a change-capture source); absent: refused as `unsupported`. */
   readonly changes?: ChangeApplyDialect<S, C>;
+  /** Which widening rules compare this engine's column types (`sqlTypeChange`). */
+  readonly typeRules: 'postgres' | 'mysql';
+  /** A target column's type as the catalog writes it (`character varying(10)`, `varchar(10)`). */
+  columnTypeOf(c: C): string;
+  /** The statement giving column `c` of the target the (wider) type `type`, keeping its nullability. */
+  alterType(targetSql: string, c: C, type: string): string;
+  /** The statement dropping NOT NULL from column `c`. */
+  dropNotNull(targetSql: string, c: C): string;
+  /** Run one `ALTER TABLE` of `t`; a change another importer made meanwhile (a duplicate column) is no error. */
+  alterTable(s: S, t: SqlTable, sql: string): Promise<void>;
+  /**
+   * Where DDL is transactional (PostgreSQL): how `replace` swaps a table built beside the target into its place, in
+   * the load's transaction. Absent: a change `replace` cannot take in place is `schema_conflict`.
+   */
+  readonly swap?: {
+    /** The name of the table built beside `name` (`new`), or of the old one while it is swapped out (`old`). */
+    name(name: string, role: 'new' | 'old'): string;
+    /** The statements that swap `fresh` in for `target` and drop the old table. */
+    statements(target: SqlTable, fresh: SqlTable): string[];
+  };
   /** Whether the import's first connection may go back to the pool after `err`. */
   reusableAfter(err: unknown): boolean;
 }

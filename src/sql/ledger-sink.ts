@@ -3,6 +3,7 @@ import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { type ColumnTypeChange, type SchemaDiff, sqlTypeChange } from '../schema/schema-diff.js';
 import { throwIfAborted } from '../util/abort.js';
 import { runBounded } from '../util/concurrency.js';
 import {
@@ -13,6 +14,7 @@ import {
   stagePlan,
 } from './change-apply.js';
 import type { SqlTable } from './dialect.js';
+import { evolveTarget } from './evolve-target.js';
 import { ImportProgress } from './import-progress.js';
 import { inferSchema } from './infer-schema.js';
 import {
@@ -122,14 +124,29 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       // append or merge, and nothing to create the target from.
       if (!existing && !fields?.fields.length && req.slices.length === 0 && req.disposition !== 'replace')
         return { rowsImported: 0 };
-      const info =
-        existing ??
-        (await this.#createTarget(s, target, targetSql, fields, change?.apply === false ? [] : req.primaryKey, ctx));
-      const plan = this.#plan(target, targetSql, info, fields);
       const progress = new ImportProgress(
         ctx,
         req.slices.reduce((n, x) => n + x.rows, 0),
       );
+      // the schema the target must hold: the staged one, or the table's own for change rows (ADR 0015)
+      const wanted = change ? fields : req.schema;
+      // replace after a change the target cannot take in place: rebuilt beside it and swapped in (ADR 0013)
+      if (
+        !change?.apply &&
+        existing &&
+        req.disposition === 'replace' &&
+        wanted?.fields.length &&
+        needsRebuild(req.schemaDiff)
+      ) {
+        if (d.swap) return await this.#replaceBySwap(s, req, ctx, target, targetSql, existing, wanted, progress);
+        const unfit = await this.#unfit(s, existing, wanted, req.schemaDiff?.typeChanged ?? [], targetSql, ctx);
+        if (unfit.length) throw cannotRebuild(d.sinkName, targetSql, unfit);
+      }
+      let info = existing ?? (await this.#createTarget(s, target, targetSql, fields, req, ctx));
+      // a staged schema that differs from the target's evolves it before the first slice (evolve-target.ts)
+      if (existing && wanted?.fields.length)
+        info = (await evolveTarget(d, s, target, targetSql, existing, wanted, req, ctx)).info;
+      const plan = this.#plan(target, targetSql, info, fields, !!wanted?.fields.length);
       if (change?.apply) {
         const loader = await d.loader(s, stagePlan(plan, d.changes!.metaColumns()), req, ctx, progress);
         return await this.#changes(s, { req, ctx, plan, progress, loader });
@@ -169,7 +186,7 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     target: SqlTable,
     targetSql: string,
     schema: RecordSchema | undefined,
-    primaryKey: string[] | undefined,
+    req: ImportRequest,
     ctx: IngestionContext,
   ): Promise<LedgerTableInfo<C>> {
     const d = this.dialect;
@@ -179,7 +196,50 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
         `Target ${targetSql} does not exist and the staged data has no schema to create it from`,
       );
     }
-    const pk = primaryKey ?? schema.primaryKey ?? [];
+    const cols = await this.#columnsDdl(s, targetSql, schema, req, ctx);
+    await d.createTable(s, target, `CREATE TABLE IF NOT EXISTS ${targetSql} (${cols})${d.tableOptions}`);
+    const info = await d.describe(s, target);
+    if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
+    return info;
+  }
+
+  /**
+   * The changed types the target's columns cannot hold: a column the user already altered to the new type (or a
+   * wider one) fits, so a resumed run after that remedy loads.
+   */
+  async #unfit(
+    s: S,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema,
+    changes: ColumnTypeChange[],
+    targetSql: string,
+    ctx: IngestionContext,
+  ): Promise<ColumnTypeChange[]> {
+    const d = this.dialect;
+    const fold = d.caseInsensitiveColumns ? (n: string) => n.toLowerCase() : (n: string) => n;
+    const out: ColumnTypeChange[] = [];
+    for (const c of changes) {
+      const col = info.columns.find((x) => fold(x.name) === fold(c.name));
+      const f = schema.fields.find((x) => x.name === c.name);
+      if (!col || !f) continue;
+      const want = await d.columnType(s, f, info.primaryKey.includes(col.name), targetSql, ctx);
+      const move = sqlTypeChange(d.columnTypeOf(col), want, { mysql: d.typeRules === 'mysql' });
+      if (move !== 'same' && move !== 'narrowed') out.push(c);
+    }
+    return out;
+  }
+
+  /** The column list of a target created from the staged schema (with its primary key, but not for append). */
+  async #columnsDdl(
+    s: S,
+    targetSql: string,
+    schema: RecordSchema,
+    req: ImportRequest,
+    ctx: IngestionContext,
+  ): Promise<string> {
+    const d = this.dialect;
+    // append keeps history (a key may repeat): no unique key on a target it creates
+    const pk = req.disposition === 'append' ? [] : (req.primaryKey ?? schema.primaryKey ?? []);
     const cols: string[] = [];
     for (const f of schema.fields) {
       const inKey = pk.includes(f.name);
@@ -187,14 +247,69 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       cols.push(`${d.quote(f.name, 'column name')} ${type}${f.nullable && !inKey ? ' NULL' : ' NOT NULL'}`);
     }
     if (pk.length) cols.push(`PRIMARY KEY (${pk.map((k) => d.quote(k, 'primary key column')).join(', ')})`);
-    await d.createTable(s, target, `CREATE TABLE IF NOT EXISTS ${targetSql} (${cols.join(', ')})${d.tableOptions}`);
-    const info = await d.describe(s, target);
-    if (!info) throw new IngestError('internal', `Created ${targetSql} but cannot find it in the catalog`);
-    return info;
+    return cols.join(', ');
+  }
+
+  /**
+   * `replace` after a change the target cannot take in place (a type changed or narrowed, a column dropped): in ONE
+   * transaction with the ledger rows, build the new table beside the target from the staged schema, load every slice
+   * into it, and swap it in (the old table is dropped). Readers see the old table until the commit; a crash leaves it
+   * as it was. Only where DDL is transactional ({@link LedgerSinkDialect.swap}).
+   */
+  async #replaceBySwap(
+    s: S,
+    req: ImportRequest,
+    ctx: IngestionContext,
+    target: SqlTable,
+    targetSql: string,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema,
+    progress: ImportProgress,
+  ): Promise<ImportResult> {
+    const d = this.dialect;
+    const swap = d.swap!;
+    const fresh = { schema: target.schema, name: swap.name(target.name, 'new') };
+    const freshSql = d.qualified(fresh);
+    const placeholder = this.#plan(target, targetSql, info, undefined, false);
+    const job: Job<S, C> = { req, ctx, plan: placeholder, progress, loader: { load: async () => 0 } };
+    const n = req.slices.length;
+    const at = { slice: -1 };
+    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
+      await s.query(`DROP TABLE IF EXISTS ${freshSql}`);
+      await s.query(
+        `CREATE TABLE ${freshSql} (${await this.#columnsDdl(s, freshSql, schema, req, ctx)})${d.tableOptions}`,
+      );
+      const built = await d.describe(s, fresh);
+      if (!built) throw new IngestError('internal', `Created ${freshSql} but cannot find it in the catalog`);
+      const plan = this.#plan(fresh, freshSql, built, schema, true);
+      job.loader = await d.loader(s, plan, req, ctx, progress);
+      const counts: number[] = [];
+      for (const slice of req.slices) {
+        at.slice = slice.index;
+        counts.push(await job.loader.load(s, freshSql, slice));
+      }
+      for (const sql of swap.statements(target, fresh)) await s.query(sql);
+      return counts;
+    });
+    if (rows === undefined) {
+      for (const x of req.slices) progress.add(x.rows, x.index, true);
+      return { rowsImported: progress.rows, provenance: { ...this.#provenance(job, 0, n, 0), rebuilt: false } };
+    }
+    progress.commit(rows, at.slice);
+    ctx.logger?.info?.(`${d.sinkName}: replaced ${targetSql} by a table built from the staged schema`, {
+      table: targetSql,
+    });
+    return { rowsImported: rows, provenance: { ...this.#provenance(job, n, 0, rows), rebuilt: true } };
   }
 
   /** The target's columns of the staged fields, in their order; generated columns compute their own values. */
-  #plan(target: SqlTable, targetSql: string, info: LedgerTableInfo<C>, schema: RecordSchema | undefined): LoadPlan<C> {
+  #plan(
+    target: SqlTable,
+    targetSql: string,
+    info: LedgerTableInfo<C>,
+    schema: RecordSchema | undefined,
+    staged: boolean,
+  ): LoadPlan<C> {
     const fold = this.dialect.caseInsensitiveColumns ? (n: string) => n.toLowerCase() : (n: string) => n;
     const byName = new Map(info.columns.map((c) => [fold(c.name), c]));
     const names = schema?.fields.length ? schema.fields.map((f) => f.name) : info.columns.map((c) => c.name);
@@ -208,7 +323,14 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     }
     // the staged field's name is used to read rows
     const columns = names.map((n) => ({ ...byName.get(fold(n))!, name: n })).filter((c) => !c.generated);
-    return { target, targetSql, columns, info, schema };
+    const written = new Set(names.map(fold));
+    const key = new Set(info.primaryKey.map(fold));
+    const absent = staged
+      ? info.columns
+          .filter((c) => !c.generated && !c.hasDefault && !written.has(fold(c.name)) && !key.has(fold(c.name)))
+          .map((c) => c.name)
+      : [];
+    return { target, targetSql, columns, info, schema, absent };
   }
 
   #mergeKey(req: ImportRequest, plan: LoadPlan<C>): string[] {
@@ -253,12 +375,14 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
           await s.query(stage.create(cols.join(', '), plan.targetSql));
           const rows = await loader.load(s, stage.table, slice);
           const rest = plan.columns.filter((c) => !pk.includes(c.name)).map((c) => d.quote(c.name));
+          const nulls = plan.absent.filter((c) => !pk.includes(c)).map((c) => d.quote(c));
           await s.query(
             stage.merge(
               plan.targetSql,
               cols,
               pk.map((k) => d.quote(k)),
               rest,
+              nulls,
             ),
           );
           return [rows];
@@ -396,6 +520,20 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       { cause: p.cause ?? p, details: { table: plan.targetSql, column, slice, row, ...p.code } },
     );
   }
+}
+
+/** Whether a schema change needs the target rebuilt (`replace`): a type that changed or narrowed, a dropped column. */
+function needsRebuild(diff: SchemaDiff | undefined): boolean {
+  return !!diff && diff.typeChanged.length + diff.narrowed.length + diff.dropped.length > 0;
+}
+
+function cannotRebuild(sink: string, targetSql: string, changes: ColumnTypeChange[]): IngestError {
+  const list = changes.map((c) => `${JSON.stringify(c.name)} (${c.from} → ${c.to})`).join(', ');
+  return new IngestError(
+    'schema_conflict',
+    `${sink} cannot rebuild ${targetSql} for replace (its DDL is not transactional) after the type of column ${list} changed; ALTER the target column yourself, or drop the target so the next run creates it`,
+    { retryable: false, details: { table: targetSql, changes: changes.map((c) => ({ ...c })) } },
+  );
 }
 
 /**

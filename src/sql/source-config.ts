@@ -141,6 +141,12 @@ export type SqlCheckpoint = {
   seen: string;
   /** How many fingerprints `seen` holds. */
   seenRows: number;
+  /**
+   * The columns `seen` fingerprints, in order (absent in checkpoints written before schema evolution). The next run
+   * fingerprints the same columns while they all exist, so a column added to the table (or a type widened: same
+   * text) re-exports nothing (docs/decisions/0013-schema-evolution.md).
+   */
+  fingerprint?: string[];
 };
 
 /**

@@ -50,6 +50,19 @@ async function fingerprints<C extends SourceColumn, S>(x: Scope<C, S>, where: st
 }
 
 /**
+ * Fingerprint the columns the checkpoint's `seen` was taken on, while they all still exist and `seen` holds any: a
+ * column added since (or a type widened, whose text stays the same) then changes no fingerprint, so the boundary rows
+ * are not exported again (docs/decisions/0013-schema-evolution.md). A fingerprinted column that was dropped leaves
+ * the unit's own columns: the window is exported once more.
+ */
+function keepFingerprint<C extends SourceColumn>(unit: SourceUnit<C>, recorded: unknown, seen: string): void {
+  if (!seen || !Array.isArray(recorded) || !recorded.every((n) => typeof n === 'string')) return;
+  const byName = new Map(unit.info.columns.map((c) => [c.name, c as C]));
+  const cols = recorded.map((n) => byName.get(n));
+  if (cols.every((c) => c !== undefined)) unit.fingerprint = cols as C[];
+}
+
+/**
  * Validate a checkpoint (either version) against the unit; its values must cast to the columns. A version-1
  * checkpoint is converted in this snapshot: the rows it read at its last value (key ≤ its key) and the special rows
  * count as exported.
@@ -64,6 +77,7 @@ export async function resumeFrom<C extends SourceColumn, S>(x: Scope<C, S>, ck: 
     unit.key.map((c) => c.name),
     ck,
   );
+  if (parsed.version === 2) keepFingerprint(unit, (ck as { fingerprint?: unknown }).fingerprint, parsed.seen);
   const p = new Params(d);
   const casts: string[] = [];
   const key = parsed.version === 1 ? parsed.key : null;

@@ -60,7 +60,7 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
     const { ws, file } = await pipelineFile();
     const before = await runCli(['--json', 'status', file, 'users']);
     expect(before.code).toBe(0);
-    expect(before.lines[0]).toMatchObject({ type: 'status', checkpoint: null, run: null, lease: null });
+    expect(before.lines[0]).toMatchObject({ type: 'status', checkpoint: null, run: null, lease: null, schema: null });
     expect(before.lines[0].key.key).toBe('ingest::sample::endpoint::crm::unit::users::sink::lake');
 
     const run = await runCli(['--json', 'run', file]);
@@ -72,6 +72,9 @@ describe('nucleus-ingest templates, preview, status, sweep', { timeout: 300_000 
     expect(status.checkpoint).toMatchObject({ value: { lastId: 120 }, version: 1 });
     expect(status.run.value).toMatchObject({ runId, phase: 'committed' });
     expect(status.lease).toMatchObject({ live: false, value: { state: 'released', runId } });
+    // the schema the run loaded is the unit's version 1
+    expect(status.schema).toMatchObject({ version: 1, lastChange: null });
+    expect(status.schema.columns).toBeGreaterThan(0);
 
     const runDir = join(ws.dir, 'staging', 'ingestion', 'default', 'crm', runId);
     expect(existsSync(join(runDir, '_LANDED'))).toBe(true);

@@ -115,8 +115,10 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
       runCli(['--json', 'run']),
       runCli(['--json', 'run', file, '--mode', 'sometimes']),
       runCli(['--json', 'run', file, '--no-such-flag']),
+      runCli(['--json', 'run', file, '--schema-contract', 'loose']),
     ]);
-    expect(usage.map((r) => r.code)).toEqual([2, 2, 2, 2]);
+    expect(usage.map((r) => r.code)).toEqual([2, 2, 2, 2, 2]);
+    expect(usage[4]!.stderr).toContain('--schema-contract');
   });
 
   it('a failing sink exits 3 (retryable) with the checkpoint unmoved and no secret in the output; the next run resumes from staging', async () => {

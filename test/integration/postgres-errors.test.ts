@@ -69,8 +69,9 @@ describe('PostgresSink: rows that do not fit', () => {
     });
   }
 
-  it('staged fields the target lacks are config_invalid naming them', async () => {
+  it('staged fields the target lacks are added as nullable columns (issue 21; was config_invalid)', async () => {
     await env.query(`CREATE TABLE "${env.schema}".narrow (id bigint)`);
+    await env.query(`INSERT INTO "${env.schema}".narrow VALUES (0)`);
     const sink = new PostgresSink({
       pool: env.newPool(),
       tables: { 'x.t': `${env.schema}.narrow` },
@@ -79,13 +80,15 @@ describe('PostgresSink: rows that do not fit', () => {
     const s = await staged([[{ id: 1n, extra: 'x' }]], {
       fields: [
         { name: 'id', type: 'int64', nullable: false },
-        { name: 'extra', type: 'string', nullable: true },
+        { name: 'extra', type: 'string', nullable: false },
       ],
     });
-    await expect(sink.import(s.req(), s.ctx)).rejects.toMatchObject({
-      code: 'config_invalid',
-      message: expect.stringContaining('"extra"'),
-    });
+    await sink.import(s.req(), s.ctx);
+    const { rows } = await env.query(`SELECT id::int, extra FROM "${env.schema}".narrow ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 0, extra: null },
+      { id: 1, extra: 'x' },
+    ]);
   });
 
   it('merge without any key is config_invalid', async () => {

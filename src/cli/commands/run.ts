@@ -4,6 +4,7 @@ import { IngestError } from '../../errors/ingest-error.js';
 import type { RunPolicy } from '../../pipeline/options.js';
 import { runUnit } from '../../pipeline/run-unit.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
+import type { SchemaContract } from '../../schema/schema-contract.js';
 import { createEndpoints, createStaging, type OpenKv, openKv, unitRefOf } from '../environment.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import type { PipelineFile } from '../pipeline-file.js';
@@ -17,6 +18,8 @@ export interface RunCommandOptions {
   /** Units to run, in order; defaults to the file's `units`. */
   units: string[];
   mode?: 'full' | 'incremental';
+  /** `--schema-contract`: overrides the file's contracts for this invocation. */
+  schemaContract?: SchemaContract;
   signal: AbortSignal;
   /** True once the user pressed Ctrl-C (the signal then aborts the run). */
   interrupted: () => boolean;
@@ -56,6 +59,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
           mode: o.mode ?? file.mode,
           disposition: file.disposition,
           primaryKey: file.primaryKey,
+          schemaContract: o.schemaContract ?? file.schemaContracts?.[unitId] ?? file.schemaContract,
           policy: file.policy as RunPolicy | undefined,
           signal: o.signal,
           onEvent: (e) => {

@@ -2,7 +2,7 @@ import type { KvEntry } from '../../contracts/kv-store.js';
 import type { SourceEndpoint } from '../../contracts/source-endpoint.js';
 import type { Json } from '../../contracts/values.js';
 import { redact, redactDeep } from '../../errors/redact.js';
-import { checkpointKey, leaseKey, runStateKey } from '../../pipeline/keys.js';
+import { checkpointKey, leaseKey, runStateKey, schemaHistoryKey } from '../../pipeline/keys.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
 import { createFileEndpoint, unitRefOf, withKv } from '../environment.js';
 import type { PipelineFile } from '../pipeline-file.js';
@@ -38,8 +38,8 @@ export async function statusCommand(
 ): Promise<number> {
   const unit = unitRefOf(file, unitId);
   const key = checkpointKey(unit);
-  const [checkpoint, run, lease] = await withKv(file.kv!, (kv) =>
-    Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key))]),
+  const [checkpoint, run, lease, schema] = await withKv(file.kv!, (kv) =>
+    Promise.all([kv.get(key), kv.get(runStateKey(key)), kv.get(leaseKey(key)), kv.get(schemaHistoryKey(key))]),
   );
   const leaseValue = lease?.value as { state?: string; expiresAt?: string } | undefined;
   const live = leaseValue?.state === 'held' && !!leaseValue.expiresAt && Date.parse(leaseValue.expiresAt) > Date.now();
@@ -51,6 +51,7 @@ export async function statusCommand(
     run: entry(run),
     lease: lease ? { ...entry(lease)!, live } : null,
     ...(lag ? { lag } : {}),
+    schema: schemaView(schema),
   };
   if (tty) tty.write(`${describeStatus(doc)}\n`);
   else reporter.document('status', doc);
@@ -93,6 +94,7 @@ function describeStatus(doc: {
   run: EntryView | null;
   lease: (EntryView & { live: boolean }) | null;
   lag?: { pending: number } | { error: string };
+  schema: SchemaView | null;
 }): string {
   const u = doc.unit;
   const run = doc.run?.value as
@@ -134,5 +136,39 @@ function describeStatus(doc: {
       'lag',
       'pending' in doc.lag ? `${doc.lag.pending} messages after the checkpoint` : `unknown (${doc.lag.error})`,
     ]);
+  const sc = doc.schema;
+  rows.push([
+    'schema',
+    sc
+      ? `version ${sc.version} (${sc.columns} columns, hash ${sc.hash}, since ${sc.seenAt})${sc.lastChange ? `; last change ${sc.lastChange.at}: ${sc.lastChange.summary}` : ''}`
+      : 'none recorded',
+  ]);
   return rows.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n');
+}
+
+/** The unit's schema history, in brief: version, hash, columns, last change (docs/schema-evolution.md). */
+interface SchemaView {
+  [k: string]: Json;
+  version: number;
+  hash: string;
+  seenAt: string;
+  columns: number;
+  lastChange: { at: string; fromVersion: number; summary: string } | null;
+}
+
+function schemaView(e: KvEntry | undefined): SchemaView | null {
+  const h = e?.value as
+    | {
+        current?: { version: number; hash: string; seenAt: string; columns: unknown[] };
+        lastChange?: SchemaView['lastChange'];
+      }
+    | undefined;
+  if (!h?.current) return null;
+  return {
+    version: h.current.version,
+    hash: h.current.hash,
+    seenAt: h.current.seenAt,
+    columns: Array.isArray(h.current.columns) ? h.current.columns.length : 0,
+    lastChange: h.lastChange ?? null,
+  };
 }

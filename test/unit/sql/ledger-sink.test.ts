@@ -83,6 +83,11 @@ function fakeDialect(db: FakeDb, uniqueKeys?: string[][]): LedgerSinkDialect<Fak
     columnType: async () => 'text',
     describe: async () => ({ columns: [{ name: 'id' }, { name: 'v' }], primaryKey: ['id'], uniqueKeys }),
     clear: (t) => `CLEAR ${t}`,
+    typeRules: 'postgres',
+    columnTypeOf: () => 'text',
+    alterType: (t) => `ALTER ${t}`,
+    dropNotNull: (t) => `ALTER ${t}`,
+    alterTable: async () => {},
     async claim(s, _ledger, c) {
       const keys = c.slices.map((i) => `${c.runId}|${c.unitId}|${i}`);
       if (keys.some((k) => db.ledger.has(k))) return false;
