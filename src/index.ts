@@ -83,6 +83,8 @@ export {
   redact,
   registerSecret,
 } from './errors/index.js';
+// retries (issue 25): which foreign errors a retry can cure
+export { isTransientError } from './errors/transient.js';
 // memory implementations
 export { MemoryKvStore } from './memory/memory-kv-store.js';
 // --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
