@@ -5,6 +5,7 @@ import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
 import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { receiptKey } from './keys.js';
 import { canMove } from './run-policy.js';
 
 /** One sealed slice as the run state records it (to check the session before import and commit). @public */
@@ -188,7 +189,7 @@ export class RunStateStore {
 
   /** Key of a run's receipt: `<checkpoint key>::run::<runId>`. */
   receiptKey(runId: string): KvKey {
-    return { ...this.key, key: `${this.key.key}::${runId}` };
+    return receiptKey(this.key, runId);
   }
 
   async #put(state: RunState, ttlMs?: number): Promise<void> {
