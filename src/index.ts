@@ -117,6 +117,8 @@ export {
 } from './registry/endpoint-registry.js';
 export {
   type ObjectStorePointer,
+  type ObjectStorePointerHistoryChunk,
+  type ObjectStorePointerRun,
   ObjectStoreSink,
   type ObjectStoreSinkConfig,
   type ObjectStoreSinkFormat,
