@@ -3,7 +3,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ObjectStore } from '../contracts/object-store.js';
 import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
-import { FIELD_TYPES, type FieldType, type Json, type RecordSchema, type Row } from '../contracts/values.js';
+import { FIELD_TYPES, type FieldType, type RecordSchema, type Row } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
