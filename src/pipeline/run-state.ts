@@ -63,6 +63,11 @@ export interface RunState {
   lastError?: { code: string; message: string; at: string } | null;
   /** Set by `abandonRun()`. */
   abandoned?: { at: string; reason?: string; by: string } | null;
+  /**
+   * With a process-local staging provider (memory): the process whose memory holds the session. Another process
+   * discards the run instead of resuming it (its staged rows are gone).
+   */
+  stagingProcess?: string;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   type RunUnitResult,
 } from './options.js';
 import { stagingStep } from './phase-support.js';
+import { lostProcessLocalRun, PROCESS_ID } from './process-local.js';
 import { RunContext } from './run-context.js';
 import { advance, confirmUpstream, markLanded, type RunCall } from './run-phases.js';
 import {
@@ -116,7 +117,8 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
   const run: Attempt = { rc: await unchecked.acquire(), fresh: false, saved: false };
   try {
     const out = await withSpan('ingestion.run', run.rc.attrs(), async (span) => {
-      const { loadedState, checkpoint, stateStore } = run.rc;
+      const { checkpoint, stateStore } = run.rc;
+      const loadedState = await discardLostProcessLocal(run.rc);
       const facts = callFacts(opts, args);
       const named = receiptNeeded(loadedState, facts);
       const receipt = named === undefined ? undefined : await stateStore.receipt(named);
@@ -147,6 +149,25 @@ function callFacts(opts: AnyOptions, args: DriveArgs): CallFacts {
     disposition,
     primaryKey,
   };
+}
+
+/**
+ * A pending run whose staging lived in another process's memory cannot resume (its rows are gone): forget it when
+ * nothing reached the sink, retire its run id (`superseded` receipt) when some may have; either way the call goes on
+ * as if there were no pending run. Returns the run state `decide()` should see.
+ */
+async function discardLostProcessLocal(rc: RunContext): Promise<RunState | undefined> {
+  const loaded = rc.loadedState;
+  const how = lostProcessLocalRun(loaded);
+  if (!how || !loaded) return loaded;
+  if (how === 'supersede') await rc.stateStore.writeReceipt(loaded, 'superseded');
+  rc.logger.warn(
+    how === 'drop'
+      ? "a pending run staged in another process's memory was dropped (nothing of it reached the sink); starting afresh"
+      : "a pending run staged in another process's memory was superseded: the sink may hold some of its rows, which the next run imports again under a new run id",
+    { runId: loaded.runId, phase: loaded.phase, stagingProvider: loaded.stagingProvider },
+  );
+  return undefined;
 }
 
 /** Act on what `decide()` said: settle the loaded run, refuse, repeat a result, or open the run and advance it. */
@@ -238,6 +259,7 @@ function newRunState(
     stagingProvider: rc.opts.staging.id,
     sessionRef: session.ref,
     baseCheckpointVersion: rc.checkpoint.version,
+    ...(rc.opts.staging.processLocal ? { stagingProcess: PROCESS_ID } : {}),
     ...(imp ? { disposition: imp.disposition ?? 'append' } : {}),
     ...(imp?.primaryKey ? { primaryKey: imp.primaryKey } : {}),
     startedAt: now,
@@ -272,12 +294,31 @@ async function freshSession(run: Attempt): Promise<StagingSession> {
  */
 async function reopen(rc: RunContext, state: RunState): Promise<StagingSession> {
   const session = await openSession(rc, state).catch((err) => {
+    if (IngestError.is(err, 'not_found') && RUN_PHASES[state.phase].sessionGone === 'fail')
+      throw sessionLost(rc, state, err);
     if (RUN_PHASES[state.phase].sessionGone !== 'export again' || !IngestError.is(err, 'not_found')) throw err;
     rc.logger.warn('pending export has no staging session left; exporting again', { runId: state.runId });
     return allocate(rc);
   });
   await claim(rc, session);
   return session;
+}
+
+/**
+ * The pending run's staged data is gone (swept, deleted, or kept in another process's memory): it can never resume.
+ * The error names the way out — abandon the run — so the unit is not stuck failing the same way for ever.
+ */
+function sessionLost(rc: RunContext, state: RunState, cause: IngestError): IngestError {
+  const unit = JSON.stringify(rc.unitId);
+  return new IngestError(
+    'not_found',
+    `Run ${state.runId} of ${rc.where()} is pending in phase ${state.phase}, but its staging session ${state.sessionRef.sessionId} is gone (${cause.message}); it can never resume. Abandon it — \`abandonRun({ staging, kv, unit })\` or \`nucleus-ingest abandon <pipeline-file> -u ${unit}\` — then run the unit again: the next run reads the source from the unchanged checkpoint`,
+    {
+      cause,
+      retryable: false,
+      details: { runId: state.runId, phase: state.phase, sessionId: state.sessionRef.sessionId, remedy: 'abandonRun' },
+    },
+  );
 }
 
 function openSession(rc: RunContext, state: RunState): Promise<StagingSession> {
