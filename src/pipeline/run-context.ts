@@ -4,6 +4,7 @@ import type { KvKey } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redactDeep } from '../errors/redact.js';
+import { withKvTimeout } from '../kv/timed-kv-store.js';
 import { abortError } from '../util/abort.js';
 import { newRunId } from '../util/ids.js';
 import { noopLogger, toLogger } from '../util/logger.js';
@@ -81,7 +82,9 @@ export class RunContext {
 
   /** A context without the lease yet (no I/O): for checks that must happen before any state is written. */
   static create(opts: BaseRunOptions): RunContext {
-    return new RunContext(opts, opts.runId ?? newRunId(), undefined);
+    // every KvStore call of the run — lease renewals included — has a time limit (ADR 0017)
+    const kv = withKvTimeout(opts.kv, resolvePolicy(opts.policy).kvTimeoutMs);
+    return new RunContext({ ...opts, kv }, opts.runId ?? newRunId(), undefined);
   }
 
   /** The unit's lease (the fencing token is its `epoch`). @throws IngestError `internal` before {@link acquire} */

@@ -105,7 +105,8 @@ export class RunStateStore {
   async load(): Promise<RunState | undefined> {
     const entry = await this.kv.get(this.key);
     this.#version = entry ? entry.version : null;
-    return entry?.value as unknown as RunState | undefined;
+    // `null`: a rolled-back run left no run state
+    return (entry?.value ?? undefined) as unknown as RunState | undefined;
   }
 
   /**
@@ -122,7 +123,7 @@ export class RunStateStore {
     Object.assign(state, patch);
     state.phase = to;
     state.updatedAt = new Date().toISOString();
-    await this.#put(state);
+    await this.#put(state, state.runId);
   }
 
   /**
@@ -143,18 +144,13 @@ export class RunStateStore {
   }
 
   /**
-   * Undo a fresh run that staged nothing: put back the run state it replaced, or make the entry disappear when
-   * there was none (a put that expires at once keeps the key's version sequence, unlike a delete).
+   * Undo a fresh run that staged nothing: put back the run state it replaced, or write `null` ("no run state") when
+   * there was none — a put, so the key's version sequence goes on (unlike a delete), and visible at once (unlike the
+   * 1 ms TTL and the sleep this replaced).
    * @throws IngestError `lease_lost`, `kv_failed`
    */
   async rollback(current: RunState, previous: RunState | undefined): Promise<void> {
-    if (previous) {
-      await this.#put(previous);
-      return;
-    }
-    await this.#put(current, 1);
-    // Let the entry expire before the caller goes on (a get right after must not see it).
-    await new Promise((r) => setTimeout(r, 5));
+    await this.#put(previous ?? null, current.runId);
   }
 
   /** The receipt of `runId`, if that run finished. */
@@ -197,18 +193,17 @@ export class RunStateStore {
     return receiptKey(this.key, runId);
   }
 
-  async #put(state: RunState, ttlMs?: number): Promise<void> {
+  async #put(state: RunState | null, runId: string): Promise<void> {
     try {
-      const entry = await this.kv.put(this.key, toJson(state), {
+      const entry = await this.kv.put(this.key, state === null ? null : toJson(state), {
         expectedVersion: this.#version,
-        ...(ttlMs !== undefined ? { ttlMs } : {}),
       });
       this.#version = entry.version;
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
         throw new IngestError(
           'lease_lost',
-          `Run state ${this.key.key} was changed by another worker; run ${state.runId} is fenced off`,
+          `Run state ${this.key.key} was changed by another worker; run ${runId} is fenced off`,
           { cause: err, retryable: true },
         );
       }

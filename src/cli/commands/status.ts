@@ -44,7 +44,7 @@ export async function statusCommand(
     unit,
     key,
     checkpoint: entry(checkpoint),
-    run: entry(run),
+    run: run?.value == null ? null : entry(run), // `null`: a rolled-back run left none
     lease: lease ? { ...entry(lease)!, live } : null,
   };
   if (tty) tty.write(`${describeStatus(doc)}\n`);
