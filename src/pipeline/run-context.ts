@@ -126,7 +126,9 @@ export class RunContext {
       return new RunContext(opts, this.runId, this.#wire, { lease, checkpoint, loadedState });
     } catch (err) {
       this.#wire.detach();
-      lease.abandon();
+      // a store that answers but holds invalid state: let the lease go at once (a failing store: it expires)
+      if (IngestError.is(err, 'state_invalid')) await lease.release();
+      else lease.abandon();
       throw kvError(err, 'Could not read the checkpoint or run state');
     }
   }

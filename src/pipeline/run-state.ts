@@ -7,6 +7,7 @@ import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { receiptKey } from './keys.js';
 import { canMove } from './run-policy.js';
+import { receiptSchema, runStateSchema, STATE_FORMAT, validState } from './state-schema.js';
 
 /** One sealed slice as the run state records it (to check the session before import and commit). @public */
 export interface SealedSliceRecord {
@@ -22,6 +23,8 @@ export interface SealedSliceRecord {
  * @public
  */
 export interface RunState {
+  /** The run state's format (1, set when written); a reader refuses an unknown one with `state_invalid`. */
+  format?: number;
   runId: string;
   phase: RunPhase;
   mode: 'full' | 'incremental';
@@ -106,7 +109,8 @@ export class RunStateStore {
     const entry = await this.kv.get(this.key);
     this.#version = entry ? entry.version : null;
     // `null`: a rolled-back run left no run state
-    return (entry?.value ?? undefined) as unknown as RunState | undefined;
+    if (entry?.value == null) return undefined;
+    return validState<RunState>(runStateSchema, entry.value, 'run state', this.key.key);
   }
 
   /**
@@ -156,7 +160,9 @@ export class RunStateStore {
   /** The receipt of `runId`, if that run finished. */
   async receipt(runId: string): Promise<RunReceipt | undefined> {
     try {
-      return (await this.kv.get<RunReceipt>(this.receiptKey(runId)))?.value;
+      const entry = await this.kv.get<RunReceipt>(this.receiptKey(runId));
+      if (!entry) return undefined;
+      return validState<RunReceipt>(receiptSchema, entry.value, 'receipt', this.receiptKey(runId).key);
     } catch (err) {
       throw IngestError.wrap(err, 'kv_failed', `Could not read the receipt of run ${runId}`);
     }
@@ -171,6 +177,7 @@ export class RunStateStore {
     // The plan and the slice list are not needed to answer a repeat: keep receipts small.
     const { plan: _plan, sealedSlices: _slices, ...kept } = state;
     const receipt: RunReceipt = {
+      format: STATE_FORMAT,
       runId: state.runId,
       outcome,
       at: new Date().toISOString(),
@@ -195,9 +202,13 @@ export class RunStateStore {
 
   async #put(state: RunState | null, runId: string): Promise<void> {
     try {
-      const entry = await this.kv.put(this.key, state === null ? null : toJson(state), {
-        expectedVersion: this.#version,
-      });
+      const entry = await this.kv.put(
+        this.key,
+        state === null ? null : { ...(toJson(state) as { [k: string]: Json }), format: STATE_FORMAT },
+        {
+          expectedVersion: this.#version,
+        },
+      );
       this.#version = entry.version;
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
