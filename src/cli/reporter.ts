@@ -56,9 +56,11 @@ export function errorLine(e: { code: string; message: string; retryable: boolean
       ? 'fix the pipeline file or the command line'
       : e.code === 'aborted'
         ? 'interrupted; the run stays resumable'
-        : e.retryable
-          ? 'retryable: run the same command again to resume'
-          : 'permanent: fix the data, the target or the config first';
+        : e.code === 'dependency_missing'
+          ? 'install the package named above, then run again'
+          : e.retryable
+            ? 'retryable: run the same command again to resume'
+            : 'permanent: fix the data, the target or the config first';
   return `error [${e.code}]${unitId ? ` ${unitId}` : ''}: ${e.message} (${hint})\n`;
 }
 
