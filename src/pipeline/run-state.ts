@@ -1,10 +1,11 @@
-import type { RunPhase } from '../contracts/context.js';
+import type { Logger, RunPhase } from '../contracts/context.js';
 import type { KvKey, KvStore } from '../contracts/kv-store.js';
 import type { Disposition } from '../contracts/sink-endpoint.js';
 import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
 import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { logFailure } from '../util/best-effort.js';
 import { receiptKey } from './keys.js';
 import { canMove } from './run-policy.js';
 import { receiptSchema, runStateSchema, STATE_FORMAT, validState } from './state-schema.js';
@@ -141,10 +142,10 @@ export class RunStateStore {
     await this.save(state, 'committed', patch);
   }
 
-  /** Record a failure on the pending run (never throws: the run's own error is what the caller reports). */
-  async recordFailure(state: RunState, err: IngestError): Promise<void> {
+  /** Record a failure on the pending run (never throws: the run's own error is what the caller reports; logged). */
+  async recordFailure(state: RunState, err: IngestError, logger?: Logger): Promise<void> {
     state.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
-    await this.save(state).catch(() => {});
+    await this.save(state).catch(logFailure(logger, 'recording the failure in the run state', { runId: state.runId }));
   }
 
   /**

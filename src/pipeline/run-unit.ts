@@ -5,6 +5,7 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
+import { logFailure } from '../util/best-effort.js';
 import {
   type ExportOptions,
   type ExportResult,
@@ -130,9 +131,7 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
   } catch (err) {
     throw await failed(run, err);
   } finally {
-    await heldSession(run)
-      ?.close()
-      .catch(() => {});
+    await heldSession(run)?.close().catch(logFailure(run.rc.logger, 'closing the staging session'));
   }
 }
 
@@ -280,7 +279,7 @@ async function freshSession(run: Attempt): Promise<StagingSession> {
   const held = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
   if (held.slices.length === 0 && !held.sealed && !held.landed) return session;
   run.session = undefined;
-  await session.close().catch(() => {});
+  await session.close().catch(logFailure(rc.logger, 'closing the refused session'));
   throw new IngestError(
     'run_state_invalid',
     `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
@@ -353,7 +352,7 @@ async function leaveNothingOrRecord(run: Attempt, e: IngestError): Promise<void>
       }
     }
   }
-  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e);
+  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e, rc.logger);
 }
 
 /** Finish the loaded run as `decide()` said: land it (it committed before it crashed), or retire its id. */
@@ -372,8 +371,17 @@ async function settle(
     return;
   }
   await rc.stateStore.finishCommitted(loaded, { committedCheckpoint: rc.checkpoint.value });
-  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
-  if (session) await markLanded(rc, session).finally(() => session.close().catch(() => {}));
+  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch((err) => {
+    logFailure(rc.logger, "reopening the landed run's session to write _LANDED (the sweep treats it as abandoned)", {
+      runId: loaded.runId,
+    })(err);
+    return undefined;
+  });
+  if (session) {
+    await markLanded(rc, session).finally(() =>
+      session.close().catch(logFailure(rc.logger, "closing the landed run's session")),
+    );
+  }
   rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
   await confirmUpstream(rc, source, rc.checkpoint.value);
 }
@@ -492,7 +500,9 @@ async function result(
     resumed: how.resumed,
     ...(how.repeated ? { repeated: true } : {}),
   };
-  if (!rc.policy.keepStaging && session) await session.destroy().catch(() => {});
+  if (!rc.policy.keepStaging && session) {
+    await session.destroy().catch(logFailure(rc.logger, 'deleting the landed staging (keepStaging: false)'));
+  }
   rc.emit({ type: 'run.completed', stats: out.stats, newCheckpoint: out.newCheckpoint });
   return out;
 }
