@@ -106,6 +106,8 @@ export type {
   RunUnitResult,
   UnitRef,
 } from './pipeline/options.js';
+// retention (issue 25): expire receipts and the sinks' ledger rows together
+export { type PruneStateOptions, type PruneStateReport, pruneState } from './pipeline/prune-state.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
 export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
 // registry

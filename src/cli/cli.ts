@@ -7,6 +7,7 @@ import type { EndpointRegistry } from '../registry/endpoint-registry.js';
 import { createCliRegistry } from './builtins.js';
 import { abandonCommand } from './commands/abandon.js';
 import { previewCommand } from './commands/preview.js';
+import { pruneCommand } from './commands/prune.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { sweepCommand } from './commands/sweep.js';
@@ -42,9 +43,15 @@ Commands:
   preview <pipeline> <unit> [--limit <n>]
                               first rows of a unit (nothing staged, no state changed)
   status <pipeline> <unit>    checkpoint, run state and lease of a unit
-  abandon <pipeline> -u <unit> drop the unit's pending run; the checkpoint stays where it was
+  abandon <pipeline> <unit>...
+                              drop the unit's pending run; the checkpoint stays where it was
   sweep <pipeline> --older-than <duration> [--abandoned-after <duration>]
                               delete landed staging sessions older than the duration (e.g. 7d, 12h)
+  prune <pipeline> [<unit>...] --older-than <duration>
+                              expire run receipts and the sink's ledger rows older than the duration
+
+Every command names units the same way: after the pipeline file, or with -u/--unit <id> (repeatable).
+A unit the pipeline file does not list is refused (exit 2).
 
 Options:
   --json          JSON lines on stdout (events, results) instead of text
@@ -72,7 +79,19 @@ const OPTIONS = {
   version: { type: 'boolean' },
 } as const;
 
-const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'help'] as const;
+const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'prune', 'help'] as const;
+
+/** A unit the pipeline file does not list (when it lists units) is refused, for every command. */
+function assertKnownUnits(file: { units?: string[] }, units: string[]): void {
+  if (!file.units) return;
+  const unknown = units.filter((u) => !file.units!.includes(u));
+  if (unknown.length === 0) return;
+  throw new IngestError(
+    'config_invalid',
+    `Unknown unit${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u)).join(', ')}: the pipeline file lists ${file.units.map((u) => JSON.stringify(u)).join(', ') || 'none'}`,
+    { details: { unknown, units: file.units } },
+  );
+}
 
 function usageError(message: string): IngestError {
   return new IngestError('config_invalid', `${message} (see nucleus-ingest --help)`, { details: { usage: true } });
@@ -141,23 +160,33 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (args.length > 0) throw usageError('templates takes no arguments');
       return templatesCommand(registry, reporter, io.stdout, text);
     }
-    const [pipelinePath, unitArg, ...rest] = args;
+    const [pipelinePath, ...positionalUnits] = args;
     if (!pipelinePath) throw usageError(`${command} needs a pipeline file`);
-    const expectsUnit = command === 'preview' || command === 'status';
-    if (rest.length > 0 || (!expectsUnit && unitArg !== undefined))
-      throw usageError(`Unexpected argument "${rest[0] ?? unitArg}"`);
-    if (expectsUnit && !unitArg) throw usageError(`${command} needs a pipeline file and a unit id`);
+    // one way to name units for every command: positionals after the pipeline file and -u/--unit, merged
+    const units = [...positionalUnits, ...(values.unit ?? [])];
+    const oneUnit = command === 'preview' || command === 'status';
+    if (command === 'sweep' && units.length > 0) throw usageError(`Unexpected argument "${units[0]}"`);
+    if (oneUnit && units.length !== 1) {
+      throw usageError(
+        units.length === 0 ? `${command} needs a pipeline file and a unit id` : `${command} takes one unit`,
+      );
+    }
+    if (command === 'abandon' && units.length === 0) {
+      throw usageError('abandon needs the unit whose pending run to drop: abandon <pipeline> <unit>');
+    }
+    const unitArg = units[0];
     if (values.mode !== undefined && values.mode !== 'full' && values.mode !== 'incremental') {
       throw usageError(`Expected \`--mode\` to be full or incremental, got "${values.mode}"`);
     }
     const file = await loadPipelineFile(pipelinePath, io.env);
+    assertKnownUnits(file, units);
     switch (command) {
       case 'run':
         return await runCommand({
           file,
           registry,
           reporter,
-          units: values.unit ?? file.units ?? [],
+          units: units.length > 0 ? units : (file.units ?? []),
           mode: values.mode as 'full' | 'incremental' | undefined,
           signal: controller.signal,
           interrupted: () => interrupted,
@@ -181,7 +210,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'status':
         return await statusCommand(file, unitArg!, reporter, text ? io.stdout : undefined);
       case 'abandon':
-        return await abandonCommand(file, values.unit ?? [], reporter, { signal: controller.signal });
+        return await abandonCommand(file, units, reporter, { signal: controller.signal });
+      case 'prune': {
+        if (!values['older-than']) throw usageError('prune needs --older-than <duration>, e.g. 30d');
+        const olderThanMs = parseDuration(values['older-than'], '--older-than');
+        return await pruneCommand(file, registry, units, { olderThanMs, signal: controller.signal }, reporter);
+      }
       default: {
         if (!values['older-than']) throw usageError('sweep needs --older-than <duration>, e.g. 7d');
         const olderThanMs = parseDuration(values['older-than'], '--older-than');

@@ -311,7 +311,7 @@ function sessionLost(rc: RunContext, state: RunState, cause: IngestError): Inges
   const unit = JSON.stringify(rc.unitId);
   return new IngestError(
     'not_found',
-    `Run ${state.runId} of ${rc.where()} is pending in phase ${state.phase}, but its staging session ${state.sessionRef.sessionId} is gone (${cause.message}); it can never resume. Abandon it — \`abandonRun({ staging, kv, unit })\` or \`nucleus-ingest abandon <pipeline-file> -u ${unit}\` — then run the unit again: the next run reads the source from the unchanged checkpoint`,
+    `Run ${state.runId} of ${rc.where()} is pending in phase ${state.phase}, but its staging session ${state.sessionRef.sessionId} is gone (${cause.message}); it can never resume. Abandon it — \`abandonRun({ staging, kv, unit })\` or \`nucleus-ingest abandon <pipeline-file> ${unit}\` — then run the unit again: the next run reads the source from the unchanged checkpoint`,
     {
       cause,
       retryable: false,

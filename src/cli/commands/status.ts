@@ -78,7 +78,7 @@ function describeStatus(doc: {
     [
       'checkpoint',
       doc.checkpoint
-        ? `${JSON.stringify(redactDeep(doc.checkpoint.value))}  (version ${doc.checkpoint.version}, ${doc.checkpoint.updatedAt})`
+        ? `${JSON.stringify(redactDeep(doc.checkpoint.value))}  (KvStore entry version ${doc.checkpoint.version}, written ${doc.checkpoint.updatedAt})`
         : 'none yet',
     ],
     [
