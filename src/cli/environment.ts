@@ -77,7 +77,7 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
   } catch {
     // a socket path: nothing to register (the file was validated by loadPipelineFile)
   }
-  const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
+  const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4, allowExitOnIdle: true });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   const { type: _type, connectionString: _url, ...where } = spec; // table, schema

@@ -406,6 +406,11 @@ export abstract class SqlLedgerSink implements SinkEndpoint {
     return this.#core.close();
   }
 
+  /** `await using sink = new PostgresSink({ connectionString })`: {@link SqlLedgerSink.close} at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /**
    * Delete the ledger rows of these runs of a unit: `pruneState` calls it before it deletes the runs' receipts.
    * @throws IngestError `sink_failed`
