@@ -406,7 +406,7 @@ export abstract class SqlLedgerSink implements SinkEndpoint {
     return this.#core.close();
   }
 
-  /** `await using sink = new PostgresSink({ connectionString })`: {@link SqlLedgerSink.close} at the end of the scope. */
+  /** `await using sink = new PostgresSink({ connectionString })`: `close()` at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

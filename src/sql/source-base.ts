@@ -179,7 +179,7 @@ export abstract class SqlSource<C extends SourceColumn, S> implements SourceEndp
     await this.sql.close();
   }
 
-  /** `await using source = new PostgresSource({ connectionString })`: {@link SqlSource.close} at the end of the scope. */
+  /** `await using source = new PostgresSource({ connectionString })`: `close()` at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
