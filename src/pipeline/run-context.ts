@@ -221,8 +221,8 @@ function wireUp(opts: BaseRunOptions, stateStore: RunStateStore): Wire {
 
 function kvError(err: unknown, message: string): IngestError {
   if (IngestError.is(err)) return err;
+  // retryable only when the store's failure is known to be transient (ADR 0017)
   return new IngestError('kv_failed', `${message}: ${err instanceof Error ? err.message : String(err)}`, {
     cause: err,
-    retryable: true,
   });
 }

@@ -85,6 +85,30 @@ describe('retries: only known-transient failures are retryable (ADR 0017)', () =
     expect(checkpointKey({ endpointId: 'mem', unitId: 'u', vendor: 'default' }).key).toContain('mem');
   });
 
+  it('a KvStore that throws an unknown error fails the run kv_failed, not retryable; a reset is retryable', async () => {
+    for (const [thrown, retryable] of [
+      [new TypeError('store bug'), false],
+      [sys('ECONNRESET'), true],
+    ] as const) {
+      const inner = new MemoryKvStore();
+      const kv = {
+        get: (k: never) =>
+          String((k as { key: string }).key).endsWith('::sink::') ? Promise.reject(thrown) : inner.get(k),
+        put: inner.put.bind(inner),
+        delete: inner.delete.bind(inner),
+        list: inner.list.bind(inner),
+      };
+      const err = await runUnit({
+        source: new MemorySource({ units: { u: { rows: [{ id: 1n }], cursorField: 'id' } } }),
+        sink: new MemorySink(),
+        staging: new MemoryStagingProvider(),
+        kv,
+        unit: { endpointId: 'mem', unitId: 'u' },
+      }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'kv_failed', retryable });
+    }
+  });
+
   it('nested layers do not multiply: an error an inner layer gave up on is not retried by the outer one', async () => {
     let calls = 0;
     const policy = { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0 };
