@@ -7,7 +7,7 @@ import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { logFailure } from '../util/best-effort.js';
 import { receiptKey } from './keys.js';
-import { canMove } from './run-policy.js';
+import { canMove, sameJson } from './run-policy.js';
 import { receiptSchema, runStateSchema, STATE_FORMAT, validState } from './state-schema.js';
 
 /** One sealed slice as the run state records it (to check the session before import and commit). @public */
@@ -138,6 +138,15 @@ export class RunStateStore {
    */
   async finishCommitted(state: RunState, done: Partial<RunState>): Promise<void> {
     const patch: Partial<RunState> = { lastError: null, ...done };
+    // Keep one copy of the checkpoint, not two: once committed, the planned checkpoint is the committed one (a
+    // large boundary checkpoint doubled the run state and the receipt; ADR 0017).
+    if (
+      done.committedCheckpoint !== undefined &&
+      state.plannedCheckpoint !== undefined &&
+      sameJson(state.plannedCheckpoint, done.committedCheckpoint)
+    ) {
+      patch.plannedCheckpoint = undefined;
+    }
     await this.writeReceipt({ ...state, ...patch, phase: 'committed' }, 'committed');
     await this.save(state, 'committed', patch);
   }

@@ -483,7 +483,9 @@ async function result(
     completedAt: new Date().toISOString(),
   };
   if (exportOnly) {
-    const planned = state.plannedCheckpoint ?? null;
+    // a committed run keeps only its committed checkpoint (the planned one, once equal, is dropped)
+    const planned =
+      state.plannedCheckpoint !== undefined ? state.plannedCheckpoint : (state.committedCheckpoint ?? null);
     return {
       runId: state.runId,
       sessionRef: state.sessionRef,

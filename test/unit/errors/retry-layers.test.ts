@@ -4,6 +4,8 @@ import {
   IngestError,
   type IngestionEvent,
   isTransientError,
+  type KvKey,
+  type KvStore,
   MemoryKvStore,
   MemoryStagingProvider,
   type Row,
@@ -91,9 +93,8 @@ describe('retries: only known-transient failures are retryable (ADR 0017)', () =
       [sys('ECONNRESET'), true],
     ] as const) {
       const inner = new MemoryKvStore();
-      const kv = {
-        get: (k: never) =>
-          String((k as { key: string }).key).endsWith('::sink::') ? Promise.reject(thrown) : inner.get(k),
+      const kv: KvStore = {
+        get: ((k: KvKey) => (k.key.endsWith('::sink::') ? Promise.reject(thrown) : inner.get(k))) as KvStore['get'],
         put: inner.put.bind(inner),
         delete: inner.delete.bind(inner),
         list: inner.list.bind(inner),
