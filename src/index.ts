@@ -86,6 +86,8 @@ export {
   redact,
   registerSecret,
 } from './errors/index.js';
+// retries (issue 25): which foreign errors a retry can cure
+export { isTransientError } from './errors/transient.js';
 // memory implementations
 export { MemoryKvStore } from './memory/memory-kv-store.js';
 // --- exports appended by area (append with `echo ... >> src/index.ts`; never rewrite this file) ---
@@ -107,6 +109,8 @@ export type {
   RunUnitResult,
   UnitRef,
 } from './pipeline/options.js';
+// retention (issue 25): expire receipts and the sinks' ledger rows together
+export { type PruneStateOptions, type PruneStateReport, pruneState } from './pipeline/prune-state.js';
 export { exportUnit, importUnit, runUnit } from './pipeline/run-unit.js';
 export { readSchemaHistory, type SchemaHistory, type SchemaVersion } from './pipeline/schema-history.js';
 export { type SweepStagingOptions, sweepStaging } from './pipeline/sweep.js';
@@ -141,6 +145,8 @@ export {
 } from './schema/schema-diff.js';
 export {
   type ObjectStorePointer,
+  type ObjectStorePointerHistoryChunk,
+  type ObjectStorePointerRun,
   ObjectStoreSink,
   type ObjectStoreSinkConfig,
   type ObjectStoreSinkFormat,

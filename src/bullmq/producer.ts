@@ -6,6 +6,7 @@ import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { type EndpointWiring, openEndpoint } from '../host/endpoints.js';
+import { logFailure } from '../util/best-effort.js';
 import { noopLogger, toLogger } from '../util/logger.js';
 import { type IngestionJobData, ingestionJobId, parseJobData } from './job-data.js';
 
@@ -134,7 +135,9 @@ export class IngestionProducer {
       if (state !== 'completed' && state !== 'failed' && state !== 'unknown') {
         return { jobId, unitId: job.unitId, added: false, state };
       }
-      await existing.remove().catch(() => {});
+      await existing
+        .remove()
+        .catch(logFailure(this.#logger, `removing the finished job ${jobId} before enqueueing again`));
     }
     const added = await this.#queue.add(INGESTION_JOB_NAME, job, { ...this.#jobOptions, ...opts, jobId });
     return { jobId: added.id ?? jobId, unitId: job.unitId, added: true };
@@ -222,7 +225,7 @@ export class IngestionProducer {
       }
       return out;
     } finally {
-      if (!given) await source.close?.().catch(() => {});
+      if (!given) await source.close?.().catch(logFailure(this.#logger, 'closing the source after scheduling'));
     }
   }
 }

@@ -55,6 +55,8 @@ export interface IngestionWorker {
    * job back to the queue for another worker, then close the BullMQ worker. Idempotent.
    */
   close(): Promise<void>;
+  /** `await using w = createIngestionWorker(…)`: {@link IngestionWorker.close} at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
   /**
    * Cancel one running job: its run stops and is left resumable, the job fails without retry
    * (`[aborted] … cancelled`). Returns false when this worker does not run that job.
@@ -152,6 +154,7 @@ export function createIngestionWorker(options: IngestionWorkerOptions): Ingestio
     worker,
     lockDurationMs,
     close,
+    [Symbol.asyncDispose]: close,
     cancel: (jobId, reason) => worker.cancelJob(jobId, reason ?? 'cancelled'),
   };
 }

@@ -9,6 +9,7 @@ import { createCliRegistry } from './builtins.js';
 import { abandonCommand } from './commands/abandon.js';
 import { cdcCommand } from './commands/cdc.js';
 import { previewCommand } from './commands/preview.js';
+import { pruneCommand } from './commands/prune.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { sweepCommand } from './commands/sweep.js';
@@ -44,12 +45,18 @@ Commands:
   preview <pipeline> <unit> [--limit <n>]
                               first rows of a unit (nothing staged, no state changed)
   status <pipeline> <unit>    checkpoint, run state and lease of a unit
-  abandon <pipeline> -u <unit> drop the unit's pending run; the checkpoint stays where it was
+  abandon <pipeline> <unit>...
+                              drop the unit's pending run; the checkpoint stays where it was
   sweep <pipeline> --older-than <duration> [--abandoned-after <duration>]
                               delete landed staging sessions older than the duration (e.g. 7d, 12h)
   cdc status <pipeline> [unit]  replication slots of a postgres.cdc source: WAL status, retained WAL, lag
   cdc drop-slot <pipeline> <unit>
                               drop the unit's slot (only when asked; its next --mode full run snapshots again)
+  prune <pipeline> [<unit>...] --older-than <duration>
+                              expire run receipts and the sink's ledger rows older than the duration
+
+Every command names units the same way: after the pipeline file, or with -u/--unit <id> (repeatable).
+A unit the pipeline file does not list is refused (exit 2).
 
 Options:
   --json          JSON lines on stdout (events, results) instead of text
@@ -78,7 +85,19 @@ const OPTIONS = {
   version: { type: 'boolean' },
 } as const;
 
-const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'cdc', 'help'] as const;
+const COMMANDS = ['run', 'templates', 'preview', 'status', 'sweep', 'abandon', 'prune', 'cdc', 'help'] as const;
+
+/** A unit the pipeline file does not list (when it lists units) is refused, for every command. */
+function assertKnownUnits(file: { units?: string[] }, units: string[]): void {
+  if (!file.units) return;
+  const unknown = units.filter((u) => !file.units!.includes(u));
+  if (unknown.length === 0) return;
+  throw new IngestError(
+    'config_invalid',
+    `Unknown unit${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u)).join(', ')}: the pipeline file lists ${file.units.map((u) => JSON.stringify(u)).join(', ') || 'none'}`,
+    { details: { unknown, units: file.units } },
+  );
+}
 
 function usageError(message: string): IngestError {
   return new IngestError('config_invalid', `${message} (see nucleus-ingest --help)`, { details: { usage: true } });
@@ -148,18 +167,31 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return templatesCommand(registry, reporter, io.stdout, text);
     }
     if (command === 'cdc') {
-      const [verb, path, unitId, ...more] = args;
-      if (!path || more.length)
-        throw usageError('cdc needs an action (status, drop-slot), a pipeline file and a unit id');
+      // units named as for every command: after the pipeline file, or with -u/--unit
+      const [verb, path, ...positional] = args;
+      const cdcUnits = [...positional, ...(values.unit ?? [])];
+      if (!path || cdcUnits.length > 1)
+        throw usageError('cdc needs an action (status, drop-slot), a pipeline file and at most one unit id');
       const file = await loadPipelineFile(path, io.env);
+      assertKnownUnits(file, cdcUnits);
+      const unitId = cdcUnits[0];
       return await cdcCommand({ verb, file, registry, unitId, reporter, out: text ? io.stdout : undefined });
     }
-    const [pipelinePath, unitArg, ...rest] = args;
+    const [pipelinePath, ...positionalUnits] = args;
     if (!pipelinePath) throw usageError(`${command} needs a pipeline file`);
-    const expectsUnit = command === 'preview' || command === 'status';
-    if (rest.length > 0 || (!expectsUnit && unitArg !== undefined))
-      throw usageError(`Unexpected argument "${rest[0] ?? unitArg}"`);
-    if (expectsUnit && !unitArg) throw usageError(`${command} needs a pipeline file and a unit id`);
+    // one way to name units for every command: positionals after the pipeline file and -u/--unit, merged
+    const units = [...positionalUnits, ...(values.unit ?? [])];
+    const oneUnit = command === 'preview' || command === 'status';
+    if (command === 'sweep' && units.length > 0) throw usageError(`Unexpected argument "${units[0]}"`);
+    if (oneUnit && units.length !== 1) {
+      throw usageError(
+        units.length === 0 ? `${command} needs a pipeline file and a unit id` : `${command} takes one unit`,
+      );
+    }
+    if (command === 'abandon' && units.length === 0) {
+      throw usageError('abandon needs the unit whose pending run to drop: abandon <pipeline> <unit>');
+    }
+    const unitArg = units[0];
     if (values.mode !== undefined && values.mode !== 'full' && values.mode !== 'incremental') {
       throw usageError(`Expected \`--mode\` to be full or incremental, got "${values.mode}"`);
     }
@@ -170,13 +202,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       );
     }
     const file = await loadPipelineFile(pipelinePath, io.env);
+    assertKnownUnits(file, units);
     switch (command) {
       case 'run':
         return await runCommand({
           file,
           registry,
           reporter,
-          units: values.unit ?? file.units ?? [],
+          units: units.length > 0 ? units : (file.units ?? []),
           mode: values.mode as 'full' | 'incremental' | undefined,
           ...(contract ? { schemaContract: contract as SchemaContractMode } : {}),
           signal: controller.signal,
@@ -201,7 +234,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'status':
         return await statusCommand(file, unitArg!, reporter, text ? io.stdout : undefined, registry);
       case 'abandon':
-        return await abandonCommand(file, values.unit ?? [], reporter, { signal: controller.signal });
+        return await abandonCommand(file, units, reporter, { signal: controller.signal });
+      case 'prune': {
+        if (!values['older-than']) throw usageError('prune needs --older-than <duration>, e.g. 30d');
+        const olderThanMs = parseDuration(values['older-than'], '--older-than');
+        return await pruneCommand(file, registry, units, { olderThanMs, signal: controller.signal }, reporter);
+      }
       default: {
         if (!values['older-than']) throw usageError('sweep needs --older-than <duration>, e.g. 7d');
         const olderThanMs = parseDuration(values['older-than'], '--older-than');

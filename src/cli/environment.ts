@@ -13,14 +13,14 @@ import type { UnitRef } from '../pipeline/options.js';
 import type { EndpointRegistry } from '../registry/endpoint-registry.js';
 import { MemoryStagingProvider } from '../staging/memory-staging-provider.js';
 import { ObjectStoreStagingProvider } from '../staging/object-store-staging-provider.js';
-import { importOptional } from './builtins.js';
+import { importOptionalPeers } from './builtins.js';
 import type { PipelineFile } from './pipeline-file.js';
 
 /**
  * The staging provider a pipeline file names. `codec` is `ndjson` (default), `ndjson.gz`, or one that loads an optional
  * subpath with its peers: `arrow` (`apache-arrow`), `pg-copy` (the PostgreSQL pass-through; `pg`) and `mysql-tsv`
  * (the MySQL pass-through; `mysql2`).
- * @throws IngestError `config_invalid` when the codec's optional dependencies are not installed
+ * @throws IngestError `dependency_missing` when the codec's optional dependencies are not installed
  * @internal
  */
 export async function createStaging(spec: NonNullable<PipelineFile['staging']>): Promise<StagingProvider> {
@@ -43,15 +43,9 @@ async function resolveFileCodec(name: FileCodec | undefined): Promise<CodecSpec 
     'mysql-tsv': ['mysql2', async () => (await import('../mysql/index.js')).mySqlLoadDataCodec()],
   };
   const [peers, load] = loaders[name];
-  const codec = await importOptional(load);
-  if (!codec) {
-    throw new IngestError(
-      'config_invalid',
-      `staging codec "${name}" needs the optional dependencies ${peers.split(' ').join(' and ')}: npm install ${peers}`,
-      { details: { issues: ['staging.codec: optional dependency missing'] } },
-    );
-  }
-  return codec;
+  const codec = await importOptionalPeers(load, peers.split(' '), `The staging codec "${name}"`);
+  if (codec.missing) throw codec.missing;
+  return codec.module;
 }
 
 /** An open KvStore and how to release it. @internal */
@@ -63,30 +57,27 @@ export interface OpenKv {
 /**
  * Open the KvStore a pipeline file names. `postgres` (and `mysql`: `mysql2` and `kysely`) loads the optional peers `pg` and `kysely`, and creates the
  * table (`kv_entries` unless `table` says otherwise) when it does not exist.
- * @throws IngestError `config_invalid` when `postgres` is asked for and its peers are not installed
+ * @throws IngestError `dependency_missing` when `postgres` (or `mysql`) is asked for and its peers are not installed
  * @internal
  */
 export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<OpenKv> {
   if (spec.type === 'memory') return { kv: new MemoryKvStore(), close: async () => {} };
   if (spec.type === 'file') return { kv: new FileKvStore({ path: spec.path }), close: async () => {} };
   if (spec.type === 'mysql') return openMySqlKv(spec);
-  const mods = await importOptional(() =>
-    Promise.all([import('kysely'), import('pg'), import('../postgres/kv-store.js')] as const),
+  const loaded = await importOptionalPeers(
+    () => Promise.all([import('kysely'), import('pg'), import('../postgres/kv-store.js')] as const),
+    ['pg', 'kysely'],
+    'The KvStore of type "postgres"',
   );
-  if (!mods) {
-    throw new IngestError(
-      'config_invalid',
-      'kv type "postgres" needs the optional dependencies pg and kysely: npm install pg kysely',
-    );
-  }
-  const [{ Kysely, PostgresDialect }, pgModule, { PostgresKvStore }] = mods;
+  if (loaded.missing) throw loaded.missing;
+  const [{ Kysely, PostgresDialect }, pgModule, { PostgresKvStore }] = loaded.module;
   try {
     const password = new URL(spec.connectionString).password;
     if (password) registerSecret(decodeURIComponent(password));
   } catch {
     // a socket path: nothing to register (the file was validated by loadPipelineFile)
   }
-  const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4 });
+  const pool = new pgModule.default.Pool({ connectionString: spec.connectionString, max: 4, allowExitOnIdle: true });
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   const { type: _type, connectionString: _url, ...where } = spec; // table, schema
@@ -95,21 +86,19 @@ export async function openKv(spec: NonNullable<PipelineFile['kv']>): Promise<Ope
 
 /** `kv: { type: mysql, connectionString, table?, database? }`: a {@link MySqlKvStore} on a small pool of its own. */
 async function openMySqlKv(spec: Extract<NonNullable<PipelineFile['kv']>, { type: 'mysql' }>): Promise<OpenKv> {
-  const mods = await importOptional(() =>
-    Promise.all([
-      import('kysely'),
-      import('mysql2'),
-      import('../mysql/kv-store.js'),
-      import('../mysql/connection.js'),
-    ] as const),
+  const loaded = await importOptionalPeers(
+    () =>
+      Promise.all([
+        import('kysely'),
+        import('mysql2'),
+        import('../mysql/kv-store.js'),
+        import('../mysql/connection.js'),
+      ] as const),
+    ['mysql2', 'kysely'],
+    'The KvStore of type "mysql"',
   );
-  if (!mods) {
-    throw new IngestError(
-      'config_invalid',
-      'kv type "mysql" needs the optional dependencies mysql2 and kysely: npm install mysql2 kysely',
-    );
-  }
-  const [{ Kysely, MysqlDialect }, mysqlModule, { MySqlKvStore }, { parseMySqlConnectionString }] = mods;
+  if (loaded.missing) throw loaded.missing;
+  const [{ Kysely, MysqlDialect }, mysqlModule, { MySqlKvStore }, { parseMySqlConnectionString }] = loaded.module;
   // registers the password as a secret; throws config_invalid naming what is wrong
   const options = parseMySqlConnectionString(spec.connectionString);
   const pool = mysqlModule.default.createPool({ ...options, charset: 'utf8mb4', connectionLimit: 4 });

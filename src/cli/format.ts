@@ -33,6 +33,8 @@ export function formatDuration(ms: number): string {
 
 /** A text table with a header row; columns padded to their widest cell, numbers right-aligned. */
 export function renderTable(header: string[], rows: string[][], rightAligned: Set<number> = new Set()): string {
+  header = header.map(escapeControl);
+  rows = rows.map((r) => r.map(escapeControl));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -47,4 +49,19 @@ export function renderTable(header: string[], rows: string[][], rightAligned: Se
 export function truncate(text: string, width: number): string {
   if (width <= 0) return '';
   return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+/**
+ * A table cell on one line: tabs, newlines and every other control character (C0, DEL, C1) written as escapes
+ * (`\t`, `\n`, `\r`, `\u001b`), so a value cannot break the table or drive the terminal.
+ * @internal
+ */
+export function escapeControl(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    if (c === '\t') return '\\t';
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
 }

@@ -58,6 +58,8 @@ export function errorLine(e: { code: string; message: string; retryable: boolean
         ? 'the source schema changed: ALTER the target or choose a schemaContract (--schema-contract), as the message says'
         : e.code === 'aborted'
           ? 'interrupted; the run stays resumable'
+          : e.code === 'dependency_missing'
+            ? 'install the package named above, then run again'
           : e.retryable
             ? 'retryable: run the same command again to resume'
             : 'permanent: fix the data, the target or the config first';

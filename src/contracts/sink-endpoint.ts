@@ -64,4 +64,10 @@ export interface SinkEndpoint {
   import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult>;
   /** Release connections. Optional. */
   close?(): Promise<void>;
+  /**
+   * Forget what the sink's ledger holds of these runs of a unit (`pruneState` calls it before it deletes their
+   * receipts, so a run id is never reusable while the ledger would still skip its slices). Optional: a sink without a
+   * ledger has nothing to forget.
+   */
+  forgetRuns?(req: { unitId: string; runIds: string[] }): Promise<void>;
 }

@@ -83,6 +83,12 @@ export interface SweepOptions {
  */
 export interface StagingProvider {
   readonly id: string;
+  /**
+   * `true` when sessions live in this process only (`MemoryStagingProvider`): a run left pending by another process
+   * cannot resume from them, so the next run discards it (drops it, or supersedes it when the sink may hold some of
+   * its rows) instead of failing `not_found` for ever.
+   */
+  readonly processLocal?: boolean;
   /** A new session for `ctx.runId` (same run id, same location). */
   allocateSession(ctx: IngestionContext): Promise<StagingSession>;
   /** Reopen a session from its ref — resume on another process or worker. */

@@ -1,5 +1,8 @@
 import { ERROR_CODES, type IngestErrorCode } from './codes.js';
 import { redact, redactDeep } from './redact.js';
+import { isTransientError, TRANSIENT_NODE_CODES } from './transient.js';
+
+export { TRANSIENT_NODE_CODES } from './transient.js';
 
 /** Options of {@link IngestError}. @public */
 export interface IngestErrorOptions {
@@ -47,6 +50,9 @@ export class IngestError extends Error {
 
   /**
    * Wrap any thrown value: an IngestError passes through unchanged (its code wins), anything else becomes `code`.
+   * The result is retryable only when the wrapped error is known to be transient ({@link isTransientError}: a
+   * connection reset or timeout, an HTTP 5xx or 429, a serialization failure, a deadlock, a lock timeout); an
+   * unknown error — a `TypeError` in a connector — is not, so no layer repeats it.
    */
   static wrap(err: unknown, code: IngestErrorCode, message: string, details?: Record<string, unknown>): IngestError {
     if (IngestError.is(err)) return err;
@@ -66,21 +72,19 @@ export class IngestError extends Error {
   }
 }
 
-/** Node and undici error codes of connection failures that a retry can cure. @internal */
-export const TRANSIENT_NODE_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
+/** Codes of a failed operation whose retryability comes from their cause alone (unknown cause: not retryable). */
+const FAILURE_CODES: ReadonlySet<IngestErrorCode> = new Set([
+  'source_failed',
+  'sink_failed',
+  'staging_failed',
+  'kv_failed',
 ]);
 
 function inferRetryable(code: IngestErrorCode, cause: unknown): boolean {
   if (IngestError.is(cause)) return cause.retryable && ERROR_CODES[code].retryable;
+  // A failed operation is retryable only when what made it fail is known to be transient (ADR 0017): a TypeError in
+  // a sink, a constraint violation or an error nobody recognises would fail the same way again, maybe after a write.
+  if (FAILURE_CODES.has(code)) return cause !== undefined && isTransientError(cause);
   const sysCode = (cause as { code?: unknown } | undefined)?.code;
   if (typeof sysCode === 'string' && TRANSIENT_NODE_CODES.has(sysCode)) return true;
   return ERROR_CODES[code].retryable;

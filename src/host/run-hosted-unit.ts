@@ -5,6 +5,8 @@ import { exportUnit } from '../pipeline/export-unit.js';
 import { importUnit } from '../pipeline/import-unit.js';
 import type { ExportResult, ImportOptions, RunUnitResult } from '../pipeline/options.js';
 import { runUnit } from '../pipeline/run-unit.js';
+import { logFailure } from '../util/best-effort.js';
+import { toLogger } from '../util/logger.js';
 import { type EndpointConfigRef, type EndpointWiring, openEndpoint } from './endpoints.js';
 import { HeartbeatThrottle, type IngestionHeartbeatDetails } from './heartbeat.js';
 
@@ -83,6 +85,7 @@ export async function runHostedUnit<K extends HostedKind>(kind: K, o: HostedUnit
     return (await runUnit({ ...base, source, sink, disposition, primaryKey })) as HostedResult[K];
   } finally {
     throttle.stop();
-    await Promise.all(opened.map((e) => e.close?.().catch(() => {})));
+    const log = common.logger ? toLogger(common.logger) : undefined;
+    await Promise.all(opened.map((e) => e.close?.().catch(logFailure(log, 'closing an endpoint after the run'))));
   }
 }

@@ -77,7 +77,13 @@ export async function fetchJson(
         {
           cause: failure.cause,
           retryable: true,
-          details: { status: failure.status, attempts: attempt, url: shown },
+          // this layer spent its budget: the run's phase retry must not multiply it (ADR 0017)
+          details: {
+            status: failure.status,
+            attempts: attempt,
+            url: shown,
+            ...(attempt > 1 && { retriedBy: 'store' }),
+          },
         },
       );
     }
@@ -87,7 +93,10 @@ export async function fetchJson(
         throw new IngestError(
           'source_failed',
           `GET ${shown} for ${where}: ${failure.reason} asks to retry after ${failure.delayMs} ms, more than maxRetryAfterMs (${policy.maxRetryAfterMs})`,
-          { retryable: true, details: { status: failure.status, retryAfterMs: failure.delayMs, url: shown } },
+          {
+            retryable: true,
+            details: { status: failure.status, retryAfterMs: failure.delayMs, url: shown, retriedBy: 'store' },
+          },
         );
       }
       delayMs = failure.delayMs;

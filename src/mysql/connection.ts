@@ -105,6 +105,10 @@ export const parseMySqlEndpointOptions = endpointOptionsParser<MySqlPoolLike>({
       connectionLimit: max,
     });
     pool.on('error' as never, () => {});
+    // mysql2 has no allowExitOnIdle: an idle connection's socket is unref'd, and ref'd again when checked out, so a
+    // pool the endpoint built itself never keeps the host process alive once idle (a script that forgets close())
+    pool.on('release' as never, (c: { stream?: { unref?(): void } }) => c.stream?.unref?.());
+    pool.on('acquire' as never, (c: { stream?: { ref?(): void } }) => c.stream?.ref?.());
     return pool;
   },
 });

@@ -93,6 +93,6 @@ export const mySqlSinkDescriptor: EndpointDescriptor<MySqlSinkConfig> = {
   family: 'jdbc',
   title: 'MySQL / MariaDB',
   version: '1.0.0',
-  capabilities: [],
+  capabilities: ['ingest.full', 'ingest.incremental'],
   config: mySqlSinkConfigSchema,
 };

@@ -5,6 +5,7 @@ import type { StagingProvider, StagingSessionRef } from '../contracts/staging.js
 import type { Json } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { logFailure } from '../util/best-effort.js';
 import type { UnitRef } from './options.js';
 import { stagingStep } from './phase-support.js';
 import { RunContext } from './run-context.js';
@@ -179,7 +180,7 @@ async function markSession(
       await stagingStep(rc, 'commit', () => session.markAbandoned!(), 'marking the session _ABANDONED');
       return true;
     } finally {
-      await session.close().catch(() => {});
+      await session.close().catch(logFailure(rc.logger, 'closing the abandoned session'));
     }
   } catch (err) {
     if (IngestError.is(err, 'not_found')) return false;

@@ -3,6 +3,7 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { logFailure } from '../util/best-effort.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
 import { closingIteration, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
@@ -52,11 +53,11 @@ export async function exportEncodedSlice(
           )
         : undefined;
   } catch (err) {
-    await writer.abort?.(err).catch(() => {});
+    await writer.abort?.(err).catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
     throw IngestError.wrap(err, 'source_failed', `Source failed (${rc.where(slice.index)})`, { slice: slice.index });
   }
   if (!batches) {
-    await writer.abort?.().catch(() => {});
+    await writer.abort?.().catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
     return false;
   }
   const encoded = batches;
@@ -84,7 +85,7 @@ export async function exportEncodedSlice(
         rc.throwIfAborted('Export');
         await stagingCall(rc, () => writer.close(), `finishing slice ${slice.index}`, slice.index);
       } catch (err) {
-        await writer.abort?.(err).catch(() => {});
+        await writer.abort?.(err).catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
         throw err;
       }
       const desc = await stagingCall(rc, () => session.describe(), 'describing the session', slice.index);

@@ -10,6 +10,7 @@ import type { RecordWriter, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { logFailure } from '../util/best-effort.js';
 import { runBounded } from '../util/concurrency.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
@@ -186,7 +187,7 @@ async function exportPlannedSlice(
       writer ??= session.writer({ slice: slice.index, schema: progress.schema, signal: rc.signal });
       await stagingCall(rc, () => writer!.close(), `finishing slice ${slice.index}`, slice.index);
     } catch (err) {
-      await writer?.abort?.(err).catch(() => {});
+      await writer?.abort?.(err).catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
       // A retried slice reads (and rejects) its rows again.
       progress.rowsExported -= rows;
       progress.rejected.count = rejectedBefore;
@@ -279,7 +280,7 @@ async function exportStream(
     rc.throwIfAborted('Export');
     if (writer) await closeSlice();
   } catch (err) {
-    await writer?.abort?.(err).catch(() => {});
+    await writer?.abort?.(err).catch(logFailure(rc.logger, 'aborting the slice writer'));
     throw err;
   }
   return checkpoint;

@@ -1,5 +1,6 @@
 import type { KvKey, KvStore } from '../contracts/kv-store.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { leaseSchema, validState } from './state-schema.js';
 
 /** The JSON stored at `<checkpoint key>::lease`. @public */
 export interface LeaseValue {
@@ -48,6 +49,7 @@ export class Lease {
    */
   static async acquire(kv: KvStore, key: KvKey, who: { owner: string; runId: string; ttlMs: number }): Promise<Lease> {
     const current = await kv.get<LeaseValue>(key);
+    if (current) validState<LeaseValue>(leaseSchema, current.value, 'lease', key.key);
     if (current && current.value.state === 'held' && Date.parse(current.value.expiresAt) > Date.now()) {
       throw leaseHeld(key, current.value);
     }

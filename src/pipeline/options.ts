@@ -36,6 +36,11 @@ export interface RunPolicy {
   retry?: Partial<RetryPolicy>;
   /** Lease lifetime; renewed every third of it while the run is alive. @defaultValue 60000 */
   leaseTtlMs?: number;
+  /**
+   * Time limit of every KvStore call of the run (checkpoint, run state, receipts, lease acquire and renewal): a
+   * store that hangs fails the call with `timeout` instead of stalling the commit. @defaultValue a third of `leaseTtlMs`
+   */
+  kvTimeoutMs?: number;
   /** Keep staged data after the run landed (for audit; `sweepStaging` removes it later). `false` deletes it at once. @defaultValue true */
   keepStaging?: boolean;
   /**
@@ -97,6 +102,8 @@ export interface ResolvedRunPolicy {
   exportConcurrency: number;
   retry: RetryPolicy;
   leaseTtlMs: number;
+  /** A third of `leaseTtlMs` unless given. */
+  kvTimeoutMs: number;
   keepStaging: boolean;
   onRejectedRow: 'fail' | 'dead-letter';
 }
@@ -207,6 +214,7 @@ const DEFAULTS: ResolvedRunPolicy = {
   exportConcurrency: 4,
   retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10_000 },
   leaseTtlMs: 60_000,
+  kvTimeoutMs: 20_000,
   keepStaging: true,
   onRejectedRow: 'fail',
 };
@@ -250,6 +258,7 @@ const policySchema = z
     leaseTtlMs: posInt('policy.leaseTtlMs')
       .min(100, { error: 'Expected `policy.leaseTtlMs` to be at least 100' })
       .optional(),
+    kvTimeoutMs: posInt('policy.kvTimeoutMs').optional(),
     keepStaging: z.boolean().optional(),
     onRejectedRow: z.enum(['fail', 'dead-letter']).optional(),
   })
@@ -336,5 +345,7 @@ export function parseOptions<K extends keyof typeof schemas>(kind: K, opts: unkn
 /** Fill in policy defaults. */
 export function resolvePolicy(policy: RunPolicy | undefined): ResolvedRunPolicy {
   const given = Object.fromEntries(Object.entries(policy ?? {}).filter(([, v]) => v !== undefined));
-  return { ...DEFAULTS, ...given, retry: { ...DEFAULTS.retry, ...(policy?.retry ?? {}) } };
+  const leaseTtlMs = (given.leaseTtlMs as number | undefined) ?? DEFAULTS.leaseTtlMs;
+  const kvTimeoutMs = Math.max(10, Math.floor(leaseTtlMs / 3));
+  return { ...DEFAULTS, kvTimeoutMs, ...given, retry: { ...DEFAULTS.retry, ...(policy?.retry ?? {}) } };
 }

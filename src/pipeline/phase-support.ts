@@ -1,7 +1,7 @@
 import type { SessionDescription } from '../contracts/staging.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { raceAbort, sleep, throwIfAborted } from '../util/abort.js';
-import { backoffDelay, isRetryable } from '../util/retry.js';
+import { backoffDelay, isRetryable, markRetried } from '../util/retry.js';
 import type { RunContext } from './run-context.js';
 import type { SealedSliceRecord } from './run-state.js';
 
@@ -39,13 +39,12 @@ export async function stagingStep<T>(
     try {
       return await stagingCall(rc, fn, what, slice);
     } catch (err) {
-      const again =
-        attempt < policy.maxAttempts &&
-        isRetryable(err) &&
-        !IngestError.is(err, 'lease_lost') &&
-        !isSealRefusal(err) &&
-        !rc.signal.aborted;
+      const again = isRetryable(err) && !IngestError.is(err, 'lease_lost') && !isSealRefusal(err) && !rc.signal.aborted;
       if (!again) throw err;
+      if (attempt >= policy.maxAttempts) {
+        if (attempt > 1) markRetried(err, 'phase', attempt);
+        throw err;
+      }
       const delayMs = backoffDelay(attempt, policy);
       retryEvent(rc, phase, { attempt, delayMs, error: err }, slice);
       await sleep(delayMs, rc.signal);

@@ -4,6 +4,7 @@ import type { KvKey } from '../contracts/kv-store.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { redactDeep } from '../errors/redact.js';
+import { withKvTimeout } from '../kv/timed-kv-store.js';
 import { abortError } from '../util/abort.js';
 import { newRunId } from '../util/ids.js';
 import { noopLogger, toLogger } from '../util/logger.js';
@@ -81,7 +82,9 @@ export class RunContext {
 
   /** A context without the lease yet (no I/O): for checks that must happen before any state is written. */
   static create(opts: BaseRunOptions): RunContext {
-    return new RunContext(opts, opts.runId ?? newRunId(), undefined);
+    // every KvStore call of the run — lease renewals included — has a time limit (ADR 0017)
+    const kv = withKvTimeout(opts.kv, resolvePolicy(opts.policy).kvTimeoutMs);
+    return new RunContext({ ...opts, kv }, opts.runId ?? newRunId(), undefined);
   }
 
   /** The unit's lease (the fencing token is its `epoch`). @throws IngestError `internal` before {@link acquire} */
@@ -123,7 +126,9 @@ export class RunContext {
       return new RunContext(opts, this.runId, this.#wire, { lease, checkpoint, loadedState });
     } catch (err) {
       this.#wire.detach();
-      lease.abandon();
+      // a store that answers but holds invalid state: let the lease go at once (a failing store: it expires)
+      if (IngestError.is(err, 'state_invalid')) await lease.release();
+      else lease.abandon();
       throw kvError(err, 'Could not read the checkpoint or run state');
     }
   }
@@ -216,8 +221,8 @@ function wireUp(opts: BaseRunOptions, stateStore: RunStateStore): Wire {
 
 function kvError(err: unknown, message: string): IngestError {
   if (IngestError.is(err)) return err;
+  // retryable only when the store's failure is known to be transient (ADR 0017)
   return new IngestError('kv_failed', `${message}: ${err instanceof Error ? err.message : String(err)}`, {
     cause: err,
-    retryable: true,
   });
 }

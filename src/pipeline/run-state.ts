@@ -1,11 +1,14 @@
-import type { RunPhase } from '../contracts/context.js';
+import type { Logger, RunPhase } from '../contracts/context.js';
 import type { KvKey, KvStore } from '../contracts/kv-store.js';
 import type { Disposition } from '../contracts/sink-endpoint.js';
 import type { SliceSpec } from '../contracts/source-endpoint.js';
 import type { StagingSessionRef } from '../contracts/staging.js';
 import type { Json, RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
-import { canMove } from './run-policy.js';
+import { logFailure } from '../util/best-effort.js';
+import { receiptKey } from './keys.js';
+import { canMove, sameJson } from './run-policy.js';
+import { receiptSchema, runStateSchema, STATE_FORMAT, validState } from './state-schema.js';
 
 /** One sealed slice as the run state records it (to check the session before import and commit). @public */
 export interface SealedSliceRecord {
@@ -21,6 +24,8 @@ export interface SealedSliceRecord {
  * @public
  */
 export interface RunState {
+  /** The run state's format (1, set when written); a reader refuses an unknown one with `state_invalid`. */
+  format?: number;
   runId: string;
   phase: RunPhase;
   mode: 'full' | 'incremental';
@@ -62,6 +67,11 @@ export interface RunState {
   lastError?: { code: string; message: string; at: string } | null;
   /** Set by `abandonRun()`. */
   abandoned?: { at: string; reason?: string; by: string } | null;
+  /**
+   * With a process-local staging provider (memory): the process whose memory holds the session. Another process
+   * discards the run instead of resuming it (its staged rows are gone).
+   */
+  stagingProcess?: string;
 }
 
 /**
@@ -99,7 +109,9 @@ export class RunStateStore {
   async load(): Promise<RunState | undefined> {
     const entry = await this.kv.get(this.key);
     this.#version = entry ? entry.version : null;
-    return entry?.value as unknown as RunState | undefined;
+    // `null`: a rolled-back run left no run state
+    if (entry?.value == null) return undefined;
+    return validState<RunState>(runStateSchema, entry.value, 'run state', this.key.key);
   }
 
   /**
@@ -116,7 +128,7 @@ export class RunStateStore {
     Object.assign(state, patch);
     state.phase = to;
     state.updatedAt = new Date().toISOString();
-    await this.#put(state);
+    await this.#put(state, state.runId);
   }
 
   /**
@@ -126,35 +138,41 @@ export class RunStateStore {
    */
   async finishCommitted(state: RunState, done: Partial<RunState>): Promise<void> {
     const patch: Partial<RunState> = { lastError: null, ...done };
+    // Keep one copy of the checkpoint, not two: once committed, the planned checkpoint is the committed one (a
+    // large boundary checkpoint doubled the run state and the receipt; ADR 0017).
+    if (
+      done.committedCheckpoint !== undefined &&
+      state.plannedCheckpoint !== undefined &&
+      sameJson(state.plannedCheckpoint, done.committedCheckpoint)
+    ) {
+      patch.plannedCheckpoint = undefined;
+    }
     await this.writeReceipt({ ...state, ...patch, phase: 'committed' }, 'committed');
     await this.save(state, 'committed', patch);
   }
 
-  /** Record a failure on the pending run (never throws: the run's own error is what the caller reports). */
-  async recordFailure(state: RunState, err: IngestError): Promise<void> {
+  /** Record a failure on the pending run (never throws: the run's own error is what the caller reports; logged). */
+  async recordFailure(state: RunState, err: IngestError, logger?: Logger): Promise<void> {
     state.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
-    await this.save(state).catch(() => {});
+    await this.save(state).catch(logFailure(logger, 'recording the failure in the run state', { runId: state.runId }));
   }
 
   /**
-   * Undo a fresh run that staged nothing: put back the run state it replaced, or make the entry disappear when
-   * there was none (a put that expires at once keeps the key's version sequence, unlike a delete).
+   * Undo a fresh run that staged nothing: put back the run state it replaced, or write `null` ("no run state") when
+   * there was none — a put, so the key's version sequence goes on (unlike a delete), and visible at once (unlike the
+   * 1 ms TTL and the sleep this replaced).
    * @throws IngestError `lease_lost`, `kv_failed`
    */
   async rollback(current: RunState, previous: RunState | undefined): Promise<void> {
-    if (previous) {
-      await this.#put(previous);
-      return;
-    }
-    await this.#put(current, 1);
-    // Let the entry expire before the caller goes on (a get right after must not see it).
-    await new Promise((r) => setTimeout(r, 5));
+    await this.#put(previous ?? null, current.runId);
   }
 
   /** The receipt of `runId`, if that run finished. */
   async receipt(runId: string): Promise<RunReceipt | undefined> {
     try {
-      return (await this.kv.get<RunReceipt>(this.receiptKey(runId)))?.value;
+      const entry = await this.kv.get<RunReceipt>(this.receiptKey(runId));
+      if (!entry) return undefined;
+      return validState<RunReceipt>(receiptSchema, entry.value, 'receipt', this.receiptKey(runId).key);
     } catch (err) {
       throw IngestError.wrap(err, 'kv_failed', `Could not read the receipt of run ${runId}`);
     }
@@ -169,6 +187,7 @@ export class RunStateStore {
     // The plan and the slice list are not needed to answer a repeat: keep receipts small.
     const { plan: _plan, sealedSlices: _slices, ...kept } = state;
     const receipt: RunReceipt = {
+      format: STATE_FORMAT,
       runId: state.runId,
       outcome,
       at: new Date().toISOString(),
@@ -188,21 +207,24 @@ export class RunStateStore {
 
   /** Key of a run's receipt: `<checkpoint key>::run::<runId>`. */
   receiptKey(runId: string): KvKey {
-    return { ...this.key, key: `${this.key.key}::${runId}` };
+    return receiptKey(this.key, runId);
   }
 
-  async #put(state: RunState, ttlMs?: number): Promise<void> {
+  async #put(state: RunState | null, runId: string): Promise<void> {
     try {
-      const entry = await this.kv.put(this.key, toJson(state), {
-        expectedVersion: this.#version,
-        ...(ttlMs !== undefined ? { ttlMs } : {}),
-      });
+      const entry = await this.kv.put(
+        this.key,
+        state === null ? null : { ...(toJson(state) as { [k: string]: Json }), format: STATE_FORMAT },
+        {
+          expectedVersion: this.#version,
+        },
+      );
       this.#version = entry.version;
     } catch (err) {
       if (IngestError.is(err, 'kv_conflict')) {
         throw new IngestError(
           'lease_lost',
-          `Run state ${this.key.key} was changed by another worker; run ${state.runId} is fenced off`,
+          `Run state ${this.key.key} was changed by another worker; run ${runId} is fenced off`,
           { cause: err, retryable: true },
         );
       }

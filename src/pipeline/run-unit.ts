@@ -5,6 +5,7 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
+import { logFailure } from '../util/best-effort.js';
 import {
   type ExportOptions,
   type ExportResult,
@@ -14,6 +15,7 @@ import {
   type RunUnitResult,
 } from './options.js';
 import { stagingStep } from './phase-support.js';
+import { lostProcessLocalRun, PROCESS_ID } from './process-local.js';
 import { RunContext } from './run-context.js';
 import { advance, confirmUpstream, markLanded, type RunCall } from './run-phases.js';
 import {
@@ -116,7 +118,8 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
   const run: Attempt = { rc: await unchecked.acquire(), fresh: false, saved: false };
   try {
     const out = await withSpan('ingestion.run', run.rc.attrs(), async (span) => {
-      const { loadedState, checkpoint, stateStore } = run.rc;
+      const { checkpoint, stateStore } = run.rc;
+      const loadedState = await discardLostProcessLocal(run.rc);
       const facts = callFacts(opts, args);
       const named = receiptNeeded(loadedState, facts);
       const receipt = named === undefined ? undefined : await stateStore.receipt(named);
@@ -128,9 +131,7 @@ async function drive(opts: AnyOptions, args: DriveArgs): Promise<RunUnitResult |
   } catch (err) {
     throw await failed(run, err);
   } finally {
-    await heldSession(run)
-      ?.close()
-      .catch(() => {});
+    await heldSession(run)?.close().catch(logFailure(run.rc.logger, 'closing the staging session'));
   }
 }
 
@@ -147,6 +148,25 @@ function callFacts(opts: AnyOptions, args: DriveArgs): CallFacts {
     disposition,
     primaryKey,
   };
+}
+
+/**
+ * A pending run whose staging lived in another process's memory cannot resume (its rows are gone): forget it when
+ * nothing reached the sink, retire its run id (`superseded` receipt) when some may have; either way the call goes on
+ * as if there were no pending run. Returns the run state `decide()` should see.
+ */
+async function discardLostProcessLocal(rc: RunContext): Promise<RunState | undefined> {
+  const loaded = rc.loadedState;
+  const how = lostProcessLocalRun(loaded);
+  if (!how || !loaded) return loaded;
+  if (how === 'supersede') await rc.stateStore.writeReceipt(loaded, 'superseded');
+  rc.logger.warn(
+    how === 'drop'
+      ? "a pending run staged in another process's memory was dropped (nothing of it reached the sink); starting afresh"
+      : "a pending run staged in another process's memory was superseded: the sink may hold some of its rows, which the next run imports again under a new run id",
+    { runId: loaded.runId, phase: loaded.phase, stagingProvider: loaded.stagingProvider },
+  );
+  return undefined;
 }
 
 /** Act on what `decide()` said: settle the loaded run, refuse, repeat a result, or open the run and advance it. */
@@ -238,6 +258,7 @@ function newRunState(
     stagingProvider: rc.opts.staging.id,
     sessionRef: session.ref,
     baseCheckpointVersion: rc.checkpoint.version,
+    ...(rc.opts.staging.processLocal ? { stagingProcess: PROCESS_ID } : {}),
     ...(imp ? { disposition: imp.disposition ?? 'append' } : {}),
     ...(imp?.primaryKey ? { primaryKey: imp.primaryKey } : {}),
     startedAt: now,
@@ -258,7 +279,7 @@ async function freshSession(run: Attempt): Promise<StagingSession> {
   const held = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
   if (held.slices.length === 0 && !held.sealed && !held.landed) return session;
   run.session = undefined;
-  await session.close().catch(() => {});
+  await session.close().catch(logFailure(rc.logger, 'closing the refused session'));
   throw new IngestError(
     'run_state_invalid',
     `Run id ${rc.runId} was used before: staging already holds its session (${held.slices.length} slices); use a new run id (${rc.where()})`,
@@ -272,12 +293,31 @@ async function freshSession(run: Attempt): Promise<StagingSession> {
  */
 async function reopen(rc: RunContext, state: RunState): Promise<StagingSession> {
   const session = await openSession(rc, state).catch((err) => {
+    if (IngestError.is(err, 'not_found') && RUN_PHASES[state.phase].sessionGone === 'fail')
+      throw sessionLost(rc, state, err);
     if (RUN_PHASES[state.phase].sessionGone !== 'export again' || !IngestError.is(err, 'not_found')) throw err;
     rc.logger.warn('pending export has no staging session left; exporting again', { runId: state.runId });
     return allocate(rc);
   });
   await claim(rc, session);
   return session;
+}
+
+/**
+ * The pending run's staged data is gone (swept, deleted, or kept in another process's memory): it can never resume.
+ * The error names the way out — abandon the run — so the unit is not stuck failing the same way for ever.
+ */
+function sessionLost(rc: RunContext, state: RunState, cause: IngestError): IngestError {
+  const unit = JSON.stringify(rc.unitId);
+  return new IngestError(
+    'not_found',
+    `Run ${state.runId} of ${rc.where()} is pending in phase ${state.phase}, but its staging session ${state.sessionRef.sessionId} is gone (${cause.message}); it can never resume. Abandon it — \`abandonRun({ staging, kv, unit })\` or \`nucleus-ingest abandon <pipeline-file> ${unit}\` — then run the unit again: the next run reads the source from the unchanged checkpoint`,
+    {
+      cause,
+      retryable: false,
+      details: { runId: state.runId, phase: state.phase, sessionId: state.sessionRef.sessionId, remedy: 'abandonRun' },
+    },
+  );
 }
 
 function openSession(rc: RunContext, state: RunState): Promise<StagingSession> {
@@ -312,7 +352,7 @@ async function leaveNothingOrRecord(run: Attempt, e: IngestError): Promise<void>
       }
     }
   }
-  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e);
+  if (call && run.saved) await rc.stateStore.recordFailure(call.state, e, rc.logger);
 }
 
 /** Finish the loaded run as `decide()` said: land it (it committed before it crashed), or retire its id. */
@@ -331,8 +371,17 @@ async function settle(
     return;
   }
   await rc.stateStore.finishCommitted(loaded, { committedCheckpoint: rc.checkpoint.value });
-  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch(() => undefined);
-  if (session) await markLanded(rc, session).finally(() => session.close().catch(() => {}));
+  const session = await rc.opts.staging.openSession(loaded.sessionRef).catch((err) => {
+    logFailure(rc.logger, "reopening the landed run's session to write _LANDED (the sweep treats it as abandoned)", {
+      runId: loaded.runId,
+    })(err);
+    return undefined;
+  });
+  if (session) {
+    await markLanded(rc, session).finally(() =>
+      session.close().catch(logFailure(rc.logger, "closing the landed run's session")),
+    );
+  }
   rc.logger.info('finished the landing of a run that committed before it crashed', { runId: loaded.runId });
   await confirmUpstream(rc, source, rc.checkpoint.value);
 }
@@ -434,7 +483,9 @@ async function result(
     completedAt: new Date().toISOString(),
   };
   if (exportOnly) {
-    const planned = state.plannedCheckpoint ?? null;
+    // a committed run keeps only its committed checkpoint (the planned one, once equal, is dropped)
+    const planned =
+      state.plannedCheckpoint !== undefined ? state.plannedCheckpoint : (state.committedCheckpoint ?? null);
     return {
       runId: state.runId,
       sessionRef: state.sessionRef,
@@ -451,7 +502,9 @@ async function result(
     resumed: how.resumed,
     ...(how.repeated ? { repeated: true } : {}),
   };
-  if (!rc.policy.keepStaging && session) await session.destroy().catch(() => {});
+  if (!rc.policy.keepStaging && session) {
+    await session.destroy().catch(logFailure(rc.logger, 'deleting the landed staging (keepStaging: false)'));
+  }
   rc.emit({ type: 'run.completed', stats: out.stats, newCheckpoint: out.newCheckpoint });
   return out;
 }

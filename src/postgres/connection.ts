@@ -39,7 +39,8 @@ export const parseEndpointOptions = endpointOptionsParser<PgPoolLike>({
   ),
   own: (connectionString, max) => {
     registerUrlPassword(connectionString);
-    const pool = new pg.Pool({ connectionString, max });
+    // a pool the endpoint built itself never keeps the host process alive once idle (a script that forgets close())
+    const pool = new pg.Pool({ connectionString, max, allowExitOnIdle: true });
     pool.on('error', () => {});
     return pool;
   },

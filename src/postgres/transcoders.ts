@@ -1,3 +1,4 @@
+import { loadOptionalPeer } from '../util/optional-peer.js';
 import type { CopyTranscoderFactory, StagedToCsv } from './transcode.js';
 
 /*
@@ -7,7 +8,7 @@ import type { CopyTranscoderFactory, StagedToCsv } from './transcode.js';
 
 const EXPORTS: Record<string, () => Promise<CopyTranscoderFactory>> = {
   ndjson: async () => (await import('./copy-to-ndjson.js')).copyToNdjson,
-  arrow: async () => (await import('./copy-to-arrow.js')).copyToArrow,
+  arrow: async () => (await arrowPeer(() => import('./copy-to-arrow.js'))).copyToArrow,
 };
 
 /** An import transcoder and the COPY format it writes (`csv`: `FORMAT csv`; `text`: COPY's text format). */
@@ -18,8 +19,16 @@ export interface ImportTranscoder {
 
 const IMPORTS: Record<string, () => Promise<ImportTranscoder>> = {
   ndjson: async () => ({ toCopy: (await import('./ndjson-to-copy.js')).ndjsonToCopyText, format: 'text' }),
-  arrow: async () => ({ toCopy: (await import('./arrow-to-csv.js')).arrowToCopyText, format: 'text' }),
+  arrow: async () => ({
+    toCopy: (await arrowPeer(() => import('./arrow-to-csv.js'))).arrowToCopyText,
+    format: 'text',
+  }),
 };
+
+/** A transcoder module of the Arrow codec: without `apache-arrow` installed, `dependency_missing` (not retryable). */
+function arrowPeer<T>(load: () => Promise<T>): Promise<T> {
+  return loadOptionalPeer('apache-arrow', load, "The PostgreSQL transcoder of the staging codec 'arrow'");
+}
 
 /** The COPY text → codec transcoder of `codec`, or `undefined` when that codec is staged through rows. */
 export function exportTranscoder(codec: string): (() => Promise<CopyTranscoderFactory>) | undefined {

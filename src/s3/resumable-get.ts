@@ -1,7 +1,7 @@
 import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { IngestError } from '../errors/ingest-error.js';
 import { sleep } from '../util/abort.js';
-import { backoffDelay, type RetryPolicy } from '../util/retry.js';
+import { backoffDelay, markRetried, type RetryPolicy } from '../util/retry.js';
 import type { Retrying } from './multipart-upload.js';
 import { s3Failure } from './s3-errors.js';
 
@@ -43,7 +43,11 @@ export async function* resumableBody(first: GetObjectCommandOutput, t: Resumable
         const mapped = s3Failure(err, 'get', t.bucket, t.key);
         if (offset > before) failures = 0;
         failures++;
-        if (t.signal?.aborted || !mapped.retryable || failures >= t.retry.maxAttempts) throw mapped;
+        if (t.signal?.aborted || !mapped.retryable) throw mapped;
+        if (failures >= t.retry.maxAttempts) {
+          if (failures > 1) markRetried(mapped, 'store', failures);
+          throw mapped;
+        }
         body.destroy?.();
         // The stream broke after its last byte: nothing is missing.
         if (total !== undefined && offset >= total) return;

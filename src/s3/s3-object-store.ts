@@ -34,7 +34,8 @@ export interface S3ObjectStoreOptions {
    * mid-body), HEAD, LIST, DELETE, PutObject, and each request of a multipart upload (create, every part, complete,
    * abort). Each attempt goes through the client's own retry strategy (its `maxAttempts`, 3 by default), so a
    * request is tried up to `retry.maxAttempts × client maxAttempts` times; give the client `maxAttempts: 1` to have
-   * this policy alone decide.
+   * this policy alone decide. An error this retry gave up on is marked `details.retriedBy: 'store'`, and the run's
+   * `policy.retry` does not retry it again (one budget per layer; the orchestrator retries the run).
    * @defaultValue {@link DEFAULT_RETRY} (`{ maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10000 }`)
    */
   retry?: Partial<RetryPolicy>;
@@ -307,7 +308,7 @@ export class S3ObjectStore implements ObjectStore {
         }
       },
       this.#retry,
-      { signal },
+      { signal, layer: 'store' },
     );
   }
 }

@@ -3,12 +3,25 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
 import type { ObjectStore } from '../contracts/object-store.js';
 import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
-import { FIELD_TYPES, type FieldType, type Json, type RecordSchema, type Row } from '../contracts/values.js';
+import { FIELD_TYPES, type FieldType, type RecordSchema, type Row } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { throwIfAborted } from '../util/abort.js';
 import { loadOptionalPeer } from '../util/optional-peer.js';
+import {
+  type ObjectStorePointer,
+  type ObjectStorePointerRun,
+  pointerRuns,
+  readJsonObject,
+  switchPointer,
+} from './object-store-pointer.js';
 import { formatCsv, formatNdjson } from './row-formats.js';
+
+export type {
+  ObjectStorePointer,
+  ObjectStorePointerHistoryChunk,
+  ObjectStorePointerRun,
+} from './object-store-pointer.js';
 
 /** File formats of {@link ObjectStoreSink}. @public */
 export type ObjectStoreSinkFormat = 'ndjson' | 'csv' | 'parquet';
@@ -33,6 +46,11 @@ export interface ObjectStoreSinkOptions {
   parquet?: ObjectStoreSinkParquetOptions;
   /** Rows per batch read from staging. @defaultValue 10000 */
   chunkSize?: number;
+  /**
+   * Runs the `_CURRENT` pointer lists itself; past that, the older half of an `append` unit's runs moves to an
+   * immutable history chunk, so the pointer stays small however many runs there were. @defaultValue 100
+   */
+  pointerMaxRuns?: number;
 }
 
 /** JSON config of the `object-store` sink (everything but the injected store). @public */
@@ -66,6 +84,7 @@ export const objectStoreSinkConfigSchema: z.ZodType<ObjectStoreSinkConfig> = z
       .strict()
       .optional(),
     chunkSize: z.number().int().positive().max(1_000_000).optional(),
+    pointerMaxRuns: z.number().int().min(2).max(10_000).optional(),
   })
   .strict();
 
@@ -87,20 +106,6 @@ const FORMATS: Record<ObjectStoreSinkFormat, { ext: string; contentType: string 
 };
 
 /**
- * The pointer object `<prefix>/<unit>/_CURRENT`: which run directories make up the unit's current data.
- * @public
- */
-export interface ObjectStorePointer {
-  [key: string]: Json;
-  version: 1;
-  unitId: string;
-  format: ObjectStoreSinkFormat;
-  /** `replace`: exactly one run; `append`: every run, oldest first. */
-  runs: Array<{ runId: string; dir: string; rows: number; files: number; at: string }>;
-  updatedAt: string;
-}
-
-/**
  * A raw sink: writes each staged slice as one file in any {@link ObjectStore}, as NDJSON, CSV or Parquet.
  *
  * Layout: `<prefix>/<unit>/<runId>/part-<slice>.<ext>` (the unit id percent-encoded into one key segment), then
@@ -110,7 +115,9 @@ export interface ObjectStorePointer {
  *
  * Readers follow `_CURRENT`: it is switched only after every file and `_SUCCESS` of the run exist, and a put is
  * atomic, so a reader sees the old runs or the new ones, never a mix. With `replace` the pointer names only the new
- * run and the unit's other run directories are deleted afterwards; with `append` the pointer lists every run.
+ * run and the unit's other run directories are deleted afterwards; with `append` the pointer lists the newest runs and
+ * links immutable history chunks of the older ones ({@link ObjectStoreSink.currentRuns} lists them all). The pointer
+ * write is fenced by the run's lease token: a paused old holder never drops a newer run from it.
  * `merge` is not supported (`unsupported`): files have no keys to merge on.
  *
  * Parquet is written by `@nucleus/ingestion/parquet`, imported only when `format` is `'parquet'`, streamed row
@@ -157,7 +164,18 @@ export class ObjectStoreSink implements SinkEndpoint {
   }
 
   /**
+   * Every run the unit's `_CURRENT` pointer names, oldest first, its history chunks included: the run directories
+   * a consistent reader reads. Empty when the unit has no pointer yet.
+   */
+  async currentRuns(unitId: string): Promise<ObjectStorePointerRun[]> {
+    const pointer = await readJsonObject<ObjectStorePointer>(this.#store, this.pointerKey(unitId));
+    return pointer ? pointerRuns(this.#store, pointer) : [];
+  }
+
+  /**
    * Write every slice of the request as one file, then `_SUCCESS`, then switch the pointer.
+   * The pointer write is fenced: it stores the run's fencing token and never overwrites a pointer written with a
+   * higher one (`lease_lost`).
    * @throws IngestError `unsupported` for `merge`; `row_rejected` when a row does not fit the file's columns;
    * `dependency_missing` for `format: 'parquet'` without `hyparquet-writer` installed;
    * `sink_failed` when the store fails; `aborted` when `ctx.signal` fires (the pointer is left as it was).
@@ -206,12 +224,16 @@ export class ObjectStoreSink implements SinkEndpoint {
         contentType: 'application/json',
         signal: ctx.signal,
       });
-      const pointer = await this.#switchPointer(req, ctx, {
-        runId: ctx.runId,
-        dir: runDir,
-        rows: rowsImported,
-        files: files.length,
-        at,
+      const pointer = await switchPointer({
+        store: this.#store,
+        key: this.pointerKey(req.unitId),
+        unitDir,
+        unitId: req.unitId,
+        format,
+        append: req.disposition === 'append',
+        run: { runId: ctx.runId, dir: runDir, rows: rowsImported, files: files.length, at },
+        maxRuns: this.#config.pointerMaxRuns ?? 100,
+        ctx,
       });
       if (req.disposition === 'replace') await this.#removeOtherRuns(unitDir, runDir, ctx);
       return {
@@ -254,39 +276,6 @@ export class ObjectStoreSink implements SinkEndpoint {
         });
       }
     }
-  }
-
-  async #readPointer(unitId: string): Promise<ObjectStorePointer | undefined> {
-    const key = this.pointerKey(unitId);
-    if (!(await this.#store.head(key))) return undefined;
-    const chunks: Uint8Array[] = [];
-    for await (const c of await this.#store.get(key)) chunks.push(c);
-    try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as ObjectStorePointer;
-    } catch (err) {
-      throw new IngestError('sink_failed', `Pointer ${key} is not valid JSON`, { cause: err, retryable: false });
-    }
-  }
-
-  async #switchPointer(
-    req: ImportRequest,
-    ctx: IngestionContext,
-    run: ObjectStorePointer['runs'][number],
-  ): Promise<ObjectStorePointer> {
-    // One run per unit at a time (the pipeline's lease), so read-modify-write of the pointer does not race.
-    const previous = req.disposition === 'append' ? ((await this.#readPointer(req.unitId))?.runs ?? []) : [];
-    const pointer: ObjectStorePointer = {
-      version: 1,
-      unitId: req.unitId,
-      format: this.#config.format,
-      runs: [...previous.filter((r) => r.runId !== run.runId), run],
-      updatedAt: run.at,
-    };
-    await this.#store.put(this.pointerKey(req.unitId), json(pointer), {
-      contentType: 'application/json',
-      signal: ctx.signal,
-    });
-    return pointer;
   }
 
   /** Files of an earlier attempt of this run that this attempt did not write (e.g. a slice count that changed). */

@@ -4,6 +4,7 @@ import type { KvEntry, KvKey, KvPutOptions, KvStore } from '../contracts/kv-stor
 import type { Json } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { isTransientError } from '../errors/transient.js';
 import { assertKvKey, kvConflict, kvPutOptions } from '../kv/kv-common.js';
 import type { SqlDialect } from './dialect.js';
 
@@ -275,7 +276,7 @@ export class SqlKvStore implements KvStore {
       const of = key ? ` of ${JSON.stringify(key.key)}` : '';
       throw new IngestError('kv_failed', `${d.store}.${op}${of} failed: ${err instanceof Error ? err.message : err}`, {
         cause: err,
-        retryable: d.isTransient(err) || d.serverCode(err) === undefined,
+        retryable: d.isTransient(err) || isTransientError(err),
         details: {
           table: this.#tableName,
           ...(key && { namespace: key.namespace, scopeId: key.scopeId, key: key.key }),

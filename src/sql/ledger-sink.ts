@@ -162,6 +162,35 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     }
   }
 
+  /** Delete the ledger rows of `runIds` of a unit (in chunks of 500 run ids). */
+  async forgetRuns(req: { unitId: string; runIds: string[] }): Promise<void> {
+    const d = this.dialect;
+    if (req.runIds.length === 0) return;
+    const what = `${d.sinkName}.forgetRuns of ${JSON.stringify(req.unitId)}`;
+    const details = { unitId: req.unitId, runs: req.runIds.length };
+    const s = await d.open(what, details);
+    let healthy = true;
+    try {
+      this.#schema ??= await d.currentSchema?.(s);
+      await this.#ensureLedger(s);
+      const ledger = d.qualified(this.#ledger!);
+      for (let i = 0; i < req.runIds.length; i += 500) {
+        const ids = req.runIds.slice(i, i + 500);
+        const list = ids.map((_, j) => d.param(j + 2)).join(', ');
+        await s.query(`DELETE FROM ${ledger} WHERE unit_id = ${d.param(1)} AND run_id IN (${list})`, [
+          req.unitId,
+          ...ids,
+        ]);
+      }
+    } catch (err) {
+      healthy = d.reusableAfter(err);
+      if (IngestError.is(err)) throw err;
+      throw d.wrap(err, 'sink_failed', `${what} failed`, details);
+    } finally {
+      s.release(healthy);
+    }
+  }
+
   /** End the pool the sink built (an injected pool is left open). Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -562,6 +591,19 @@ export abstract class SqlLedgerSink implements SinkEndpoint {
   /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */
   close(): Promise<void> {
     return this.#core.close();
+  }
+
+  /** `await using sink = new PostgresSink({ connectionString })`: `close()` at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Delete the ledger rows of these runs of a unit: `pruneState` calls it before it deletes the runs' receipts.
+   * @throws IngestError `sink_failed`
+   */
+  forgetRuns(req: { unitId: string; runIds: string[] }): Promise<void> {
+    return this.#core.forgetRuns(req);
   }
 
   /** @internal */

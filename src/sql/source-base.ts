@@ -180,6 +180,11 @@ export abstract class SqlSource<C extends SourceColumn, S> implements SourceEndp
     await this.sql.close();
   }
 
+  /** `await using source = new PostgresSource({ connectionString })`: `close()` at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Resolve the unit and build the statements of a read, in the caller's snapshot. */
   protected async prepareRead(
     s: S,

@@ -50,6 +50,8 @@ interface SessionData {
  */
 export class MemoryStagingProvider implements StagingProvider {
   readonly id = 'memory';
+  /** Sessions live in this process: a run another process left pending is discarded by the next run. */
+  readonly processLocal = true;
   readonly #sessions = new Map<string, SessionData>();
   readonly #bucket: string;
 

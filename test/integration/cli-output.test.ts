@@ -51,21 +51,24 @@ describe('nucleus-ingest piped output', { timeout: 300_000 }, () => {
     expect(json.lines.at(-1)).toMatchObject({ type: 'cli.summary', ok: true });
   });
 
-  it('a retryable failure: error [code] on stderr with what to do, exit 3; --json says the same on stderr', async () => {
+  it('a sink failure a retry cannot cure (a file where the sink wants a directory): error [code] on stderr with what to do, exit 4; --json says the same on stderr', async () => {
     const ws = await workspace();
     const blocker = join(ws.dir, 'not-a-dir');
     await writeFile(blocker, 'a file where the sink wants a directory');
     const file = await ws.write('broken.yaml', pipeline(ws.dir, { sinkRoot: join(blocker, 'lake') }));
     const text = await runCli(['run', file]);
-    expect(text.code).toBe(3);
-    expect(text.stderr).toMatch(/^error \[\w+_failed\] users: .+\(retryable: run the same command again to resume\)$/m);
+    // ENOTDIR is not transient: running the same command again would fail the same way (ADR 0017)
+    expect(text.code).toBe(4);
+    expect(text.stderr).toMatch(
+      /^error \[\w+_failed\] users: .+\(permanent: fix the data, the target or the config first\)$/m,
+    );
     expectPlainText(text.stdout);
     expect(text.stdout).toMatch(/users\s+failed \(\w+_failed\)/);
 
     const json = await runCli(['--json', 'run', file]);
-    expect(json.code).toBe(3);
+    expect(json.code).toBe(4);
     expect(json.stderr).toMatch(/^error \[\w+_failed\] users: /m);
-    expect(json.lines.find((l) => l.type === 'unit.finished')).toMatchObject({ error: { retryable: true } });
+    expect(json.lines.find((l) => l.type === 'unit.finished')).toMatchObject({ error: { retryable: false } });
   });
 
   it('a permanent failure exits 4 and says so on stderr', async () => {

@@ -121,16 +121,16 @@ staging: { type: filesystem, root: "${join(ws.dir, 'staging')}" }
     expect(usage[4]!.stderr).toContain('--schema-contract');
   });
 
-  it('a failing sink exits 3 (retryable) with the checkpoint unmoved and no secret in the output; the next run resumes from staging', async () => {
+  it('a failing sink exits 4 (ENOTDIR is not transient) with the checkpoint unmoved and no secret in the output; once fixed, the next run resumes from staging', async () => {
     const ws = await workspace();
     const blocker = join(ws.dir, 'not-a-dir');
     await writeFile(blocker, 'a file where the sink wants a directory');
     const secret = 's3cr3t-sink-subdir-4711';
     const broken = await ws.write('broken.yaml', pipeline(ws.dir, { sinkRoot: `${blocker}/\${env:SINK_SUBDIR}` }));
     const failed = await runCli(['--json', 'run', broken], { env: { SINK_SUBDIR: secret } });
-    expect(failed.code).toBe(3);
+    expect(failed.code).toBe(4);
     const finished = failed.lines.find((l) => l.type === 'unit.finished');
-    expect(finished).toMatchObject({ status: 'failed', error: { retryable: true } });
+    expect(finished).toMatchObject({ status: 'failed', error: { retryable: false } });
     expect(finished?.runId).toEqual(expect.any(String));
     expect(failed.lines.some((l) => l.type === 'run.failed')).toBe(true);
     expect(failed.stdout + failed.stderr).not.toContain(secret);

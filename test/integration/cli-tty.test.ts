@@ -61,7 +61,7 @@ policy: { sliceMaxRows: 1000 }
     // status reads as a few lines on a terminal
     const status = await underPty(['status', file, 'users']);
     expect(status.code).toBe(0);
-    expect(status.output).toMatch(/checkpoint\s+\{"lastId":3000\}\s+\(version 1,/);
+    expect(status.output).toMatch(/checkpoint\s+\{"lastId":3000\}\s+\(KvStore entry version 1,/);
     expect(status.output).toMatch(/last run\s+\S+ committed\s+exported 3000, imported 3000, slices 3/);
     expect(status.output).toMatch(/lease\s+free/);
 

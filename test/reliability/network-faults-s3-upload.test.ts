@@ -1,8 +1,10 @@
 /**
  * Slice uploads under targeted S3 faults, each aimed at one request so the outcome is certain:
  * - a part that keeps failing is retried from its buffer within `S3ObjectStore`'s `retry` (the run never notices);
- * - a part that fails past that budget fails the upload, which is aborted; the run's `policy.retry` then writes the
- *   slice again (a planned slice from the source, an unplanned stream by re-exporting into an emptied session);
+ * - a part that fails past that budget fails the upload, which is aborted; the run fails retryable, marked
+ *   `retriedBy: 'store'` so its own `policy.retry` does not retry it again (ADR 0017: one budget per layer), and the
+ *   next run — the orchestrator's retry — writes the slice again (a planned slice from the source, an unplanned
+ *   stream by re-exporting into an emptied session);
  * - an answer lost after the server acted (CreateMultipartUpload, CompleteMultipartUpload) neither leaves an
  *   upload behind nor fails the slice.
  * - an unplanned PostgreSQL stream on a pool of ONE connection: the failed slice's stream is re-exported (the first
@@ -14,6 +16,7 @@ import type http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  IngestError,
   type IngestionEvent,
   MemoryKvStore,
   ObjectStoreStagingProvider,
@@ -62,6 +65,8 @@ interface RunOpts {
   planned: boolean;
   storeRetry: number;
   policyRetry: number;
+  /** Runs in all, the orchestrator's retries included: a retryable failure is run again with the same ids. */
+  runs?: number;
 }
 
 async function stage(endpoint: string, prefix: string, o: RunOpts) {
@@ -80,25 +85,37 @@ async function stage(endpoint: string, prefix: string, o: RunOpts) {
   });
   const sink = new MemorySink();
   const events: IngestionEvent[] = [];
-  const result = await runUnit({
-    source: new MemorySource({
-      units: { events: { rows: rows(), batchSize: 500, ...(o.planned ? { planSlices: 3 } : {}) } },
-    }),
-    sink,
-    staging: new ObjectStoreStagingProvider({ store, prefix }),
-    kv: new MemoryKvStore(),
-    unit: { endpointId: 'upfault', unitId: 'events' },
-    runId: 'upfault-run',
-    mode: 'full',
-    policy: {
-      sliceMaxRows: 3000,
-      keepStaging: true,
-      exportConcurrency: 2,
-      retry: { maxAttempts: o.policyRetry, baseDelayMs: 20, maxDelayMs: 100 },
-    },
-    onEvent: (e) => events.push(e),
+  const source = new MemorySource({
+    units: { events: { rows: rows(), batchSize: 500, ...(o.planned ? { planSlices: 3 } : {}) } },
   });
-  return { result, rows: sink.rows('events'), events };
+  const staging = new ObjectStoreStagingProvider({ store, prefix });
+  const kv = new MemoryKvStore();
+  const failures: IngestError[] = [];
+  for (let run = 1; ; run++) {
+    try {
+      const result = await runUnit({
+        source,
+        sink,
+        staging,
+        kv,
+        unit: { endpointId: 'upfault', unitId: 'events' },
+        runId: 'upfault-run',
+        mode: 'full',
+        policy: {
+          sliceMaxRows: 3000,
+          keepStaging: true,
+          exportConcurrency: 2,
+          retry: { maxAttempts: o.policyRetry, baseDelayMs: 20, maxDelayMs: 100 },
+        },
+        onEvent: (e) => events.push(e),
+      });
+      return { result, rows: sink.rows('events'), events, failures };
+    } catch (err) {
+      // the orchestrator's layer: run the unit again when the failure is retryable
+      if (!IngestError.is(err) || !err.retryable || run >= (o.runs ?? 1)) throw err;
+      failures.push(err);
+    }
+  }
 }
 
 const cleanRuns = new Map<boolean, Promise<{ rows: Row[]; slices: Map<string, string> }>>();
@@ -161,8 +178,8 @@ async function faulted(
     figures.uploadsAborted += proxy.multipart.aborted.size;
     figures.rowsCompared += run.rows.length;
     const rewrites = run.events.filter((e) => e.type === 'retry.scheduled' && e.phase === 'export');
-    figures.slicesRewritten += rewrites.length;
-    return { proxy, rewrites, events: run.events };
+    figures.slicesRewritten += rewrites.length + run.failures.length;
+    return { proxy, rewrites, events: run.events, failures: run.failures };
   } finally {
     await proxy.close();
   }
@@ -182,30 +199,42 @@ describe('slice uploads under targeted S3 faults', () => {
     expect(r.proxy.multipart.aborted.size, 'no upload aborted').toBe(0);
   }, 120_000);
 
-  it('past the store retry the upload is aborted and policy.retry exports the planned slice again', async () => {
+  it('past the store retry the upload is aborted, policy.retry does not retry it again, and the next run exports the planned slice again', async () => {
     const r = await faulted('planned: part 2 of slice 1 fails 4 times, store retry 2', {
       planned: true,
       storeRetry: 2,
       policyRetry: 4,
+      runs: 3,
       match: partOfSlice1(2),
       times: 4,
       kind: '503',
     });
-    expect(r.rewrites.length, 'slice 1 exported three times').toBe(2);
-    expect(r.rewrites.every((e) => e.type === 'retry.scheduled' && e.slice === 1)).toBe(true);
+    expect(r.rewrites, 'the phase layer never retries what the store gave up on').toEqual([]);
+    expect(r.failures.length, 'slice 1 exported three times: two failed runs').toBe(2);
+    for (const f of r.failures) {
+      expect(f).toMatchObject({
+        code: 'staging_failed',
+        retryable: true,
+        details: { retriedBy: 'store', attempts: 2 },
+      });
+      expect(f.message).toMatch(/000001\.ndjson/);
+    }
+    expect(r.events.filter((e) => e.type === 'run.resumed')).toHaveLength(2);
     expect(r.proxy.multipart.aborted.size, 'both failed uploads aborted').toBe(2);
   }, 120_000);
 
-  it('past the store retry the upload is aborted and policy.retry re-exports an unplanned stream', async () => {
+  it('past the store retry the upload is aborted and the next run re-exports an unplanned stream', async () => {
     const r = await faulted('unplanned: part 2 of slice 1 fails 2 times, store retry 2', {
       planned: false,
       storeRetry: 2,
       policyRetry: 3,
+      runs: 2,
       match: partOfSlice1(2),
       times: 2,
       kind: 'stall',
     });
-    expect(r.rewrites.length, 'one re-export').toBe(1);
+    expect(r.rewrites, 'no retry by the phase layer').toEqual([]);
+    expect(r.failures.length, 'one re-export, by the next run').toBe(1);
     expect(r.proxy.multipart.aborted.size, 'the failed upload aborted').toBeGreaterThanOrEqual(1);
   }, 120_000);
 
@@ -221,7 +250,7 @@ describe('slice uploads under targeted S3 faults', () => {
     const prefix = uniquePrefix('upfail').replace(/\/$/, '');
     try {
       const err = await stage(proxy.url, prefix, { planned: true, storeRetry: 2, policyRetry: 1 }).catch((e) => e);
-      expect(err).toMatchObject({ code: 'staging_failed', retryable: true });
+      expect(err).toMatchObject({ code: 'staging_failed', retryable: true, details: { retriedBy: 'store' } });
       expect(String(err.message)).toMatch(/000001\.ndjson/);
       expect(proxy.stats.faults['500'], 'both faults fired').toBe(2);
       expect(proxy.incompleteUploads()).toEqual([]);
@@ -259,7 +288,7 @@ describe('slice uploads under targeted S3 faults', () => {
     expect(r.rewrites).toEqual([]);
   }, 120_000);
 
-  it('an unplanned PostgreSQL stream on a pool of one: past the store retry the upload is aborted, the stream is re-exported on the same connection', async () => {
+  it('an unplanned PostgreSQL stream on a pool of one: past the store retry the upload is aborted, the next run re-exports the stream on the same connection', async () => {
     const table = `"${pgEnv.schema}".events`;
     await pgEnv.query(`CREATE TABLE ${table} (id int PRIMARY KEY, body text NOT NULL)`);
     await pgEnv.query(
@@ -289,7 +318,7 @@ describe('slice uploads under targeted S3 faults', () => {
       const sink = new MemorySink();
       const events: IngestionEvent[] = [];
       const unitId = `${pgEnv.schema}.events`;
-      const result = await runUnit({
+      const options = {
         source,
         sink,
         staging: new ObjectStoreStagingProvider({
@@ -304,25 +333,31 @@ describe('slice uploads under targeted S3 faults', () => {
         kv: new MemoryKvStore(),
         unit: { endpointId: 'uppg', unitId },
         runId: 'uppg-run',
-        mode: 'full',
+        mode: 'full' as const,
         policy: {
           sliceMaxRows: 3000,
           chunkSize: 500,
           keepStaging: true,
           retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
         },
-        onEvent: (e) => events.push(e),
+        onEvent: (e: IngestionEvent) => events.push(e),
         // a connection never given back would make the re-export wait for ever: fail instead
         signal: AbortSignal.timeout(90_000),
-      });
+      };
+      const first = await runUnit(options).catch((e) => e);
+      // the store gave up: the run fails at once (its policy.retry does not retry it), and the orchestrator runs it again
+      expect(first).toMatchObject({ code: 'staging_failed', retryable: true, details: { retriedBy: 'store' } });
+      expect(pool.idleCount, 'the first read gave its connection back').toBe(pool.totalCount);
+      const result = await runUnit(options);
       expect(result.stats.rowsImported).toBe(ROWS);
       const got = sink.rows(unitId);
       expect(got.map((r) => Number(r.id)).sort((a, b) => a - b)).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
       expect(got.every((r) => r.body === `${String(Number(r.id) - 1).padStart(8, '0')}-${'y'.repeat(2000)}`)).toBe(
         true,
       );
-      const rewrites = events.filter((e) => e.type === 'retry.scheduled' && e.phase === 'export');
-      expect(rewrites, 'one re-export of the stream').toHaveLength(1);
+      const rewrites = events.filter((e) => e.type === 'run.resumed');
+      expect(events.filter((e) => e.type === 'retry.scheduled')).toEqual([]);
+      expect(rewrites, 'one re-export of the stream, by the next run').toHaveLength(1);
       expect(proxy.multipart.aborted.size, 'the failed upload aborted').toBeGreaterThanOrEqual(1);
       expect(proxy.incompleteUploads()).toEqual([]);
       expect(await openUploads(prefix)).toEqual([]);

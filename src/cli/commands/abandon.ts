@@ -5,7 +5,7 @@ import type { PipelineFile } from '../pipeline-file.js';
 import type { Reporter } from '../reporter.js';
 
 /**
- * `nucleus-ingest abandon <pipeline> -u <unit>`: drop each unit's pending run (see `abandonRun()`): the checkpoint
+ * `nucleus-ingest abandon <pipeline> <unit>…` (or `-u <unit>`): drop each unit's pending run (see `abandonRun()`): the checkpoint
  * stays where it was, the run id is retired, the staging session is marked for the sweep. Returns the exit code.
  * @throws IngestError `config_invalid` without a unit; `run_state_invalid` when a unit has no pending run (or it is
  * already imported); `lease_held` while a run is live
@@ -18,9 +18,13 @@ export async function abandonCommand(
   opts: { signal?: AbortSignal } = {},
 ): Promise<number> {
   if (units.length === 0) {
-    throw new IngestError('config_invalid', 'abandon needs the unit whose pending run to drop: -u <unit>', {
-      details: { usage: true },
-    });
+    throw new IngestError(
+      'config_invalid',
+      'abandon needs the unit whose pending run to drop: abandon <pipeline> <unit>',
+      {
+        details: { usage: true },
+      },
+    );
   }
   const staging = await createStaging(file.staging!);
   const abandoned: AbandonRunResult[] = await withKv(file.kv!, async (kv) => {

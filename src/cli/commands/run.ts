@@ -5,6 +5,7 @@ import type { RunPolicy } from '../../pipeline/options.js';
 import { runUnit } from '../../pipeline/run-unit.js';
 import type { EndpointRegistry } from '../../registry/endpoint-registry.js';
 import type { SchemaContract } from '../../schema/schema-contract.js';
+import { logFailure } from '../../util/best-effort.js';
 import { createEndpoints, createStaging, type OpenKv, openKv, unitRefOf } from '../environment.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import type { PipelineFile } from '../pipeline-file.js';
@@ -94,7 +95,9 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     }
   } finally {
     await Promise.all(
-      [source?.close?.(), sink?.close?.(), kvHandle?.close()].map((p) => Promise.resolve(p).catch(() => {})),
+      [source?.close?.(), sink?.close?.(), kvHandle?.close()].map((p) =>
+        Promise.resolve(p).catch(logFailure(reporter.logger, 'closing an endpoint or the KvStore')),
+      ),
     );
   }
   reporter.finish(outcomes);

@@ -48,7 +48,7 @@ export async function statusCommand(
     unit,
     key,
     checkpoint: entry(checkpoint),
-    run: entry(run),
+    run: run?.value == null ? null : entry(run), // `null`: a rolled-back run left none
     lease: lease ? { ...entry(lease)!, live } : null,
     ...(lag ? { lag } : {}),
     schema: schemaView(schema),
@@ -114,7 +114,7 @@ function describeStatus(doc: {
     [
       'checkpoint',
       doc.checkpoint
-        ? `${JSON.stringify(redactDeep(doc.checkpoint.value))}  (version ${doc.checkpoint.version}, ${doc.checkpoint.updatedAt})`
+        ? `${JSON.stringify(redactDeep(doc.checkpoint.value))}  (KvStore entry version ${doc.checkpoint.version}, written ${doc.checkpoint.updatedAt})`
         : 'none yet',
     ],
     [

@@ -2,18 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, IngestError, redact, registerSecret } from '../../../src/index.js';
 
 describe('IngestError', () => {
-  it('carries code, retryable default of the code, details and cause', () => {
+  it('carries code, details and cause; an unknown cause of a failure code is not retryable (ADR 0017)', () => {
     const cause = new Error('boom');
     const e = new IngestError('sink_failed', 'Sink failed (unit u)', { cause, details: { slice: 3 } });
     expect(e.code).toBe('sink_failed');
-    expect(e.retryable).toBe(ERROR_CODES.sink_failed.retryable);
+    expect(e.retryable).toBe(false);
+    expect(new IngestError('lease_held', 'held').retryable).toBe(ERROR_CODES.lease_held.retryable);
     expect(e.details).toEqual({ slice: 3 });
     expect((e.cause as Error).message).toBe('boom');
     expect(IngestError.is(e, 'sink_failed')).toBe(true);
     expect(IngestError.is(e, 'aborted')).toBe(false);
     expect(JSON.parse(JSON.stringify(e))).toMatchObject({
       code: 'sink_failed',
-      retryable: true,
+      retryable: false,
       details: { slice: 3 },
     });
   });

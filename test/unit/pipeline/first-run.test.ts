@@ -87,7 +87,7 @@ describe('a run that fails before it staged a row leaves nothing behind', () => 
       const { source, kv, store, base, key, events } = setup({ planSlices });
       const err = await runUnit({ ...base, source: failAtBatch(source, 1, { times: 100 }) }).catch((e) => e);
       expect(IngestError.is(err, 'source_failed')).toBe(true);
-      expect(await kv.get(runStateKey(key))).toBeUndefined();
+      expect((await kv.get(runStateKey(key)))?.value ?? undefined).toBeUndefined(); // rolled back: `null`, no TTL
       expect(await kv.get(key)).toBeUndefined();
       expect((await kv.get<{ state: string }>(leaseKey(key)))?.value.state).toBe('released');
       expect(await objectKeys(store)).toEqual([]);
@@ -114,6 +114,26 @@ describe('a run that fails before it staged a row leaves nothing behind', () => 
     });
   }
 
+  it('the rollback writes no expiring entry and needs no sleep: the run state reads as none at once (ADR 0017)', async () => {
+    const { source, kv, base, key } = setup();
+    const puts: Array<{ key: string; ttlMs?: number }> = [];
+    const spy: KvStore = {
+      get: (k) => kv.get(k),
+      put: (k, v, o) => {
+        puts.push({ key: k.key, ...(o?.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}) });
+        return kv.put(k, v, o);
+      },
+      delete: (k, o) => kv.delete(k, o),
+      list: (p) => kv.list(p),
+    };
+    const err = await runUnit({ ...base, kv: spy, source: failAtBatch(source, 1, { times: 100 }) }).catch((e) => e);
+    expect(IngestError.is(err, 'source_failed')).toBe(true);
+    const runPuts = puts.filter((p) => p.key === runStateKey(key).key);
+    expect(runPuts.length).toBeGreaterThanOrEqual(2);
+    expect(runPuts.filter((p) => p.ttlMs !== undefined)).toEqual([]);
+    expect((await kv.get(runStateKey(key)))?.value).toBeNull();
+  });
+
   it('a run that staged a slice before failing stays pending and resumes visibly (run.resumed)', async () => {
     const { source, kv, base, key, events, sink } = setup();
     // Batches of 40, slices of 100: batch 4 fails after slice 0 was staged.
@@ -135,7 +155,7 @@ describe('a run that fails before it staged a row leaves nothing behind', () => 
       const err = await runUnit({ ...base, policy }).catch((e) => e);
       expect(IngestError.is(err, 'row_rejected')).toBe(true);
       expect(events.some((e) => e.type === 'run.resumed')).toBe(false);
-      expect(await kv.get(runStateKey(key))).toBeUndefined();
+      expect((await kv.get(runStateKey(key)))?.value ?? undefined).toBeUndefined(); // rolled back: `null`, no TTL
       expect(await objectKeys(store)).toEqual([]);
     }
   });
