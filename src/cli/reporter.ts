@@ -60,9 +60,9 @@ export function errorLine(e: { code: string; message: string; retryable: boolean
           ? 'interrupted; the run stays resumable'
           : e.code === 'dependency_missing'
             ? 'install the package named above, then run again'
-          : e.retryable
-            ? 'retryable: run the same command again to resume'
-            : 'permanent: fix the data, the target or the config first';
+            : e.retryable
+              ? 'retryable: run the same command again to resume'
+              : 'permanent: fix the data, the target or the config first';
   return `error [${e.code}]${unitId ? ` ${unitId}` : ''}: ${e.message} (${hint})\n`;
 }
 
