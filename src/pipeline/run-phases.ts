@@ -70,6 +70,9 @@ async function exportStep(call: RunCall): Promise<void> {
   const { rc, state } = call;
   // the unit's schema contract: compared with the schema history before anything is staged (schema-history.ts)
   const gate = new SchemaGate(rc, rc.opts.schemaContract, call.disposition);
+  // read the history before the source holds a connection: a source sharing a pool of one with the KvStore would
+  // otherwise wait on its own connection for the first batch's decision
+  await gate.prime();
   const out = await exportPhase(rc, gate.wrap(call.source!), call.session, state, call.resumed, (plan) =>
     rc.stateStore.save(state, 'exporting', {
       plan: plan.slices,

@@ -162,6 +162,16 @@ export class SchemaGate {
     readonly disposition: Disposition,
   ) {}
 
+  /**
+   * Read the unit's schema history now, before the source is read (a source and a KvStore on one pool must not wait
+   * on each other's connection). @throws IngestError `kv_failed`
+   */
+  async prime(): Promise<void> {
+    const { rc } = this;
+    this.#history ??= readSchemaHistory(rc.opts.kv, rc.cpKey);
+    await this.#history;
+  }
+
   /** The decision for a source schema (the same one for the same schema). @throws IngestError `schema_conflict` */
   decide(schema: RecordSchema): Promise<ContractDecision> {
     const hash = schemaHash(schema);

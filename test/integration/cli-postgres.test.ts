@@ -47,10 +47,12 @@ policy: { sliceMaxRows: 200 }
     );
     expect(ids.rows[0]).toEqual({ lo: 1, hi: 750, n: 750 });
     const kv = await env.query(
-      `SELECT key, value, version FROM "${env.schema}".kv_entries WHERE key NOT LIKE '%::run' AND key NOT LIKE '%::run::%' AND key NOT LIKE '%::lease'`,
+      `SELECT key, value, version FROM "${env.schema}".kv_entries WHERE key NOT LIKE '%::run' AND key NOT LIKE '%::run::%' AND key NOT LIKE '%::lease' ORDER BY key`,
     );
+    // the checkpoint, and the unit's schema history (docs/schema-evolution.md)
     expect(kv.rows).toEqual([
       { key: 'ingest::sample::endpoint::crm::unit::users::sink::warehouse', value: { lastId: 750 }, version: '1' },
+      expect.objectContaining({ key: 'ingest::sample::endpoint::crm::unit::users::sink::warehouse::schema' }),
     ]);
 
     const second = await runCli(['--json', 'run', file], opts);

@@ -198,7 +198,20 @@ describe('Arrow staging, PostgreSQL → PostgreSQL, transcoded and through rows'
           [`"${env.schema}".${table}`],
         )
       ).rows.map((r) => r.t);
-    expect(await types('dst_created')).toEqual(await types('src'));
+    // the source's built-in types; its user-defined ones are not referenced by a created target (ADR 0013): an enum
+    // becomes text, a domain its base type
+    const s = env.schema;
+    const mapped: Record<string, string> = {
+      [`${s}.mood[]`]: 'text[]',
+      [`${s}.mood`]: 'text',
+      [`${s}.posint`]: 'integer',
+      [`${s}.shorttext`]: 'character varying(8)',
+    };
+    const expected = (await types('src')).map((t) => {
+      const [col, type] = t.split(': ') as [string, string];
+      return `${col}: ${mapped[type] ?? type}`;
+    });
+    expect(await types('dst_created')).toEqual(expected);
     expect(await diff('src', 'dst_created')).toEqual([]);
   }, 120_000);
 
