@@ -6,7 +6,7 @@ import type { ReadRequest, SourceBatch, SourceEndpoint } from '../../contracts/s
 import type { FieldSchema, RecordSchema, Row, Value } from '../../contracts/values.js';
 import { configInvalid } from '../../errors/config-invalid.js';
 import { IngestError } from '../../errors/ingest-error.js';
-import { changeSchema } from '../../sql/change-rows.js';
+import { CHANGE_FIELDS, changeSchema } from '../../sql/change-rows.js';
 import { registerUrlPassword } from '../../sql/endpoint-options.js';
 import { throwIfAborted } from '../../util/abort.js';
 import { JsonText } from '../../values/json-text.js';
@@ -510,9 +510,17 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
                 txn = undefined;
                 return yield* finish();
               }
-              ctx.logger?.warn?.(`${what}: the table's columns changed inside a transaction that is staged whole`, {
-                lsn: txn ? formatLsn(txn.lsn) : undefined,
-              });
+              if (!schemaSent) {
+                // the run's first transaction: it stages the new columns (the schema contract sees them), and its
+                // rows written before the change get the columns they did not have as NULL
+                schemaOfRows = next.schema;
+                if (txn) txn.rows = txn.rows.map((row) => reshape(row, next.names));
+                break;
+              }
+              ctx.logger?.warn?.(
+                `${what}: the table's columns changed inside a transaction larger than a batch, whose first rows were staged with the earlier columns; the values of new columns in this transaction are not loaded`,
+                { lsn: txn ? formatLsn(txn.lsn) : undefined },
+              );
             }
             break;
           }
@@ -831,6 +839,16 @@ function streamRelation(
     : columns.flatMap((c, i) => (c.key && columns.some((x) => !x.key) ? [i] : []));
   const schema = changeSchema({ fields, ...(pk.length && { primaryKey: [...pk] }) });
   return { columns, names, parse, schema, key };
+}
+
+/** A change row with the columns `names` (a column it lacks is NULL, one not in `names` is left out), then its change fields. */
+function reshape(row: Row, names: string[]): Row {
+  const out = buildRow(
+    names,
+    names.map((n) => (Object.hasOwn(row, n) ? row[n] : null)),
+  );
+  for (const k of CHANGE_FIELDS) out[k] = row[k];
+  return out;
 }
 
 function sameSchema(a: RecordSchema, b: RecordSchema): boolean {
