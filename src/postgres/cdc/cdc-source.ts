@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { IngestionContext } from '../../contracts/context.js';
 import type { EndpointDescriptor, UnitMetadata } from '../../contracts/endpoint.js';
 import type { ReadRequest, SourceBatch, SourceEndpoint } from '../../contracts/source-endpoint.js';
-import type { FieldSchema, RecordSchema, Row, Value } from '../../contracts/values.js';
+import type { FieldSchema, Json, RecordSchema, Row, Value } from '../../contracts/values.js';
 import { configInvalid } from '../../errors/config-invalid.js';
 import { IngestError } from '../../errors/ingest-error.js';
 import { CHANGE_FIELDS, changeSchema } from '../../sql/change-rows.js';
@@ -413,11 +413,19 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
       const slot = (await client.query(SLOT_SQL, [unit.slot])).rows[0];
       if (!slot || slot.wal_status === 'lost') throw lostSlot(unit, slot ? 'lost' : 'missing');
       const retained = Number(slot.retained ?? 0);
-      if (retained > (c.lagWarnBytes ?? LAG_WARN_BYTES)) {
-        ctx.logger?.warn?.(`${what}: slot ${unit.slot} retains ${retained} bytes of WAL`, {
+      const warnAt = c.lagWarnBytes ?? LAG_WARN_BYTES;
+      if (retained > warnAt) {
+        const details = {
+          unitId: unit.unitId,
           slot: unit.slot,
           retainedBytes: retained,
-        });
+          lagBytes: Number(slot.lag ?? 0),
+          thresholdBytes: warnAt,
+          walStatus: slot.wal_status ?? null,
+        };
+        const message = `${what}: slot ${unit.slot} retains ${retained} bytes of WAL (over lagWarnBytes ${warnAt}); run the unit more often or with larger bounds, or drop the slot of an abandoned unit`;
+        ctx.logger?.warn?.(message, details);
+        emitWarning(ctx, 'cdc.retained_wal', message, details);
       }
       if (c.heartbeatTable) await heartbeat(client, c.heartbeatTable);
       const lsn = (await client.query('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0].lsn as string;
@@ -738,6 +746,26 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     // a slot held by a walsender that is ending, or a replication connection that dropped: worth a retry
     if (isInUse(err)) return new IngestError('source_failed', e.message, { cause: err, retryable: true });
     return e;
+  }
+}
+
+/** Report a `source.warning` event through the run's context (a listener's failure never fails the run). */
+function emitWarning(ctx: IngestionContext, code: string, message: string, details: Record<string, Json>): void {
+  try {
+    ctx.emit?.({
+      type: 'source.warning',
+      at: new Date().toISOString(),
+      runId: ctx.runId,
+      workspaceId: ctx.workspaceId,
+      endpointId: ctx.endpointId,
+      unitId: ctx.unitId,
+      ...(ctx.sinkId !== undefined ? { sinkId: ctx.sinkId } : {}),
+      code,
+      message,
+      details,
+    });
+  } catch {
+    // the pipeline's emit already guards its listener; a context of another host may not
   }
 }
 
