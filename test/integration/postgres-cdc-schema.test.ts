@@ -187,4 +187,28 @@ describe('PostgresCdcSource: a relation whose columns changed goes through the s
       expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
     },
   );
+
+  it('evolve: a transaction larger than batchRows adds a column after its first batch; nothing lost', async () => {
+    const t = setup('large');
+    await createTable(db, 'large');
+    await t.run();
+    const c = await db.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO ${t.table} (id, name) SELECT g, 'old' FROM generate_series(1000, 1119) g`);
+      await c.query(`ALTER TABLE ${t.table} ADD COLUMN extra text`);
+      await c.query(
+        `INSERT INTO ${t.table} (id, name, extra) SELECT g, 'new', 'e' || g FROM generate_series(2000, 2119) g`,
+      );
+      await c.query(`UPDATE ${t.table} SET extra = 'u' WHERE id <= 3`);
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+    // the first attempt meets the change after a batch of 50 and fails retryable; the next reads the transaction whole
+    const first = await t.run('evolve').catch((e) => e);
+    expect(IngestError.is(first, 'source_failed') && first.retryable).toBe(true);
+    await drain(() => t.run('evolve'));
+    expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
+  });
 });

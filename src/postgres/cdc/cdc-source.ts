@@ -136,8 +136,9 @@ const isInUse = (err: unknown) => (err as { code?: string })?.code === '55006';
  * });
  * // runUnit({ source, sink: new PostgresSink({ … }), disposition: 'merge', … }) applies inserts, updates and deletes
  * ```
- * @throws IngestError `config_invalid` for bad options; `read` throws `source_failed` (retryable for connection errors
- * and a slot still held by an ending walsender), `checkpoint_invalid` (lost or missing slot), `not_found`.
+ * @throws IngestError `config_invalid` for bad options; `read` throws `source_failed` (retryable for connection errors,
+ * a slot still held by an ending walsender, and a transaction whose columns change after its first `batchRows` rows:
+ * the next attempt holds it whole), `checkpoint_invalid` (lost or missing slot), `not_found`.
  * @public
  */
 export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> {
@@ -147,6 +148,8 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   readonly #pool: pg.Pool;
   /** Per unit: an empty run that read from `from` up to `to` (confirmed with the unchanged checkpoint). */
   readonly #scanned = new Map<string, { from: string; to: bigint }>();
+  /** `<slot>@<commit LSN>` of transactions to stage whole: they change the table's columns after a batch's worth. */
+  readonly #holdWhole = new Set<string>();
   #closed = false;
 
   constructor(options: PostgresCdcSourceOptions) {
@@ -441,6 +444,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     let schemaOfRows: RecordSchema | undefined;
     let schemaSent = false;
     const scannedRuns = this.#scanned;
+    const holdWhole = this.#holdWhole;
     let total = 0;
     let bytes = 0;
     let received = start;
@@ -525,9 +529,13 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
                 if (txn) txn.rows = txn.rows.map((row) => reshape(row, next.names));
                 break;
               }
-              ctx.logger?.warn?.(
-                `${what}: the table's columns changed inside a transaction larger than a batch, whose first rows were staged with the earlier columns; the values of new columns in this transaction are not loaded`,
-                { lsn: txn ? formatLsn(txn.lsn) : undefined },
+              // a transaction larger than a batch whose first rows were handed on with the earlier columns: read it
+              // again, held whole this time (the retry starts at the checkpoint, before it; nothing was committed)
+              if (txn) holdWhole.add(`${unit.slot}@${txn.lsn}`);
+              throw new IngestError(
+                'source_failed',
+                `${what}: the table's columns changed inside a transaction larger than batchRows (${batchRows}) at ${txn ? formatLsn(txn.lsn) : '?'}; it is read again held whole, with its new columns`,
+                { retryable: true, details: { unitId: unit.unitId, lsn: txn ? formatLsn(txn.lsn) : null } },
               );
             }
             break;
@@ -558,6 +566,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
           }
           case 'commit': {
             inTxn = false;
+            if (txn) holdWhole.delete(`${unit.slot}@${txn.lsn}`);
             if (m.endLsn > received) received = m.endLsn;
             position = m.endLsn;
             if (txn?.rows.length) {
@@ -576,7 +585,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
             break;
         }
         // a transaction larger than a batch: hand its rows on (the run then reads it to its commit)
-        if (txn && txn.rows.length >= batchRows) {
+        if (txn && txn.rows.length >= batchRows && !holdWhole.has(`${unit.slot}@${txn.lsn}`)) {
           if (out.length) yield batch(checkpointAt(position));
           out = txn.rows;
           txn.rows = [];
