@@ -62,6 +62,7 @@ export type {
   SourceBatch,
   SourceEndpoint,
   SourceRejection,
+  SourceWarningEvent,
   StagedSlice,
   StagingHandle,
   StagingProvider,

@@ -155,6 +155,23 @@ export interface SchemaEvolvedEvent extends EventBase {
 }
 
 /**
+ * A source reports a condition that needs an operator's attention but does not fail the run — a replication slot
+ * retaining WAL past its threshold, a consumer falling behind. A source emits it through
+ * {@link IngestionContext.emit}; the pipeline fills in the time and ids and delivers it to `onEvent` (the CLI's
+ * `--json` prints it). The same warning is also logged at `warn` level by the source.
+ * @public
+ */
+export interface SourceWarningEvent extends EventBase {
+  type: 'source.warning';
+  /** Stable, machine-readable reason, `<area>.<condition>` (e.g. `cdc.retained_wal`); see the source's docs. */
+  code: string;
+  /** What is wrong and what to do, for a human. */
+  message: string;
+  /** The figures behind the warning (e.g. `slot`, `retainedBytes`, `thresholdBytes`). */
+  details?: Record<string, Json>;
+}
+
+/**
  * Typed progress events, delivered to `onEvent` and {@link IngestionContext.emit}.
  * @public
  */
@@ -170,7 +187,8 @@ export type IngestionEvent =
   | RunCompletedEvent
   | RunFailedEvent
   | SchemaChangedEvent
-  | SchemaEvolvedEvent;
+  | SchemaEvolvedEvent
+  | SourceWarningEvent;
 
 /** Event type names. @public */
 export type IngestionEventType = IngestionEvent['type'];

@@ -18,6 +18,7 @@ export type {
   SchemaChangedEvent,
   SchemaEvolvedEvent,
   SliceStagedEvent,
+  SourceWarningEvent,
 } from './context.js';
 export type { Capability, EndpointDescriptor, UnitMetadata } from './endpoint.js';
 export type { KvEntry, KvKey, KvPutOptions, KvStore } from './kv-store.js';

@@ -35,7 +35,10 @@ export interface PostgresCdcSourceConfig {
    * Created when missing.
    */
   heartbeatTable?: string;
-  /** Retained WAL (bytes) of a unit's slot past which `status()` and each run warn (`cdc.lag` event). @defaultValue 1 GiB */
+  /**
+   * Retained WAL (bytes) of a unit's slot past which `status()` sets `warning` and each run logs a warning and emits a
+   * `source.warning` event with code `cdc.retained_wal`. @defaultValue 1 GiB
+   */
   lagWarnBytes?: number;
 }
 

@@ -3,10 +3,10 @@ import pg from 'pg';
 import type { IngestionContext } from '../../contracts/context.js';
 import type { EndpointDescriptor, UnitMetadata } from '../../contracts/endpoint.js';
 import type { ReadRequest, SourceBatch, SourceEndpoint } from '../../contracts/source-endpoint.js';
-import type { FieldSchema, RecordSchema, Row, Value } from '../../contracts/values.js';
+import type { FieldSchema, Json, RecordSchema, Row, Value } from '../../contracts/values.js';
 import { configInvalid } from '../../errors/config-invalid.js';
 import { IngestError } from '../../errors/ingest-error.js';
-import { changeSchema } from '../../sql/change-rows.js';
+import { CHANGE_FIELDS, changeSchema } from '../../sql/change-rows.js';
 import { registerUrlPassword } from '../../sql/endpoint-options.js';
 import { throwIfAborted } from '../../util/abort.js';
 import { JsonText } from '../../values/json-text.js';
@@ -136,8 +136,9 @@ const isInUse = (err: unknown) => (err as { code?: string })?.code === '55006';
  * });
  * // runUnit({ source, sink: new PostgresSink({ … }), disposition: 'merge', … }) applies inserts, updates and deletes
  * ```
- * @throws IngestError `config_invalid` for bad options; `read` throws `source_failed` (retryable for connection errors
- * and a slot still held by an ending walsender), `checkpoint_invalid` (lost or missing slot), `not_found`.
+ * @throws IngestError `config_invalid` for bad options; `read` throws `source_failed` (retryable for connection errors,
+ * a slot still held by an ending walsender, and a transaction whose columns change after its first `batchRows` rows:
+ * the next attempt holds it whole), `checkpoint_invalid` (lost or missing slot), `not_found`.
  * @public
  */
 export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> {
@@ -147,6 +148,8 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   readonly #pool: pg.Pool;
   /** Per unit: an empty run that read from `from` up to `to` (confirmed with the unchanged checkpoint). */
   readonly #scanned = new Map<string, { from: string; to: bigint }>();
+  /** `<slot>@<commit LSN>` of transactions to stage whole: they change the table's columns after a batch's worth. */
+  readonly #holdWhole = new Set<string>();
   #closed = false;
 
   constructor(options: PostgresCdcSourceOptions) {
@@ -413,11 +416,19 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
       const slot = (await client.query(SLOT_SQL, [unit.slot])).rows[0];
       if (!slot || slot.wal_status === 'lost') throw lostSlot(unit, slot ? 'lost' : 'missing');
       const retained = Number(slot.retained ?? 0);
-      if (retained > (c.lagWarnBytes ?? LAG_WARN_BYTES)) {
-        ctx.logger?.warn?.(`${what}: slot ${unit.slot} retains ${retained} bytes of WAL`, {
+      const warnAt = c.lagWarnBytes ?? LAG_WARN_BYTES;
+      if (retained > warnAt) {
+        const details = {
+          unitId: unit.unitId,
           slot: unit.slot,
           retainedBytes: retained,
-        });
+          lagBytes: Number(slot.lag ?? 0),
+          thresholdBytes: warnAt,
+          walStatus: slot.wal_status ?? null,
+        };
+        const message = `${what}: slot ${unit.slot} retains ${retained} bytes of WAL (over lagWarnBytes ${warnAt}); run the unit more often or with larger bounds, or drop the slot of an abandoned unit`;
+        ctx.logger?.warn?.(message, details);
+        emitWarning(ctx, 'cdc.retained_wal', message, details);
       }
       if (c.heartbeatTable) await heartbeat(client, c.heartbeatTable);
       const lsn = (await client.query('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0].lsn as string;
@@ -433,6 +444,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     let schemaOfRows: RecordSchema | undefined;
     let schemaSent = false;
     const scannedRuns = this.#scanned;
+    const holdWhole = this.#holdWhole;
     let total = 0;
     let bytes = 0;
     let received = start;
@@ -510,9 +522,21 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
                 txn = undefined;
                 return yield* finish();
               }
-              ctx.logger?.warn?.(`${what}: the table's columns changed inside a transaction that is staged whole`, {
-                lsn: txn ? formatLsn(txn.lsn) : undefined,
-              });
+              if (!schemaSent) {
+                // the run's first transaction: it stages the new columns (the schema contract sees them), and its
+                // rows written before the change get the columns they did not have as NULL
+                schemaOfRows = next.schema;
+                if (txn) txn.rows = txn.rows.map((row) => reshape(row, next.names));
+                break;
+              }
+              // a transaction larger than a batch whose first rows were handed on with the earlier columns: read it
+              // again, held whole this time (the retry starts at the checkpoint, before it; nothing was committed)
+              if (txn) holdWhole.add(`${unit.slot}@${txn.lsn}`);
+              throw new IngestError(
+                'source_failed',
+                `${what}: the table's columns changed inside a transaction larger than batchRows (${batchRows}) at ${txn ? formatLsn(txn.lsn) : '?'}; it is read again held whole, with its new columns`,
+                { retryable: true, details: { unitId: unit.unitId, lsn: txn ? formatLsn(txn.lsn) : null } },
+              );
             }
             break;
           }
@@ -542,6 +566,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
           }
           case 'commit': {
             inTxn = false;
+            if (txn) holdWhole.delete(`${unit.slot}@${txn.lsn}`);
             if (m.endLsn > received) received = m.endLsn;
             position = m.endLsn;
             if (txn?.rows.length) {
@@ -560,7 +585,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
             break;
         }
         // a transaction larger than a batch: hand its rows on (the run then reads it to its commit)
-        if (txn && txn.rows.length >= batchRows) {
+        if (txn && txn.rows.length >= batchRows && !holdWhole.has(`${unit.slot}@${txn.lsn}`)) {
           if (out.length) yield batch(checkpointAt(position));
           out = txn.rows;
           txn.rows = [];
@@ -733,6 +758,26 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   }
 }
 
+/** Report a `source.warning` event through the run's context (a listener's failure never fails the run). */
+function emitWarning(ctx: IngestionContext, code: string, message: string, details: Record<string, Json>): void {
+  try {
+    ctx.emit?.({
+      type: 'source.warning',
+      at: new Date().toISOString(),
+      runId: ctx.runId,
+      workspaceId: ctx.workspaceId,
+      endpointId: ctx.endpointId,
+      unitId: ctx.unitId,
+      ...(ctx.sinkId !== undefined ? { sinkId: ctx.sinkId } : {}),
+      code,
+      message,
+      details,
+    });
+  } catch {
+    // the pipeline's emit already guards its listener; a context of another host may not
+  }
+}
+
 /** The non-retryable error of a slot that cannot be resumed, naming the unit and the resync path. */
 function lostSlot(unit: Unit, why: 'lost' | 'missing'): IngestError {
   const state =
@@ -831,6 +876,16 @@ function streamRelation(
     : columns.flatMap((c, i) => (c.key && columns.some((x) => !x.key) ? [i] : []));
   const schema = changeSchema({ fields, ...(pk.length && { primaryKey: [...pk] }) });
   return { columns, names, parse, schema, key };
+}
+
+/** A change row with the columns `names` (a column it lacks is NULL, one not in `names` is left out), then its change fields. */
+function reshape(row: Row, names: string[]): Row {
+  const out = buildRow(
+    names,
+    names.map((n) => (Object.hasOwn(row, n) ? row[n] : null)),
+  );
+  for (const k of CHANGE_FIELDS) out[k] = row[k];
+  return out;
 }
 
 function sameSchema(a: RecordSchema, b: RecordSchema): boolean {
