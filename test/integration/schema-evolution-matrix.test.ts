@@ -1,0 +1,315 @@
+/**
+ * The schema-change matrix of issue 21, the cells schema-evolution.test.ts leaves open (docs/schema-evolution.md):
+ *
+ * - the `ndjson.gz` staging codec (PostgreSQL and MariaDB targets, merge and append): add, widen, drop, relax,
+ *   narrow, rename (and on MariaDB a reorder), each run compared with the source as text both ways;
+ * - `replace` into a MariaDB target (and a PostgreSQL one) across the same change kinds, with `ndjson.gz` and the
+ *   engine's pass-through codec; a type change under replace on MariaDB is refused by the sink (schema_conflict,
+ *   the run stays pending, the target untouched), the user's own `ALTER` then lets the pending run load; a
+ *   pass-through slice staged before a change still loads under replace.
+ *
+ * "As text, both ways": the target's rows (every column of ALL, NULL where the target lacks it) equal, as a multiset,
+ * the source's rows (NULL where the source lacks the column) — merge and replace the last snapshot, append every
+ * snapshot (a dropped column keeps its old values in rows written before the drop, NULL after).
+ */
+
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FileSystemObjectStore } from '../../src/fs/index.js';
+import {
+  exportUnit,
+  type IngestionEvent,
+  importUnit,
+  MemoryKvStore,
+  ObjectStoreStagingProvider,
+  type RunUnitOptions,
+  runUnit,
+} from '../../src/index.js';
+import { MySqlSink, MySqlSource, mySqlLoadDataCodec } from '../../src/mysql/index.js';
+import { PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
+import { useMySql } from '../helpers/mysql.js';
+import { usePostgres } from '../helpers/pg.js';
+
+const pg = usePostgres('evmatrix');
+const my = useMySql('evmatrix');
+
+type Text = Array<string | null>;
+type Disposition = 'merge' | 'append' | 'replace';
+type Codec = 'ndjson.gz' | 'pass-through';
+
+interface Engine {
+  name: 'postgres' | 'mariadb';
+  exec(sql: string): Promise<void>;
+  text(table: string, cols: string[], has: string[]): Promise<Text[]>;
+  columns(table: string): Promise<Record<string, { type: string; nullable: boolean }>>;
+  q(table: string): string;
+  unitId(table: string): string;
+  source(): RunUnitOptions['source'];
+  sink(unitId: string, target: string): RunUnitOptions['sink'];
+  passThrough(): ReturnType<typeof pgCopyCodec>;
+  ddl: { create: string; widen: string[]; relax: string; narrow: string; retype: string };
+}
+
+const postgres: Engine = {
+  name: 'postgres',
+  exec: async (sql) => void (await pg.query(sql)),
+  async text(table, cols, has) {
+    const sel = cols.map((c, i) => `${has.includes(c) ? `${c}::text` : 'NULL::text'} AS c${i}`).join(', ');
+    const { rows } = await pg.query(`SELECT ${sel} FROM "${pg.schema}".${table}`, []);
+    return rows.map((r) => Object.values(r) as Text);
+  },
+  async columns(table) {
+    const { rows } = await pg.query(
+      `SELECT attname AS c, format_type(atttypid, atttypmod) AS t, NOT attnotnull AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+      [`"${pg.schema}".${table}`],
+    );
+    return Object.fromEntries(rows.map((r) => [r.c, { type: r.t, nullable: r.n }]));
+  },
+  q: (t) => `"${pg.schema}".${t}`,
+  unitId: (t) => `${pg.schema}.${t}`,
+  source: () => new PostgresSource({ pool: pg.newPool() }),
+  sink: (unitId, target) => new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.${target}` } }),
+  passThrough: () => pgCopyCodec(),
+  ddl: {
+    create:
+      'id integer PRIMARY KEY, name varchar(10) NOT NULL, qty integer, amount numeric(10,2), legacy varchar(20) NOT NULL',
+    widen: [
+      'ALTER TABLE %t ALTER COLUMN name TYPE text',
+      'ALTER TABLE %t ALTER COLUMN qty TYPE bigint',
+      'ALTER TABLE %t ALTER COLUMN amount TYPE numeric(14,2)',
+    ],
+    relax: 'ALTER TABLE %t ALTER COLUMN name DROP NOT NULL',
+    narrow: 'ALTER TABLE %t ALTER COLUMN region TYPE varchar(5)',
+    retype: 'ALTER TABLE %t ALTER COLUMN qty TYPE varchar(30)',
+  },
+};
+
+const mariadb: Engine = {
+  name: 'mariadb',
+  exec: async (sql) => void (await my.query(sql)),
+  async text(table, cols, has) {
+    const sel = cols.map((c, i) => `${has.includes(c) ? `CAST(${c} AS CHAR)` : 'NULL'} AS c${i}`).join(', ');
+    const rows = await my.query<any[]>(`SELECT ${sel} FROM ${table}`);
+    return rows.map((r) => Object.values(r).map((v) => (v === null ? null : String(v))));
+  },
+  async columns(table) {
+    const rows = await my.query<any[]>(
+      'SELECT COLUMN_NAME AS c, COLUMN_TYPE AS t, IS_NULLABLE AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+      [my.database, table],
+    );
+    return Object.fromEntries(rows.map((r) => [r.c, { type: String(r.t), nullable: r.n === 'YES' }]));
+  },
+  q: (t) => t,
+  unitId: (t) => `${my.database}.${t}`,
+  source: () => new MySqlSource({ pool: my.newPool() }),
+  sink: (unitId, target) => new MySqlSink({ pool: my.newPool(), tables: { [unitId]: target } }),
+  passThrough: () => mySqlLoadDataCodec(),
+  ddl: {
+    create: 'id INT PRIMARY KEY, name VARCHAR(10) NOT NULL, qty INT, amount DECIMAL(10,2), legacy VARCHAR(20) NOT NULL',
+    widen: ['ALTER TABLE %t MODIFY name TEXT NOT NULL, MODIFY qty BIGINT, MODIFY amount DECIMAL(14,2)'],
+    relax: 'ALTER TABLE %t MODIFY name TEXT NULL',
+    narrow: 'ALTER TABLE %t MODIFY region VARCHAR(5)',
+    retype: 'ALTER TABLE %t MODIFY qty VARCHAR(30)',
+  },
+};
+
+const ALL = ['id', 'name', 'qty', 'amount', 'legacy', 'region', 'zone'];
+const sorted = (rows: Text[]) => [...rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+
+function unitOf(engine: Engine, codec: Codec, disposition: Disposition, tag: string) {
+  const src = `s_${tag}`;
+  const dst = `d_${tag}`;
+  const unitId = engine.unitId(src);
+  const events: IngestionEvent[] = [];
+  let has = ['id', 'name', 'qty', 'amount', 'legacy'];
+  let expected: Text[] = [];
+  const root = mkdtempSync(join(tmpdir(), 'evmatrix-'));
+  const base = {
+    source: engine.source(),
+    sink: engine.sink(unitId, dst),
+    staging: new ObjectStoreStagingProvider({
+      store: new FileSystemObjectStore({ root }),
+      codec: codec === 'ndjson.gz' ? 'ndjson.gz' : engine.passThrough(),
+    }),
+    kv: new MemoryKvStore(),
+    unit: { vendor: engine.name, endpointId: `evm-${tag}`, unitId, sinkId: 'x' },
+    mode: 'full' as const,
+    disposition,
+    primaryKey: ['id'],
+    onEvent: (e: IngestionEvent) => events.push(e),
+    policy: { retry: { maxAttempts: 1 } },
+  };
+  return {
+    src,
+    dst,
+    events,
+    base,
+    sql: (s: string) => engine.exec(s.replaceAll('%t', engine.q(src))),
+    /** The staged slice files' names (the codec's extension). */
+    staged: () => (readdirSync(root, { recursive: true }) as string[]).filter((p) => /\/\d+\.[a-z.]+$/.test(p)),
+    setHas(cols: string[]) {
+      has = cols;
+    },
+    /** The target as text (every column of ALL; NULL where the target has no such column). */
+    async target() {
+      return sorted(await engine.text(dst, ALL, Object.keys(await engine.columns(dst))));
+    },
+    async run() {
+      const r = await runUnit(base);
+      await this.landed();
+      return r;
+    },
+    async landed() {
+      const snap = await engine.text(src, ALL, has);
+      expected = disposition === 'append' ? [...expected, ...snap] : snap;
+      expect(await this.target()).toEqual(sorted(expected));
+    },
+  };
+}
+
+/** add, widen, drop, relax, narrow, rename (MariaDB also reorder); each run compared with the source as text. */
+async function changeKinds(engine: Engine, u: ReturnType<typeof unitOf>) {
+  await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
+  await u.sql(
+    `INSERT INTO %t (id, name, qty, amount, legacy) VALUES (1, 'a', 1, 1.50, 'l1'), (2, 'b', NULL, NULL, 'l2'), (3, 'c', 3, -3.25, 'l3')`,
+  );
+  await u.run();
+
+  // add
+  await u.sql('ALTER TABLE %t ADD COLUMN region varchar(20)');
+  await u.sql("UPDATE %t SET region = 'eu' WHERE id = 1");
+  await u.sql("INSERT INTO %t (id, name, qty, amount, legacy, region) VALUES (4, 'd', 4, 4.00, 'l4', 'us')");
+  u.setHas(['id', 'name', 'qty', 'amount', 'legacy', 'region']);
+  await u.run();
+  expect((await engine.columns(u.dst)).region!.nullable).toBe(true);
+
+  // widen
+  for (const s of engine.ddl.widen) await u.sql(s);
+  await u.sql(
+    "UPDATE %t SET name = 'a much longer name than ten', qty = 9007199254740993, amount = 123456789012.34 WHERE id = 2",
+  );
+  await u.run();
+  const widened = await engine.columns(u.dst);
+  expect(widened.qty!.type).toMatch(/^bigint/);
+  expect(widened.amount!.type).toMatch(/^(numeric|decimal)\(14,2\)$/);
+
+  // drop: old values before the drop, NULL in every row written after it
+  await u.sql('ALTER TABLE %t DROP COLUMN legacy');
+  await u.sql("UPDATE %t SET name = 'c2' WHERE id = 3");
+  u.setHas(['id', 'name', 'qty', 'amount', 'region']);
+  await u.run();
+
+  // nullability relaxed
+  await u.sql(engine.ddl.relax);
+  await u.sql("INSERT INTO %t (id, name, qty, amount, region) VALUES (5, NULL, 5, 5.00, 'x')");
+  await u.run();
+  expect((await engine.columns(u.dst)).name!.nullable).toBe(true);
+
+  // narrow
+  await u.sql(engine.ddl.narrow);
+  await u.run();
+
+  // rename = drop + add
+  await u.sql('ALTER TABLE %t RENAME COLUMN region TO zone');
+  await u.sql("UPDATE %t SET zone = 'z' WHERE id = 1");
+  u.setHas(['id', 'name', 'qty', 'amount', 'zone']);
+  await u.run();
+
+  if (engine.name === 'mariadb') {
+    // reorder: columns match by name
+    await u.sql('ALTER TABLE %t MODIFY qty BIGINT AFTER zone');
+    await u.run();
+  }
+}
+
+describe.each([postgres, mariadb])('schema-change matrix, ndjson.gz staging: $name → $name', (engine) => {
+  it.each(['merge', 'append'] as const)(
+    '%s: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
+    async (disposition) => {
+      const u = unitOf(engine, 'ndjson.gz', disposition, `gz${disposition[0]}`);
+      await changeKinds(engine, u);
+      expect(u.staged().length).toBeGreaterThan(0);
+      expect(u.staged().every((p) => p.endsWith('.ndjson.gz'))).toBe(true);
+      const evolved = u.events.filter((e) => e.type === 'schema.evolved');
+      expect(evolved.some((e) => (e as any).added.includes('region'))).toBe(true);
+      expect(evolved.some((e) => (e as any).added.includes('zone'))).toBe(true);
+    },
+  );
+});
+
+describe.each([postgres, mariadb])('schema-change matrix, replace: $name → $name', (engine) => {
+  it.each(['ndjson.gz', 'pass-through'] as const)(
+    '%s: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
+    async (codec) => {
+      const u = unitOf(engine, codec, 'replace', `r${codec === 'ndjson.gz' ? 'gz' : 'pt'}`);
+      await changeKinds(engine, u);
+      const cols = Object.keys(await engine.columns(u.dst)).sort();
+      // PostgreSQL rebuilds the table from the staged schema after a drop; MariaDB evolves in place and keeps the
+      // dropped columns (NULL everywhere after the reload)
+      expect(cols).toEqual(
+        engine.name === 'postgres'
+          ? ['amount', 'id', 'name', 'qty', 'zone']
+          : ['amount', 'id', 'legacy', 'name', 'qty', 'region', 'zone'],
+      );
+    },
+  );
+
+  it('a type change under replace: MariaDB refuses it (the run stays pending), the ALTER unblocks it; PostgreSQL swaps', async () => {
+    const u = unitOf(engine, 'ndjson.gz', 'replace', 'rtype');
+    await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
+    await u.sql(
+      `INSERT INTO %t (id, name, qty, amount, legacy) VALUES (1, 'a', 1, 1.50, 'l1'), (2, 'b', 2, 2.50, 'l2')`,
+    );
+    await u.run();
+    const before = await u.target();
+    await u.sql(engine.ddl.retype);
+    await u.sql("UPDATE %t SET qty = 'many' WHERE id = 2");
+    await u.sql("INSERT INTO %t (id, name, qty, amount, legacy) VALUES (3, 'c', '3', 3.00, 'l3')");
+    if (engine.name === 'postgres') {
+      await u.run();
+      expect((await engine.columns(u.dst)).qty!.type).toBe('character varying(30)');
+      return;
+    }
+    const err = await runUnit(u.base).catch((e) => e);
+    expect(err.code).toBe('schema_conflict');
+    expect(err.message).toContain('qty');
+    expect(err.message).toContain('cannot rebuild');
+    // nothing of the refused run reached the target: same type, same rows
+    expect((await engine.columns(u.dst)).qty!.type).toMatch(/^int/);
+    expect(await u.target()).toEqual(before);
+    // a second attempt without the ALTER is refused again, the target still untouched
+    expect((await runUnit(u.base).catch((e) => e)).code).toBe('schema_conflict');
+    expect(await u.target()).toEqual(before);
+    // the user's own ALTER: the pending run (staged before) loads
+    await my.query(`ALTER TABLE ${u.dst} MODIFY qty VARCHAR(30)`);
+    const r = await runUnit(u.base);
+    expect(r.resumed).toBe(true);
+    await u.landed();
+  });
+
+  it('a pass-through slice staged before a change still loads under replace; the next run evolves', async () => {
+    const u = unitOf(engine, 'pass-through', 'replace', 'rres');
+    await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
+    await u.sql(
+      `INSERT INTO %t (id, name, qty, amount, legacy) VALUES (1, 'a', 1, 1.50, 'l1'), (2, 'b', 2, 2.50, 'l2')`,
+    );
+    await u.run();
+    await u.sql("UPDATE %t SET name = 'a1' WHERE id = 1");
+    const { source, sink, ...rest } = u.base;
+    await exportUnit({ ...rest, source });
+    const staged = await engine.text(u.src, ALL, ['id', 'name', 'qty', 'amount', 'legacy']);
+    // the source changes after the export: a column added, one dropped, a type widened
+    await u.sql('ALTER TABLE %t ADD COLUMN region varchar(20)');
+    await u.sql("UPDATE %t SET region = 'eu'");
+    await u.sql('ALTER TABLE %t DROP COLUMN legacy');
+    for (const s of engine.ddl.widen) await u.sql(s);
+    const imported = await importUnit({ ...rest, sink });
+    expect(imported.stats.rowsImported).toBe(2);
+    expect(Object.keys(await engine.columns(u.dst))).not.toContain('region');
+    expect(await u.target()).toEqual(sorted(staged));
+    u.setHas(['id', 'name', 'qty', 'amount', 'region']);
+    await u.run();
+  });
+});
