@@ -1,10 +1,10 @@
 /**
  * The schema-change matrix of issue 21, the cells schema-evolution.test.ts leaves open (docs/schema-evolution.md):
  *
- * - the `ndjson.gz` staging codec (PostgreSQL and MariaDB targets, merge and append): add, widen, drop, relax,
- *   narrow, rename (and on MariaDB a reorder), each run compared with the source as text both ways;
- * - `replace` into a MariaDB target (and a PostgreSQL one) across the same change kinds, with `ndjson.gz` and the
- *   engine's pass-through codec; a type change under replace on MariaDB is refused by the sink (schema_conflict,
+ * - the `ndjson.gz` staging codec (PostgreSQL and MariaDB targets, merge and append) and `arrow` with append: add,
+ *   widen, drop, relax, narrow, rename (and on MariaDB a reorder), each run compared with the source as text both ways;
+ * - `replace` into a MariaDB target (and a PostgreSQL one) across the same change kinds, with every codec (NDJSON,
+ *   `ndjson.gz`, Arrow, the engine's pass-through); a type change under replace on MariaDB is refused by the sink (schema_conflict,
  *   the run stays pending, the target untouched), the user's own `ALTER` then lets the pending run load; a
  *   pass-through slice staged before a change still loads under replace.
  *
@@ -17,6 +17,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
   exportUnit,
@@ -37,7 +38,7 @@ const my = useMySql('evmatrix');
 
 type Text = Array<string | null>;
 type Disposition = 'merge' | 'append' | 'replace';
-type Codec = 'ndjson.gz' | 'pass-through';
+type Codec = 'ndjson' | 'ndjson.gz' | 'arrow' | 'pass-through';
 
 interface Engine {
   name: 'postgres' | 'mariadb';
@@ -131,7 +132,7 @@ function unitOf(engine: Engine, codec: Codec, disposition: Disposition, tag: str
     sink: engine.sink(unitId, dst),
     staging: new ObjectStoreStagingProvider({
       store: new FileSystemObjectStore({ root }),
-      codec: codec === 'ndjson.gz' ? 'ndjson.gz' : engine.passThrough(),
+      codec: codec === 'pass-through' ? engine.passThrough() : codec === 'arrow' ? arrowCodec() : codec,
     }),
     kv: new MemoryKvStore(),
     unit: { vendor: engine.name, endpointId: `evm-${tag}`, unitId, sinkId: 'x' },
@@ -224,14 +225,18 @@ async function changeKinds(engine: Engine, u: ReturnType<typeof unitOf>) {
   }
 }
 
-describe.each([postgres, mariadb])('schema-change matrix, ndjson.gz staging: $name → $name', (engine) => {
-  it.each(['merge', 'append'] as const)(
-    '%s: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
-    async (disposition) => {
-      const u = unitOf(engine, 'ndjson.gz', disposition, `gz${disposition[0]}`);
+describe.each([postgres, mariadb])('schema-change matrix, merge and append: $name → $name', (engine) => {
+  it.each([
+    ['ndjson.gz', 'merge', '.ndjson.gz'],
+    ['ndjson.gz', 'append', '.ndjson.gz'],
+    ['arrow', 'append', '.arrows'],
+  ] as const)(
+    '%s staging, %s: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
+    async (codec, disposition, ext) => {
+      const u = unitOf(engine, codec, disposition, `${codec[0]}${codec.length}${disposition[0]}`);
       await changeKinds(engine, u);
       expect(u.staged().length).toBeGreaterThan(0);
-      expect(u.staged().every((p) => p.endsWith('.ndjson.gz'))).toBe(true);
+      expect(u.staged().every((p) => p.endsWith(ext))).toBe(true);
       const evolved = u.events.filter((e) => e.type === 'schema.evolved');
       expect(evolved.some((e) => (e as any).added.includes('region'))).toBe(true);
       expect(evolved.some((e) => (e as any).added.includes('zone'))).toBe(true);
@@ -240,10 +245,10 @@ describe.each([postgres, mariadb])('schema-change matrix, ndjson.gz staging: $na
 });
 
 describe.each([postgres, mariadb])('schema-change matrix, replace: $name → $name', (engine) => {
-  it.each(['ndjson.gz', 'pass-through'] as const)(
-    '%s: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
+  it.each(['ndjson', 'ndjson.gz', 'arrow', 'pass-through'] as const)(
+    '%s staging: add, widen, drop, relax, narrow, rename (and reorder) equal the source as text',
     async (codec) => {
-      const u = unitOf(engine, codec, 'replace', `r${codec === 'ndjson.gz' ? 'gz' : 'pt'}`);
+      const u = unitOf(engine, codec, 'replace', `r${codec.replace(/[^a-z]/g, '')}`);
       await changeKinds(engine, u);
       const cols = Object.keys(await engine.columns(u.dst)).sort();
       // PostgreSQL rebuilds the table from the staged schema after a drop; MariaDB evolves in place and keeps the
