@@ -1,11 +1,13 @@
 /**
  * The Parquet cells of the schema-change matrix (issue 21): a real SQL source (PostgreSQL, MariaDB) → the object-store
- * sink writing Parquet, append and replace, staged with NDJSON, `ndjson.gz` and the engine's pass-through codec. The
+ * sink writing Parquet, append and replace, staged with NDJSON, `ndjson.gz`, Arrow and the engine's pass-through codec. The
  * source changes run by run — a column added, types widened (integer → bigint, varchar → text), a column dropped, a
  * column renamed (drop + add) — and after each run DuckDB reads the files the unit's `_CURRENT` pointer names with
  * `read_parquet([...], union_by_name = true)`; the rows, as text, equal the source's both ways: append every snapshot
  * (a dropped column's old values in the files written before the drop, NULL after; an added column NULL in older
- * files), replace the last snapshot only (the replaced runs' files are gone).
+ * files), replace the last snapshot only (the replaced runs' files are gone). Also a nullability relaxed, a type
+ * narrowed and (MariaDB) a reorder; and a pass-through slice staged before a change, imported after it, still lands as
+ * a v1 file that DuckDB reads together with the next run's v2 file.
  */
 
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,9 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { arrowCodec } from '../../src/arrow/index.js';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
+  exportUnit,
   type IngestionEvent,
+  importUnit,
   MemoryKvStore,
   ObjectStoreSink,
   ObjectStoreStagingProvider,
@@ -41,6 +46,8 @@ interface Engine {
   source(): RunUnitOptions['source'];
   passThrough(): ReturnType<typeof pgCopyCodec>;
   widen: string;
+  relax: string;
+  narrow: string;
 }
 
 const postgres: Engine = {
@@ -56,6 +63,8 @@ const postgres: Engine = {
   source: () => new PostgresSource({ pool: pg.newPool() }),
   passThrough: () => pgCopyCodec(),
   widen: 'ALTER TABLE %t ALTER COLUMN name TYPE text, ALTER COLUMN qty TYPE bigint',
+  relax: 'ALTER TABLE %t ALTER COLUMN name DROP NOT NULL',
+  narrow: 'ALTER TABLE %t ALTER COLUMN region TYPE varchar(5)',
 };
 
 const mariadb: Engine = {
@@ -71,6 +80,8 @@ const mariadb: Engine = {
   source: () => new MySqlSource({ pool: my.newPool() }),
   passThrough: () => mySqlLoadDataCodec(),
   widen: 'ALTER TABLE %t MODIFY name TEXT NOT NULL, MODIFY qty BIGINT',
+  relax: 'ALTER TABLE %t MODIFY name TEXT NULL',
+  narrow: 'ALTER TABLE %t MODIFY region VARCHAR(5)',
 };
 
 const ALL = ['id', 'name', 'qty', 'legacy', 'region', 'zone'];
@@ -109,12 +120,14 @@ describe.each([postgres, mariadb])('schema-change matrix, Parquet target: $name 
   it.each([
     ['ndjson', 'append'],
     ['ndjson.gz', 'append'],
+    ['arrow', 'append'],
     ['pass-through', 'append'],
     ['ndjson', 'replace'],
     ['ndjson.gz', 'replace'],
+    ['arrow', 'replace'],
     ['pass-through', 'replace'],
   ] as const)(
-    '%s staging, %s: add, widen, drop, rename; DuckDB reads the files by name',
+    '%s staging, %s: add, widen, drop, relax, narrow, rename (reorder); DuckDB reads the files by name',
     async (codec, disposition) => {
       const tag = `${codec.replace(/[^a-z]/g, '')}_${disposition}`;
       const src = `p_${tag}`;
@@ -126,7 +139,7 @@ describe.each([postgres, mariadb])('schema-change matrix, Parquet target: $name 
         sink: new ObjectStoreSink({ store: new FileSystemObjectStore({ root }), format: 'parquet', prefix: 'lake' }),
         staging: new ObjectStoreStagingProvider({
           store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'evparquet-stage-')) }),
-          codec: codec === 'pass-through' ? engine.passThrough() : codec,
+          codec: codec === 'pass-through' ? engine.passThrough() : codec === 'arrow' ? arrowCodec() : codec,
         }),
         kv: new MemoryKvStore(),
         unit: { vendor: engine.name, endpointId: `evp-${tag}`, unitId: engine.unitId(src), sinkId: 'lake' },
@@ -176,6 +189,15 @@ describe.each([postgres, mariadb])('schema-change matrix, Parquet target: $name 
       const dropped = await run();
       if (disposition === 'replace') expect(dropped.types).not.toHaveProperty('legacy');
 
+      // nullability relaxed: a NULL name loads
+      await sql(engine.relax);
+      await sql("INSERT INTO %t (id, name, qty, region) VALUES (5, NULL, 5, 'x')");
+      await run();
+
+      // narrowed: the new files carry the narrower type, read together with the old
+      await sql(engine.narrow);
+      await run();
+
       // rename = drop + add
       await sql('ALTER TABLE %t RENAME COLUMN region TO zone');
       await sql("UPDATE %t SET zone = 'z' WHERE id = 1");
@@ -183,6 +205,12 @@ describe.each([postgres, mariadb])('schema-change matrix, Parquet target: $name 
       const renamed = await run();
       expect(renamed.types).toHaveProperty('zone');
       if (disposition === 'replace') expect(renamed.types).not.toHaveProperty('region');
+
+      if (engine.name === 'mariadb') {
+        // reorder: files match by column name
+        await sql('ALTER TABLE %t MODIFY qty BIGINT AFTER zone');
+        await run();
+      }
 
       const changed = events.filter((e) => e.type === 'schema.changed') as Array<
         Extract<IngestionEvent, { type: 'schema.changed' }>
@@ -192,4 +220,42 @@ describe.each([postgres, mariadb])('schema-change matrix, Parquet target: $name 
       expect(changed.flatMap((e) => e.diff.widened.map((x) => x.name))).toEqual(expect.arrayContaining(['qty']));
     },
   );
+  it('append: a pass-through slice staged before a change still loads as a v1 file; the next run writes v2', async () => {
+    const src = 'p_resume';
+    const root = mkdtempSync(join(tmpdir(), 'evparquet-lake-'));
+    const sql = (s: string) => engine.exec(s.replaceAll('%t', engine.q(src)));
+    const rest = {
+      staging: new ObjectStoreStagingProvider({
+        store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'evparquet-stage-')) }),
+        codec: engine.passThrough(),
+      }),
+      kv: new MemoryKvStore(),
+      unit: { vendor: engine.name, endpointId: 'evp-resume', unitId: engine.unitId(src), sinkId: 'lake' },
+      mode: 'full' as const,
+      disposition: 'append' as const,
+      primaryKey: ['id'],
+      policy: { retry: { maxAttempts: 1 } },
+    };
+    const source = engine.source();
+    const sink = new ObjectStoreSink({ store: new FileSystemObjectStore({ root }), format: 'parquet', prefix: 'lake' });
+    await sql('CREATE TABLE %t (id integer PRIMARY KEY, name varchar(10) NOT NULL, qty integer, legacy varchar(20))');
+    await sql("INSERT INTO %t VALUES (1, 'a', 1, 'l1'), (2, 'b', NULL, 'l2')");
+    await exportUnit({ ...rest, source });
+    const v1 = await engine.text(src, ALL, ['id', 'name', 'qty', 'legacy']);
+    // the source changes after the export: the staged pass-through bytes are v1
+    await sql('ALTER TABLE %t ADD COLUMN region varchar(20)');
+    await sql(engine.widen);
+    await sql('ALTER TABLE %t DROP COLUMN legacy');
+    await sql("UPDATE %t SET region = 'eu', qty = 9007199254740993 WHERE id = 1");
+    expect((await importUnit({ ...rest, sink })).stats.rowsImported).toBe(2);
+    const first = await readLake(root);
+    expect(sorted(first.rows)).toEqual(sorted(v1));
+    expect(first.types).not.toHaveProperty('region');
+    await runUnit({ ...rest, source, sink });
+    const v2 = await engine.text(src, ALL, ['id', 'name', 'qty', 'region']);
+    const both = await readLake(root);
+    expect(both.files).toHaveLength(2);
+    expect(sorted(both.rows)).toEqual(sorted([...v1, ...v2]));
+    expect(both.types.qty).toBe('BIGINT');
+  });
 });
