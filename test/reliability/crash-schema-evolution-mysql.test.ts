@@ -4,7 +4,8 @@
  * added and the target's rows as the previous run left them (no slice written; MySQL's DDL commits on its own, so the
  * column stays); the next run, on another process, resumes the pending run, finds the column (no second ADD COLUMN
  * fails) and loads every row once; the target equals the source as text (append: the first snapshot with NULL in the
- * new column, then the second).
+ * new column, then the second). And `replace` killed while its rows flow (MySQL's replace evolves in place, then
+ * empties and reloads the target in one transaction): the evolve's DDL stays, the old rows stay; the next run loads.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,4 +87,29 @@ describe('SIGKILL during schema evolution, MariaDB target', { timeout: 120_000 }
       expect(Number(n)).toBe(disposition === 'append' ? 2 * N : N);
     },
   );
+  it('replace killed while the rows flow (inside the load transaction, after the in-place evolve): the old rows stay; the next run loads', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'evolve-kill-my-'));
+    await my.query('CREATE TABLE s_flow (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL, legacy VARCHAR(20) NOT NULL)');
+    await my.query(`INSERT INTO s_flow SELECT seq, CONCAT('v', seq), CONCAT('l', seq) FROM seq_1_to_${N}`);
+    const first = await worker('s_flow', 'd_flow', 'replace', root).done;
+    expect(first.result?.ok, explain(first)).toBe(true);
+    const v1 = await text('s_flow', ['id', 'v', 'legacy', 'NULL']);
+
+    await my.query('ALTER TABLE s_flow ADD COLUMN region VARCHAR(20), DROP COLUMN legacy, MODIFY v TEXT NOT NULL');
+    await my.query(`UPDATE s_flow SET region = CONCAT('r', id % 7), v = CONCAT(v, '!')`);
+    const killed = await worker('s_flow', 'd_flow', 'replace', root, 'import.progress').done;
+    expect(killed.crashed, explain(killed)).toBe(true);
+    // the evolve is DDL (committed on its own); the rows are the previous run's: the DELETE and the inserts rolled back
+    expect(await columns('d_flow')).toEqual(['id', 'v', 'legacy', 'region']);
+    expect(await text('d_flow', ['id', 'v', 'legacy', 'region'])).toEqual(v1);
+
+    await sleep(1600);
+    const next = await worker('s_flow', 'd_flow', 'replace', root).done;
+    expect(next.result?.ok, explain(next)).toBe(true);
+    expect(next.result?.resumed).toBe(true);
+    // the dropped column is kept, NULL in every row of the reload
+    expect(await text('d_flow', ['id', 'v', 'legacy', 'region'])).toEqual(
+      await text('s_flow', ['id', 'v', 'NULL', 'region']),
+    );
+  });
 });
