@@ -112,7 +112,8 @@ export function useEngines(prefix: string) {
 export const ALL = ['id', 'name', 'qty', 'amount', 'legacy', 'region', 'zone'];
 export const sorted = (rows: Text[]) => [...rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
-export function unitOf(engine: Engine, codec: Codec, disposition: Disposition, tag: string) {
+/** A unit of `engine`'s source table `s_<tag>` into `to`'s target `d_<tag>` (the same engine unless given). */
+export function unitOf(engine: Engine, codec: Codec, disposition: Disposition, tag: string, to: Engine = engine) {
   const src = `s_${tag}`;
   const dst = `d_${tag}`;
   const unitId = engine.unitId(src);
@@ -122,7 +123,7 @@ export function unitOf(engine: Engine, codec: Codec, disposition: Disposition, t
   const root = mkdtempSync(join(tmpdir(), 'evmatrix-'));
   const base = {
     source: engine.source(),
-    sink: engine.sink(unitId, dst),
+    sink: to.sink(unitId, dst),
     staging: new ObjectStoreStagingProvider({
       store: new FileSystemObjectStore({ root }),
       codec: codec === 'pass-through' ? engine.passThrough() : codec === 'arrow' ? arrowCodec() : codec,
@@ -136,6 +137,7 @@ export function unitOf(engine: Engine, codec: Codec, disposition: Disposition, t
     policy: { retry: { maxAttempts: 1 } },
   };
   return {
+    to,
     src,
     dst,
     events,
@@ -148,7 +150,7 @@ export function unitOf(engine: Engine, codec: Codec, disposition: Disposition, t
     },
     /** The target as text (every column of ALL; NULL where the target has no such column). */
     async target() {
-      return sorted(await engine.text(dst, ALL, Object.keys(await engine.columns(dst))));
+      return sorted(await to.text(dst, ALL, Object.keys(await to.columns(dst))));
     },
     async run() {
       const r = await runUnit(base);
@@ -177,7 +179,7 @@ export async function changeKinds(engine: Engine, u: ReturnType<typeof unitOf>) 
   await u.sql("INSERT INTO %t (id, name, qty, amount, legacy, region) VALUES (4, 'd', 4, 4.00, 'l4', 'us')");
   u.setHas(['id', 'name', 'qty', 'amount', 'legacy', 'region']);
   await u.run();
-  expect((await engine.columns(u.dst)).region!.nullable).toBe(true);
+  expect((await u.to.columns(u.dst)).region!.nullable).toBe(true);
 
   // widen
   for (const s of engine.ddl.widen) await u.sql(s);
@@ -185,7 +187,7 @@ export async function changeKinds(engine: Engine, u: ReturnType<typeof unitOf>) 
     "UPDATE %t SET name = 'a much longer name than ten', qty = 9007199254740993, amount = 123456789012.34 WHERE id = 2",
   );
   await u.run();
-  const widened = await engine.columns(u.dst);
+  const widened = await u.to.columns(u.dst);
   expect(widened.qty!.type).toMatch(/^bigint/);
   expect(widened.amount!.type).toMatch(/^(numeric|decimal)\(14,2\)$/);
 
@@ -199,7 +201,7 @@ export async function changeKinds(engine: Engine, u: ReturnType<typeof unitOf>) 
   await u.sql(engine.ddl.relax);
   await u.sql("INSERT INTO %t (id, name, qty, amount, region) VALUES (5, NULL, 5, 5.00, 'x')");
   await u.run();
-  expect((await engine.columns(u.dst)).name!.nullable).toBe(true);
+  expect((await u.to.columns(u.dst)).name!.nullable).toBe(true);
 
   // narrow
   await u.sql(engine.ddl.narrow);
