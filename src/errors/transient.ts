@@ -45,8 +45,8 @@ const TRANSIENT_SQLSTATES: ReadonlySet<string> = new Set([
  */
 const TRANSIENT_MYSQL_ERRNOS: ReadonlySet<number> = new Set([1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013, 2055]);
 
-/** Error names of throttling and server-side timeouts (AWS SDK and fetch). */
-const TRANSIENT_NAMES: ReadonlySet<string> = new Set([
+/** Error names of throttling and server-side timeouts (AWS SDK and fetch). @internal */
+export const TRANSIENT_NAMES: ReadonlySet<string> = new Set([
   'SlowDown',
   'Throttling',
   'ThrottlingException',

@@ -1,4 +1,5 @@
 import { IngestError, TRANSIENT_NODE_CODES } from '../errors/ingest-error.js';
+import { TRANSIENT_NAMES } from '../errors/transient.js';
 
 interface SdkErrorLike {
   name?: string;
@@ -7,22 +8,6 @@ interface SdkErrorLike {
   $metadata?: { httpStatusCode?: number };
   $retryable?: unknown;
 }
-
-const TRANSIENT_NAMES = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'InternalError',
-  'ServiceUnavailable',
-  'TimeoutError',
-]);
 
 const TRANSIENT_SYSTEM_CODES = new Set([...TRANSIENT_NODE_CODES, 'ERR_STREAM_PREMATURE_CLOSE']);
 
