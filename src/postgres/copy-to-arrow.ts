@@ -4,6 +4,7 @@ import { ArrowChunkSink } from '../arrow/arrow-batches.js';
 import { absentField, arrowField, type ColumnKind, kindForField } from '../arrow/arrow-types.js';
 import type { FieldSchema, RecordSchema, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { LineCarry } from '../util/line-carry.js';
 import { JsonText } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
 import {
@@ -94,7 +95,7 @@ class CopyToArrow implements CopyTranscoder {
   #lineStart = 0;
   /** The current IPC stream has the codec's hidden column of absent keys (streams after a widening do). */
   #withAbsent = false;
-  #carry: Buffer | undefined;
+  readonly #carry = new LineCarry();
   #writer: RecordBatchStreamWriter | undefined;
   #schema: Schema | undefined;
   #done = false;
@@ -122,31 +123,31 @@ class CopyToArrow implements CopyTranscoder {
     this.#assertOpen();
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const out: Uint8Array[] = [];
-    if (this.#carry) {
+    if (this.#carry.bytes) {
+      // a long line is joined once, when it ends (LineCarry)
       const nl = buf.indexOf(NL);
       if (nl < 0) {
-        this.#carry = Buffer.concat([this.#carry, buf]);
+        this.#carry.add(Buffer.from(buf));
         return out;
       }
-      const line = Buffer.concat([this.#carry, buf.subarray(0, nl + 1)]);
-      this.#carry = undefined;
+      const line = this.#carry.take(buf.subarray(0, nl + 1));
       this.#parse(line, 0, line.length, out);
       buf = buf.subarray(nl + 1);
     }
     const last = buf.lastIndexOf(NL);
     if (last < 0) {
-      if (buf.length) this.#carry = Buffer.from(buf);
+      if (buf.length) this.#carry.add(Buffer.from(buf));
       return out;
     }
     this.#parse(buf, 0, last + 1, out);
-    if (last + 1 < buf.length) this.#carry = Buffer.from(buf.subarray(last + 1));
+    if (last + 1 < buf.length) this.#carry.add(Buffer.from(buf.subarray(last + 1)));
     return out;
   }
 
   end(): Uint8Array[] {
     this.#assertOpen();
     this.#done = true;
-    if (this.#carry?.length)
+    if (this.#carry.bytes)
       throw new IngestError('source_failed', `COPY text ends inside line ${this.#line + 1} (no final newline)`, {
         details: { line: this.#line + 1 },
       });

@@ -3,6 +3,7 @@ import { isFastTimestampBytes, isFastTimestampText } from '../codecs/timestamp-t
 import { type Conversion, compileRowPlan, fieldJsonText, keyText } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { LineCarry } from '../util/line-carry.js';
 import { unescapeCopy } from './copy-text.js';
 import {
   type CopyTextColumn,
@@ -203,7 +204,7 @@ class CopyToNdjson implements CopyTranscoder {
   /** Start and end of each field of the current line in the chunk (reused). */
   readonly #starts: number[];
   readonly #ends: number[];
-  #carry: Buffer | undefined;
+  readonly #carry = new LineCarry();
   #line = 0;
 
   constructor(columns: CopyTextColumn[], schema: RecordSchema) {
@@ -225,21 +226,25 @@ class CopyToNdjson implements CopyTranscoder {
 
   push(chunk: Uint8Array): Uint8Array[] {
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.#carry) {
-      buf = Buffer.concat([this.#carry, buf]);
-      this.#carry = undefined;
+    if (this.#carry.bytes) {
+      // a long line is joined once, when it ends (LineCarry)
+      if (buf.indexOf(NL) < 0) {
+        this.#carry.add(Buffer.from(buf));
+        return [];
+      }
+      buf = this.#carry.take(buf);
     }
     const last = buf.lastIndexOf(NL);
     if (last < 0) {
-      if (buf.length) this.#carry = buf;
+      this.#carry.add(buf);
       return [];
     }
-    if (last < buf.length - 1) this.#carry = Buffer.from(buf.subarray(last + 1));
+    if (last < buf.length - 1) this.#carry.add(Buffer.from(buf.subarray(last + 1)));
     return this.#lines(buf, last);
   }
 
   end(): Uint8Array[] {
-    if (this.#carry?.length) {
+    if (this.#carry.bytes) {
       throw new IngestError('source_failed', `COPY text ended inside row ${this.#line + 1} (no final newline)`, {
         details: { row: this.#line + 1 },
       });
