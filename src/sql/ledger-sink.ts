@@ -386,7 +386,11 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
         await s.query(`DROP TABLE IF EXISTS ${d.qualified(fresh)}`).catch(() => s.poison?.());
         throw this.#rowError(err, plan, at.slice, ctx.runId);
       }
-      await s.query(rename);
+      // a rename that failed leaves the old table in place: the new one goes (a no-op when it was renamed after all)
+      await s.query(rename).catch(async (err) => {
+        await s.query(`DROP TABLE IF EXISTS ${d.qualified(fresh)}`).catch(() => s.poison?.());
+        throw err;
+      });
       for (const sql of after) await s.query(sql);
       return await this.#transaction(s, job, slices, at, async () => counts);
     } finally {
