@@ -24,6 +24,7 @@ import {
   mySqlSinkConfigSchema,
   mySqlSinkDescriptor,
 } from './sink-config.js';
+import { mySqlSwap } from './swap.js';
 import {
   keyCollated,
   mySqlTargetType,
@@ -60,7 +61,10 @@ const encodingOf = (c: MySqlColumnInfo): LoadDataEncoding =>
  *   ledger, loads the slice — into the target for `append`, into a temporary table then
  *   `INSERT … SELECT … ON DUPLICATE KEY UPDATE` in slice order for `merge` (the last row of a key wins) — and commits.
  *   A slice already in the ledger is skipped, so re-importing a run after a crash adds nothing.
- * - `replace` deletes the target's rows and loads every slice in one transaction with the ledger rows.
+ * - `replace` deletes the target's rows and loads every slice in one transaction with the ledger rows; after a change
+ *   the target cannot take in place (a type changed or narrowed, a column dropped) it builds the new table beside the
+ *   target, loads and commits it, swaps it in with one atomic `RENAME TABLE` and writes the ledger rows after
+ *   (docs/schema-evolution.md).
  * - Sessions run in strict mode; `LOAD DATA LOCAL` turns bad values into warnings, so any warning rolls the slice
  *   back as `row_rejected` naming the column, the row and the slice. Generated columns of the target are not written.
  *
@@ -69,7 +73,7 @@ const encodingOf = (c: MySqlColumnInfo): LoadDataEncoding =>
  * import { MySqlSink } from '@nucleus/ingestion/mysql';
  * const sink = new MySqlSink({ connectionString: 'mysql://loader:secret@db:3306/dwh', schema: 'dwh' });
  * ```
- * @throws IngestError `config_invalid` for bad options; `import` throws `row_rejected`, `sink_failed` (retryable for connection errors), `aborted`.
+ * @throws IngestError `config_invalid` for bad options; `import` throws `row_rejected`, `sink_failed` (retryable for connection errors), `sink_busy`, `schema_conflict`, `aborted`.
  * @public
  */
 export class MySqlSink extends SqlLedgerSink {
@@ -118,6 +122,7 @@ function mySqlLedgerDialect(
       },
       drop: 'DROP TEMPORARY TABLE IF EXISTS _nucleus_stage',
     },
+    swap: mySqlSwap,
     typeRules: 'mysql',
     columnTypeOf: (c) => c.columnType,
     alterType: (t, c, type) =>

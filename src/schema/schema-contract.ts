@@ -215,7 +215,7 @@ export function contractError(
     remedies.push(
       "keep the recorded type with schemaContract { dataType: 'discard_value' } (values NULL) or 'discard_row'",
       `or ALTER the target column to the new type yourself and delete the unit's schema history${where.historyKey ? ` (KvStore key ${JSON.stringify(where.historyKey)})` : ''}`,
-      "or load it once with disposition 'replace' (PostgreSQL rebuilds the target)",
+      "or load it once with disposition 'replace' (the SQL sinks rebuild the target)",
       'or rename the column at the source (a new column is added)',
     );
   }

@@ -158,14 +158,24 @@ export interface LedgerSinkDialect<S extends LedgerSession, C extends LedgerColu
   /** Run one `ALTER TABLE` of `t`; a change another importer made meanwhile (a duplicate column) is no error. */
   alterTable(s: S, t: SqlTable, sql: string): Promise<void>;
   /**
-   * Where DDL is transactional (PostgreSQL): how `replace` swaps a table built beside the target into its place, in
-   * the load's transaction. Absent: a change `replace` cannot take in place is `schema_conflict`.
+   * How `replace` swaps a table built beside the target into its place after a change the target cannot take in
+   * place (docs/decisions/0013-schema-evolution.md). Absent: such a change is `schema_conflict`.
    */
   readonly swap?: {
     /** The name of the table built beside `name` (`new`), or of the old one while it is swapped out (`old`). */
     name(name: string, role: 'new' | 'old'): string;
-    /** The statements that swap `fresh` in for `target` and drop the old table. */
+    /**
+     * The statements that swap `fresh` in for `target` and drop the old table. With {@link lock} absent (DDL is
+     * transactional, PostgreSQL) they run in the load's transaction, before the ledger rows; else (MySQL) the first
+     * one is the single atomic rename, run after the load committed, and the ledger rows are written after them all.
+     */
     statements(target: SqlTable, fresh: SqlTable): string[];
+    /**
+     * Where DDL commits implicitly (MySQL): take the session lock that serializes rebuilds of `target` (held across
+     * commits, released with the connection), after refusing what the swap would break (`schema_conflict`); resolves
+     * to its release. `sink_busy` (retryable) when another session holds it past the wait.
+     */
+    lock?(s: S, target: SqlTable, what: string): Promise<() => Promise<void>>;
   };
   /** Whether the import's first connection may go back to the pool after `err`. */
   reusableAfter(err: unknown): boolean;

@@ -280,10 +280,10 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
   }
 
   /**
-   * `replace` after a change the target cannot take in place (a type changed or narrowed, a column dropped): in ONE
-   * transaction with the ledger rows, build the new table beside the target from the staged schema, load every slice
-   * into it, and swap it in (the old table is dropped). Readers see the old table until the commit; a crash leaves it
-   * as it was. Only where DDL is transactional ({@link LedgerSinkDialect.swap}).
+   * `replace` after a change the target cannot take in place (a type changed or narrowed, a column dropped): build the
+   * new table beside the target from the staged schema, load every slice into it, and swap it in (the old table is
+   * dropped). Where DDL is transactional (PostgreSQL) all of it runs in ONE transaction with the ledger rows: readers
+   * see the old table until the commit; a crash leaves it as it was. Where it is not (MySQL): {@link #replaceByRename}.
    */
   async #replaceBySwap(
     s: S,
@@ -302,24 +302,33 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     const placeholder = this.#plan(target, targetSql, info, undefined, false);
     const job: Job<S, C> = { req, ctx, plan: placeholder, progress, loader: { load: async () => 0 } };
     const n = req.slices.length;
+    const slices = n ? req.slices.map((x) => x.index) : [-1];
     const at = { slice: -1 };
-    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
-      await s.query(`DROP TABLE IF EXISTS ${freshSql}`);
+    const build = async () => {
       await s.query(
         `CREATE TABLE ${freshSql} (${await this.#columnsDdl(s, freshSql, schema, req, ctx)})${d.tableOptions}`,
       );
       const built = await d.describe(s, fresh);
       if (!built) throw new IngestError('internal', `Created ${freshSql} but cannot find it in the catalog`);
-      const plan = this.#plan(fresh, freshSql, built, schema, true);
-      job.loader = await d.loader(s, plan, req, ctx, progress);
+      job.loader = await d.loader(s, this.#plan(fresh, freshSql, built, schema, true), req, ctx, progress);
+    };
+    const load = async () => {
       const counts: number[] = [];
       for (const slice of req.slices) {
         at.slice = slice.index;
         counts.push(await job.loader.load(s, freshSql, slice));
       }
-      for (const sql of swap.statements(target, fresh)) await s.query(sql);
       return counts;
-    });
+    };
+    const rows = swap.lock
+      ? await this.#replaceByRename(s, job, slices, at, fresh, build, load)
+      : await this.#transaction(s, job, slices, at, async () => {
+          await s.query(`DROP TABLE IF EXISTS ${freshSql}`);
+          await build();
+          const counts = await load();
+          for (const sql of swap.statements(target, fresh)) await s.query(sql);
+          return counts;
+        });
     if (rows === undefined) {
       for (const x of req.slices) progress.add(x.rows, x.index, true);
       return { rowsImported: progress.rows, provenance: { ...this.#provenance(job, 0, n, 0), rebuilt: false } };
@@ -329,6 +338,64 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       table: targetSql,
     });
     return { rowsImported: rows, provenance: { ...this.#provenance(job, n, 0, rows), rebuilt: true } };
+  }
+
+  /**
+   * The swap where DDL commits implicitly (MySQL), under the dialect's rebuild lock of the target: drop what a crashed
+   * rebuild left (the new and the old table); skip a run whose ledger rows are there (never rebuild from its slices
+   * after it was loaded, by another holder or before a crash); create the new table, load every slice into it in one
+   * transaction and commit; swap it in with ONE atomic rename and drop the old table; only then write the ledger rows.
+   * So the ledger never says "done" while the target is the old table: a crash before the rename leaves the old table
+   * (and a new one the rerun drops), a crash after it the new table without ledger rows, which the rerun (replace is
+   * idempotent) builds again from the same slices. Returns undefined when the run was loaded before.
+   */
+  async #replaceByRename(
+    s: S,
+    job: Job<S, C>,
+    slices: number[],
+    at: { slice: number },
+    fresh: SqlTable,
+    build: () => Promise<void>,
+    load: () => Promise<number[]>,
+  ): Promise<number | undefined> {
+    const d = this.dialect;
+    const swap = d.swap!;
+    const { req, ctx, plan } = job;
+    const [rename, ...after] = swap.statements(plan.target, fresh);
+    const stale = [fresh, { schema: plan.target.schema, name: swap.name(plan.target.name, 'old') }];
+    const release = await swap.lock!(s, plan.target, `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`);
+    try {
+      for (const t of stale) await s.query(`DROP TABLE IF EXISTS ${d.qualified(t)}`);
+      const claim = { runId: ctx.runId, unitId: req.unitId, slices, target: d.format(plan.target) };
+      let loaded: boolean;
+      await s.query(d.begin);
+      try {
+        loaded = !(await d.claim(s, this.#ledger!, { ...claim, disposition: req.disposition }));
+      } finally {
+        await s.query('ROLLBACK'); // a probe: the claim is written after the swap
+      }
+      if (loaded) return undefined;
+      let counts: number[];
+      try {
+        await build();
+        await s.query(d.begin);
+        counts = await load();
+        await s.query('COMMIT');
+      } catch (err) {
+        await s.query('ROLLBACK').catch(() => s.poison?.());
+        await s.query(`DROP TABLE IF EXISTS ${d.qualified(fresh)}`).catch(() => s.poison?.());
+        throw this.#rowError(err, plan, at.slice, ctx.runId);
+      }
+      // a rename that failed leaves the old table in place: the new one goes (a no-op when it was renamed after all)
+      await s.query(rename).catch(async (err) => {
+        await s.query(`DROP TABLE IF EXISTS ${d.qualified(fresh)}`).catch(() => s.poison?.());
+        throw err;
+      });
+      for (const sql of after) await s.query(sql);
+      return await this.#transaction(s, job, slices, at, async () => counts);
+    } finally {
+      await release().catch(() => s.poison?.());
+    }
   }
 
   /** The target's columns of the staged fields, in their order; generated columns compute their own values. */
@@ -582,7 +649,8 @@ export abstract class SqlLedgerSink implements SinkEndpoint {
   /**
    * Import the staged slices. Idempotent per `(ctx.runId, unitId, slice)` through the ledger.
    * @throws IngestError `row_rejected` (naming column, row and slice), `config_invalid`, `sink_failed` (retryable for
-   * connection errors), `sink_busy` (PostgreSQL, retryable), `aborted`
+   * connection errors), `sink_busy` (retryable: a claim, or on MySQL a replace rebuild, held by another importer),
+   * `schema_conflict` (a replace rebuild refused), `aborted`
    */
   import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
     return this.#core.import(req, ctx);

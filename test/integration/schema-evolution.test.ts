@@ -453,7 +453,7 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     );
   });
 
-  it('replace after a type change: PostgreSQL rebuilds the table beside the old one and swaps it in; MariaDB refuses', async () => {
+  it('replace after a type change and a drop: the table is rebuilt beside the old one and swapped in (PostgreSQL in the load transaction, MariaDB by one atomic RENAME after the load commits)', async () => {
     const u = unitOf(engine, 'ndjson', 'merge', 'repl');
     const base = { ...u.base, disposition: 'replace' as const };
     await u.sql(`CREATE TABLE %t (${engine.ddl.create})`);
@@ -475,35 +475,65 @@ describe.each(ENGINES)('schema evolution: $name → $name', (engine) => {
     const merged = await runUnit(u.base).catch((e) => e);
     expect(merged.code).toBe('schema_conflict');
     expect(merged.message).toContain('column "qty" changed type');
-    if (engine.name === 'mariadb') {
-      const err = await runUnit(base).catch((e) => e);
-      expect(err.code).toBe('schema_conflict');
-      expect(err.message).toContain('cannot rebuild');
-      // the remedy: ALTER the target column; the pending run then loads
-      await my.query(`ALTER TABLE ${u.dst} MODIFY qty VARCHAR(30)`);
-      await runUnit(base);
-      await u.landed();
-      return;
+    const untouched = async () => {
+      expect((await engine.columns(u.dst)).qty!.type).toMatch(/^int/);
+      expect(Object.keys(await engine.columns(u.dst))).toContain('legacy');
+      expect(await engine.text(u.dst, ['id'], ['id'])).toHaveLength(2);
+    };
+    if (engine.name === 'postgres') {
+      // a view on the target: the swap cannot drop the old table — rolled back, the old table stays as it was
+      await pg.query(`CREATE VIEW "${pg.schema}".v_repl AS SELECT id FROM "${pg.schema}".${u.dst}`);
+      const blocked = await runUnit(base).catch((e) => e);
+      expect(blocked.code).toBe('schema_conflict');
+      await untouched();
+      await pg.query(`DROP VIEW "${pg.schema}".v_repl`);
+    } else {
+      // another table's foreign key on the target would follow it to the old name and keep it from being dropped:
+      // refused before anything is built, the target as it was, nothing left beside it
+      await my.query(`CREATE TABLE fk_child (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES ${u.dst} (id))`);
+      const blocked = await runUnit(base).catch((e) => e);
+      expect(blocked.code).toBe('schema_conflict');
+      expect(blocked.message).toContain('fk_child');
+      await untouched();
+      expect(await nucleusTables()).toEqual([]);
+      await my.query('DROP TABLE fk_child');
+      // a view resolves the target by name: after the swap it reads the rebuilt table
+      await my.query(`CREATE VIEW v_repl AS SELECT id, qty FROM ${u.dst}`);
     }
-    // a view on the target: the swap cannot drop the old table — rolled back, the old table stays as it was
-    await pg.query(`CREATE VIEW "${pg.schema}".v_repl AS SELECT id FROM "${pg.schema}".${u.dst}`);
-    const blocked = await runUnit(base).catch((e) => e);
-    expect(blocked.code).toBe('schema_conflict');
-    expect((await engine.columns(u.dst)).qty!.type).toBe('integer');
-    expect(await engine.text(u.dst, ['id'], ['id'])).toHaveLength(2);
-    await pg.query(`DROP VIEW "${pg.schema}".v_repl`);
-    await runUnit(base);
+    const r = await runUnit(base);
+    expect(r.resumed).toBe(true);
     await u.landed();
     const cols = await engine.columns(u.dst);
     expect(Object.keys(cols).sort()).toEqual(['amount', 'id', 'name', 'qty']);
-    expect(cols.qty!.type).toBe('character varying(30)');
+    expect(cols.qty!.type).toBe(engine.name === 'postgres' ? 'character varying(30)' : 'varchar(30)');
+    if (engine.name === 'mariadb') {
+      expect(await nucleusTables()).toEqual([]);
+      const view = await my.query<any[]>('SELECT id, qty FROM v_repl ORDER BY id');
+      expect(view.map((x) => `${x.id}:${x.qty}`)).toEqual(['1:1', '2:many']);
+    }
     // a second rebuild (a narrowed type) swaps again
-    await u.sql('ALTER TABLE %t ALTER COLUMN qty TYPE varchar(10)');
+    await u.sql(
+      engine.name === 'postgres'
+        ? 'ALTER TABLE %t ALTER COLUMN qty TYPE varchar(10)'
+        : 'ALTER TABLE %t MODIFY qty VARCHAR(10)',
+    );
+    await u.sql("INSERT INTO %t (id, name, qty, amount) VALUES (3, 'c', 'few', 3.00)");
     await runUnit(base);
     await u.landed();
-    expect((await engine.columns(u.dst)).qty!.type).toBe('character varying(10)');
+    expect((await engine.columns(u.dst)).qty!.type).toBe(
+      engine.name === 'postgres' ? 'character varying(10)' : 'varchar(10)',
+    );
   });
 });
+
+/** Tables the MySQL sink's rebuild builds or swaps out (`_nucleus_new_…`, `_nucleus_old_…`) in the test database. */
+async function nucleusTables(): Promise<string[]> {
+  const rows = await my.query<any[]>(
+    "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND (TABLE_NAME LIKE '\\_nucleus\\_new\\_%' OR TABLE_NAME LIKE '\\_nucleus\\_old\\_%')",
+    [my.database],
+  );
+  return rows.map((r) => String(r.t));
+}
 
 describe('schema evolution across engines: PostgreSQL → MariaDB (a target the MySQL sink created)', () => {
   it('add, widen and drop at the PostgreSQL source evolve the MariaDB target; compared as text', async () => {

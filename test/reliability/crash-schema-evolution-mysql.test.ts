@@ -4,8 +4,9 @@
  * added and the target's rows as the previous run left them (no slice written; MySQL's DDL commits on its own, so the
  * column stays); the next run, on another process, resumes the pending run, finds the column (no second ADD COLUMN
  * fails) and loads every row once; the target equals the source as text (append: the first snapshot with NULL in the
- * new column, then the second). And `replace` killed while its rows flow (MySQL's replace evolves in place, then
- * empties and reloads the target in one transaction): the evolve's DDL stays, the old rows stay; the next run loads.
+ * new column, then the second). And `replace` killed while its rows flow after a drop (the MySQL sink builds the new
+ * table beside the target, loads it, then swaps it in with one atomic RENAME before writing its ledger rows): the
+ * target is still the old table, untouched; the next run drops the stale new table, rebuilds and swaps.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,29 +88,33 @@ describe('SIGKILL during schema evolution, MariaDB target', { timeout: 120_000 }
       expect(Number(n)).toBe(disposition === 'append' ? 2 * N : N);
     },
   );
-  it('replace killed while the rows flow (inside the load transaction, after the in-place evolve): the old rows stay; the next run loads', async () => {
+  it('replace killed while the rows flow into the table rebuilt beside the target: the old table stays as it was; the next run rebuilds and swaps', async () => {
     const root = mkdtempSync(join(tmpdir(), 'evolve-kill-my-'));
     await my.query('CREATE TABLE s_flow (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL, legacy VARCHAR(20) NOT NULL)');
     await my.query(`INSERT INTO s_flow SELECT seq, CONCAT('v', seq), CONCAT('l', seq) FROM seq_1_to_${N}`);
     const first = await worker('s_flow', 'd_flow', 'replace', root).done;
     expect(first.result?.ok, explain(first)).toBe(true);
-    const v1 = await text('s_flow', ['id', 'v', 'legacy', 'NULL']);
+    const v1 = await text('s_flow', ['id', 'v', 'legacy']);
 
     await my.query('ALTER TABLE s_flow ADD COLUMN region VARCHAR(20), DROP COLUMN legacy, MODIFY v TEXT NOT NULL');
     await my.query(`UPDATE s_flow SET region = CONCAT('r', id % 7), v = CONCAT(v, '!')`);
     const killed = await worker('s_flow', 'd_flow', 'replace', root, 'import.progress').done;
     expect(killed.crashed, explain(killed)).toBe(true);
-    // the evolve is DDL (committed on its own); the rows are the previous run's: the DELETE and the inserts rolled back
-    expect(await columns('d_flow')).toEqual(['id', 'v', 'legacy', 'region']);
-    expect(await text('d_flow', ['id', 'v', 'legacy', 'region'])).toEqual(v1);
+    // nothing was swapped in: the old table, its columns and rows; the new table is left beside it
+    expect(await columns('d_flow')).toEqual(['id', 'v', 'legacy']);
+    expect(await text('d_flow', ['id', 'v', 'legacy'])).toEqual(v1);
 
     await sleep(1600);
     const next = await worker('s_flow', 'd_flow', 'replace', root).done;
     expect(next.result?.ok, explain(next)).toBe(true);
     expect(next.result?.resumed).toBe(true);
-    // the dropped column is kept, NULL in every row of the reload
-    expect(await text('d_flow', ['id', 'v', 'legacy', 'region'])).toEqual(
-      await text('s_flow', ['id', 'v', 'NULL', 'region']),
+    // rebuilt from the staged schema: the dropped column is gone, nothing is left beside the target
+    expect(await columns('d_flow')).toEqual(['id', 'v', 'region']);
+    expect(await text('d_flow', ['id', 'v', 'region'])).toEqual(await text('s_flow', ['id', 'v', 'region']));
+    const left = await my.query<any[]>(
+      "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE '\\_nucleus\\_%\\_d\\_flow\\_%'",
+      [my.database],
     );
+    expect(left).toEqual([]);
   });
 });
