@@ -196,7 +196,7 @@ function parseByKey(unitId: string, keys: string[], o: Record<string, unknown>):
       `its tie groups were ordered by key columns ${JSON.stringify(b.columns)}, the unit's key is now ${JSON.stringify(keys)}`,
     );
   if (b.ties && o.values === null) throw invalidCheckpoint(unitId, 'it has a tie key but no values');
-  if (b.ties && !same(o.from as string[], (o.values as string[]).slice(0, (o.from as string[]).length)))
+  if (b.ties && !same(o.from as string[], o.values as string[]))
     throw invalidCheckpoint(unitId, 'it has a tie key but its window is not the ties');
   const out: KeyPositions = {};
   if (b.ties) out.tieKey = b.ties as string[];
