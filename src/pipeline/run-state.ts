@@ -147,6 +147,9 @@ export class RunStateStore {
     ) {
       patch.plannedCheckpoint = undefined;
     }
+    // The plan (slice bounds, a boundary's fingerprints) only serves a resumed export: a committed run drops it, as
+    // its receipt does, so the run state stays as small as the checkpoint allows (ADR 0005, bounded checkpoints).
+    patch.plan = undefined;
     await this.writeReceipt({ ...state, ...patch, phase: 'committed' }, 'committed');
     await this.save(state, 'committed', patch);
   }

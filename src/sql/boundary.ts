@@ -36,14 +36,27 @@ export class Params implements SqlParams {
   }
 }
 
+/**
+ * How many rows of the tie groups (the rows tying at the greatest cursor tuple, and the rows whose cursor is NULL or
+ * non-finite) a checkpoint remembers by fingerprint: beyond it, a group is remembered by its greatest key instead
+ * (ADR 0005, "Amendment: bounded checkpoints"). 128 fingerprints are 1,368 base64 characters, so the checkpoint, the
+ * committed run state and the receipt each stay under 4 KiB. Mutable for tests only.
+ * @internal
+ */
+export const boundaryLimits = { tieFingerprints: 128 };
+
 /** Where the previous run left off (a version-1 checkpoint converted, see `source-plan.ts`). */
 export interface Resume {
   /** Greatest regular cursor tuple exported, or null. */
   values: string[] | null;
   /** Window start (inclusive prefix), or null. */
   from: string[] | null;
-  /** Fingerprints (base64) of the window and of the special rows already exported. */
+  /** Fingerprints (base64) of the window and of the special rows already exported (the groups kept by fingerprint). */
   seen: string;
+  /** The ties at `values` were exported up to this key (in the server's order of the key), instead of `seen`. */
+  tieKey?: string[];
+  /** The special rows were exported up to this key, instead of `seen`. */
+  specialKey?: string[];
 }
 
 /** Bounds of a planned slice (JSON in the run state). */
@@ -56,8 +69,12 @@ export interface SliceBounds {
   boundary: boolean;
   from: string[] | null;
   upper: string[] | null;
-  /** Fingerprints the plan saw in the new window in this slice's key range (base64). */
+  /** Fingerprints the plan saw in the new window in this slice's key range (base64), of the groups kept by fingerprint. */
   expect: string;
+  /** The new window (the ties at `upper`) is read up to this key, the greatest the plan saw, instead of by `expect`. */
+  tieKey?: string[];
+  /** The special rows are read up to this key, the greatest the plan saw, instead of by `expect`. */
+  specialKey?: string[];
   pkGt?: string;
   pkLe?: string;
   empty?: boolean;
@@ -120,7 +137,7 @@ export function parseCheckpoint(
   keys: string[],
   ck: unknown,
 ):
-  | { version: 2; values: string[] | null; from: string[] | null; seen: string }
+  | ({ version: 2 | 3; values: string[] | null; from: string[] | null; seen: string } & KeyPositions)
   | { version: 1; values: string[]; key: string[] | null } {
   const o = ck as Record<string, unknown>;
   if (typeof ck !== 'object' || ck === null || Array.isArray(ck) || !Array.isArray(o.columns))
@@ -130,7 +147,7 @@ export function parseCheckpoint(
       unitId,
       `it was taken on cursor columns ${JSON.stringify(o.columns)}, the unit now uses ${JSON.stringify(names)}`,
     );
-  if (o.version === 2) {
+  if (o.version === 2 || o.version === 3) {
     const okValues = o.values === null || (texts(o.values) && o.values.length === names.length);
     const okFrom =
       o.from === null || (texts(o.from) && o.from.length >= 1 && o.from.length <= names.length && o.values !== null);
@@ -140,7 +157,13 @@ export function parseCheckpoint(
     if (Buffer.from(seen, 'base64').length % 8)
       throw invalidCheckpoint(unitId, '`seen` is not a list of 8-byte fingerprints');
     if (o.values !== null && o.from === null) throw invalidCheckpoint(unitId, 'it has values but no window');
-    return { version: 2, values: o.values as string[] | null, from: o.from as string[] | null, seen };
+    const out = {
+      version: o.version as 2 | 3,
+      values: o.values as string[] | null,
+      from: o.from as string[] | null,
+      seen,
+    };
+    return o.version === 2 ? out : { ...out, ...parseByKey(unitId, keys, o) };
   }
   if (o.version !== undefined || !('values' in o))
     throw invalidCheckpoint(unitId, `its format (version ${JSON.stringify(o.version ?? null)}) is unknown`);
@@ -155,14 +178,49 @@ export function parseCheckpoint(
   return { version: 1, values: o.values, key: k ? (k.values as string[]) : null };
 }
 
-/** The version-2 checkpoint of a position. */
+/** Where a tie group too large to fingerprint was exported up to (a version-3 checkpoint's `byKey`). */
+interface KeyPositions {
+  tieKey?: string[];
+  specialKey?: string[];
+}
+
+/** A version-3 checkpoint's `byKey`: the key columns it was taken on (the unit's) and at least one position. */
+function parseByKey(unitId: string, keys: string[], o: Record<string, unknown>): KeyPositions {
+  const b = o.byKey as Record<string, unknown> | undefined;
+  const position = (v: unknown) => v === undefined || (texts(v) && v.length === keys.length);
+  if (!b || typeof b !== 'object' || !position(b.ties) || !position(b.special) || (!b.ties && !b.special))
+    throw invalidCheckpoint(unitId, 'its version-3 `byKey` is malformed');
+  if (!Array.isArray(b.columns) || !same(b.columns, keys))
+    throw invalidCheckpoint(
+      unitId,
+      `its tie groups were ordered by key columns ${JSON.stringify(b.columns)}, the unit's key is now ${JSON.stringify(keys)}`,
+    );
+  if (b.ties && o.values === null) throw invalidCheckpoint(unitId, 'it has a tie key but no values');
+  if (b.ties && !same(o.from as string[], o.values as string[]))
+    throw invalidCheckpoint(unitId, 'it has a tie key but its window is not the ties');
+  const out: KeyPositions = {};
+  if (b.ties) out.tieKey = b.ties as string[];
+  if (b.special) out.specialKey = b.special as string[];
+  return out;
+}
+
+/**
+ * The checkpoint of a position: version 2 when every tie group is kept by fingerprint, version 3 (with `byKey`) when
+ * one is kept by its greatest key (so an earlier version refuses it instead of exporting the group again).
+ */
 export function toCheckpoint(
   unit: SourceUnit<SourceColumn>,
-  r: { upper: string[] | null; from: string[] | null; seen: string; seenRows: number },
+  r: { upper: string[] | null; from: string[] | null; seen: string; seenRows: number } & KeyPositions,
 ): SqlCheckpoint {
   const columns = unit.cursor.map((c) => c.name);
   const fingerprint = unit.fingerprint.map((c) => c.name);
-  return { version: 2, columns, values: r.upper, from: r.from, seen: r.seen, seenRows: r.seenRows, fingerprint };
+  const base = { columns, values: r.upper, from: r.from, seen: r.seen, seenRows: r.seenRows };
+  if (!r.tieKey && !r.specialKey) return { version: 2, ...base, fingerprint };
+  const byKey: NonNullable<SqlCheckpoint['byKey']> = { columns: unit.key.map((c) => c.name) };
+  if (r.tieKey) byKey.ties = r.tieKey;
+  if (r.specialKey) byKey.special = r.specialKey;
+  // `fingerprint` only matters while `seen` holds any (keepFingerprint in source-plan.ts)
+  return { version: 3, ...base, ...(r.seen ? { fingerprint } : {}), byKey };
 }
 
 /** SQL builders of one unit in one dialect. */
@@ -204,6 +262,14 @@ export function regions<C extends SourceColumn>(d: Sql<C>, unit: SourceUnit<C>) 
     r?.values && r.from
       ? `(${compare(unit.cursor, '>=', r.from, p)} AND ${compare(unit.cursor, '<=', r.values, p)})`
       : 'FALSE';
+  /** `inOldWindow` minus the ties the previous run exported by key (`key <= tieKey`). */
+  const oldWindow = (r: Resume | null, p: Params) =>
+    r?.tieKey && r.values && r.from
+      ? `(${inOldWindow(r, p)} AND ${compare(unit.key, '>', r.tieKey, p)})`
+      : inOldWindow(r, p);
+  /** The special rows minus those the previous run exported by key (`key <= specialKey`). */
+  const oldSpecial = (r: Resume | null, p: Params) =>
+    r?.specialKey ? `(${special} AND ${compare(unit.key, '>', r.specialKey, p)})` : special;
   /** A primary-key range; the first range also takes rows whose (configured) key is NULL. */
   const pkRange = (b: { pkGt?: string; pkLe?: string } | undefined, p: Params): string[] => {
     if (!b || unit.key.length !== 1) return [];
@@ -228,6 +294,8 @@ export function regions<C extends SourceColumn>(d: Sql<C>, unit: SourceUnit<C>) 
     between,
     afterResume,
     inOldWindow,
+    oldWindow,
+    oldSpecial,
     pkRange,
     fingerprint,
   };
@@ -264,19 +332,37 @@ export function readParts<C extends SourceColumn>(
     const q = fresh();
     const dedupe = r?.seen ? { seen: r.seen, expect: null } : undefined;
     // unplanned: the old window and the special rows, deduped against the checkpoint
-    if (!b) parts.push({ where: [`(${g.inOldWindow(r, q)} OR ${g.special})`], p: q, dedupe });
+    if (!b) parts.push({ where: [`(${g.oldWindow(r, q)} OR ${g.oldSpecial(r, q)})`], p: q, dedupe });
     else if (r?.from)
-      parts.push({ where: [g.regular, g.inOldWindow(r, q), ...below(q), ...g.pkRange(b, q)], p: q, dedupe });
+      parts.push({ where: [g.regular, g.oldWindow(r, q), ...below(q), ...g.pkRange(b, q)], p: q, dedupe });
   }
   if (b?.boundary && unit.cursor.length) {
-    const p = fresh();
-    const window =
+    const window = (p: Params) =>
       b.from && b.upper
-        ? `(${g.between(b.from, b.upper, p)} AND (${g.afterResume(r, p)} OR ${g.inOldWindow(r, p)}))`
+        ? `(${g.between(b.from, b.upper, p)} AND (${g.afterResume(r, p)} OR ${g.oldWindow(r, p)}))`
         : 'FALSE';
-    // `expect` holds this key range's fingerprints only; the range condition lets the server skip the others
-    const where = [`(${window} OR ${g.special})`, ...g.pkRange(b, p)];
-    parts.push({ where, p, dedupe: { seen: r?.seen ?? '', expect: b.expect } });
+    // the groups kept by fingerprint: `expect` holds this key range's fingerprints only; the range condition lets the
+    // server skip the others
+    const p = fresh();
+    const fps = [b.tieKey ? 'FALSE' : window(p), b.specialKey ? 'FALSE' : g.oldSpecial(r, p)];
+    if (fps.some((x) => x !== 'FALSE'))
+      parts.push({
+        where: [`(${fps.join(' OR ')})`, ...g.pkRange(b, p)],
+        p,
+        dedupe: { seen: r?.seen ?? '', expect: b.expect },
+      });
+    // the groups kept by key: up to the greatest key the plan saw (a row committed later with a greater key waits
+    // for the next run, which reads `key > tieKey`)
+    if (b.tieKey || b.specialKey) {
+      const q = fresh();
+      const upTo = (key: string[]) => g.compare(unit.key, '<=', key, q);
+      const keyed = [
+        b.tieKey ? `(${window(q)} AND ${upTo(b.tieKey)})` : 'FALSE',
+        b.specialKey ? `(${g.oldSpecial(r, q)} AND ${upTo(b.specialKey)})` : 'FALSE',
+      ];
+      const dedupe = r?.seen ? { seen: r.seen, expect: null } : undefined;
+      parts.push({ where: [`(${keyed.join(' OR ')})`, ...g.pkRange(b, q)], p: q, dedupe });
+    }
   }
   return parts;
 }

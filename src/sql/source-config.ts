@@ -25,9 +25,9 @@ export interface SqlUnitConfig {
    */
   lag?: string | number;
   /**
-   * Most rows the boundary (rows within `lag`, rows tying with the last value, rows whose cursor is NULL or
-   * infinite) may hold in the checkpoint (8 bytes each). A `lag` window holding more shrinks to the ties for that run;
-   * ties and NULL/infinite rows are always kept (a warning is logged when they alone exceed it).
+   * Most rows a `lag` window may hold in the checkpoint (8 bytes each): a window holding more shrinks to the ties for
+   * that run. The ties at the last value and the rows whose cursor is NULL or infinite are kept by fingerprint up to
+   * 128 rows; a larger group is kept by its greatest key (see docs/decisions/0005, "Amendment: bounded checkpoints").
    * @defaultValue 100000
    */
   boundaryMaxRows?: number;
@@ -112,7 +112,7 @@ function unitsSchema(parse: (id: string) => unknown) {
 }
 
 /**
- * A checkpoint of a SQL source (version 2; docs/decisions/0005). Cursor values are the server's own exact text of the
+ * A checkpoint of a SQL source (version 2, or 3 with `byKey`; docs/decisions/0005). Cursor values are the server's own exact text of the
  * column (PostgreSQL's `::text` under ISO/UTC settings; MySQL's `CAST(… AS CHAR)`, hex for binary), read back with a
  * cast to the column's type: never through a JS `Date` or number.
  *
@@ -122,8 +122,8 @@ function unitsSchema(parse: (id: string) => unknown) {
  * @public
  */
 export type SqlCheckpoint = {
-  /** Checkpoint format version. */
-  version: 2;
+  /** Checkpoint format version: 3 when `byKey` is set (an earlier version refuses it), else 2. */
+  version: 2 | 3;
   /** Cursor columns, in order. */
   columns: string[];
   /** Greatest finite, non-NULL cursor tuple exported so far (text), or null when none was. */
@@ -147,6 +147,14 @@ export type SqlCheckpoint = {
    * text) re-exports nothing (docs/decisions/0013-schema-evolution.md).
    */
   fingerprint?: string[];
+  /**
+   * Set (version 3) when a tie group held more rows than a checkpoint keeps by fingerprint (128): the rows tying at
+   * `values` (`ties`) or the rows whose cursor is NULL or infinite (`special`) were exported up to this key, in the
+   * order the server sorts `columns` (the unit's key); the next run reads that group's rows with a greater key only. A
+   * row joining such a group later with a lower key is not read (docs/decisions/0005, "Amendment: bounded
+   * checkpoints").
+   */
+  byKey?: { columns: string[]; ties?: string[]; special?: string[] };
 };
 
 /**

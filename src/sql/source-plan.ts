@@ -7,6 +7,7 @@ import type { IngestionContext } from '../contracts/context.js';
 import type { ExportPlan } from '../contracts/source-endpoint.js';
 import { IngestError } from '../errors/ingest-error.js';
 import {
+  boundaryLimits,
   dedupeFilter,
   encodeSeen,
   multiset,
@@ -29,8 +30,13 @@ const MAX_SLICES = 1024;
 export interface Reach {
   upper: string[] | null;
   from: string[] | null;
+  /** Fingerprints of the groups kept by fingerprint. */
   seen: string;
   seenRows: number;
+  /** The greatest key of the ties at `upper`, when they are too many to fingerprint. */
+  tieKey?: string[];
+  /** The greatest key of the special rows, when they are too many to fingerprint. */
+  specialKey?: string[];
 }
 
 /** One source's engine, session and unit, with its name for messages. */
@@ -77,14 +83,16 @@ export async function resumeFrom<C extends SourceColumn, S>(x: Scope<C, S>, ck: 
     unit.key.map((c) => c.name),
     ck,
   );
-  if (parsed.version === 2) keepFingerprint(unit, (ck as { fingerprint?: unknown }).fingerprint, parsed.seen);
+  if (parsed.version !== 1) keepFingerprint(unit, (ck as { fingerprint?: unknown }).fingerprint, parsed.seen);
   const p = new Params(d);
   const casts: string[] = [];
   const key = parsed.version === 1 ? parsed.key : null;
   for (const [vals, cols] of [
     [parsed.values, unit.cursor],
-    [parsed.version === 2 ? parsed.from : null, unit.cursor],
+    [parsed.version !== 1 ? parsed.from : null, unit.cursor],
     [key, unit.key],
+    [parsed.version !== 1 ? (parsed.tieKey ?? null) : null, unit.key],
+    [parsed.version !== 1 ? (parsed.specialKey ?? null) : null, unit.key],
   ] as const)
     if (vals) for (let i = 0; i < vals.length; i++) casts.push(p.add(vals[i], cols[i]));
   if (casts.length) {
@@ -95,7 +103,10 @@ export async function resumeFrom<C extends SourceColumn, S>(x: Scope<C, S>, ck: 
       throw invalidCheckpoint(unit.unitId, `a value does not read as its column's type: ${(err as Error).message}`);
     }
   }
-  if (parsed.version === 2) return parsed;
+  if (parsed.version !== 1) {
+    const { version: _, ...resume } = parsed;
+    return resume;
+  }
   const g = regions(d, unit);
   const q = new Params(d);
   let read = `(${g.between(parsed.values, parsed.values, q)}`;
@@ -108,8 +119,10 @@ export async function resumeFrom<C extends SourceColumn, S>(x: Scope<C, S>, ck: 
 /**
  * The position this run reaches, in the current snapshot: the greatest regular cursor tuple, the new window start
  * (the tuple itself, or its first column minus `lag`, never below the previous window) and the fingerprints of every
- * row in the window and of every special row. A `lag` window above `boundaryMaxRows` shrinks to the ties.
- * @throws IngestError `config_invalid` (a `lag` the cursor cannot subtract)
+ * row in the window and of every special row. A `lag` window above `boundaryMaxRows` shrinks to the ties. A tie group
+ * (the ties at the greatest tuple, the special rows) that does not fit `boundaryLimits.tieFingerprints` with the other
+ * is kept by its greatest key instead (ADR 0005, "Amendment: bounded checkpoints").
+ * @throws IngestError `config_invalid` (a `lag` the cursor cannot subtract; a tie group too large for a unit without key)
  */
 export async function reach<C extends SourceColumn, S>(
   x: Scope<C, S>,
@@ -141,27 +154,92 @@ export async function reach<C extends SourceColumn, S>(
       });
     }
   }
-  const window = async (start: string[] | null) => {
+  /** Rows of `where`, counted up to `cap`. */
+  const rowsOf = async (where: (q: Params) => string, cap: number) => {
     const q = new Params(d);
-    const w = upper && start ? g.between(start, upper, q) : 'FALSE';
-    const fps = await fingerprints(x, `${w} OR ${g.special}`, q);
-    return { upper, from: start, seen: encodeSeen(multiset(fps)), seenRows: fps.length };
+    const sql = `SELECT count(*) FROM (SELECT 1 FROM ${unit.table} t WHERE ${where(q)} LIMIT ${cap}) y`;
+    return Number((await d.texts(x.s, sql, q.values))[0][0]);
   };
-  let out = await window(from);
-  const details = () => ({ unitId: unit.unitId, rows: out.seenRows, boundaryMaxRows: unit.boundaryMaxRows });
-  if (out.seenRows > unit.boundaryMaxRows && from !== upper) {
+  const budget = boundaryLimits.tieFingerprints;
+  const cap = Math.max(unit.boundaryMaxRows, budget) + 1;
+  const window = (start: string[] | null) => (q: Params) => (upper && start ? g.between(start, upper, q) : 'FALSE');
+  let windowRows = await rowsOf(window(from), cap);
+  const details = (rows: number) => ({ unitId: unit.unitId, rows, boundaryMaxRows: unit.boundaryMaxRows });
+  if (windowRows > unit.boundaryMaxRows && from !== upper) {
     ctx?.logger?.warn(
       `${x.name}: the lag window holds more rows than boundaryMaxRows; this run keeps only the ties`,
-      details(),
+      details(windowRows),
     );
-    out = await window(upper);
+    from = upper;
+    windowRows = await rowsOf(window(from), cap);
   }
-  if (out.seenRows > unit.boundaryMaxRows)
+  const specialRows = await rowsOf(() => g.special, cap);
+  // the tie groups (the ties at `upper` — not a lag window, whose size `boundaryMaxRows` bounds — and the special
+  // rows) are kept by fingerprint while they fit the budget together; beyond it the larger is kept by its greatest key
+  const ties = upper !== null && from !== null && from.join('\u0000') === upper.join('\u0000');
+  const groups = [
+    { name: 'ties' as const, rows: ties ? windowRows : 0, byKey: false },
+    { name: 'special' as const, rows: specialRows, byKey: false },
+  ].sort((a, b) => b.rows - a.rows);
+  for (const group of groups) {
+    if (groups.reduce((n, x) => n + (x.byKey ? 0 : x.rows), 0) <= budget) break;
+    if (group.rows > 0) group.byKey = true;
+  }
+  const keyed = (name: 'ties' | 'special') => groups.find((x) => x.name === name)!.byKey;
+  const out: Reach = { upper, from, seen: '', seenRows: 0 };
+  for (const group of groups.filter((x) => x.byKey)) {
+    const where = (q: Params) => (group.name === 'ties' ? window(from)(q) : g.special);
+    const key = await greatestKey(x, where, group.rows);
+    if (group.name === 'ties') out.tieKey = key;
+    else out.specialKey = key;
     ctx?.logger?.warn(
-      `${x.name}: the rows tying with the greatest cursor value (or with a NULL/infinite cursor) exceed boundaryMaxRows; the checkpoint keeps them all (8 bytes each); a finer cursor keeps it small`,
-      details(),
+      `${x.name}: ${group.rows >= cap ? `more than ${cap - 1}` : group.rows} rows ${group.name === 'ties' ? 'tie at the greatest cursor value' : 'have a NULL or infinite cursor'}, more than the ${budget} a checkpoint keeps by fingerprint; it keeps their greatest key instead, and a row joining them later with a lower key will not be read (docs/decisions/0005, "Amendment: bounded checkpoints"; a finer cursor avoids it)`,
+      { ...details(group.rows), group: group.name, key },
     );
+  }
+  const q = new Params(d);
+  const fpWhere = [keyed('ties') ? 'FALSE' : window(from)(q), keyed('special') ? 'FALSE' : g.special];
+  if (fpWhere.some((w) => w !== 'FALSE')) {
+    const fps = await fingerprints(x, fpWhere.join(' OR '), q);
+    out.seen = encodeSeen(multiset(fps));
+    out.seenRows = fps.length;
+  }
   return out;
+}
+
+/**
+ * The greatest key of the rows of `where`, in the server's order of the key columns (their collation), as text.
+ * @throws IngestError `config_invalid` when the unit has no key (or every key in the group is NULL)
+ */
+async function greatestKey<C extends SourceColumn, S>(
+  x: Scope<C, S>,
+  where: (q: Params) => string,
+  rows: number,
+): Promise<string[]> {
+  const { d, unit } = x;
+  const g = regions(d, unit);
+  const q = new Params(d);
+  const found = unit.key.length
+    ? await d.texts(
+        x.s,
+        `SELECT ${unit.key.map((c) => d.text(g.col(c), c)).join(', ')} FROM ${unit.table} t WHERE (${where(q)}) AND ${unit.key.map((c) => `${g.col(c)} IS NOT NULL`).join(' AND ')}
+          ORDER BY ${unit.key.map((c) => `${g.col(c)} DESC`).join(', ')} LIMIT 1`,
+        q.values,
+      )
+    : [];
+  if (found.length) return found[0] as string[];
+  const id = JSON.stringify(unit.unitId);
+  throw new IngestError(
+    'config_invalid',
+    `Unit ${id}: ${rows} rows tie at one cursor position (or have a NULL or infinite cursor), more than the ${boundaryLimits.tieFingerprints} a checkpoint keeps by fingerprint, and the unit has no key to order them by: set units[${id}].primaryKey to a unique column, or use finer cursorColumns (docs/decisions/0005, "Amendment: bounded checkpoints")`,
+    {
+      details: {
+        unitId: unit.unitId,
+        rows,
+        issues: [`units.${unit.unitId}.primaryKey: needed when more than ${boundaryLimits.tieFingerprints} rows tie`],
+      },
+    },
+  );
 }
 
 /** Rows the regions would export now: counted in SQL up to `cap`, or by fingerprint where they are deduped. */
@@ -173,7 +251,8 @@ async function count<C extends SourceColumn, S>(x: Scope<C, S>, parts: Part[], c
       const keep = dedupeFilter(part.dedupe);
       for (const fp of await fingerprints(x, where, part.p)) if (keep(fp)) n++;
     } else {
-      const sql = `SELECT count(*) FROM (SELECT 1 FROM ${x.unit.table} t WHERE ${where} LIMIT ${cap}) y`;
+      const limit = Number.isFinite(cap) ? ` LIMIT ${cap}` : '';
+      const sql = `SELECT count(*) FROM (SELECT 1 FROM ${x.unit.table} t WHERE ${where}${limit}) y`;
       n += Number((await x.d.texts(x.s, sql, part.p.values))[0][0]);
     }
   }
@@ -207,6 +286,8 @@ export async function planSlices<C extends SourceColumn, S>(
     resume = await resumeFrom(x, mode === 'incremental' ? checkpoint : null);
     const at = await reach(x, resume, ctx);
     base = { ...base, boundary: true, from: at.from, upper: at.upper, expect: at.seen };
+    if (at.tieKey) base.tieKey = at.tieKey;
+    if (at.specialKey) base.specialKey = at.specialKey;
     const boundaryRows = await count(x, readParts(d, unit, resume, { ...base, main: false }, fresh), Infinity);
     // a first or full run of an analyzed table takes the planner's estimate instead of counting the table
     const mainRows =
@@ -262,10 +343,12 @@ async function boundaryByRange<C extends SourceColumn, S>(
   const p = new Params(d);
   const k = g.col(unit.key[0]);
   const range = `CASE WHEN ${k} IS NULL THEN 0 ${cuts.map((c, i) => `WHEN ${k} <= ${p.add(c, unit.key[0])} THEN ${i}`).join(' ')} ELSE ${cuts.length} END`;
-  const window = b.from && b.upper ? g.between(b.from, b.upper, p) : 'FALSE';
+  // the groups kept by fingerprint only (a group kept by key is read up to `tieKey` / `specialKey` instead)
+  const window = b.from && b.upper && !b.tieKey ? g.between(b.from, b.upper, p) : 'FALSE';
+  const special = b.specialKey ? 'FALSE' : g.special;
   const rows = await d.texts(
     x.s,
-    `SELECT ${range}, ${g.fingerprint} FROM ${unit.table} t WHERE ${window} OR ${g.special}`,
+    `SELECT ${range}, ${g.fingerprint} FROM ${unit.table} t WHERE ${window} OR ${special}`,
     p.values,
   );
   const out = Array.from({ length: cuts.length + 1 }, () => new Map<string, number>());

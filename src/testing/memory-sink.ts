@@ -103,13 +103,14 @@ export class MemorySink implements SinkEndpoint {
     if (req.disposition === 'replace') {
       const k = pendingKey(req.unitId, runId);
       const pending = this.#pendingReplace.get(k) ?? [];
-      pending.push(...rows);
+      for (const r of rows) pending.push(r);
       this.#pendingReplace.set(k, pending);
       return;
     }
     const table = this.#tables.get(req.unitId) ?? [];
     if (req.disposition === 'append') {
-      table.push(...rows);
+      // not push(...rows): a slice of 150,000 rows overflows the call stack
+      for (const r of rows) table.push(r);
     } else {
       const pk = req.primaryKey!;
       const index = new Map<string, number>();

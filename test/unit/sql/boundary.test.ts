@@ -97,6 +97,29 @@ describe('parseCheckpoint', () => {
     });
   });
 
+  it('reads version 3: a tie group kept by its greatest key (`byKey`) instead of fingerprints', () => {
+    const v3 = { ...v2, version: 3, from: ['2024-01-02'], byKey: { columns: ['id'], ties: ['70'], special: ['9'] } };
+    expect(parse(v3)).toEqual({
+      version: 3,
+      values: ['2024-01-02'],
+      from: ['2024-01-02'],
+      seen: '',
+      tieKey: ['70'],
+      specialKey: ['9'],
+    });
+    expect(parse({ ...v3, byKey: { columns: ['id'], special: ['9'] } })).not.toHaveProperty('tieKey');
+    for (const bad of [
+      { ...v3, byKey: undefined },
+      { ...v3, byKey: { columns: ['id'] } },
+      { ...v3, byKey: { columns: ['other'], ties: ['1'] } },
+      { ...v3, byKey: { columns: ['id'], ties: ['1', '2'] } },
+      // a key position for the ties needs the window to be the ties
+      { ...v3, from: ['2024-01-01'] },
+      { ...v2, byKey: undefined, version: 4 },
+    ])
+      expect(code(bad), JSON.stringify(bad)).toBe('checkpoint_invalid');
+  });
+
   it('refuses what does not fit the unit with checkpoint_invalid (not retryable)', () => {
     for (const bad of [
       'x',
@@ -164,6 +187,41 @@ describe('readParts', () => {
     const first = readParts(d, unit([]), null, { ...bounds, pkGt: undefined }, fresh);
     expect(first).toEqual([{ where: ['TRUE', '(t."id" <= $1::int OR t."id" IS NULL)'], p: expect.any(Params) }]);
     expect(readParts(d, u, resume, { ...bounds, empty: true }, fresh)).toEqual([]);
+  });
+
+  it('a tie group kept by key: read after its key next time, and a planned slice reads up to the key the plan saw', () => {
+    const byKey = { values: ['2024-01-02'], from: ['2024-01-02'], seen: encodeSeen(multiset([fp(9)])), tieKey: ['70'] };
+    const unplanned = readParts(d, u, byKey, undefined, fresh);
+    expect(unplanned[1].where[0]).toMatch(
+      /^\(\(\(t."day" >= \$1::date AND t."day" <= \$2::date\) AND t."id" > \$3::int\) OR \(t."day" IS NULL/,
+    );
+    const specials = readParts(d, u, { ...resume, specialKey: ['5'] }, undefined, fresh);
+    expect(specials[1].where[0]).toContain('OR ((t."day" IS NULL OR t."day" IN (\'infinity\')) AND t."id" > $3::int)');
+    const bounds = {
+      planned: true,
+      main: false,
+      boundary: true,
+      from: ['2024-01-04'],
+      upper: ['2024-01-04'],
+      expect: 'AA',
+      tieKey: ['500'],
+    };
+    const parts = readParts(d, u, byKey, bounds, fresh);
+    // the special rows by fingerprint (with `expect`), the new ties up to the plan's key (deduped only by `seen`)
+    expect(parts.map((x) => x.dedupe)).toEqual([
+      { seen: byKey.seen, expect: 'AA' },
+      { seen: byKey.seen, expect: null },
+    ]);
+    expect(parts[0].where[0]).toMatch(/^\(FALSE OR \(t."day" IS NULL/);
+    expect(parts[1].where[0]).toContain('AND t."id" <= $');
+    expect(parts[1].where[0]).toContain('AND t."id" > $'); // the old ties above the old key
+    // both groups by key: no part with `expect`; a first run dedupes nothing
+    const both = readParts(d, u, null, { ...bounds, specialKey: ['7'] }, fresh);
+    expect(both).toHaveLength(1);
+    expect(both[0].dedupe).toBeUndefined();
+    expect(both[0].where[0]).toMatch(
+      /^\(\(\(.*\) AND t."id" <= \$\d+::int\) OR \(\(t."day" IS NULL.*\) AND t."id" <= /,
+    );
   });
 
   it('slices planned by earlier versions read the windows they were planned with', () => {
