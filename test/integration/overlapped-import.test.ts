@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
+  abandonRun,
   checkpointKey,
   IngestError,
   type IngestionEvent,
@@ -49,6 +50,7 @@ async function run(opts: {
   disposition?: 'append' | 'merge' | 'replace';
   overlap?: boolean;
   sink?: (real: PostgresSink) => SinkEndpoint;
+  source?: (real: PostgresSource) => PostgresSource;
   onEvent?: (e: IngestionEvent, root: string) => void;
   kv?: MemoryKvStore;
   target?: string;
@@ -67,7 +69,7 @@ async function run(opts: {
   const unit = { vendor: 'postgres', endpointId: 'pg', unitId, sinkId: target };
   try {
     const result = await runUnit({
-      source: new PostgresSource({ pool }),
+      source: opts.source ? opts.source(new PostgresSource({ pool })) : new PostgresSource({ pool }),
       sink: opts.sink ? opts.sink(real) : real,
       staging: new ObjectStoreStagingProvider({
         store: new FileSystemObjectStore({ root }),
@@ -268,5 +270,41 @@ describe('overlapped import (ADR 0018)', () => {
     expect(second.result!.resumed).toBe(true);
     expect(await differing('dst_resume')).toBe(0);
     expect((await ledger('dst_resume')).map((l) => l.slice)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('an export that fails mid-run waits for the slices in flight; the streaming run can be abandoned, partly imported', async () => {
+    const kv = new MemoryKvStore();
+    // slice 2 of the source fails for good, after slices 0 and 1 were staged and handed to the sink
+    const failing = (real: PostgresSource) =>
+      new Proxy(real, {
+        get(t, p) {
+          const v = Reflect.get(t, p, t);
+          if ((p === 'read' || p === 'readEncoded') && typeof v === 'function') {
+            return (...args: unknown[]) => {
+              const req = args[p === 'read' ? 0 : 1] as { slice?: { index: number } };
+              if (req.slice?.index !== 2) return v.apply(t, args);
+              // late enough for the sink to have taken slices 0 and 1
+              return (async function* () {
+                await new Promise((res) => setTimeout(res, 1500));
+                throw new IngestError('source_failed', 'a bug (test)', { retryable: false });
+              })();
+            };
+          }
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+      });
+    const r = await run({ kv, source: failing, target: 'dst_abandon' });
+    expect(String((r.error?.cause as Error | undefined)?.message ?? r.error?.message)).toContain('a bug (test)');
+    expect(r.error?.code).toBe('source_failed');
+    const key = checkpointKey(r.unit);
+    const state = (await kv.get({ ...key, key: `${key.key}::run` }))?.value as { phase?: string; runId?: string };
+    expect(state.phase).toBe('streaming');
+    // the import was awaited before the run failed: slices 0 and 1 committed whole, nothing else
+    const slices = await ledger('dst_abandon');
+    expect(slices.map((l) => l.slice)).toEqual([0, 1]);
+    const { rows } = await env.query(`SELECT count(*)::int AS n FROM "${env.schema}".dst_abandon`);
+    expect(rows[0].n).toBe(2 * SLICE);
+    const dropped = await abandonRun({ kv, unit: r.unit, reason: 'test' });
+    expect(dropped).toMatchObject({ runId: state.runId, phase: 'streaming', partlyImported: true });
   });
 });
