@@ -46,7 +46,8 @@ export interface ExportOutcome {
  * @internal
  */
 export interface ExportHooks {
-  planned(plan: readonly SliceSpec[], staged: readonly StagedSlice[]): Promise<void>;
+  /** `estimatedRows`: the planner's estimate, when this call planned. */
+  planned(plan: readonly SliceSpec[], staged: readonly StagedSlice[], estimatedRows?: number): Promise<void>;
   staged(index: number): Promise<void>;
 }
 
@@ -103,7 +104,7 @@ export async function exportPhase(
       progress.slicesPlanned = plan.length;
       progress.slicesStaged = done.size;
       const todo = plan.filter((s) => !done.has(s.index));
-      await hooks?.planned(plan, desc.slices);
+      await hooks?.planned(plan, desc.slices, progress.estimatedRows);
       await runBounded(
         todo,
         rc.policy.exportConcurrency,

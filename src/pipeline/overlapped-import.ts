@@ -56,11 +56,15 @@ export class OverlappedImport {
 
   /** What the export phase calls: the plan, then every staged slice. */
   readonly hooks: ExportHooks = {
-    planned: (plan, staged) => this.#start(plan, staged),
+    planned: (plan, staged, estimatedRows) => this.#start(plan, staged, estimatedRows),
     staged: (index) => this.#staged(index),
   };
 
-  async #start(plan: readonly { index: number }[], staged: readonly StagedSlice[]): Promise<void> {
+  async #start(
+    plan: readonly { index: number }[],
+    staged: readonly StagedSlice[],
+    estimatedRows: number | undefined,
+  ): Promise<void> {
     const { rc, state, sink } = this.#call;
     // a plan without a schema: the sink could not create the target before the last slice; keep the phases apart
     if (!state.schema?.fields.length) return;
@@ -86,6 +90,7 @@ export class OverlappedImport {
         unitId: rc.unitId,
         slices: feed,
         sliceIndices: indices,
+        ...(estimatedRows !== undefined ? { rowsTotal: estimatedRows } : {}),
         schema,
         ...(diff && hasChanges(diff) ? { schemaDiff: diff } : {}),
         disposition: this.#call.disposition,
