@@ -361,7 +361,7 @@ export async function main(args: string[]): Promise<void> {
     }
     const peerLine =
       all[0].pgcopydbMs !== undefined
-        ? `pgcopydb ${execSync('pgcopydb --version 2>&1 | tail -1', { encoding: 'utf8', shell: '/bin/bash' }).match(/version (\S+)/)?.[1] ?? ''} \`copy table-data --table-jobs 2\` into another database (same primary key) ${spread(all.map((x) => x.pgcopydbMs!))} s (target ${allEqual('pgcopydb_')}, compared by count and md5 of the rows as text in key order).`
+        ? `pgcopydb ${execSync('pgcopydb --version 2>&1', { encoding: 'utf8', shell: '/bin/bash' }).match(/pgcopydb version (\S+)/)?.[1] ?? ''} \`copy table-data --table-jobs 2\` into another database (same primary key) ${spread(all.map((x) => x.pgcopydbMs!))} s (target ${allEqual('pgcopydb_')}, compared by count and md5 of the rows as text in key order).`
         : 'pgcopydb: not installed on this machine (`apt-get install pgcopydb`), not measured.';
     const vsPeer = (codec: Codec) =>
       all[0].pgcopydbMs !== undefined
