@@ -35,7 +35,8 @@ type Codec = (typeof CODECS)[number];
 type Phase = 'e2e' | 'export' | 'import';
 const SLICE_ROWS = 250_000;
 const CHUNK = 10_000;
-const CONCURRENCY = 2;
+/** `exportConcurrency` of every run; `BENCH_EXPORT_CONCURRENCY` overrides it (the children inherit it). */
+const CONCURRENCY = Number(process.env.BENCH_EXPORT_CONCURRENCY ?? 2);
 
 interface ChildResult {
   phase: Phase;

@@ -72,7 +72,12 @@ async function childToPg(database: string, pgSchema: string, stagingRoot: string
     unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: 'pg' },
     mode: 'full',
     disposition: 'append',
-    policy: { chunkSize: 10_000, sliceMaxRows: 250_000, exportConcurrency: 2 },
+    policy: {
+      chunkSize: 10_000,
+      sliceMaxRows: 250_000,
+      exportConcurrency: 2,
+      overlap: process.env.BENCH_OVERLAP !== '0',
+    },
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
@@ -209,7 +214,12 @@ async function child(
     unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: target },
     mode: 'full',
     disposition: 'append',
-    policy: { chunkSize: 10_000, sliceMaxRows: 250_000, exportConcurrency: 2 },
+    policy: {
+      chunkSize: 10_000,
+      sliceMaxRows: 250_000,
+      exportConcurrency: 2,
+      overlap: process.env.BENCH_OVERLAP !== '0',
+    },
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
