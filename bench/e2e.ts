@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- e2e [--rows N] [--codecs pg-copy,arrow,ndjson]` (default 1,000,000 rows, every codec):
+ * `npm run bench -- e2e [--rows N] [--codecs pg-copy,arrow,ndjson] [--rounds R]` (default 1,000,000 rows, every codec,
+ * 3 rounds reported as medians with their spread):
  * PostgreSQL → durable filesystem staging → PostgreSQL, per staging codec, against psql's own pipe.
  *
  * A table (id bigint, name text, amount numeric(12,2), created_at timestamptz with microseconds, tags jsonb) is
@@ -11,12 +12,14 @@
  * - each for the pass-through codec (`pgCopyCodec()`), Arrow and NDJSON staging, as ratios (baseline time / ours);
  * - peak RSS of the end-to-end run at 100k rows and at N rows, and the Node CPU seconds of every pipeline child
  *   (each phase runs in its own child process, so its peak RSS and CPU are its own);
- * - every target compared with the source as text, row by row (EXCEPT ALL both ways).
+ * - every target compared with the source as text, row by row (EXCEPT ALL both ways);
+ * - pgcopydb (`copy table-data --table-jobs 2`) into a database of its own with the same primary key, when installed
+ *   (said so when not), its target compared by count and md5 of the rows as text in key order.
  * Writes the figures to docs/performance.md (section `e2e`) unless `--no-write`.
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +35,8 @@ type Codec = (typeof CODECS)[number];
 type Phase = 'e2e' | 'export' | 'import';
 const SLICE_ROWS = 250_000;
 const CHUNK = 10_000;
-const CONCURRENCY = 2;
+/** `exportConcurrency` of every run; `BENCH_EXPORT_CONCURRENCY` overrides it (the children inherit it). */
+const CONCURRENCY = Number(process.env.BENCH_EXPORT_CONCURRENCY ?? 2);
 
 interface ChildResult {
   phase: Phase;
@@ -150,7 +154,35 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const load = () => loadavg()[0].toFixed(1);
 
-/** Entry point of `npm run bench -- e2e [--rows N] [--codecs a,b] [--no-write]`. */
+/** Whether a command is on the PATH. */
+function installed(cmd: string): boolean {
+  try {
+    execSync(`command -v ${cmd}`, { stdio: 'ignore', shell: '/bin/bash' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Median and spread of repeated figures. */
+function stats(xs: number[]): { median: number; min: number; max: number } {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return { median: v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2, min: v[0], max: v[v.length - 1] };
+}
+
+interface Round {
+  pipeMs: number;
+  toFileMs: number;
+  fromFileMs: number;
+  pgcopydbMs?: number;
+  results: Record<string, { e2eSmall: ChildResult; e2e: ChildResult; exp: ChildResult; imp: ChildResult }>;
+}
+
+/**
+ * Entry point of `npm run bench -- e2e [--rows N] [--codecs a,b] [--rounds R] [--no-write]`: R rounds (default 3) of
+ * every measurement on the same source table, reported as medians with their spread (min–max).
+ */
 export async function main(args: string[]): Promise<void> {
   const arg = (name: string) => {
     const i = args.indexOf(name);
@@ -159,15 +191,27 @@ export async function main(args: string[]): Promise<void> {
   const rows = Number(arg('--rows') ?? 1_000_000);
   if (!Number.isInteger(rows) || rows <= 0)
     throw new Error(`Expected \`--rows\` to be a positive integer, got ${arg('--rows')}`);
+  const rounds = Number(arg('--rounds') ?? 3);
+  if (!Number.isInteger(rounds) || rounds <= 0)
+    throw new Error(`Expected \`--rounds\` to be a positive integer, got ${arg('--rounds')}`);
   const codecs = (arg('--codecs')?.split(',') ?? [...CODECS]) as Codec[];
   for (const c of codecs) if (!CODECS.includes(c)) throw new Error(`Unknown codec ${c}: expected ${CODECS.join(', ')}`);
   const write = !args.includes('--no-write');
   const small = Math.min(100_000, rows);
   const url = process.env.DATABASE_URL || DEFAULT_URL;
   const schema = `bench_e2e_${randomBytes(4).toString('hex')}`;
+  // pgcopydb copies between two databases: the target is a database of its own, same schema, same primary key
+  const pgcopydb = installed('pgcopydb');
+  const peerDb = `${schema}_peer`;
+  const peerUrl = (() => {
+    const u = new URL(url);
+    u.pathname = `/${peerDb}`;
+    return u.toString();
+  })();
   const tmp = mkdtempSync(join(tmpdir(), 'bench-e2e-'));
   const file = join(tmp, 'src.copy');
   const admin = new pg.Pool({ connectionString: url, max: 2 });
+  let peer: pg.Pool | undefined;
   const env = { ...process.env, DATABASE_URL: url, PGCONNECT_TIMEOUT: '5' };
   const psql = `psql "${url}" -X -q -v ON_ERROR_STOP=1`;
   const t = (name: string) => `"${schema}"."${name}"`;
@@ -183,10 +227,20 @@ export async function main(args: string[]): Promise<void> {
         )
       ).rows[0].n,
     );
+  /** The table as text, hashed in key order (to compare across databases). */
+  const digest = async (pool: pg.Pool, table: string) =>
+    (await pool.query(`SELECT count(*)::int AS n, md5(string_agg(x::text, E'\\n' ORDER BY x.id)) AS h FROM ${table} x`))
+      .rows[0] as { n: number; h: string };
+  const equal: Record<string, number> = {};
   try {
     const loadStart = load();
     const startedAt = new Date().toISOString();
-    console.log(`e2e bench: ${fmt(rows)} rows, codecs ${codecs.join(', ')}, schema ${schema}, load ${loadStart}`);
+    console.log(
+      `e2e bench: ${fmt(rows)} rows, codecs ${codecs.join(', ')}, ${rounds} rounds, schema ${schema}, load ${loadStart}`,
+    );
+    console.log(
+      pgcopydb ? 'pgcopydb: installed, measured' : 'pgcopydb: not installed (apt-get install pgcopydb), skipped',
+    );
     await admin.query(`CREATE SCHEMA "${schema}"`);
     for (const [name, n] of [
       ['src', rows],
@@ -201,48 +255,74 @@ export async function main(args: string[]): Promise<void> {
       );
       await admin.query(`VACUUM ANALYZE ${t(name)}`);
     }
-    for (const name of ['dst_pipe', 'dst_copy_from']) await admin.query(DDL(t(name)));
-
-    console.log('baseline: psql copy to stdout | psql copy from stdin (text)');
-    const pipeMs = timeShell(
-      `set -o pipefail; ${psql} -c "copy (select * from ${sh('src')}) to stdout" | ${psql} -c "copy ${sh('dst_pipe')} from stdin"`,
-      env,
-    );
-    console.log("baseline: psql \\copy … to '/file'");
-    const toFileMs = timeShell(`${psql} -c "\\copy (select * from ${sh('src')}) to '${file}'"`, env);
-    const fileBytes = statSync(file).size;
-    console.log("baseline: psql \\copy … from '/file'");
-    const fromFileMs = timeShell(`${psql} -c "\\copy ${sh('dst_copy_from')} from '${file}'"`, env);
-
-    const results: Record<string, { e2eSmall: ChildResult; e2e: ChildResult; exp: ChildResult; imp: ChildResult }> = {};
-    const equal: Record<string, number> = {};
-    for (const codec of codecs) {
-      const id = codec.replace(/\W/g, '_');
-      for (const name of [`e2e_small_${id}`, `e2e_${id}`, `import_${id}`]) await admin.query(DDL(t(name)));
-      console.log(`${codec}: runUnit at ${fmt(small)} rows (load ${load()})`);
-      const e2eSmall = runChild('e2e', codec, schema, 'src_small', `e2e_small_${id}`, join(tmp, `stage-small-${id}`));
-      console.log(`${codec}: runUnit at ${fmt(rows)} rows (load ${load()})`);
-      const e2e = runChild('e2e', codec, schema, 'src', `e2e_${id}`, join(tmp, `stage-e2e-${id}`));
-      console.log(`${codec}: exportUnit alone (load ${load()})`);
-      const exp = runChild('export', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
-      console.log(`${codec}: importUnit alone (load ${load()})`);
-      const imp = runChild('import', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
-      results[codec] = { e2eSmall, e2e, exp, imp };
-      for (const [name, n, source] of [
-        [`e2e_small_${id}`, small, 'src_small'],
-        [`e2e_${id}`, rows, 'src'],
-        [`import_${id}`, rows, 'src'],
-      ] as const) {
-        const got = await count(name);
-        if (got !== n) throw new Error(`${name} holds ${got} rows, expected ${n}`);
-        equal[name] = await differing(source, name);
-      }
-      rmSync(join(tmp, `stage-e2e-${id}`), { recursive: true, force: true });
-      rmSync(join(tmp, `stage-split-${id}`), { recursive: true, force: true });
+    const sourceDigest = pgcopydb ? await digest(admin, t('src')) : undefined;
+    if (pgcopydb) {
+      await admin.query(`CREATE DATABASE "${peerDb}"`);
+      peer = new pg.Pool({ connectionString: peerUrl, max: 1 });
+      await peer.query(`CREATE SCHEMA "${schema}"`);
+      writeFileSync(join(tmp, 'filters.ini'), `[include-only-table]\n${schema}.src\n`);
     }
-    for (const name of ['dst_pipe', 'dst_copy_from']) {
-      if ((await count(name)) !== rows) throw new Error(`${name} does not hold ${rows} rows`);
-      equal[name] = await differing('src', name);
+
+    const all: Round[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const r = `r${round}`;
+      for (const name of [`dst_pipe_${r}`, `dst_copy_from_${r}`]) await admin.query(DDL(t(name)));
+      console.log(`round ${round}: psql copy to stdout | psql copy from stdin (text) (load ${load()})`);
+      const pipeMs = timeShell(
+        `set -o pipefail; ${psql} -c "copy (select * from ${sh('src')}) to stdout" | ${psql} -c "copy ${sh(`dst_pipe_${r}`)} from stdin"`,
+        env,
+      );
+      console.log(`round ${round}: psql \\copy … to '/file'`);
+      const toFileMs = timeShell(`${psql} -c "\\copy (select * from ${sh('src')}) to '${file}'"`, env);
+      console.log(`round ${round}: psql \\copy … from '/file'`);
+      const fromFileMs = timeShell(`${psql} -c "\\copy ${sh(`dst_copy_from_${r}`)} from '${file}'"`, env);
+      let pgcopydbMs: number | undefined;
+      if (peer) {
+        await peer.query(`DROP TABLE IF EXISTS ${t('src')}`);
+        await peer.query(DDL(t('src')));
+        const dir = join(tmp, `pgcopydb-${r}`);
+        console.log(`round ${round}: pgcopydb copy table-data --table-jobs 2 (load ${load()})`);
+        pgcopydbMs = timeShell(
+          `pgcopydb copy table-data --source "${url}" --target "${peerUrl}" --table-jobs 2 --filters "${join(tmp, 'filters.ini')}" --dir "${dir}" >/dev/null 2>&1`,
+          env,
+        );
+        const got = await digest(peer, t('src'));
+        equal[`pgcopydb_${r}`] =
+          got.n === sourceDigest!.n && got.h === sourceDigest!.h ? 0 : Math.max(1, Math.abs(rows - got.n));
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const results: Round['results'] = {};
+      for (const codec of codecs) {
+        const id = `${codec.replace(/\W/g, '_')}_${r}`;
+        for (const name of [`e2e_small_${id}`, `e2e_${id}`, `import_${id}`]) await admin.query(DDL(t(name)));
+        console.log(`round ${round}, ${codec}: runUnit at ${fmt(small)} rows (load ${load()})`);
+        const e2eSmall = runChild('e2e', codec, schema, 'src_small', `e2e_small_${id}`, join(tmp, `stage-small-${id}`));
+        console.log(`round ${round}, ${codec}: runUnit at ${fmt(rows)} rows (load ${load()})`);
+        const e2e = runChild('e2e', codec, schema, 'src', `e2e_${id}`, join(tmp, `stage-e2e-${id}`));
+        console.log(`round ${round}, ${codec}: exportUnit alone (load ${load()})`);
+        const exp = runChild('export', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
+        console.log(`round ${round}, ${codec}: importUnit alone (load ${load()})`);
+        const imp = runChild('import', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
+        results[codec] = { e2eSmall, e2e, exp, imp };
+        for (const [name, n, source] of [
+          [`e2e_small_${id}`, small, 'src_small'],
+          [`e2e_${id}`, rows, 'src'],
+          [`import_${id}`, rows, 'src'],
+        ] as const) {
+          const got = await count(name);
+          if (got !== n) throw new Error(`${name} holds ${got} rows, expected ${n}`);
+          equal[name] = await differing(source, name);
+          await admin.query(`DROP TABLE ${t(name)}`);
+        }
+        for (const dir of [`stage-small-${id}`, `stage-e2e-${id}`, `stage-split-${id}`])
+          rmSync(join(tmp, dir), { recursive: true, force: true });
+      }
+      for (const name of [`dst_pipe_${r}`, `dst_copy_from_${r}`]) {
+        if ((await count(name)) !== rows) throw new Error(`${name} does not hold ${rows} rows`);
+        equal[name] = await differing('src', name);
+        await admin.query(`DROP TABLE ${t(name)}`);
+      }
+      all.push({ pipeMs, toFileMs, fromFileMs, ...(pgcopydbMs !== undefined ? { pgcopydbMs } : {}), results });
     }
     const loadEnd = load();
 
@@ -252,64 +332,93 @@ export async function main(args: string[]): Promise<void> {
       arrow: 'Arrow (`arrowCodec()`)',
       ndjson: 'NDJSON',
     };
-    const eq = (name: string) => (equal[name] === 0 ? 'equal' : `**${fmt(equal[name])} rows differ**`);
+    /** Median seconds with the spread of the rounds. */
+    const spread = (xs: number[]) => {
+      const s = stats(xs);
+      return `${secs(s.median)} (${secs(s.min)}–${secs(s.max)})`;
+    };
+    /** Median ratio baseline/ours over the rounds (each round's own baseline), with its spread. */
+    const ratio = (ours: (x: Round) => number, base: (x: Round) => number) => {
+      const s = stats(all.map((x) => base(x) / ours(x)));
+      return { text: `${s.median.toFixed(2)}× (${s.min.toFixed(2)}–${s.max.toFixed(2)})`, median: s.median };
+    };
+    const allEqual = (prefix: string) => {
+      const names = Object.keys(equal).filter((k) => k.startsWith(prefix));
+      const bad = names.reduce((n, k) => n + equal[k], 0);
+      return bad === 0 ? 'equal' : `**${fmt(bad)} rows differ**`;
+    };
+    const pipe = (x: Round) => x.pipeMs;
     const lines: string[] = [];
     for (const codec of codecs) {
-      const r = results[codec];
       const id = codec.replace(/\W/g, '_');
-      const row = (what: string, c: ChildResult, base: number, target: string) =>
-        `| ${title[codec]} | ${what} | ${secs(c.ms)} | ${fmt(rps(c.ms))} | ${c.cpuSec.toFixed(1)} | ${secs(base)} | ${(base / c.ms).toFixed(2)}× | ${fmt(c.peakRssMb)} | ${(c.bytes / 1048576).toFixed(1)} | ${target} |`;
-      lines.push(row('end to end (runUnit)', r.e2e, pipeMs, eq(`e2e_${id}`)));
-      lines.push(row('export alone (exportUnit)', r.exp, toFileMs, '–'));
-      lines.push(row('import alone (importUnit)', r.imp, fromFileMs, eq(`import_${id}`)));
+      const of = (k: 'e2e' | 'exp' | 'imp') => (x: Round) => x.results[codec][k].ms;
+      const med = (k: 'e2e' | 'exp' | 'imp', f: (c: ChildResult) => number) =>
+        stats(all.map((x) => f(x.results[codec][k]))).median;
+      const row = (what: string, k: 'e2e' | 'exp' | 'imp', base: (x: Round) => number, target: string) =>
+        `| ${title[codec]} | ${what} | ${spread(all.map(of(k)))} | ${fmt(rps(med(k, (c) => c.ms)))} | ${med(k, (c) => c.cpuSec).toFixed(1)} | ${spread(all.map(base))} | ${ratio(of(k), base).text} | ${fmt(Math.max(...all.map((x) => x.results[codec][k].peakRssMb)))} | ${(all[0].results[codec][k].bytes / 1048576).toFixed(1)} | ${target} |`;
+      lines.push(row('end to end (runUnit)', 'e2e', pipe, allEqual(`e2e_${id}`)));
+      lines.push(row('export alone (exportUnit)', 'exp', (x) => x.toFileMs, '–'));
+      lines.push(row('import alone (importUnit)', 'imp', (x) => x.fromFileMs, allEqual(`import_${id}`)));
     }
+    const peerLine =
+      all[0].pgcopydbMs !== undefined
+        ? `pgcopydb ${execSync('pgcopydb --version 2>&1', { encoding: 'utf8', shell: '/bin/bash' }).match(/pgcopydb version (\S+)/)?.[1] ?? ''} \`copy table-data --table-jobs 2\` into another database (same primary key) ${spread(all.map((x) => x.pgcopydbMs!))} s (target ${allEqual('pgcopydb_')}, compared by count and md5 of the rows as text in key order).`
+        : 'pgcopydb: not installed on this machine (`apt-get install pgcopydb`), not measured.';
+    const vsPeer = (codec: Codec) =>
+      all[0].pgcopydbMs !== undefined
+        ? ratio(
+            (x) => x.results[codec].e2e.ms,
+            (x) => x.pgcopydbMs!,
+          )
+        : undefined;
     const md = [
       '## End to end: PostgreSQL → durable staging → PostgreSQL, per codec',
       '',
-      `\`npm run bench -- e2e --rows ${rows}\` — ${fmt(rows)} rows (id bigint, name text, amount numeric(12,2), created_at timestamptz with`,
+      `\`npm run bench -- e2e --rows ${rows} --rounds ${rounds}\` — ${fmt(rows)} rows (id bigint, name text, amount numeric(12,2), created_at timestamptz with`,
       `microseconds, tags jsonb) built with generate_series on the local PostgreSQL (${(await admin.query('SHOW server_version')).rows[0].server_version}),`,
-      `planned slices of ≤ ${fmt(SLICE_ROWS)} rows, exportConcurrency ${CONCURRENCY}, chunkSize ${fmt(CHUNK)}, filesystem staging, targets created`,
-      'fresh (primary key on id). Each pipeline phase runs in its own child process (its peak RSS and CPU are its own); the psql',
-      'baselines (text format) run in the same benchmark on the same data. Ratio = baseline seconds / ours (1.00× = as fast as psql).',
+      `planned slices of ≤ ${fmt(SLICE_ROWS)} rows, exportConcurrency ${CONCURRENCY}, chunkSize ${fmt(CHUNK)}, filesystem staging, default policy otherwise (export and import overlapped, ADR 0018), targets created`,
+      'fresh (primary key on id, every target alike). Each pipeline phase runs in its own child process (its peak RSS and CPU are its own); the psql',
+      `baselines (text format) run in the same benchmark on the same data, in every round. ${rounds} rounds: **median (min–max)**; a ratio is`,
+      "baseline seconds / ours, taken per round against that round's baseline (1.00× = as fast as the baseline).",
       `Every target was checked to hold ${fmt(rows)} rows and compared with the source as text (\`SELECT t::text … EXCEPT ALL\` both ways).`,
       `Measured ${startedAt.slice(0, 16)}Z on this machine (Node ${process.version}, ${cpus().length} cores); 1-minute load average`,
-      `**${loadStart} at the start and ${loadEnd} at the end** (the machine is shared: wall-clock figures move with the load; the`,
-      'Node CPU seconds do not include the server’s work).',
+      `**${loadStart} at the start and ${loadEnd} at the end**.`,
       '',
-      `Baselines: pipe \`psql copy to stdout | psql copy from stdin\` ${secs(pipeMs)} s (${fmt(rps(pipeMs))} rows/s, target ${eq('dst_pipe')});`,
-      `\`\\copy (…) to '/file'\` ${secs(toFileMs)} s; \`\\copy … from '/file'\` ${secs(fromFileMs)} s (target ${eq('dst_copy_from')}); COPY text ${(fileBytes / 1048576).toFixed(1)} MiB.`,
+      `Baselines: pipe \`psql copy to stdout | psql copy from stdin\` ${spread(all.map(pipe))} s (target ${allEqual('dst_pipe_')});`,
+      `\`\\copy (…) to '/file'\` ${spread(all.map((x) => x.toFileMs))} s; \`\\copy … from '/file'\` ${spread(all.map((x) => x.fromFileMs))} s (target ${allEqual('dst_copy_from_')}); COPY text ${(statSync(file).size / 1048576).toFixed(1)} MiB.`,
+      peerLine,
       '',
-      '| codec | path | seconds | rows/s | Node CPU s | psql seconds | ratio | peak RSS MiB | staged MiB | target vs source |',
+      '| codec | path | seconds | rows/s | Node CPU s | baseline seconds | ratio | peak RSS MiB | staged MiB | target vs source |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
       ...lines,
       '',
-      'Peak RSS of runUnit:',
+      'Peak RSS of runUnit (highest of the rounds):',
       ...codecs.map((c) => {
-        const r = results[c];
-        return `- ${title[c]}: ${fmt(r.e2eSmall.peakRssMb)} MiB at ${fmt(small)} rows, ${fmt(r.e2e.peakRssMb)} MiB at ${fmt(rows)} rows (${(r.e2e.peakRssMb / r.e2eSmall.peakRssMb).toFixed(2)}×; target at ${fmt(small)}: ${eq(`e2e_small_${c.replace(/\W/g, '_')}`)}).`;
+        const big = Math.max(...all.map((x) => x.results[c].e2e.peakRssMb));
+        const sm = Math.max(...all.map((x) => x.results[c].e2eSmall.peakRssMb));
+        return `- ${title[c]}: ${fmt(sm)} MiB at ${fmt(small)} rows, ${fmt(big)} MiB at ${fmt(rows)} rows (target at ${fmt(small)}: ${allEqual(`e2e_small_${c.replace(/\W/g, '_')}`)}).`;
       }),
-      ...(codecs.some((c) => c !== 'pg-copy' && equal[`e2e_${c.replace(/\W/g, '_')}`] !== 0)
-        ? [
-            '',
-            'Where a row path differs from the source, compare the `timestamptz` column: values that pass through a JS `Date`',
-            'lose their microseconds (2 rows differ per changed row: one each way). The exact value model (issue 10) removes that.',
-          ]
-        : []),
       '',
-      'Targets of issue 12 (reached / not reached, as measured above):',
+      'Targets of issue 26 (reached / not reached, medians as measured above):',
       ...codecs.map((c) => {
-        const r = results[c];
-        const ratio = pipeMs / r.e2e.ms;
-        const goal = c === 'pg-copy' ? 0.8 : 0.5;
-        const growth = r.e2e.peakRssMb / r.e2eSmall.peakRssMb;
-        const rssOk = growth <= 1.2 && r.e2e.peakRssMb < 300;
-        return `- ${title[c]}: end to end ${ratio.toFixed(2)}× the psql pipe (target ≥ ${goal}×: ${ratio >= goal ? 'reached' : '**not reached**'}); peak RSS ${fmt(r.e2e.peakRssMb)} MiB, ${growth.toFixed(2)}× the ${fmt(small)}-row run (target ≤ 1.2× and < 300 MiB: ${rssOk ? 'reached' : '**not reached**'}); target equal to the source as text: ${equal[`e2e_${c.replace(/\W/g, '_')}`] === 0 ? 'yes' : '**no**'}.`;
+        const e2e = ratio((x) => x.results[c].e2e.ms, pipe);
+        const exp = ratio(
+          (x) => x.results[c].exp.ms,
+          (x) => x.toFileMs,
+        );
+        const goal = c === 'pg-copy' ? 0.9 : 0.7;
+        const peerR = vsPeer(c);
+        const rss = Math.max(...all.map((x) => x.results[c].e2e.peakRssMb));
+        const ok = (b: boolean) => (b ? 'reached' : '**not reached**');
+        return `- ${title[c]}: end to end ${e2e.median.toFixed(2)}× the psql pipe (target ≥ ${goal}×: ${ok(e2e.median >= goal)})${c === 'pg-copy' ? (peerR ? `, ${peerR.median.toFixed(2)}× pgcopydb (target ≥ 1.0×: ${ok(peerR.median >= 1)})` : ', pgcopydb not measured') : ''}; export alone ${exp.median.toFixed(2)}× \`\\copy to\`${c === 'pg-copy' ? ` (target ≥ 0.8×: ${ok(exp.median >= 0.8)})` : ''}; peak RSS ${fmt(rss)} MiB (target < 300 MiB: ${ok(rss < 300)}); target equal to the source as text: ${allEqual(`e2e_${c.replace(/\W/g, '_')}`) === 'equal' ? 'yes' : '**no**'}.`;
       }),
     ].join('\n');
     console.log(`\n${md}\n`);
     if (write) writePerformanceSection('e2e', md);
   } finally {
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+    await peer?.end().catch(() => {});
+    if (pgcopydb) await admin.query(`DROP DATABASE IF EXISTS "${peerDb}"`).catch(() => {});
     await admin.end();
     rmSync(tmp, { recursive: true, force: true });
   }

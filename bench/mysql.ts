@@ -11,11 +11,14 @@
  * - baseline, before and after ours (ratios against the mean): `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into
  *   a fresh target (server-side files: no client, no network, no staging, no checksums) — the fastest copy the
  *   server itself offers.
- * Writes the figures to docs/performance.md (section `mysql`).
+ * - MariaDB → PostgreSQL, when `pgloader` is installed (said so when not): pgloader (`workers = 2`, the tables it
+ *   creates keep the primary key) against `runUnit` MySqlSource → NDJSON staging → PostgresSink into a target with the
+ *   same primary key; both targets checked by count, sum(id) and sum(amount) against the source.
+ * Writes the figures to docs/performance.md (section `mysql`) unless `--no-write`.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +26,7 @@ import mysql from 'mysql2/promise';
 import { writePerformanceSection } from './_report.js';
 
 const DEFAULT_URL = 'mysql://root@127.0.0.1:3306/test';
+const PG_URL = 'postgres://root@127.0.0.1:5432/test';
 const here = fileURLToPath(import.meta.url);
 
 /** Staging codec of a bench path: NDJSON (rows) or LOAD DATA text (`mysql-tsv`, the pass-through). */
@@ -45,6 +49,130 @@ function dbUrl(database: string): string {
   const u = new URL(process.env.MYSQL_URL || DEFAULT_URL);
   u.pathname = `/${database}`;
   return u.toString();
+}
+
+/** MariaDB → PostgreSQL: `runUnit` MySqlSource → NDJSON staging → PostgresSink into `pgSchema.dst`. */
+async function childToPg(database: string, pgSchema: string, stagingRoot: string): Promise<void> {
+  const { MySqlSource } = await import('../src/mysql/index.js');
+  const { PostgresSink } = await import('../src/postgres/index.js');
+  const { runUnit, ObjectStoreStagingProvider, MemoryKvStore } = await import('../src/index.js');
+  const { FileSystemObjectStore } = await import('../src/fs/index.js');
+  const pg = (await import('pg')).default;
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL || PG_URL, max: 4 });
+  const unitId = `${database}.src`;
+  const source = new MySqlSource({ connectionString: dbUrl(database), maxConnections: 3 });
+  const sink = new PostgresSink({ pool, tables: { [unitId]: `${pgSchema}.dst` }, ledgerTable: `${pgSchema}.ledger` });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await runUnit({
+    source,
+    sink,
+    staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: stagingRoot }) }),
+    kv: new MemoryKvStore(),
+    unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: 'pg' },
+    mode: 'full',
+    disposition: 'append',
+    policy: {
+      chunkSize: 10_000,
+      sliceMaxRows: 250_000,
+      exportConcurrency: 2,
+      overlap: process.env.BENCH_OVERLAP !== '0',
+    },
+  });
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await Promise.all([source.close(), sink.close()]);
+  await pool.end();
+  const out: ChildResult = {
+    method: 'postgres',
+    codec: 'ndjson',
+    rows: r.stats.rowsImported,
+    ms,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    cpuSec: (cpu.user + cpu.system) / 1e6,
+    slices: r.stats.slices,
+  };
+  process.stdout.write(`\n${JSON.stringify(out)}\n`);
+}
+
+/**
+ * MariaDB → PostgreSQL against pgloader, when installed: the markdown lines of the comparison, or why it was not
+ * measured.
+ */
+async function toPostgres(database: string, rows: number, tmp: string): Promise<string[]> {
+  try {
+    execFileSync('bash', ['-c', 'command -v pgloader'], { stdio: 'ignore' });
+  } catch {
+    console.log('pgloader: not installed (apt-get install pgloader), MariaDB → PostgreSQL skipped');
+    return [
+      '',
+      'MariaDB → PostgreSQL: pgloader is not installed on this machine (`apt-get install pgloader`); not measured.',
+    ];
+  }
+  const pg = (await import('pg')).default;
+  const pgUrl = process.env.DATABASE_URL || PG_URL;
+  const admin = new pg.Pool({ connectionString: pgUrl, max: 1 });
+  const pgSchema = `${database}_pg`;
+  const loaderSchema = `${database}_pgloader`;
+  const my = new URL(process.env.MYSQL_URL || DEFAULT_URL);
+  try {
+    await admin.query(`CREATE SCHEMA "${pgSchema}"`);
+    await admin.query(
+      `CREATE TABLE "${pgSchema}".dst (id bigint PRIMARY KEY, name varchar(64), amount numeric(12,2), created_at timestamp(6), tags jsonb)`,
+    );
+    const cmd = join(tmp, 'load.pgloader');
+    writeFileSync(
+      cmd,
+      `LOAD DATABASE FROM mysql://${my.username || 'root'}@${my.hostname}:${my.port || 3306}/${database}
+       INTO ${pgUrl}
+       WITH include drop, create tables, create indexes, workers = 2, concurrency = 1
+       INCLUDING ONLY TABLE NAMES MATCHING 'src'
+       ALTER SCHEMA '${database}' RENAME TO '${loaderSchema}';\n`,
+    );
+    console.log('MariaDB → PostgreSQL: pgloader (workers = 2)');
+    const l0 = performance.now();
+    execFileSync('pgloader', ['--quiet', cmd], { stdio: ['ignore', 'ignore', 'inherit'], cwd: tmp });
+    const loaderMs = performance.now() - l0;
+    console.log('MariaDB → PostgreSQL: runUnit, NDJSON staging, PostgresSink');
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', here, '--child-pg', database, pgSchema, join(tmp, 'staging-pg')],
+      {
+        encoding: 'utf8',
+        env: process.env,
+        maxBuffer: 64 * 1024 * 1024,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const ours = JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
+    const check = async (table: string) => {
+      const { rows: r } = await admin.query(
+        `SELECT count(*)::bigint AS n, sum(id)::text AS ids, sum(amount)::text AS amounts FROM ${table}`,
+      );
+      return `${r[0].n}/${r[0].ids}/${Number(r[0].amounts).toFixed(2)}`;
+    };
+    const want = `${rows}/${(BigInt(rows) * BigInt(rows + 1)) / 2n}`;
+    const ok = async (table: string) =>
+      (await check(table)).startsWith(`${want}/`)
+        ? 'count and sum(id) match'
+        : `**${await check(table)}, expected ${want}**`;
+    const loaderOk = await ok(`"${loaderSchema}".src`);
+    const oursOk = await ok(`"${pgSchema}".dst`);
+    const { rows: pk } = await admin.query(
+      `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = '"${loaderSchema}".src'::regclass AND contype = 'p'`,
+    );
+    return [
+      '',
+      `MariaDB → PostgreSQL (${fmt(rows)} rows, same run): pgloader \`workers = 2\` ${secs(loaderMs)} s (target ${pk[0].n ? 'with' : '**without**'} its primary key, ${loaderOk}); \`runUnit\` MySqlSource → NDJSON staging → PostgresSink (target with the same primary key) ${secs(ours.ms)} s, ${ours.cpuSec.toFixed(1)} Node CPU s, peak RSS ${ours.peakRssMb.toFixed(0)} MiB (${oursOk}): **${(loaderMs / ours.ms).toFixed(2)}× pgloader**.`,
+    ];
+  } catch (err) {
+    console.warn(`MariaDB → PostgreSQL comparison failed: ${String(err)}`);
+    return ['', `MariaDB → PostgreSQL: the pgloader comparison failed in this run (${String(err).slice(0, 200)}).`];
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).catch(() => {});
+    await admin.query(`DROP SCHEMA IF EXISTS "${loaderSchema}" CASCADE`).catch(() => {});
+    await admin.end();
+  }
 }
 
 async function child(
@@ -86,7 +214,12 @@ async function child(
     unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: target },
     mode: 'full',
     disposition: 'append',
-    policy: { chunkSize: 10_000, sliceMaxRows: 250_000, exportConcurrency: 2 },
+    policy: {
+      chunkSize: 10_000,
+      sliceMaxRows: 250_000,
+      exportConcurrency: 2,
+      overlap: process.env.BENCH_OVERLAP !== '0',
+    },
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
@@ -191,6 +324,7 @@ export async function main(args: string[]): Promise<void> {
       rmSync(staging, { recursive: true, force: true });
     }
     const base2 = await baseline(admin, outfile, 'dst_baseline_after');
+    const peer = await toPostgres(database, rows, tmp);
     const baseMs = (base1.total + base2.total) / 2;
     load.after = loadavg()[0];
     const lines = results.map(
@@ -208,14 +342,20 @@ export async function main(args: string[]): Promise<void> {
       '| path | seconds | rows/s | Node CPU s | slices | baseline s | ratio (baseline time / ours) | peak RSS MiB |',
       '|---|---|---|---|---|---|---|---|',
       ...lines,
+      ...peer,
     ].join('\n');
     console.log(`\n${md}\n`);
-    writePerformanceSection('mysql', md);
+    if (!args.includes('--no-write')) writePerformanceSection('mysql', md);
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``).catch(() => {});
     await admin.end();
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+if (process.argv[2] === '--child-pg') {
+  await childToPg(process.argv[3], process.argv[4], process.argv[5]);
+  process.exit(0);
 }
 
 if (process.argv[2] === '--child') {

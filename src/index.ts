@@ -26,6 +26,7 @@ export type {
   ImportRequest,
   ImportResult,
   ImportSlice,
+  ImportSlicesRequest,
   IngestionContext,
   IngestionEvent,
   IngestionEventType,

@@ -195,13 +195,15 @@ export type IngestionEventType = IngestionEvent['type'];
 
 /**
  * Phases a run moves through; kept in the run state at `<checkpoint key>::run`.
- * `exporting` → `exported` (session sealed) → `importing` → `imported` (sink returned) → `committed`.
+ * `exporting` → `exported` (session sealed) → `importing` → `imported` (sink returned) → `committed`; a run whose
+ * import overlaps its export (`policy.overlap`, docs/decisions/0018-overlapped-import.md) goes `exporting` →
+ * `streaming` (the sink may hold some slices while later ones export) → `imported`.
  * An incremental run that found nothing new goes from `exporting` straight to `committed` (nothing staged,
  * checkpoint untouched); `abandonRun()` moves a pending run to `abandoned` (the checkpoint stays where it was).
  * The allowed transitions are listed in `src/pipeline/run-policy.ts` (docs/architecture.md).
  * @public
  */
-export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';
+export type RunPhase = 'exporting' | 'streaming' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';
 
 /** Counters of one run. @public */
 export interface RunStats {

@@ -23,7 +23,14 @@ export type {
 export type { Capability, EndpointDescriptor, UnitMetadata } from './endpoint.js';
 export type { KvEntry, KvKey, KvPutOptions, KvStore } from './kv-store.js';
 export type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
-export type { Disposition, ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from './sink-endpoint.js';
+export type {
+  Disposition,
+  ImportRequest,
+  ImportResult,
+  ImportSlice,
+  ImportSlicesRequest,
+  SinkEndpoint,
+} from './sink-endpoint.js';
 export type {
   EncodedBatch,
   ExportPlan,

@@ -44,6 +44,25 @@ export interface ImportRequest {
   primaryKey?: string[];
 }
 
+/**
+ * What a sink that streams slices imports ({@link SinkEndpoint.importSlices}): the request of
+ * {@link SinkEndpoint.import} without the whole-session reader and handles, its slices arriving while the export is
+ * still staging later ones (docs/decisions/0018-overlapped-import.md).
+ * @public
+ */
+export interface ImportSlicesRequest extends Omit<ImportRequest, 'reader' | 'slices' | 'handles'> {
+  /**
+   * The staged slices, each as soon as it is finished, verified by its reader while it is read. For `merge` and
+   * `replace` they arrive in index order; for `append` in the order they were staged. The iteration ends once the
+   * session is sealed, or throws when the export failed (the sink then rolls back what it has not committed).
+   */
+  slices: AsyncIterable<ImportSlice>;
+  /** The indices of every slice the run will hand over, in the order they arrive for `merge` and `replace`. */
+  sliceIndices: number[];
+  /** Rows the run expects to import, when known (for progress events). */
+  rowsTotal?: number;
+}
+
 /** What a sink reports. @public */
 export interface ImportResult {
   rowsImported: number;
@@ -62,6 +81,14 @@ export interface SinkEndpoint {
    * @throws IngestError `sink_failed` (retryable or not), `row_rejected`, `unsupported`
    */
   import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult>;
+  /**
+   * Optional: import slices as they are staged, so a run overlaps its export and its import (ADR 0018). Same
+   * guarantees as {@link SinkEndpoint.import} — idempotent per `(ctx.runId, slice index)`, nothing of a slice
+   * committed unless its reader verified it to the end. `runUnit` uses it for a planned export when
+   * `policy.overlap` is not `false`; a resumed or imported-alone run still calls `import`.
+   * @throws IngestError as {@link SinkEndpoint.import}, or the error the slice iteration threw
+   */
+  importSlices?(req: ImportSlicesRequest, ctx: IngestionContext): Promise<ImportResult>;
   /** Release connections. Optional. */
   close?(): Promise<void>;
   /**

@@ -6,7 +6,7 @@ import type {
   SourceEndpoint,
   SourceRejection,
 } from '../contracts/source-endpoint.js';
-import type { RecordWriter, StagingSession } from '../contracts/staging.js';
+import type { RecordWriter, StagedSlice, StagingSession } from '../contracts/staging.js';
 import type { Json, RecordSchema, Row } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
@@ -41,6 +41,17 @@ export interface ExportOutcome {
 }
 
 /**
+ * What an overlapped run (ADR 0018) learns from a planned export as it goes: the plan, before any slice of it is
+ * read (with the slices the session already holds), and each slice once it is staged.
+ * @internal
+ */
+export interface ExportHooks {
+  /** `estimatedRows`: the planner's estimate, when this call planned. */
+  planned(plan: readonly SliceSpec[], staged: readonly StagedSlice[], estimatedRows?: number): Promise<void>;
+  staged(index: number): Promise<void>;
+}
+
+/**
  * Export: read the source into the session, slice by slice (not sealed here: the phase table seals).
  * Planned sources export their slices concurrently (bounded by `exportConcurrency`), keeping finished
  * slices on resume; unplanned sources stream and are cut by `sliceMaxRows` / `sliceMaxBytes`, and are
@@ -55,6 +66,7 @@ export async function exportPhase(
   state: RunState,
   resumed: boolean,
   recordPlan: (plan: ExportPlan<Json>) => Promise<void>,
+  hooks?: ExportHooks,
 ): Promise<ExportOutcome> {
   return withSpan('ingestion.export', rc.attrs(), async (span) => {
     const req: ReadRequest<any> = {
@@ -92,14 +104,17 @@ export async function exportPhase(
       progress.slicesPlanned = plan.length;
       progress.slicesStaged = done.size;
       const todo = plan.filter((s) => !done.has(s.index));
+      await hooks?.planned(plan, desc.slices, progress.estimatedRows);
       await runBounded(
         todo,
         rc.policy.exportConcurrency,
-        (slice) =>
-          withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
+        async (slice) => {
+          await withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
             signal: rc.signal,
             onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
-          }),
+          });
+          await hooks?.staged(slice.index);
+        },
         { signal: rc.signal },
       );
       expectedSlices = plan.map((s) => s.index);

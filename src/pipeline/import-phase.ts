@@ -27,6 +27,8 @@ export async function importPhase(
     schema?: RecordSchema;
     /** The unit's recorded schema (its history's current version), to tell the sink what changed. */
     previousSchema?: RecordSchema;
+    /** Attempts an overlapped import already spent of the phase's retry budget (ADR 0017, ADR 0018). */
+    attemptsUsed?: number;
   },
 ): Promise<{ result: ImportResult; rowsStaged: number; slices: number; bytesStaged: number }> {
   return withSpan('ingestion.import', rc.attrs(), async (span) => {
@@ -102,8 +104,11 @@ export async function importPhase(
           throw IngestError.wrap(err, 'sink_failed', `Sink failed (${rc.where()})`);
         }
       },
-      rc.policy.retry,
-      { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'import', r) },
+      { ...rc.policy.retry, maxAttempts: Math.max(1, rc.policy.retry.maxAttempts - (opts.attemptsUsed ?? 0)) },
+      {
+        signal: rc.signal,
+        onRetry: (r) => retryEvent(rc, 'import', { ...r, attempt: r.attempt + (opts.attemptsUsed ?? 0) }),
+      },
     );
     if (result.rowsImported !== rowsTotal) {
       rc.logger.warn('sink reported a different row count than was staged', {

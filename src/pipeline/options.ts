@@ -50,6 +50,14 @@ export interface RunPolicy {
    * @defaultValue 'fail'
    */
   onRejectedRow?: 'fail' | 'dead-letter';
+  /**
+   * Overlap the export and the import (docs/decisions/0018-overlapped-import.md): when the source plans its slices
+   * and the sink takes streamed slices (`SinkEndpoint.importSlices`, as `PostgresSink` and `MySqlSink` do), each slice
+   * is imported as soon as it is staged while later slices export. `false` keeps the phases apart (export all,
+   * seal, then import). The checkpoint moves only after every slice is durable in the sink either way.
+   * @defaultValue true
+   */
+  overlap?: boolean;
 }
 
 /**
@@ -106,6 +114,7 @@ export interface ResolvedRunPolicy {
   kvTimeoutMs: number;
   keepStaging: boolean;
   onRejectedRow: 'fail' | 'dead-letter';
+  overlap: boolean;
 }
 
 /** Options shared by {@link runUnit}, {@link exportUnit} and {@link importUnit}. @public */
@@ -217,6 +226,7 @@ const DEFAULTS: ResolvedRunPolicy = {
   kvTimeoutMs: 20_000,
   keepStaging: true,
   onRejectedRow: 'fail',
+  overlap: true,
 };
 
 const posInt = (name: string) =>
@@ -261,6 +271,7 @@ const policySchema = z
     kvTimeoutMs: posInt('policy.kvTimeoutMs').optional(),
     keepStaging: z.boolean().optional(),
     onRejectedRow: z.enum(['fail', 'dead-letter']).optional(),
+    overlap: z.boolean({ error: 'Expected `policy.overlap` to be a boolean' }).optional(),
   })
   .strict();
 

@@ -1,12 +1,15 @@
-import type { Disposition, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type { Disposition, ImportResult, SinkEndpoint } from '../contracts/sink-endpoint.js';
 import type { SourceEndpoint } from '../contracts/source-endpoint.js';
 import type { StagingSession } from '../contracts/staging.js';
 import type { Json } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { withSpan } from '../telemetry/tracing.js';
+import { sleep } from '../util/abort.js';
+import { backoffDelay, isRetryable, markRetried } from '../util/retry.js';
 import { exportPhase } from './export-phase.js';
 import { importPhase } from './import-phase.js';
-import { assertSlices, stagingStep } from './phase-support.js';
+import { OverlappedImport } from './overlapped-import.js';
+import { assertSlices, retryEvent, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import { nextStep, type StepName, sameJson } from './run-policy.js';
 import type { RunState } from './run-state.js';
@@ -40,6 +43,8 @@ export interface RunCall {
   readonly skipEmpty: boolean;
   /** Set when the session was destroyed (an empty run). */
   sessionGone?: boolean;
+  /** Import attempts an overlapped import already spent of the phase's retry budget (ADR 0017). */
+  importAttemptsUsed?: number;
 }
 
 /** The function behind each step name of the table. */
@@ -65,20 +70,44 @@ export async function advance(call: RunCall, until: 'exported' | 'committed'): P
   }
 }
 
-/** exporting → exported (sealed), or → committed when an incremental run found nothing new. */
+/**
+ * exporting → exported (sealed), or → committed when an incremental run found nothing new. An overlapped run
+ * (ADR 0018) moves to `streaming` once its plan is known and hands each staged slice to the sink at once; once sealed
+ * and imported it moves straight to `imported` — or, when its import failed, to `importing`, whose step imports again
+ * from the sealed session (the sink's ledger skips what it committed).
+ */
 async function exportStep(call: RunCall): Promise<void> {
-  const { rc, state } = call;
+  const { rc } = call;
   // the unit's schema contract: compared with the schema history before anything is staged (schema-history.ts)
   const gate = new SchemaGate(rc, rc.opts.schemaContract, call.disposition);
   // read the history before the source holds a connection: a source sharing a pool of one with the KvStore would
   // otherwise wait on its own connection for the first batch's decision
   await gate.prime();
-  const out = await exportPhase(rc, gate.wrap(call.source!), call.session, state, call.resumed, (plan) =>
-    rc.stateStore.save(state, 'exporting', {
-      plan: plan.slices,
-      plannedCheckpoint: (plan.checkpoint ?? null) as Json | null,
-      ...(plan.schema ? { schema: plan.schema } : {}),
-    }),
+  const overlap = OverlappedImport.of(call);
+  try {
+    await exportAndSeal(call, gate, overlap);
+  } catch (err) {
+    // no sink transaction outlives a failed export
+    await overlap?.cancel(err);
+    throw err;
+  }
+}
+
+async function exportAndSeal(call: RunCall, gate: SchemaGate, overlap: OverlappedImport | undefined): Promise<void> {
+  const { rc, state } = call;
+  const out = await exportPhase(
+    rc,
+    gate.wrap(call.source!),
+    call.session,
+    state,
+    call.resumed,
+    (plan) =>
+      rc.stateStore.save(state, 'exporting', {
+        plan: plan.slices,
+        plannedCheckpoint: (plan.checkpoint ?? null) as Json | null,
+        ...(plan.schema ? { schema: plan.schema } : {}),
+      }),
+    overlap?.hooks,
   );
   call.session = out.session;
   const session = out.session;
@@ -92,6 +121,8 @@ async function exportStep(call: RunCall): Promise<void> {
     staged.rows === 0 &&
     out.rowsRejected === 0
   ) {
+    // the empty slices an overlapped import was handed hold no row; let it finish before the session goes
+    if (overlap?.started) await overlap.finish();
     // Nothing new: stage nothing, write no checkpoint. The run is finished, so its id keeps its result.
     await stagingStep(rc, 'export', () => session.destroy(), 'removing the empty session');
     call.sessionGone = true;
@@ -117,14 +148,37 @@ async function exportStep(call: RunCall): Promise<void> {
   const desc = await stagingStep(rc, 'export', () => session.describe(), 'describing the session');
   assertSlices(rc, desc, out.expectedSlices, 'sealed');
   rc.emit({ type: 'export.completed', rowsExported: desc.rows, slices: desc.slices.length, bytesStaged: desc.bytes });
-  await rc.stateStore.save(state, 'exported', {
+  const sealed: Partial<RunState> = {
     plannedCheckpoint: state.plan ? (state.plannedCheckpoint ?? null) : out.plannedCheckpoint,
     rowsExported: desc.rows,
     slices: desc.slices.length,
     bytesStaged: desc.bytes,
     sealedSlices: desc.slices.map((s) => ({ index: s.index, rows: s.rows, ...(s.sha256 ? { sha256: s.sha256 } : {}) })),
     ...(out.rowsRejected > 0 ? { rowsRejected: out.rowsRejected } : {}),
-  });
+  };
+  if (overlap?.started) {
+    let imported: ImportResult;
+    try {
+      imported = await overlap.finish();
+    } catch (err) {
+      // The sink may hold some slices: the import step imports again from the sealed session, verifying it whole,
+      // as the second attempt of the phase's one retry budget (ADR 0017) — or the run fails and resumes there.
+      await rc.stateStore.save(state, 'importing', sealed);
+      if (!isRetryable(err) || rc.signal.aborted || rc.policy.retry.maxAttempts <= 1) {
+        if (isRetryable(err) && rc.policy.retry.maxAttempts > 1) markRetried(err, 'phase', 1);
+        throw err;
+      }
+      const delayMs = backoffDelay(1, rc.policy.retry);
+      retryEvent(rc, 'import', { attempt: 1, delayMs, error: err });
+      await sleep(delayMs, rc.signal);
+      call.importAttemptsUsed = 1;
+      return;
+    }
+    await rc.stateStore.save(state, 'imported', { ...sealed, rowsImported: imported.rowsImported });
+    return;
+  }
+  // a run that streamed before (resumed without overlap): the sink may hold some of it
+  await rc.stateStore.save(state, state.phase === 'streaming' ? 'importing' : 'exported', sealed);
 }
 
 /** exported | importing → imported: the sink takes the sealed slices (idempotent per run and slice). */
@@ -141,6 +195,7 @@ async function importStep(call: RunCall): Promise<void> {
     ...(call.primaryKey ? { primaryKey: call.primaryKey } : {}),
     ...(state.sealedSlices ? { sealedSlices: state.sealedSlices } : {}),
     ...(state.schema ? { schema: state.schema } : {}),
+    ...(call.importAttemptsUsed ? { attemptsUsed: call.importAttemptsUsed } : {}),
   });
   await rc.stateStore.save(state, 'imported', {
     rowsImported: imported.result.rowsImported,

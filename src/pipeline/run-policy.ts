@@ -6,7 +6,7 @@
  */
 
 /** The phases of a run (the same union as the contracts' `RunPhase`). @internal */
-export type RunPhase = 'exporting' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';
+export type RunPhase = 'exporting' | 'streaming' | 'exported' | 'importing' | 'imported' | 'committed' | 'abandoned';
 
 /** The step that moves a run out of a pending phase (`STEPS` in run-phases.ts). @internal */
 export type StepName = 'export' | 'import' | 'commit';
@@ -40,11 +40,12 @@ export interface PhaseRule {
  */
 // biome-ignore format: one row per phase, as in docs/architecture.md
 export const RUN_PHASES: Readonly<Record<RunPhase, PhaseRule>> = {
-  //                  step      next                                    checkpoint   staging   mode      session gone    in sink
-  exporting: pending('export', ['exported', 'committed', 'abandoned'], 'drop',      'drop',   'drop',   'export again', 'nothing'),
-  exported:  pending('import', ['importing', 'abandoned'],              'supersede', 'refuse', 'resume', 'fail',         'nothing'),
-  importing: pending('import', ['imported', 'abandoned'],               'supersede', 'refuse', 'resume', 'fail',         'some'),
-  imported:  pending('commit', ['committed'],                           'land',      'refuse', 'resume', 'fail',         'all'),
+  //                  step      next                                                            checkpoint   staging   mode      session gone    in sink
+  exporting: pending('export', ['streaming', 'exported', 'committed', 'abandoned'],            'drop',      'drop',   'drop',   'export again', 'nothing'),
+  streaming: pending('export', ['importing', 'imported', 'committed', 'abandoned'],            'supersede', 'refuse', 'resume', 'export again', 'some'),
+  exported:  pending('import', ['importing', 'abandoned'],                                      'supersede', 'refuse', 'resume', 'fail',         'nothing'),
+  importing: pending('import', ['imported', 'abandoned'],                                       'supersede', 'refuse', 'resume', 'fail',         'some'),
+  imported:  pending('commit', ['committed'],                                                   'land',      'refuse', 'resume', 'fail',         'all'),
   committed: finished('all'),
   abandoned: finished('some'),
 };

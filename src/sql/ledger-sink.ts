@@ -1,6 +1,12 @@
 import type { IngestionContext } from '../contracts/context.js';
 import type { EndpointDescriptor } from '../contracts/endpoint.js';
-import type { ImportRequest, ImportResult, ImportSlice, SinkEndpoint } from '../contracts/sink-endpoint.js';
+import type {
+  ImportRequest,
+  ImportResult,
+  ImportSlice,
+  ImportSlicesRequest,
+  SinkEndpoint,
+} from '../contracts/sink-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { type ColumnTypeChange, type SchemaDiff, sqlTypeChange } from '../schema/schema-diff.js';
@@ -33,6 +39,10 @@ const DISPOSITIONS = ['append', 'replace', 'merge'];
 /** One import under way. */
 interface Job<S, C extends LedgerColumn> {
   req: ImportRequest;
+  /** The slices: the request's, or — streamed (`importSlices`) — as they are staged. */
+  slices: Slices;
+  /** Every slice index of the import, in the order `merge` and `replace` take them. */
+  indices: number[];
   ctx: IngestionContext;
   plan: LoadPlan<C>;
   loader: SliceLoader<S>;
@@ -87,8 +97,46 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
   }
 
   /** Import the staged slices, idempotent per `(ctx.runId, unitId, slice)` through the ledger. */
-  async import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+  import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
+    const total = req.slices.reduce((n, x) => n + x.rows, 0);
+    return this.#import(
+      req,
+      ctx,
+      req.slices,
+      req.slices.map((x) => x.index),
+      total,
+    );
+  }
+
+  /**
+   * Import slices as they are staged (ADR 0018): `append` and `merge` of a known schema commit each slice as it
+   * arrives, on a connection taken for that slice only — no connection waits for the export, which may share the
+   * pool (a pool of one serves source, sink and KvStore). `replace` (one transaction across every slice), change rows
+   * and a schema still to infer gather the slices first, then import as {@link LedgerSink.import} does.
+   */
+  async importSlices(req: ImportSlicesRequest, ctx: IngestionContext): Promise<ImportResult> {
+    const { slices, sliceIndices, rowsTotal, ...rest } = req;
+    const head = headOf(rest);
+    const known = req.schema?.fields.length ? req.schema : undefined;
+    if (req.disposition === 'replace' || !known || changeImport(known, req.disposition)?.apply) {
+      const got: ImportSlice[] = [];
+      for await (const x of slices) got.push(x);
+      return this.import({ ...head, slices: got }, ctx);
+    }
+    return this.#import(head, ctx, slices, sliceIndices, rowsTotal ?? 0);
+  }
+
+  async #import(
+    req: ImportRequest,
+    ctx: IngestionContext,
+    streamed: Slices,
+    indices: number[],
+    rowsTotal: number,
+  ): Promise<ImportResult> {
     const d = this.dialect;
+    const slices = streamed;
+    // a streamed append or merge loads its slices after the setup's connection went back to the pool
+    let streamedJob: Job<S, C> | undefined;
     if (this.#closed) throw new IngestError('config_invalid', `${d.sinkName} already closed`);
     let what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)} (run ${ctx.runId})`;
     if (!DISPOSITIONS.includes(req.disposition)) {
@@ -122,12 +170,9 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       const existing = await d.describe(s, target);
       // Nothing staged, no schema and no target (a stream run whose records were all dead-lettered): nothing to
       // append or merge, and nothing to create the target from.
-      if (!existing && !fields?.fields.length && req.slices.length === 0 && req.disposition !== 'replace')
+      if (!existing && !fields?.fields.length && indices.length === 0 && req.disposition !== 'replace')
         return { rowsImported: 0 };
-      const progress = new ImportProgress(
-        ctx,
-        req.slices.reduce((n, x) => n + x.rows, 0),
-      );
+      const progress = new ImportProgress(ctx, rowsTotal);
       // the schema the target must hold: the staged one, or the table's own for change rows (ADR 0015)
       const wanted = change ? fields : req.schema;
       // replace after a change the target cannot take in place: rebuilt beside it and swapped in (ADR 0013)
@@ -149,17 +194,30 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       const plan = this.#plan(target, targetSql, info, fields, !!wanted?.fields.length);
       if (change?.apply) {
         const loader = await d.loader(s, stagePlan(plan, d.changes!.metaColumns()), req, ctx, progress);
-        return await this.#changes(s, { req, ctx, plan, progress, loader });
+        return await this.#changes(s, { req, slices, indices, ctx, plan, progress, loader });
       }
-      const job = { req, ctx, plan, progress, loader: await d.loader(s, plan, req, ctx, progress) };
-      return await (req.disposition === 'replace' ? this.#replace(s, job) : this.#perSlice(s, job));
+      const loader = await d.loader(s, plan, req, ctx, progress);
+      const job: Job<S, C> = { req, slices, indices, ctx, plan, progress, loader };
+      if (req.disposition === 'replace') return await this.#replace(s, job);
+      if (Array.isArray(slices)) return await this.#perSlice(s, job);
+      streamedJob = job;
     } catch (err) {
       healthy = d.reusableAfter(err);
-      if (IngestError.is(err)) throw err;
-      throw d.importError?.(err, what, details) ?? d.wrap(err, 'sink_failed', `${what} failed`, details);
+      throw this.#failure(err, what, details);
     } finally {
       s.release(healthy);
     }
+    try {
+      return await this.#perSlice(undefined, streamedJob!);
+    } catch (err) {
+      throw this.#failure(err, what, details);
+    }
+  }
+
+  #failure(err: unknown, what: string, details: Record<string, unknown>): unknown {
+    if (IngestError.is(err)) return err;
+    const d = this.dialect;
+    return d.importError?.(err, what, details) ?? d.wrap(err, 'sink_failed', `${what} failed`, details);
   }
 
   /** Delete the ledger rows of `runIds` of a unit (in chunks of 500 run ids). */
@@ -300,7 +358,15 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     const fresh = { schema: target.schema, name: swap.name(target.name, 'new') };
     const freshSql = d.qualified(fresh);
     const placeholder = this.#plan(target, targetSql, info, undefined, false);
-    const job: Job<S, C> = { req, ctx, plan: placeholder, progress, loader: { load: async () => 0 } };
+    const job: Job<S, C> = {
+      req,
+      slices: req.slices,
+      indices: req.slices.map((x) => x.index),
+      ctx,
+      plan: placeholder,
+      progress,
+      loader: { load: async () => 0 },
+    };
     const n = req.slices.length;
     const slices = n ? req.slices.map((x) => x.index) : [-1];
     const at = { slice: -1 };
@@ -451,8 +517,13 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     return pk;
   }
 
-  async #perSlice(first: S, job: Job<S, C>): Promise<ImportResult> {
+  /**
+   * `append` and `merge`, one transaction per slice. `first`: the caller's connection, with more taken from the pool
+   * but never waited for; none (streamed slices): each slice takes a connection once it arrived, and gives it back.
+   */
+  async #perSlice(first: S | undefined, job: Job<S, C>): Promise<ImportResult> {
     const { req, ctx, plan, loader, progress } = job;
+    let handed = 0;
     const d = this.dialect;
     const pk = req.disposition === 'merge' ? this.#mergeKey(req, plan) : [];
     // merge keeps slice order (a later slice's version of a key wins); append slices are independent. Connections
@@ -462,6 +533,7 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     const what = `${d.sinkName}.import of ${JSON.stringify(req.unitId)}`;
     let committed = 0;
     const one = async (slice: ImportSlice, s: S) => {
+      handed++;
       throwIfAborted(ctx.signal, what);
       if (stage?.drop) await s.query(stage.drop);
       try {
@@ -493,8 +565,22 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       }
     };
     const more = () => d.open(what, { runId: ctx.runId });
-    await runBounded(req.slices, limit, one, { first, more, release: (s, healthy) => s.release(healthy) });
-    const skipped = req.slices.length - committed;
+    if (first) await runBounded(job.slices, limit, one, { first, more, release: (s, healthy) => s.release(healthy) });
+    else {
+      await runBounded(job.slices, limit, async (slice: ImportSlice) => {
+        const s = await more();
+        let healthy = true;
+        try {
+          await one(slice, s);
+        } catch (err) {
+          healthy = d.reusableAfter(err);
+          throw err;
+        } finally {
+          s.release(healthy);
+        }
+      });
+    }
+    const skipped = handed - committed;
     return {
       rowsImported: progress.rows,
       provenance: this.#provenance(job, committed, skipped, progress.committedRows),
@@ -511,7 +597,7 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
       dialect: d.changes!,
       quote: (n) => d.quote(n),
       target: { targetSql: plan.targetSql, columns: plan.columns, keys: this.#mergeKey(req, plan), deletes },
-      slices: req.slices,
+      slices: job.slices as ImportSlice[],
       loader,
       replace: req.disposition === 'replace' ? { clear: d.clear(plan.targetSql) } : undefined,
       config: this.config.changes ?? {},
@@ -523,26 +609,32 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
     });
     return {
       rowsImported: progress.rows,
-      provenance: this.#provenance(job, r.committed, req.slices.length - r.committed, r.rows),
+      provenance: this.#provenance(job, r.committed, job.indices.length - r.committed, r.rows),
     };
   }
 
-  /** Every slice after emptying the target, in one transaction with the ledger rows. */
+  /**
+   * Every slice after emptying the target, in one transaction with the ledger rows (claimed up front, by the indices
+   * the import announced); streamed slices are loaded as they arrive, the commit waits for the last.
+   */
   async #replace(s: S, job: Job<S, C>): Promise<ImportResult> {
-    const { req, plan, loader, progress } = job;
-    const n = req.slices.length;
+    const { plan, loader, progress, indices } = job;
+    const n = indices.length;
     const at = { slice: -1 };
-    const rows = await this.#transaction(s, job, n ? req.slices.map((x) => x.index) : [-1], at, async () => {
+    const rows = await this.#transaction(s, job, n ? indices : [-1], at, async () => {
       await s.query(this.dialect.clear(plan.targetSql));
       const counts: number[] = [];
-      for (const slice of req.slices) {
+      for await (const slice of job.slices) {
+        if (slice.index !== indices[counts.length]) throw outOfOrder(slice.index, indices, counts.length);
         at.slice = slice.index;
         counts.push(await loader.load(s, plan.targetSql, slice));
       }
+      if (counts.length !== n) throw outOfOrder(undefined, indices, counts.length);
       return counts;
     });
     if (rows === undefined) {
-      for (const x of req.slices) progress.add(x.rows, x.index, true);
+      // claimed before: the slices still arrive (a streamed import must not leave its feed waiting)
+      for await (const x of job.slices) progress.add(x.rows, x.index, true);
       return { rowsImported: progress.rows, provenance: this.#provenance(job, 0, n, 0) };
     }
     progress.commit(rows, at.slice);
@@ -618,6 +710,30 @@ export class LedgerSink<S extends LedgerSession, C extends LedgerColumn> {
   }
 }
 
+/** The slices of an import: a list, or streamed as they are staged. */
+type Slices = readonly ImportSlice[] | AsyncIterable<ImportSlice>;
+
+/**
+ * A streamed import's request as the loaders and the DDL see it: they read its head (unit, schema, disposition,
+ * primary key), never its slices, whole-session reader or handles — which a streamed import does not have.
+ */
+function headOf(req: Omit<ImportSlicesRequest, 'slices' | 'sliceIndices' | 'rowsTotal'>): ImportRequest {
+  const none = (): never => {
+    throw new IngestError('internal', 'A streamed import has no whole-session reader');
+  };
+  return { ...req, reader: { iterBatches: none }, slices: [], handles: [] };
+}
+
+function outOfOrder(got: number | undefined, indices: number[], at: number): IngestError {
+  return new IngestError(
+    'internal',
+    got === undefined
+      ? `replace was handed ${at} slices, expected ${indices.length}`
+      : `replace was handed slice ${got} where slice ${indices[at]} was expected`,
+    { details: { got: got ?? null, expected: indices[at] ?? null } },
+  );
+}
+
 /** Whether a schema change needs the target rebuilt (`replace`): a type that changed or narrowed, a dropped column. */
 function needsRebuild(diff: SchemaDiff | undefined): boolean {
   return !!diff && diff.typeChanged.length + diff.narrowed.length + diff.dropped.length > 0;
@@ -654,6 +770,15 @@ export abstract class SqlLedgerSink implements SinkEndpoint {
    */
   import(req: ImportRequest, ctx: IngestionContext): Promise<ImportResult> {
     return this.#core.import(req, ctx);
+  }
+
+  /**
+   * Import slices as they are staged, so the run's import overlaps its export (docs/decisions/0018-overlapped-import.md);
+   * the same ledger and transactions as {@link SqlLedgerSink.import}.
+   * @throws IngestError as {@link SqlLedgerSink.import}
+   */
+  importSlices(req: ImportSlicesRequest, ctx: IngestionContext): Promise<ImportResult> {
+    return this.#core.importSlices(req, ctx);
   }
 
   /** End the pool the sink built from `connectionString` (an injected pool is left open). Idempotent. */

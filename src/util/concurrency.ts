@@ -16,26 +16,36 @@ export interface BoundedOptions<W> {
 
 /**
  * Run `fn` on every item with at most `limit` at once, items claimed in order. The first failure stops new items from
- * being claimed; the items in flight finish, then the first error is rethrown.
+ * being claimed; the items in flight finish, then the first error is rethrown. `items` may be an async iterable
+ * (items arriving while others run, e.g. slices as they are staged): the workers pull from it one at a time, and an
+ * error it throws counts as the first failure.
  * @internal
  */
 export async function runBounded<T, W = undefined>(
-  items: readonly T[],
+  items: readonly T[] | AsyncIterable<T>,
   limit: number,
   fn: (item: T, worker: W) => Promise<void>,
   options: BoundedOptions<W> = {},
 ): Promise<void> {
   const { signal, first, more, release } = options;
-  let next = 0;
+  const take = claimer(items);
   let failed: { err: unknown } | undefined;
   let settled = false;
-  const open = () => !failed && !signal?.aborted && next < items.length;
+  const open = () => !failed && !signal?.aborted && !take.exhausted();
   const work = async (w: W, own: boolean) => {
     let healthy = true;
     try {
       while (open()) {
+        let claimed: { item: T } | undefined;
         try {
-          await fn(items[next++], w);
+          claimed = await take.next();
+        } catch (err) {
+          failed ??= { err };
+          break;
+        }
+        if (!claimed) break;
+        try {
+          await fn(claimed.item, w);
         } catch (err) {
           healthy = false;
           failed ??= { err };
@@ -45,7 +55,7 @@ export async function runBounded<T, W = undefined>(
       if (own) release?.(w, healthy);
     }
   };
-  const n = Math.max(1, Math.min(limit, items.length));
+  const n = Math.max(1, Math.min(limit, take.size ?? limit));
   const active = new Set<Promise<void>>();
   if (!more) for (let i = 0; i < n; i++) active.add(work(first as W, false));
   else {
@@ -64,4 +74,42 @@ export async function runBounded<T, W = undefined>(
   }
   settled = true;
   if (failed) throw failed.err;
+}
+
+/** Items claimed one at a time: an array's synchronously, an async iterable's by one pull after another. */
+function claimer<T>(items: readonly T[] | AsyncIterable<T>): {
+  next(): Promise<{ item: T } | undefined>;
+  exhausted(): boolean;
+  size?: number;
+} {
+  if (Array.isArray(items)) {
+    const list = items as readonly T[];
+    let i = 0;
+    return {
+      next: async () => (i < list.length ? { item: list[i++] } : undefined),
+      exhausted: () => i >= list.length,
+      size: list.length,
+    };
+  }
+  const it = (items as AsyncIterable<T>)[Symbol.asyncIterator]();
+  let done = false;
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    next() {
+      const pulled = chain.then(async () => {
+        if (done) return undefined;
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          return undefined;
+        }
+        return { item: r.value };
+      });
+      chain = pulled.catch(() => {
+        done = true;
+      });
+      return pulled;
+    },
+    exhausted: () => done,
+  };
 }

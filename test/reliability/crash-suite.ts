@@ -295,12 +295,15 @@ async function recover(s: CrashSetup, label: string, killFirstAfterMs?: number):
  * Register the random-kill rounds of one disposition (filesystem staging): 10 rounds, 250 under SOAK=1; every
  * third round also kills the first recovery process. The seed is printed in the suite name (replay: CRASH_SEED).
  */
-export function describeRandomCrashes(disposition: 'append' | 'merge'): void {
+export function describeRandomCrashes(disposition: 'append' | 'merge', opts: { overlap?: boolean } = {}): void {
   const rounds = SOAK ? 250 : 10;
-  const pg = usePostgres(`rel_cr_${disposition}`);
-  const setup = useCrashSetup(`crash-random-${disposition}`, pg, disposition, 'fs');
+  const suffix = opts.overlap ? '-overlap' : '';
+  const pg = usePostgres(`rel_cr_${disposition}${suffix.replace('-', '_')}`);
+  // overlapped runs (ADR 0018): export and import at once, so a kill often lands with slices committed mid-export
+  const variant: CrashVariant = opts.overlap ? { env: () => ({ OVERLAP: '1', EXPORT_CONCURRENCY: '1' }) } : {};
+  const setup = useCrashSetup(`crash-random-${disposition}${suffix}`, pg, disposition, 'fs', variant);
   const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000) + (disposition === 'merge' ? 1 : 0);
-  describe(`crash at random moments, ${disposition} (${rounds} rounds, seed ${seed})`, () => {
+  describe(`crash at random moments, ${disposition}${opts.overlap ? ', overlapped' : ''} (${rounds} rounds, seed ${seed})`, () => {
     const rnd = seededRandom(seed);
     for (let i = 0; i < rounds; i++) {
       const alsoRecovery = i % 3 === 0;

@@ -16,6 +16,8 @@
  *   CRASH_AFTER_MS                    SIGKILL after this many milliseconds, wherever the run is
  *   WAIT_GO=1                         print `@@ready` once connected, then wait for a line on stdin before runUnit
  *   LEASE_TTL_MS, SLICE_MAX_ROWS, CHUNK_SIZE, EXPORT_CONCURRENCY, WORKER_ID
+ *   OVERLAP=1                         overlap export and import (`policy.overlap`, ADR 0018); else the phases stay apart,
+ *                                     as the named points `state-exported` and `sealed`-before-import assume
  *
  * Every reached point is printed as `@@point <name> <n>`; the outcome as one `@@result {json}` line. Exit codes:
  * 0 committed, 20 lease_held, 21 lease_lost, 22 other retryable IngestError, 23 non-retryable IngestError, 1 other.
@@ -275,6 +277,14 @@ async function main(): Promise<number> {
       hit('sink-returned');
       return out;
     },
+    importSlices: async (
+      req: Parameters<PostgresSink['importSlices']>[0],
+      ctx: Parameters<PostgresSink['importSlices']>[1],
+    ) => {
+      const out = await pgSink.importSlices(req, ctx);
+      hit('sink-returned');
+      return out;
+    },
   });
   const onEvent = (e: IngestionEvent) => {
     if (e.type === 'run.resumed') hit('resume');
@@ -303,6 +313,7 @@ async function main(): Promise<number> {
         exportConcurrency: Number(env.EXPORT_CONCURRENCY ?? 2),
         leaseTtlMs: Number(env.LEASE_TTL_MS ?? 5000),
         keepStaging: true,
+        overlap: env.OVERLAP === '1',
         retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 500 },
       },
       onEvent,

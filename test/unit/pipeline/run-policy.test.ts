@@ -38,12 +38,12 @@ const exportUnit: CallFacts = { ...runUnit, imports: false };
 describe('the phase table', () => {
   it('has a row for each phase the contracts name (the two unions are one: tsc checks)', () => {
     expectTypeOf<RunPhase>().toEqualTypeOf<ContractPhase>();
-    expect(PHASES).toEqual(['exporting', 'exported', 'importing', 'imported', 'committed', 'abandoned']);
+    expect(PHASES).toEqual(['exporting', 'streaming', 'exported', 'importing', 'imported', 'committed', 'abandoned']);
   });
 
   it('gives every pending phase one step and the finished ones none, and starts runs exporting', () => {
     for (const p of PHASES) expect(RUN_PHASES[p].step !== null).toBe(RUN_PHASES[p].pending);
-    expect(PHASES.filter(isPending)).toEqual(['exporting', 'exported', 'importing', 'imported']);
+    expect(PHASES.filter(isPending)).toEqual(['exporting', 'streaming', 'exported', 'importing', 'imported']);
     expect(isPending(undefined)).toBe(false);
     expect(isPending('nonsense' as RunPhase)).toBe(false);
     expect(FIRST_PHASE).toBe('exporting');
@@ -61,10 +61,39 @@ describe('the phase table', () => {
   it('lets every pending run be abandoned except an imported one (its rows are all in the sink)', () => {
     expect(PHASES.filter((p) => canMove(p, 'abandoned') && p !== 'abandoned')).toEqual([
       'exporting',
+      'streaming',
       'exported',
       'importing',
     ]);
     expect(RUN_PHASES.imported.inSink).toBe('all');
+  });
+
+  it('lets an overlapped run stream once planned, and leave streaming only imported, importing or abandoned (ADR 0018)', () => {
+    expect(canMove('exporting', 'streaming')).toBe(true);
+    expect(canMove('streaming', 'imported')).toBe(true);
+    expect(canMove('streaming', 'importing')).toBe(true);
+    // the sink may hold some of a streaming run: it never goes back to a phase that says it holds nothing
+    expect(canMove('streaming', 'exported')).toBe(false);
+    expect(canMove('streaming', 'exporting')).toBe(false);
+    expect(canMove('exported', 'streaming')).toBe(false);
+    expect(RUN_PHASES.streaming.inSink).toBe('some');
+    expect(RUN_PHASES.streaming.step).toBe('export');
+    expect(nextStep('streaming', 'exported')).toBe('export');
+    expect(nextStep('streaming', 'committed')).toBe('export');
+  });
+
+  it('supersedes a streaming run whose checkpoint moved, and refuses importUnit while it streams', () => {
+    expect(decide({ state: run('streaming') }, movedElsewhere, runUnit)).toEqual({
+      kind: 'fresh',
+      settle: 'supersede',
+    });
+    const state = run('streaming');
+    expect(decide({ state }, same, runUnit)).toEqual({ kind: 'resume', state });
+    expect(decide({ state }, same, importUnit)).toMatchObject({ kind: 'refuse', refusal: { why: 'still-exporting' } });
+    expect(decide({ state }, same, { ...runUnit, stagingProvider: 'other' })).toMatchObject({
+      kind: 'refuse',
+      refusal: { why: 'other-staging' },
+    });
   });
 
   it('runs steps until the goal: exportUnit stops once the export is done', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SliceFeed } from '../../../src/pipeline/slice-feed.js';
 import { runBounded } from '../../../src/util/concurrency.js';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -95,5 +96,75 @@ describe('runBounded', () => {
     late('late');
     await tick();
     expect(released).toEqual(['late']);
+  });
+
+  it('takes items from an async iterable as they arrive, at most `limit` at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const done: number[] = [];
+    async function* arriving() {
+      for (let i = 1; i <= 6; i++) {
+        await tick(2);
+        yield i;
+      }
+    }
+    await runBounded(arriving(), 2, async (i) => {
+      peak = Math.max(peak, ++running);
+      await tick(5);
+      done.push(i);
+      running--;
+    });
+    expect(done.sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(peak).toBe(2);
+  });
+
+  it('treats an error of the async iterable as the first failure: items in flight finish, nothing new starts', async () => {
+    const finished: number[] = [];
+    async function* failing() {
+      yield 1;
+      yield 2;
+      await tick(1);
+      throw new Error('export failed');
+    }
+    await expect(
+      runBounded(failing(), 2, async (i) => {
+        await tick(10);
+        finished.push(i);
+      }),
+    ).rejects.toThrow('export failed');
+    expect(finished.sort()).toEqual([1, 2]);
+  });
+});
+
+describe('SliceFeed', () => {
+  const slice = (index: number) => ({ index, rows: 1, reader: { iterBatches: async function* () {} } });
+
+  it('hands slices over in plan order when ordered, as staged otherwise', async () => {
+    const ordered = new SliceFeed([0, 1, 2]);
+    const any = new SliceFeed();
+    for (const f of [ordered, any]) {
+      f.push(slice(2));
+      f.push(slice(0));
+      f.push(slice(1));
+      f.end();
+    }
+    const got = async (f: SliceFeed) => {
+      const out: number[] = [];
+      for await (const s of f) out.push(s.index);
+      return out;
+    };
+    expect(await got(ordered)).toEqual([0, 1, 2]);
+    expect(await got(any)).toEqual([2, 0, 1]);
+  });
+
+  it('waits for the next slice, and throws the export failure at the next pull', async () => {
+    const feed = new SliceFeed([0, 1]);
+    const it = feed[Symbol.asyncIterator]();
+    const first = it.next();
+    feed.push(slice(0));
+    expect((await first).value?.index).toBe(0);
+    const second = it.next();
+    feed.fail(new Error('export failed'));
+    await expect(second).rejects.toThrow('export failed');
   });
 });
