@@ -20,8 +20,26 @@ export function useMySqlCrashSetup(
 ): CrashSetup {
   const my = useMySql(`rel_${disposition}`);
   let setup: CrashSetup;
+  // Every MariaDB read in one snapshot: the server finishes a statement a SIGKILLed worker had already sent (a
+  // slice's COMMIT lands after the kill), so reads taken one by one could see a ledger row and not its rows.
   const check = async (label: string, complete: boolean) => {
-    const [t] = await my.query<any[]>(
+    const conn = await my.pool.getConnection();
+    try {
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      const q = async <R = any>(text: string, values?: unknown[]): Promise<R> =>
+        (await conn.query(text, values))[0] as R;
+      return await checkInSnapshot(q, label, complete);
+    } finally {
+      await conn.query('ROLLBACK').catch(() => {});
+      conn.release();
+    }
+  };
+  const checkInSnapshot = async (
+    q: <R = any>(text: string, values?: unknown[]) => Promise<R>,
+    label: string,
+    complete: boolean,
+  ) => {
+    const [t] = await q<any[]>(
       'SELECT CAST(COUNT(*) AS SIGNED) AS n, CAST(COUNT(DISTINCT seq) AS SIGNED) AS d FROM dst',
     );
     const n = Number(t.n);
@@ -30,20 +48,20 @@ export function useMySqlCrashSetup(
     const src = new Set(
       (await pg.query(`SELECT seq::text AS s FROM "${pg.schema}".src`)).rows.map((r) => r.s as string),
     );
-    const dst = new Set((await my.query<any[]>('SELECT CAST(seq AS CHAR) AS s FROM dst')).map((r) => String(r.s)));
+    const dst = new Set((await q<any[]>('SELECT CAST(seq AS CHAR) AS s FROM dst')).map((r) => String(r.s)));
     expect(
       [...dst].filter((x) => !src.has(x)),
       `${label}: target rows that are not in the source`,
     ).toEqual([]);
     const hasKv = (
-      await my.query<any[]>(
+      await q<any[]>(
         "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kv_entries'",
       )
     ).length;
     const key = `ingest::postgres::endpoint::crash-src::unit::${pg.schema}.src::sink::crash-dst`;
     const cpRow = hasKv
       ? (
-          await my.query<any[]>(
+          await q<any[]>(
             "SELECT value FROM kv_entries WHERE namespace = 'ingestion' AND scope_id = 'default' AND `key` = ? AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(3))",
             [key],
           )
@@ -55,13 +73,13 @@ export function useMySqlCrashSetup(
       expect(missing.length, `${label}: checkpoint ${cp} is past rows that are not in the target`).toBe(0);
     }
     const hasLedger = (
-      await my.query<any[]>(
+      await q<any[]>(
         "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_nucleus_ingest_ledger'",
       )
     ).length;
     const ledger: Array<{ run: string; slice: number; rows: number }> = hasLedger
       ? (
-          await my.query<any[]>(
+          await q<any[]>(
             'SELECT CAST(run_id AS CHAR) AS run, slice, CAST(`rows` AS SIGNED) AS n FROM _nucleus_ingest_ledger',
           )
         ).map((r) => ({ run: String(r.run), slice: Number(r.slice), rows: Number(r.n) }))

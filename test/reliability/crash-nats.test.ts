@@ -74,10 +74,12 @@ async function publishAll(): Promise<void> {
   }
 }
 
-async function checkpointSeq(): Promise<number | null> {
-  const has = (await pg.query(`SELECT to_regclass($1) AS r`, [`"${pg.schema}".kv_entries`])).rows[0].r;
+type Query = (text: string, values?: unknown[]) => Promise<{ rows: any[] }>;
+
+async function checkpointSeq(q: Query): Promise<number | null> {
+  const has = (await q(`SELECT to_regclass($1) AS r`, [`"${pg.schema}".kv_entries`])).rows[0].r;
   if (!has) return null;
-  const row = (await pg.query(`SELECT value FROM "${pg.schema}".kv_entries WHERE key = $1`, [cpKey])).rows[0];
+  const row = (await q(`SELECT value FROM "${pg.schema}".kv_entries WHERE key = $1`, [cpKey])).rows[0];
   return row ? Number(row.value.seq) : null;
 }
 
@@ -85,25 +87,36 @@ const tally = { invariantChecks: 0, rowsChecked: 0 };
 
 /** The delivery invariants, in SQL. */
 async function check(label: string): Promise<{ rows: number; checkpoint: number | null }> {
+  // One snapshot for every read: the server finishes a statement a SIGKILLed worker had already sent (a slice's
+  // COMMIT lands after the kill), so reads taken one by one could see a ledger row and not its rows.
+  const client = await pg.pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    return await checkInSnapshot(label, (text, values) => client.query(text, values));
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+
+async function checkInSnapshot(label: string, q: Query): Promise<{ rows: number; checkpoint: number | null }> {
   const s = `"${pg.schema}"`;
   const t = (
-    await pg.query(
+    await q(
       `SELECT count(*)::int AS n, count(DISTINCT stream_seq)::int AS d, count(DISTINCT n)::int AS dn FROM ${s}.ev`,
     )
   ).rows[0];
   expect(t.n, `${label}: a message twice in the target`).toBe(t.d);
   expect(t.dn, `${label}: a payload twice in the target`).toBe(t.n);
-  const cp = await checkpointSeq();
+  const cp = await checkpointSeq(q);
   if (cp !== null) {
-    const upTo = (
-      await pg.query(`SELECT count(DISTINCT stream_seq)::int AS n FROM ${s}.ev WHERE stream_seq <= $1`, [cp])
-    ).rows[0].n;
+    const upTo = (await q(`SELECT count(DISTINCT stream_seq)::int AS n FROM ${s}.ev WHERE stream_seq <= $1`, [cp]))
+      .rows[0].n;
     expect(upTo, `${label}: the checkpoint (${cp}) passed messages that are not in the target`).toBe(cp);
   }
-  const hasLedger = (await pg.query(`SELECT to_regclass($1) AS r`, [`${s}._nucleus_ingest_ledger`])).rows[0].r;
+  const hasLedger = (await q(`SELECT to_regclass($1) AS r`, [`${s}._nucleus_ingest_ledger`])).rows[0].r;
   if (hasLedger) {
-    const ledger = (await pg.query(`SELECT coalesce(sum(rows), 0)::int AS n FROM ${s}._nucleus_ingest_ledger`)).rows[0]
-      .n;
+    const ledger = (await q(`SELECT coalesce(sum(rows), 0)::int AS n FROM ${s}._nucleus_ingest_ledger`)).rows[0].n;
     expect(ledger, `${label}: the ledger accounts for ${ledger} rows, the target holds ${t.n}`).toBe(t.n);
   }
   tally.invariantChecks++;

@@ -272,6 +272,27 @@ export async function checkInvariants(
   opts: { complete: boolean; label: string },
 ): Promise<InvariantReport> {
   const s = `"${schema}"`;
+  // One snapshot for every read: the server finishes a statement a SIGKILLed worker had already sent (a slice's
+  // COMMIT lands after the kill), so reads taken one by one could see the ledger row of a slice and not its rows.
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const report = await checkInSnapshot(client, s, schema, staging, opts);
+    await client.query('COMMIT');
+    return report;
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+
+async function checkInSnapshot(
+  pool: pg.PoolClient,
+  s: string,
+  schema: string,
+  staging: { store: ObjectStore; prefix?: string; endpointId?: string },
+  opts: { complete: boolean; label: string },
+): Promise<InvariantReport> {
   const t = (await pool.query(`SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d FROM ${s}.dst`)).rows[0];
   const src = (await pool.query(`SELECT count(*)::int AS n FROM ${s}.src`)).rows[0].n as number;
   expect(t.n, `${opts.label}: duplicate sequence numbers in the target`).toBe(t.d);
