@@ -112,6 +112,7 @@ export async function exportPhase(
             slices: plan.length,
           },
         );
+        await rc.stateStore.save(state, state.phase, { plan: null, plannedCheckpoint: undefined });
         await stagingStep(rc, 'export', () => session.destroy(), 'emptying the session');
         session = await allocateAgain(rc, session);
         plan = null;
