@@ -120,7 +120,7 @@ function setup(name: string, codec: RecordCodec, disposition: 'merge' | 'append'
     warn: (m: string) => warnings.push(m),
     error() {},
   };
-  const run = (source: SourceEndpoint<any>) =>
+  const run = (source: SourceEndpoint<any>, extra: { mode?: 'full'; disposition?: 'replace' } = {}) =>
     runUnit({
       source,
       sink,
@@ -129,6 +129,7 @@ function setup(name: string, codec: RecordCodec, disposition: 'merge' | 'append'
       unit: { vendor: 'postgres', endpointId: `cdc-${name}`, unitId },
       disposition,
       logger,
+      ...extra,
       onEvent: (e) => events.push(e),
       policy: { sliceMaxRows: SLICE_ROWS, exportConcurrency: 3, retry: { maxAttempts: 2, baseDelayMs: 10 } },
     });
@@ -226,6 +227,35 @@ describe('PostgresCdcSource: the planned snapshot (private cluster, wal_level = 
       expect(deleted).toBeLessThan(ROWS);
     });
   }
+
+  it('pg-copy: the staged COPY text loads unchanged into a change log (append) and a resync (replace)', async () => {
+    const log = setup('copy_log', pgCopyCodec(), 'append');
+    await createSourceTable(db, log.table, 'pub_copy_log', 1000);
+    const seen: Seen = { plans: [], rowReads: 0, encodedReads: 0 };
+    const first = await log.run(observed(log.newSource(), seen));
+    expect(seen.plans[0].slices).toBeGreaterThan(1);
+    expect(seen).toMatchObject({ rowReads: 0, encodedReads: seen.plans[0].slices });
+    expect(first.stats.rowsImported).toBe(1000);
+    const rows = await db.query(
+      `SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, min(_lsn)::text AS lo, max(_lsn)::text AS hi,
+         bool_and(_op = 'insert' AND _seq = 0 AND _commit_ts IS NULL AND _unchanged IS NULL AND _old_key IS NULL) AS meta
+       FROM ${log.target}`,
+    );
+    const lsn =
+      BigInt(`0x${seen.plans[0].lsn.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${seen.plans[0].lsn.split('/')[1]}`);
+    expect(rows.rows[0]).toEqual({ n: 1000, d: 1000, lo: String(lsn), hi: String(lsn), meta: true });
+
+    // a resync of a merged target: mode full + replace snapshots again and replaces the target in one transaction
+    const t = setup('copy_replace', pgCopyCodec());
+    await createSourceTable(db, t.table, 'pub_copy_replace', 1000);
+    const source = observed(t.newSource(), seen);
+    await t.run(source);
+    await db.query(`DELETE FROM ${t.table} WHERE id % 7 = 0`);
+    await db.query(`INSERT INTO ${t.target} (id, name) VALUES (99999, 'only in the target')`);
+    const resync = await t.run(source, { mode: 'full', disposition: 'replace' });
+    expect(resync.stats.slices).toBeGreaterThan(1);
+    expect(await diffAsText(db, t.table, t.target)).toEqual({ missing: 0, extra: 0 });
+  });
 
   for (const [disposition, label, codec] of [
     ['merge', 'pg-copy', () => pgCopyCodec()],
