@@ -120,8 +120,24 @@ export interface SourceEndpoint<Checkpoint extends Json = Json> {
    * `source_failed` when the source cannot be reached) pass through
    */
   checkUnit?(unitId: string, ctx: IngestionContext): Promise<void>;
-  /** Optional planner: split the read into slices that can be exported concurrently. */
-  plan?(req: ReadRequest<Checkpoint>, ctx: IngestionContext): Promise<ExportPlan<Checkpoint>>;
+  /**
+   * Optional planner: split the read into slices that can be exported concurrently. Resolves to `undefined` when this
+   * read is not planned (the pipeline then streams it with `read`, unsliced), e.g. a change stream after its
+   * planned snapshot.
+   */
+  plan?(req: ReadRequest<Checkpoint>, ctx: IngestionContext): Promise<ExportPlan<Checkpoint> | undefined>;
+  /**
+   * Optional: whether a plan recorded by an earlier call can still be exported. A source whose plans depend on
+   * something only the planning instance holds (PostgreSQL CDC: an exported snapshot, which dies with the replication
+   * connection that created it) answers `false` when it does not hold it; the resumed run then declares the plan
+   * void: it empties the staging session and plans again. The pipeline asks before a resumed export goes on with a
+   * recorded plan; a source with this hook never has its export overlapped with the import (`policy.overlap`,
+   * docs/decisions/0018-overlapped-import.md), so no slice of a plan voided later reaches the sink.
+   */
+  planValid?(
+    req: { unitId: string; slices: SliceSpec[]; checkpoint: Checkpoint | null },
+    ctx: IngestionContext,
+  ): Promise<boolean>;
   /** Stream rows in batches; with `slice`, only that planned slice. Must stop within a batch when `ctx.signal` aborts. */
   read(
     req: ReadRequest<Checkpoint> & { slice?: SliceSpec },

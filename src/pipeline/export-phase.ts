@@ -85,16 +85,51 @@ export async function exportPhase(
     let expectedSlices: number[];
 
     let plan = state.plan ?? null;
+    // A recorded plan the source can no longer export (it was planned on something the source holds no more: an
+    // exported snapshot) is void: the session is emptied and the run plans again. Only while exporting: nothing of the
+    // run has reached the sink (a source that can void its plans is never overlapped).
+    if (plan && source.planValid && state.phase === 'exporting') {
+      const slices = plan;
+      const valid = await withRetry(
+        () =>
+          callSource(
+            rc,
+            () =>
+              source.planValid!(
+                { unitId: rc.unitId, slices, checkpoint: (state.plannedCheckpoint ?? null) as Json | null },
+                rc.ctx(),
+              ),
+            'checking the recorded plan',
+          ),
+        rc.policy.retry,
+        { signal: rc.signal, onRetry: (r) => retryEvent(rc, 'export', r) },
+      );
+      if (!valid) {
+        rc.logger.warn(
+          'the recorded plan is void (the source no longer holds what it was planned on); emptying the session and planning again',
+          {
+            runId: rc.runId,
+            slices: plan.length,
+          },
+        );
+        await rc.stateStore.save(state, state.phase, { plan: null, plannedCheckpoint: undefined });
+        await stagingStep(rc, 'export', () => session.destroy(), 'emptying the session');
+        session = await allocateAgain(rc, session);
+        plan = null;
+      }
+    }
     // Plan unless a plan was recorded before (a run killed before it recorded its plan plans again).
     if (!plan && source.plan) {
       const p = await withRetry(() => callSource(rc, () => source.plan!(req, rc.ctx()), 'planning'), rc.policy.retry, {
         signal: rc.signal,
         onRetry: (r) => retryEvent(rc, 'export', r),
       });
-      plan = p.slices;
-      progress.schema = p.schema;
-      progress.estimatedRows = p.estimatedRows;
-      await recordPlan(p as ExportPlan<Json>);
+      if (p) {
+        plan = p.slices;
+        progress.schema = p.schema;
+        progress.estimatedRows = p.estimatedRows;
+        await recordPlan(p as ExportPlan<Json>);
+      }
     }
 
     if (plan) {

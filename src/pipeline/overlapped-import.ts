@@ -28,7 +28,7 @@ export interface OverlapRun {
  * each slice as soon as it is staged, ended once the session is sealed. Overlap only where it is safe and possible:
  * a call that imports (`runUnit`), a sink that streams (`importSlices`), a planned export whose plan recorded the
  * schema (a resumed run re-exports exactly the missing slices under the same bounds, and the sink's ledger skips the
- * ones it committed), and `policy.overlap` not `false`.
+ * ones it committed), `policy.overlap` not `false`, and a source that cannot void its plans (no `planValid`).
  * @internal
  */
 export class OverlappedImport {
@@ -45,7 +45,9 @@ export class OverlappedImport {
   /** The overlapped import of `call`, or undefined when the run keeps its phases apart. */
   static of(call: OverlapRun): OverlappedImport | undefined {
     const { rc, sink, source } = call;
-    if (!source || !sink?.importSlices || !rc.policy.overlap) return undefined;
+    // a source that may void a recorded plan (`planValid`) keeps its phases apart: no slice of a plan voided later
+    // (an exported snapshot that died with its process) may reach the sink
+    if (!source || !sink?.importSlices || !rc.policy.overlap || source.planValid) return undefined;
     return new OverlappedImport(call);
   }
 

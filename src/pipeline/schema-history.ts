@@ -254,11 +254,12 @@ export class SchemaGate {
     if (source.plan) {
       out.plan = async (req, ctx) => {
         const p = await source.plan!(req, ctx);
-        if (!p.schema) return p;
+        if (!p?.schema) return p;
         const d = await gate.decide(p.schema);
         return { ...p, schema: d.schema };
       };
     }
+    if (source.planValid) out.planValid = (req, ctx) => source.planValid!(req, ctx);
     if (source.readEncoded) {
       out.readEncoded = (codec, req, ctx) => {
         if (gate.last && filtersRows(gate.last.filter)) return undefined;

@@ -24,8 +24,11 @@ import type { CopyTextColumn } from './transcode.js';
 import { exportTranscoder } from './transcoders.js';
 import { createTypeParsers } from './type-mapping.js';
 
-/** Session settings that make every text form we parse or fingerprint predictable, local to the read transaction. */
-const READ_SETTINGS =
+/**
+ * Session settings that make every text form we parse or fingerprint predictable, local to the read transaction.
+ * @internal
+ */
+export const READ_SETTINGS =
   "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3";
 
 const DEFAULT_FETCH_BYTES = 256 * 1024;
@@ -75,8 +78,8 @@ function nextFetchSize(rows: Row[], maxRows: number, maxBytes: number): number {
   return Math.max(1, Math.min(maxRows, Math.floor(maxBytes / Math.max(1, bytes / n))));
 }
 
-/** PostgreSQL's answers for the shared SQL source. */
-function postgresSourceDialect(
+/** PostgreSQL's answers for the shared SQL source (also the CDC snapshot's, in its exported snapshot). @internal */
+export function postgresSourceDialect(
   config: PostgresSourceConfig,
   { pool, owned }: EndpointPool,
 ): SourceDialect<ColumnInfo, pg.PoolClient> {

@@ -85,6 +85,7 @@ export function describeSourceEndpoint(
         { unitId: opts.unitId, mode: 'full', checkpoint: null, hints: { sliceMaxRows: 1 } },
         ctx,
       );
+      if (!plan) return;
       let count = 0;
       for (const slice of plan.slices) {
         for await (const b of source.read({ unitId: opts.unitId, mode: 'full', checkpoint: null, slice }, ctx))

@@ -228,10 +228,10 @@ describe('bounded checkpoints: tie groups past the fingerprint budget are kept b
       const ctx = testContext({ unitId: t.unitId });
       const source = t.source as SourceEndpoint<SqlCheckpoint> & Required<Pick<SourceEndpoint<SqlCheckpoint>, 'plan'>>;
       const readPlan = async (checkpoint: SqlCheckpoint | null) => {
-        const plan = await source.plan(
+        const plan = (await source.plan(
           { unitId: t.unitId, mode: 'incremental', checkpoint, hints: { sliceMaxRows: 20 } },
           ctx,
-        );
+        ))!;
         // committed between the plan and its slices: a tie above the key the plan saw
         await e.exec(
           `INSERT INTO ${t.sql} VALUES (${1000 + Number(checkpoint !== null)}, 'after-plan', DATE '2024-01-02')`,

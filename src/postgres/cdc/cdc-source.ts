@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { IngestionContext } from '../../contracts/context.js';
 import type { EndpointDescriptor, UnitMetadata } from '../../contracts/endpoint.js';
-import type { ReadRequest, SourceBatch, SourceEndpoint } from '../../contracts/source-endpoint.js';
+import type {
+  EncodedBatch,
+  ExportPlan,
+  ReadRequest,
+  SliceSpec,
+  SourceBatch,
+  SourceEndpoint,
+} from '../../contracts/source-endpoint.js';
 import type { FieldSchema, Json, RecordSchema, Row, Value } from '../../contracts/values.js';
 import { configInvalid } from '../../errors/config-invalid.js';
 import { IngestError } from '../../errors/ingest-error.js';
@@ -14,6 +21,7 @@ import { Timestamp } from '../../values/timestamp.js';
 import { type ColumnInfo, describeTable, fieldSchema, recordSchema } from '../catalog.js';
 import { guardClient } from '../connection.js';
 import { formatTableName, parseTableName, qualifiedName, quoteIdentifier, type TableName } from '../identifiers.js';
+import { PG_COPY_CODEC_ID } from '../pg-copy-codec.js';
 import { wrapPgError } from '../pg-errors.js';
 import { createTypeParsers } from '../type-mapping.js';
 import {
@@ -33,6 +41,7 @@ import {
   UNCHANGED,
 } from './pgoutput.js';
 import { ReplicationConnection } from './replication.js';
+import { SnapshotSlices } from './snapshot-slices.js';
 
 /**
  * Checkpoint of a {@link PostgresCdcSource} unit: the slot and the position after the last change the sink committed
@@ -78,6 +87,32 @@ interface Unit {
   publications: string[];
 }
 
+/**
+ * The exported snapshot of a slot this instance created, held open (its replication connection idle) while the planned
+ * snapshot's slices are read: each slice is read on a pooled connection inside it.
+ */
+interface HeldSnapshot {
+  slot: string;
+  /** The exported snapshot's id (`SET TRANSACTION SNAPSHOT`). */
+  id: string;
+  /** The slot's consistent point (the snapshot rows' `_lsn`, the plan's checkpoint). */
+  lsn: string;
+  repl: ReplicationConnection;
+  reader: SnapshotSlices;
+  /** Slices of the plan not yet read to their end. */
+  pending: Set<number>;
+  /** Slice reads under way. */
+  active: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** The bounds of a snapshot slice: the snapshot it was planned in, its consistent point, the planner's own bounds. */
+interface SnapshotBounds {
+  snapshot: string;
+  lsn: string;
+  slice?: Json;
+}
+
 /** A relation of the stream, decoded for one unit. */
 interface StreamRelation {
   columns: RelationColumn[];
@@ -93,6 +128,13 @@ const READ_SETTINGS =
   "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL bytea_output = 'hex'; SET LOCAL extra_float_digits = 3";
 const DEFAULTS = { maxRows: 100_000, maxBytes: 64 * 1024 * 1024, maxWaitMs: 30_000, batchRows: 5_000 };
 const LAG_WARN_BYTES = 1024 ** 3;
+/**
+ * A held snapshot with no slice read under way for this long is let go (its run failed or was given up): an open
+ * exported snapshot holds back the server's xmin horizon (vacuum). A run resumed after that plans again.
+ */
+const SNAPSHOT_IDLE_MS = 5 * 60_000;
+/** Pooled connections: the catalog and slot administration, and the snapshot slices read concurrently. */
+const POOL_MAX = 6;
 /** How often an idle stream asks the server where it is. */
 const POLL_MS = 200;
 /** A stream whose server position has not moved for this long, outside a transaction, is caught up. */
@@ -150,6 +192,8 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   readonly #scanned = new Map<string, { from: string; to: bigint }>();
   /** `<slot>@<commit LSN>` of transactions to stage whole: they change the table's columns after a batch's worth. */
   readonly #holdWhole = new Set<string>();
+  /** Per slot: the exported snapshot of a planned snapshot this instance holds. */
+  readonly #snapshots = new Map<string, HeldSnapshot>();
   #closed = false;
 
   constructor(options: PostgresCdcSourceOptions) {
@@ -171,7 +215,7 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
         publications: [u.publication ?? c.publication],
       });
     }
-    this.#pool = new pg.Pool({ connectionString: c.connectionString, max: 2 });
+    this.#pool = new pg.Pool({ connectionString: c.connectionString, max: POOL_MAX });
     this.#pool.on('error', () => {});
   }
 
@@ -240,22 +284,151 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   }
 
   /**
-   * Read a unit: the snapshot when there is no checkpoint, else the changes after it, up to the run's bounds.
+   * Read a unit: a slice of a planned snapshot (`slice`), the whole snapshot in one read when there is no checkpoint
+   * and no slice, else the changes after the checkpoint, up to the run's bounds.
    * @throws IngestError `source_failed`, `checkpoint_invalid`, `config_invalid` (wal_level, publication), `aborted`
    */
   async *read(
-    req: ReadRequest<PostgresCdcCheckpoint>,
+    req: ReadRequest<PostgresCdcCheckpoint> & { slice?: SliceSpec },
     ctx: IngestionContext,
   ): AsyncIterable<SourceBatch<PostgresCdcCheckpoint>> {
     this.#open();
     const unit = this.#unit(req.unitId, ctx?.sinkId);
-    const what = `PostgresCdcSource.read of ${JSON.stringify(unit.unitId)}`;
+    const what = `PostgresCdcSource.read of ${JSON.stringify(unit.unitId)}${req.slice ? ` (slice ${req.slice.index})` : ''}`;
     try {
-      if (req.checkpoint == null) yield* this.#snapshot(unit, ctx, what);
+      if (req.slice) yield* this.#snapshotSlice(unit, { ...req, slice: req.slice }, ctx, what);
+      else if (req.checkpoint == null) yield* this.#snapshot(unit, ctx, what);
       else yield* this.#stream(unit, this.#checkpointLsn(unit, req.checkpoint), req.checkpoint.lsn, ctx, what);
     } catch (err) {
       throw this.#wrap(err, what, unit);
     }
+  }
+
+  /**
+   * Plan the snapshot of a unit (no checkpoint, or `mode: 'full'`): drop a slot left by a snapshot that never
+   * committed, create the slot with an exported snapshot (its replication connection stays open, idle, while the
+   * slices are read), and split the table into primary-key ranges of about `hints.sliceMaxRows` rows in that snapshot
+   * (the shared SQL planner, as `PostgresSource` plans). Each slice records the snapshot id and the consistent point;
+   * the checkpoint is the consistent point. A streaming run (with a checkpoint) is not planned: `undefined`.
+   * @throws IngestError `source_failed`, `config_invalid` (wal_level, publication), `not_found`
+   */
+  async plan(
+    req: ReadRequest<PostgresCdcCheckpoint>,
+    ctx: IngestionContext,
+  ): Promise<ExportPlan<PostgresCdcCheckpoint> | undefined> {
+    this.#open();
+    const unit = this.#unit(req.unitId, ctx?.sinkId);
+    if (req.checkpoint != null) return undefined;
+    const what = `PostgresCdcSource.plan of ${JSON.stringify(unit.unitId)}`;
+    let held: HeldSnapshot | undefined;
+    try {
+      await this.#release(unit.slot);
+      await this.#sqlRaw(async (client) => {
+        await this.#checkSetup(client, unit);
+        if ((await client.query(SLOT_SQL, [unit.slot])).rows[0]) {
+          ctx.logger?.warn?.(
+            `${what}: no checkpoint, dropping slot ${unit.slot} to snapshot again (it was created by a run that did not commit, or a full resync was asked)`,
+            { slot: unit.slot },
+          );
+          await dropSlot(client, unit.slot);
+        }
+      });
+      const repl = await ReplicationConnection.open(this.#config.connectionString);
+      let created: Awaited<ReturnType<ReplicationConnection['createSlot']>>;
+      try {
+        created = await repl.createSlot(unit.slot);
+      } catch (err) {
+        await repl.close();
+        throw err;
+      }
+      held = {
+        slot: unit.slot,
+        id: created.snapshotName,
+        lsn: created.consistentPoint,
+        repl,
+        reader: new SnapshotSlices(this.#pool, created.snapshotName),
+        pending: new Set(),
+        active: 0,
+      };
+      this.#snapshots.set(unit.slot, held);
+      const p = await held.reader.plan({ unitId: unit.unitId, mode: 'full', checkpoint: null, hints: req.hints }, ctx);
+      for (const s of p.slices) held.pending.add(s.index);
+      this.#idle(held);
+      const { id, lsn } = held;
+      ctx.logger?.info?.(`${what}: snapshot ${id} at ${lsn} planned in ${p.slices.length} slice(s)`, {
+        slot: unit.slot,
+        snapshot: id,
+        lsn,
+        slices: p.slices.length,
+      });
+      return {
+        slices: p.slices.map((s) => ({
+          index: s.index,
+          bounds: { snapshot: id, lsn, ...(s.bounds !== undefined && { slice: s.bounds }) },
+        })),
+        checkpoint: { v: 1, slot: unit.slot, lsn },
+        ...(p.schema && { schema: changeSchema(p.schema) }),
+        ...(p.estimatedRows !== undefined && { estimatedRows: p.estimatedRows }),
+      };
+    } catch (err) {
+      if (held) await this.#release(unit.slot);
+      throw this.#wrap(err, what, unit);
+    }
+  }
+
+  /**
+   * Whether this instance still holds the exported snapshot a recorded snapshot plan was made in (the pipeline asks
+   * before a resumed run exports the rest of a plan): an exported snapshot dies with the replication connection that
+   * created the slot, so another process — or this one after the snapshot was let go — answers `false`, and the run
+   * plans again (a new slot, a new snapshot) into an emptied session.
+   */
+  async planValid(
+    req: { unitId: string; slices: SliceSpec[]; checkpoint: PostgresCdcCheckpoint | null },
+    ctx?: IngestionContext,
+  ): Promise<boolean> {
+    this.#open();
+    const unit = this.#unit(req.unitId, ctx?.sinkId);
+    const b = snapshotBounds(req.slices[0]);
+    if (!b) return true;
+    const held = this.#snapshots.get(unit.slot);
+    return !!held && held.id === b.snapshot && held.repl.open;
+  }
+
+  /**
+   * Pass-through (codec `pg-copy`, see `pgCopyCodec`): one slice of a planned snapshot as the bytes of
+   * `COPY (SELECT <columns>, 'insert' AS _op, <consistent point> AS _lsn, … FROM <the slice>) TO STDOUT` inside the
+   * exported snapshot: the change fields come from the server, no row objects. `undefined` for another codec or a
+   * slice that is not a snapshot's (the pipeline then uses `read`).
+   * @throws IngestError `source_failed` (retryable for connection errors and a snapshot that is gone), `aborted`
+   */
+  readEncoded(
+    codec: string,
+    req: ReadRequest<PostgresCdcCheckpoint> & { slice: SliceSpec },
+    ctx: IngestionContext,
+  ): AsyncIterable<EncodedBatch> | undefined {
+    if (codec !== PG_COPY_CODEC_ID) return undefined;
+    const b = snapshotBounds(req.slice);
+    if (!b) return undefined;
+    this.#open();
+    const unit = this.#unit(req.unitId, ctx?.sinkId);
+    const what = `PostgresCdcSource.readEncoded of ${JSON.stringify(unit.unitId)} (slice ${req.slice.index})`;
+    const self = this;
+    return (async function* () {
+      const held = self.#holding(unit, b, what);
+      self.#begin(held);
+      let done = false;
+      try {
+        yield* held.reader.copyChanges(
+          { ...innerRequest(unit.unitId, req.slice, b), ...(req.hints && { hints: req.hints }) },
+          parseLsn(b.lsn)!,
+          ctx,
+          what,
+        );
+        done = true;
+      } finally {
+        await self.#end(held, req.slice.index, done);
+      }
+    })();
   }
 
   /**
@@ -328,12 +501,92 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const slot of [...this.#snapshots.keys()]) await this.#release(slot);
     await this.#pool.end().catch(() => {});
   }
 
   // ---- snapshot ----
 
+  /** One slice of a planned snapshot as change rows (`_op: 'insert'` at the consistent point), in the held snapshot. */
+  async *#snapshotSlice(
+    unit: Unit,
+    req: ReadRequest<PostgresCdcCheckpoint> & { slice: SliceSpec },
+    ctx: IngestionContext,
+    what: string,
+  ): AsyncIterable<SourceBatch<PostgresCdcCheckpoint>> {
+    const b = snapshotBounds(req.slice);
+    if (!b) {
+      throw new IngestError(
+        'source_failed',
+        `${what}: slice ${req.slice.index} is not a slice of a planned snapshot (${JSON.stringify(req.slice.bounds ?? null).slice(0, 80)})`,
+        { retryable: false, details: { unitId: unit.unitId, slice: req.slice.index } },
+      );
+    }
+    const held = this.#holding(unit, b, what);
+    this.#begin(held);
+    const fields = { ...meta('insert', parseLsn(b.lsn)!, 0, null, null, null) };
+    let done = false;
+    try {
+      const inner = { ...innerRequest(unit.unitId, req.slice, b), ...(req.hints && { hints: req.hints }) };
+      for await (const batch of held.reader.read(inner, ctx)) {
+        for (const row of batch.rows) Object.assign(row, fields);
+        yield { rows: batch.rows, ...(batch.schema && { schema: changeSchema(batch.schema) }) };
+      }
+      done = true;
+    } finally {
+      await this.#end(held, req.slice.index, done);
+    }
+  }
+
+  /**
+   * The held snapshot a slice was planned in.
+   * @throws IngestError `source_failed` (retryable: the resumed run plans again) when it is gone
+   */
+  #holding(unit: Unit, b: SnapshotBounds, what: string): HeldSnapshot {
+    const held = this.#snapshots.get(unit.slot);
+    if (held && held.id === b.snapshot && held.repl.open) return held;
+    throw new IngestError(
+      'source_failed',
+      `${what}: the exported snapshot ${b.snapshot} this slice was planned in is gone (it lives only as long as the replication connection that created slot ${unit.slot}, in the process that planned it); the resumed run declares the plan void and snapshots again`,
+      { retryable: true, details: { unitId: unit.unitId, slot: unit.slot, snapshot: b.snapshot } },
+    );
+  }
+
+  #begin(held: HeldSnapshot): void {
+    held.active++;
+    if (held.timer) clearTimeout(held.timer);
+    held.timer = undefined;
+  }
+
+  /** A slice read ended: once every slice of the plan was read to its end, the snapshot is let go. */
+  async #end(held: HeldSnapshot, index: number, done: boolean): Promise<void> {
+    held.active--;
+    if (done) held.pending.delete(index);
+    if (held.active > 0) return;
+    if (held.pending.size === 0) await this.#release(held.slot, held);
+    else this.#idle(held);
+  }
+
+  /** Let the held snapshot go after {@link SNAPSHOT_IDLE_MS} without a slice read. */
+  #idle(held: HeldSnapshot): void {
+    if (held.timer) clearTimeout(held.timer);
+    held.timer = setTimeout(() => {
+      if (held.active === 0) void this.#release(held.slot, held);
+    }, SNAPSHOT_IDLE_MS);
+    held.timer.unref?.();
+  }
+
+  /** Close the snapshot held for `slot` (only `which`, when given): the slot itself stays. */
+  async #release(slot: string, which?: HeldSnapshot): Promise<void> {
+    const held = this.#snapshots.get(slot);
+    if (!held || (which && held !== which)) return;
+    this.#snapshots.delete(slot);
+    if (held.timer) clearTimeout(held.timer);
+    await held.repl.close();
+  }
+
   async *#snapshot(unit: Unit, ctx: IngestionContext, what: string): AsyncIterable<SourceBatch<PostgresCdcCheckpoint>> {
+    await this.#release(unit.slot);
     const client = guardClient(await this.#pool.connect());
     let ok = false;
     let repl: ReplicationConnection | undefined;
@@ -410,6 +663,8 @@ export class PostgresCdcSource implements SourceEndpoint<PostgresCdcCheckpoint> 
     const maxBytes = c.maxBytes ?? DEFAULTS.maxBytes;
     const maxWaitMs = c.maxWaitMs ?? DEFAULTS.maxWaitMs;
     const batchRows = c.batchRows ?? DEFAULTS.batchRows;
+    // a snapshot of this slot still held (its run committed, or was given up): the stream goes on past it
+    await this.#release(unit.slot);
 
     // the slot must be there and valid; a heartbeat; the end to drain to; the catalog for value parsing
     const { target, info } = await this.#sql(what, async (client) => {
@@ -925,4 +1180,22 @@ function changeRow(
   const row = buildRow(names, values);
   Object.assign(row, meta(m.tag, lsn, seq, ts, unchanged, oldKey));
   return row;
+}
+
+/** The bounds of a planned snapshot's slice, or undefined for any other slice. */
+function snapshotBounds(slice: SliceSpec | undefined): SnapshotBounds | undefined {
+  const b = slice?.bounds as Partial<SnapshotBounds> | undefined;
+  return b && typeof b === 'object' && typeof b.snapshot === 'string' && typeof b.lsn === 'string'
+    ? (b as SnapshotBounds)
+    : undefined;
+}
+
+/** The request of the shared SQL source for one snapshot slice (its own bounds). */
+function innerRequest(unitId: string, slice: SliceSpec, b: SnapshotBounds) {
+  return {
+    unitId,
+    mode: 'full' as const,
+    checkpoint: null,
+    slice: { index: slice.index, ...(b.slice !== undefined && { bounds: b.slice }) },
+  };
 }

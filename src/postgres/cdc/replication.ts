@@ -135,6 +135,11 @@ export class ReplicationConnection {
     if (!this.#closing && !this.#error) (this.#client as any).connection.sendCopyFromChunk(b);
   }
 
+  /** Whether the connection is still open (not closed, ended or failed): an exported snapshot lives as long. */
+  get open(): boolean {
+    return !this.#closing && !this.#error && !this.#ended;
+  }
+
   /** A SQL statement on this connection (simple protocol; only before streaming). */
   query(sql: string): Promise<pg.QueryResult<any>> {
     return this.#client.query(sql);
