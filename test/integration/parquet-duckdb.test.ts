@@ -322,6 +322,18 @@ describe('arrays in Parquet written by the object-store sink, read by DuckDB', (
     }
   });
 
+  it('refuses an unknown parquet.arrays with config_invalid naming the option', () => {
+    const make = () =>
+      new ObjectStoreSink({
+        store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'pqduck-cfg-')) }),
+        format: 'parquet',
+        parquet: { arrays: 'lists' as 'list' },
+      });
+    expect(make).toThrow(
+      expect.objectContaining({ code: 'config_invalid', message: expect.stringContaining('parquet.arrays') }),
+    );
+  });
+
   it('appending to a dataset whose files hold arrays as JSON keeps JSON for those columns; new columns get LIST', async () => {
     const unitId = await table('arr_append', { ia: ['integer[]', '', ['{1,NULL}', '{}']] });
     const root = mkdtempSync(join(tmpdir(), 'pqduck-append-'));
