@@ -5,10 +5,15 @@ import { throwIfAborted } from '../util/abort.js';
 import {
   exactJsonFields,
   inferRecordSchema,
+  type ListShape,
+  listFields,
+  type ParquetArrayEncoding,
   type ParquetSchemaElement,
   toColumns,
   toParquetSchema,
 } from './parquet-schema.js';
+
+export type { ParquetArrayEncoding } from './parquet-schema.js';
 
 /** Options of {@link encodeParquet}. @public */
 export interface ParquetEncodeOptions {
@@ -22,6 +27,14 @@ export interface ParquetEncodeOptions {
   rowGroupSize?: number;
   /** Page compression. @defaultValue 'snappy' */
   compression?: 'snappy' | 'uncompressed';
+  /**
+   * How array fields (type `json` with `logical.element`) are written: `'list'` as a Parquet LIST of the element's
+   * type (one nested LIST per `logical.dimensions`, else 1; a value of other dimensions, a ragged one or PostgreSQL
+   * array text is refused with `row_rejected`), `'json'` as JSON text (converted type JSON), or one of these per
+   * column name (columns not named get `'list'`). Arrays without an element type, and `box[]`, are always JSON text.
+   * @defaultValue 'list'
+   */
+  arrays?: ParquetArrayEncoding | Readonly<Record<string, ParquetArrayEncoding>>;
   /** Stops encoding between row groups. */
   signal?: AbortSignal;
 }
@@ -39,7 +52,9 @@ export const DEFAULT_ROW_GROUP_SIZE = 10_000;
  * `boolean` → BOOLEAN, `timestamp` → INT64 TIMESTAMP(MICROS) (`Timestamp` exact, `Date` ms × 1000, ±infinity as the
  * int64 max/min, `isAdjustedToUTC` unless `logical.withTimeZone` is false), `date` → INT32 DATE, `json` → JSON
  * (a column whose first row group holds `JsonText` is written as that exact text, converted and logical type JSON),
- * `binary` → BYTE_ARRAY; a non-nullable field is REQUIRED.
+ * `binary` → BYTE_ARRAY; a non-nullable field is REQUIRED. Arrays (`json` with `logical.element`) are Parquet LISTs
+ * of the element's type by default (see `arrays`): `<name> (LIST) { repeated group list { optional <element> } }`,
+ * nested per dimension; NULL elements stay NULL, an empty array stays empty.
  *
  * @example
  * ```ts
@@ -67,12 +82,15 @@ export async function* encodeParquet(
   let pending: Row[] = [];
   let written = 0;
   let exactJson: Set<string> = new Set();
+  let lists: Map<string, ListShape> = new Map();
   let parquetSchema: ParquetSchemaElement[] = [];
 
   const open = (first: readonly Row[] = []): ParquetWriter => {
     out = new ByteWriter(64 * 1024);
+    lists = listFields(schema ?? { fields: [] }, opts.arrays);
     exactJson = exactJsonFields(schema ?? { fields: [] }, first);
-    parquetSchema = toParquetSchema(schema ?? { fields: [] }, exactJson);
+    for (const name of lists.keys()) exactJson.delete(name);
+    parquetSchema = toParquetSchema(schema ?? { fields: [] }, exactJson, lists);
     writer = new ParquetWriter({ writer: out, schema: parquetSchema as never, codec, createdBy: '@nucleus/ingestion' });
     return writer;
   };
@@ -86,7 +104,7 @@ export async function* encodeParquet(
   const flushGroup = (rows: Row[]): void => {
     schema ??= inferRecordSchema(rows);
     const w = writer ?? open(rows);
-    const columns = toColumns(rows, schema, written, exactJson);
+    const columns = toColumns(rows, schema, written, exactJson, lists);
     written += rows.length;
     const columnData = schema.fields.map((f, i) => ({ name: f.name, data: columns[i]!, nullable: f.nullable }));
     void w.write({ columnData: columnData as never, rowGroupSize: rows.length });

@@ -3,4 +3,9 @@
  * Loads `hyparquet-writer`; the root entry never does.
  * @packageDocumentation
  */
-export { DEFAULT_ROW_GROUP_SIZE, encodeParquet, type ParquetEncodeOptions } from './encode-parquet.js';
+export {
+  DEFAULT_ROW_GROUP_SIZE,
+  encodeParquet,
+  type ParquetArrayEncoding,
+  type ParquetEncodeOptions,
+} from './encode-parquet.js';

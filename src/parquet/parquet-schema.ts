@@ -9,15 +9,16 @@ export interface ParquetSchemaElement {
   name: string;
   type?: 'BOOLEAN' | 'INT32' | 'INT64' | 'DOUBLE' | 'BYTE_ARRAY' | 'FIXED_LEN_BYTE_ARRAY';
   type_length?: number;
-  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'TIMESTAMP_MICROS' | 'DATE' | 'DECIMAL';
+  converted_type?: 'UTF8' | 'JSON' | 'TIMESTAMP_MILLIS' | 'TIMESTAMP_MICROS' | 'DATE' | 'DECIMAL' | 'LIST';
   logical_type?:
+    | { type: 'LIST' }
     | { type: 'JSON' }
     | { type: 'UUID' }
     | { type: 'DECIMAL'; precision: number; scale: number }
     | { type: 'TIMESTAMP'; isAdjustedToUTC: boolean; unit: 'MICROS' };
   precision?: number;
   scale?: number;
-  repetition_type?: 'REQUIRED' | 'OPTIONAL';
+  repetition_type?: 'REQUIRED' | 'OPTIONAL' | 'REPEATED';
   num_children?: number;
 }
 
@@ -28,7 +29,7 @@ export interface ParquetSchemaElement {
 export const PARQUET_DECIMAL_MAX_PRECISION = 38;
 
 /** A bounded `decimal` field written as Parquet DECIMAL(precision, scale), or undefined (exact text). */
-export function decimalOf(f: FieldSchema): { precision: number; scale: number } | undefined {
+export function decimalOf(f: Pick<FieldSchema, 'type' | 'logical'>): { precision: number; scale: number } | undefined {
   if (f.type !== 'decimal') return undefined;
   const p = f.logical?.precision;
   const s = f.logical?.scale ?? 0;
@@ -87,33 +88,108 @@ export function exactJsonFields(schema: RecordSchema, rows: readonly Row[]): Set
   return out;
 }
 
-/** The flat Parquet schema (root + one leaf per field) of a {@link RecordSchema}. */
+/**
+ * How an array field (type `json` with `logical.element`) is written: `'list'` as a Parquet LIST of the element's
+ * type, one nested LIST per dimension; `'json'` as JSON text (converted type JSON), the form before LISTs.
+ * @public
+ */
+export type ParquetArrayEncoding = 'list' | 'json';
+
+/** PostgreSQL's limit on an array's dimensions (MAXDIM). */
+const MAX_DIMENSIONS = 6;
+
+/** The LIST shape of an array field. */
+export interface ListShape {
+  /** The element's field type and details. */
+  element: FieldType;
+  elementLogical: FieldSchema['logical'];
+  /** Nested LISTs: `logical.dimensions` when the source says it, else 1. */
+  dimensions: number;
+}
+
+/**
+ * The LIST shape of a field that can be written as a Parquet LIST: an array with a known element type. Undefined
+ * for other fields, and for arrays of element types whose values are staged as PostgreSQL's array text (`box[]`,
+ * whose element delimiter is `;`: ADR 0014), which no LIST can hold.
+ */
+export function listShapeOf(f: Pick<FieldSchema, 'type' | 'logical' | 'native'>): ListShape | undefined {
+  const element = f.logical?.element;
+  if (f.type !== 'json' || element === undefined) return undefined;
+  if (f.native?.dialect === 'postgres' && /^box(\[\])+$/.test(f.native.type)) return undefined;
+  const d = f.logical?.dimensions;
+  const dimensions = typeof d === 'number' && Number.isInteger(d) && d >= 1 && d <= MAX_DIMENSIONS ? d : 1;
+  return { element, elementLogical: f.logical?.elementLogical, dimensions };
+}
+
+/** The fields written as LIST: array fields with a LIST shape whose encoding (by name; default `'list'`) is LIST. */
+export function listFields(
+  schema: RecordSchema,
+  arrays: ParquetArrayEncoding | Readonly<Record<string, ParquetArrayEncoding>> = 'list',
+): Map<string, ListShape> {
+  const out = new Map<string, ListShape>();
+  for (const f of schema.fields) {
+    const shape = listShapeOf(f);
+    if (!shape) continue;
+    const encoding = typeof arrays === 'string' ? arrays : (arrays[f.name] ?? 'list');
+    if (encoding === 'list') out.set(f.name, shape);
+  }
+  return out;
+}
+
+/** The Parquet type of a scalar field (or of a LIST's element). */
+function leafElement(
+  f: Pick<FieldSchema, 'name' | 'type' | 'logical'>,
+  exactJson: boolean,
+): Omit<ParquetSchemaElement, 'name' | 'repetition_type'> {
+  if (exactJson)
+    // the text verbatim, as bytes: logical type JSON without the writer's own JSON conversion
+    return { type: 'BYTE_ARRAY', logical_type: { type: 'JSON' } };
+  const d = decimalOf(f);
+  if (d) return decimalElement(d.precision, d.scale);
+  if (f.type === 'timestamp')
+    return {
+      ...PHYSICAL.timestamp,
+      logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: f.logical?.withTimeZone !== false, unit: 'MICROS' },
+    };
+  return PHYSICAL[f.type];
+}
+
+/**
+ * The Parquet schema of a {@link RecordSchema}: root, one leaf per scalar field, and for each field of `lists` the
+ * standard 3-level LIST — `<name> (LIST) { repeated group list { optional <element> element } }` — nested once per
+ * dimension (inner lists are REQUIRED: a PostgreSQL sub-array is never NULL; elements are OPTIONAL: NULL elements
+ * stay NULL).
+ */
 export function toParquetSchema(
   schema: RecordSchema,
   exactJson: ReadonlySet<string> = new Set(),
+  lists: ReadonlyMap<string, ListShape> = new Map(),
 ): ParquetSchemaElement[] {
-  return [
-    { name: 'root', num_children: schema.fields.length },
-    ...schema.fields.map((f) => ({
-      name: f.name,
-      ...(exactJson.has(f.name)
-        ? // the text verbatim, as bytes: logical type JSON without the writer's own JSON conversion
-          { type: 'BYTE_ARRAY' as const, logical_type: { type: 'JSON' as const } }
-        : decimalOf(f)
-          ? decimalElement(decimalOf(f)!.precision, decimalOf(f)!.scale)
-          : PHYSICAL[f.type]),
-      ...(f.type === 'timestamp'
-        ? {
-            logical_type: {
-              type: 'TIMESTAMP' as const,
-              isAdjustedToUTC: f.logical?.withTimeZone !== false,
-              unit: 'MICROS' as const,
-            },
-          }
-        : {}),
-      repetition_type: f.nullable ? ('OPTIONAL' as const) : ('REQUIRED' as const),
-    })),
-  ];
+  const out: ParquetSchemaElement[] = [{ name: 'root', num_children: schema.fields.length }];
+  for (const f of schema.fields) {
+    const repetition_type = f.nullable ? ('OPTIONAL' as const) : ('REQUIRED' as const);
+    const list = lists.get(f.name);
+    if (!list) {
+      out.push({ name: f.name, ...leafElement(f, exactJson.has(f.name)), repetition_type });
+      continue;
+    }
+    for (let level = 0; level < list.dimensions; level++) {
+      out.push(
+        {
+          name: level === 0 ? f.name : 'element',
+          repetition_type: level === 0 ? repetition_type : 'REQUIRED',
+          converted_type: 'LIST',
+          logical_type: { type: 'LIST' },
+          num_children: 1,
+        },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      );
+    }
+    const element = { name: 'element', type: list.element, logical: list.elementLogical };
+    // JSON elements are always written as their exact text
+    out.push({ name: 'element', ...leafElement(element, list.element === 'json'), repetition_type: 'OPTIONAL' });
+  }
+  return out;
 }
 
 /**
@@ -171,6 +247,7 @@ export function toColumns(
   schema: RecordSchema,
   firstRow: number,
   exactJson: ReadonlySet<string> = new Set(),
+  lists: ReadonlyMap<string, ListShape> = new Map(),
 ): unknown[][] {
   const fields = schema.fields;
   const known = new Set(fields.map((f) => f.name));
@@ -188,13 +265,24 @@ export function toColumns(
     }
     for (let c = 0; c < fields.length; c++) {
       const f = fields[c]!;
-      columns[c]![r] = convertValue(Object.hasOwn(row, f.name) ? row[f.name] : null, f, firstRow + r, exactJson);
+      const v = Object.hasOwn(row, f.name) ? row[f.name] : null;
+      const list = lists.get(f.name);
+      columns[c]![r] =
+        list && v !== null && v !== undefined
+          ? convertList(v, f, list, firstRow + r)
+          : convertValue(v, f, firstRow + r, exactJson);
     }
   }
   return columns;
 }
 
-function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJson: ReadonlySet<string>): unknown {
+function convertValue(
+  v: Value | undefined,
+  f: FieldSchema,
+  row: number,
+  exactJson: ReadonlySet<string>,
+  at = '',
+): unknown {
   if (v === null || v === undefined) {
     if (!f.nullable) throw reject(f, row, 'is null but the field is not nullable');
     return null;
@@ -212,7 +300,7 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJs
       throw reject(
         f,
         row,
-        `is ${JSON.stringify(String(v))}, which DECIMAL(${d.precision},${d.scale}) cannot hold exactly`,
+        `${at}is ${JSON.stringify(String(v))}, which DECIMAL(${d.precision},${d.scale}) cannot hold exactly`,
       );
     }
     case 'uuid':
@@ -255,7 +343,98 @@ function convertValue(v: Value | undefined, f: FieldSchema, row: number, exactJs
       if (v instanceof Uint8Array) return v;
       break;
   }
-  throw reject(f, row, `is ${describe(v)}, not ${f.type}`);
+  throw reject(f, row, `${at}is ${describe(v)}, not ${f.type}`);
+}
+
+/** The way out named by every LIST refusal. */
+const LIST_WAY_OUT =
+  "a Parquet LIST holds arrays of the column's declared dimensions (logical.dimensions, else 1) with default lower " +
+  "bounds; to keep such values, write the column as JSON text (the object-store sink's `parquet: { arrays: 'json' }`, " +
+  "encodeParquet's `arrays: 'json'`) or declare its dimensions in `parquet.schema`";
+
+/**
+ * One array value as the nested JS arrays of a LIST column: checked to have exactly the column's dimensions, to be
+ * rectangular (as every PostgreSQL array is), and every element converted as a scalar of the element type.
+ */
+function convertList(v: Value, f: FieldSchema, list: ListShape, row: number): unknown {
+  if (typeof v === 'string')
+    throw reject(
+      f,
+      row,
+      `is PostgreSQL array text (${preview(v)}: a non-default lower bound or an element delimiter of its own), ` +
+        `which a Parquet LIST cannot hold; ${LIST_WAY_OUT}`,
+      'array_text',
+    );
+  if (!Array.isArray(v)) throw reject(f, row, `is ${describe(v)}, not an array; ${LIST_WAY_OUT}`, 'not_array');
+  const element: FieldSchema = { name: f.name, type: list.element, nullable: true, logical: list.elementLogical };
+  // json[]/jsonb[]: a nested array is a dimension when every leaf is JsonText or null (what PostgreSQL gives),
+  // else a JSON value of the element (plain values from users) — as the PostgreSQL sink reads it (ADR 0014)
+  const jsonDimensions = list.element === 'json' && jsonTextLeaves(v);
+  const lengths: number[] = [];
+  const walk = (arr: Value[], depth: number, path: string): unknown[] => {
+    if (lengths[depth] === undefined) lengths[depth] = arr.length;
+    else if (lengths[depth] !== arr.length)
+      throw reject(
+        f,
+        row,
+        `is ragged: the sub-array at ${path || 'the top'} has ${arr.length} elements where another has ` +
+          `${lengths[depth]} (a PostgreSQL array is rectangular); ${LIST_WAY_OUT}`,
+        'ragged',
+      );
+    const out = new Array(arr.length);
+    for (let i = 0; i < arr.length; i++) {
+      const item = arr[i];
+      const here = `${path}[${i}]`;
+      if (depth < list.dimensions) {
+        if (!Array.isArray(item))
+          throw reject(
+            f,
+            row,
+            `has ${depth} dimension${depth === 1 ? '' : 's'} at ${here} where the column's LIST has ` +
+              `${list.dimensions}; ${LIST_WAY_OUT}`,
+            'dimensions',
+          );
+        out[i] = walk(item, depth + 1, here);
+      } else if (Array.isArray(item) && (list.element !== 'json' || jsonDimensions)) {
+        throw reject(
+          f,
+          row,
+          `has more than ${list.dimensions} dimension${list.dimensions === 1 ? '' : 's'} at ${here}; ${LIST_WAY_OUT}`,
+          'dimensions',
+        );
+      } else if (item === null || item === undefined) {
+        out[i] = null;
+      } else if (list.element === 'json') {
+        out[i] = TEXT.encode(item instanceof JsonText ? item.text : stringifyJsonExact(item));
+      } else {
+        out[i] = convertValue(item, element, row, EMPTY, `element ${here} `);
+      }
+    }
+    return out;
+  };
+  return walk(v, 1, '');
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+/** Whether every leaf of nested arrays is a `JsonText` or null, with at least one `JsonText`. */
+function jsonTextLeaves(values: Value[]): boolean {
+  let seen = false;
+  const walk = (vs: Value[]): boolean => {
+    for (const v of vs) {
+      if (v === null || v === undefined) continue;
+      if (Array.isArray(v)) {
+        if (!walk(v)) return false;
+      } else if (v instanceof JsonText) seen = true;
+      else return false;
+    }
+    return true;
+  };
+  return walk(values) && seen;
+}
+
+function preview(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 }
 
 const TEXT = new TextEncoder();
@@ -284,8 +463,8 @@ function describe(v: Value): string {
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
-function reject(f: FieldSchema, row: number, problem: string): IngestError {
+function reject(f: FieldSchema, row: number, problem: string, reason?: string): IngestError {
   return new IngestError('row_rejected', `Parquet row ${row}, column "${f.name}" ${problem}`, {
-    details: { row, column: f.name, type: f.type },
+    details: { row, column: f.name, type: f.type, ...(reason ? { reason } : {}) },
   });
 }

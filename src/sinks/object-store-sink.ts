@@ -6,6 +6,7 @@ import type { ImportRequest, ImportResult, SinkEndpoint } from '../contracts/sin
 import { FIELD_TYPES, type FieldType, type RecordSchema, type Row } from '../contracts/values.js';
 import { configInvalid } from '../errors/config-invalid.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { listShapeOf, type ParquetArrayEncoding } from '../parquet/parquet-schema.js';
 import { throwIfAborted } from '../util/abort.js';
 import { loadOptionalPeer } from '../util/optional-peer.js';
 import {
@@ -34,6 +35,21 @@ export interface ObjectStoreSinkParquetOptions {
   compression?: 'snappy' | 'uncompressed';
   /** Column types; overrides the staged schema. Without either, types are inferred from the first row group. */
   schema?: RecordSchema;
+  /**
+   * How array columns (type `json` with `logical.element`: PostgreSQL `integer[]`, `text[]`, …) are written:
+   * - `'list'`: a Parquet LIST of the element's type (DuckDB reads `INTEGER[]`, `DECIMAL(12,2)[]`), one nested LIST per
+   *   `logical.dimensions` (else 1). A value the LIST cannot hold — other dimensions, ragged, a non-default lower
+   *   bound (PostgreSQL array text) — is refused with `row_rejected` naming column, slice and row;
+   * - `'json'`: JSON text (converted type JSON), the form of files written before LISTs; every value fits.
+   *
+   * Unset, each column keeps the encoding the unit's files already have: `_SUCCESS` records it per column, and the
+   * newest run the `_CURRENT` pointer names decides (a run written before LISTs existed wrote every array as JSON).
+   * A column new to the dataset — or every column of a new dataset — gets `'list'`. So appending to an existing
+   * dataset never mixes JSON and LIST files for one column (readers that union files by name would fail); set
+   * `'list'` with `replace` to move a dataset to LISTs.
+   * @defaultValue `'list'` for new datasets and new columns; an existing column keeps its recorded encoding
+   */
+  arrays?: 'list' | 'json';
 }
 
 /** Options of {@link ObjectStoreSink}. @public */
@@ -80,6 +96,7 @@ export const objectStoreSinkConfigSchema: z.ZodType<ObjectStoreSinkConfig> = z
         rowGroupSize: z.number().int().positive().optional(),
         compression: z.enum(['snappy', 'uncompressed']).optional(),
         schema: z.object({ fields: z.array(fieldSchema), primaryKey: z.array(z.string()).optional() }).optional(),
+        arrays: z.enum(['list', 'json'], { error: "Expected `parquet.arrays` to be 'list' or 'json'" }).optional(),
       })
       .strict()
       .optional(),
@@ -194,12 +211,13 @@ export class ObjectStoreSink implements SinkEndpoint {
     const files: Array<{ key: string; slice: number; rows: number }> = [];
     let rowsImported = 0;
     try {
+      const arrays = format === 'parquet' ? await this.#arrayEncodings(req, ctx) : undefined;
       for (const slice of req.slices) {
         throwIfAborted(ctx.signal, `import of ${where}`);
         const key = `${runDir}/part-${String(slice.index).padStart(5, '0')}.${ext}`;
         const counter = { rows: 0 };
         const batches = counted(slice.reader.iterBatches(this.#config.chunkSize ?? 10_000), counter, ctx.signal);
-        const body = await this.#encode(batches, req.schema);
+        const body = sliceRejections(await this.#encode(batches, req.schema, arrays?.columns), slice.index, req, ctx);
         await this.#store.put(key, body, {
           contentType,
           metadata: { runid: ctx.runId, slice: String(slice.index) },
@@ -219,6 +237,8 @@ export class ObjectStoreSink implements SinkEndpoint {
         files,
         completedAt: at,
         ...(req.schema ? { schema: req.schema } : {}),
+        // how each array column is encoded, the columns of earlier runs included: the next run keeps it
+        ...(arrays ? { parquet: { arrays: arrays.record } } : {}),
       };
       await this.#store.put(`${runDir}/_SUCCESS`, json(success), {
         contentType: 'application/json',
@@ -255,7 +275,59 @@ export class ObjectStoreSink implements SinkEndpoint {
     }
   }
 
-  async #encode(batches: AsyncIterable<Row[]>, staged: RecordSchema | undefined): Promise<AsyncIterable<Uint8Array>> {
+  /**
+   * The encoding of every array column of this run: `parquet.arrays` when set, else the one the newest run of the
+   * unit's pointer recorded, else `'list'`; and the record for this run's `_SUCCESS` (earlier columns carried over).
+   */
+  async #arrayEncodings(
+    req: ImportRequest,
+    ctx: IngestionContext,
+  ): Promise<{ columns: Record<string, ParquetArrayEncoding>; record: Record<string, ParquetArrayEncoding> }> {
+    const schema = this.#config.parquet?.schema ?? req.schema;
+    const arrays = (schema?.fields ?? []).filter((f) => listShapeOf(f) !== undefined).map((f) => f.name);
+    const previous = await this.#recordedArrays(req.unitId, ctx);
+    const asked = this.#config.parquet?.arrays;
+    const columns: Record<string, ParquetArrayEncoding> = {};
+    for (const name of arrays)
+      columns[name] = asked ?? previous.columns[name] ?? (previous.legacy(name) ? 'json' : 'list');
+    return { columns, record: { ...previous.columns, ...columns } };
+  }
+
+  /**
+   * What the newest run of the unit's pointer recorded about its array columns. A Parquet run written before LISTs
+   * existed recorded nothing and wrote every array as JSON: its array columns (every column, when it recorded no
+   * schema) count as `'json'`.
+   */
+  async #recordedArrays(
+    unitId: string,
+    ctx: IngestionContext,
+  ): Promise<{ columns: Record<string, ParquetArrayEncoding>; legacy: (column: string) => boolean }> {
+    const none = { columns: {}, legacy: () => false };
+    const pointer = await readJsonObject<ObjectStorePointer>(this.#store, this.pointerKey(unitId), ctx.signal);
+    const last = pointer?.format === 'parquet' ? pointer.runs.at(-1) : undefined;
+    if (!last) return none;
+    const success = await readJsonObject<{ schema?: RecordSchema; parquet?: { arrays?: unknown } }>(
+      this.#store,
+      `${last.dir}/_SUCCESS`,
+      ctx.signal,
+    );
+    const recorded = success?.parquet?.arrays;
+    if (recorded && typeof recorded === 'object') {
+      const columns: Record<string, ParquetArrayEncoding> = {};
+      for (const [name, enc] of Object.entries(recorded)) if (enc === 'list' || enc === 'json') columns[name] = enc;
+      return { columns, legacy: () => false };
+    }
+    const fields = success?.schema?.fields;
+    if (!Array.isArray(fields)) return { columns: {}, legacy: () => true };
+    const earlier = new Set(fields.filter((f) => f?.type === 'json').map((f) => f.name));
+    return { columns: {}, legacy: (name) => earlier.has(name) };
+  }
+
+  async #encode(
+    batches: AsyncIterable<Row[]>,
+    staged: RecordSchema | undefined,
+    arrays: Record<string, ParquetArrayEncoding> | undefined,
+  ): Promise<AsyncIterable<Uint8Array>> {
     switch (this.#config.format) {
       case 'ndjson':
         return formatNdjson(batches);
@@ -273,6 +345,7 @@ export class ObjectStoreSink implements SinkEndpoint {
           rowGroupSize: p.rowGroupSize,
           compression: p.compression,
           schema: p.schema ?? staged,
+          ...(arrays ? { arrays } : {}),
         });
       }
     }
@@ -308,6 +381,24 @@ function keySegment(id: string): string {
 
 function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A row the encoder refuses, named with its slice, unit and run (the encoder knows only the row and column). */
+async function* sliceRejections(
+  body: AsyncIterable<Uint8Array>,
+  slice: number,
+  req: ImportRequest,
+  ctx: IngestionContext,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (err) {
+    if (!IngestError.is(err, 'row_rejected')) throw err;
+    throw new IngestError('row_rejected', `${err.message} (slice ${slice} of unit ${req.unitId}, run ${ctx.runId})`, {
+      cause: err,
+      details: { ...err.details, slice, unitId: req.unitId, runId: ctx.runId },
+    });
+  }
 }
 
 async function* counted(

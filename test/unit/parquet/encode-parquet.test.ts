@@ -175,3 +175,201 @@ describe('encodeParquet', () => {
     expect(Number(parquetMetadata(file).num_rows)).toBe(0);
   });
 });
+
+describe('encodeParquet: arrays as Parquet LIST', () => {
+  const schema: RecordSchema = {
+    fields: [
+      { name: 'i', type: 'json', nullable: true, logical: { element: 'int32' } },
+      {
+        name: 'n',
+        type: 'json',
+        nullable: true,
+        logical: { element: 'decimal', elementLogical: { precision: 12, scale: 2 } },
+      },
+      { name: 't', type: 'json', nullable: false, logical: { element: 'string' } },
+      { name: 'm', type: 'json', nullable: true, logical: { element: 'int64', dimensions: 2 } },
+      { name: 'j', type: 'json', nullable: true, logical: { element: 'json' } },
+      {
+        name: 'ts',
+        type: 'json',
+        nullable: true,
+        logical: { element: 'timestamp', elementLogical: { withTimeZone: false } },
+      },
+      { name: 'u', type: 'json', nullable: true, logical: { element: 'uuid' } },
+      { name: 'plain', type: 'json', nullable: true },
+    ],
+  };
+  const schemaOf = async (file: ArrayBuffer) =>
+    parquetMetadata(file).schema.map((e) => [
+      e.name,
+      e.repetition_type,
+      e.type ?? e.converted_type,
+      e.logical_type?.type ?? null,
+      e.num_children ?? null,
+    ]);
+
+  it('writes the standard 3-level LIST of the element type, nested per dimension', async () => {
+    const { file } = await encode([[{ i: [1], t: [] }]], { schema });
+    expect(await schemaOf(file)).toEqual([
+      ['root', undefined, undefined, null, 8],
+      ['i', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'INT32', null, null],
+      ['n', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'INT64', 'DECIMAL', null],
+      ['t', 'REQUIRED', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'BYTE_ARRAY', null, null],
+      ['m', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'REQUIRED', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'INT64', null, null],
+      ['j', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'BYTE_ARRAY', 'JSON', null],
+      ['ts', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'INT64', 'TIMESTAMP', null],
+      ['u', 'OPTIONAL', 'LIST', 'LIST', 1],
+      ['list', 'REPEATED', undefined, null, 1],
+      ['element', 'OPTIONAL', 'FIXED_LEN_BYTE_ARRAY', 'UUID', null],
+      // no element type: JSON text as before
+      ['plain', 'OPTIONAL', 'BYTE_ARRAY', null, null],
+    ]);
+    const meta = parquetMetadata(file).schema;
+    expect(meta.find((e) => e.name === 'element' && e.logical_type?.type === 'JSON')?.converted_type).toBe('JSON');
+    expect(meta.find((e) => e.name === 'plain')?.converted_type).toBe('JSON');
+    expect(meta.find((e) => e.logical_type?.type === 'DECIMAL')).toMatchObject({ precision: 12, scale: 2 });
+    expect(meta.find((e) => e.logical_type?.type === 'TIMESTAMP')?.logical_type).toEqual({
+      type: 'TIMESTAMP',
+      isAdjustedToUTC: false,
+      unit: 'MICROS',
+    });
+  });
+
+  it('keeps NULL elements, empty arrays and NULL arrays apart, and the values exact', async () => {
+    const rows: Row[] = [
+      {
+        i: [1, null, -3],
+        n: ['1.50', null, '-9999999999.99'],
+        t: ['a', null, '', 'NULL'],
+        m: [
+          [1n, 9223372036854775807n],
+          [null, -1n],
+        ],
+        j: [new JsonText('{"a": 1.50}'), null, new JsonText('12345678901234567890123')],
+        ts: [Timestamp.parse('2024-01-01 00:00:00.000001'), null],
+        u: ['123e4567-e89b-12d3-a456-426614174000', null],
+        plain: [1, 2],
+      },
+      { i: [], n: [], t: [], m: [], j: [], ts: [], u: [], plain: [] },
+      { i: null, n: null, t: [null], m: null, j: null, ts: null, u: null, plain: null },
+    ];
+    const { file } = await encode([rows], { schema });
+    const back = await parquetReadObjects({
+      file,
+      utf8: true,
+      parsers: {
+        timestampFromMicroseconds: (us: bigint) => us,
+        jsonFromBytes: (b: Uint8Array) => new TextDecoder().decode(b),
+        stringFromBytes: (b: Uint8Array | undefined) => (b === undefined ? b : new TextDecoder().decode(b)),
+      },
+    });
+    expect(back.map((r) => r.i)).toEqual([[1, null, -3], [], null]);
+    expect(back.map((r) => r.n)).toEqual([[1.5, null, -9999999999.99], [], null]);
+    expect(back.map((r) => r.t)).toEqual([['a', null, '', 'NULL'], [], [null]]);
+    expect(back.map((r) => r.m)).toEqual([
+      [
+        [1n, 9223372036854775807n],
+        [null, -1n],
+      ],
+      [],
+      null,
+    ]);
+    expect(back.map((r) => r.j)).toEqual([['{"a": 1.50}', null, '12345678901234567890123'], [], null]);
+    expect(back.map((r) => r.ts)).toEqual([
+      [Timestamp.parse('2024-01-01 00:00:00.000001').epochMicros, null],
+      [],
+      null,
+    ]);
+    expect(back[0]!.u).toHaveLength(2);
+    expect(back.map((r) => r.plain)).toEqual(['[1,2]', '[]', null]);
+  });
+
+  it("writes JSON text with arrays: 'json', for every column or by name", async () => {
+    const rows: Row[] = [{ i: [1, null], t: ['a'], n: ['1.50'] }];
+    const all = await encode([rows], { schema, arrays: 'json' });
+    const meta = parquetMetadata(all.file).schema;
+    expect(meta.filter((e) => e.converted_type === 'LIST')).toEqual([]);
+    expect(meta.find((e) => e.name === 'i')).toMatchObject({ type: 'BYTE_ARRAY', converted_type: 'JSON' });
+    expect((await parquetReadObjects({ file: all.file })).map((r) => [r.i, r.t])).toEqual([[[1, null], ['a']]]);
+    const some = await encode([rows], { schema, arrays: { i: 'json' } });
+    const names = parquetMetadata(some.file)
+      .schema.filter((e) => e.converted_type === 'LIST')
+      .map((e) => e.name);
+    expect(names).toEqual(['n', 't', 'm', 'element', 'j', 'ts', 'u']);
+  });
+
+  it('refuses a value the LIST cannot hold, naming row, column and the way out', async () => {
+    const bad: Array<[Row, RegExp]> = [
+      [{ i: '[0:1]={1,2}' }, /row 0, column "i" is PostgreSQL array text \("\[0:1\]=\{1,2\}"/],
+      [{ i: [[1], [2]] }, /column "i" has more than 1 dimension at \[0\]/],
+      [{ i: [1, [2]] }, /column "i" has more than 1 dimension at \[1\]/],
+      [{ m: [1n, 2n] }, /column "m" has 1 dimension at \[0\] where the column's LIST has 2/],
+      [{ m: [[1n], [2n, 3n]] }, /column "m" is ragged: the sub-array at \[1\] has 2 elements where another has 1/],
+      [{ m: [[1n], null] }, /column "m" has 1 dimension at \[1\]/],
+      [{ j: [[new JsonText('1')], [null]] }, /column "j" has more than 1 dimension at \[0\]/],
+      [{ i: [1, 'x'] }, /column "i" element \[1\] is a string, not int32/],
+      [{ n: ['1.005'] }, /column "n" element \[0\] is "1.005", which DECIMAL\(12,2\) cannot hold exactly/],
+      [{ u: ['nope'] }, /column "u" element \[0\] is a string, not uuid/],
+      [{ i: { a: 1 } }, /column "i" is an object, not an array/],
+      [{ t: null }, /column "t" is null but the field is not nullable/],
+    ];
+    for (const [row, message] of bad) {
+      const err = await encode([[{ t: [], ...row }]], { schema }).catch((e) => e);
+      expect(
+        err,
+        JSON.stringify(row, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+      ).toMatchObject({
+        code: 'row_rejected',
+        message: expect.stringMatching(message),
+      });
+      expect(err.details).toMatchObject({ row: 0, column: Object.keys(row)[0] });
+      if (!/not nullable|element/.test(err.message)) expect(err.message).toContain("arrays: 'json'");
+    }
+    // plain JSON values in a json[] column (not every leaf JsonText) are elements, not dimensions
+    const { file } = await encode([[{ t: [], j: [[1, 2], { a: [3] }] }]], { schema });
+    const [back] = await parquetReadObjects({
+      file,
+      utf8: true,
+      parsers: { jsonFromBytes: (b: Uint8Array) => new TextDecoder().decode(b) },
+    });
+    expect(back!.j).toEqual(['[1,2]', '{"a":[3]}']);
+    // as JSON text, the same arrays are written
+    const asJson: Row[] = [
+      { t: [], i: '[0:1]={1,2}' },
+      { t: [], i: [[1], [2]] },
+      { t: [], m: [[1n], [2n, 3n]] },
+    ];
+    const json = await encode([asJson], { schema, arrays: 'json' });
+    expect((await parquetReadObjects({ file: json.file })).map((r) => r.i)).toEqual(['[0:1]={1,2}', [[1], [2]], null]);
+  });
+
+  it('keeps box[] arrays (always staged as PostgreSQL array text) as JSON text', async () => {
+    const box: RecordSchema = {
+      fields: [
+        {
+          name: 'b',
+          type: 'json',
+          nullable: true,
+          logical: { element: 'string' },
+          native: { dialect: 'postgres', type: 'box[]' },
+        },
+      ],
+    };
+    const { file } = await encode([[{ b: '{(1,1),(0,0);(2,2),(1,1)}' }]], { schema: box });
+    expect(parquetMetadata(file).schema.find((e) => e.name === 'b')).toMatchObject({ converted_type: 'JSON' });
+  });
+});
