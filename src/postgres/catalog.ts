@@ -27,6 +27,8 @@ export interface ColumnInfo extends PgTypeInfo {
   identity?: 'always' | 'by default';
   /** The column has a default or is an identity column (a target's own column: schema evolution leaves it alone). */
   hasDefault?: boolean;
+  /** An array column's declared dimensions (pg_attribute.attndims: `integer[][]` → 2); PostgreSQL does not enforce them. */
+  dimensions?: number;
 }
 
 /** A table or view with its columns, primary key and row estimate. */
@@ -62,7 +64,7 @@ SELECT a.attrelid::int8::text AS relid, a.attname AS name, bt.oid::int AS typid,
        format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
        format_type(a.atttypid, a.atttypmod) AS declared, format_type(bt.oid, NULL) AS basetype,
        et.typcategory AS elemcategory, a.attgenerated::text AS generated, a.attidentity::text AS identity,
-       a.atthasdef OR a.attidentity <> '' AS hasdefault,
+       a.atthasdef OR a.attidentity <> '' AS hasdefault, a.attndims::int AS ndims,
        CASE WHEN ut.typnamespace = 'pg_catalog'::regnamespace THEN format_type(a.atttypid, a.atttypmod)
             ELSE quote_ident(un.nspname) || '.' || quote_ident(ut.typname)
                  || CASE WHEN ut.oid <> t.oid THEN repeat('[]', greatest(a.attndims, 1)) ELSE '' END
@@ -122,6 +124,7 @@ async function describe(db: Queryable, rels: any[]): Promise<TableInfo[]> {
       elemcategory: c.elemcategory,
       hasDefault: c.hasdefault === true,
     };
+    if (c.ndims > 1) column.dimensions = c.ndims;
     if (c.generated === 's') column.generated = 'STORED';
     if (c.identity === 'a' || c.identity === 'd') column.identity = c.identity === 'a' ? 'always' : 'by default';
     byRel.get(c.relid)?.columns.push(column);
@@ -158,6 +161,8 @@ export function fieldSchema(c: ColumnInfo): FieldSchema {
     const elemFormatted = formatted.replace(/(\[\])+$/, '');
     const element = pgTypeToFieldType({ typname: c.elemname ?? '', typcategory: c.elemcategory ?? '' });
     logical = { element };
+    // declared `integer[][]`: a hint for targets with fixed nesting (Parquet LIST), not enforced by PostgreSQL
+    if (c.dimensions && c.dimensions > 1) logical.dimensions = c.dimensions;
     const details = pgLogicalType(elemFormatted);
     if (Object.keys(details).length) logical.elementLogical = details;
   } else {

@@ -123,8 +123,12 @@ export function typeChange(a: FieldSchema, b: FieldSchema): TypeChangeKind | und
   return crossChange(a, b);
 }
 
+/**
+ * Declared array dimensions are left out: PostgreSQL does not enforce them (an `integer[]` column may hold
+ * `{{1},{2}}`), and a source that starts to report them (`integer[][]` → 2) has not changed its column.
+ */
 function sameLogical(a: LogicalType | undefined, b: LogicalType | undefined): boolean {
-  return canonical(a ?? {}) === canonical(b ?? {});
+  return canonical({ ...a, dimensions: undefined }) === canonical({ ...b, dimensions: undefined });
 }
 
 function canonical(v: unknown): string {
@@ -156,7 +160,7 @@ function combine(moves: Array<-1 | 0 | 1>): TypeChangeKind | undefined {
 
 function logicalChange(type: FieldSchema['type'], a: LogicalType, b: LogicalType): TypeChangeKind | undefined {
   if (!!a.withTimeZone !== !!b.withTimeZone) return 'typeChanged';
-  if (a.element !== b.element || (a.dimensions ?? 0) !== (b.dimensions ?? 0)) return 'typeChanged';
+  if (a.element !== b.element) return 'typeChanged';
   switch (type) {
     case 'string':
     case 'binary': {

@@ -68,6 +68,14 @@ describe('sqlTypeChange', () => {
 });
 
 describe('diffSchemas', () => {
+  it('ignores declared array dimensions (not enforced by PostgreSQL) but not the element type', () => {
+    const one = f('a', 'json', { logical: { element: 'int32' }, ...pg('integer[]') });
+    const two = f('a', 'json', { logical: { element: 'int32', dimensions: 2 }, ...pg('integer[]') });
+    expect(hasChanges(diffSchemas(s(one), s(two)))).toBe(false);
+    expect(hasChanges(diffSchemas(s(two), s(one)))).toBe(false);
+    const text = f('a', 'json', { logical: { element: 'string' }, ...pg('text[]') });
+    expect(diffSchemas(s(one), s(text)).typeChanged.map((c) => c.name)).toEqual(['a']);
+  });
   it('finds added, dropped, widened, narrowed, changed and nullability', () => {
     const before = s(
       f('id', 'int32', { nullable: false, ...pg('integer') }),
