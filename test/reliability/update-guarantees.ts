@@ -195,6 +195,9 @@ function writeFigures(lines: string[]): void {
   const j = text.indexOf(end);
   if (i < 0 || j < i) throw new Error(`docs/guarantees.md has no ${start} … ${end} section`);
   writeFileSync(doc, `${text.slice(0, i + start.length)}\n${lines.join('\n')}\n${text.slice(j)}`);
+  // formatted with the project's Biome settings, so `npm test` (which runs `biome ci`) stays green after a soak
+  const fmt = spawnSync('npx', ['biome', 'format', '--write', doc], { stdio: 'ignore' });
+  if (fmt.status !== 0) console.warn(`could not format ${doc} with biome (exit ${fmt.status})`);
 }
 
 const argv = process.argv.slice(2);
