@@ -1,7 +1,7 @@
 import type { FieldSchema, FieldType, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { stringifyJsonExact } from '../values/json-exact.js';
-import { JsonText } from '../values/json-text.js';
+import { JsonText, jsonTextLeaves } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
 
 /** A Parquet schema element as hyparquet-writer takes it (structural, to keep the library's types out of ours). */
@@ -416,22 +416,6 @@ function convertList(v: Value, f: FieldSchema, list: ListShape, row: number): un
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
-
-/** Whether every leaf of nested arrays is a `JsonText` or null, with at least one `JsonText`. */
-function jsonTextLeaves(values: Value[]): boolean {
-  let seen = false;
-  const walk = (vs: Value[]): boolean => {
-    for (const v of vs) {
-      if (v === null || v === undefined) continue;
-      if (Array.isArray(v)) {
-        if (!walk(v)) return false;
-      } else if (v instanceof JsonText) seen = true;
-      else return false;
-    }
-    return true;
-  };
-  return walk(values) && seen;
-}
 
 function preview(text: string): string {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);

@@ -4,6 +4,7 @@ import { pgText } from '../codecs/timestamp-text.js';
 import type { RowCounter } from '../contracts/staging.js';
 import type { FieldSchema, RecordSchema, Row, Value } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
+import { jsonTextLeaves } from '../values/json-text.js';
 import { Timestamp } from '../values/timestamp.js';
 import { JsonText, stringifyJsonExact } from '../values/value.js';
 import { createTypeParsers, parseArrayLiteral } from './type-mapping.js';
@@ -81,22 +82,6 @@ function arrayOut(values: Value[], elem: ColumnKind, dimensions: boolean): strin
       : s;
   });
   return `{${parts.join(',')}}`;
-}
-
-/** Whether every leaf of nested arrays is a `JsonText` or null, with at least one `JsonText`. */
-function jsonTextLeaves(values: Value[]): boolean {
-  let seen = false;
-  const walk = (vs: Value[]): boolean => {
-    for (const v of vs) {
-      if (v === null || v === undefined) continue;
-      if (Array.isArray(v)) {
-        if (!walk(v)) return false;
-      } else if (v instanceof JsonText) seen = true;
-      else return false;
-    }
-    return true;
-  };
-  return walk(values) && seen;
 }
 
 /**
