@@ -52,35 +52,57 @@ const COLS: Record<string, [string, string, Array<string | null>]> = {
 };
 const NAMES = Object.keys(COLS);
 
+/** A table in the test schema with the rows of `cols` (id 1…n); its unit id. */
+async function table(name: string, cols: Record<string, [string, string, Array<string | null>]>): Promise<string> {
+  const names = Object.keys(cols);
+  await pg.query(
+    `CREATE TABLE "${pg.schema}".${name} (id integer PRIMARY KEY, ${names.map((c) => `${c} ${cols[c]![0]}`).join(', ')})`,
+  );
+  const n = cols[names[0]!]![2].length;
+  for (let i = 0; i < n; i++)
+    await pg.query(
+      `INSERT INTO "${pg.schema}".${name} VALUES (${i + 1}, ${names.map((_, j) => `$${j + 1}`).join(', ')})`,
+      names.map((c) => cols[c]![2][i]),
+    );
+  return `${pg.schema}.${name}`;
+}
+function run(
+  unitId: string,
+  root: string,
+  opts: { parquet?: ObjectStoreSinkParquetOptions; disposition?: 'append' | 'replace'; runId?: string } = {},
+  staging: 'memory' | 'ndjson' = 'memory',
+) {
+  return runUnit({
+    source: new PostgresSource({ pool: pg.newPool() }),
+    sink: new ObjectStoreSink({
+      store: new FileSystemObjectStore({ root }),
+      format: 'parquet',
+      prefix: 'lake',
+      ...(opts.parquet ? { parquet: opts.parquet } : {}),
+    }),
+    staging:
+      staging === 'memory'
+        ? new MemoryStagingProvider()
+        : new ObjectStoreStagingProvider({
+            store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'pqduck-staging-')) }),
+            codec: 'ndjson',
+          }),
+    kv: new MemoryKvStore(),
+    unit: { vendor: 'postgres', endpointId: 'pq', unitId },
+    mode: 'full',
+    ...(opts.disposition ? { disposition: opts.disposition } : {}),
+    ...(opts.runId ? { runId: opts.runId } : {}),
+  });
+}
+
 describe('Parquet written by the object-store sink, read by DuckDB', () => {
   it.each(['memory', 'ndjson'] as const)(
     'has the logical types, REQUIRED for NOT NULL, and PostgreSQL’s values and sums (%s staging)',
     async (via) => {
       const src = `src_${via}`;
-      await pg.query(
-        `CREATE TABLE "${pg.schema}".${src} (id integer PRIMARY KEY, ${NAMES.map((c) => `${c} ${COLS[c][0]}`).join(', ')})`,
-      );
-      for (let i = 0; i < 4; i++)
-        await pg.query(
-          `INSERT INTO "${pg.schema}".${src} VALUES (${i + 1}, ${NAMES.map((_, j) => `$${j + 1}`).join(', ')})`,
-          NAMES.map((c) => COLS[c][2][i]),
-        );
+      const unitId = await table(src, COLS);
       const root = mkdtempSync(join(tmpdir(), 'pqduck-'));
-      const unitId = `${pg.schema}.${src}`;
-      await runUnit({
-        source: new PostgresSource({ pool: pg.newPool() }),
-        sink: new ObjectStoreSink({ store: new FileSystemObjectStore({ root }), format: 'parquet', prefix: 'lake' }),
-        staging:
-          via === 'memory'
-            ? new MemoryStagingProvider()
-            : new ObjectStoreStagingProvider({
-                store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'pqduck-staging-')) }),
-                codec: 'ndjson',
-              }),
-        kv: new MemoryKvStore(),
-        unit: { vendor: 'postgres', endpointId: 'pq', unitId },
-        mode: 'full',
-      });
+      await run(unitId, root, {}, via);
       const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.parquet'));
       expect(files.length).toBe(1);
       const file = join(root, files[0]).replace(/'/g, "''");
@@ -158,47 +180,6 @@ describe('arrays in Parquet written by the object-store sink, read by DuckDB', (
     } finally {
       con.closeSync();
     }
-  }
-  async function table(name: string, cols: Record<string, [string, string, Array<string | null>]>): Promise<string> {
-    const names = Object.keys(cols);
-    await pg.query(
-      `CREATE TABLE "${pg.schema}".${name} (id integer PRIMARY KEY, ${names.map((c) => `${c} ${cols[c]![0]}`).join(', ')})`,
-    );
-    const n = cols[names[0]!]![2].length;
-    for (let i = 0; i < n; i++)
-      await pg.query(
-        `INSERT INTO "${pg.schema}".${name} VALUES (${i + 1}, ${names.map((_, j) => `$${j + 1}`).join(', ')})`,
-        names.map((c) => cols[c]![2][i]),
-      );
-    return `${pg.schema}.${name}`;
-  }
-  function run(
-    unitId: string,
-    root: string,
-    opts: { parquet?: ObjectStoreSinkParquetOptions; disposition?: 'append' | 'replace'; runId?: string } = {},
-    staging: 'memory' | 'ndjson' = 'memory',
-  ) {
-    return runUnit({
-      source: new PostgresSource({ pool: pg.newPool() }),
-      sink: new ObjectStoreSink({
-        store: new FileSystemObjectStore({ root }),
-        format: 'parquet',
-        prefix: 'lake',
-        ...(opts.parquet ? { parquet: opts.parquet } : {}),
-      }),
-      staging:
-        staging === 'memory'
-          ? new MemoryStagingProvider()
-          : new ObjectStoreStagingProvider({
-              store: new FileSystemObjectStore({ root: mkdtempSync(join(tmpdir(), 'pqduck-staging-')) }),
-              codec: 'ndjson',
-            }),
-      kv: new MemoryKvStore(),
-      unit: { vendor: 'postgres', endpointId: 'pq', unitId },
-      mode: 'full',
-      ...(opts.disposition ? { disposition: opts.disposition } : {}),
-      ...(opts.runId ? { runId: opts.runId } : {}),
-    });
   }
   it.each(['memory', 'ndjson'] as const)(
     'writes LISTs DuckDB reads as typed lists with PostgreSQL’s elements, NULLs, empties and sums (%s staging)',
