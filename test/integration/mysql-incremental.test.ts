@@ -7,6 +7,7 @@ import { IngestError, MemoryKvStore, MemoryStagingProvider, type Row, runUnit } 
 import { MySqlSink, MySqlSource } from '../../src/mysql/index.js';
 import { MemorySink, testContext } from '../../src/testing/index.js';
 import { useMySql } from '../helpers/mysql.js';
+import { stageInMemory } from '../helpers/staged.js';
 
 const env = useMySql('inc');
 
@@ -155,17 +156,8 @@ describe('MySqlSource incremental boundaries', () => {
 
 describe('MySqlSink boundaries', () => {
   const stageAndImport = async (sink: MySqlSink, unitId: string, rows: Row[], slices = 1) => {
-    const staging = new MemoryStagingProvider();
     const ctx = testContext({ unitId, runId: `r-${Math.random().toString(36).slice(2)}` });
-    const session = await staging.allocateSession(ctx);
-    const per = Math.ceil(rows.length / slices);
-    for (let i = 0; i < slices; i++) {
-      const w = session.writer({ slice: i });
-      await w.writeBatch(rows.slice(i * per, (i + 1) * per));
-      await w.close();
-    }
-    await session.seal();
-    const desc = await session.describe();
+    const { session, desc } = await stageInMemory(ctx, rows, slices);
     return sink.import(
       {
         unitId,

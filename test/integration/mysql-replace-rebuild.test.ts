@@ -10,11 +10,11 @@
 import type mysql from 'mysql2';
 import { describe, expect, it } from 'vitest';
 import type { ImportRequest, Row, SchemaDiff } from '../../src/index.js';
-import { MemoryStagingProvider } from '../../src/index.js';
 import { MySqlSink } from '../../src/mysql/index.js';
 import { rebuildLockName, rebuildTableName } from '../../src/mysql/swap.js';
 import { testContext } from '../../src/testing/index.js';
 import { useMySql } from '../helpers/mysql.js';
+import { stageInMemory } from '../helpers/staged.js';
 
 const my = useMySql('myrebuild');
 
@@ -42,17 +42,8 @@ const rowsOf = (n: number, tag: string): Row[] =>
 
 /** `rows` staged as `slices` slices of run `runId`; `req()` the replace request with the diff. */
 async function stage(rows: Row[], runId: string, slices: number) {
-  const staging = new MemoryStagingProvider();
   const ctx = testContext({ unitId: 'x.items', runId });
-  const session = await staging.allocateSession(ctx);
-  const per = Math.ceil(rows.length / slices);
-  for (let i = 0; i < slices; i++) {
-    const w = session.writer({ slice: i, schema: SCHEMA });
-    await w.writeBatch(rows.slice(i * per, (i + 1) * per));
-    await w.close();
-  }
-  await session.seal();
-  const desc = await session.describe();
+  const { session, desc } = await stageInMemory(ctx, rows, slices, SCHEMA);
   return {
     ctx,
     req: (): ImportRequest => ({

@@ -5,6 +5,7 @@ import { checkpointKey, IngestError, MemoryKvStore, MemoryStagingProvider, runUn
 import { PostgresSink, PostgresSource } from '../../src/postgres/index.js';
 import { testContext } from '../../src/testing/index.js';
 import { usePostgres } from '../helpers/pg.js';
+import { stageInMemory } from '../helpers/staged.js';
 
 const env = usePostgres('ledger');
 
@@ -82,10 +83,7 @@ describe('PostgresSink ledger: exactly-once per (run, slice)', () => {
   });
 
   const stage = async (rows: Row[], runId: string, slices: number) => {
-    const staging = new MemoryStagingProvider();
     const ctx = testContext({ unitId: 'x.items', runId });
-    const session = await staging.allocateSession(ctx);
-    const per = Math.ceil(rows.length / slices);
     const schema = {
       fields: [
         { name: 'id', type: 'int64' as const, nullable: false },
@@ -93,13 +91,7 @@ describe('PostgresSink ledger: exactly-once per (run, slice)', () => {
       ],
       primaryKey: ['id'],
     };
-    for (let i = 0; i < slices; i++) {
-      const w = session.writer({ slice: i, schema });
-      await w.writeBatch(rows.slice(i * per, (i + 1) * per));
-      await w.close();
-    }
-    await session.seal();
-    const desc = await session.describe();
+    const { session, desc } = await stageInMemory(ctx, rows, slices, schema);
     return {
       ctx,
       req: (disposition: 'append' | 'replace' | 'merge') => ({
