@@ -276,12 +276,17 @@ export function toColumns(
   return columns;
 }
 
+/** A list element's position for a message (built when one is thrown, not per element). */
+function at(element: { path: string; index: number } | undefined): string {
+  return element ? `element ${element.path}[${element.index}] ` : '';
+}
+
 function convertValue(
   v: Value | undefined,
   f: FieldSchema,
   row: number,
   exactJson: ReadonlySet<string>,
-  at = '',
+  element?: { path: string; index: number },
 ): unknown {
   if (v === null || v === undefined) {
     if (!f.nullable) throw reject(f, row, 'is null but the field is not nullable');
@@ -300,7 +305,7 @@ function convertValue(
       throw reject(
         f,
         row,
-        `${at}is ${JSON.stringify(String(v))}, which DECIMAL(${d.precision},${d.scale}) cannot hold exactly`,
+        `${at(element)}is ${JSON.stringify(String(v))}, which DECIMAL(${d.precision},${d.scale}) cannot hold exactly`,
       );
     }
     case 'uuid':
@@ -343,7 +348,7 @@ function convertValue(
       if (v instanceof Uint8Array) return v;
       break;
   }
-  throw reject(f, row, `${at}is ${describe(v)}, not ${f.type}`);
+  throw reject(f, row, `${at(element)}is ${describe(v)}, not ${f.type}`);
 }
 
 /** The way out named by every LIST refusal. */
@@ -382,24 +387,25 @@ function convertList(v: Value, f: FieldSchema, list: ListShape, row: number): un
         'ragged',
       );
     const out = new Array(arr.length);
+    const position = { path, index: 0 };
     for (let i = 0; i < arr.length; i++) {
       const item = arr[i];
-      const here = `${path}[${i}]`;
+      position.index = i;
       if (depth < list.dimensions) {
         if (!Array.isArray(item))
           throw reject(
             f,
             row,
-            `has ${depth} dimension${depth === 1 ? '' : 's'} at ${here} where the column's LIST has ` +
+            `has ${depth} dimension${depth === 1 ? '' : 's'} at ${path}[${i}] where the column's LIST has ` +
               `${list.dimensions}; ${LIST_WAY_OUT}`,
             'dimensions',
           );
-        out[i] = walk(item, depth + 1, here);
+        out[i] = walk(item, depth + 1, `${path}[${i}]`);
       } else if (Array.isArray(item) && (list.element !== 'json' || jsonDimensions)) {
         throw reject(
           f,
           row,
-          `has more than ${list.dimensions} dimension${list.dimensions === 1 ? '' : 's'} at ${here}; ${LIST_WAY_OUT}`,
+          `has more than ${list.dimensions} dimension${list.dimensions === 1 ? '' : 's'} at ${path}[${i}]; ${LIST_WAY_OUT}`,
           'dimensions',
         );
       } else if (item === null || item === undefined) {
@@ -407,7 +413,7 @@ function convertList(v: Value, f: FieldSchema, list: ListShape, row: number): un
       } else if (list.element === 'json') {
         out[i] = TEXT.encode(item instanceof JsonText ? item.text : stringifyJsonExact(item));
       } else {
-        out[i] = convertValue(item, element, row, EMPTY, `element ${here} `);
+        out[i] = convertValue(item, element, row, EMPTY, position);
       }
     }
     return out;
