@@ -74,8 +74,8 @@ export function loadDataRowCounter(): RowCounter {
 /** How a staged field is written in LOAD DATA text: hex digits, binary digits, or text. @internal */
 export type LoadDataEncoding = 'binary' | 'bit' | 'text';
 
-/** The kind of value a staged field holds, from its schema (`native.type` for fields read from MySQL). */
-interface FieldPlan {
+/** The kind of value a staged field holds, from its schema (`native.type` for fields read from MySQL). @internal */
+export interface FieldPlan {
   name: string;
   column: MySqlColumnType & { name: string };
   parse: (text: string) => Value;
@@ -124,7 +124,13 @@ function kindOf(f: FieldSchema): MySqlKind {
   }
 }
 
-function fieldPlans(schema: RecordSchema | undefined, op: string): FieldPlan[] {
+/**
+ * Each staged field's column (its MySQL kind) and the parse of its unescaped text, in the schema's order: what the
+ * row path makes of a `mysql-tsv` field, for transcoders that follow it.
+ * @throws IngestError `config_invalid` without a schema (it gives the column order).
+ * @internal
+ */
+export function loadDataFieldPlans(schema: RecordSchema | undefined, op: string): FieldPlan[] {
   if (!schema?.fields.length)
     throw new IngestError('config_invalid', `The mysql-tsv codec needs a schema to ${op} (it gives the column order)`);
   return schema.fields.map((f) => {
@@ -182,7 +188,7 @@ const GATHER = 64 * 1024;
 
 /** Rows → LOAD DATA text lines, values written as the MySQL sink's row path writes them. */
 async function* encodeLoadData(batches: AsyncIterable<Row[]>, schema?: RecordSchema): AsyncGenerator<Uint8Array> {
-  const plans = fieldPlans(schema, 'encode');
+  const plans = loadDataFieldPlans(schema, 'encode');
   let rowNo = 0;
   let out = '';
   for await (const batch of batches) {
@@ -227,17 +233,25 @@ export async function* decodeLoadData(
   schema?: RecordSchema,
   maxLineBytes = DEFAULT_MAX_TEXT_LINE_BYTES,
 ): AsyncGenerator<Row[]> {
-  const plans = fieldPlans(schema, 'decode');
-  const unescapeField = (raw: string, n: number, column: string) => {
-    try {
-      return unescapeLoadData(raw);
-    } catch (err) {
-      throw textFieldError('LOAD DATA', n, column, err);
-    }
-  };
-  yield* decodeTextLines(bytes, 'LOAD DATA', maxLineBytes, (line, n) =>
-    parseTextRow(line, n, 'LOAD DATA', plans, unescapeField),
-  );
+  yield* decodeTextLines(bytes, 'LOAD DATA', maxLineBytes, loadDataLineParser(loadDataFieldPlans(schema, 'decode')));
+}
+
+function unescapeField(raw: string, n: number, column: string): string {
+  try {
+    return unescapeLoadData(raw);
+  } catch (err) {
+    throw textFieldError('LOAD DATA', n, column, err);
+  }
+}
+
+/**
+ * The row of one LOAD DATA text line (without its newline; `n` its 1-based number), as {@link decodeLoadData} makes
+ * it — for transcoders that send the lines they do not read as bytes through the row path.
+ * @throws IngestError `staging_corrupt` for a line that is not LOAD DATA text of the fields.
+ * @internal
+ */
+export function loadDataLineParser(plans: readonly FieldPlan[]): (line: string, n: number) => Row {
+  return (line, n) => parseTextRow(line, n, 'LOAD DATA', plans, unescapeField);
 }
 
 const UNESCAPED: Record<string, string> = { '0': '\0', n: '\n', r: '\r', t: '\t', b: '\b', Z: '\x1a' };

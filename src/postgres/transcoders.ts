@@ -23,6 +23,8 @@ const IMPORTS: Record<string, () => Promise<ImportTranscoder>> = {
     toCopy: (await arrowPeer(() => import('./arrow-to-csv.js'))).arrowToCopyText,
     format: 'text',
   }),
+  // the MySQL LOAD DATA text of `mySqlLoadDataCodec()` (MariaDB/MySQL → PostgreSQL)
+  'mysql-tsv': async () => ({ toCopy: (await import('./load-data-to-copy.js')).loadDataToCopyText, format: 'text' }),
 };
 
 /** A transcoder module of the Arrow codec: without `apache-arrow` installed, `dependency_missing` (not retryable). */
