@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- mysql [--rows N]` (default 1,000,000): MariaDB → staging → MariaDB, against the server's own
+ * `npm run bench -- mysql [--rows N] [--rounds R]` (default 1,000,000 rows, 3 rounds of the PostgreSQL comparison): MariaDB → staging → MariaDB, against the server's own
  * `SELECT … INTO OUTFILE` + `LOAD DATA INFILE` on the same data.
  *
  * A table (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(12,2), created_at DATETIME(6), tags JSON) is
@@ -11,9 +11,11 @@
  * - baseline, before and after ours (ratios against the mean): `SELECT … INTO OUTFILE` then `LOAD DATA INFILE` into
  *   a fresh target (server-side files: no client, no network, no staging, no checksums) — the fastest copy the
  *   server itself offers.
- * - MariaDB → PostgreSQL, when `pgloader` is installed (said so when not): pgloader (`workers = 2`, the tables it
- *   creates keep the primary key) against `runUnit` MySqlSource → NDJSON staging → PostgresSink into a target with the
- *   same primary key; both targets checked by count, sum(id) and sum(amount) against the source.
+ * - MariaDB → PostgreSQL, when `pgloader` is installed (said so when not), `--rounds R` times (default 3, medians
+ *   with their spread): pgloader (`workers = 2`, the table it creates keeps the primary key) against `runUnit`
+ *   MySqlSource → `mysql-tsv` staging (transcoded to COPY text by the sink) and → NDJSON staging → PostgresSink, into a
+ *   target with the same primary key; every target compared with the source as text (sha256 of its rows in key order).
+ *   The MariaDB → MariaDB paths run once.
  * Writes the figures to docs/performance.md (section `mysql`) unless `--no-write`.
  */
 import { execFileSync } from 'node:child_process';
@@ -51,9 +53,9 @@ function dbUrl(database: string): string {
   return u.toString();
 }
 
-/** MariaDB → PostgreSQL: `runUnit` MySqlSource → NDJSON staging → PostgresSink into `pgSchema.dst`. */
-async function childToPg(database: string, pgSchema: string, stagingRoot: string): Promise<void> {
-  const { MySqlSource } = await import('../src/mysql/index.js');
+/** MariaDB → PostgreSQL: `runUnit` MySqlSource → `codec` staging → PostgresSink into `pgSchema.dst`. */
+async function childToPg(codec: StagingCodec, database: string, pgSchema: string, stagingRoot: string): Promise<void> {
+  const { MySqlSource, mySqlLoadDataCodec } = await import('../src/mysql/index.js');
   const { PostgresSink } = await import('../src/postgres/index.js');
   const { runUnit, ObjectStoreStagingProvider, MemoryKvStore } = await import('../src/index.js');
   const { FileSystemObjectStore } = await import('../src/fs/index.js');
@@ -67,7 +69,10 @@ async function childToPg(database: string, pgSchema: string, stagingRoot: string
   const r = await runUnit({
     source,
     sink,
-    staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: stagingRoot }) }),
+    staging: new ObjectStoreStagingProvider({
+      store: new FileSystemObjectStore({ root: stagingRoot }),
+      codec: codec === 'mysql-tsv' ? mySqlLoadDataCodec() : 'ndjson',
+    }),
     kv: new MemoryKvStore(),
     unit: { vendor: 'mysql', endpointId: 'bench', unitId, sinkId: 'pg' },
     mode: 'full',
@@ -85,7 +90,7 @@ async function childToPg(database: string, pgSchema: string, stagingRoot: string
   await pool.end();
   const out: ChildResult = {
     method: 'postgres',
-    codec: 'ndjson',
+    codec,
     rows: r.stats.rowsImported,
     ms,
     peakRssMb: process.resourceUsage().maxRSS / 1024,
@@ -95,11 +100,80 @@ async function childToPg(database: string, pgSchema: string, stagingRoot: string
   process.stdout.write(`\n${JSON.stringify(out)}\n`);
 }
 
+/** The median of `xs` (sorted copy; the mean of the middle two for an even count). */
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** `median (min–max)` of `xs`, each formatted by `f`. */
+function spread(xs: number[], f: (x: number) => string): string {
+  return xs.length > 1 ? `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})` : f(xs[0]);
+}
+
+/** The sha256 of the source's rows as text (`id name amount created_at tags`, tab-separated lines in key order). */
+async function sourceDigest(admin: mysql.Connection): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const h = createHash('sha256');
+  // streamed (the parent's memory stays flat at any row count)
+  const core = (admin as unknown as { connection: { query(o: object): { stream(): AsyncIterable<string[]> } } })
+    .connection;
+  const rows = core
+    .query({
+      sql: 'SELECT CAST(id AS CHAR), name, CAST(amount AS CHAR), CAST(created_at AS CHAR), CAST(tags AS CHAR) FROM src ORDER BY id',
+      rowsAsArray: true,
+    })
+    .stream();
+  for await (const r of rows) h.update(`${r.join('\t')}\n`);
+  return h.digest('hex');
+}
+
 /**
- * MariaDB → PostgreSQL against pgloader, when installed: the markdown lines of the comparison, or why it was not
- * measured.
+ * The sha256 of a PostgreSQL table's rows as the same text as {@link sourceDigest} (COPY text of the same
+ * expressions; timestamps with time zone read in UTC, as MariaDB's DATETIME values were written).
  */
-async function toPostgres(database: string, rows: number, tmp: string): Promise<string[]> {
+async function targetDigest(pool: import('pg').Pool, table: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const { pipeline } = await import('node:stream/promises');
+  const { to } = await import('pg-copy-streams');
+  const client = await pool.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'created_at'`,
+      [table],
+    );
+    const at = /with time zone/.test(rows[0].t) ? "created_at AT TIME ZONE 'UTC'" : 'created_at';
+    const h = createHash('sha256');
+    await pipeline(
+      client.query(
+        to(
+          `COPY (SELECT id::text, name, amount::text, to_char(${at}, 'YYYY-MM-DD HH24:MI:SS.US'), tags::text FROM ${table} t ORDER BY t.id) TO STDOUT`,
+        ),
+      ),
+      async (chunks: AsyncIterable<Buffer>) => {
+        for await (const c of chunks) h.update(c);
+      },
+    );
+    return h.digest('hex');
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * MariaDB → PostgreSQL against pgloader, when installed, `rounds` times: the markdown lines of the comparison, or why
+ * it was not measured. Each round runs pgloader, then ours with `mysql-tsv` staging, then with NDJSON staging, each
+ * into a fresh target with the same primary key; every target is compared with the source as text (sha256 of the rows
+ * in key order).
+ */
+async function toPostgres(
+  admin: mysql.Connection,
+  database: string,
+  rows: number,
+  tmp: string,
+  rounds: number,
+): Promise<string[]> {
   try {
     execFileSync('bash', ['-c', 'command -v pgloader'], { stdio: 'ignore' });
   } catch {
@@ -111,15 +185,18 @@ async function toPostgres(database: string, rows: number, tmp: string): Promise<
   }
   const pg = (await import('pg')).default;
   const pgUrl = process.env.DATABASE_URL || PG_URL;
-  const admin = new pg.Pool({ connectionString: pgUrl, max: 1 });
+  const pool = new pg.Pool({ connectionString: pgUrl, max: 1 });
   const pgSchema = `${database}_pg`;
   const loaderSchema = `${database}_pgloader`;
   const my = new URL(process.env.MYSQL_URL || DEFAULT_URL);
+  const codecs: StagingCodec[] = ['mysql-tsv', 'ndjson'];
+  const times: Record<string, number[]> = { pgloader: [], 'mysql-tsv': [], ndjson: [] };
+  const ratios: Record<string, number[]> = { 'mysql-tsv': [], ndjson: [] };
+  const cpu: Record<string, number[]> = { 'mysql-tsv': [], ndjson: [] };
+  const rss: Record<string, number[]> = { 'mysql-tsv': [], ndjson: [] };
+  const equal: Record<string, string> = {};
   try {
-    await admin.query(`CREATE SCHEMA "${pgSchema}"`);
-    await admin.query(
-      `CREATE TABLE "${pgSchema}".dst (id bigint PRIMARY KEY, name varchar(64), amount numeric(12,2), created_at timestamp(6), tags jsonb)`,
-    );
+    const want = await sourceDigest(admin);
     const cmd = join(tmp, 'load.pgloader');
     writeFileSync(
       cmd,
@@ -129,49 +206,68 @@ async function toPostgres(database: string, rows: number, tmp: string): Promise<
        INCLUDING ONLY TABLE NAMES MATCHING 'src'
        ALTER SCHEMA '${database}' RENAME TO '${loaderSchema}';\n`,
     );
-    console.log('MariaDB → PostgreSQL: pgloader (workers = 2)');
-    const l0 = performance.now();
-    execFileSync('pgloader', ['--quiet', cmd], { stdio: ['ignore', 'ignore', 'inherit'], cwd: tmp });
-    const loaderMs = performance.now() - l0;
-    console.log('MariaDB → PostgreSQL: runUnit, NDJSON staging, PostgresSink');
-    const out = execFileSync(
-      process.execPath,
-      ['--import', 'tsx', here, '--child-pg', database, pgSchema, join(tmp, 'staging-pg')],
-      {
-        encoding: 'utf8',
-        env: process.env,
-        maxBuffer: 64 * 1024 * 1024,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    const ours = JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
-    const check = async (table: string) => {
-      const { rows: r } = await admin.query(
-        `SELECT count(*)::bigint AS n, sum(id)::text AS ids, sum(amount)::text AS amounts FROM ${table}`,
-      );
-      return `${r[0].n}/${r[0].ids}/${Number(r[0].amounts).toFixed(2)}`;
+    const check = async (name: string, table: string) => {
+      const got = await targetDigest(pool, table);
+      const ok = got === want;
+      if (!ok) console.warn(`${name}: the target differs from the source as text`);
+      equal[name] = equal[name] === 'differs' || !ok ? 'differs' : 'equal';
     };
-    const want = `${rows}/${(BigInt(rows) * BigInt(rows + 1)) / 2n}`;
-    const ok = async (table: string) =>
-      (await check(table)).startsWith(`${want}/`)
-        ? 'count and sum(id) match'
-        : `**${await check(table)}, expected ${want}**`;
-    const loaderOk = await ok(`"${loaderSchema}".src`);
-    const oursOk = await ok(`"${pgSchema}".dst`);
-    const { rows: pk } = await admin.query(
-      `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = '"${loaderSchema}".src'::regclass AND contype = 'p'`,
-    );
+    for (let round = 1; round <= rounds; round++) {
+      console.log(`MariaDB → PostgreSQL round ${round}/${rounds}: pgloader (workers = 2)`);
+      await pool.query(`DROP SCHEMA IF EXISTS "${loaderSchema}" CASCADE`);
+      const l0 = performance.now();
+      execFileSync('pgloader', ['--quiet', cmd], { stdio: ['ignore', 'ignore', 'inherit'], cwd: tmp });
+      const loaderMs = performance.now() - l0;
+      times.pgloader.push(loaderMs);
+      const { rows: pk } = await pool.query(
+        `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = '"${loaderSchema}".src'::regclass AND contype = 'p'`,
+      );
+      if (!pk[0].n) throw new Error('the table pgloader created has no primary key');
+      await check('pgloader', `"${loaderSchema}".src`);
+      for (const codec of codecs) {
+        console.log(`MariaDB → PostgreSQL round ${round}/${rounds}: runUnit, ${codec} staging, PostgresSink`);
+        await pool.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
+        await pool.query(`CREATE SCHEMA "${pgSchema}"`);
+        await pool.query(
+          `CREATE TABLE "${pgSchema}".dst (id bigint PRIMARY KEY, name varchar(64), amount numeric(12,2), created_at timestamp(6), tags jsonb)`,
+        );
+        const staging = join(tmp, `staging-pg-${codec}`);
+        const out = execFileSync(
+          process.execPath,
+          ['--import', 'tsx', here, '--child-pg', codec, database, pgSchema, staging],
+          { encoding: 'utf8', env: process.env, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        rmSync(staging, { recursive: true, force: true });
+        const ours = JSON.parse(out.trim().split('\n').at(-1)!) as ChildResult;
+        if (ours.rows !== rows) throw new Error(`${codec}: imported ${ours.rows} rows, expected ${rows}`);
+        times[codec].push(ours.ms);
+        ratios[codec].push(loaderMs / ours.ms);
+        cpu[codec].push(ours.cpuSec);
+        rss[codec].push(ours.peakRssMb);
+        await check(codec, `"${pgSchema}".dst`);
+      }
+    }
+    const x = (r: number) => `${r.toFixed(2)}×`;
+    const s2 = (ms: number) => secs(ms);
     return [
       '',
-      `MariaDB → PostgreSQL (${fmt(rows)} rows, same run): pgloader \`workers = 2\` ${secs(loaderMs)} s (target ${pk[0].n ? 'with' : '**without**'} its primary key, ${loaderOk}); \`runUnit\` MySqlSource → NDJSON staging → PostgresSink (target with the same primary key) ${secs(ours.ms)} s, ${ours.cpuSec.toFixed(1)} Node CPU s, peak RSS ${ours.peakRssMb.toFixed(0)} MiB (${oursOk}): **${(loaderMs / ours.ms).toFixed(2)}× pgloader**.`,
+      `MariaDB → PostgreSQL (${fmt(rows)} rows, ${rounds} round${rounds > 1 ? 's' : ''}: pgloader, then ours with each staging codec, in every round; **median (min–max)**; ratio = pgloader's seconds / ours in the same round). pgloader \`workers = 2\` creates its table with the primary key; ours load a pre-created table with the same primary key. Every target compared with the source as text (sha256 of the rows in key order: ids, names, decimals, timestamps to the microsecond, JSON as text).`,
+      '',
+      '| path | seconds | Node CPU s | peak RSS MiB | vs pgloader | target vs source |',
+      '|---|---|---|---|---|---|',
+      `| pgloader 3 (\`workers = 2\`) | ${spread(times.pgloader, s2)} | – | – | 1.00× | ${equal.pgloader} |`,
+      ...codecs.map(
+        (c) =>
+          `| \`runUnit\` MySqlSource → \`${c}\` staging → PostgresSink | ${spread(times[c], s2)} | ${spread(cpu[c], (v) => v.toFixed(1))} | ${Math.max(...rss[c]).toFixed(0)} | **${spread(ratios[c], x)}** | ${equal[c]} |`,
+      ),
     ];
   } catch (err) {
     console.warn(`MariaDB → PostgreSQL comparison failed: ${String(err)}`);
     return ['', `MariaDB → PostgreSQL: the pgloader comparison failed in this run (${String(err).slice(0, 200)}).`];
   } finally {
-    await admin.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).catch(() => {});
-    await admin.query(`DROP SCHEMA IF EXISTS "${loaderSchema}" CASCADE`).catch(() => {});
-    await admin.end();
+    await pool.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).catch(() => {});
+    await pool.query(`DROP SCHEMA IF EXISTS "${loaderSchema}" CASCADE`).catch(() => {});
+    await pool.end();
   }
 }
 
@@ -276,12 +372,19 @@ async function baseline(
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 
-/** Entry point of `npm run bench -- mysql [--rows N]`. */
+/** Entry point of `npm run bench -- mysql [--rows N] [--rounds R]`. */
 export async function main(args: string[]): Promise<void> {
   const i = args.indexOf('--rows');
-  const rows = i >= 0 ? Number(args[i + 1]) : Number(args.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
+  const rows =
+    i >= 0
+      ? Number(args[i + 1])
+      : Number(args.find((a, k) => /^\d+$/.test(a) && args[k - 1] !== '--rounds') ?? 1_000_000);
   if (!Number.isInteger(rows) || rows <= 0)
     throw new Error(`Expected \`--rows\` to be a positive integer, got ${args[i + 1]}`);
+  const r = args.indexOf('--rounds');
+  const rounds = r >= 0 ? Number(args[r + 1]) : 3;
+  if (!Number.isInteger(rounds) || rounds <= 0)
+    throw new Error(`Expected \`--rounds\` to be a positive integer, got ${args[r + 1]}`);
   const database = `bench_my_${randomBytes(4).toString('hex')}`;
   const tmp = mkdtempSync(join(tmpdir(), 'bench-mysql-'));
   chmodSync(tmp, 0o777); // the server (user mysql) writes the OUTFILE here
@@ -324,7 +427,7 @@ export async function main(args: string[]): Promise<void> {
       rmSync(staging, { recursive: true, force: true });
     }
     const base2 = await baseline(admin, outfile, 'dst_baseline_after');
-    const peer = await toPostgres(database, rows, tmp);
+    const peer = await toPostgres(admin, database, rows, tmp, rounds);
     const baseMs = (base1.total + base2.total) / 2;
     load.after = loadavg()[0];
     const lines = results.map(
@@ -354,7 +457,7 @@ export async function main(args: string[]): Promise<void> {
 }
 
 if (process.argv[2] === '--child-pg') {
-  await childToPg(process.argv[3], process.argv[4], process.argv[5]);
+  await childToPg(process.argv[3] as StagingCodec, process.argv[4], process.argv[5], process.argv[6]);
   process.exit(0);
 }
 
