@@ -6,6 +6,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { loadDataFieldPlans, loadDataLineParser } from '../mysql/load-data-codec.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
+import { type ByteLineWriter, CopyPieces } from './copy-pieces.js';
 import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
 
 /*
@@ -89,7 +90,7 @@ function putPgTimestamp(b: Buffer, from: number, to: number, zoned: boolean, out
   return pos;
 }
 
-class LoadDataToCopyText {
+class LoadDataToCopyText implements ByteLineWriter {
   readonly #encoder: CsvEncoder;
   readonly #parse: (line: string, n: number) => Row;
   /** Per staged field: how it is read (`A_*`). */
@@ -280,54 +281,9 @@ export const loadDataToCopyText: StagedToCsv = async function* (bytes, opts) {
         details: { line: row + 1, maxLineBytes: max },
       }),
   );
-  const pieceBytes = opts.pieceBytes;
-  let piece = Buffer.allocUnsafe(pieceBytes);
-  let used = 0;
-  let rows = 0;
-  const full: Buffer[] = [];
-  const counts: number[] = [];
-  /** Room for `n` more bytes in the piece (a full piece is handed on first). */
-  const reserve = (n: number) => {
-    if (used + n > pieceBytes && used > 0) {
-      full.push(piece.subarray(0, used));
-      counts.push(rows);
-      piece = Buffer.allocUnsafe(pieceBytes);
-      used = 0;
-      rows = 0;
-    }
-  };
+  const out = new CopyPieces(opts.pieceBytes);
   const lineOf = (b: Buffer, s: number, e: number, n: number, utf8: boolean) => {
-    if (utf8) {
-      const room = t.room(e - s);
-      if (room <= pieceBytes) {
-        reserve(room);
-        const end = t.lineBytes(b, s, e, piece, used);
-        if (end >= 0) {
-          used = end;
-          rows++;
-          return;
-        }
-      } else {
-        const own = Buffer.allocUnsafe(room);
-        const end = t.lineBytes(b, s, e, own, 0);
-        if (end >= 0) {
-          reserve(pieceBytes + 1);
-          full.push(own.subarray(0, end));
-          counts.push(1);
-          return;
-        }
-      }
-    }
-    const out = t.line(b.toString('utf8', s, e), n);
-    // at most 3 bytes of UTF-8 per UTF-16 unit
-    reserve(out.length * 3);
-    if (out.length * 3 > pieceBytes) {
-      full.push(Buffer.from(out, 'utf8'));
-      counts.push(1);
-    } else {
-      used += piece.write(out, used, 'utf8');
-      rows++;
-    }
+    if (!utf8 || !out.bytes(t, b, s, e)) out.text(t.line(b.toString('utf8', s, e), n));
   };
   let carry: Buffer[] = [];
   let lineNo = 0;
@@ -345,20 +301,12 @@ export const loadDataToCopyText: StagedToCsv = async function* (bytes, opts) {
     const utf8 = isUtf8(head);
     for (let s = 0, e = head.indexOf(NL); e >= 0; s = e + 1, e = head.indexOf(NL, s))
       lineOf(head, s, e, ++lineNo, utf8 || isUtf8(head.subarray(s, e)));
-    for (let i = 0; i < full.length; i++) {
-      opts.onRows?.(counts[i]);
-      yield full[i];
-    }
-    full.length = 0;
-    counts.length = 0;
+    yield* out.take(opts.onRows);
   }
   if (carry.length) {
     throw new IngestError('staging_corrupt', `LOAD DATA text ends inside row ${lineNo + 1} (no final newline)`, {
       details: { line: lineNo + 1 },
     });
   }
-  if (used > 0) {
-    opts.onRows?.(rows);
-    yield piece.subarray(0, used);
-  }
+  yield* out.take(opts.onRows, true);
 };
