@@ -129,15 +129,24 @@ describe.each(['ndjson', 'mysql-tsv'] as const)(
         `CREATE TABLE "${pg.schema}".${dst} (id integer PRIMARY KEY, ${COLS.map((c) => `${c} ${SHARED[c][1]}`).join(', ')})`,
       );
       const unitId = `${my.database}.${src}`;
+      const debugs: string[] = [];
       const r = await runUnit({
         source: new MySqlSource({ pool: my.newPool() }),
-        sink: new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.${dst}` } }),
+        // a session time zone far from UTC: TIMESTAMP values must arrive as instants, DATETIME as wall-clock text
+        sink: new PostgresSink({
+          pool: pg.newPool({ options: `-c search_path="${pg.schema}",public -c TimeZone=America/St_Johns` }),
+          tables: { [unitId]: `${pg.schema}.${dst}` },
+        }),
         staging: staging(codec),
         kv: new MemoryKvStore(),
+        logger: { debug: (m: string) => debugs.push(m), info() {}, warn() {}, error() {} },
         unit: { vendor: 'mysql', endpointId: 'cross-my', unitId, sinkId: 'pg' },
         mode: 'full',
       });
       expect(r.stats.rowsImported).toBe(VALUES.length);
+      // LOAD DATA text is transcoded to COPY text by the sink (no row objects); NDJSON from MySQL goes through rows
+      const transcoded = debugs.filter((m) => m.includes('(mysql-tsv) transcoded to COPY text')).length;
+      expect(transcoded).toBe(codec === 'mysql-tsv' ? 1 : 0);
       const a = await myText(src);
       expect(a[0][COLS.indexOf('vc') + 1]).toBe(VALUES[0].vc);
       expect(await pgText(dst)).toEqual(a);
