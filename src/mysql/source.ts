@@ -17,6 +17,7 @@ import { describeMySqlTable, describeMySqlTables, type MySqlColumnInfo, mySqlRec
 import { endPool, type MySqlEndpointPool, MySqlSession, parseMySqlEndpointOptions } from './connection.js';
 import { mySqlDialect } from './dialect.js';
 import { loadDataFieldReader, MYSQL_LOAD_DATA_CODEC_ID } from './load-data-codec.js';
+import { ndjsonRowWriter } from './ndjson-export.js';
 import {
   type MySqlCheckpoint,
   type MySqlSourceConfig,
@@ -106,6 +107,39 @@ function lagStart(unitId: string, c: MySqlColumnInfo | undefined, lag: string | 
   };
 }
 
+/** Column names mysql2 refuses in a result (it would close the connection): read under an alias. */
+const MYSQL2_REFUSED = new Set([
+  '__proto__',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+]);
+
+/** The name a column is read under (its select-list alias): its own, or `#name` for one mysql2 refuses. */
+function wireName(name: string): string {
+  return MYSQL2_REFUSED.has(name) ? `#${name}` : name;
+}
+
+/**
+ * `values` (parallel to `columns`) by the name each column is read under.
+ * @throws IngestError `source_failed` when two columns are read under one name (`__proto__` and `#__proto__`).
+ */
+function byWireName<T>(columns: ReadonlyArray<{ name: string }>, values: T[]): Map<string, T> {
+  const out = new Map<string, T>();
+  for (let i = 0; i < columns.length; i++) {
+    const w = wireName(columns[i].name);
+    if (out.has(w))
+      throw new IngestError(
+        'source_failed',
+        `MySqlSource cannot read the columns ${JSON.stringify(w)} and ${JSON.stringify(columns[i].name)} of one table together: the client library refuses the name ${JSON.stringify(columns[i].name)} in a result, and its alias is the other column's name`,
+        { retryable: false, details: { column: columns[i].name } },
+      );
+    out.set(w, values[i]);
+  }
+  return out;
+}
+
 /** Warns once per read that zero dates were read as NULL. */
 function zeroReporter(unit: SourceUnit<MySqlColumnInfo>, ctx: IngestionContext): (column: string) => void {
   let reported = false;
@@ -173,7 +207,10 @@ function mySqlSourceDialect(
   const zeroDates = config.zeroDates ?? 'null';
   const typeCast = (unit: SourceUnit<MySqlColumnInfo>, ctx: IngestionContext) => {
     const report = zeroReporter(unit, ctx);
-    const decoders = new Map(unit.info.columns.map((c) => [c.name, columnDecoder(c, zeroDates, report)]));
+    const decoders = byWireName(
+      unit.info.columns,
+      unit.info.columns.map((c) => columnDecoder(c, zeroDates, report)),
+    );
     return (f: CastField, next: () => unknown) => {
       if (f.name === FP) return f.string();
       const d = decoders.get(f.name);
@@ -208,7 +245,11 @@ function mySqlSourceDialect(
     cast,
     text: textExpr,
     // FLOAT: the text protocol prints 6 significant digits; as a DOUBLE it is the float4 value exactly
-    select: (ref, c) => (isFloat4(c) ? `CAST(${ref} AS DOUBLE) AS ${q(c.name)}` : ref),
+    select: (ref, c) => {
+      const alias = wireName(c.name);
+      if (isFloat4(c)) return `CAST(${ref} AS DOUBLE) AS ${q(alias)}`;
+      return alias === c.name ? ref : `${ref} AS ${q(alias)}`;
+    },
     sentinels: () => undefined,
     fingerprint: (refs, cols) =>
       `LEFT(MD5(CONCAT_WS(',', ${cols.map((c, i) => `QUOTE(${textExpr(refs[i], c)})`).join(', ')})), 16)`,
@@ -278,7 +319,8 @@ function mySqlSourceDialect(
  *   or commit late within `lag` are read, rows updated in place are read again, NULL cursors are read once each.
  * - `plan` takes the run's position and window in one snapshot and splits the rows into primary-key ranges of about
  *   `sliceMaxRows` exported concurrently, each with its part of the window.
- * - `readEncoded('mysql-tsv', …)` stages a planned slice as LOAD DATA text ({@link mySqlLoadDataCodec}).
+ * - `readEncoded('mysql-tsv', …)` stages a planned slice as LOAD DATA text ({@link mySqlLoadDataCodec}), and
+ *   `readEncoded('ndjson', …)` as the NDJSON lines the row path stages, without row objects.
  *
  * Value types are listed in docs/mysql.md (exact decimals, BIGINT UNSIGNED as bigint, µs timestamps, JSON as written).
  *
@@ -311,7 +353,9 @@ export class MySqlSource extends SqlSource<MySqlColumnInfo, MySqlSession> {
   /**
    * Pass-through read of one planned slice as LOAD DATA text (codec `mysql-tsv`, {@link mySqlLoadDataCodec}): every
    * value goes from the server's wire text (hex for binary columns, binary digits for BIT) into its escaped field,
-   * with no row object and no value conversion. `undefined` for another codec or an unplanned read.
+   * with no row object and no value conversion. For `ndjson`, each value's wire text becomes the JSON text the row
+   * path's codec writes for it, and the staged lines are the row path's byte for byte — without row objects
+   * (docs/decisions/0008-transcoded-row-paths.md). `undefined` for another codec or an unplanned read.
    */
   readEncoded(
     codec: string,
@@ -319,12 +363,20 @@ export class MySqlSource extends SqlSource<MySqlColumnInfo, MySqlSession> {
     ctx: IngestionContext,
   ): AsyncIterable<EncodedBatch> | undefined {
     const b = req.slice?.bounds as { planned?: unknown; v?: unknown } | undefined;
-    if (codec !== MYSQL_LOAD_DATA_CODEC_ID || !b || typeof b !== 'object' || (!b.planned && b.v !== 2))
-      return undefined;
-    return this.#readEncoded(req, ctx);
+    if (codec !== MYSQL_LOAD_DATA_CODEC_ID && codec !== 'ndjson') return undefined;
+    if (!b || typeof b !== 'object' || (!b.planned && b.v !== 2)) return undefined;
+    if (codec === 'ndjson')
+      ctx?.logger?.debug?.(
+        `MySqlSource.readEncoded of ${JSON.stringify(req.unitId)}: server text written as ndjson, no row objects`,
+        {
+          slice: req.slice.index,
+          codec,
+        },
+      );
+    return this.#readEncoded(codec, req, ctx);
   }
 
-  async *#readEncoded(req: ReadRequest<MySqlCheckpoint> & { slice: SliceSpec }, ctx: IngestionContext) {
+  async *#readEncoded(codec: string, req: ReadRequest<MySqlCheckpoint> & { slice: SliceSpec }, ctx: IngestionContext) {
     const what = `MySqlSource.readEncoded of ${JSON.stringify(req.unitId)} (slice ${req.slice.index})`;
     const s = await this.open(ctx, what);
     let done = false;
@@ -332,7 +384,20 @@ export class MySqlSource extends SqlSource<MySqlColumnInfo, MySqlSession> {
       await this.sql.begin(s);
       const { unit, queries } = await this.prepareRead(s, req, ctx);
       const report = zeroReporter(unit, ctx);
-      const readers = new Map(unit.columns.map((c) => [c.name, loadDataFieldReader(c, this.#zeroDates, report)]));
+      // LOAD DATA text: fields joined by tabs; NDJSON: each field's JSON text, joined as `encodeRow` joins a row
+      let readers: Map<string, (f: CastField) => string>;
+      let lineOf: (r: unknown[]) => string;
+      if (codec === 'ndjson') {
+        const w = ndjsonRowWriter(unit.columns, unit.schema, this.#zeroDates, report);
+        readers = byWireName(unit.columns, w.readers);
+        lineOf = w.line;
+      } else {
+        readers = byWireName(
+          unit.columns,
+          unit.columns.map((c) => loadDataFieldReader(c, this.#zeroDates, report)),
+        );
+        lineOf = (r) => r.join('\t');
+      }
       const typeCast = (f: CastField) => (f.name === FP ? f.string() : readers.get(f.name)!(f));
       let first = true;
       let out = '';
@@ -346,7 +411,7 @@ export class MySqlSource extends SqlSource<MySqlColumnInfo, MySqlSession> {
       throwIfAborted(ctx?.signal, what);
       for (const query of queries) {
         for await (const r of rawRows(s, query, typeCast, 1000, unit.columns.length)) {
-          out += `${r.join('\t')}\n`;
+          out += `${lineOf(r)}\n`;
           if (out.length < GATHER_BYTES) continue;
           yield batch();
           throwIfAborted(ctx?.signal, what);

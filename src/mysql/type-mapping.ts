@@ -237,6 +237,23 @@ export function zeroDateSeen(
   onZeroDate(column, text);
 }
 
+/**
+ * The value of a DATETIME / TIMESTAMP column's wire text: a `Timestamp` (zoned for TIMESTAMP), or a zero date as
+ * `zeroDates` says (null and `onZeroDate`, or `source_failed`). @internal
+ */
+export function timestampOfText(
+  c: MySqlColumnType & { name: string },
+  zeroDates: ZeroDatePolicy,
+  onZeroDate: (column: string, text: string) => void,
+): (s: string) => Value {
+  const zoned = c.kind === 'timestamp';
+  return (s) => {
+    if (!isZeroDate(s)) return timestampFromMySql(s, zoned);
+    zeroDateSeen(c.name, s, zeroDates, onZeroDate);
+    return null;
+  };
+}
+
 /** Read one column's value from the wire text/bytes exactly. @internal */
 export function columnDecoder(
   c: MySqlColumnType & { name: string },
@@ -294,11 +311,10 @@ export function columnDecoder(
       };
     case 'datetime':
     case 'timestamp': {
-      const zoned = c.kind === 'timestamp';
+      const value = timestampOfText(c, zeroDates, onZeroDate);
       return (f) => {
         const s = f.string();
-        if (s === null) return null;
-        return isZeroDate(s) ? zero(s) : timestampFromMySql(s, zoned);
+        return s === null ? null : value(s);
       };
     }
     case 'json':
