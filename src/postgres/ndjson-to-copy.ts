@@ -4,6 +4,7 @@ import { isFastTimestampBytes } from '../codecs/timestamp-text.js';
 import { type Conversion, compileRowPlan, type RowPlan } from '../codecs/value-encoding.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
+import { type ByteLineWriter, CopyPieces } from './copy-pieces.js';
 import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
 
 /*
@@ -135,7 +136,7 @@ function literalAt(b: Buffer, from: number, to: number): number {
 /** The column of a key the target lacks but the staged schema types (its value must go through the row path). */
 const TYPED_ELSEWHERE = -2;
 
-class NdjsonToCopyText {
+class NdjsonToCopyText implements ByteLineWriter {
   readonly #columns: CopyColumn[];
   readonly #kinds: (Conversion | undefined)[];
   readonly #plan: RowPlan | undefined;
@@ -328,65 +329,15 @@ class NdjsonToCopyText {
 export const ndjsonToCopyText: StagedToCsv = async function* (bytes, opts) {
   const t = new NdjsonToCopyText(opts.schema, opts.columns, opts.origin);
   const max = DEFAULT_MAX_LINE_BYTES;
-  // Lines are written into byte pieces as they come, not joined into one long string: a string built over a whole
-  // piece survives young-generation collections and is promoted, and old-space garbage is what grew the peak RSS.
-  const size = opts.pieceBytes;
-  let piece = Buffer.allocUnsafe(size);
-  let used = 0;
-  let rows = 0;
+  const out = new CopyPieces(opts.pieceBytes);
   let lineNo = 0;
-  const full: Buffer[] = [];
-  const counts: number[] = [];
-  /** Room for `n` more bytes in the piece (a full piece is handed on first). */
-  const reserve = (n: number) => {
-    if (used + n > size && used > 0) {
-      full.push(piece.subarray(0, used));
-      counts.push(rows);
-      piece = Buffer.allocUnsafe(size);
-      used = 0;
-      rows = 0;
-    }
-  };
-  /** A COPY text line from the row path's functions (a string). */
-  const text = (line: string, n: number) => {
-    const out = t.line(line, n);
-    // at most 3 bytes of UTF-8 per UTF-16 unit
-    reserve(out.length * 3);
-    if (out.length * 3 > size) {
-      full.push(Buffer.from(out, 'utf8'));
-      counts.push(1);
-    } else {
-      used += piece.write(out, used, 'utf8');
-      rows++;
-    }
-  };
-  /** Line `n`, `b[s, e)`: scanned as bytes into the piece, or into a piece of its own when longer than one. */
+  /** Line `n`, `b[s, e)`: scanned as bytes into the pieces, or through the row path's functions. */
   const lineOf = (b: Buffer, s: number, e: number, n: number) => {
-    if (e - s <= max) {
-      const room = t.room(e - s);
-      if (room <= size) {
-        reserve(room);
-        const end = t.lineBytes(b, s, e, piece, used);
-        if (end >= 0) {
-          used = end;
-          rows++;
-          return;
-        }
-      } else {
-        const own = Buffer.allocUnsafe(room);
-        const end = t.lineBytes(b, s, e, own, 0);
-        if (end >= 0) {
-          reserve(size + 1);
-          full.push(own.subarray(0, end));
-          counts.push(1);
-          return;
-        }
-      }
-    }
+    if (e - s <= max && out.bytes(t, b, s, e)) return;
     const line = b.toString('utf8', s, e);
     // the limit counts UTF-16 units, as the row path's `forEachLine` does
     if (line.length > max) throw lineTooLong(n, max);
-    text(line, n);
+    out.text(t.line(line, n));
   };
   for await (const block of ndjsonByteBlocks(bytes, max)) {
     // not UTF-8: the bytes of the text the row path decodes (U+FFFD for what is not UTF-8; newlines stay in place)
@@ -400,15 +351,7 @@ export const ndjsonToCopyText: StagedToCsv = async function* (bytes, opts) {
       if (e > s) lineOf(b, s, e, lineNo);
       s = e + 1;
     }
-    for (let i = 0; i < full.length; i++) {
-      opts.onRows?.(counts[i]);
-      yield full[i];
-    }
-    full.length = 0;
-    counts.length = 0;
+    yield* out.take(opts.onRows);
   }
-  if (used > 0) {
-    opts.onRows?.(rows);
-    yield piece.subarray(0, used);
-  }
+  yield* out.take(opts.onRows, true);
 };
