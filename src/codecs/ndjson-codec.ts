@@ -129,23 +129,31 @@ export async function* ndjsonByteBlocks(
       if (carryBytes > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
       continue;
     }
-    let head = buf.subarray(0, last);
+    let head: Buffer | undefined = buf.subarray(0, last);
     if (carry.length > 0) {
+      // the line that spans chunks is joined alone and is a block of its own: joining it with the whole chunk copied
+      // every staged byte once more
       const firstNl = buf.indexOf(10);
       if (carryBytes + firstNl > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
-      carry.push(head);
-      head = Buffer.concat(carry);
+      carry.push(buf.subarray(0, firstNl));
+      const line = Buffer.concat(carry, carryBytes + firstNl);
       carry = [];
       carryBytes = 0;
+      lines++;
+      yield line;
+      head = firstNl < last ? buf.subarray(firstNl + 1, last) : undefined;
     }
     const rest = buf.subarray(last + 1);
-    for (let i = head.indexOf(10); i !== -1; i = head.indexOf(10, i + 1)) lines++;
-    lines++;
+    if (head) {
+      for (let i = head.indexOf(10); i !== -1; i = head.indexOf(10, i + 1)) lines++;
+      lines++;
+    }
     if (rest.length > 0) {
       if (rest.length > maxLineBytes) throw lineTooLong(lines + 1, maxLineBytes);
       carry.push(rest);
       carryBytes = rest.length;
     }
+    if (!head) continue;
     // in blocks of at most BLOCK_BYTES where lines allow: a longer string is born in V8's old space, and the garbage
     // of a long run there is what grew the peak RSS (docs/decisions/0008-transcoded-row-paths.md)
     let from = 0;

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { ImportRequest, ImportSlice } from '../contracts/sink-endpoint.js';
 import type { EncodedBatch } from '../contracts/source-endpoint.js';
 import type { RecordSchema } from '../contracts/values.js';
@@ -9,6 +9,7 @@ import { IngestError } from '../errors/ingest-error.js';
 import { countLines } from '../sql/ledger-text.js';
 import { throwIfAborted } from '../util/abort.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
+import { CopyOutStream } from './copy-out-stream.js';
 import { quoteIdentifier } from './identifiers.js';
 import { PG_COPY_CODEC_ID } from './pg-copy-codec.js';
 import type { CopyTextColumn, CopyTranscoderFactory, CopyTranscoderOptions } from './transcode.js';
@@ -18,9 +19,6 @@ import type { CopyTextColumn, CopyTranscoderFactory, CopyTranscoderOptions } fro
  * stages the bytes of `COPY (SELECT …) TO STDOUT` (text format) unchanged, the sink feeds them to
  * `COPY … FROM STDIN` unchanged. Nothing here builds a row object.
  */
-
-/** Bytes handed to the staging writer at once: COPY-out socket reads are gathered up to this size (larger pieces only raised the peak RSS, measured at 1 MiB). */
-const GATHER_BYTES = 64 * 1024;
 
 /** Text settings of the export, on top of the source's read settings (interval text every server reads back). */
 const COPY_SETTINGS = "SET LOCAL IntervalStyle = 'postgres'";
@@ -52,7 +50,7 @@ export async function* copyOutSlice(host: CopyOutHost): AsyncGenerator<EncodedBa
   throwIfAborted(host.signal, host.what);
   const client = await host.connect();
   let done = false;
-  let stream: (Readable & { rowCount?: number }) | undefined;
+  let stream: CopyOutStream | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     await client.query(host.settings);
@@ -67,24 +65,10 @@ export async function* copyOutSlice(host: CopyOutHost): AsyncGenerator<EncodedBa
           select.values.map((v) => (v === null || v === undefined ? null : String(v))),
         );
       }
-      stream = client.query(copyTo(`COPY (${text}) TO STDOUT`));
-      let parts: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        parts.push(chunk);
-        size += chunk.length;
-        if (size < GATHER_BYTES) continue;
+      stream = client.query(new CopyOutStream(`COPY (${text}) TO STDOUT`));
+      for await (const bytes of stream as AsyncIterable<Buffer>) {
         throwIfAborted(host.signal, host.what);
-        const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
-        parts = [];
-        size = 0;
         yield first ? { bytes, schema } : { bytes };
-        first = false;
-      }
-      if (size > 0) {
-        yield first
-          ? { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts, size), schema }
-          : { bytes: Buffer.concat(parts, size) };
         first = false;
       }
     }

@@ -51,6 +51,17 @@ describe('ndjsonCodec', () => {
     expect(err).toMatchObject({ code: 'staging_corrupt', details: { line: bad + 1 } });
   });
 
+  it('names the same line on errors whatever the chunking, empty lines at chunk edges included', async () => {
+    const codec = ndjsonCodec();
+    const lines = Array.from({ length: 300 }, (_, i) => (i % 7 === 3 ? '' : JSON.stringify({ i, s: 'y'.repeat(i) })));
+    lines[251] = '{"broken":';
+    const text = Buffer.from(`${lines.join('\n')}\n`);
+    for (const piece of [1, 2, 5, 64, 333, 4_099, 1 << 20]) {
+      const err = await decodeAll(codec, text, piece).catch((e) => e);
+      expect(err).toMatchObject({ code: 'staging_corrupt', details: { line: 252 } });
+    }
+  });
+
   it('accepts a final line without newline and skips empty lines', async () => {
     const codec = ndjsonCodec();
     const bytes = Buffer.from('{"a":1}\n\n{"a":{"$i":"2"}}', 'utf8');
