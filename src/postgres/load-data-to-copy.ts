@@ -10,8 +10,8 @@ import { type ByteLineWriter, CopyPieces } from './copy-pieces.js';
 import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
 
 /*
- * MySQL LOAD DATA text (`mysql-tsv` staging) → PostgreSQL COPY text, field by field (docs/decisions/0008-transcoded-row-paths.md):
- * the MariaDB/MySQL → PostgreSQL path without a row object. The row path imports a line as
+ * MySQL LOAD DATA text (`mysql-tsv` staging) → PostgreSQL COPY text, field by field
+ * (docs/decisions/0008-transcoded-row-paths.md): the MariaDB/MySQL → PostgreSQL path without a row object. The row path imports a line as
  * `CsvEncoder.encodeTextRow(loadDataLineParser(plans)(line))`; this sends every field the same text from the line's
  * own bytes. The two formats are near twins — tab-separated, `\N` for NULL, and a LOAD DATA field escaped only with
  * `\n \r \t \\` is already COPY text of the same string — so most fields are copied as they stand:
@@ -25,9 +25,10 @@ import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.
  * - DATETIME / TIMESTAMP text `YYYY-MM-DD HH:MM:SS[.f]` of years 1700–2250, rewritten as `pgText` writes the
  *   Timestamp the row path revives from it (fraction without trailing zeros, `+00` for a TIMESTAMP).
  *
- * Any other line — another number of fields, a `\0` or other escape, a float printed otherwise,
- * a timestamp outside the fast range, a value into a `json` target that is not JSON text — goes through the row path's own functions, so its text and its errors are
- * the row path's. Bytes that are not UTF-8 are first re-encoded from the text the row path decodes (U+FFFD).
+ * Any other line — another number of fields, a `\0` or other escape, a float printed otherwise, a timestamp outside
+ * the fast range, a value into a `json` target that is not JSON text — goes through the row path's own functions, so
+ * its text and its errors are the row path's. A line that is not UTF-8 is decoded as the row path decodes it (U+FFFD)
+ * and goes the same way.
  */
 
 const TAB = 9;
