@@ -7,7 +7,7 @@ import { loadDataFieldPlans, loadDataLineParser } from '../mysql/load-data-codec
 import { LineSizeCheck } from '../util/line-size-check.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
 import { type ByteLineWriter, CopyPieces } from './copy-pieces.js';
-import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
+import { canonicalIntegerBytes, copyBytes, putPgTimestampText, type StagedToCsv } from './transcode.js';
 
 /*
  * MySQL LOAD DATA text (`mysql-tsv` staging) → PostgreSQL COPY text, field by field
@@ -72,23 +72,6 @@ function plainField(b: Buffer, from: number, to: number): boolean {
     } else if (x === CR || x === 0 || x === TAB) return false;
   }
   return true;
-}
-
-/** `pgText` of the DATETIME text `b[from, to)` (checked fast), `+00` when `zoned`, written into `out` at `pos`. */
-function putPgTimestamp(b: Buffer, from: number, to: number, zoned: boolean, out: Buffer, pos: number): number {
-  let fracEnd = to;
-  while (fracEnd > from + 20 && b[fracEnd - 1] === 48) fracEnd--;
-  pos = copyBytes(b, from, from + 19, out, pos);
-  if (fracEnd > from + 20) {
-    out[pos++] = 0x2e; // '.'
-    pos = copyBytes(b, from + 20, fracEnd, out, pos);
-  }
-  if (zoned) {
-    out[pos++] = 0x2b; // '+'
-    out[pos++] = 0x30;
-    out[pos++] = 0x30;
-  }
-  return pos;
 }
 
 class LoadDataToCopyText implements ByteLineWriter {
@@ -157,7 +140,7 @@ class LoadDataToCopyText implements ByteLineWriter {
           break;
         case F_TS:
         case F_TSZ:
-          pos = putPgTimestamp(b, this.#from[c], this.#to[c], what[c] === F_TSZ, out, pos);
+          pos = putPgTimestampText(b, this.#from[c], this.#to[c], what[c] === F_TSZ, out, pos);
           break;
         default:
           out[pos++] = what[c] === F_T ? 0x74 : 0x66; // t f

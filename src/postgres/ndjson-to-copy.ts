@@ -5,7 +5,7 @@ import { type Conversion, compileRowPlan, type RowPlan } from '../codecs/value-e
 import type { RecordSchema } from '../contracts/values.js';
 import { type CopyColumn, type CopyOrigin, CsvEncoder } from './copy-encoding.js';
 import { type ByteLineWriter, CopyPieces } from './copy-pieces.js';
-import { canonicalIntegerBytes, copyBytes, type StagedToCsv } from './transcode.js';
+import { canonicalIntegerBytes, copyBytes, putPgTimestampText, type StagedToCsv } from './transcode.js';
 
 /*
  * NDJSON → COPY text, value by value (docs/decisions/0008-transcoded-row-paths.md). The row path imports a line as
@@ -65,31 +65,6 @@ function stringEndBytes(b: Buffer, from: number, to: number): number {
     } else if (x < 0x20) plainText = false;
   }
   return -1;
-}
-
-/**
- * ISO bytes `b[from, to)` of a staged Timestamp (`YYYY-MM-DDTHH:MM:SS[.f]`, `Z` when zoned), already checked to be in
- * the fast range → the text `pgText` writes for the Timestamp the row path revives from it (fraction without trailing
- * zeros, `+00` when zoned), written into `out` at `pos`.
- */
-function putPgTextOfIso(b: Buffer, from: number, to: number, out: Buffer, pos: number): number {
-  const zoned = b[to - 1] === 90; // 'Z'
-  const end = to - (zoned ? 1 : 0);
-  let fracEnd = end;
-  while (fracEnd > from + 20 && b[fracEnd - 1] === 48) fracEnd--;
-  pos = copyBytes(b, from, from + 10, out, pos);
-  out[pos++] = 0x20;
-  pos = copyBytes(b, from + 11, from + 19, out, pos);
-  if (fracEnd > from + 20) {
-    out[pos++] = 0x2e; // '.'
-    pos = copyBytes(b, from + 20, fracEnd, out, pos);
-  }
-  if (zoned) {
-    out[pos++] = 0x2b; // '+'
-    out[pos++] = 0x30;
-    out[pos++] = 0x30;
-  }
-  return pos;
 }
 
 /** Whether `b[pos, e)` starts with the bytes of `head` (short: a key, a tag). */
@@ -186,9 +161,13 @@ class NdjsonToCopyText implements ByteLineWriter {
         case F_COPY:
           pos = copyBytes(b, this.#from[c], this.#to[c], out, pos);
           break;
-        case F_TIMESTAMP:
-          pos = putPgTextOfIso(b, this.#from[c], this.#to[c], out, pos);
+        case F_TIMESTAMP: {
+          // ISO text, `Z` when zoned: PostgreSQL's text of the Timestamp the row path revives
+          const to = this.#to[c];
+          const zoned = b[to - 1] === 90; // 'Z'
+          pos = putPgTimestampText(b, this.#from[c], zoned ? to - 1 : to, zoned, out, pos);
           break;
+        }
         case F_T:
           out[pos++] = 0x74;
           break;

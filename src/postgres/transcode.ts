@@ -74,3 +74,33 @@ export function copyBytes(src: Buffer, from: number, to: number, out: Buffer, po
   for (let i = from; i < to; i++) out[pos++] = src[i];
   return pos;
 }
+
+/**
+ * The text `pgText` writes for the Timestamp of the fast-range text `b[from, end)` (`YYYY-MM-DD[ T]HH:MM:SS[.f]`,
+ * checked by `isFastTimestampBytes`, its zone suffix left out): date, a space, time, the fraction without trailing
+ * zeros, and `+00` when `zoned` — written into `out` at `pos`; the position after it.
+ */
+export function putPgTimestampText(
+  b: Buffer,
+  from: number,
+  end: number,
+  zoned: boolean,
+  out: Buffer,
+  pos: number,
+): number {
+  let fracEnd = end;
+  while (fracEnd > from + 20 && b[fracEnd - 1] === 48) fracEnd--;
+  pos = copyBytes(b, from, from + 10, out, pos);
+  out[pos++] = 0x20;
+  pos = copyBytes(b, from + 11, from + 19, out, pos);
+  if (fracEnd > from + 20) {
+    out[pos++] = 0x2e; // '.'
+    pos = copyBytes(b, from + 20, fracEnd, out, pos);
+  }
+  if (zoned) {
+    out[pos++] = 0x2b; // '+'
+    out[pos++] = 0x30;
+    out[pos++] = 0x30;
+  }
+  return pos;
+}
