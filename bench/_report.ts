@@ -27,3 +27,16 @@ export function writePerformanceSection(name: string, markdown: string, file = '
     console.warn(`could not format ${file} with biome: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
+
+/** Median and spread of repeated figures. */
+export function stats(xs: number[]): { median: number; min: number; max: number } {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return { median: v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2, min: v[0], max: v[v.length - 1] };
+}
+
+/** `median (min–max)` of repeated figures, each written by `f` (the median alone for one figure). */
+export function spread(xs: number[], f: (x: number) => string): string {
+  const s = stats(xs);
+  return xs.length > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
+}

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { RecordCodec } from '../src/index.js';
-import { writePerformanceSection } from './_report.js';
+import { spread, stats, writePerformanceSection } from './_report.js';
 
 const DEFAULT_URL = 'postgres://root@127.0.0.1:5432/test';
 const here = fileURLToPath(import.meta.url);
@@ -162,13 +162,6 @@ function installed(cmd: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Median and spread of repeated figures. */
-function stats(xs: number[]): { median: number; min: number; max: number } {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return { median: v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2, min: v[0], max: v[v.length - 1] };
 }
 
 interface Round {
@@ -333,10 +326,7 @@ export async function main(args: string[]): Promise<void> {
       ndjson: 'NDJSON',
     };
     /** Median seconds with the spread of the rounds. */
-    const spread = (xs: number[]) => {
-      const s = stats(xs);
-      return `${secs(s.median)} (${secs(s.min)}–${secs(s.max)})`;
-    };
+    const seconds = (xs: number[]) => spread(xs, secs);
     /** Median ratio baseline/ours over the rounds (each round's own baseline), with its spread. */
     const ratio = (ours: (x: Round) => number, base: (x: Round) => number) => {
       const s = stats(all.map((x) => base(x) / ours(x)));
@@ -355,14 +345,14 @@ export async function main(args: string[]): Promise<void> {
       const med = (k: 'e2e' | 'exp' | 'imp', f: (c: ChildResult) => number) =>
         stats(all.map((x) => f(x.results[codec][k]))).median;
       const row = (what: string, k: 'e2e' | 'exp' | 'imp', base: (x: Round) => number, target: string) =>
-        `| ${title[codec]} | ${what} | ${spread(all.map(of(k)))} | ${fmt(rps(med(k, (c) => c.ms)))} | ${med(k, (c) => c.cpuSec).toFixed(1)} | ${spread(all.map(base))} | ${ratio(of(k), base).text} | ${fmt(Math.max(...all.map((x) => x.results[codec][k].peakRssMb)))} | ${(all[0].results[codec][k].bytes / 1048576).toFixed(1)} | ${target} |`;
+        `| ${title[codec]} | ${what} | ${seconds(all.map(of(k)))} | ${fmt(rps(med(k, (c) => c.ms)))} | ${med(k, (c) => c.cpuSec).toFixed(1)} | ${seconds(all.map(base))} | ${ratio(of(k), base).text} | ${fmt(Math.max(...all.map((x) => x.results[codec][k].peakRssMb)))} | ${(all[0].results[codec][k].bytes / 1048576).toFixed(1)} | ${target} |`;
       lines.push(row('end to end (runUnit)', 'e2e', pipe, allEqual(`e2e_${id}`)));
       lines.push(row('export alone (exportUnit)', 'exp', (x) => x.toFileMs, '–'));
       lines.push(row('import alone (importUnit)', 'imp', (x) => x.fromFileMs, allEqual(`import_${id}`)));
     }
     const peerLine =
       all[0].pgcopydbMs !== undefined
-        ? `pgcopydb ${execSync('pgcopydb --version 2>&1', { encoding: 'utf8', shell: '/bin/bash' }).match(/pgcopydb version (\S+)/)?.[1] ?? ''} \`copy table-data --table-jobs 2\` into another database (same primary key) ${spread(all.map((x) => x.pgcopydbMs!))} s (target ${allEqual('pgcopydb_')}, compared by count and md5 of the rows as text in key order).`
+        ? `pgcopydb ${execSync('pgcopydb --version 2>&1', { encoding: 'utf8', shell: '/bin/bash' }).match(/pgcopydb version (\S+)/)?.[1] ?? ''} \`copy table-data --table-jobs 2\` into another database (same primary key) ${seconds(all.map((x) => x.pgcopydbMs!))} s (target ${allEqual('pgcopydb_')}, compared by count and md5 of the rows as text in key order).`
         : 'pgcopydb: not installed on this machine (`apt-get install pgcopydb`), not measured.';
     const vsPeer = (codec: Codec) =>
       all[0].pgcopydbMs !== undefined
@@ -384,8 +374,8 @@ export async function main(args: string[]): Promise<void> {
       `Measured ${startedAt.slice(0, 16)}Z on this machine (Node ${process.version}, ${cpus().length} cores); 1-minute load average`,
       `**${loadStart} at the start and ${loadEnd} at the end**.`,
       '',
-      `Baselines: pipe \`psql copy to stdout | psql copy from stdin\` ${spread(all.map(pipe))} s (target ${allEqual('dst_pipe_')});`,
-      `\`\\copy (…) to '/file'\` ${spread(all.map((x) => x.toFileMs))} s; \`\\copy … from '/file'\` ${spread(all.map((x) => x.fromFileMs))} s (target ${allEqual('dst_copy_from_')}); COPY text ${(statSync(file).size / 1048576).toFixed(1)} MiB.`,
+      `Baselines: pipe \`psql copy to stdout | psql copy from stdin\` ${seconds(all.map(pipe))} s (target ${allEqual('dst_pipe_')});`,
+      `\`\\copy (…) to '/file'\` ${seconds(all.map((x) => x.toFileMs))} s; \`\\copy … from '/file'\` ${seconds(all.map((x) => x.fromFileMs))} s (target ${allEqual('dst_copy_from_')}); COPY text ${(statSync(file).size / 1048576).toFixed(1)} MiB.`,
       peerLine,
       '',
       '| codec | path | seconds | rows/s | Node CPU s | baseline seconds | ratio | peak RSS MiB | staged MiB | target vs source |',

@@ -25,7 +25,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
-import { writePerformanceSection } from './_report.js';
+import { spread, writePerformanceSection } from './_report.js';
 
 const DEFAULT_URL = 'mysql://root@127.0.0.1:3306/test';
 const PG_URL = 'postgres://root@127.0.0.1:5432/test';
@@ -98,18 +98,6 @@ async function childToPg(codec: StagingCodec, database: string, pgSchema: string
     slices: r.stats.slices,
   };
   process.stdout.write(`\n${JSON.stringify(out)}\n`);
-}
-
-/** The median of `xs` (sorted copy; the mean of the middle two for an even count). */
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-/** `median (min–max)` of `xs`, each formatted by `f`. */
-function spread(xs: number[], f: (x: number) => string): string {
-  return xs.length > 1 ? `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})` : f(xs[0]);
 }
 
 /** The sha256 of the source's rows as text (`id name amount created_at tags`, tab-separated lines in key order). */
