@@ -222,5 +222,55 @@ describe.each(['ndjson', 'mysql-tsv'] as const)(
         [null, null],
       ]);
     });
+
+    it('MariaDB columns the client library refuses in a result (__proto__, …) copy to MariaDB and PostgreSQL', async () => {
+      const t = `proto_${codec.replace('-', '_')}`;
+      const cols = '`id` INT PRIMARY KEY, `__proto__` VARCHAR(10), `__lookupGetter__` INT, `#__defineSetter__` TEXT';
+      await my.query(`CREATE TABLE ${t} (${cols})`);
+      await my.query(`INSERT INTO ${t} VALUES (1, 'p', 7, 'x'), (2, NULL, NULL, NULL)`);
+      const unitId = `${my.database}.${t}`;
+      const run = (sink: MySqlSink | PostgresSink, sinkId: string) =>
+        runUnit({
+          source: new MySqlSource({ pool: my.newPool() }),
+          sink,
+          staging: staging(codec),
+          kv: new MemoryKvStore(),
+          unit: { vendor: 'mysql', endpointId: 'cross-proto', unitId, sinkId },
+          mode: 'full',
+        });
+      const want = [
+        ['1', 'p', '7', 'x'],
+        ['2', null, null, null],
+      ];
+      for (const loadMethod of ['load-data', 'insert'] as const) {
+        const target = `${t}_${loadMethod.replace('-', '_')}`;
+        const r = await run(new MySqlSink({ pool: my.newPool(), loadMethod, tables: { [unitId]: target } }), target);
+        expect(r.stats.rowsImported).toBe(2);
+        const got = await my.query<any[]>(
+          `SELECT CAST(id AS CHAR) AS a, \`__proto__\` AS b, CAST(\`__lookupGetter__\` AS CHAR) AS c, \`#__defineSetter__\` AS d FROM ${target} ORDER BY id`,
+        );
+        expect(got.map((g) => [g.a, g.b, g.c, g.d])).toEqual(want);
+      }
+      const r = await run(new PostgresSink({ pool: pg.newPool(), tables: { [unitId]: `${pg.schema}.${t}` } }), 'pg');
+      expect(r.stats.rowsImported).toBe(2);
+      const { rows } = await pg.query(
+        `SELECT id::text AS a, "__proto__" AS b, "__lookupGetter__"::text AS c, "#__defineSetter__" AS d FROM "${pg.schema}".${t} ORDER BY id`,
+      );
+      expect(rows.map((g) => [g.a, g.b, g.c, g.d])).toEqual(want);
+      // the alias of `__proto__` is `#__proto__`: a table holding both is refused naming them, not read wrongly
+      await my.query(`CREATE TABLE ${t}_both (id INT PRIMARY KEY, \`__proto__\` INT, \`#__proto__\` INT)`);
+      await my.query(`INSERT INTO ${t}_both VALUES (1, 2, 3)`);
+      const both = `${my.database}.${t}_both`;
+      const err = await runUnit({
+        source: new MySqlSource({ pool: my.newPool() }),
+        sink: new PostgresSink({ pool: pg.newPool(), tables: { [both]: `${pg.schema}.${t}_both` } }),
+        staging: staging(codec),
+        kv: new MemoryKvStore(),
+        unit: { vendor: 'mysql', endpointId: 'cross-proto', unitId: both, sinkId: 'pg' },
+        mode: 'full',
+      }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'source_failed' });
+      expect(err.message).toContain('"#__proto__"');
+    });
   },
 );
