@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { RecordCodec } from '../src/index.js';
+import { resolvePolicy } from '../src/pipeline/options.js';
 import { spread, stats, writePerformanceSection } from './_report.js';
 
 const DEFAULT_URL = 'postgres://root@127.0.0.1:5432/test';
@@ -33,10 +34,15 @@ const here = fileURLToPath(import.meta.url);
 const CODECS = ['pg-copy', 'arrow', 'ndjson'] as const;
 type Codec = (typeof CODECS)[number];
 type Phase = 'e2e' | 'export' | 'import';
-const SLICE_ROWS = 250_000;
 const CHUNK = 10_000;
-/** `exportConcurrency` of every run; `BENCH_EXPORT_CONCURRENCY` overrides it (the children inherit it). */
-const CONCURRENCY = Number(process.env.BENCH_EXPORT_CONCURRENCY ?? 2);
+/**
+ * The runs take the default policy (what a user who passes none gets); `BENCH_SLICE_ROWS` and
+ * `BENCH_EXPORT_CONCURRENCY` override `sliceMaxRows` and `exportConcurrency` (the children inherit them).
+ */
+const OVERRIDES = {
+  ...(process.env.BENCH_SLICE_ROWS ? { sliceMaxRows: Number(process.env.BENCH_SLICE_ROWS) } : {}),
+  ...(process.env.BENCH_EXPORT_CONCURRENCY ? { exportConcurrency: Number(process.env.BENCH_EXPORT_CONCURRENCY) } : {}),
+};
 
 interface ChildResult {
   phase: Phase;
@@ -50,8 +56,12 @@ interface ChildResult {
   bytes: number;
 }
 
-const DDL = (t: string) =>
-  `CREATE TABLE ${t} (id bigint PRIMARY KEY, name text, amount numeric(12,2), created_at timestamptz, tags jsonb)`;
+/**
+ * A table of the bench's shape. Targets (`target`) are made without autovacuum, every contender's alike: a vacuum of
+ * the million rows one step loaded would otherwise run during the next step, whichever contender that is.
+ */
+const DDL = (t: string, target = true) =>
+  `CREATE TABLE ${t} (id bigint PRIMARY KEY, name text, amount numeric(12,2), created_at timestamptz, tags jsonb)${target ? ' WITH (autovacuum_enabled = off)' : ''}`;
 
 async function codecOf(name: Codec): Promise<RecordCodec> {
   if (name === 'arrow') return (await import('../src/arrow/index.js')).arrowCodec({ batchRows: CHUNK });
@@ -79,17 +89,26 @@ async function child(
   await kv.migrate();
   const unitId = `${schema}.${table}`;
   const codec = await codecOf(codecName);
+  const t0 = performance.now();
+  // `BENCH_TRACE=1`: each event of the run on stderr, with the seconds since the run started
+  const trace = process.env.BENCH_TRACE
+    ? {
+        onEvent: (e: { type: string; slice?: number }) =>
+          process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(3)} ${phase} ${e.type} ${e.slice ?? ''}\n`),
+      }
+    : {};
   const common = {
+    ...trace,
     staging: new ObjectStoreStagingProvider({ store: new FileSystemObjectStore({ root: stagingRoot }), codec }),
     kv,
     unit: { vendor: 'postgres', endpointId: 'bench', unitId, sinkId: target },
     mode: 'full' as const,
-    policy: { chunkSize: CHUNK, sliceMaxRows: SLICE_ROWS, exportConcurrency: CONCURRENCY },
+    policy: OVERRIDES,
   };
   const source = new PostgresSource({ pool });
   const sink = new PostgresSink({ pool, tables: { [unitId]: `${schema}.${target}` }, ledgerTable: `${schema}.ledger` });
   const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
+  const started = performance.now();
   let rows = 0;
   let slices = 0;
   let bytes = 0;
@@ -106,7 +125,7 @@ async function child(
     rows = r.stats.rowsImported;
     ({ slices, bytesStaged: bytes } = r.stats);
   }
-  const ms = performance.now() - t0;
+  const ms = performance.now() - started;
   const cpu = process.cpuUsage(cpu0);
   await pool.end();
   await db.destroy();
@@ -239,7 +258,7 @@ export async function main(args: string[]): Promise<void> {
       ['src', rows],
       ['src_small', small],
     ] as const) {
-      await admin.query(DDL(t(name)));
+      await admin.query(DDL(t(name), false));
       await admin.query(
         `INSERT INTO ${t(name)} SELECT g, 'name-' || g, (g % 1000000) / 100.0,
            '2024-01-01T00:00:00Z'::timestamptz + g * interval '1001 microseconds',
@@ -260,13 +279,21 @@ export async function main(args: string[]): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       const r = `r${round}`;
       for (const name of [`dst_pipe_${r}`, `dst_copy_from_${r}`]) await admin.query(DDL(t(name)));
+      // each timed step starts after a checkpoint: the WAL of the step before is not flushed during this one
+      const settle = async () => {
+        await admin.query('CHECKPOINT');
+        await peer?.query('CHECKPOINT');
+      };
+      await settle();
       console.log(`round ${round}: psql copy to stdout | psql copy from stdin (text) (load ${load()})`);
       const pipeMs = timeShell(
         `set -o pipefail; ${psql} -c "copy (select * from ${sh('src')}) to stdout" | ${psql} -c "copy ${sh(`dst_pipe_${r}`)} from stdin"`,
         env,
       );
+      await settle();
       console.log(`round ${round}: psql \\copy … to '/file'`);
       const toFileMs = timeShell(`${psql} -c "\\copy (select * from ${sh('src')}) to '${file}'"`, env);
+      await settle();
       console.log(`round ${round}: psql \\copy … from '/file'`);
       const fromFileMs = timeShell(`${psql} -c "\\copy ${sh(`dst_copy_from_${r}`)} from '${file}'"`, env);
       let pgcopydbMs: number | undefined;
@@ -274,6 +301,7 @@ export async function main(args: string[]): Promise<void> {
         await peer.query(`DROP TABLE IF EXISTS ${t('src')}`);
         await peer.query(DDL(t('src')));
         const dir = join(tmp, `pgcopydb-${r}`);
+        await settle();
         console.log(`round ${round}: pgcopydb copy table-data --table-jobs 2 (load ${load()})`);
         pgcopydbMs = timeShell(
           `pgcopydb copy table-data --source "${url}" --target "${peerUrl}" --table-jobs 2 --filters "${join(tmp, 'filters.ini')}" --dir "${dir}" >/dev/null 2>&1`,
@@ -288,12 +316,16 @@ export async function main(args: string[]): Promise<void> {
       for (const codec of codecs) {
         const id = `${codec.replace(/\W/g, '_')}_${r}`;
         for (const name of [`e2e_small_${id}`, `e2e_${id}`, `import_${id}`]) await admin.query(DDL(t(name)));
+        await settle();
         console.log(`round ${round}, ${codec}: runUnit at ${fmt(small)} rows (load ${load()})`);
         const e2eSmall = runChild('e2e', codec, schema, 'src_small', `e2e_small_${id}`, join(tmp, `stage-small-${id}`));
+        await settle();
         console.log(`round ${round}, ${codec}: runUnit at ${fmt(rows)} rows (load ${load()})`);
         const e2e = runChild('e2e', codec, schema, 'src', `e2e_${id}`, join(tmp, `stage-e2e-${id}`));
+        await settle();
         console.log(`round ${round}, ${codec}: exportUnit alone (load ${load()})`);
         const exp = runChild('export', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
+        await settle();
         console.log(`round ${round}, ${codec}: importUnit alone (load ${load()})`);
         const imp = runChild('import', codec, schema, 'src', `import_${id}`, join(tmp, `stage-split-${id}`));
         results[codec] = { e2eSmall, e2e, exp, imp };
@@ -361,12 +393,13 @@ export async function main(args: string[]): Promise<void> {
             (x) => x.pgcopydbMs!,
           )
         : undefined;
+    const policy = resolvePolicy(OVERRIDES);
     const md = [
       '## End to end: PostgreSQL → durable staging → PostgreSQL, per codec',
       '',
       `\`npm run bench -- e2e --rows ${rows} --rounds ${rounds}\` — ${fmt(rows)} rows (id bigint, name text, amount numeric(12,2), created_at timestamptz with`,
       `microseconds, tags jsonb) built with generate_series on the local PostgreSQL (${(await admin.query('SHOW server_version')).rows[0].server_version}),`,
-      `planned slices of ≤ ${fmt(SLICE_ROWS)} rows, exportConcurrency ${CONCURRENCY}, chunkSize ${fmt(CHUNK)}, filesystem staging, default policy otherwise (export and import overlapped, ADR 0018), targets created`,
+      `${Object.keys(OVERRIDES).length ? `policy ${JSON.stringify(OVERRIDES)}, default otherwise` : 'the default policy'} (planned slices of ≤ ${fmt(policy.sliceMaxRows)} rows exported ${policy.exportConcurrency} at a time, each imported as it is exported — ADR 0018), filesystem staging, targets created`,
       'fresh (primary key on id, every target alike). Each pipeline phase runs in its own child process (its peak RSS and CPU are its own); the psql',
       `baselines (text format) run in the same benchmark on the same data, in every round. ${rounds} rounds: **median (min–max)**; a ratio is`,
       "baseline seconds / ours, taken per round against that round's baseline (1.00× = as fast as the baseline).",
