@@ -3,8 +3,10 @@ import type { StagingSession } from '../contracts/staging.js';
 import type { RecordSchema } from '../contracts/values.js';
 import { IngestError } from '../errors/ingest-error.js';
 import { recordRows, withSpan } from '../telemetry/tracing.js';
+import { raceAbort } from '../util/abort.js';
 import { logFailure } from '../util/best-effort.js';
 import { LineSizeCheck } from '../util/line-size-check.js';
+import type { LiveHooks, LiveTap } from './live-slice.js';
 import { closingIteration, stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 
@@ -23,6 +25,10 @@ interface Progress {
  * from the source to the staged object without a row object in between. The writer counts the rows (the codec's
  * row counter), hashes and sizes them as for rows; the run's checkpoint is the plan's, as for any planned slice.
  *
+ * `live`: an overlapped import that takes the slice while it is staged (live-slice.ts): the export starts once the
+ * sink would take it next (the import is what bounds the run: an export running ahead only competes with it for the
+ * cores), the tap is asked at the first chunk, and each chunk goes to it as it goes to staging.
+ *
  * Returns `false`, having staged nothing, when the slice must go through rows instead.
  * @internal
  */
@@ -33,6 +39,7 @@ export async function exportEncodedSlice(
   req: ReadRequest<any>,
   slice: SliceSpec,
   progress: Progress,
+  live?: LiveHooks,
 ): Promise<boolean> {
   // Dead-lettering single rows needs rows: such a run takes the row path.
   if ((rc.policy as { onRejectedRow?: string }).onRejectedRow === 'dead-letter') return false;
@@ -61,7 +68,17 @@ export async function exportEncodedSlice(
     return false;
   }
   const encoded = batches;
+  if (live) {
+    try {
+      await raceAbort(live.ready(), rc.signal, `Export (${rc.where(slice.index)})`);
+    } catch (err) {
+      await writer.abort?.(err).catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
+      throw err;
+    }
+  }
   const rowSizes = rowSizeCheck(rc, slice.index, writer.encodingRowsAreLines);
+  let tap: LiveTap | undefined;
+  let tapped = false;
   await withSpan(
     'ingestion.slice',
     { ...rc.attrs(), 'ingestion.slice': slice.index, 'ingestion.codec': codec! },
@@ -75,6 +92,12 @@ export async function exportEncodedSlice(
         for await (const { bytes: chunk, schema } of bytes) {
           if (schema && !progress.schema) progress.schema = schema;
           rowSizes?.check(chunk);
+          if (!tapped) {
+            tapped = true;
+            tap = live?.tap(codec!);
+          }
+          const paced = tap?.write(chunk);
+          if (paced) await paced;
           await stagingCall(
             rc,
             () => writer.writeEncoded!(chunk, { schema: progress.schema }),
@@ -83,8 +106,10 @@ export async function exportEncodedSlice(
           );
         }
         rc.throwIfAborted('Export');
+        tap?.complete();
         await stagingCall(rc, () => writer.close(), `finishing slice ${slice.index}`, slice.index);
       } catch (err) {
+        tap?.fail(err);
         await writer.abort?.(err).catch(logFailure(rc.logger, `aborting the writer of slice ${slice.index}`));
         throw err;
       }

@@ -15,6 +15,7 @@ import { runBounded } from '../util/concurrency.js';
 import { withRetry } from '../util/retry.js';
 import { estimateRowBytes } from '../util/rows.js';
 import { exportEncodedSlice } from './export-encoded.js';
+import type { LiveHooks, LiveTap } from './live-slice.js';
 import type { DeadLetterSink, RejectedRow } from './options.js';
 import { closingIteration, retryEvent, stagingCall, stagingStep } from './phase-support.js';
 import type { RunContext } from './run-context.js';
@@ -49,6 +50,13 @@ export interface ExportHooks {
   /** `estimatedRows`: the planner's estimate, when this call planned. */
   planned(plan: readonly SliceSpec[], staged: readonly StagedSlice[], estimatedRows?: number): Promise<void>;
   staged(index: number): Promise<void>;
+  /**
+   * A pass-through export of slice `index` is about to start: resolves once the sink would take it live (it waits for
+   * it next), or will never (live-slice.ts).
+   */
+  ready?(index: number): Promise<void>;
+  /** Where the sink takes slice `index` while it is staged, if it can now (a pass-through export; live-slice.ts). */
+  live?(index: number, codec: string): LiveTap | undefined;
 }
 
 /**
@@ -144,7 +152,13 @@ export async function exportPhase(
         todo,
         rc.policy.exportConcurrency,
         async (slice) => {
-          await withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress), rc.policy.retry, {
+          const live: LiveHooks | undefined = hooks?.live
+            ? {
+                ready: () => hooks.ready?.(slice.index) ?? Promise.resolve(),
+                tap: (codec) => hooks.live!(slice.index, codec),
+              }
+            : undefined;
+          await withRetry(() => exportPlannedSlice(rc, source, session, req, slice, progress, live), rc.policy.retry, {
             signal: rc.signal,
             onRetry: (r) => retryEvent(rc, 'export', r, slice.index),
           });
@@ -203,9 +217,10 @@ async function exportPlannedSlice(
   req: ReadRequest<any>,
   slice: SliceSpec,
   progress: ExportProgress,
+  live?: LiveHooks,
 ): Promise<void> {
   // pass-through: a source that produces the staging codec's own bytes stages them unchanged (export-encoded.ts)
-  if (source.readEncoded && (await exportEncodedSlice(rc, source, session, req, slice, progress))) return;
+  if (source.readEncoded && (await exportEncodedSlice(rc, source, session, req, slice, progress, live))) return;
   await withSpan('ingestion.slice', { ...rc.attrs(), 'ingestion.slice': slice.index }, async (span) => {
     let writer: RecordWriter | undefined;
     let rows = 0;

@@ -30,7 +30,12 @@ export interface RunPolicy {
   sliceMaxBytes?: number;
   /** A row larger than this (estimated) is refused with `row_rejected`. @defaultValue 64 MiB */
   maxRowBytes?: number;
-  /** Planned slices exported at once. @defaultValue 4 */
+  /**
+   * Planned slices exported at once. One stream by default: with the overlapped import it is the pipe's shape (one
+   * stream out, one in), and on a small machine more export streams only compete with the import for the cores
+   * (docs/performance.md). Raise it for export-only jobs against a server with cores to spare.
+   * @defaultValue 1
+   */
   exportConcurrency?: number;
   /** Retries of retryable failures, per slice on export and per attempt on import. */
   retry?: Partial<RetryPolicy>;
@@ -220,7 +225,7 @@ const DEFAULTS: ResolvedRunPolicy = {
   sliceMaxRows: 500_000,
   sliceMaxBytes: 256 * 1024 * 1024,
   maxRowBytes: 64 * 1024 * 1024,
-  exportConcurrency: 4,
+  exportConcurrency: 1,
   retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 10_000 },
   leaseTtlMs: 60_000,
   kvTimeoutMs: 20_000,

@@ -6,6 +6,7 @@ import { diffSchemas, hasChanges } from '../schema/schema-diff.js';
 import { recordRows } from '../telemetry/tracing.js';
 import { abortable } from '../util/abort.js';
 import type { ExportHooks } from './export-phase.js';
+import { LiveSlice } from './live-slice.js';
 import { stagingCall } from './phase-support.js';
 import type { RunContext } from './run-context.js';
 import type { RunState } from './run-state.js';
@@ -37,6 +38,8 @@ export class OverlappedImport {
   #running: Promise<{ ok: ImportResult } | { err: unknown }> | undefined;
   #rows = 0;
   #finished = false;
+  /** Slices handed to the sink while they export (live-slice.ts), by index. */
+  readonly #live = new Map<number, LiveSlice>();
 
   private constructor(call: OverlapRun) {
     this.#call = call;
@@ -60,7 +63,24 @@ export class OverlappedImport {
   readonly hooks: ExportHooks = {
     planned: (plan, staged, estimatedRows) => this.#start(plan, staged, estimatedRows),
     staged: (index) => this.#staged(index),
+    ready: (index) => this.#feed?.wanted(index) ?? Promise.resolve(),
+    live: (index, codec) => this.#takeLive(index, codec),
   };
+
+  /**
+   * A pass-through slice starts exporting: hand it to the sink now if the sink would take it next and has nothing
+   * else waiting. Never again after a failed attempt: the retry goes through staging (live-slice.ts).
+   */
+  #takeLive(index: number, codec: string): LiveSlice | undefined {
+    const known = this.#live.get(index);
+    if (known) return known.lost || known.sealed ? undefined : known;
+    if (!this.#feed || !this.#call.rc.policy.overlap || !this.#feed.takesNext(index)) return undefined;
+    const { rc, session } = this.#call;
+    const live = new LiveSlice(index, codec, () => session.reader({ slice: index, signal: rc.signal }));
+    this.#live.set(index, live);
+    this.#feed.push(live.importSlice((reader) => guarded(rc.signal, reader, rc.throwIfAborted.bind(rc))));
+    return live;
+  }
 
   async #start(
     plan: readonly { index: number }[],
@@ -100,8 +120,14 @@ export class OverlappedImport {
       },
       rc.ctx(),
     ).then(
-      (ok) => ({ ok }),
-      (err) => ({ err }),
+      (ok) => {
+        feed.close();
+        return { ok };
+      },
+      (err) => {
+        feed.close();
+        return { err };
+      },
     );
     for (const s of staged) this.#push(s);
   }
@@ -126,6 +152,12 @@ export class OverlappedImport {
   #push(s: StagedSlice): void {
     const { rc, session } = this.#call;
     this.#rows += s.rows;
+    const live = this.#live.get(s.index);
+    if (live) {
+      // handed over while it exported: its reader ends now that it is staged
+      live.seal(s);
+      return;
+    }
     const reader = session.reader({ slice: s.index, signal: rc.signal });
     const slice: ImportSlice = {
       index: s.index,
@@ -144,6 +176,7 @@ export class OverlappedImport {
   async cancel(reason: unknown): Promise<void> {
     if (!this.#running || this.#finished) return;
     this.#feed!.fail(reason);
+    for (const live of this.#live.values()) live.abandon(reason);
     const r = await this.#running;
     if ('err' in r) this.#call.rc.logger.info('overlapped import stopped with the export', { error: String(r.err) });
   }

@@ -16,6 +16,10 @@ export class SliceFeed implements AsyncIterable<ImportSlice> {
   #error: { err: unknown } | undefined;
   #wake: (() => void) | undefined;
   #iterated = false;
+  /** The sink stopped taking slices (its import ended or failed). */
+  #closed = false;
+  /** Exports waiting for the sink to want their slice ({@link wanted}). */
+  #wanting: Array<{ index: number; resolve: () => void }> = [];
 
   /** `order`: the slice indices in the order they must reach the sink; none: any order. */
   constructor(order?: readonly number[]) {
@@ -39,6 +43,40 @@ export class SliceFeed implements AsyncIterable<ImportSlice> {
     this.#signal();
   }
 
+  /**
+   * The sink has nothing waiting to be taken and slice `index` would be handed over next: a slice pushed now reaches
+   * it first (what a live slice needs, live-slice.ts).
+   */
+  takesNext(index: number): boolean {
+    if (this.#ended || this.#error || this.#ready.length > 0) return false;
+    return !this.#order || this.#order[this.#nextInOrder] === index;
+  }
+
+  /**
+   * Resolves once the sink waits for its next slice and that is slice `index` (see {@link takesNext}) — or once it
+   * will take no more slices. What a live slice's export waits for before it starts (live-slice.ts).
+   */
+  wanted(index: number): Promise<void> {
+    if (this.#closed || this.#error || this.#ended || (this.#wake && this.takesNext(index))) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#wanting.push({ index, resolve }));
+  }
+
+  /** The sink takes no more slices: every export waiting in {@link wanted} goes on. */
+  close(): void {
+    this.#closed = true;
+    this.#checkWanted();
+  }
+
+  #checkWanted(): void {
+    if (!this.#wanting.length) return;
+    const all = this.#closed || this.#error !== undefined || this.#ended;
+    this.#wanting = this.#wanting.filter((w) => {
+      if (!all && !(this.#wake && this.takesNext(w.index))) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
   /** No more slices: the iteration ends once the ready ones are taken. */
   end(): void {
     this.#ended = true;
@@ -55,6 +93,7 @@ export class SliceFeed implements AsyncIterable<ImportSlice> {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+    this.#checkWanted();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ImportSlice> {
@@ -70,6 +109,7 @@ export class SliceFeed implements AsyncIterable<ImportSlice> {
       if (this.#ended) return;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
+        this.#checkWanted();
       });
     }
   }

@@ -269,6 +269,10 @@ export class PostgresSource extends SqlSource<ColumnInfo, pg.PoolClient> {
       settings: READ_SETTINGS,
       connect: () => this.open(ctx, what),
       prepare: async (client) => {
+        // one of a few slices covering most of the table: a table scan, not the key's index (SliceBounds.scan)
+        if ((bounds as { scan?: boolean }).scan) {
+          await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off');
+        }
         const { unit, queries } = await this.prepareRead(client, req, ctx);
         const parsers = createTypeParsers(unit.info.columns);
         columns = unit.columns.map((c) => ({

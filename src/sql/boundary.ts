@@ -78,6 +78,11 @@ export interface SliceBounds {
   pkGt?: string;
   pkLe?: string;
   empty?: boolean;
+  /**
+   * The slice is one of at most four that together read most of the table: a scan of the table reads its key range
+   * for less than the key's index does (PostgreSQL: 1.07 against 1.38 CPU s for two halves of 1,000,000 rows).
+   */
+  scan?: boolean;
 }
 
 /** One region of a read: its conditions, their parameters, and its dedupe. */

@@ -25,6 +25,8 @@ import type { SourceColumn, SourceDialect, SourceUnit } from './source-dialect.j
 
 const DEFAULT_SLICE_ROWS = 500_000;
 const MAX_SLICES = 1024;
+/** Slices of a plan, at most, that are read by a scan of the table ({@link SliceBounds.scan}). */
+const SCAN_SLICES = 4;
 
 /** The position a run reaches (in one snapshot). */
 export interface Reach {
@@ -316,8 +318,12 @@ export async function planSlices<C extends SourceColumn, S>(
     const n = Math.min(MAX_SLICES, Math.ceil(rows / sliceRows));
     cuts = await d.splitPoints(x.s, unit, where.join(' AND '), p, n, rows);
   }
+  // a few slices covering most of the table: each is read by a scan of the table rather than through the key's index
+  const tableRows = unit.info.estimatedRows ?? 0;
+  const scan = cuts.length > 0 && cuts.length < SCAN_SLICES && tableRows > 0 && rows >= tableRows / 2;
   for (let i = 0; i <= cuts.length; i++) {
     const b: SliceBounds = { ...base };
+    if (scan) b.scan = true;
     if (i > 0) b.pkGt = cuts[i - 1];
     if (i < cuts.length) b.pkLe = cuts[i];
     plan.slices.push({ index: i, bounds: b });

@@ -12,15 +12,18 @@ import { FileSystemObjectStore } from '../../src/fs/index.js';
 import {
   abandonRun,
   checkpointKey,
+  type ImportSlice,
   IngestError,
   type IngestionEvent,
   MemoryKvStore,
   ObjectStoreStagingProvider,
   type RecordCodec,
+  type RecordReader,
   runUnit,
   type SinkEndpoint,
 } from '../../src/index.js';
 import { PostgresSink, PostgresSource, pgCopyCodec } from '../../src/postgres/index.js';
+import { withReader } from '../helpers/import-slice.js';
 import { usePostgres } from '../helpers/pg.js';
 
 const env = usePostgres('overlap');
@@ -137,7 +140,141 @@ function sliceFile(root: string, index: number): string | undefined {
   return walk(root);
 }
 
+/** The source without its pass-through (`readEncoded`): every slice is read as rows and reaches the sink from staging. */
+const rowPath = (real: PostgresSource) =>
+  new Proxy(real, {
+    get(t, p) {
+      if (p === 'readEncoded') return undefined;
+      const v = Reflect.get(t, p, t);
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+
+/**
+ * The sink, recording for each slice whether it was staged when the sink was handed it (`handed`), and the bytes it
+ * read of it before it was staged (`early`); `staged` holds the slices staged so far, filled from the run's events.
+ */
+function recording(
+  real: PostgresSink,
+  staged: Set<number>,
+  handed: Map<number, boolean>,
+  early: Map<number, number> = new Map(),
+): SinkEndpoint {
+  const wrap = (s: ImportSlice): ImportSlice => {
+    handed.set(s.index, staged.has(s.index));
+    const reader: RecordReader = {
+      iterBatches: (n) => s.reader.iterBatches(n),
+      iterEncoded: () =>
+        (async function* () {
+          for await (const chunk of s.reader.iterEncoded!()) {
+            if (!staged.has(s.index)) early.set(s.index, (early.get(s.index) ?? 0) + chunk.byteLength);
+            yield chunk;
+          }
+        })(),
+    };
+    return withReader(s, reader);
+  };
+  return {
+    descriptor: real.descriptor,
+    import: (req, ctx) => real.import(req, ctx),
+    importSlices: (req, ctx) =>
+      real.importSlices(
+        {
+          ...req,
+          slices: (async function* () {
+            for await (const s of req.slices) yield wrap(s);
+          })(),
+        },
+        ctx,
+      ),
+  };
+}
+
 describe('overlapped import (ADR 0018)', () => {
+  for (const [name, codec] of [
+    ['NDJSON', undefined],
+    ['pass-through', pgCopyCodec()],
+  ] as const) {
+    it(`${name}: the sink takes each slice while it is exported (live slices), and lands every row once`, async () => {
+      const staged = new Set<number>();
+      const firstRead = new Map<number, boolean>();
+      const r = await run({
+        codec,
+        sink: (real) => recording(real, staged, firstRead),
+        onEvent: (e) => {
+          if (e.type === 'slice.staged' && e.slice !== undefined) staged.add(e.slice);
+        },
+      });
+      expect(r.error).toBeUndefined();
+      expect(await differing(r.target)).toBe(0);
+      expect([...firstRead.keys()].sort()).toEqual([0, 1, 2, 3]);
+      // every slice was handed to the sink before it was staged
+      expect([...firstRead.values()]).toEqual([false, false, false, false]);
+      expect((await ledger(r.target)).map((l) => l.slice)).toEqual([0, 1, 2, 3]);
+    });
+
+    it(`${name}, row path: slices are handed to the sink once staged`, async () => {
+      const staged = new Set<number>();
+      const firstRead = new Map<number, boolean>();
+      const r = await run({
+        codec,
+        source: rowPath,
+        sink: (real) => recording(real, staged, firstRead),
+        onEvent: (e) => {
+          if (e.type === 'slice.staged' && e.slice !== undefined) staged.add(e.slice);
+        },
+      });
+      expect(r.error).toBeUndefined();
+      expect(await differing(r.target)).toBe(0);
+      expect([...firstRead.values()]).toEqual([true, true, true, true]);
+    });
+  }
+
+  it('pass-through: an export that fails after the sink read part of its live slice rolls the slice back; the import step lands every row once', async () => {
+    let failed = 0;
+    // slice 1's first attempt gives one chunk, waits for the sink to read it, then fails (retryable)
+    const flaky = (real: PostgresSource) =>
+      new Proxy(real, {
+        get(t, p) {
+          const v = Reflect.get(t, p, t);
+          if (p !== 'readEncoded' || typeof v !== 'function') return typeof v === 'function' ? v.bind(t) : v;
+          return (...args: unknown[]) => {
+            const it = v.apply(t, args) as AsyncIterable<{ bytes: Uint8Array }> | undefined;
+            const req = args[1] as { slice?: { index: number } };
+            if (!it || req.slice?.index !== 1 || failed > 0) return it;
+            return (async function* () {
+              for await (const b of it) {
+                yield { ...b, bytes: b.bytes.subarray(0, b.bytes.lastIndexOf(0x0a, 4000) + 1) };
+                await new Promise((res) => setTimeout(res, 300));
+                failed++;
+                throw new IngestError('source_failed', 'connection reset (test)', { retryable: true });
+              }
+            })();
+          };
+        },
+      });
+    const staged = new Set<number>();
+    const firstRead = new Map<number, boolean>();
+    const early = new Map<number, number>();
+    const r = await run({
+      codec: pgCopyCodec(),
+      source: flaky,
+      sink: (real) => recording(real, staged, firstRead, early),
+      onEvent: (e) => {
+        if (e.type === 'slice.staged' && e.slice !== undefined) staged.add(e.slice);
+      },
+    });
+    expect(failed).toBe(1);
+    // the sink had read bytes of slice 1 before the export failed (and before the retry staged it)
+    expect(early.get(1)).toBeGreaterThan(0);
+    expect(r.error).toBeUndefined();
+    expect(r.result!.stats.rowsImported).toBe(ROWS);
+    expect(await differing(r.target)).toBe(0);
+    const retried = r.events.filter((e) => e.type === 'retry.scheduled').map((e) => (e as { phase?: string }).phase);
+    expect(retried.sort()).toEqual(['export', 'import']);
+    expect((await ledger(r.target)).map((l) => l.slice)).toEqual([0, 1, 2, 3]);
+  });
+
   for (const [name, codec] of [
     ['NDJSON', undefined],
     ['pass-through', pgCopyCodec()],
@@ -177,6 +314,8 @@ describe('overlapped import (ADR 0018)', () => {
       let damaged = false;
       const r = await run({
         codec,
+        // the row path: slices reach the sink from staging only (a live slice's bytes are the source's own)
+        source: rowPath,
         onEvent: (e, root) => {
           // the moment slice 1 is staged — before it is handed to the sink — one byte in its middle changes
           if (e.type !== 'slice.staged' || e.slice !== 1) return;

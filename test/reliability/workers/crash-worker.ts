@@ -25,9 +25,18 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { FileSystemObjectStore } from '../../../src/fs/index.js';
-import type { IngestionEvent, KvStore, StagingProvider, StagingSession } from '../../../src/index.js';
+import type {
+  ImportSlice,
+  IngestionEvent,
+  KvStore,
+  RecordReader,
+  StagingProvider,
+  StagingSession,
+} from '../../../src/index.js';
 import { checkpointKey, IngestError, ObjectStoreStagingProvider, runUnit } from '../../../src/index.js';
+import { isLiveSlice } from '../../../src/pipeline/live-slice.js';
 import { PostgresKvStore, PostgresSink, PostgresSource, pgCopyCodec } from '../../../src/postgres/index.js';
+import { withReader } from '../../helpers/import-slice.js';
 
 const env = process.env;
 const schema = need('PG_SCHEMA');
@@ -76,9 +85,11 @@ function wrap<T extends object>(target: T, overrides: Partial<Record<keyof T | s
   });
 }
 
+/** The sink reads slices (the `copy` point counts rows from then on), and the rows it read so far. */
+let importing = false;
+let rowsRead = 0;
+
 function wrapSession(session: StagingSession): StagingSession {
-  let importing = false;
-  let rowsRead = 0;
   return wrap(session, {
     writer: (opts?: Parameters<StagingSession['writer']>[0]) => {
       const w = session.writer(opts);
@@ -101,64 +112,78 @@ function wrapSession(session: StagingSession): StagingSession {
       const r = session.reader(opts);
       if (opts?.slice === undefined) return r;
       importing = true;
-      return {
-        // pass-through slices: the same crash point after CRASH_ROWS rows (newlines) went to COPY
-        ...(r.iterEncoded ? { iterEncoded: () => encodedWithCrashPoint(r.iterEncoded!()) } : {}),
-        async *iterBatches(chunkSize: number) {
-          for await (const batch of r.iterBatches(chunkSize)) {
-            if (importing && rowsRead < crashRows && rowsRead + batch.length >= crashRows) {
-              // Hand the rows before the crash point to COPY first, so the server holds part of the slice.
-              const cut = crashRows - rowsRead;
-              rowsRead += cut;
-              yield batch.slice(0, cut);
-              await new Promise((res) => setTimeout(res, 50));
-              hit('copy');
-              yield batch.slice(cut);
-              rowsRead += batch.length - cut;
-              continue;
-            }
-            rowsRead += batch.length;
-            yield batch;
-          }
-        },
-      };
+      return withCrashPoint(r);
     },
   });
+}
 
-  async function* encodedWithCrashPoint(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-    if (env.CODEC === 'arrow') {
-      // Arrow rows are not lines: the point is reached inside the first chunk of every slice, with the sink's
-      // COPY transaction open and the slice's bytes partly read (what the sink wrote by then is the transcoder's)
-      let first = importing;
-      for await (const chunk of chunks) {
-        if (!first || chunk.length < 2) {
-          yield chunk;
+/** A slice reader with the `copy` point after CRASH_ROWS rows went to the sink (pass-through: newlines). */
+function withCrashPoint(r: RecordReader): RecordReader {
+  return {
+    ...(r.iterEncoded ? { iterEncoded: () => encodedWithCrashPoint(r.iterEncoded!()) } : {}),
+    async *iterBatches(chunkSize: number) {
+      for await (const batch of r.iterBatches(chunkSize)) {
+        if (importing && rowsRead < crashRows && rowsRead + batch.length >= crashRows) {
+          // Hand the rows before the crash point to COPY first, so the server holds part of the slice.
+          const cut = crashRows - rowsRead;
+          rowsRead += cut;
+          yield batch.slice(0, cut);
+          await new Promise((res) => setTimeout(res, 50));
+          hit('copy');
+          yield batch.slice(cut);
+          rowsRead += batch.length - cut;
           continue;
         }
-        first = false;
-        const at = chunk.length >> 1;
-        yield chunk.subarray(0, at);
-        await new Promise((res) => setTimeout(res, 50));
-        hit('copy');
-        yield chunk.subarray(at);
+        rowsRead += batch.length;
+        yield batch;
       }
-      return;
-    }
+    },
+  };
+}
+
+/**
+ * A slice the overlapped import hands over while it is exported (a live slice) is read from the export, not from a
+ * staging reader: its reader gets the `copy` point here, in the sink's wrapper.
+ */
+function liveWithCrashPoint(s: ImportSlice): ImportSlice {
+  if (!isLiveSlice(s)) return s;
+  importing = true;
+  return withReader(s, withCrashPoint(s.reader));
+}
+
+async function* encodedWithCrashPoint(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (env.CODEC === 'arrow') {
+    // Arrow rows are not lines: the point is reached inside the first chunk of every slice, with the sink's
+    // COPY transaction open and the slice's bytes partly read (what the sink wrote by then is the transcoder's)
+    let first = importing;
     for await (const chunk of chunks) {
-      let at = -1;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
-        if (importing && rowsRead < crashRows && ++rowsRead === crashRows) at = i + 1;
-      }
-      if (at < 0) {
+      if (!first || chunk.length < 2) {
         yield chunk;
         continue;
       }
-      // Hand the rows before the crash point to COPY first, so the server holds part of the slice.
+      first = false;
+      const at = chunk.length >> 1;
       yield chunk.subarray(0, at);
       await new Promise((res) => setTimeout(res, 50));
       hit('copy');
       yield chunk.subarray(at);
     }
+    return;
+  }
+  for await (const chunk of chunks) {
+    let at = -1;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      if (importing && rowsRead < crashRows && ++rowsRead === crashRows) at = i + 1;
+    }
+    if (at < 0) {
+      yield chunk;
+      continue;
+    }
+    // Hand the rows before the crash point to COPY first, so the server holds part of the slice.
+    yield chunk.subarray(0, at);
+    await new Promise((res) => setTimeout(res, 50));
+    hit('copy');
+    yield chunk.subarray(at);
   }
 }
 
@@ -281,7 +306,16 @@ async function main(): Promise<number> {
       req: Parameters<PostgresSink['importSlices']>[0],
       ctx: Parameters<PostgresSink['importSlices']>[1],
     ) => {
-      const out = await pgSink.importSlices(req, ctx);
+      const slices = req.slices;
+      const out = await pgSink.importSlices(
+        {
+          ...req,
+          slices: (async function* () {
+            for await (const slice of slices) yield liveWithCrashPoint(slice);
+          })(),
+        },
+        ctx,
+      );
       hit('sink-returned');
       return out;
     },
