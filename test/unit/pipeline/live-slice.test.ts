@@ -152,6 +152,27 @@ describe('LiveSlice', () => {
     await expect(readAll(live.importSlice().reader.iterEncoded!())).rejects.toMatchObject({ code: 'staging_corrupt' });
   });
 
+  it('a slice the sink read live is not read from staging again: a staged copy damaged later does not fail it', async () => {
+    const parts = chunks(300, 50);
+    const store = new MemoryObjectStore();
+    const staging = new ObjectStoreStagingProvider({ store, codec: ndjsonCodec() });
+    const session = await staging.allocateSession(testContext({ runId: 'r1' }));
+    const w = session.writer({ slice: 0 });
+    for (const p of parts) await w.writeEncoded!(p);
+    await w.close();
+    const slice = (await session.describe()).slices[0];
+    let key = '';
+    for await (const o of store.list('')) if (/slice|\.ndjson/.test(o.key) && !o.key.endsWith('.json')) key = o.key;
+    await store.put(key, Buffer.from('{"id":1}\n'));
+    const live = new LiveSlice(0, 'ndjson', () => session.reader({ slice: 0 }), 1 << 20, 1 << 20);
+    const reading = readAll(live.importSlice().reader.iterEncoded!());
+    for (const p of parts) live.write(p);
+    live.complete();
+    await tick();
+    live.seal(slice);
+    expect(await reading).toEqual(concat(parts));
+  });
+
   it('sealed before the sink read a byte: nothing is held, the whole slice comes from staging', async () => {
     const parts = chunks(200, 20);
     const { session, slice } = await staged(parts);
