@@ -283,8 +283,11 @@ export class LiveSlice implements LiveTap {
     }
   }
 
-  /** A sink that takes rows: the staged slice's rows, once staged. */
+  /** A sink that takes rows: the staged slice's rows, once staged (nothing is held for it meanwhile). */
   async *#rows(chunkSize: number): AsyncGenerator<Row[]> {
+    this.#detached = true;
+    this.#queue = [];
+    this.#queued = 0;
     while (!this.#staged) {
       if (this.#failed) throw this.#error;
       await this.#wait();

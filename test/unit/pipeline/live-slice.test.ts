@@ -30,14 +30,29 @@ function chunks(n: number, per: number, tag = 'a'): Uint8Array[] {
 
 const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
 
-/** A session with slice 0 staged from `parts` (what the export's writer does with the same chunks). */
-async function staged(parts: Uint8Array[]): Promise<{ session: StagingSession; slice: StagedSlice }> {
-  const staging = new ObjectStoreStagingProvider({ store: new MemoryObjectStore(), codec: ndjsonCodec() });
+/**
+ * A session with slice 0 staged from `parts` (what the export's writer does with the same chunks); `damage` then
+ * rewrites the staged object's bytes in the store.
+ */
+async function staged(
+  parts: Uint8Array[],
+  damage?: (bytes: Buffer) => Buffer,
+): Promise<{ session: StagingSession; slice: StagedSlice }> {
+  const store = new MemoryObjectStore();
+  const staging = new ObjectStoreStagingProvider({ store, codec: ndjsonCodec() });
   const session = await staging.allocateSession(testContext({ runId: 'r1' }));
   const w = session.writer({ slice: 0 });
   for (const p of parts) await w.writeEncoded!(p);
   await w.close();
   const slice = (await session.describe()).slices.find((s) => s.index === 0)!;
+  if (damage) {
+    let key = '';
+    for await (const o of store.list('')) if (/\.ndjson$/.test(o.key)) key = o.key;
+    expect(key).not.toBe('');
+    const got: Uint8Array[] = [];
+    for await (const c of await store.get(key)) got.push(c);
+    await store.put(key, damage(concat(got)));
+  }
   return { session, slice };
 }
 
@@ -129,22 +144,11 @@ describe('LiveSlice', () => {
   it('the staged rest is verified: a slice damaged in staging fails the reader with staging_corrupt', async () => {
     const parts = chunks(1000, 10);
     const size = parts[0].byteLength;
-    const store = new MemoryObjectStore();
-    const staging = new ObjectStoreStagingProvider({ store, codec: ndjsonCodec() });
-    const session = await staging.allocateSession(testContext({ runId: 'r1' }));
-    const w = session.writer({ slice: 0 });
-    for (const p of parts) await w.writeEncoded!(p);
-    await w.close();
-    const slice = (await session.describe()).slices[0];
     // one byte of the staged object changes
-    let key = '';
-    for await (const o of store.list('')) if (/slice|\.ndjson/.test(o.key) && !o.key.endsWith('.json')) key = o.key;
-    expect(key).not.toBe('');
-    const parts2: Uint8Array[] = [];
-    for await (const c of await store.get(key)) parts2.push(c);
-    const bytes = concat(parts2);
-    bytes[bytes.length - 10] ^= 1;
-    await store.put(key, bytes);
+    const { session, slice } = await staged(parts, (bytes) => {
+      bytes[bytes.length - 10] ^= 1;
+      return bytes;
+    });
     const live = new LiveSlice(0, 'ndjson', () => session.reader({ slice: 0 }), 2 * size, 5 * size);
     for (const p of parts) live.write(p);
     live.complete();
@@ -154,16 +158,7 @@ describe('LiveSlice', () => {
 
   it('a slice the sink read live is not read from staging again: a staged copy damaged later does not fail it', async () => {
     const parts = chunks(300, 50);
-    const store = new MemoryObjectStore();
-    const staging = new ObjectStoreStagingProvider({ store, codec: ndjsonCodec() });
-    const session = await staging.allocateSession(testContext({ runId: 'r1' }));
-    const w = session.writer({ slice: 0 });
-    for (const p of parts) await w.writeEncoded!(p);
-    await w.close();
-    const slice = (await session.describe()).slices[0];
-    let key = '';
-    for await (const o of store.list('')) if (/slice|\.ndjson/.test(o.key) && !o.key.endsWith('.json')) key = o.key;
-    await store.put(key, Buffer.from('{"id":1}\n'));
+    const { session, slice } = await staged(parts, () => Buffer.from('{"id":1}\n'));
     const live = new LiveSlice(0, 'ndjson', () => session.reader({ slice: 0 }), 1 << 20, 1 << 20);
     const reading = readAll(live.importSlice().reader.iterEncoded!());
     for (const p of parts) live.write(p);
