@@ -23,7 +23,7 @@ import {
 import { invalidCheckpoint, type SqlCheckpoint } from './source-config.js';
 import type { SourceColumn, SourceDialect, SourceUnit } from './source-dialect.js';
 
-const DEFAULT_SLICE_ROWS = 500_000;
+const DEFAULT_SLICE_ROWS = 1_000_000;
 const MAX_SLICES = 1024;
 /** Slices of a plan, at most, that are read by a scan of the table ({@link SliceBounds.scan}). */
 const SCAN_SLICES = 4;
