@@ -43,13 +43,27 @@ describe('PostgresSource plan: slice cuts of a large table', () => {
     await env.query(`ANALYZE "${env.schema}".big`);
     const unitId = `${env.schema}.big`;
     const source = new PostgresSource({ pool: env.newPool() });
-    const { sizes, seen } = await sliceSizes(source, unitId, 50_000);
+    const { plan, sizes, seen } = await sliceSizes(source, unitId, 50_000);
+    // more than four slices: each is read through the key's index, not by a scan of the table
+    expect(plan.slices.every((s) => !(s.bounds as { scan?: boolean }).scan)).toBe(true);
     expect(sizes.length).toBeGreaterThanOrEqual(5);
     expect(sizes.length).toBeLessThanOrEqual(6);
     for (const n of sizes) {
       expect(n).toBeGreaterThan(25_000);
       expect(n).toBeLessThan(80_000);
     }
+    expect(seen.size).toBe(300_000);
+    expect([...seen.values()].every((c) => c === 1)).toBe(true);
+    await source.close();
+  });
+
+  it('two slices of the whole table are read by table scans, and between them read every row once', async () => {
+    const unitId = `${env.schema}.big`;
+    const source = new PostgresSource({ pool: env.newPool() });
+    const { plan, sizes, seen } = await sliceSizes(source, unitId, 150_000);
+    expect(plan.slices).toHaveLength(2);
+    expect(plan.slices.every((s) => (s.bounds as { scan?: boolean }).scan === true)).toBe(true);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(300_000);
     expect(seen.size).toBe(300_000);
     expect([...seen.values()].every((c) => c === 1)).toBe(true);
     await source.close();
